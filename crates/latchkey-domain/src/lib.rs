@@ -1,0 +1,18 @@
+//! Latchkey's domain: everything that decides, nothing that waits.
+//!
+//! This crate has no I/O and no async. Time is passed in as a [`Timestamp`],
+//! randomness as an `rand::RngCore`, so every rule here is tested directly
+//! and the storage and HTTP layers stay thin.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod audit;
+pub mod device_grant;
+pub mod names;
+pub mod rate_limit;
+pub mod refresh;
+pub mod scope;
+pub mod secret;
+pub mod time;
+pub mod user_code;
+
+pub use time::Timestamp;

@@ -1,0 +1,219 @@
+//! Names people and apps choose: parsed once at the edge into types that are always valid.
+
+use std::fmt;
+use thiserror::Error;
+
+/// Why a name was refused.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum NameError {
+    /// Nothing (or only spaces) was given.
+    #[error("{0} must not be empty")]
+    Empty(&'static str),
+    /// Longer than allowed.
+    #[error("{what} is at most {max} characters")]
+    TooLong {
+        /// Which name.
+        what: &'static str,
+        /// The limit.
+        max: usize,
+    },
+    /// Shorter than allowed.
+    #[error("{what} needs at least {min} characters")]
+    TooShort {
+        /// Which value.
+        what: &'static str,
+        /// The minimum.
+        min: usize,
+    },
+    /// A character outside what the name allows.
+    #[error("{what} may only contain {allowed}")]
+    BadCharacter {
+        /// Which name.
+        what: &'static str,
+        /// What is allowed, in words.
+        allowed: &'static str,
+    },
+}
+
+/// An account's sign-in name: 1–64 of `a-z 0-9 . _ - @`, stored lowercase.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Username(String);
+
+impl Username {
+    /// Parses a typed username, folding ASCII case.
+    pub fn parse(input: &str) -> Result<Self, NameError> {
+        let s = input.trim().to_ascii_lowercase();
+        if s.is_empty() {
+            return Err(NameError::Empty("a username"));
+        }
+        if s.len() > 64 {
+            return Err(NameError::TooLong {
+                what: "a username",
+                max: 64,
+            });
+        }
+        if !s
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-@".contains(&b))
+        {
+            return Err(NameError::BadCharacter {
+                what: "a username",
+                allowed: "letters, digits, '.', '_', '-' and '@'",
+            });
+        }
+        Ok(Self(s))
+    }
+
+    /// The stored form.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Username {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An OAuth `client_id` chosen by an admin: 1–64 of `a-z 0-9 - _ .`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ClientId(String);
+
+impl ClientId {
+    /// Parses an admin-chosen client ID.
+    pub fn parse(input: &str) -> Result<Self, NameError> {
+        let s = input.trim();
+        if s.is_empty() {
+            return Err(NameError::Empty("a client ID"));
+        }
+        if s.len() > 64 {
+            return Err(NameError::TooLong {
+                what: "a client ID",
+                max: 64,
+            });
+        }
+        if !s
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
+        {
+            return Err(NameError::BadCharacter {
+                what: "a client ID",
+                allowed: "lowercase letters, digits, '-', '_' and '.'",
+            });
+        }
+        Ok(Self(s.to_string()))
+    }
+
+    /// The ID's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ClientId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Free text a person sees (an app's or a device's display name): 1–100 characters, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DisplayName(String);
+
+impl DisplayName {
+    /// Longest display name, in characters.
+    pub const MAX_CHARS: usize = 100;
+
+    /// Parses a display name, trimming surrounding space.
+    pub fn parse(input: &str) -> Result<Self, NameError> {
+        let s = input.trim();
+        if s.is_empty() {
+            return Err(NameError::Empty("a name"));
+        }
+        if s.chars().count() > Self::MAX_CHARS {
+            return Err(NameError::TooLong {
+                what: "a name",
+                max: Self::MAX_CHARS,
+            });
+        }
+        if s.chars().any(char::is_control) {
+            return Err(NameError::BadCharacter {
+                what: "a name",
+                allowed: "printable characters",
+            });
+        }
+        Ok(Self(s.to_string()))
+    }
+
+    /// The name's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for DisplayName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Rules for a new password: long enough to matter, short enough not to be a hashing DoS.
+pub fn check_password(password: &str) -> Result<(), NameError> {
+    if password.chars().count() < 8 {
+        return Err(NameError::TooShort {
+            what: "a password",
+            min: 8,
+        });
+    }
+    if password.len() > 1024 {
+        return Err(NameError::TooLong {
+            what: "a password",
+            max: 1024,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames() {
+        assert_eq!(
+            Username::parse(" Alice ").map(|u| u.to_string()),
+            Ok("alice".into())
+        );
+        assert!(Username::parse("").is_err());
+        assert!(Username::parse("a b").is_err());
+        assert!(Username::parse(&"a".repeat(65)).is_err());
+        assert!(Username::parse("ops@example.com").is_ok());
+    }
+
+    #[test]
+    fn client_ids() {
+        assert!(ClientId::parse("latchkey-cli").is_ok());
+        assert!(ClientId::parse("Bad").is_err());
+        assert!(ClientId::parse("").is_err());
+    }
+
+    #[test]
+    fn display_names() {
+        assert_eq!(
+            DisplayName::parse("  My Laptop ").map(|n| n.to_string()),
+            Ok("My Laptop".into())
+        );
+        assert!(DisplayName::parse("   ").is_err());
+        assert!(DisplayName::parse(&"x".repeat(10_000)).is_err());
+        assert!(DisplayName::parse("a\u{7}b").is_err());
+        assert!(DisplayName::parse("Büro-Rechner ☕").is_ok());
+    }
+
+    #[test]
+    fn passwords() {
+        assert!(check_password("short").is_err());
+        assert!(check_password("long enough").is_ok());
+        assert!(check_password(&"x".repeat(2000)).is_err());
+    }
+}
