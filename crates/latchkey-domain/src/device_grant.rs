@@ -80,7 +80,7 @@ pub struct GrantState {
 }
 
 /// Why a decision could not be recorded.
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Error, PartialEq, Eq)]
 pub enum DecideError {
     /// The code's lifetime is over.
     #[error("this code has expired; start the sign-in again on your device")]

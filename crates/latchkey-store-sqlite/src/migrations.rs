@@ -1,0 +1,35 @@
+//! Embedded schema migrations, applied in order at start, each in its own transaction.
+
+use crate::db_err;
+use latchkey_store::StoreError;
+use rusqlite::Connection;
+
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_foundation.sql"))];
+
+pub(crate) fn run(conn: &mut Connection) -> Result<(), StoreError> {
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")
+        .map_err(db_err)?;
+    for (version, sql) in MIGRATIONS {
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(db_err)?;
+        let applied: bool = tx
+            .query_row(
+                "SELECT EXISTS(SELECT 1 FROM schema_migrations WHERE version = ?1)",
+                [version],
+                |r| r.get(0),
+            )
+            .map_err(db_err)?;
+        if !applied {
+            tracing::info!(version, "applying SQLite migration");
+            tx.execute_batch(sql).map_err(db_err)?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, unixepoch() * 1000)",
+                [version],
+            )
+            .map_err(db_err)?;
+        }
+        tx.commit().map_err(db_err)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,52 @@
+//! A small pool of read connections; WAL lets them read while the writer writes.
+
+use crate::{open_conn, Durability};
+use latchkey_store::{StoreError, StoreResult};
+use rusqlite::Connection;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// Idle connections kept for reuse.
+const MAX_IDLE: usize = 8;
+
+pub(crate) struct Readers {
+    path: PathBuf,
+    durability: Durability,
+    idle: Arc<Mutex<Vec<Connection>>>,
+}
+
+impl Readers {
+    pub(crate) fn new(path: PathBuf, durability: Durability) -> Self {
+        Self {
+            path,
+            durability,
+            idle: Arc::default(),
+        }
+    }
+
+    /// Runs `f` on a read connection on the blocking pool.
+    pub(crate) async fn run<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let idle = self.idle.clone();
+        let path = self.path.clone();
+        let durability = self.durability;
+        tokio::task::spawn_blocking(move || {
+            let taken = idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let conn = match taken {
+                Some(c) => c,
+                None => open_conn(&path, durability)?,
+            };
+            let result = f(&conn);
+            let mut pool = idle.lock().unwrap_or_else(|p| p.into_inner());
+            if pool.len() < MAX_IDLE {
+                pool.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Database(format!("read task failed: {e}")))?
+    }
+}

@@ -1,0 +1,124 @@
+//! The one write connection, on its own thread, committing queued operations in batches.
+
+use crate::db_err;
+use latchkey_store::{StoreError, StoreResult};
+use rusqlite::Connection;
+use std::sync::mpsc;
+use tokio::sync::oneshot;
+
+/// Most operations committed in one transaction; bounds latency under a flood.
+const MAX_BATCH: usize = 512;
+
+trait Job: Send {
+    /// Runs inside the batch; returns whether its changes should be kept.
+    fn run(&mut self, conn: &Connection) -> bool;
+    /// Delivers the result once the batch's fate is known.
+    fn finish(self: Box<Self>, commit: Result<(), &StoreError>);
+}
+
+struct Op<T, F> {
+    f: Option<F>,
+    result: Option<StoreResult<T>>,
+    reply: oneshot::Sender<StoreResult<T>>,
+}
+
+impl<T: Send, F: FnOnce(&Connection) -> StoreResult<T> + Send> Job for Op<T, F> {
+    fn run(&mut self, conn: &Connection) -> bool {
+        let Some(f) = self.f.take() else { return false };
+        let r = f(conn);
+        let keep = r.is_ok();
+        self.result = Some(r);
+        keep
+    }
+
+    fn finish(self: Box<Self>, commit: Result<(), &StoreError>) {
+        let result = match (commit, self.result) {
+            (Ok(()), Some(r)) => r,
+            (Err(e), _) => Err(StoreError::Unavailable(format!("commit failed: {e}"))),
+            (Ok(()), None) => Err(StoreError::Database("operation did not run".into())),
+        };
+        // The caller may have gone away (client disconnected); nothing to do then.
+        let _ = self.reply.send(result);
+    }
+}
+
+/// Handle to the writer thread.
+pub(crate) struct Writer {
+    tx: mpsc::Sender<Box<dyn Job>>,
+}
+
+impl Writer {
+    pub(crate) fn start(conn: Connection) -> Result<Self, StoreError> {
+        let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
+        std::thread::Builder::new()
+            .name("latchkey-sqlite-writer".into())
+            .spawn(move || writer_loop(conn, rx))
+            .map_err(|e| StoreError::Database(format!("cannot start the SQLite writer: {e}")))?;
+        Ok(Self { tx })
+    }
+
+    /// Runs `f` in the next batch and returns its result after the batch commits.
+    pub(crate) async fn run<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        let job: Box<dyn Job> = Box::new(Op {
+            f: Some(f),
+            result: None,
+            reply,
+        });
+        self.tx
+            .send(job)
+            .map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?
+    }
+}
+
+fn writer_loop(conn: Connection, rx: mpsc::Receiver<Box<dyn Job>>) {
+    let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
+    // Blocks until work arrives; ends when every sender (the store) is dropped.
+    while let Ok(first) = rx.recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let commit = run_batch(&conn, &mut batch);
+        if let Err(e) = &commit {
+            tracing::error!(error = %e, ops = batch.len(), "SQLite batch failed");
+        }
+        for job in batch.drain(..) {
+            job.finish(commit.as_ref().map(|_| ()));
+        }
+    }
+}
+
+fn run_batch(conn: &Connection, batch: &mut [Box<dyn Job>]) -> Result<(), StoreError> {
+    conn.execute_batch("BEGIN IMMEDIATE").map_err(db_err)?;
+    for job in batch.iter_mut() {
+        let step = conn
+            .execute_batch("SAVEPOINT op")
+            .and_then(|_| {
+                let keep = job.run(conn);
+                if keep {
+                    conn.execute_batch("RELEASE op")
+                } else {
+                    conn.execute_batch("ROLLBACK TO op; RELEASE op")
+                }
+            })
+            .map_err(db_err);
+        if let Err(e) = step {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(e);
+        }
+    }
+    conn.execute_batch("COMMIT").map_err(|e| {
+        let _ = conn.execute_batch("ROLLBACK");
+        db_err(e)
+    })
+}

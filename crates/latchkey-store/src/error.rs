@@ -1,0 +1,21 @@
+//! Errors every backend reports in the same terms.
+
+use thiserror::Error;
+
+/// A storage failure. Business outcomes (a code not found, a grant expired) are
+/// not errors: they are values in the operation's result.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// A unique value is taken (a username, a client ID).
+    #[error("{0} already exists")]
+    Conflict(&'static str),
+    /// The database cannot be reached or refused service; worth retrying later.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// Stored data does not parse (a bug or tampering).
+    #[error("stored data is not valid: {0}")]
+    Corrupt(String),
+    /// Anything else the database reported.
+    #[error("database error: {0}")]
+    Database(String),
+}

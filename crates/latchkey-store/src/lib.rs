@@ -1,0 +1,141 @@
+//! The storage interface of Latchkey.
+//!
+//! One trait, [`Store`], with an implementation per backend crate
+//! (`latchkey-store-sqlite`, `latchkey-store-postgres`). Operations are
+//! whole domain actions, each one transaction that includes its audit entry,
+//! so no caller can leave half a change behind. Transitions are decided by
+//! `latchkey-domain`; backends only load, ask and write conditionally.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod error;
+pub mod events;
+mod notify;
+mod records;
+
+pub use error::StoreError;
+pub use notify::GrantNotifier;
+pub use records::*;
+
+use async_trait::async_trait;
+use latchkey_domain::audit::{AuditEntry, AuditEvent, ChainHead};
+use latchkey_domain::secret::SecretHash;
+use latchkey_domain::Timestamp;
+
+/// Result of a storage call.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Everything Latchkey keeps. Each method is one transaction.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // ---- users ----
+
+    /// Creates a user and records `user.created` by `actor`. Fails with [`StoreError::Conflict`] if the name is taken.
+    async fn create_user(
+        &self,
+        user: NewUser,
+        actor: Option<String>,
+        now: Timestamp,
+    ) -> StoreResult<UserRecord>;
+    /// Finds a user by (normalised) username.
+    async fn user_by_name(&self, username: &str) -> StoreResult<Option<UserRecord>>;
+    /// How many users exist (to know whether setup is needed).
+    async fn count_users(&self) -> StoreResult<i64>;
+
+    // ---- sessions ----
+
+    /// Stores a new session and records the successful sign-in.
+    async fn create_session(&self, session: NewSession, now: Timestamp) -> StoreResult<()>;
+    /// The live session with this token hash and its user.
+    async fn session(
+        &self,
+        token_hash: &SecretHash,
+        now: Timestamp,
+    ) -> StoreResult<Option<SessionRecord>>;
+    /// Ends a session (sign-out) and records it. Returns whether one was ended.
+    async fn delete_session(&self, token_hash: &SecretHash, now: Timestamp) -> StoreResult<bool>;
+
+    // ---- apps ----
+
+    /// Registers an app and records `app.created`.
+    async fn create_app(
+        &self,
+        app: AppRecord,
+        actor: Option<String>,
+        now: Timestamp,
+    ) -> StoreResult<()>;
+    /// Looks an app up by client ID.
+    async fn app(&self, client_id: &str) -> StoreResult<Option<AppRecord>>;
+    /// Every app, by client ID.
+    async fn list_apps(&self) -> StoreResult<Vec<AppRecord>>;
+
+    // ---- RFC 8628 device grants ----
+
+    /// Stores a new pending grant and records `grant.requested`.
+    async fn create_device_grant(&self, grant: NewDeviceGrant, now: Timestamp) -> StoreResult<()>;
+    /// The grant a user code points at (for the verification page).
+    async fn device_grant_by_user_code(
+        &self,
+        user_code_hash: &SecretHash,
+    ) -> StoreResult<Option<DeviceGrantRecord>>;
+    /// Approves or denies the grant behind a user code, records it, and wakes waiters.
+    async fn decide_device_grant(
+        &self,
+        decision: GrantDecision,
+        now: Timestamp,
+    ) -> StoreResult<DecideResult>;
+    /// Redeems a device code: a poll or an instant-endpoint check. On `Ready`
+    /// the grant is consumed, `mint` stored and `grant.consumed` recorded, all
+    /// at once, so of any number of concurrent callers exactly one gets tokens.
+    async fn redeem_device_grant(&self, redeem: Redeem, now: Timestamp) -> StoreResult<Redeemed>;
+
+    // ---- tokens ----
+
+    /// Exchanges a refresh token for `mint`; a rotated token presented again revokes its family.
+    async fn rotate_refresh_token(
+        &self,
+        rotate: RotateRefresh,
+        now: Timestamp,
+    ) -> StoreResult<Rotated>;
+    /// Revokes the family of a refresh token issued to `client_id`. Returns whether anything was revoked.
+    async fn revoke_refresh_family(
+        &self,
+        token_hash: &SecretHash,
+        client_id: &str,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Looks up a refresh token (for introspection).
+    async fn refresh_token(
+        &self,
+        token_hash: &SecretHash,
+    ) -> StoreResult<Option<RefreshTokenRecord>>;
+    /// Whether a token family is still alive (access tokens carry their family's ID).
+    async fn family_active(&self, family_id: &str) -> StoreResult<bool>;
+
+    // ---- signing keys ----
+
+    /// All signing keys, newest first.
+    async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
+    /// Adds a key and makes it the active one; older keys stay published. Records `key.rotated`.
+    async fn add_signing_key(
+        &self,
+        key: SigningKeyRecord,
+        actor: Option<String>,
+        now: Timestamp,
+    ) -> StoreResult<()>;
+
+    // ---- audit ----
+
+    /// Appends one event on its own (for events with no other change, like a failed sign-in).
+    async fn append_audit(&self, event: AuditEvent, now: Timestamp) -> StoreResult<()>;
+    /// Entries with `seq > after`, oldest first, at most `limit`.
+    async fn audit_entries(&self, after: i64, limit: i64) -> StoreResult<Vec<AuditEntry>>;
+    /// The recorded head of the chain.
+    async fn audit_head(&self) -> StoreResult<ChainHead>;
+
+    // ---- housekeeping ----
+
+    /// Deletes grants, sessions and refresh tokens that ended before `now` (with grace).
+    async fn sweep(&self, now: Timestamp) -> StoreResult<SweepReport>;
+    /// The notifier through which this store announces decided grants (across replicas where the backend can).
+    fn notifier(&self) -> &GrantNotifier;
+}

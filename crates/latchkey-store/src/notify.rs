@@ -1,0 +1,109 @@
+//! Wake-ups for devices waiting on the instant-approval endpoint.
+//!
+//! Within one process this is a map from grant ID to a broadcast channel.
+//! A backend that spans processes (PostgreSQL's LISTEN/NOTIFY) feeds remote
+//! decisions into the same map, so waiters never care where a decision came from.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::broadcast;
+
+/// Fan-out of "grant X was decided" to the requests waiting on X.
+#[derive(Clone, Default)]
+pub struct GrantNotifier {
+    waiters: Arc<Mutex<HashMap<String, broadcast::Sender<()>>>>,
+}
+
+/// A registration for one grant; dropping it cleans up when it was the last waiter.
+pub struct GrantWait {
+    notifier: GrantNotifier,
+    grant_id: String,
+    rx: broadcast::Receiver<()>,
+}
+
+impl GrantNotifier {
+    /// Starts listening for decisions on `grant_id`. Register before checking the
+    /// grant's state, so a decision landing in between is not missed.
+    pub fn subscribe(&self, grant_id: &str) -> GrantWait {
+        let mut map = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
+        let rx = map
+            .entry(grant_id.to_string())
+            .or_insert_with(|| broadcast::channel(1).0)
+            .subscribe();
+        GrantWait {
+            notifier: self.clone(),
+            grant_id: grant_id.to_string(),
+            rx,
+        }
+    }
+
+    /// Wakes every local waiter on `grant_id`.
+    pub fn notify(&self, grant_id: &str) {
+        let map = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tx) = map.get(grant_id) {
+            let _ = tx.send(());
+        }
+    }
+
+    /// How many grants have waiters right now.
+    pub fn waiting_grants(&self) -> usize {
+        self.waiters.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}
+
+impl GrantWait {
+    /// Resolves when the grant is decided (or its channel closes).
+    pub async fn changed(&mut self) {
+        let _ = self.rx.recv().await;
+    }
+}
+
+impl Drop for GrantWait {
+    fn drop(&mut self) {
+        let mut map = self
+            .notifier
+            .waiters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(tx) = map.get(&self.grant_id) {
+            // Our own receiver is still alive during drop, so 1 means "only us".
+            if tx.receiver_count() <= 1 {
+                map.remove(&self.grant_id);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn wakes_subscribers_and_cleans_up() {
+        let n = GrantNotifier::default();
+        let mut a = n.subscribe("g1");
+        let mut b = n.subscribe("g1");
+        n.notify("g1");
+        tokio::time::timeout(Duration::from_secs(1), a.changed())
+            .await
+            .ok();
+        tokio::time::timeout(Duration::from_secs(1), b.changed())
+            .await
+            .ok();
+        assert_eq!(n.waiting_grants(), 1);
+        drop(a);
+        assert_eq!(n.waiting_grants(), 1);
+        drop(b);
+        assert_eq!(n.waiting_grants(), 0);
+    }
+
+    #[tokio::test]
+    async fn notification_for_another_grant_does_not_wake() {
+        let n = GrantNotifier::default();
+        let mut a = n.subscribe("g1");
+        n.notify("g2");
+        let woke = tokio::time::timeout(Duration::from_millis(50), a.changed()).await;
+        assert!(woke.is_err());
+    }
+}
