@@ -1,0 +1,148 @@
+//! Looking up and deciding a device login: the one implementation behind the
+//! verification page, the JSON API and (later) `latchkey approve`.
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::same_network;
+use crate::session::SignedIn;
+use crate::state::{now, AppState};
+use latchkey_domain::device_grant::{DecideError, Decision};
+use latchkey_domain::secret::SecretHash;
+use latchkey_domain::user_code::UserCode;
+use latchkey_proto::api::{DecisionResponse, PendingDeviceLogin};
+use latchkey_store::{DecideResult, DeviceGrantRecord, GrantDecision};
+use std::net::IpAddr;
+
+/// Parses typed code text, counting malformed input as a wrong guess.
+fn parse_code(state: &AppState, who: &SignedIn, ip: IpAddr, typed: &str) -> ApiResult<UserCode> {
+    check_limit(state, who, ip)?;
+    UserCode::parse(typed).map_err(|e| {
+        state
+            .code_limiter
+            .record_failure(&who.limiter_key(), ip, now());
+        ApiError::invalid_request(format!("that is not a valid code: {e}"))
+    })
+}
+
+fn check_limit(state: &AppState, who: &SignedIn, ip: IpAddr) -> ApiResult<()> {
+    if state.code_limiter.allows(&who.limiter_key(), ip, now()) {
+        Ok(())
+    } else {
+        Err(ApiError::too_many_requests(
+            "too many wrong codes; wait a few minutes, then type the code exactly as your device shows it",
+        ))
+    }
+}
+
+fn not_found(state: &AppState, who: &SignedIn, ip: IpAddr) -> ApiError {
+    state
+        .code_limiter
+        .record_failure(&who.limiter_key(), ip, now());
+    ApiError::not_found("no sign-in is waiting for this code; check it against your device")
+}
+
+/// What the approver must see before deciding.
+pub async fn lookup(
+    state: &AppState,
+    who: &SignedIn,
+    ip: IpAddr,
+    typed: &str,
+) -> ApiResult<PendingDeviceLogin> {
+    let code = parse_code(state, who, ip, typed)?;
+    let grant = state
+        .store
+        .device_grant_by_user_code(&SecretHash::of(&code.canonical()))
+        .await?
+        .ok_or_else(|| not_found(state, who, ip))?;
+    let t = now();
+    if grant.state.status != latchkey_domain::device_grant::GrantStatus::Pending {
+        return Err(ApiError::conflict(
+            "this code was already used; start the sign-in again on your device",
+        ));
+    }
+    if grant.state.is_expired(t) {
+        return Err(ApiError::gone(
+            "this code has expired; start the sign-in again on your device",
+        ));
+    }
+    describe(state, &grant, &code, ip).await
+}
+
+async fn describe(
+    state: &AppState,
+    g: &DeviceGrantRecord,
+    code: &UserCode,
+    approver: IpAddr,
+) -> ApiResult<PendingDeviceLogin> {
+    let app_name = state
+        .store
+        .app(&g.client_id)
+        .await?
+        .map(|a| a.display_name)
+        .unwrap_or_else(|| g.client_id.clone());
+    let different_network = match g.requester.ip.parse::<IpAddr>() {
+        Ok(requester) => !same_network(requester, approver),
+        Err(_) => true,
+    };
+    Ok(PendingDeviceLogin {
+        user_code: code.to_string(),
+        client_id: g.client_id.clone(),
+        app_name,
+        scope: g.scope.clone(),
+        requester_ip: g.requester.ip.clone(),
+        requester_user_agent: g.requester.user_agent.clone(),
+        device_name: g.requester.device_name.clone(),
+        requested_at_ms: g.created_at.as_millis(),
+        expires_at_ms: g.state.expires_at.as_millis(),
+        different_network,
+    })
+}
+
+/// Parses `approve` / `deny`.
+pub fn parse_decision(s: &str) -> ApiResult<Decision> {
+    match s {
+        "approve" => Ok(Decision::Approve),
+        "deny" => Ok(Decision::Deny),
+        other => Err(ApiError::invalid_request(format!(
+            "decision must be \"approve\" or \"deny\", not {other:?}"
+        ))),
+    }
+}
+
+/// Records the signed-in user's decision on the code.
+pub async fn decide(
+    state: &AppState,
+    who: &SignedIn,
+    ip: IpAddr,
+    typed: &str,
+    decision: Decision,
+) -> ApiResult<DecisionResponse> {
+    let code = parse_code(state, who, ip, typed)?;
+    let result = state
+        .store
+        .decide_device_grant(
+            GrantDecision {
+                user_code_hash: SecretHash::of(&code.canonical()),
+                user_id: who.user.id.clone(),
+                decision,
+                ip: ip.to_string(),
+            },
+            now(),
+        )
+        .await?;
+    match result {
+        DecideResult::Decided(g) => Ok(DecisionResponse {
+            status: match decision {
+                Decision::Approve => "approved".into(),
+                Decision::Deny => "denied".into(),
+            },
+            client_id: g.client_id,
+        }),
+        DecideResult::NotFound => Err(not_found(state, who, ip)),
+        DecideResult::Refused(DecideError::Expired) => Err(ApiError::gone(
+            "this code has expired; start the sign-in again on your device",
+        )),
+        DecideResult::Refused(DecideError::AlreadyDecided) => Err(ApiError::conflict(
+            "this code was already approved or denied",
+        )),
+    }
+}

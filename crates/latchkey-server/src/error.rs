@@ -1,0 +1,165 @@
+//! The one error type of the HTTP layer and its mapping to responses.
+//!
+//! Handlers return `ApiError`; this file alone decides statuses and bodies.
+//! Every body has the RFC 6749 §5.2 shape (`error`, `error_description`), so
+//! OAuth libraries and our own client parse failures the same way.
+//! Internal details are logged, never sent.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use latchkey_proto::oauth::ErrorBody;
+use latchkey_store::StoreError;
+
+/// A failed request.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A protocol-level error with its code, status and explanation.
+    #[error("{code}: {description}")]
+    Protocol {
+        /// HTTP status.
+        status: StatusCode,
+        /// RFC 6749 style error code.
+        code: &'static str,
+        /// What went wrong and what to do, for a person.
+        description: String,
+    },
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A bug or environment failure inside the server.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+macro_rules! constructors {
+    ($($(#[$doc:meta])* $name:ident => ($status:expr, $code:literal);)*) => {
+        impl ApiError {
+            $(
+                $(#[$doc])*
+                pub fn $name(description: impl Into<String>) -> Self {
+                    ApiError::Protocol { status: $status, code: $code, description: description.into() }
+                }
+            )*
+        }
+    };
+}
+
+constructors! {
+    /// 400 `invalid_request`: malformed or missing parameters.
+    invalid_request => (StatusCode::BAD_REQUEST, "invalid_request");
+    /// 401 `invalid_client`: unknown client or wrong secret.
+    invalid_client => (StatusCode::UNAUTHORIZED, "invalid_client");
+    /// 400 `invalid_grant`: unknown, spent or foreign code or token.
+    invalid_grant => (StatusCode::BAD_REQUEST, "invalid_grant");
+    /// 400 `unauthorized_client`: the app may not use this grant.
+    unauthorized_client => (StatusCode::BAD_REQUEST, "unauthorized_client");
+    /// 400 `unsupported_grant_type`.
+    unsupported_grant_type => (StatusCode::BAD_REQUEST, "unsupported_grant_type");
+    /// 400 `unsupported_token_type` (RFC 7009).
+    unsupported_token_type => (StatusCode::BAD_REQUEST, "unsupported_token_type");
+    /// 400 `invalid_scope`.
+    invalid_scope => (StatusCode::BAD_REQUEST, "invalid_scope");
+    /// 400 `authorization_pending` (RFC 8628 §3.5).
+    authorization_pending => (StatusCode::BAD_REQUEST, "authorization_pending");
+    /// 400 `slow_down` (RFC 8628 §3.5).
+    slow_down => (StatusCode::BAD_REQUEST, "slow_down");
+    /// 400 `access_denied` (RFC 8628 §3.5).
+    access_denied => (StatusCode::BAD_REQUEST, "access_denied");
+    /// 400 `expired_token` (RFC 8628 §3.5).
+    expired_token => (StatusCode::BAD_REQUEST, "expired_token");
+    /// 401 `invalid_token`: a bearer token that is missing, expired or revoked (RFC 6750).
+    invalid_token => (StatusCode::UNAUTHORIZED, "invalid_token");
+    /// 401 `unauthenticated`: the JSON API needs a signed-in session.
+    unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated");
+    /// 401 `invalid_credentials`: wrong username or password.
+    invalid_credentials => (StatusCode::UNAUTHORIZED, "invalid_credentials");
+    /// 403 `forbidden`: signed in, but not allowed (e.g. a bad CSRF token).
+    forbidden => (StatusCode::FORBIDDEN, "forbidden");
+    /// 404 `not_found`.
+    not_found => (StatusCode::NOT_FOUND, "not_found");
+    /// 409 `conflict`: the thing exists or was already decided.
+    conflict => (StatusCode::CONFLICT, "conflict");
+    /// 410 `expired`: it existed but its time is over.
+    gone => (StatusCode::GONE, "expired");
+    /// 413 `request_too_large`.
+    too_large => (StatusCode::PAYLOAD_TOO_LARGE, "request_too_large");
+    /// 415 `unsupported_media_type`.
+    unsupported_media_type => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
+    /// 429 `too_many_requests`.
+    too_many_requests => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests");
+}
+
+impl ApiError {
+    /// Status, code and the description safe to show.
+    pub fn parts(&self) -> (StatusCode, &'static str, String) {
+        match self {
+            ApiError::Protocol {
+                status,
+                code,
+                description,
+            } => (*status, code, description.clone()),
+            ApiError::Store(StoreError::Unavailable(_)) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "the server cannot reach its database right now; try again shortly".into(),
+            ),
+            ApiError::Store(StoreError::Conflict(what)) => (
+                StatusCode::CONFLICT,
+                "conflict",
+                format!("{what} already exists"),
+            ),
+            ApiError::Store(_) | ApiError::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "the server failed; this is logged".into(),
+            ),
+        }
+    }
+
+    /// Logs what the client will not see.
+    pub fn log(&self) {
+        match self {
+            ApiError::Protocol { status, code, .. } if status.is_server_error() => {
+                tracing::error!(code, "{self}")
+            }
+            ApiError::Protocol {
+                code, description, ..
+            } => tracing::debug!(code, description, "request refused"),
+            ApiError::Store(StoreError::Unavailable(e)) => {
+                tracing::warn!(error = %e, "database unavailable")
+            }
+            ApiError::Store(_) | ApiError::Internal(_) => {
+                tracing::error!(error = %self, "request failed")
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.log();
+        let (status, code, description) = self.parts();
+        let body = ErrorBody {
+            error: code.to_string(),
+            error_description: Some(description),
+        };
+        let mut resp = (status, axum::Json(body)).into_response();
+        let h = resp.headers_mut();
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if status == StatusCode::UNAUTHORIZED {
+            let challenge = if code == "invalid_client" {
+                "Basic realm=\"latchkey\""
+            } else {
+                "Bearer realm=\"latchkey\""
+            };
+            h.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
+        }
+        resp
+    }
+}
+
+/// Result of a handler.
+pub type ApiResult<T> = Result<T, ApiError>;

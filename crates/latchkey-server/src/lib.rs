@@ -1,0 +1,208 @@
+//! Latchkey's HTTP server.
+//!
+//! [`Server::new`] prepares state over any [`latchkey_store::Store`];
+//! [`Server::run`] serves a listener until a shutdown future resolves, then
+//! lets in-flight requests finish (long-polls are released at once).
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod client_auth;
+pub mod config;
+pub mod device_flow;
+pub mod error;
+pub mod extract;
+pub mod janitor;
+pub mod keys;
+pub mod passwords;
+pub mod rate_limit;
+pub mod routes;
+pub mod session;
+pub mod sign_in;
+pub mod state;
+pub mod tokens;
+
+use crate::config::ServerConfig;
+use crate::error::ApiError;
+use crate::keys::KeyRing;
+use crate::rate_limit::CodeEntryLimiter;
+use crate::routes::{
+    api, device_authorization, device_wait, discovery, introspect, pages, paths, revoke, token,
+    userinfo,
+};
+use crate::state::{now, AppState};
+use axum::http::{header, HeaderName, HeaderValue};
+use axum::routing::{get, post};
+use axum::Router;
+use latchkey_store::{AppRecord, ClientKind, GrantType, Store, StoreError};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+/// A configured server, ready to run.
+pub struct Server {
+    state: AppState,
+    shutdown_tx: watch::Sender<bool>,
+}
+
+/// The built-in public app our own CLI signs in as.
+pub fn builtin_cli_app() -> AppRecord {
+    AppRecord {
+        client_id: latchkey_proto::CLI_CLIENT_ID.into(),
+        display_name: "Latchkey CLI".into(),
+        kind: ClientKind::Public,
+        secret_hash: None,
+        grant_types: vec![GrantType::DeviceCode, GrantType::RefreshToken],
+        redirect_uris: vec![],
+        created_at: now(),
+    }
+}
+
+/// Registers the built-in CLI app if it is missing (idempotent, safe across replicas).
+pub async fn ensure_builtin_app(store: &dyn Store) -> Result<(), ApiError> {
+    if store.app(latchkey_proto::CLI_CLIENT_ID).await?.is_none() {
+        match store
+            .create_app(builtin_cli_app(), Some("system".into()), now())
+            .await
+        {
+            Ok(()) | Err(StoreError::Conflict(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+impl Server {
+    /// Loads keys (making the first), registers the built-in app, and builds state.
+    pub async fn new(store: Arc<dyn Store>, config: ServerConfig) -> Result<Self, ApiError> {
+        ensure_builtin_app(store.as_ref()).await?;
+        let max_lifetime = config.access_token_lifetime_secs;
+        let keys = KeyRing::load(store.as_ref(), max_lifetime).await?;
+        let (shutdown_tx, shutting_down) = watch::channel(false);
+        let state = AppState {
+            code_limiter: Arc::new(CodeEntryLimiter::new(config.code_entry_limits, now())),
+            store,
+            config: Arc::new(config),
+            keys: Arc::new(keys),
+            shutting_down,
+        };
+        Ok(Self { state, shutdown_tx })
+    }
+
+    /// The shared state (for tests and admin tooling).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// The router with every route and the security headers.
+    pub fn router(&self) -> Router {
+        router(self.state.clone())
+    }
+
+    /// Serves `listener` until `shutdown` resolves, then drains in-flight requests.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let janitor = tokio::spawn(janitor::run(self.state.clone()));
+        let app = self
+            .router()
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let tx = self.shutdown_tx;
+        let result = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                tracing::info!("shutting down: finishing in-flight requests");
+                // Releases long-polls so they answer `authorization_pending` now.
+                let _ = tx.send(true);
+            })
+            .await;
+        janitor.abort();
+        result
+    }
+}
+
+fn router(state: AppState) -> Router {
+    let oauth = Router::new()
+        .route(
+            paths::DEVICE_AUTHORIZATION,
+            post(device_authorization::handle),
+        )
+        .route(paths::TOKEN, post(token::handle))
+        .route(paths::DEVICE_WAIT, post(device_wait::handle))
+        .route(paths::INTROSPECT, post(introspect::handle))
+        .route(paths::REVOKE, post(revoke::handle))
+        .route(
+            paths::USERINFO,
+            get(userinfo::handle).post(userinfo::handle),
+        )
+        .route(paths::JWKS, get(discovery::jwks))
+        .route(
+            "/.well-known/openid-configuration",
+            get(discovery::metadata),
+        )
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(discovery::metadata),
+        );
+    let api = Router::new()
+        .route(
+            "/api/v1/session",
+            post(api::create_session).delete(api::delete_session),
+        )
+        .route("/api/v1/me", get(api::whoami))
+        .route("/api/v1/device/lookup", post(api::lookup))
+        .route("/api/v1/device/decision", post(api::decide))
+        .route("/api/v1/{*rest}", axum::routing::any(api::not_found));
+    let pages = Router::new()
+        .route("/", get(pages::home))
+        .route(
+            "/signin",
+            get(pages::signin_form).post(pages::signin_submit),
+        )
+        .route("/signout", post(pages::signout))
+        .route(
+            latchkey_proto::VERIFICATION_PATH,
+            get(pages::device_form).post(pages::device_lookup),
+        )
+        .route("/device/decision", post(pages::device_decide))
+        .route("/static/latchkey.css", get(pages::stylesheet))
+        .route("/healthz", get(|| async { "ok" }));
+    oauth
+        .merge(api)
+        .merge(pages)
+        .fallback(|| async { ApiError::not_found("no such page or endpoint") })
+        .layer(security_headers())
+        .with_state(state)
+}
+
+/// Headers on every response: pages that approve anything must not be framed or sniffed.
+fn security_headers() -> tower::layer::util::Stack<
+    SetResponseHeaderLayer<HeaderValue>,
+    tower::layer::util::Stack<
+        SetResponseHeaderLayer<HeaderValue>,
+        tower::layer::util::Stack<
+            SetResponseHeaderLayer<HeaderValue>,
+            SetResponseHeaderLayer<HeaderValue>,
+        >,
+    >,
+> {
+    let set = |name: HeaderName, value: &'static str| {
+        SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
+    };
+    tower::layer::util::Stack::new(
+        set(header::X_FRAME_OPTIONS, "DENY"),
+        tower::layer::util::Stack::new(
+            set(
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'",
+            ),
+            tower::layer::util::Stack::new(
+                set(header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+                set(header::REFERRER_POLICY, "no-referrer"),
+            ),
+        ),
+    )
+}

@@ -1,0 +1,99 @@
+//! RFC 8628 §3.1–3.2: a device asks to sign in and gets its codes.
+
+use super::discovery::SCOPES;
+use super::no_store;
+use crate::client_auth::{authenticate, FormCredentials};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ClientIp, Form, UserAgent};
+use crate::state::{now, AppState};
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use latchkey_domain::device_grant::GrantState;
+use latchkey_domain::names::DisplayName;
+use latchkey_domain::scope::Scope;
+use latchkey_domain::secret::{Secret, SecretHash, SecretKind};
+use latchkey_domain::user_code::UserCode;
+use latchkey_proto::oauth::DeviceAuthorization;
+use latchkey_store::{GrantType, NewDeviceGrant, Requester, StoreError};
+use serde::Deserialize;
+
+/// The form body.
+#[derive(Deserialize)]
+pub struct Params {
+    #[serde(flatten)]
+    creds: FormCredentials,
+    scope: Option<String>,
+    /// Latchkey extension: a name for the device, shown to the approver.
+    device_name: Option<String>,
+}
+
+/// `POST /oauth/device_authorization`.
+pub async fn handle(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    UserAgent(ua): UserAgent,
+    headers: HeaderMap,
+    Form(p): Form<Params>,
+) -> ApiResult<Response> {
+    let app = authenticate(&state, &headers, &p.creds).await?;
+    if !app.allows(GrantType::DeviceCode) {
+        return Err(ApiError::unauthorized_client(format!(
+            "the app {:?} is not allowed to use device login; an admin can enable it",
+            app.client_id
+        )));
+    }
+    let scope = Scope::parse(p.scope.as_deref().unwrap_or(""))
+        .map_err(|e| ApiError::invalid_scope(e.to_string()))?;
+    if let Some(unknown) = scope.iter().find(|s| !SCOPES.contains(s)) {
+        return Err(ApiError::invalid_scope(format!(
+            "unknown scope {unknown:?}; supported: {}",
+            SCOPES.join(" ")
+        )));
+    }
+    let device_name = p
+        .device_name
+        .as_deref()
+        .map(DisplayName::parse)
+        .transpose()
+        .map_err(|e| ApiError::invalid_request(format!("device_name: {e}")))?;
+    let c = &state.config;
+
+    // A user code may collide with a live one (20^8 codes); draw again.
+    for _ in 0..4 {
+        let t = now();
+        let device_code = Secret::generate(SecretKind::DeviceCode, &mut rand::rngs::OsRng);
+        let user_code = UserCode::generate(&mut rand::rngs::OsRng);
+        let grant = NewDeviceGrant {
+            id: uuid::Uuid::now_v7().to_string(),
+            client_id: app.client_id.clone(),
+            scope: scope.to_string(),
+            device_code_hash: device_code.hash(),
+            user_code_hash: SecretHash::of(&user_code.canonical()),
+            state: GrantState::new(t, c.device_code_lifetime_secs, c.poll_interval_secs),
+            requester: Requester {
+                ip: ip.to_string(),
+                user_agent: ua.clone(),
+                device_name: device_name.as_ref().map(|n| n.to_string()),
+            },
+        };
+        match state.store.create_device_grant(grant, t).await {
+            Ok(()) => {
+                let verification_uri = c.url(latchkey_proto::VERIFICATION_PATH);
+                return Ok(no_store(DeviceAuthorization {
+                    device_code: device_code.expose().to_string(),
+                    user_code: user_code.to_string(),
+                    verification_uri_complete: format!("{verification_uri}?user_code={user_code}"),
+                    verification_uri,
+                    expires_in: c.device_code_lifetime_secs,
+                    interval: c.poll_interval_secs,
+                }));
+            }
+            Err(StoreError::Conflict(_)) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::Internal(
+        "could not draw a unique user code".into(),
+    ))
+}

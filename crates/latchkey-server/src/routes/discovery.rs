@@ -1,0 +1,43 @@
+//! Discovery: RFC 8414 and OIDC metadata (one document), and the JWK Set.
+
+use super::paths;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::Json;
+use latchkey_proto::oauth::{Discovery, JwkSet};
+
+/// Scopes this server grants.
+pub const SCOPES: &[&str] = &["openid", "profile", "offline_access"];
+
+/// `GET /.well-known/openid-configuration` and `/.well-known/oauth-authorization-server`.
+pub async fn metadata(State(state): State<AppState>) -> Json<Discovery> {
+    let c = &state.config;
+    Json(Discovery {
+        issuer: c.public_url.clone(),
+        device_authorization_endpoint: c.url(paths::DEVICE_AUTHORIZATION),
+        token_endpoint: c.url(paths::TOKEN),
+        introspection_endpoint: c.url(paths::INTROSPECT),
+        revocation_endpoint: c.url(paths::REVOKE),
+        userinfo_endpoint: c.url(paths::USERINFO),
+        jwks_uri: c.url(paths::JWKS),
+        grant_types_supported: vec![
+            latchkey_proto::DEVICE_CODE_GRANT.into(),
+            "refresh_token".into(),
+        ],
+        response_types_supported: vec![],
+        scopes_supported: SCOPES.iter().map(|s| s.to_string()).collect(),
+        token_endpoint_auth_methods_supported: vec![
+            "none".into(),
+            "client_secret_basic".into(),
+            "client_secret_post".into(),
+        ],
+        subject_types_supported: vec!["public".into()],
+        id_token_signing_alg_values_supported: vec!["EdDSA".into()],
+        latchkey_device_wait_endpoint: c.url(paths::DEVICE_WAIT),
+    })
+}
+
+/// `GET /oauth/jwks`.
+pub async fn jwks(State(state): State<AppState>) -> Json<JwkSet> {
+    Json(state.keys.jwks())
+}

@@ -1,0 +1,86 @@
+//! RFC 7662 token introspection, for apps and resource servers.
+//!
+//! Confidential apps may introspect any token (they are typically resource
+//! servers); public apps only tokens issued to themselves. Anything else,
+//! and anything invalid, revoked or expired, is `{"active": false}`.
+
+use super::no_store;
+use crate::client_auth::{authenticate, FormCredentials};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::Form;
+use crate::state::{now, AppState};
+use crate::tokens;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use latchkey_domain::secret::SecretHash;
+use latchkey_proto::oauth::Introspection;
+use latchkey_store::{AppRecord, ClientKind};
+use serde::Deserialize;
+
+/// The form body.
+#[derive(Deserialize)]
+pub struct Params {
+    #[serde(flatten)]
+    creds: FormCredentials,
+    token: Option<String>,
+    #[allow(dead_code)]
+    token_type_hint: Option<String>,
+}
+
+fn may_see(app: &AppRecord, client_id: &str) -> bool {
+    app.kind == ClientKind::Confidential || app.client_id == client_id
+}
+
+/// `POST /oauth/introspect`.
+pub async fn handle(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(p): Form<Params>,
+) -> ApiResult<Response> {
+    let app = authenticate(&state, &headers, &p.creds).await?;
+    let token = p
+        .token
+        .as_deref()
+        .ok_or_else(|| ApiError::invalid_request("token is required"))?;
+    let inactive = || Ok(no_store(Introspection::default()));
+    if let Some(c) = tokens::verify_access(&state, token).await? {
+        if !may_see(&app, &c.client_id) {
+            return inactive();
+        }
+        return Ok(no_store(Introspection {
+            active: true,
+            scope: Some(c.scope),
+            client_id: Some(c.client_id),
+            username: Some(c.preferred_username),
+            token_type: Some("access_token".into()),
+            exp: Some(c.exp),
+            iat: Some(c.iat),
+            sub: Some(c.sub),
+            aud: Some(c.aud),
+            iss: Some(c.iss),
+        }));
+    }
+    if token.len() > 128 {
+        return inactive();
+    }
+    let Some(r) = state.store.refresh_token(&SecretHash::of(token)).await? else {
+        return inactive();
+    };
+    let t = now();
+    if r.rotated || r.family_revoked || t >= r.expires_at || !may_see(&app, &r.client_id) {
+        return inactive();
+    }
+    Ok(no_store(Introspection {
+        active: true,
+        scope: Some(r.scope),
+        client_id: Some(r.client_id.clone()),
+        username: Some(r.username),
+        token_type: Some("refresh_token".into()),
+        exp: Some(r.expires_at.as_secs()),
+        iat: Some(r.created_at.as_secs()),
+        sub: Some(r.user_id),
+        aud: Some(r.client_id),
+        iss: Some(state.config.public_url.clone()),
+    }))
+}

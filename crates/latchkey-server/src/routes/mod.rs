@@ -1,0 +1,42 @@
+//! HTTP routes, one file per endpoint family.
+
+pub mod api;
+pub mod device_authorization;
+pub mod device_wait;
+pub mod discovery;
+pub mod introspect;
+pub mod pages;
+pub mod revoke;
+pub mod token;
+pub mod userinfo;
+
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+
+/// Paths of the OAuth endpoints, in one place for the router and discovery.
+pub mod paths {
+    /// RFC 8628 device authorization.
+    pub const DEVICE_AUTHORIZATION: &str = "/oauth/device_authorization";
+    /// Token endpoint.
+    pub const TOKEN: &str = "/oauth/token";
+    /// Latchkey's instant-approval long-poll.
+    pub const DEVICE_WAIT: &str = "/oauth/device/wait";
+    /// RFC 7662.
+    pub const INTROSPECT: &str = "/oauth/introspect";
+    /// RFC 7009.
+    pub const REVOKE: &str = "/oauth/revoke";
+    /// OIDC userinfo.
+    pub const USERINFO: &str = "/oauth/userinfo";
+    /// JWK Set.
+    pub const JWKS: &str = "/oauth/jwks";
+}
+
+/// Wraps a JSON body with `Cache-Control: no-store` (for anything carrying codes or tokens).
+pub fn no_store<T: serde::Serialize>(body: T) -> Response {
+    let mut resp = axum::Json(body).into_response();
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp.headers_mut()
+        .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    resp
+}

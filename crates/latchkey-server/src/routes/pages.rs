@@ -1,0 +1,442 @@
+//! Server-rendered pages: sign-in, sign-out, and the device verification page.
+//!
+//! Every page is framing-proof (headers set in `lib.rs`); forms carry a CSRF
+//! token; approving takes two deliberate steps even when the code arrives
+//! pre-filled in a link (RFC 8628 §5.4, §5.7).
+
+use crate::device_flow;
+use crate::error::ApiError;
+use crate::extract::{ClientIp, Form};
+use crate::session::{
+    cookie, set_cookie, MaybeSignedIn, SignedIn, SESSION_COOKIE, SIGNIN_CSRF_COOKIE,
+};
+use crate::sign_in;
+use crate::state::AppState;
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use latchkey_domain::device_grant::Decision;
+use latchkey_domain::secret::{Secret, SecretKind};
+use latchkey_domain::user_code::UserCode;
+use latchkey_proto::api::PendingDeviceLogin;
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+/// A failure shown as a page instead of JSON; same statuses as the API.
+pub struct PageError(ApiError);
+
+impl From<ApiError> for PageError {
+    fn from(e: ApiError) -> Self {
+        PageError(e)
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        self.0.log();
+        let (status, _, message) = self.0.parts();
+        let page = ErrorPage {
+            signed_in_as: None,
+            csrf: String::new(),
+            heading: "Something went wrong".into(),
+            message,
+            back: "/".into(),
+        };
+        render(status, &page)
+    }
+}
+
+type PageResult = Result<Response, PageError>;
+
+fn render<T: Template>(status: StatusCode, t: &T) -> Response {
+    match t.render() {
+        Ok(html) => {
+            let mut resp = (status, Html(html)).into_response();
+            // Pages show codes and decisions: never cache them.
+            resp.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            resp
+        }
+        Err(e) => ApiError::Internal(format!("template failed: {e}")).into_response(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    signed_in_as: Option<String>,
+    csrf: String,
+    heading: String,
+    message: String,
+    back: String,
+}
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct HomePage {
+    signed_in_as: Option<String>,
+    csrf: String,
+    username: String,
+}
+
+#[derive(Template)]
+#[template(path = "signin.html")]
+struct SignInPage {
+    signed_in_as: Option<String>,
+    csrf: String,
+    next: String,
+    username: String,
+    error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "device_entry.html")]
+struct DeviceEntryPage {
+    signed_in_as: Option<String>,
+    csrf: String,
+    user_code: String,
+    prefilled: bool,
+    error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "device_confirm.html")]
+struct DeviceConfirmPage {
+    signed_in_as: Option<String>,
+    csrf: String,
+    username: String,
+    login: PendingDeviceLogin,
+    requested_at: String,
+}
+
+#[derive(Template)]
+#[template(path = "device_done.html")]
+struct DeviceDonePage {
+    signed_in_as: Option<String>,
+    csrf: String,
+    heading: String,
+    message: String,
+}
+
+/// Only local paths may be redirect targets (no open redirects).
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.starts_with("/\\")
+                && n.len() < 512 =>
+        {
+            n.to_string()
+        }
+        _ => "/".to_string(),
+    }
+}
+
+fn signin_redirect(next: &str) -> Response {
+    let q = serde_urlencoded::to_string([("next", next)]).unwrap_or_default();
+    Redirect::to(&format!("/signin?{q}")).into_response()
+}
+
+fn utc(ms: i64) -> String {
+    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .ok()
+        .and_then(|t| t.format(&fmt).ok())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// `GET /`.
+pub async fn home(MaybeSignedIn(who): MaybeSignedIn) -> Response {
+    match who {
+        None => signin_redirect("/"),
+        Some(w) => render(
+            StatusCode::OK,
+            &HomePage {
+                signed_in_as: Some(w.user.username.clone()),
+                csrf: w.csrf(),
+                username: w.user.username.clone(),
+            },
+        ),
+    }
+}
+
+/// Query of the sign-in page.
+#[derive(Deserialize)]
+pub struct NextQuery {
+    next: Option<String>,
+}
+
+fn signin_page(
+    state: &AppState,
+    status: StatusCode,
+    next: String,
+    username: String,
+    error: Option<String>,
+) -> Response {
+    let csrf = Secret::generate(SecretKind::Session, &mut rand::rngs::OsRng)
+        .expose()
+        .to_string();
+    let mut resp = render(
+        status,
+        &SignInPage {
+            signed_in_as: None,
+            csrf: csrf.clone(),
+            next,
+            username,
+            error,
+        },
+    );
+    if let Ok(v) = HeaderValue::from_str(&set_cookie(state, SIGNIN_CSRF_COOKIE, &csrf, 3600)) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+/// `GET /signin`.
+pub async fn signin_form(
+    State(state): State<AppState>,
+    MaybeSignedIn(who): MaybeSignedIn,
+    Query(q): Query<NextQuery>,
+) -> Response {
+    let next = safe_next(q.next.as_deref());
+    if who.is_some() {
+        return Redirect::to(&next).into_response();
+    }
+    signin_page(&state, StatusCode::OK, next, String::new(), None)
+}
+
+/// Sign-in form body.
+#[derive(Deserialize)]
+pub struct SignInForm {
+    csrf: String,
+    next: Option<String>,
+    username: String,
+    password: String,
+}
+
+/// `POST /signin`.
+pub async fn signin_submit(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    Form(f): Form<SignInForm>,
+) -> PageResult {
+    let next = safe_next(f.next.as_deref());
+    let expected = cookie(&headers, SIGNIN_CSRF_COOKIE).unwrap_or("");
+    if expected.is_empty() || !bool::from(expected.as_bytes().ct_eq(f.csrf.as_bytes())) {
+        let msg = "The form expired. Please sign in again.".to_string();
+        return Ok(signin_page(
+            &state,
+            StatusCode::FORBIDDEN,
+            next,
+            f.username,
+            Some(msg),
+        ));
+    }
+    match sign_in::with_password(&state, &f.username, &f.password, ip).await {
+        Ok((_, token)) => {
+            let mut resp = Redirect::to(&next).into_response();
+            let session = set_cookie(
+                &state,
+                SESSION_COOKIE,
+                token.expose(),
+                state.config.session_lifetime_secs,
+            );
+            let clear = set_cookie(&state, SIGNIN_CSRF_COOKIE, "", 0);
+            for c in [session, clear] {
+                if let Ok(v) = HeaderValue::from_str(&c) {
+                    resp.headers_mut().append(header::SET_COOKIE, v);
+                }
+            }
+            Ok(resp)
+        }
+        Err(e @ ApiError::Protocol { .. }) => {
+            let (status, _, msg) = e.parts();
+            Ok(signin_page(&state, status, next, f.username, Some(msg)))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A form with only a CSRF token.
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    csrf: String,
+}
+
+/// `POST /signout`.
+pub async fn signout(
+    State(state): State<AppState>,
+    MaybeSignedIn(who): MaybeSignedIn,
+    Form(f): Form<CsrfForm>,
+) -> PageResult {
+    if let Some(w) = who {
+        w.check_csrf(Some(&f.csrf))?;
+        sign_in::sign_out(&state, &w.token).await?;
+    }
+    let mut resp = Redirect::to("/signin").into_response();
+    if let Ok(v) = HeaderValue::from_str(&set_cookie(&state, SESSION_COOKIE, "", 0)) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    Ok(resp)
+}
+
+/// Query of the verification page (`verification_uri_complete` carries `user_code`).
+#[derive(Deserialize)]
+pub struct CodeQuery {
+    user_code: Option<String>,
+}
+
+fn entry_page(
+    w: &SignedIn,
+    status: StatusCode,
+    user_code: String,
+    prefilled: bool,
+    error: Option<String>,
+) -> Response {
+    render(
+        status,
+        &DeviceEntryPage {
+            signed_in_as: Some(w.user.username.clone()),
+            csrf: w.csrf(),
+            user_code,
+            prefilled,
+            error,
+        },
+    )
+}
+
+/// `GET /device`.
+pub async fn device_form(
+    MaybeSignedIn(who): MaybeSignedIn,
+    Query(q): Query<CodeQuery>,
+) -> Response {
+    let Some(w) = who else {
+        let back = match &q.user_code {
+            Some(c) => format!(
+                "/device?{}",
+                serde_urlencoded::to_string([("user_code", c)]).unwrap_or_default()
+            ),
+            None => "/device".into(),
+        };
+        return signin_redirect(&back);
+    };
+    match q.user_code.as_deref().map(UserCode::parse) {
+        Some(Ok(code)) => entry_page(&w, StatusCode::OK, code.to_string(), true, None),
+        Some(Err(_)) => entry_page(
+            &w,
+            StatusCode::OK,
+            String::new(),
+            false,
+            Some(
+                "The link carried a code that is not valid; type the code from your device.".into(),
+            ),
+        ),
+        None => entry_page(&w, StatusCode::OK, String::new(), false, None),
+    }
+}
+
+/// Code entry form body.
+#[derive(Deserialize)]
+pub struct CodeForm {
+    csrf: String,
+    user_code: String,
+}
+
+/// `POST /device`: look the code up and show what approving it means.
+pub async fn device_lookup(
+    State(state): State<AppState>,
+    MaybeSignedIn(who): MaybeSignedIn,
+    ClientIp(ip): ClientIp,
+    Form(f): Form<CodeForm>,
+) -> PageResult {
+    let Some(w) = who else {
+        return Ok(signin_redirect("/device"));
+    };
+    w.check_csrf(Some(&f.csrf))?;
+    match device_flow::lookup(&state, &w, ip, &f.user_code).await {
+        Ok(login) => {
+            let requested_at = utc(login.requested_at_ms);
+            Ok(render(
+                StatusCode::OK,
+                &DeviceConfirmPage {
+                    signed_in_as: Some(w.user.username.clone()),
+                    csrf: w.csrf(),
+                    username: w.user.username.clone(),
+                    login,
+                    requested_at,
+                },
+            ))
+        }
+        Err(e @ ApiError::Protocol { .. }) => {
+            let (status, _, msg) = e.parts();
+            Ok(entry_page(
+                &w,
+                status,
+                f.user_code.chars().take(20).collect(),
+                false,
+                Some(msg),
+            ))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Decision form body.
+#[derive(Deserialize)]
+pub struct DecisionForm {
+    csrf: String,
+    user_code: String,
+    decision: String,
+    confirm: Option<String>,
+}
+
+/// `POST /device/decision`.
+pub async fn device_decide(
+    State(state): State<AppState>,
+    MaybeSignedIn(who): MaybeSignedIn,
+    ClientIp(ip): ClientIp,
+    Form(f): Form<DecisionForm>,
+) -> PageResult {
+    let Some(w) = who else {
+        return Ok(signin_redirect("/device"));
+    };
+    w.check_csrf(Some(&f.csrf))?;
+    let decision = device_flow::parse_decision(&f.decision)?;
+    if decision == Decision::Approve && f.confirm.as_deref() != Some("yes") {
+        return Err(ApiError::invalid_request(
+            "tick the box confirming you started this sign-in and the code matches",
+        )
+        .into());
+    }
+    let done = device_flow::decide(&state, &w, ip, &f.user_code, decision).await?;
+    let (heading, message) = match decision {
+        Decision::Approve => ("Device approved", format!("{} is signing in. You can close this page and return to your device.", done.client_id)),
+        Decision::Deny => ("Sign-in denied", "The device was refused. If you did not start this sign-in, someone may have tried to trick you; nothing was shared.".to_string()),
+    };
+    Ok(render(
+        StatusCode::OK,
+        &DeviceDonePage {
+            signed_in_as: Some(w.user.username.clone()),
+            csrf: w.csrf(),
+            heading: heading.into(),
+            message,
+        },
+    ))
+}
+
+/// `GET /static/latchkey.css`.
+pub async fn stylesheet() -> Response {
+    let mut resp = include_str!("../../static/latchkey.css").into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/css; charset=utf-8"),
+    );
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
+    resp
+}

@@ -1,0 +1,166 @@
+//! The token endpoint: the RFC 8628 device-code grant and refresh tokens.
+
+use super::no_store;
+use crate::client_auth::{authenticate, FormCredentials};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::Form;
+use crate::state::{now, AppState};
+use crate::tokens;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use latchkey_domain::secret::SecretHash;
+use latchkey_store::{AppRecord, GrantType, Redeem, RedeemMode, Redeemed, RotateRefresh, Rotated};
+use serde::Deserialize;
+
+/// The form body (fields of every grant type this endpoint takes).
+#[derive(Deserialize)]
+pub struct Params {
+    #[serde(flatten)]
+    creds: FormCredentials,
+    grant_type: Option<String>,
+    device_code: Option<String>,
+    refresh_token: Option<String>,
+}
+
+/// `POST /oauth/token`.
+pub async fn handle(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(p): Form<Params>,
+) -> ApiResult<Response> {
+    let grant_type = p
+        .grant_type
+        .as_deref()
+        .ok_or_else(|| ApiError::invalid_request("grant_type is required"))?;
+    let Some(grant) = GrantType::parse(grant_type) else {
+        return Err(ApiError::unsupported_grant_type(format!(
+            "grant_type {grant_type:?} is not supported here"
+        )));
+    };
+    let app = authenticate(&state, &headers, &p.creds).await?;
+    if !app.allows(grant) {
+        return Err(ApiError::unauthorized_client(format!(
+            "the app {:?} may not use the {grant_type} grant",
+            app.client_id
+        )));
+    }
+    match grant {
+        GrantType::DeviceCode => {
+            let code = p
+                .device_code
+                .as_deref()
+                .ok_or_else(|| ApiError::invalid_request("device_code is required"))?;
+            redeem_device_code(&state, &app, code, RedeemMode::Poll).await
+        }
+        GrantType::RefreshToken => {
+            let token = p
+                .refresh_token
+                .as_deref()
+                .ok_or_else(|| ApiError::invalid_request("refresh_token is required"))?;
+            refresh(&state, &app, token).await
+        }
+    }
+}
+
+/// Redeems a device code once and answers as RFC 8628 §3.5 says.
+pub async fn redeem_device_code(
+    state: &AppState,
+    app: &AppRecord,
+    code: &str,
+    mode: RedeemMode,
+) -> ApiResult<Response> {
+    match redeem_once(state, app, code, mode).await? {
+        Step::Tokens(resp) => Ok(resp),
+        Step::Pending { .. } => Err(ApiError::authorization_pending(
+            "waiting for the user to approve this sign-in",
+        )),
+    }
+}
+
+/// Where one redemption left a device code.
+pub(crate) enum Step {
+    /// Tokens issued: the response to send.
+    Tokens(Response),
+    /// Not decided yet; the grant to wait on.
+    Pending {
+        /// Grant ID, for wake-ups.
+        grant_id: String,
+        /// When the grant expires.
+        expires_at: latchkey_domain::Timestamp,
+    },
+}
+
+/// One redemption; every final refusal (denied, expired, spent, unknown) is an error.
+pub(crate) async fn redeem_once(
+    state: &AppState,
+    app: &AppRecord,
+    code: &str,
+    mode: RedeemMode,
+) -> ApiResult<Step> {
+    let t = now();
+    let (refresh, mint) = tokens::new_refresh(state, t);
+    let redeemed = state
+        .store
+        .redeem_device_grant(
+            Redeem {
+                device_code_hash: SecretHash::of(code),
+                client_id: app.client_id.clone(),
+                mode,
+                mint,
+            },
+            t,
+        )
+        .await?;
+    match redeemed {
+        Redeemed::Tokens(subject) => {
+            let refresh = app.allows(GrantType::RefreshToken).then_some(refresh);
+            Ok(Step::Tokens(no_store(tokens::respond(
+                state, &subject, refresh, t,
+            )?)))
+        }
+        Redeemed::Pending {
+            grant_id,
+            expires_at,
+        } => Ok(Step::Pending {
+            grant_id,
+            expires_at,
+        }),
+        Redeemed::SlowDown { interval_secs } => Err(ApiError::slow_down(format!(
+            "polling too fast; wait at least {interval_secs} seconds between requests"
+        ))),
+        Redeemed::Denied => Err(ApiError::access_denied("the user denied this sign-in")),
+        Redeemed::Expired => Err(ApiError::expired_token(
+            "the code expired before it was approved; start again",
+        )),
+        Redeemed::Spent => Err(ApiError::invalid_grant(
+            "tokens were already issued for this device code",
+        )),
+        Redeemed::Unknown => Err(ApiError::invalid_grant(
+            "unknown device code for this client",
+        )),
+    }
+}
+
+async fn refresh(state: &AppState, app: &AppRecord, token: &str) -> ApiResult<Response> {
+    let t = now();
+    let (secret, mint) = tokens::new_refresh(state, t);
+    let rotated = state
+        .store
+        .rotate_refresh_token(
+            RotateRefresh {
+                token_hash: SecretHash::of(token),
+                client_id: app.client_id.clone(),
+                mint,
+            },
+            t,
+        )
+        .await?;
+    match rotated {
+        Rotated::Tokens(subject) => Ok(no_store(tokens::respond(state, &subject, Some(secret), t)?)),
+        Rotated::ReuseDetected => Err(ApiError::invalid_grant(
+            "this refresh token was already used; every token of this sign-in is now revoked, sign in again",
+        )),
+        Rotated::Invalid => Err(ApiError::invalid_grant("the refresh token is unknown, expired or revoked")),
+    }
+}

@@ -1,0 +1,341 @@
+//! `latchkey admin ...`: direct administration of the data store.
+
+use crate::settings::{FileSettings, StorageArgs};
+use anyhow::{bail, Context};
+use clap::Subcommand;
+use latchkey_domain::audit::{ChainHead, ChainVerifier};
+use latchkey_domain::names::{check_password, ClientId, DisplayName, Username};
+use latchkey_domain::secret::{Secret, SecretKind};
+use latchkey_store::{AppRecord, ClientKind, GrantType, NewUser, Store};
+use std::io::{BufRead, IsTerminal};
+use std::process::ExitCode;
+
+/// Admin subcommands.
+#[derive(Subcommand, Debug)]
+pub enum AdminCommand {
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Manage OAuth apps.
+    App {
+        #[command(subcommand)]
+        command: AppCommand,
+    },
+    /// Manage token signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Inspect the audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+/// `admin user`.
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Create a user; the password is read from a prompt, or from stdin when piped.
+    Add {
+        /// Sign-in name.
+        name: String,
+        /// Make the user an administrator.
+        #[arg(long)]
+        admin: bool,
+    },
+}
+
+/// `admin app`.
+#[derive(Subcommand, Debug)]
+pub enum AppCommand {
+    /// Register an app. Device login is off unless --grant device_code is given.
+    Add {
+        /// The client_id (lowercase letters, digits, - _ .).
+        client_id: String,
+        /// Name shown to people approving sign-ins.
+        #[arg(long)]
+        name: String,
+        /// A server-side app with a client secret (printed once).
+        #[arg(long)]
+        confidential: bool,
+        /// Allowed grant: device_code, refresh_token (repeatable).
+        #[arg(long = "grant", value_name = "GRANT")]
+        grants: Vec<String>,
+        /// Allowed redirect / return URL (repeatable).
+        #[arg(long = "redirect-uri", value_name = "URL")]
+        redirect_uris: Vec<String>,
+    },
+    /// List apps.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `admin keys`.
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Make a new signing key active. Old keys stay published until their tokens expire;
+    /// running servers pick the new key up within a minute.
+    Rotate,
+    /// List signing keys.
+    List,
+}
+
+/// `admin audit`.
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Walk the hash chain and report the first broken link.
+    Verify,
+}
+
+fn now() -> latchkey_domain::Timestamp {
+    latchkey_server::state::now()
+}
+
+/// Runs an admin command against the configured store.
+pub async fn run(storage: StorageArgs, command: AdminCommand) -> anyhow::Result<ExitCode> {
+    let file = FileSettings::load(storage.config.as_deref())?;
+    let store = crate::storage::open(&storage.resolve(&file)?).await?;
+    let store = store.as_ref();
+    match command {
+        AdminCommand::User {
+            command: UserCommand::Add { name, admin },
+        } => add_user(store, &name, admin).await,
+        AdminCommand::App {
+            command:
+                AppCommand::Add {
+                    client_id,
+                    name,
+                    confidential,
+                    grants,
+                    redirect_uris,
+                },
+        } => {
+            add_app(
+                store,
+                &client_id,
+                &name,
+                confidential,
+                &grants,
+                redirect_uris,
+            )
+            .await
+        }
+        AdminCommand::App {
+            command: AppCommand::List { json },
+        } => list_apps(store, json).await,
+        AdminCommand::Keys {
+            command: KeysCommand::Rotate,
+        } => rotate_keys(store).await,
+        AdminCommand::Keys {
+            command: KeysCommand::List,
+        } => list_keys(store).await,
+        AdminCommand::Audit {
+            command: AuditCommand::Verify,
+        } => verify_audit(store).await,
+    }
+}
+
+fn read_password() -> anyhow::Result<String> {
+    if std::io::stdin().is_terminal() {
+        let p = rpassword::prompt_password("Password: ")?;
+        let again = rpassword::prompt_password("Password again: ")?;
+        if p != again {
+            bail!("the passwords differ; nothing was created");
+        }
+        Ok(p)
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("cannot read the password from stdin")?;
+        Ok(line.trim_end_matches(['\r', '\n']).to_string())
+    }
+}
+
+async fn add_user(store: &dyn Store, name: &str, admin: bool) -> anyhow::Result<ExitCode> {
+    let username = Username::parse(name)?;
+    if store.user_by_name(username.as_str()).await?.is_some() {
+        bail!("a user named {username} already exists");
+    }
+    let password = read_password()?;
+    check_password(&password)?;
+    let hash = latchkey_server::passwords::hash(password)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let user = NewUser {
+        id: uuid::Uuid::now_v7().to_string(),
+        username: username.to_string(),
+        password_hash: hash,
+        is_admin: admin,
+    };
+    let created = store
+        .create_user(user, Some("admin-cli".into()), now())
+        .await?;
+    println!(
+        "Created {}user {} ({})",
+        if admin { "admin " } else { "" },
+        created.username,
+        created.id
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn add_app(
+    store: &dyn Store,
+    client_id: &str,
+    name: &str,
+    confidential: bool,
+    grants: &[String],
+    redirect_uris: Vec<String>,
+) -> anyhow::Result<ExitCode> {
+    let id = ClientId::parse(client_id)?;
+    let name = DisplayName::parse(name)?;
+    let mut grant_types = Vec::new();
+    for g in grants {
+        let parsed = match g.as_str() {
+            "device_code" => GrantType::DeviceCode,
+            other => GrantType::parse(other).with_context(|| {
+                format!("unknown grant {other:?}; use device_code or refresh_token")
+            })?,
+        };
+        if !grant_types.contains(&parsed) {
+            grant_types.push(parsed);
+        }
+    }
+    for u in &redirect_uris {
+        if !(u.starts_with("https://") || u.starts_with("http://")) {
+            bail!("redirect URL {u:?} must start with https:// (or http:// for local development)");
+        }
+    }
+    let secret =
+        confidential.then(|| Secret::generate(SecretKind::ClientSecret, &mut rand::rngs::OsRng));
+    let app = AppRecord {
+        client_id: id.to_string(),
+        display_name: name.to_string(),
+        kind: if confidential {
+            ClientKind::Confidential
+        } else {
+            ClientKind::Public
+        },
+        secret_hash: secret.as_ref().map(Secret::hash),
+        grant_types,
+        redirect_uris,
+        created_at: now(),
+    };
+    store
+        .create_app(app, Some("admin-cli".into()), now())
+        .await?;
+    println!("Registered app {id}");
+    if let Some(s) = secret {
+        println!("client_secret: {}", s.expose());
+        println!("(shown once; store it now)");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn list_apps(store: &dyn Store, json: bool) -> anyhow::Result<ExitCode> {
+    let apps = store.list_apps().await?;
+    if json {
+        let v: Vec<_> = apps
+            .iter()
+            .map(|a| {
+                serde_json::json!({
+                    "client_id": a.client_id,
+                    "name": a.display_name,
+                    "kind": a.kind.as_str(),
+                    "grant_types": a.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
+                    "redirect_uris": a.redirect_uris,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!("{:<24} {:<13} {:<28} GRANTS", "CLIENT_ID", "KIND", "NAME");
+        for a in apps {
+            let grants: Vec<_> = a
+                .grant_types
+                .iter()
+                .map(|g| {
+                    if *g == GrantType::DeviceCode {
+                        "device_code"
+                    } else {
+                        g.as_str()
+                    }
+                })
+                .collect();
+            println!(
+                "{:<24} {:<13} {:<28} {}",
+                a.client_id,
+                a.kind.as_str(),
+                a.display_name,
+                grants.join(",")
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn rotate_keys(store: &dyn Store) -> anyhow::Result<ExitCode> {
+    let key = latchkey_server::keys::generate_key(now()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let kid = key.kid.clone();
+    store
+        .add_signing_key(key, Some("admin-cli".into()), now())
+        .await?;
+    println!("New signing key {kid} is active. Previous keys stay published until the tokens they signed expire.");
+    println!("Running servers switch to it within a minute.");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn list_keys(store: &dyn Store) -> anyhow::Result<ExitCode> {
+    for k in store.signing_keys().await? {
+        let state = if k.retired_at.is_some() {
+            "retired"
+        } else {
+            "active"
+        };
+        println!("{}  {state}", k.kid);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn verify_audit(store: &dyn Store) -> anyhow::Result<ExitCode> {
+    const PAGE: i64 = 1000;
+    let mut verifier = ChainVerifier::default();
+    let mut after = 0;
+    loop {
+        let page = store.audit_entries(after, PAGE).await?;
+        for e in &page {
+            if let Err(b) = verifier.push(e) {
+                println!("audit chain BROKEN: {b}");
+                return Ok(ExitCode::FAILURE);
+            }
+            after = e.seq;
+        }
+        if (page.len() as i64) < PAGE {
+            break;
+        }
+    }
+    let recorded: ChainHead = store.audit_head().await?;
+    match verifier.finish(recorded) {
+        Ok(head) => {
+            println!(
+                "audit chain intact: {} entries, head {}",
+                head.seq,
+                hex::encode(head.hash)
+            );
+            println!("(record this head elsewhere to detect a rewrite of the whole chain later)");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(b) => {
+            println!("audit chain BROKEN: {b}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
