@@ -11,6 +11,8 @@ mod error;
 pub mod events;
 mod notify;
 mod records;
+#[cfg(feature = "testsuite")]
+pub mod testsuite;
 
 pub use error::StoreError;
 pub use notify::GrantNotifier;

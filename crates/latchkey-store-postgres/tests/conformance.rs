@@ -1,0 +1,223 @@
+//! The backend-independent conformance suite (`latchkey_store::testsuite`), run against PostgreSQL.
+//!
+//! Runs only when `LATCHKEY_TEST_POSTGRES_URL` is set (e.g.
+//! `postgres://postgres@127.0.0.1:5432/test`); each test gets its own schema,
+//! so they run in parallel, and drops it afterwards. When the variable is set
+//! but the database cannot be reached, the tests fail rather than pass unrun.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use latchkey_store::{testsuite, Store};
+use latchkey_store_postgres::PgStore;
+use std::future::Future;
+use std::sync::Arc;
+
+const URL_VAR: &str = "LATCHKEY_TEST_POSTGRES_URL";
+
+/// A fresh schema on the test database.
+struct Fixture {
+    url: String,
+    schema: String,
+}
+
+impl Fixture {
+    /// `None` when no test database is configured.
+    fn new() -> Option<Self> {
+        let Ok(url) = std::env::var(URL_VAR) else {
+            eprintln!("{URL_VAR} is not set; skipping the PostgreSQL conformance test");
+            return None;
+        };
+        Some(Self {
+            url,
+            schema: format!("lk_test_{}", uuid::Uuid::new_v4().simple()),
+        })
+    }
+
+    /// A store on this fixture's schema; call again for a second replica.
+    async fn store(&self) -> Arc<dyn Store> {
+        match PgStore::connect(&self.url, Some(&self.schema)).await {
+            Ok(s) => Arc::new(s),
+            Err(e) => panic!("{URL_VAR} is set but PostgreSQL cannot be used: {e}"),
+        }
+    }
+
+    /// Drops the schema, then re-raises the check's failure if there was one.
+    async fn finish(self, outcome: Result<(), tokio::task::JoinError>) {
+        let dropped = PgStore::drop_schema(&self.url, &self.schema).await;
+        if let Err(e) = outcome {
+            std::panic::resume_unwind(e.into_panic());
+        }
+        dropped.unwrap();
+    }
+}
+
+/// Runs `check` on its own task so a failure still lets the fixture clean up.
+async fn run<F, Fut>(check: F)
+where
+    F: FnOnce(Arc<dyn Store>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let Some(fixture) = Fixture::new() else {
+        return;
+    };
+    let store = fixture.store().await;
+    let outcome = tokio::spawn(check(store)).await;
+    fixture.finish(outcome).await;
+}
+
+/// Like [`run`], with two stores (two pools, two listeners) on one schema.
+async fn run_replicas<F, Fut>(check: F)
+where
+    F: FnOnce(Arc<dyn Store>, Arc<dyn Store>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let Some(fixture) = Fixture::new() else {
+        return;
+    };
+    let (a, b) = (fixture.store().await, fixture.store().await);
+    let outcome = tokio::spawn(check(a, b)).await;
+    fixture.finish(outcome).await;
+}
+
+macro_rules! conformance {
+    ($($check:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $check() {
+                run(testsuite::$check).await;
+            }
+        )*
+    };
+}
+
+latchkey_store::for_each_check!(conformance);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn grant_for_unknown_app_is_not_a_conflict() {
+    run(testsuite::grant_for_unknown_app_is_not_a_conflict).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redeem_exactly_once_across_replicas() {
+    run_replicas(testsuite::redeem_exactly_once_across_replicas).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn key_rotation_across_replicas() {
+    run_replicas(testsuite::key_rotation_across_replicas).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn wakeup_across_replicas() {
+    run_replicas(testsuite::wakeup_across_replicas).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_migrating_at_once_agree() {
+    let Some(fixture) = Fixture::new() else {
+        return;
+    };
+    let stores = futures::future::join_all((0..4).map(|_| fixture.store())).await;
+    let outcome = tokio::spawn(async move {
+        assert_eq!(stores.len(), 4);
+        for s in &stores {
+            assert_eq!(s.count_users().await.unwrap(), 0);
+        }
+    })
+    .await;
+    fixture.finish(outcome).await;
+}
+
+#[tokio::test]
+async fn unreachable_database_names_the_host_not_the_password() {
+    if std::env::var(URL_VAR).is_err() {
+        return;
+    }
+    // Port 1 on localhost refuses connections at once.
+    let err = match PgStore::connect("postgres://latchkey:hunter2@127.0.0.1:1/nowhere", None).await
+    {
+        Ok(_) => panic!("connecting to a closed port succeeded"),
+        Err(e) => e,
+    };
+    let text = err.to_string();
+    assert!(
+        matches!(err, latchkey_store::StoreError::Unavailable(_)),
+        "{err:?}"
+    );
+    assert!(text.contains("127.0.0.1:1/nowhere"), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+}
+
+#[tokio::test]
+async fn missing_database_is_unavailable_and_named() {
+    let Ok(url) = std::env::var(URL_VAR) else {
+        return;
+    };
+    let Some(base) = url.rsplit_once('/').map(|(base, _)| base) else {
+        panic!("{URL_VAR} has no database part: {url}")
+    };
+    let err = match PgStore::connect(&format!("{base}/latchkey_no_such_db"), None).await {
+        Ok(_) => panic!("connecting to a missing database succeeded"),
+        Err(e) => e,
+    };
+    let text = err.to_string();
+    assert!(
+        matches!(err, latchkey_store::StoreError::Unavailable(_)),
+        "{err:?}"
+    );
+    assert!(text.contains("/latchkey_no_such_db"), "{text}");
+}
+
+/// The backend pid of the listener connection of the store tagged `app`, if it is listening.
+async fn listener_pid(admin: &tokio_postgres::Client, app: &str) -> Option<i32> {
+    admin
+        .query_opt(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND query LIKE 'LISTEN %'",
+            &[&app],
+        )
+        .await
+        .unwrap()
+        .map(|r| r.get(0))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn listener_reconnects_after_losing_its_connection() {
+    let Some(fixture) = Fixture::new() else {
+        return;
+    };
+    // Tag the listening store's connections so this test finds its own listener among parallel tests'.
+    let app = fixture.schema.replace("lk_test_", "lk_listen_");
+    let sep = if fixture.url.contains('?') { '&' } else { '?' };
+    let tagged = format!("{}{sep}application_name={app}", fixture.url);
+    let a = fixture.store().await;
+    let b: Arc<dyn Store> = Arc::new(
+        PgStore::connect(&tagged, Some(&fixture.schema))
+            .await
+            .unwrap_or_else(|e| panic!("{URL_VAR} is set but PostgreSQL cannot be used: {e}")),
+    );
+    let (admin, connection) = tokio_postgres::connect(&fixture.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let outcome = tokio::spawn(async move {
+        let old = listener_pid(&admin, &app)
+            .await
+            .expect("the listener is up");
+        admin
+            .execute("SELECT pg_terminate_backend($1)", &[&old])
+            .await
+            .unwrap();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match listener_pid(&admin, &app).await {
+                Some(pid) if pid != old => break,
+                _ if tokio::time::Instant::now() > deadline => {
+                    panic!("the listener did not reconnect within 10 s")
+                }
+                _ => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+            }
+        }
+        testsuite::wakeup_across_replicas(a, b).await;
+    })
+    .await;
+    fixture.finish(outcome).await;
+}

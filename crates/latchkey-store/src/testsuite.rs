@@ -1,0 +1,267 @@
+//! Conformance checks every [`Store`] backend must pass, so backends agree on
+//! business outcomes, audit entries and concurrency guarantees, not just types.
+//!
+//! Each check takes a fresh, empty store and panics naming the broken promise.
+//! A backend's test file runs them all with [`for_each_check!`](crate::for_each_check);
+//! the `*_across_replicas` checks take two stores on one database and are run by
+//! backends that can be shared between processes.
+// Test code: a broken promise must fail the test, and panicking is how tests fail.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use crate::*;
+use latchkey_domain::audit::{AuditKind, ChainVerifier, GENESIS_HASH};
+use latchkey_domain::device_grant::{DecideError, Decision, GrantState, GrantStatus};
+use std::sync::Arc;
+use std::time::Duration;
+
+mod accounts;
+mod audit;
+mod grants;
+mod keys;
+mod replicas;
+mod sweep;
+mod tokens;
+
+pub use accounts::*;
+pub use audit::*;
+pub use grants::*;
+pub use keys::*;
+pub use replicas::*;
+pub use sweep::*;
+pub use tokens::*;
+
+/// Calls `$m!(check, ...)` with the name of every single-store check, so a
+/// backend's test file gets one test per check and never misses a new one.
+#[macro_export]
+macro_rules! for_each_check {
+    ($m:ident) => {
+        $m!(
+            users_create_and_conflict,
+            sessions_lifecycle,
+            apps_create_list_conflict,
+            grant_redeemed_exactly_once,
+            grant_denied,
+            grant_expiry,
+            grant_slow_down_and_wait,
+            grant_client_mismatch,
+            refresh_rotation_and_reuse,
+            refresh_concurrent_rotation,
+            revoke_refresh_family,
+            signing_keys_rotation,
+            audit_chain_under_concurrency,
+            sweep_removes_expired,
+        );
+    };
+}
+
+/// A fixed epoch for the checks; time is an input, so nothing here sleeps.
+const T0: i64 = 1_700_000_000_000;
+const DAY_MS: i64 = 24 * 3600 * 1000;
+/// How long a wake-up may take before the check calls it lost.
+const WAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn at(ms: i64) -> Timestamp {
+    Timestamp::from_millis(T0 + ms)
+}
+
+fn h(s: &str) -> SecretHash {
+    SecretHash::of(s)
+}
+
+fn new_user(name: &str, is_admin: bool) -> NewUser {
+    NewUser {
+        id: format!("u-{name}"),
+        username: name.to_string(),
+        password_hash: format!("$argon2id$v=19$m=19456,t=2,p=1$salt${name}"),
+        is_admin,
+    }
+}
+
+fn public_app(client_id: &str, now: Timestamp) -> AppRecord {
+    AppRecord {
+        client_id: client_id.to_string(),
+        display_name: format!("{client_id} app"),
+        kind: ClientKind::Public,
+        secret_hash: None,
+        grant_types: vec![GrantType::DeviceCode, GrantType::RefreshToken],
+        redirect_uris: vec![],
+        created_at: now,
+    }
+}
+
+fn new_grant(tag: &str, now: Timestamp) -> NewDeviceGrant {
+    NewDeviceGrant {
+        id: format!("grant-{tag}"),
+        client_id: "cli".to_string(),
+        scope: "openid profile".to_string(),
+        device_code_hash: h(&format!("device-{tag}")),
+        user_code_hash: h(&format!("user-{tag}")),
+        state: GrantState::new(now, 600, 5),
+        requester: Requester {
+            ip: "192.0.2.1".to_string(),
+            user_agent: "latchkey-test/1".to_string(),
+            device_name: Some("laptop".to_string()),
+        },
+    }
+}
+
+fn mint(tag: &str) -> MintRefresh {
+    MintRefresh {
+        token_hash: h(&format!("refresh-{tag}")),
+        new_family_id: format!("family-{tag}"),
+        expires_at: at(30 * DAY_MS),
+    }
+}
+
+fn decision(tag: &str, user: &UserRecord, decision: Decision) -> GrantDecision {
+    GrantDecision {
+        user_code_hash: h(&format!("user-{tag}")),
+        user_id: user.id.clone(),
+        decision,
+        ip: "198.51.100.7".to_string(),
+    }
+}
+
+fn redeem(tag: &str, client_id: &str, mode: RedeemMode, mint_tag: &str) -> Redeem {
+    Redeem {
+        device_code_hash: h(&format!("device-{tag}")),
+        client_id: client_id.to_string(),
+        mode,
+        mint: mint(mint_tag),
+    }
+}
+
+/// A user `dev` and a public app `cli`, which most checks need.
+async fn setup(store: &dyn Store) -> UserRecord {
+    let user = store
+        .create_user(new_user("dev", false), None, at(0))
+        .await
+        .unwrap();
+    store
+        .create_app(public_app("cli", at(0)), Some(user.id.clone()), at(0))
+        .await
+        .unwrap();
+    user
+}
+
+/// Creates, approves and redeems grant `tag`; returns the subject and the refresh token's hash.
+async fn tokens_for(store: &dyn Store, user: &UserRecord, tag: &str) -> (TokenSubject, SecretHash) {
+    store
+        .create_device_grant(new_grant(tag, at(0)), at(0))
+        .await
+        .unwrap();
+    let d = store
+        .decide_device_grant(decision(tag, user, Decision::Approve), at(1000))
+        .await
+        .unwrap();
+    assert!(
+        matches!(d, DecideResult::Decided(_)),
+        "approve {tag}: {d:?}"
+    );
+    match store
+        .redeem_device_grant(redeem(tag, "cli", RedeemMode::Poll, tag), at(2000))
+        .await
+        .unwrap()
+    {
+        Redeemed::Tokens(s) => (s, mint(tag).token_hash),
+        other => panic!("redeeming approved grant {tag} gave {other:?}, not tokens"),
+    }
+}
+
+async fn grant(store: &dyn Store, tag: &str) -> DeviceGrantRecord {
+    store
+        .device_grant_by_user_code(&h(&format!("user-{tag}")))
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("grant {tag} is missing"))
+}
+
+async fn all_entries(store: &dyn Store) -> Vec<latchkey_domain::audit::AuditEntry> {
+    store.audit_entries(0, i64::MAX).await.unwrap()
+}
+
+async fn kinds(store: &dyn Store) -> Vec<String> {
+    all_entries(store)
+        .await
+        .into_iter()
+        .map(|e| e.kind)
+        .collect()
+}
+
+async fn count_kind(store: &dyn Store, kind: AuditKind) -> usize {
+    kinds(store)
+        .await
+        .iter()
+        .filter(|k| *k == kind.as_str())
+        .count()
+}
+
+/// The newest audit entry records exactly `want` (kind, actor, subject, detail) at `now`.
+async fn assert_last_event(store: &dyn Store, want: &AuditEvent, now: Timestamp) {
+    let entries = all_entries(store).await;
+    let last = entries
+        .last()
+        .unwrap_or_else(|| panic!("no audit entry; wanted {want:?}"));
+    assert_eq!(
+        (
+            last.kind.as_str(),
+            last.actor.as_deref(),
+            last.subject.as_deref(),
+            last.detail.as_str(),
+            last.at
+        ),
+        (
+            want.kind.as_str(),
+            want.actor.as_deref(),
+            want.subject.as_deref(),
+            want.detail.as_str(),
+            now
+        ),
+        "newest audit entry"
+    );
+}
+
+/// Verifies the whole audit chain against the recorded head, reading it in small pages.
+pub async fn verify_audit_chain(store: &dyn Store) -> ChainHead {
+    let mut verifier = ChainVerifier::default();
+    let mut after = 0;
+    loop {
+        let page = store.audit_entries(after, 7).await.unwrap();
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        for e in &page {
+            verifier
+                .push(e)
+                .unwrap_or_else(|b| panic!("audit chain broken: {b}"));
+        }
+    }
+    let head = store.audit_head().await.unwrap();
+    verifier
+        .finish(head)
+        .unwrap_or_else(|b| panic!("audit chain does not match its head: {b}"))
+}
+
+/// Runs `n` copies of `op` at once and collects their results in task order.
+async fn concurrently<T, F, Fut>(n: usize, op: F) -> Vec<T>
+where
+    T: Send + 'static,
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+{
+    let barrier = Arc::new(tokio::sync::Barrier::new(n));
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let barrier = barrier.clone();
+            let fut = op(i);
+            tokio::spawn(async move {
+                barrier.wait().await;
+                fut.await
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(n);
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}

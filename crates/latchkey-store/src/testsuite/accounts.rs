@@ -1,0 +1,130 @@
+//! Conformance checks: users, sessions and apps.
+
+use super::*;
+
+/// Users: creation, lookup, count, and a taken name refused without side effects.
+pub async fn users_create_and_conflict(store: Arc<dyn Store>) {
+    let store = &*store;
+    assert_eq!(store.count_users().await.unwrap(), 0);
+    let alice = new_user("alice", true);
+    let u = store.create_user(alice.clone(), None, at(0)).await.unwrap();
+    assert_eq!(
+        u,
+        UserRecord {
+            id: "u-alice".into(),
+            username: "alice".into(),
+            password_hash: alice.password_hash.clone(),
+            is_admin: true,
+            created_at: at(0),
+        }
+    );
+    assert_last_event(store, &events::user_created(&alice, None), at(0)).await;
+    assert_eq!(store.user_by_name("alice").await.unwrap(), Some(u.clone()));
+    assert_eq!(store.user_by_name("Alice").await.unwrap(), None);
+    assert_eq!(store.user_by_name("bob").await.unwrap(), None);
+
+    let mut clash = new_user("alice", false);
+    clash.id = "u-other".into();
+    let r = store.create_user(clash, None, at(1)).await;
+    assert!(
+        matches!(r, Err(StoreError::Conflict(_))),
+        "a taken username must be a conflict, got {r:?}"
+    );
+    assert_eq!(store.count_users().await.unwrap(), 1);
+    assert_eq!(store.user_by_name("alice").await.unwrap(), Some(u));
+
+    let bob = new_user("bob", false);
+    store
+        .create_user(bob.clone(), Some("u-alice".into()), at(2))
+        .await
+        .unwrap();
+    assert_last_event(store, &events::user_created(&bob, Some("u-alice")), at(2)).await;
+    assert_eq!(store.count_users().await.unwrap(), 2);
+    assert_eq!(kinds(store).await, ["user.created", "user.created"]);
+    verify_audit_chain(store).await;
+}
+
+/// Sessions: live until `expires_at` (exclusive), ended by sign-out exactly once.
+pub async fn sessions_lifecycle(store: Arc<dyn Store>) {
+    let store = &*store;
+    let user = setup(store).await;
+    let token = h("session-1");
+    let signin = AuditEvent::new(AuditKind::SignInSucceeded, Some(&user.id), Some(&user.id));
+    store
+        .create_session(
+            NewSession {
+                token_hash: token.clone(),
+                user_id: user.id.clone(),
+                expires_at: at(3_600_000),
+                audit: signin.clone(),
+            },
+            at(100),
+        )
+        .await
+        .unwrap();
+    assert_last_event(store, &signin, at(100)).await;
+    let want = SessionRecord {
+        user: user.clone(),
+        created_at: at(100),
+        expires_at: at(3_600_000),
+    };
+    assert_eq!(store.session(&token, at(200)).await.unwrap(), Some(want));
+    assert_eq!(
+        store.session(&token, at(3_600_000)).await.unwrap(),
+        None,
+        "a session is over at its expiry instant"
+    );
+    assert_eq!(store.session(&h("session-x"), at(200)).await.unwrap(), None);
+
+    assert!(store.delete_session(&token, at(300)).await.unwrap());
+    assert_last_event(store, &events::signed_out(&user.id), at(300)).await;
+    assert!(!store.delete_session(&token, at(400)).await.unwrap());
+    assert_eq!(store.session(&token, at(500)).await.unwrap(), None);
+    assert_eq!(count_kind(store, AuditKind::SignedOut).await, 1);
+    verify_audit_chain(store).await;
+}
+
+/// Apps: round trip of every field, byte-ordered listing, taken client ID refused.
+pub async fn apps_create_list_conflict(store: Arc<dyn Store>) {
+    let store = &*store;
+    // Byte order puts "Zeta" before "alpha"; a locale collation would not.
+    let alpha = public_app("alpha", at(0));
+    let zeta = AppRecord {
+        client_id: "Zeta".into(),
+        display_name: "Zeta backend".into(),
+        kind: ClientKind::Confidential,
+        secret_hash: Some(h("client-secret")),
+        grant_types: vec![GrantType::RefreshToken],
+        redirect_uris: vec![
+            "https://a.example/cb".into(),
+            "https://b.example/cb?x=1".into(),
+        ],
+        created_at: at(5),
+    };
+    store.create_app(alpha.clone(), None, at(0)).await.unwrap();
+    assert_last_event(store, &events::app_created(&alpha, None), at(0)).await;
+    store
+        .create_app(zeta.clone(), Some("u-admin".into()), at(5))
+        .await
+        .unwrap();
+    assert_last_event(store, &events::app_created(&zeta, Some("u-admin")), at(5)).await;
+    assert_eq!(store.app("alpha").await.unwrap(), Some(alpha.clone()));
+    assert_eq!(store.app("Zeta").await.unwrap(), Some(zeta.clone()));
+    assert_eq!(store.app("zeta").await.unwrap(), None);
+    assert_eq!(
+        store.list_apps().await.unwrap(),
+        vec![zeta.clone(), alpha.clone()]
+    );
+
+    let r = store
+        .create_app(public_app("alpha", at(9)), None, at(9))
+        .await;
+    assert!(
+        matches!(r, Err(StoreError::Conflict(_))),
+        "a taken client ID must be a conflict, got {r:?}"
+    );
+    assert_eq!(store.list_apps().await.unwrap().len(), 2);
+    assert_eq!(store.app("alpha").await.unwrap(), Some(alpha));
+    assert_eq!(kinds(store).await, ["app.created", "app.created"]);
+    verify_audit_chain(store).await;
+}

@@ -1,0 +1,17 @@
+//! Latchkey's integration suite: the real server over real HTTP on a random
+//! port, driven through `latchkey-client`, against every storage backend.
+//!
+//! Each test body is written once and run per backend by `backend_tests!`:
+//! SQLite always, PostgreSQL when `LATCHKEY_TEST_POSTGRES_URL` is set (and
+//! then a failure to connect fails the test; it never skips).
+
+mod support;
+
+mod admin_cli;
+mod audit;
+mod bad_input;
+mod device_login;
+mod instant_approval;
+mod pages;
+mod replicas;
+mod tokens;

@@ -1,0 +1,318 @@
+//! `spawn_app`: a fresh server on port 0 over a fresh database, per test.
+
+use latchkey_client::{AppCredentials, Client};
+use latchkey_domain::Timestamp;
+use latchkey_proto::oauth::{DeviceAuthorization, TokenResponse};
+use latchkey_server::config::ServerConfig;
+use latchkey_server::Server;
+use latchkey_store::{AppRecord, ClientKind, GrantType, NewUser, Store};
+use latchkey_store_postgres::PgStore;
+use latchkey_store_sqlite::{Durability, SqliteStore};
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Environment variable naming the PostgreSQL server for the PostgreSQL half of the suite.
+pub const PG_ENV: &str = "LATCHKEY_TEST_POSTGRES_URL";
+/// Password every test user gets.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// Which backend a test runs on.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    Sqlite,
+    Postgres(String),
+}
+
+impl Backend {
+    /// The PostgreSQL backend if the environment asks for it.
+    pub fn postgres() -> Option<Backend> {
+        match std::env::var(PG_ENV) {
+            Ok(url) if !url.is_empty() => Some(Backend::Postgres(url)),
+            _ => {
+                eprintln!("PostgreSQL half skipped: {PG_ENV} is not set");
+                None
+            }
+        }
+    }
+}
+
+/// Runs each listed `async fn(Backend)` once per backend.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::support::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(b) = $crate::support::Backend::postgres() {
+                        super::$name(b).await
+                    }
+                }
+            )*
+        }
+    };
+}
+
+enum Storage {
+    /// Another server's database: nothing to clean up.
+    Shared,
+    Sqlite(PathBuf),
+    Postgres {
+        url: String,
+        schema: String,
+    },
+}
+
+/// A running server and what a test needs to talk to it.
+pub struct TestApp {
+    /// Base URL (`http://127.0.0.1:<port>`).
+    pub url: String,
+    /// Client library pointed at it.
+    pub client: Client,
+    /// The store behind it, for setup and inspection.
+    pub store: Arc<dyn Store>,
+    storage: Storage,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+/// The built-in CLI app's credentials.
+pub fn cli() -> AppCredentials {
+    AppCredentials::public(latchkey_proto::CLI_CLIENT_ID)
+}
+
+/// Current time.
+pub fn now() -> Timestamp {
+    latchkey_server::state::now()
+}
+
+/// Config used by tests: everything default except what the test changes.
+pub fn test_config() -> ServerConfig {
+    let mut c = ServerConfig::new("http://placeholder");
+    c.wait_timeout = std::time::Duration::from_secs(20);
+    c
+}
+
+async fn open(backend: &Backend) -> (Arc<dyn Store>, Storage) {
+    match backend {
+        Backend::Sqlite => {
+            let dir = std::env::temp_dir()
+                .join(format!("latchkey-test-{}", uuid::Uuid::new_v4().simple()));
+            std::fs::create_dir_all(&dir).expect("temp dir");
+            let store = SqliteStore::open(dir.join("latchkey.sqlite3"), Durability::Normal)
+                .await
+                .expect("open SQLite");
+            (Arc::new(store), Storage::Sqlite(dir))
+        }
+        Backend::Postgres(url) => {
+            let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+            let store = PgStore::connect(url, Some(&schema))
+                .await
+                .unwrap_or_else(|e| panic!("{PG_ENV} is set but PostgreSQL is not usable: {e}"));
+            (
+                Arc::new(store),
+                Storage::Postgres {
+                    url: url.clone(),
+                    schema,
+                },
+            )
+        }
+    }
+}
+
+/// A fresh server with default test settings.
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+/// A fresh server; `tweak` adjusts its settings.
+pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut ServerConfig)) -> TestApp {
+    let (store, storage) = open(&backend).await;
+    start(store, storage, tweak).await
+}
+
+async fn start(
+    store: Arc<dyn Store>,
+    storage: Storage,
+    tweak: impl FnOnce(&mut ServerConfig),
+) -> TestApp {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let mut config = test_config();
+    config.public_url = url.clone();
+    tweak(&mut config);
+    let server = Server::new(store.clone(), config).await.expect("server");
+    let (tx, rx) = oneshot::channel::<()>();
+    let handle = tokio::spawn(server.run(listener, async {
+        let _ = rx.await;
+    }));
+    TestApp {
+        client: Client::new(&url).expect("client"),
+        url,
+        store,
+        storage,
+        shutdown: Some(tx),
+        handle: Some(handle),
+    }
+}
+
+impl TestApp {
+    /// A second server (replica) over the same PostgreSQL schema.
+    pub async fn replica(&self) -> TestApp {
+        let Storage::Postgres { url, schema } = &self.storage else {
+            panic!("replicas need PostgreSQL")
+        };
+        let store: Arc<dyn Store> = Arc::new(
+            PgStore::connect(url, Some(schema))
+                .await
+                .expect("replica store"),
+        );
+        // Replicas sit behind one load balancer: one public URL, one issuer.
+        let issuer = self.url.clone();
+        start(store, Storage::Shared, move |c| c.public_url = issuer).await
+    }
+
+    /// Creates a user with [`PASSWORD`].
+    pub async fn add_user(&self, name: &str, admin: bool) -> String {
+        let hash = latchkey_server::passwords::hash(PASSWORD.into())
+            .await
+            .expect("hash");
+        let id = uuid::Uuid::now_v7().to_string();
+        let user = NewUser {
+            id: id.clone(),
+            username: name.into(),
+            password_hash: hash,
+            is_admin: admin,
+        };
+        self.store
+            .create_user(user, None, now())
+            .await
+            .expect("create user");
+        id
+    }
+
+    /// Creates a user and signs in; returns the session token.
+    pub async fn signed_in(&self, name: &str) -> String {
+        self.add_user(name, false).await;
+        self.client
+            .sign_in(name, PASSWORD)
+            .await
+            .expect("sign in")
+            .session_token
+    }
+
+    /// Registers an app.
+    pub async fn add_app(
+        &self,
+        client_id: &str,
+        kind: ClientKind,
+        secret: Option<&str>,
+        grants: &[GrantType],
+    ) {
+        let app = AppRecord {
+            client_id: client_id.into(),
+            display_name: format!("App {client_id}"),
+            kind,
+            secret_hash: secret.map(latchkey_domain::secret::SecretHash::of),
+            grant_types: grants.to_vec(),
+            redirect_uris: vec![],
+            created_at: now(),
+        };
+        self.store
+            .create_app(app, None, now())
+            .await
+            .expect("create app");
+    }
+
+    /// Starts a device login as the CLI app.
+    pub async fn start_login(&self, scope: &str) -> DeviceAuthorization {
+        self.client
+            .device_authorization(&cli(), scope, Some("test device"))
+            .await
+            .expect("device authorization")
+    }
+
+    /// A complete device login for a new user; returns the tokens.
+    pub async fn login(&self, user: &str, scope: &str) -> TokenResponse {
+        let session = self.signed_in(user).await;
+        let auth = self.start_login(scope).await;
+        self.client
+            .decide_device_login(&session, &auth.user_code, true)
+            .await
+            .expect("approve");
+        self.client
+            .poll_token(&cli(), &auth.device_code)
+            .await
+            .expect("tokens")
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            h.await.expect("server task").expect("server run");
+        }
+    }
+
+    /// Runs SQL against the test's own database (for tampering tests).
+    pub async fn raw_sql(&self, sql: &str) {
+        match &self.storage {
+            Storage::Sqlite(dir) => {
+                let conn = rusqlite::Connection::open(dir.join("latchkey.sqlite3")).expect("open");
+                conn.execute_batch(sql).expect("sql");
+            }
+            Storage::Shared => panic!("raw_sql on a replica"),
+            Storage::Postgres { url, schema } => {
+                let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                    .await
+                    .expect("connect");
+                tokio::spawn(conn);
+                client
+                    .batch_execute(&format!("SET search_path TO {schema}; {sql}"))
+                    .await
+                    .expect("sql");
+            }
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match &self.storage {
+            Storage::Shared => {}
+            Storage::Sqlite(dir) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            Storage::Postgres { url, schema } => {
+                let (url, schema) = (url.clone(), schema.clone());
+                // Drop runs inside the test's runtime; clean up on a thread of our own.
+                let _ = std::thread::spawn(move || {
+                    if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        let _ = rt.block_on(PgStore::drop_schema(&url, &schema));
+                    }
+                })
+                .join();
+            }
+        }
+    }
+}
