@@ -303,6 +303,8 @@ impl ChainVerifier {
 mod tests {
     use super::*;
 
+    type Edit = Box<dyn Fn(&mut AuditEntry)>;
+
     fn chain(n: usize) -> (Vec<AuditEntry>, ChainHead) {
         let mut head = ChainHead::EMPTY;
         let mut out = Vec::new();
@@ -339,7 +341,7 @@ mod tests {
     fn any_edit_of_any_field_is_detected() {
         let (entries, head) = chain(10);
         for i in 0..entries.len() {
-            let edits: Vec<Box<dyn Fn(&mut AuditEntry)>> = vec![
+            let edits: Vec<Edit> = vec![
                 Box::new(|e| e.kind = "user.created.x".into()),
                 Box::new(|e| e.actor = Some("mallory".into())),
                 Box::new(|e| e.subject = None),

@@ -170,39 +170,30 @@ fn router(state: AppState) -> Router {
         .route("/device/decision", post(pages::device_decide))
         .route("/static/latchkey.css", get(pages::stylesheet))
         .route("/healthz", get(|| async { "ok" }));
-    oauth
+    let all = oauth
         .merge(api)
         .merge(pages)
-        .fallback(|| async { ApiError::not_found("no such page or endpoint") })
-        .layer(security_headers())
-        .with_state(state)
+        .fallback(|| async { ApiError::not_found("no such page or endpoint") });
+    with_security_headers(all).with_state(state)
 }
 
 /// Headers on every response: pages that approve anything must not be framed or sniffed.
-fn security_headers() -> tower::layer::util::Stack<
-    SetResponseHeaderLayer<HeaderValue>,
-    tower::layer::util::Stack<
-        SetResponseHeaderLayer<HeaderValue>,
-        tower::layer::util::Stack<
-            SetResponseHeaderLayer<HeaderValue>,
-            SetResponseHeaderLayer<HeaderValue>,
-        >,
-    >,
-> {
-    let set = |name: HeaderName, value: &'static str| {
-        SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
-    };
-    tower::layer::util::Stack::new(
-        set(header::X_FRAME_OPTIONS, "DENY"),
-        tower::layer::util::Stack::new(
-            set(
-                header::CONTENT_SECURITY_POLICY,
-                "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'",
-            ),
-            tower::layer::util::Stack::new(
-                set(header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-                set(header::REFERRER_POLICY, "no-referrer"),
-            ),
+fn with_security_headers(router: Router<AppState>) -> Router<AppState> {
+    let headers = [
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'",
         ),
-    )
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+    ];
+    headers
+        .into_iter()
+        .fold(router, |r, (name, value): (HeaderName, &'static str)| {
+            r.layer(SetResponseHeaderLayer::if_not_present(
+                name,
+                HeaderValue::from_static(value),
+            ))
+        })
 }

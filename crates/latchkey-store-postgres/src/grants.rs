@@ -137,7 +137,7 @@ pub(crate) async fn decide(
     g.state.status = status;
     g.user_id = Some(d.user_id);
     g.decided_at = Some(now);
-    Ok(DecideResult::Decided(g))
+    Ok(DecideResult::Decided(Box::new(g)))
 }
 
 pub(crate) async fn redeem(tx: &Tx<'_>, r: Redeem, now: Timestamp) -> DbResult<Redeemed> {

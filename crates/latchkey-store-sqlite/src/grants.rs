@@ -101,7 +101,7 @@ pub(crate) fn decide(
     g.state.status = status;
     g.user_id = Some(d.user_id);
     g.decided_at = Some(now);
-    Ok(DecideResult::Decided(g))
+    Ok(DecideResult::Decided(Box::new(g)))
 }
 
 pub(crate) fn redeem(c: &Connection, r: Redeem, now: Timestamp) -> StoreResult<Redeemed> {

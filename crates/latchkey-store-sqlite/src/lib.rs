@@ -59,8 +59,25 @@ pub(crate) fn db_err(e: rusqlite::Error) -> StoreError {
     }
 }
 
+/// Only UNIQUE and PRIMARY KEY failures mean "already exists"; a foreign-key or
+/// NOT NULL failure is a bug or bad input and must not read as a conflict.
 pub(crate) fn is_unique_violation(e: &rusqlite::Error) -> bool {
-    e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation)
+    use rusqlite::ffi::{SQLITE_CONSTRAINT_PRIMARYKEY, SQLITE_CONSTRAINT_UNIQUE};
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if f.extended_code == SQLITE_CONSTRAINT_UNIQUE || f.extended_code == SQLITE_CONSTRAINT_PRIMARYKEY)
+}
+
+/// A read-only connection: readers can never write, whatever a bug asks of them.
+fn open_reader(path: &Path) -> Result<rusqlite::Connection, StoreError> {
+    use rusqlite::OpenFlags;
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let conn = rusqlite::Connection::open_with_flags(path, flags).map_err(db_err)?;
+    conn.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA cache_size = -16000;")
+        .map_err(db_err)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
 }
 
 fn open_conn(path: &Path, durability: Durability) -> Result<rusqlite::Connection, StoreError> {
@@ -94,7 +111,7 @@ impl SqliteStore {
         .await
         .map_err(|e| StoreError::Database(e.to_string()))??;
         let writer = writer::Writer::start(conn)?;
-        let readers = reader::Readers::new(path.clone(), durability);
+        let readers = reader::Readers::new(path.clone());
         Ok(Self {
             writer,
             readers,

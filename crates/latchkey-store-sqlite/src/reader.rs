@@ -1,6 +1,6 @@
 //! A small pool of read connections; WAL lets them read while the writer writes.
 
-use crate::{open_conn, Durability};
+use crate::open_reader;
 use latchkey_store::{StoreError, StoreResult};
 use rusqlite::Connection;
 use std::path::PathBuf;
@@ -11,15 +11,13 @@ const MAX_IDLE: usize = 8;
 
 pub(crate) struct Readers {
     path: PathBuf,
-    durability: Durability,
     idle: Arc<Mutex<Vec<Connection>>>,
 }
 
 impl Readers {
-    pub(crate) fn new(path: PathBuf, durability: Durability) -> Self {
+    pub(crate) fn new(path: PathBuf) -> Self {
         Self {
             path,
-            durability,
             idle: Arc::default(),
         }
     }
@@ -32,12 +30,11 @@ impl Readers {
     {
         let idle = self.idle.clone();
         let path = self.path.clone();
-        let durability = self.durability;
         tokio::task::spawn_blocking(move || {
             let taken = idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
             let conn = match taken {
                 Some(c) => c,
-                None => open_conn(&path, durability)?,
+                None => open_reader(&path)?,
             };
             let result = f(&conn);
             let mut pool = idle.lock().unwrap_or_else(|p| p.into_inner());

@@ -25,7 +25,14 @@ struct Op<T, F> {
 impl<T: Send, F: FnOnce(&Connection) -> StoreResult<T> + Send> Job for Op<T, F> {
     fn run(&mut self, conn: &Connection) -> bool {
         let Some(f) = self.f.take() else { return false };
-        let r = f(conn);
+        // A panicking operation must not take the writer (and every later write) down with it.
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn))).unwrap_or_else(
+            |_| {
+                Err(StoreError::Database(
+                    "a storage operation panicked; it was rolled back".into(),
+                ))
+            },
+        );
         let keep = r.is_ok();
         self.result = Some(r);
         keep

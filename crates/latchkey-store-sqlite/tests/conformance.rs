@@ -89,9 +89,6 @@ async fn key_rotation_across_replicas() {
     run_replicas(testsuite::key_rotation_across_replicas).await;
 }
 
-// Known bug: `is_unique_violation` matches every SQLite constraint violation,
-// so the foreign-key failure is reported as Conflict("a grant with this code").
-#[ignore = "known SQLite backend bug: foreign-key violations are reported as conflicts"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn grant_for_unknown_app_is_not_a_conflict() {
     run(testsuite::grant_for_unknown_app_is_not_a_conflict).await;

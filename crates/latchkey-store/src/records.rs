@@ -211,7 +211,7 @@ pub struct GrantDecision {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DecideResult {
     /// Recorded; the grant as it now stands.
-    Decided(DeviceGrantRecord),
+    Decided(Box<DeviceGrantRecord>),
     /// No grant has this code.
     NotFound,
     /// The state machine refused (expired, already decided).

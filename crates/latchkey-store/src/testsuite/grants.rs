@@ -28,7 +28,7 @@ pub async fn grant_redeemed_exactly_once(store: Arc<dyn Store>) {
     approved.state.status = GrantStatus::Approved;
     approved.user_id = Some(user.id.clone());
     approved.decided_at = Some(at(10_000));
-    assert_eq!(got, DecideResult::Decided(approved.clone()));
+    assert_eq!(got, DecideResult::Decided(Box::new(approved.clone())));
     assert!(
         tokio::time::timeout(WAKE_TIMEOUT, wait.changed())
             .await
