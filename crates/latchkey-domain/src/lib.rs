@@ -6,12 +6,15 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod audit;
+pub mod device;
 pub mod device_grant;
+pub mod dpop;
 pub mod names;
 pub mod rate_limit;
 pub mod refresh;
 pub mod scope;
 pub mod secret;
+pub mod slug;
 pub mod time;
 pub mod user_code;
 

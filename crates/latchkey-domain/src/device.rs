@@ -1,0 +1,209 @@
+//! Devices: the machines a user has let in, each with its own key and tokens.
+
+use crate::names::{DisplayName, NameError};
+use crate::time::Timestamp;
+use thiserror::Error;
+
+/// Default cap on active devices per user.
+pub const DEFAULT_DEVICE_CAP: i64 = 50;
+
+/// Whether a device may still act.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceStatus {
+    /// In use.
+    Active,
+    /// Revoked: its tokens are dead and it cannot refresh.
+    Revoked,
+}
+
+impl DeviceStatus {
+    /// Stable text for storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceStatus::Active => "active",
+            DeviceStatus::Revoked => "revoked",
+        }
+    }
+
+    /// Reads back [`DeviceStatus::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "active" => Some(DeviceStatus::Active),
+            "revoked" => Some(DeviceStatus::Revoked),
+            _ => None,
+        }
+    }
+}
+
+/// Where a device is. Required; "later" is a deliberate, recorded choice, never a silent blank.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A place the user named.
+    Named(DisplayName),
+    /// The user chose to say later.
+    Deferred,
+}
+
+/// The word that defers a location.
+pub const LOCATION_LATER: &str = "later";
+
+/// Why a location was refused.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum LocationError {
+    /// Nothing given.
+    #[error("a location is required; give one, or \"{LOCATION_LATER}\" to set it later")]
+    Missing,
+    /// Not a valid name.
+    #[error("location: {0}")]
+    Invalid(NameError),
+}
+
+impl Location {
+    /// Parses what a user typed; `later` (any case) defers.
+    pub fn parse(input: &str) -> Result<Self, LocationError> {
+        let t = input.trim();
+        if t.is_empty() {
+            return Err(LocationError::Missing);
+        }
+        if t.eq_ignore_ascii_case(LOCATION_LATER) {
+            return Ok(Location::Deferred);
+        }
+        DisplayName::parse(t)
+            .map(Location::Named)
+            .map_err(LocationError::Invalid)
+    }
+
+    /// Storage form: the name, or `None` when deferred.
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            Location::Named(n) => Some(n.as_str()),
+            Location::Deferred => None,
+        }
+    }
+
+    /// Rebuilds from storage.
+    pub fn from_stored(name: Option<String>) -> Self {
+        match name.and_then(|n| DisplayName::parse(&n).ok()) {
+            Some(n) => Location::Named(n),
+            None => Location::Deferred,
+        }
+    }
+}
+
+/// A short free-text field (platform, client version): printable, at most 64 characters.
+pub fn parse_tag(what: &'static str, input: &str) -> Result<String, NameError> {
+    let t = input.trim();
+    if t.chars().count() > 64 {
+        return Err(NameError::TooLong { what, max: 64 });
+    }
+    if t.chars().any(char::is_control) {
+        return Err(NameError::BadCharacter {
+            what,
+            allowed: "printable characters",
+        });
+    }
+    Ok(t.to_string())
+}
+
+/// Enrollment keys: for machines that can never open a browser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EnrollmentKeyState {
+    /// Whether it may be used more than once.
+    pub reusable: bool,
+    /// How often it was used.
+    pub uses: i64,
+    /// When it stops working.
+    pub expires_at: Timestamp,
+    /// Whether an admin or its owner revoked it.
+    pub revoked: bool,
+}
+
+/// Why an enrollment key cannot be used.
+#[derive(Debug, Clone, Copy, Error, PartialEq, Eq)]
+pub enum EnrollError {
+    /// Past its expiry.
+    #[error("this enrollment key has expired; create a new one")]
+    Expired,
+    /// Single-use and already used.
+    #[error("this enrollment key was already used; it works once")]
+    Used,
+    /// Revoked.
+    #[error("this enrollment key was revoked")]
+    Revoked,
+}
+
+impl EnrollmentKeyState {
+    /// Whether the key may enroll a device at `now`.
+    pub fn check(&self, now: Timestamp) -> Result<(), EnrollError> {
+        if self.revoked {
+            Err(EnrollError::Revoked)
+        } else if now >= self.expires_at {
+            Err(EnrollError::Expired)
+        } else if !self.reusable && self.uses > 0 {
+            Err(EnrollError::Used)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations() {
+        assert_eq!(Location::parse(""), Err(LocationError::Missing));
+        assert_eq!(Location::parse("   "), Err(LocationError::Missing));
+        assert_eq!(Location::parse("Later"), Ok(Location::Deferred));
+        assert_eq!(
+            Location::parse(" Berlin office ").map(|l| l.name().map(str::to_string)),
+            Ok(Some("Berlin office".into()))
+        );
+        assert!(matches!(
+            Location::parse(&"x".repeat(10_000)),
+            Err(LocationError::Invalid(_))
+        ));
+        assert_eq!(Location::from_stored(None), Location::Deferred);
+    }
+
+    #[test]
+    fn enrollment_keys() {
+        let t = Timestamp::from_millis(1000);
+        let k = EnrollmentKeyState {
+            reusable: false,
+            uses: 0,
+            expires_at: t,
+            revoked: false,
+        };
+        assert_eq!(k.check(Timestamp::from_millis(999)), Ok(()));
+        assert_eq!(k.check(t), Err(EnrollError::Expired));
+        assert_eq!(
+            EnrollmentKeyState { uses: 1, ..k }.check(Timestamp::from_millis(1)),
+            Err(EnrollError::Used)
+        );
+        assert_eq!(
+            EnrollmentKeyState {
+                uses: 5,
+                reusable: true,
+                ..k
+            }
+            .check(Timestamp::from_millis(1)),
+            Ok(())
+        );
+        assert_eq!(
+            EnrollmentKeyState { revoked: true, ..k }.check(Timestamp::from_millis(1)),
+            Err(EnrollError::Revoked)
+        );
+    }
+
+    #[test]
+    fn tags() {
+        assert_eq!(
+            parse_tag("platform", " linux-x86_64 "),
+            Ok("linux-x86_64".into())
+        );
+        assert!(parse_tag("platform", &"x".repeat(65)).is_err());
+        assert!(parse_tag("platform", "a\nb").is_err());
+    }
+}
