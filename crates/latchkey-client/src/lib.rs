@@ -6,13 +6,20 @@
 //! friends exactly as the RFCs name them.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod account;
+pub mod dpop;
+pub mod profile;
+
+use dpop::DeviceKey;
 use latchkey_proto::api::{
-    DecisionRequest, DecisionResponse, Me, PendingDeviceLogin, SignInRequest, SignInResponse,
+    DecisionRequest, DecisionResponse, DeviceInfo, DeviceUpdate, EnrollRequest, EnrollResponse, EnrollmentKeyCreated,
+    EnrollmentKeyInfo, EnrollmentKeyRequest, LocationEntry, Me, PendingDeviceLogin, SignInRequest, SignInResponse,
 };
 use latchkey_proto::oauth::{
     DeviceAuthorization, Discovery, ErrorBody, Introspection, JwkSet, TokenResponse, UserInfo,
 };
 use serde::de::DeserializeOwned;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What went wrong talking to the server.
@@ -34,6 +41,9 @@ pub enum ClientError {
     /// The server answered something that is not what the protocol says.
     #[error("unexpected answer from the server: {0}")]
     Protocol(String),
+    /// The device key could not sign.
+    #[error(transparent)]
+    Key(#[from] dpop::KeyError),
 }
 
 impl ClientError {
@@ -69,10 +79,7 @@ pub struct AppCredentials {
 impl AppCredentials {
     /// A public app (no secret), like the built-in `latchkey-cli`.
     pub fn public(client_id: impl Into<String>) -> Self {
-        Self {
-            client_id: client_id.into(),
-            client_secret: None,
-        }
+        Self { client_id: client_id.into(), client_secret: None }
     }
 
     fn form<'a>(&'a self, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
@@ -85,11 +92,48 @@ impl AppCredentials {
     }
 }
 
+/// How a call to the account API authenticates.
+#[derive(Debug, Clone, Copy)]
+pub enum Auth<'a> {
+    /// A session token from [`Client::sign_in`].
+    Session(&'a str),
+    /// A device's own access token (sent with a DPoP proof when the client has a device key).
+    Access(&'a str),
+}
+
+impl<'a> From<&'a str> for Auth<'a> {
+    fn from(s: &'a str) -> Self {
+        Auth::Session(s)
+    }
+}
+
+impl<'a> From<&'a String> for Auth<'a> {
+    fn from(s: &'a String) -> Self {
+        Auth::Session(s)
+    }
+}
+
+/// What a device says about itself when it asks to sign in (Latchkey extensions).
+#[derive(Debug, Clone, Default)]
+pub struct DeviceParams {
+    /// Display name.
+    pub name: Option<String>,
+    /// Explicit slug.
+    pub slug: Option<String>,
+    /// Location (`later` to defer).
+    pub location: Option<String>,
+    /// Operating system and architecture.
+    pub platform: Option<String>,
+    /// Client software version.
+    pub client_version: Option<String>,
+}
+
 /// A connection to one Latchkey server.
 #[derive(Debug, Clone)]
 pub struct Client {
     http: reqwest::Client,
     base: String,
+    key: Option<Arc<DeviceKey>>,
 }
 
 impl Client {
@@ -104,10 +148,58 @@ impl Client {
 
     /// A client sharing an existing `reqwest::Client` (connection pool).
     pub fn with_http(http: reqwest::Client, base_url: &str) -> Self {
-        Self {
-            http,
-            base: base_url.trim_end_matches('/').to_string(),
+        Self { http, base: base_url.trim_end_matches('/').to_string(), key: None }
+    }
+
+    /// The same client, signing every token request and account call with `key` (DPoP).
+    pub fn with_device_key(mut self, key: Arc<DeviceKey>) -> Self {
+        self.key = Some(key);
+        self
+    }
+
+    /// Adds a DPoP proof for `method path` when this client has a device key.
+    fn prove(
+        &self,
+        req: reqwest::RequestBuilder,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+    ) -> ClientResult<reqwest::RequestBuilder> {
+        Ok(match &self.key {
+            Some(k) => req.header("DPoP", k.proof(method, &self.url(path), token)?),
+            None => req,
+        })
+    }
+
+    /// Authenticates an account-API request.
+    fn auth(
+        &self,
+        req: reqwest::RequestBuilder,
+        method: &str,
+        path: &str,
+        auth: Auth<'_>,
+    ) -> ClientResult<reqwest::RequestBuilder> {
+        match auth {
+            Auth::Session(t) => Ok(req.bearer_auth(t)),
+            Auth::Access(t) if self.key.is_some() => {
+                self.prove(req.header(reqwest::header::AUTHORIZATION, format!("DPoP {t}")), method, path, Some(t))
+            }
+            Auth::Access(t) => Ok(req.bearer_auth(t)),
         }
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        auth: Auth<'_>,
+        body: Option<serde_json::Value>,
+    ) -> ClientResult<T> {
+        let mut req = self.http.request(method.clone(), self.url(path));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        Self::decode(self.auth(req, method.as_str(), path, auth)?.send().await?).await
     }
 
     /// The server's base URL.
@@ -123,15 +215,12 @@ impl Client {
         let status = resp.status();
         let bytes = resp.bytes().await?;
         if status.is_success() {
-            return serde_json::from_slice(&bytes)
-                .map_err(|e| ClientError::Protocol(e.to_string()));
+            return serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol(e.to_string()));
         }
         match serde_json::from_slice::<ErrorBody>(&bytes) {
-            Ok(b) => Err(ClientError::Server {
-                status: status.as_u16(),
-                error: b.error,
-                description: b.error_description,
-            }),
+            Ok(b) => {
+                Err(ClientError::Server { status: status.as_u16(), error: b.error, description: b.error_description })
+            }
             Err(_) => Err(ClientError::Server {
                 status: status.as_u16(),
                 error: "http_error".into(),
@@ -140,23 +229,14 @@ impl Client {
         }
     }
 
-    async fn post_form<T: DeserializeOwned>(
-        &self,
-        path: &str,
-        form: &[(&str, &str)],
-    ) -> ClientResult<T> {
-        Self::decode(self.http.post(self.url(path)).form(form).send().await?).await
+    async fn post_form<T: DeserializeOwned>(&self, path: &str, form: &[(&str, &str)]) -> ClientResult<T> {
+        let req = self.prove(self.http.post(self.url(path)).form(form), "POST", path, None)?;
+        Self::decode(req.send().await?).await
     }
 
     /// Reads the server's metadata (`/.well-known/openid-configuration`).
     pub async fn discover(&self) -> ClientResult<Discovery> {
-        Self::decode(
-            self.http
-                .get(self.url("/.well-known/openid-configuration"))
-                .send()
-                .await?,
-        )
-        .await
+        Self::decode(self.http.get(self.url("/.well-known/openid-configuration")).send().await?).await
     }
 
     /// The server's public signing keys.
@@ -171,39 +251,43 @@ impl Client {
         scope: &str,
         device_name: Option<&str>,
     ) -> ClientResult<DeviceAuthorization> {
+        let params = DeviceParams { name: device_name.map(str::to_string), ..DeviceParams::default() };
+        self.device_authorization_as(app, scope, &params).await
+    }
+
+    /// Starts a device login, saying what the device should be registered as.
+    pub async fn device_authorization_as(
+        &self,
+        app: &AppCredentials,
+        scope: &str,
+        device: &DeviceParams,
+    ) -> ClientResult<DeviceAuthorization> {
         let mut extra = vec![("scope", scope)];
-        if let Some(n) = device_name {
-            extra.push(("device_name", n));
+        let fields = [
+            ("device_name", &device.name),
+            ("device_slug", &device.slug),
+            ("device_location", &device.location),
+            ("device_platform", &device.platform),
+            ("client_version", &device.client_version),
+        ];
+        for (k, v) in &fields {
+            if let Some(v) = v {
+                extra.push((k, v.as_str()));
+            }
         }
-        self.post_form("/oauth/device_authorization", &app.form(&extra))
-            .await
+        self.post_form("/oauth/device_authorization", &app.form(&extra)).await
     }
 
     /// One RFC 8628 poll of the token endpoint.
-    pub async fn poll_token(
-        &self,
-        app: &AppCredentials,
-        device_code: &str,
-    ) -> ClientResult<TokenResponse> {
-        let form = app.form(&[
-            ("grant_type", latchkey_proto::DEVICE_CODE_GRANT),
-            ("device_code", device_code),
-        ]);
+    pub async fn poll_token(&self, app: &AppCredentials, device_code: &str) -> ClientResult<TokenResponse> {
+        let form = app.form(&[("grant_type", latchkey_proto::DEVICE_CODE_GRANT), ("device_code", device_code)]);
         self.post_form("/oauth/token", &form).await
     }
 
     /// One call to the instant-approval endpoint: returns when the grant is
     /// decided, or `authorization_pending` after the server's wait timeout.
-    pub async fn wait_token(
-        &self,
-        app: &AppCredentials,
-        device_code: &str,
-    ) -> ClientResult<TokenResponse> {
-        self.post_form(
-            "/oauth/device/wait",
-            &app.form(&[("device_code", device_code)]),
-        )
-        .await
+    pub async fn wait_token(&self, app: &AppCredentials, device_code: &str) -> ClientResult<TokenResponse> {
+        self.post_form("/oauth/device/wait", &app.form(&[("device_code", device_code)])).await
     }
 
     /// Waits for the user's decision: on the instant endpoint when the server has one,
@@ -213,11 +297,7 @@ impl Client {
         app: &AppCredentials,
         auth: &DeviceAuthorization,
     ) -> ClientResult<TokenResponse> {
-        let instant = self
-            .discover()
-            .await
-            .map(|d| !d.latchkey_device_wait_endpoint.is_empty())
-            .unwrap_or(false);
+        let instant = self.discover().await.map(|d| !d.latchkey_device_wait_endpoint.is_empty()).unwrap_or(false);
         let mut interval = Duration::from_secs(auth.interval.max(1) as u64);
         loop {
             let r = if instant {
@@ -238,36 +318,19 @@ impl Client {
     }
 
     /// Exchanges a refresh token (rotating it).
-    pub async fn refresh(
-        &self,
-        app: &AppCredentials,
-        refresh_token: &str,
-    ) -> ClientResult<TokenResponse> {
-        let form = app.form(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", refresh_token),
-        ]);
+    pub async fn refresh(&self, app: &AppCredentials, refresh_token: &str) -> ClientResult<TokenResponse> {
+        let form = app.form(&[("grant_type", "refresh_token"), ("refresh_token", refresh_token)]);
         self.post_form("/oauth/token", &form).await
     }
 
     /// RFC 7662 introspection.
-    pub async fn introspect(
-        &self,
-        app: &AppCredentials,
-        token: &str,
-    ) -> ClientResult<Introspection> {
-        self.post_form("/oauth/introspect", &app.form(&[("token", token)]))
-            .await
+    pub async fn introspect(&self, app: &AppCredentials, token: &str) -> ClientResult<Introspection> {
+        self.post_form("/oauth/introspect", &app.form(&[("token", token)])).await
     }
 
     /// RFC 7009 revocation.
     pub async fn revoke(&self, app: &AppCredentials, token: &str) -> ClientResult<()> {
-        let resp = self
-            .http
-            .post(self.url("/oauth/revoke"))
-            .form(&app.form(&[("token", token)]))
-            .send()
-            .await?;
+        let resp = self.http.post(self.url("/oauth/revoke")).form(&app.form(&[("token", token)])).send().await?;
         if resp.status().is_success() {
             return Ok(());
         }
@@ -276,95 +339,110 @@ impl Client {
 
     /// OIDC userinfo for an access token.
     pub async fn userinfo(&self, access_token: &str) -> ClientResult<UserInfo> {
-        Self::decode(
-            self.http
-                .get(self.url("/oauth/userinfo"))
-                .bearer_auth(access_token)
-                .send()
-                .await?,
-        )
-        .await
+        self.call(reqwest::Method::GET, "/oauth/userinfo", Auth::Access(access_token), None).await
     }
 
     /// Signs in with a password; the returned session token authorises the JSON API.
     pub async fn sign_in(&self, username: &str, password: &str) -> ClientResult<SignInResponse> {
-        let body = SignInRequest {
-            username: username.into(),
-            password: password.into(),
-        };
-        Self::decode(
-            self.http
-                .post(self.url("/api/v1/session"))
-                .json(&body)
-                .send()
-                .await?,
-        )
-        .await
+        let body = SignInRequest { username: username.into(), password: password.into() };
+        Self::decode(self.http.post(self.url("/api/v1/session")).json(&body).send().await?).await
     }
 
     /// Ends a session.
-    pub async fn sign_out(&self, session_token: &str) -> ClientResult<()> {
-        let resp = self
-            .http
-            .delete(self.url("/api/v1/session"))
-            .bearer_auth(session_token)
-            .send()
-            .await?;
+    pub async fn sign_out<'a>(&self, auth: impl Into<Auth<'a>>) -> ClientResult<()> {
+        let req = self.auth(self.http.delete(self.url("/api/v1/session")), "DELETE", "/api/v1/session", auth.into())?;
+        let resp = req.send().await?;
         if resp.status().is_success() {
             return Ok(());
         }
         Self::decode::<serde_json::Value>(resp).await.map(|_| ())
     }
 
-    /// Who the session belongs to.
-    pub async fn me(&self, session_token: &str) -> ClientResult<Me> {
-        Self::decode(
-            self.http
-                .get(self.url("/api/v1/me"))
-                .bearer_auth(session_token)
-                .send()
-                .await?,
-        )
-        .await
+    /// Who is signed in, and from which device.
+    pub async fn me<'a>(&self, auth: impl Into<Auth<'a>>) -> ClientResult<Me> {
+        self.call(reqwest::Method::GET, "/api/v1/me", auth.into(), None).await
     }
 
     /// What approving `user_code` would let in.
-    pub async fn lookup_device_login(
+    pub async fn lookup_device_login<'a>(
         &self,
-        session_token: &str,
+        auth: impl Into<Auth<'a>>,
         user_code: &str,
     ) -> ClientResult<PendingDeviceLogin> {
         let body = serde_json::json!({ "user_code": user_code });
-        Self::decode(
-            self.http
-                .post(self.url("/api/v1/device/lookup"))
-                .bearer_auth(session_token)
-                .json(&body)
-                .send()
-                .await?,
-        )
-        .await
+        self.call(reqwest::Method::POST, "/api/v1/device/lookup", auth.into(), Some(body)).await
     }
 
     /// Approves (`approve = true`) or denies a device login.
-    pub async fn decide_device_login(
+    pub async fn decide_device_login<'a>(
         &self,
-        session_token: &str,
+        auth: impl Into<Auth<'a>>,
         user_code: &str,
         approve: bool,
     ) -> ClientResult<DecisionResponse> {
-        let body = DecisionRequest {
-            user_code: user_code.into(),
-            decision: if approve { "approve" } else { "deny" }.into(),
-        };
-        Self::decode(
-            self.http
-                .post(self.url("/api/v1/device/decision"))
-                .bearer_auth(session_token)
-                .json(&body)
-                .send()
-                .await?,
-        )
-        .await
+        let body =
+            DecisionRequest { user_code: user_code.into(), decision: if approve { "approve" } else { "deny" }.into() };
+        let body = serde_json::to_value(body).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        self.call(reqwest::Method::POST, "/api/v1/device/decision", auth.into(), Some(body)).await
     }
+
+    /// The signed-in user's devices.
+    pub async fn devices<'a>(&self, auth: impl Into<Auth<'a>>) -> ClientResult<Vec<DeviceInfo>> {
+        self.call(reqwest::Method::GET, "/api/v1/devices", auth.into(), None).await
+    }
+
+    /// Renames and/or moves a device.
+    pub async fn update_device<'a>(
+        &self,
+        auth: impl Into<Auth<'a>>,
+        id: &str,
+        update: &DeviceUpdate,
+    ) -> ClientResult<DeviceInfo> {
+        let body = serde_json::to_value(update).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        self.call(reqwest::Method::PATCH, &format!("/api/v1/devices/{}", path_segment(id)), auth.into(), Some(body))
+            .await
+    }
+
+    /// Revokes a device: its tokens stop working at once.
+    pub async fn revoke_device<'a>(&self, auth: impl Into<Auth<'a>>, id: &str) -> ClientResult<DeviceInfo> {
+        self.call(reqwest::Method::DELETE, &format!("/api/v1/devices/{}", path_segment(id)), auth.into(), None).await
+    }
+
+    /// A device's location history, oldest first.
+    pub async fn device_locations<'a>(&self, auth: impl Into<Auth<'a>>, id: &str) -> ClientResult<Vec<LocationEntry>> {
+        let path = format!("/api/v1/devices/{}/locations", path_segment(id));
+        self.call(reqwest::Method::GET, &path, auth.into(), None).await
+    }
+
+    /// Creates an enrollment key for one of the caller's own new machines.
+    pub async fn create_enrollment_key<'a>(
+        &self,
+        auth: impl Into<Auth<'a>>,
+        req: &EnrollmentKeyRequest,
+    ) -> ClientResult<EnrollmentKeyCreated> {
+        let body = serde_json::to_value(req).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        self.call(reqwest::Method::POST, "/api/v1/enrollment-keys", auth.into(), Some(body)).await
+    }
+
+    /// The caller's enrollment keys (without secrets).
+    pub async fn enrollment_keys<'a>(&self, auth: impl Into<Auth<'a>>) -> ClientResult<Vec<EnrollmentKeyInfo>> {
+        self.call(reqwest::Method::GET, "/api/v1/enrollment-keys", auth.into(), None).await
+    }
+
+    /// Provisions this machine with an enrollment key (bound to the client's device key, if it has one).
+    pub async fn enroll(&self, req: &EnrollRequest) -> ClientResult<EnrollResponse> {
+        let path = "/api/v1/enroll";
+        let http = self.prove(self.http.post(self.url(path)).json(req), "POST", path, None)?;
+        Self::decode(http.send().await?).await
+    }
+}
+
+/// Percent-encodes one path segment.
+fn path_segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

@@ -47,11 +47,25 @@ pub enum AuditKind {
     RefreshReuseDetected,
     /// A new signing key was made active.
     KeyRotated,
+    /// A device was registered.
+    DeviceRegistered,
+    /// A device was renamed.
+    DeviceRenamed,
+    /// A device's location changed.
+    DeviceRelocated,
+    /// A device was revoked.
+    DeviceRevoked,
+    /// An enrollment key was created.
+    EnrollmentKeyCreated,
+    /// An enrollment key enrolled a device.
+    EnrollmentKeyUsed,
+    /// An enrollment key was revoked.
+    EnrollmentKeyRevoked,
 }
 
 impl AuditKind {
     /// Every kind, for filters and listings.
-    pub const ALL: [AuditKind; 12] = [
+    pub const ALL: [AuditKind; 19] = [
         AuditKind::UserCreated,
         AuditKind::SignInSucceeded,
         AuditKind::SignInFailed,
@@ -64,6 +78,13 @@ impl AuditKind {
         AuditKind::TokenFamilyRevoked,
         AuditKind::RefreshReuseDetected,
         AuditKind::KeyRotated,
+        AuditKind::DeviceRegistered,
+        AuditKind::DeviceRenamed,
+        AuditKind::DeviceRelocated,
+        AuditKind::DeviceRevoked,
+        AuditKind::EnrollmentKeyCreated,
+        AuditKind::EnrollmentKeyUsed,
+        AuditKind::EnrollmentKeyRevoked,
     ];
 
     /// Stable text, hashed into the chain.
@@ -81,6 +102,13 @@ impl AuditKind {
             AuditKind::TokenFamilyRevoked => "token.family_revoked",
             AuditKind::RefreshReuseDetected => "token.refresh_reused",
             AuditKind::KeyRotated => "key.rotated",
+            AuditKind::DeviceRegistered => "device.registered",
+            AuditKind::DeviceRenamed => "device.renamed",
+            AuditKind::DeviceRelocated => "device.relocated",
+            AuditKind::DeviceRevoked => "device.revoked",
+            AuditKind::EnrollmentKeyCreated => "enroll_key.created",
+            AuditKind::EnrollmentKeyUsed => "enroll_key.used",
+            AuditKind::EnrollmentKeyRevoked => "enroll_key.revoked",
         }
     }
 
@@ -106,12 +134,7 @@ pub struct AuditEvent {
 impl AuditEvent {
     /// An event with no detail.
     pub fn new(kind: AuditKind, actor: Option<&str>, subject: Option<&str>) -> Self {
-        Self {
-            kind,
-            actor: actor.map(str::to_string),
-            subject: subject.map(str::to_string),
-            detail: "{}".to_string(),
-        }
+        Self { kind, actor: actor.map(str::to_string), subject: subject.map(str::to_string), detail: "{}".to_string() }
     }
 
     /// The same event with `detail` (JSON object text).
@@ -153,10 +176,7 @@ pub struct ChainHead {
 
 impl ChainHead {
     /// The head of an empty chain.
-    pub const EMPTY: ChainHead = ChainHead {
-        seq: 0,
-        hash: GENESIS_HASH,
-    };
+    pub const EMPTY: ChainHead = ChainHead { seq: 0, hash: GENESIS_HASH };
 
     /// Seals `event` at `at` onto this head, returning the entry and the new head.
     pub fn append(&self, event: &AuditEvent, at: Timestamp) -> (AuditEntry, ChainHead) {
@@ -250,9 +270,7 @@ pub struct ChainVerifier {
 
 impl Default for ChainVerifier {
     fn default() -> Self {
-        Self {
-            head: ChainHead::EMPTY,
-        }
+        Self { head: ChainHead::EMPTY }
     }
 }
 
@@ -260,40 +278,23 @@ impl ChainVerifier {
     /// Checks the next entry against everything seen so far.
     pub fn push(&mut self, e: &AuditEntry) -> Result<(), ChainBreak> {
         if e.seq != self.head.seq + 1 {
-            return Err(ChainBreak::Gap {
-                after: self.head.seq,
-                found: e.seq,
-            });
+            return Err(ChainBreak::Gap { after: self.head.seq, found: e.seq });
         }
         if e.prev_hash != self.head.hash {
             return Err(ChainBreak::BrokenLink { seq: e.seq });
         }
-        let want = entry_hash(
-            e.seq,
-            e.at,
-            &e.kind,
-            e.actor.as_deref(),
-            e.subject.as_deref(),
-            &e.detail,
-            &e.prev_hash,
-        );
+        let want = entry_hash(e.seq, e.at, &e.kind, e.actor.as_deref(), e.subject.as_deref(), &e.detail, &e.prev_hash);
         if want != e.hash {
             return Err(ChainBreak::Altered { seq: e.seq });
         }
-        self.head = ChainHead {
-            seq: e.seq,
-            hash: e.hash,
-        };
+        self.head = ChainHead { seq: e.seq, hash: e.hash };
         Ok(())
     }
 
     /// Compares the end of the chain with the recorded head; returns the verified head.
     pub fn finish(self, recorded: ChainHead) -> Result<ChainHead, ChainBreak> {
         if recorded != self.head {
-            return Err(ChainBreak::HeadMismatch {
-                last_seq: self.head.seq,
-                head_seq: recorded.seq,
-            });
+            return Err(ChainBreak::HeadMismatch { last_seq: self.head.seq, head_seq: recorded.seq });
         }
         Ok(self.head)
     }
@@ -309,12 +310,8 @@ mod tests {
         let mut head = ChainHead::EMPTY;
         let mut out = Vec::new();
         for i in 0..n {
-            let ev = AuditEvent::new(
-                AuditKind::ALL[i % AuditKind::ALL.len()],
-                Some("u1"),
-                Some("g1"),
-            )
-            .with_detail(format!("{{\"i\":{i}}}"));
+            let ev = AuditEvent::new(AuditKind::ALL[i % AuditKind::ALL.len()], Some("u1"), Some("g1"))
+                .with_detail(format!("{{\"i\":{i}}}"));
             let (e, h) = head.append(&ev, Timestamp::from_millis(i as i64));
             out.push(e);
             head = h;
@@ -364,10 +361,7 @@ mod tests {
         for i in 0..entries.len() {
             let mut tampered = entries.clone();
             tampered.remove(i);
-            assert!(
-                verify(&tampered, head).is_err(),
-                "delete at {i} not detected"
-            );
+            assert!(verify(&tampered, head).is_err(), "delete at {i} not detected");
         }
     }
 
@@ -378,19 +372,10 @@ mod tests {
         assert_eq!(verify(&entries, head), Err(ChainBreak::Altered { seq: 3 }));
         let (mut entries, head) = chain(5);
         entries.remove(1);
-        assert_eq!(
-            verify(&entries, head),
-            Err(ChainBreak::Gap { after: 1, found: 3 })
-        );
+        assert_eq!(verify(&entries, head), Err(ChainBreak::Gap { after: 1, found: 3 }));
         let (mut entries, head) = chain(5);
         entries.pop();
-        assert_eq!(
-            verify(&entries, head),
-            Err(ChainBreak::HeadMismatch {
-                last_seq: 4,
-                head_seq: 5
-            })
-        );
+        assert_eq!(verify(&entries, head), Err(ChainBreak::HeadMismatch { last_seq: 4, head_seq: 5 }));
     }
 
     #[test]

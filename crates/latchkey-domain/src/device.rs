@@ -68,9 +68,7 @@ impl Location {
         if t.eq_ignore_ascii_case(LOCATION_LATER) {
             return Ok(Location::Deferred);
         }
-        DisplayName::parse(t)
-            .map(Location::Named)
-            .map_err(LocationError::Invalid)
+        DisplayName::parse(t).map(Location::Named).map_err(LocationError::Invalid)
     }
 
     /// Storage form: the name, or `None` when deferred.
@@ -97,10 +95,7 @@ pub fn parse_tag(what: &'static str, input: &str) -> Result<String, NameError> {
         return Err(NameError::TooLong { what, max: 64 });
     }
     if t.chars().any(char::is_control) {
-        return Err(NameError::BadCharacter {
-            what,
-            allowed: "printable characters",
-        });
+        return Err(NameError::BadCharacter { what, allowed: "printable characters" });
     }
     Ok(t.to_string())
 }
@@ -160,37 +155,18 @@ mod tests {
             Location::parse(" Berlin office ").map(|l| l.name().map(str::to_string)),
             Ok(Some("Berlin office".into()))
         );
-        assert!(matches!(
-            Location::parse(&"x".repeat(10_000)),
-            Err(LocationError::Invalid(_))
-        ));
+        assert!(matches!(Location::parse(&"x".repeat(10_000)), Err(LocationError::Invalid(_))));
         assert_eq!(Location::from_stored(None), Location::Deferred);
     }
 
     #[test]
     fn enrollment_keys() {
         let t = Timestamp::from_millis(1000);
-        let k = EnrollmentKeyState {
-            reusable: false,
-            uses: 0,
-            expires_at: t,
-            revoked: false,
-        };
+        let k = EnrollmentKeyState { reusable: false, uses: 0, expires_at: t, revoked: false };
         assert_eq!(k.check(Timestamp::from_millis(999)), Ok(()));
         assert_eq!(k.check(t), Err(EnrollError::Expired));
-        assert_eq!(
-            EnrollmentKeyState { uses: 1, ..k }.check(Timestamp::from_millis(1)),
-            Err(EnrollError::Used)
-        );
-        assert_eq!(
-            EnrollmentKeyState {
-                uses: 5,
-                reusable: true,
-                ..k
-            }
-            .check(Timestamp::from_millis(1)),
-            Ok(())
-        );
+        assert_eq!(EnrollmentKeyState { uses: 1, ..k }.check(Timestamp::from_millis(1)), Err(EnrollError::Used));
+        assert_eq!(EnrollmentKeyState { uses: 5, reusable: true, ..k }.check(Timestamp::from_millis(1)), Ok(()));
         assert_eq!(
             EnrollmentKeyState { revoked: true, ..k }.check(Timestamp::from_millis(1)),
             Err(EnrollError::Revoked)
@@ -199,10 +175,7 @@ mod tests {
 
     #[test]
     fn tags() {
-        assert_eq!(
-            parse_tag("platform", " linux-x86_64 "),
-            Ok("linux-x86_64".into())
-        );
+        assert_eq!(parse_tag("platform", " linux-x86_64 "), Ok("linux-x86_64".into()));
         assert!(parse_tag("platform", &"x".repeat(65)).is_err());
         assert!(parse_tag("platform", "a\nb").is_err());
     }

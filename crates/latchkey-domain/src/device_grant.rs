@@ -165,9 +165,7 @@ impl GrantState {
             WaitOutcome::Spent => PollOutcome::Spent,
             WaitOutcome::Pending => match self.last_polled_at {
                 Some(last) if now.millis_since(last) < self.interval_secs * 1000 => {
-                    PollOutcome::SlowDown {
-                        new_interval_secs: self.interval_secs + SLOW_DOWN_STEP_SECS,
-                    }
+                    PollOutcome::SlowDown { new_interval_secs: self.interval_secs + SLOW_DOWN_STEP_SECS }
                 }
                 _ => PollOutcome::Pending,
             },
@@ -202,10 +200,7 @@ mod tests {
     #[test]
     fn approve_then_poll_is_ready_once_stored_as_consumed() {
         let mut g = fresh();
-        assert_eq!(
-            g.decide(Decision::Approve, t(10)),
-            Ok(GrantStatus::Approved)
-        );
+        assert_eq!(g.decide(Decision::Approve, t(10)), Ok(GrantStatus::Approved));
         g.status = GrantStatus::Approved;
         assert_eq!(g.poll(t(20)), PollOutcome::Ready);
         g.status = GrantStatus::Consumed;
@@ -217,24 +212,15 @@ mod tests {
     fn second_decision_is_refused() {
         let mut g = fresh();
         g.status = GrantStatus::Denied;
-        assert_eq!(
-            g.decide(Decision::Approve, t(1)),
-            Err(DecideError::AlreadyDecided)
-        );
+        assert_eq!(g.decide(Decision::Approve, t(1)), Err(DecideError::AlreadyDecided));
         g.status = GrantStatus::Approved;
-        assert_eq!(
-            g.decide(Decision::Deny, t(1)),
-            Err(DecideError::AlreadyDecided)
-        );
+        assert_eq!(g.decide(Decision::Deny, t(1)), Err(DecideError::AlreadyDecided));
     }
 
     #[test]
     fn expiry_blocks_decisions_and_polls() {
         let g = fresh();
-        assert_eq!(
-            g.decide(Decision::Approve, t(600)),
-            Err(DecideError::Expired)
-        );
+        assert_eq!(g.decide(Decision::Approve, t(600)), Err(DecideError::Expired));
         assert_eq!(g.poll(t(601)), PollOutcome::Expired);
         let mut approved = fresh();
         approved.status = GrantStatus::Approved;
@@ -255,20 +241,10 @@ mod tests {
         let mut g = fresh();
         assert_eq!(g.poll(t(1)), PollOutcome::Pending);
         g.last_polled_at = Some(t(1));
-        assert_eq!(
-            g.poll(t(5)),
-            PollOutcome::SlowDown {
-                new_interval_secs: 10
-            }
-        );
+        assert_eq!(g.poll(t(5)), PollOutcome::SlowDown { new_interval_secs: 10 });
         g.last_polled_at = Some(t(5));
         g.interval_secs = 10;
-        assert_eq!(
-            g.poll(t(14)),
-            PollOutcome::SlowDown {
-                new_interval_secs: 15
-            }
-        );
+        assert_eq!(g.poll(t(14)), PollOutcome::SlowDown { new_interval_secs: 15 });
         g.last_polled_at = Some(t(14));
         g.interval_secs = 15;
         assert_eq!(g.poll(t(29)), PollOutcome::Pending);
@@ -284,12 +260,7 @@ mod tests {
 
     #[test]
     fn status_text_round_trips() {
-        for s in [
-            GrantStatus::Pending,
-            GrantStatus::Approved,
-            GrantStatus::Denied,
-            GrantStatus::Consumed,
-        ] {
+        for s in [GrantStatus::Pending, GrantStatus::Approved, GrantStatus::Denied, GrantStatus::Consumed] {
             assert_eq!(GrantStatus::parse(s.as_str()), Some(s));
         }
         assert_eq!(GrantStatus::parse("bogus"), None);

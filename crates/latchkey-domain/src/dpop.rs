@@ -93,12 +93,7 @@ pub fn normalize_htu(url: &str) -> String {
                 Some(i) => (&rest[..i], &rest[i..]),
                 None => (rest, "/"),
             };
-            format!(
-                "{}://{}{}",
-                scheme.to_ascii_lowercase(),
-                authority.to_ascii_lowercase(),
-                path
-            )
+            format!("{}://{}{}", scheme.to_ascii_lowercase(), authority.to_ascii_lowercase(), path)
         }
         None => no_query.to_string(),
     }
@@ -112,20 +107,13 @@ pub fn token_hash(access_token: &str) -> String {
 /// Checks the claims of a proof whose signature already verified.
 pub fn check(claims: &ProofClaims, expected: &Expected<'_>) -> Result<(), DpopError> {
     if claims.jti.is_empty() || claims.jti.len() > 256 {
-        return Err(DpopError::Malformed(
-            "jti must be 1 to 256 characters".into(),
-        ));
+        return Err(DpopError::Malformed("jti must be 1 to 256 characters".into()));
     }
     if !claims.htm.eq_ignore_ascii_case(expected.method) {
-        return Err(DpopError::WrongMethod {
-            found: claims.htm.clone(),
-            expected: expected.method.into(),
-        });
+        return Err(DpopError::WrongMethod { found: claims.htm.clone(), expected: expected.method.into() });
     }
     if normalize_htu(&claims.htu) != normalize_htu(expected.url) {
-        return Err(DpopError::WrongUrl {
-            found: claims.htu.clone(),
-        });
+        return Err(DpopError::WrongUrl { found: claims.htu.clone() });
     }
     let now = expected.now.as_secs();
     if claims.iat < now - MAX_AGE_SECS || claims.iat > now + MAX_SKEW_SECS {
@@ -142,23 +130,12 @@ pub fn check(claims: &ProofClaims, expected: &Expected<'_>) -> Result<(), DpopEr
 /// RFC 7638 thumbprint of a public JWK given as JSON: what `cnf.jkt` carries.
 pub fn thumbprint(jwk: &serde_json::Value) -> Result<String, DpopError> {
     let field = |k: &str| {
-        jwk.get(k)
-            .and_then(|v| v.as_str())
-            .ok_or_else(|| DpopError::Malformed(format!("the key has no {k:?}")))
+        jwk.get(k).and_then(|v| v.as_str()).ok_or_else(|| DpopError::Malformed(format!("the key has no {k:?}")))
     };
     // Members in lexicographic order, no whitespace (RFC 7638 §3).
     let canonical = match field("kty")? {
-        "OKP" => format!(
-            r#"{{"crv":"{}","kty":"OKP","x":"{}"}}"#,
-            field("crv")?,
-            field("x")?
-        ),
-        "EC" => format!(
-            r#"{{"crv":"{}","kty":"EC","x":"{}","y":"{}"}}"#,
-            field("crv")?,
-            field("x")?,
-            field("y")?
-        ),
+        "OKP" => format!(r#"{{"crv":"{}","kty":"OKP","x":"{}"}}"#, field("crv")?, field("x")?),
+        "EC" => format!(r#"{{"crv":"{}","kty":"EC","x":"{}","y":"{}"}}"#, field("crv")?, field("x")?, field("y")?),
         other => {
             return Err(DpopError::Malformed(format!(
                 "key type {other:?} is not supported; use OKP (Ed25519) or EC (P-256)"
@@ -166,9 +143,7 @@ pub fn thumbprint(jwk: &serde_json::Value) -> Result<String, DpopError> {
         }
     };
     if jwk.get("d").is_some() {
-        return Err(DpopError::Malformed(
-            "the proof carries a private key; send only the public key".into(),
-        ));
+        return Err(DpopError::Malformed("the proof carries a private key; send only the public key".into()));
     }
     Ok(URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes())))
 }
@@ -184,9 +159,7 @@ impl ReplayWindow {
     pub fn admit(&mut self, jkt: &str, jti: &str, now: Timestamp) -> Result<(), DpopError> {
         let key = format!("{jkt}:{jti}");
         match self.seen.get(&key) {
-            Some(at) if now.millis_since(*at) <= (MAX_AGE_SECS + MAX_SKEW_SECS) * 1000 => {
-                Err(DpopError::Replayed)
-            }
+            Some(at) if now.millis_since(*at) <= (MAX_AGE_SECS + MAX_SKEW_SECS) * 1000 => Err(DpopError::Replayed),
             _ => {
                 self.seen.insert(key, now);
                 Ok(())
@@ -242,48 +215,21 @@ mod tests {
 
     #[test]
     fn refuses_wrong_method_url_and_time() {
-        let e = Expected {
-            method: "GET",
-            ..expected(1000)
-        };
-        assert!(matches!(
-            check(&claims(), &e),
-            Err(DpopError::WrongMethod { .. })
-        ));
-        let e = Expected {
-            url: "https://lk.example/oauth/revoke",
-            ..expected(1000)
-        };
-        assert!(matches!(
-            check(&claims(), &e),
-            Err(DpopError::WrongUrl { .. })
-        ));
-        assert_eq!(
-            check(&claims(), &expected(1000 + MAX_AGE_SECS + 1)),
-            Err(DpopError::Stale)
-        );
-        assert_eq!(
-            check(&claims(), &expected(1000 - MAX_SKEW_SECS - 1)),
-            Err(DpopError::Stale)
-        );
+        let e = Expected { method: "GET", ..expected(1000) };
+        assert!(matches!(check(&claims(), &e), Err(DpopError::WrongMethod { .. })));
+        let e = Expected { url: "https://lk.example/oauth/revoke", ..expected(1000) };
+        assert!(matches!(check(&claims(), &e), Err(DpopError::WrongUrl { .. })));
+        assert_eq!(check(&claims(), &expected(1000 + MAX_AGE_SECS + 1)), Err(DpopError::Stale));
+        assert_eq!(check(&claims(), &expected(1000 - MAX_SKEW_SECS - 1)), Err(DpopError::Stale));
     }
 
     #[test]
     fn resource_requests_must_name_the_token() {
-        let e = Expected {
-            access_token: Some("tok"),
-            ..expected(1000)
-        };
+        let e = Expected { access_token: Some("tok"), ..expected(1000) };
         assert_eq!(check(&claims(), &e), Err(DpopError::WrongToken));
-        let with = ProofClaims {
-            ath: Some(token_hash("tok")),
-            ..claims()
-        };
+        let with = ProofClaims { ath: Some(token_hash("tok")), ..claims() };
         assert_eq!(check(&with, &e), Ok(()));
-        let other = ProofClaims {
-            ath: Some(token_hash("other")),
-            ..claims()
-        };
+        let other = ProofClaims { ath: Some(token_hash("other")), ..claims() };
         assert_eq!(check(&other, &e), Err(DpopError::WrongToken));
     }
 
@@ -302,10 +248,7 @@ mod tests {
     fn thumbprint_matches_rfc8037_example() {
         // RFC 8037 Appendix A.3.
         let jwk = serde_json::json!({"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"});
-        assert_eq!(
-            thumbprint(&jwk),
-            Ok("kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k".into())
-        );
+        assert_eq!(thumbprint(&jwk), Ok("kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k".into()));
         let private = serde_json::json!({"kty":"OKP","crv":"Ed25519","x":"a","d":"b"});
         assert!(thumbprint(&private).is_err());
         assert!(thumbprint(&serde_json::json!({"kty":"RSA"})).is_err());
@@ -313,10 +256,7 @@ mod tests {
 
     #[test]
     fn htu_normalisation() {
-        assert_eq!(
-            normalize_htu("HTTPS://Lk.Example:8443/a/B?q#f"),
-            "https://lk.example:8443/a/B"
-        );
+        assert_eq!(normalize_htu("HTTPS://Lk.Example:8443/a/B?q#f"), "https://lk.example:8443/a/B");
         assert_eq!(normalize_htu("http://h"), "http://h/");
     }
 }

@@ -47,15 +47,9 @@ impl Username {
             return Err(NameError::Empty("a username"));
         }
         if s.len() > 64 {
-            return Err(NameError::TooLong {
-                what: "a username",
-                max: 64,
-            });
+            return Err(NameError::TooLong { what: "a username", max: 64 });
         }
-        if !s
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-@".contains(&b))
-        {
+        if !s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-@".contains(&b)) {
             return Err(NameError::BadCharacter {
                 what: "a username",
                 allowed: "letters, digits, '.', '_', '-' and '@'",
@@ -88,15 +82,9 @@ impl ClientId {
             return Err(NameError::Empty("a client ID"));
         }
         if s.len() > 64 {
-            return Err(NameError::TooLong {
-                what: "a client ID",
-                max: 64,
-            });
+            return Err(NameError::TooLong { what: "a client ID", max: 64 });
         }
-        if !s
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
-        {
+        if !s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b)) {
             return Err(NameError::BadCharacter {
                 what: "a client ID",
                 allowed: "lowercase letters, digits, '-', '_' and '.'",
@@ -132,16 +120,10 @@ impl DisplayName {
             return Err(NameError::Empty("a name"));
         }
         if s.chars().count() > Self::MAX_CHARS {
-            return Err(NameError::TooLong {
-                what: "a name",
-                max: Self::MAX_CHARS,
-            });
+            return Err(NameError::TooLong { what: "a name", max: Self::MAX_CHARS });
         }
         if s.chars().any(char::is_control) {
-            return Err(NameError::BadCharacter {
-                what: "a name",
-                allowed: "printable characters",
-            });
+            return Err(NameError::BadCharacter { what: "a name", allowed: "printable characters" });
         }
         Ok(Self(s.to_string()))
     }
@@ -161,16 +143,10 @@ impl fmt::Display for DisplayName {
 /// Rules for a new password: long enough to matter, short enough not to be a hashing DoS.
 pub fn check_password(password: &str) -> Result<(), NameError> {
     if password.chars().count() < 8 {
-        return Err(NameError::TooShort {
-            what: "a password",
-            min: 8,
-        });
+        return Err(NameError::TooShort { what: "a password", min: 8 });
     }
     if password.len() > 1024 {
-        return Err(NameError::TooLong {
-            what: "a password",
-            max: 1024,
-        });
+        return Err(NameError::TooLong { what: "a password", max: 1024 });
     }
     Ok(())
 }
@@ -181,10 +157,7 @@ mod tests {
 
     #[test]
     fn usernames() {
-        assert_eq!(
-            Username::parse(" Alice ").map(|u| u.to_string()),
-            Ok("alice".into())
-        );
+        assert_eq!(Username::parse(" Alice ").map(|u| u.to_string()), Ok("alice".into()));
         assert!(Username::parse("").is_err());
         assert!(Username::parse("a b").is_err());
         assert!(Username::parse(&"a".repeat(65)).is_err());
@@ -200,10 +173,7 @@ mod tests {
 
     #[test]
     fn display_names() {
-        assert_eq!(
-            DisplayName::parse("  My Laptop ").map(|n| n.to_string()),
-            Ok("My Laptop".into())
-        );
+        assert_eq!(DisplayName::parse("  My Laptop ").map(|n| n.to_string()), Ok("My Laptop".into()));
         assert!(DisplayName::parse("   ").is_err());
         assert!(DisplayName::parse(&"x".repeat(10_000)).is_err());
         assert!(DisplayName::parse("a\u{7}b").is_err());

@@ -21,10 +21,7 @@ pub struct Limit {
 impl WindowCounter {
     /// A counter whose first window starts at `now`.
     pub fn new(now: Timestamp) -> Self {
-        Self {
-            window_start: now,
-            count: 0,
-        }
+        Self { window_start: now, count: 0 }
     }
 
     /// Whether another event would still be within `limit` at `now` (without counting it).
@@ -61,10 +58,7 @@ mod tests {
 
     #[test]
     fn refuses_past_limit_until_window_ends() {
-        let limit = Limit {
-            max: 3,
-            window_secs: 60,
-        };
+        let limit = Limit { max: 3, window_secs: 60 };
         let t0 = Timestamp::from_millis(0);
         let mut c = WindowCounter::new(t0);
         for _ in 0..3 {

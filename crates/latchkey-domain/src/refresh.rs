@@ -45,26 +45,16 @@ mod tests {
     use super::*;
 
     fn state(rotated: bool, family_revoked: bool) -> RefreshState {
-        RefreshState {
-            rotated,
-            family_revoked,
-            expires_at: Timestamp::from_millis(1000),
-        }
+        RefreshState { rotated, family_revoked, expires_at: Timestamp::from_millis(1000) }
     }
 
     #[test]
     fn decisions() {
         let now = Timestamp::from_millis(10);
         assert_eq!(state(false, false).use_at(now), RefreshOutcome::Rotate);
-        assert_eq!(
-            state(true, false).use_at(now),
-            RefreshOutcome::ReuseDetected
-        );
+        assert_eq!(state(true, false).use_at(now), RefreshOutcome::ReuseDetected);
         assert_eq!(state(true, true).use_at(now), RefreshOutcome::Refuse);
         assert_eq!(state(false, true).use_at(now), RefreshOutcome::Refuse);
-        assert_eq!(
-            state(false, false).use_at(Timestamp::from_millis(1000)),
-            RefreshOutcome::Refuse
-        );
+        assert_eq!(state(false, false).use_at(Timestamp::from_millis(1000)), RefreshOutcome::Refuse);
     }
 }

@@ -22,6 +22,8 @@ pub enum SecretKind {
     RefreshToken,
     /// A confidential app's client secret.
     ClientSecret,
+    /// An enrollment key for a machine without a browser.
+    EnrollmentKey,
 }
 
 impl SecretKind {
@@ -31,6 +33,7 @@ impl SecretKind {
             SecretKind::Session => "lks_",
             SecretKind::RefreshToken => "lkr_",
             SecretKind::ClientSecret => "lkc_",
+            SecretKind::EnrollmentKey => "lke_",
         }
     }
 }
@@ -50,11 +53,7 @@ impl Secret {
     pub fn generate(kind: SecretKind, rng: &mut impl RngCore) -> Self {
         let mut bytes = [0u8; 32];
         rng.fill_bytes(&mut bytes);
-        Self(format!(
-            "{}{}",
-            kind.prefix(),
-            URL_SAFE_NO_PAD.encode(bytes)
-        ))
+        Self(format!("{}{}", kind.prefix(), URL_SAFE_NO_PAD.encode(bytes)))
     }
 
     /// The secret's text, to hand to its holder exactly once.

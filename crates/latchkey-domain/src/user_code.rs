@@ -104,38 +104,19 @@ mod tests {
     #[test]
     fn accepts_any_case_and_spacing() {
         let want = UserCode::parse("BCDF-GHJK").map(|c| c.canonical());
-        for typed in [
-            "bcdfghjk",
-            "bcdf-ghjk",
-            " BcDf GhJk ",
-            "BCDF - GHJK",
-            "b-c-d-f-g-h-j-k",
-        ] {
-            assert_eq!(
-                UserCode::parse(typed).map(|c| c.canonical()),
-                want,
-                "{typed}"
-            );
+        for typed in ["bcdfghjk", "bcdf-ghjk", " BcDf GhJk ", "BCDF - GHJK", "b-c-d-f-g-h-j-k"] {
+            assert_eq!(UserCode::parse(typed).map(|c| c.canonical()), want, "{typed}");
         }
     }
 
     #[test]
     fn rejects_vowels_digits_and_wrong_length() {
-        assert_eq!(
-            UserCode::parse("ABCD-FGHJ"),
-            Err(UserCodeError::Character('A'))
-        );
-        assert_eq!(
-            UserCode::parse("BCDF-GHJ1"),
-            Err(UserCodeError::Character('1'))
-        );
+        assert_eq!(UserCode::parse("ABCD-FGHJ"), Err(UserCodeError::Character('A')));
+        assert_eq!(UserCode::parse("BCDF-GHJ1"), Err(UserCodeError::Character('1')));
         assert_eq!(UserCode::parse("BCDF-GHJ"), Err(UserCodeError::Length(7)));
         assert_eq!(UserCode::parse("BCDF-GHJKL"), Err(UserCodeError::Length(9)));
         assert_eq!(UserCode::parse(""), Err(UserCodeError::Length(0)));
-        assert_eq!(
-            UserCode::parse("BCDF-GHJÄ"),
-            Err(UserCodeError::Character('Ä'))
-        );
+        assert_eq!(UserCode::parse("BCDF-GHJÄ"), Err(UserCodeError::Character('Ä')));
     }
 
     #[test]

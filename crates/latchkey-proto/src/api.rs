@@ -34,6 +34,9 @@ pub struct Me {
     pub username: String,
     /// Whether the user administers the server.
     pub is_admin: bool,
+    /// The device making the request, when it used its own tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<DeviceInfo>,
 }
 
 /// What a person is about to approve: everything the verification page shows.
@@ -59,6 +62,12 @@ pub struct PendingDeviceLogin {
     pub expires_at_ms: i64,
     /// Whether the approver is on a different network than the device (a phishing sign).
     pub different_network: bool,
+    /// Where the device says it is (`None`: not given yet).
+    #[serde(default)]
+    pub device_location: Option<String>,
+    /// The device's platform, as it reports it.
+    #[serde(default)]
+    pub device_platform: String,
 }
 
 /// `POST /api/v1/device/decision`: approve or deny a device login.
@@ -77,4 +86,127 @@ pub struct DecisionResponse {
     pub status: String,
     /// The app's client ID.
     pub client_id: String,
+}
+
+/// A device as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DeviceInfo {
+    /// Device ID.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Frozen slug.
+    pub slug: String,
+    /// Current location; `None` when deferred.
+    pub location: Option<String>,
+    /// Operating system and architecture.
+    pub platform: String,
+    /// Client software version.
+    pub client_version: String,
+    /// `active` or `revoked`.
+    pub status: String,
+    /// Registered, ms since epoch.
+    pub created_at_ms: i64,
+    /// Last used its tokens, ms since epoch.
+    pub last_seen_at_ms: Option<i64>,
+    /// Revoked, ms since epoch.
+    pub revoked_at_ms: Option<i64>,
+    /// Whether the device has a key its tokens are bound to (DPoP).
+    pub key_bound: bool,
+    /// Whether this is the device making the request.
+    pub current: bool,
+}
+
+/// `PATCH /api/v1/devices/{id}`: rename and/or move a device.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DeviceUpdate {
+    /// New display name (the slug stays).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// New location, from now on (`later` to defer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+}
+
+/// One entry of a device's location history.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LocationEntry {
+    /// The location (`None`: deferred).
+    pub location: Option<String>,
+    /// When it took effect, ms since epoch.
+    pub effective_at_ms: i64,
+}
+
+/// `POST /api/v1/enrollment-keys`: a key for a machine that cannot open a browser.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct EnrollmentKeyRequest {
+    /// Lifetime in seconds (users: at most an hour).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<i64>,
+    /// Whether it may enroll more than one machine (admins only).
+    #[serde(default)]
+    pub reusable: bool,
+    /// Free-form label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+}
+
+/// An enrollment key without its secret.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EnrollmentKeyInfo {
+    /// Key ID.
+    pub id: String,
+    /// Owner of the devices it enrolls.
+    pub owner: String,
+    /// Whether it works more than once.
+    pub reusable: bool,
+    /// Expiry, ms since epoch.
+    pub expires_at_ms: i64,
+    /// Label.
+    pub tag: Option<String>,
+    /// How often it was used.
+    pub uses: i64,
+    /// Whether it was revoked.
+    pub revoked: bool,
+}
+
+/// A newly created enrollment key: the secret is shown this once.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EnrollmentKeyCreated {
+    /// The secret, for `latchkey login --enroll-key`.
+    pub key: String,
+    /// What was stored.
+    pub info: EnrollmentKeyInfo,
+}
+
+/// `POST /api/v1/enroll`: provision a device with an enrollment key (with a DPoP proof to bind its key).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnrollRequest {
+    /// The enrollment key.
+    pub enrollment_key: String,
+    /// Display name.
+    pub name: String,
+    /// Explicit slug.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slug: Option<String>,
+    /// Location (`later` to defer; required).
+    pub location: String,
+    /// Operating system and architecture.
+    #[serde(default)]
+    pub platform: String,
+    /// Client software version.
+    #[serde(default)]
+    pub client_version: String,
+    /// Scope for the tokens.
+    #[serde(default)]
+    pub scope: String,
+}
+
+/// Tokens and the device an enrollment created.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EnrollResponse {
+    /// Tokens for the built-in CLI app, bound to the device's key when a proof was sent.
+    pub tokens: crate::oauth::TokenResponse,
+    /// The new device.
+    pub device: DeviceInfo,
 }

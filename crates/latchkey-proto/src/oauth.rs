@@ -81,6 +81,16 @@ pub struct Introspection {
     /// Issuer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
+    /// Key binding (RFC 9449 §6.2): the token only works with proofs from this key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// RFC 7800 confirmation claim, as used by DPoP.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Confirmation {
+    /// RFC 7638 thumbprint of the bound key.
+    pub jkt: String,
 }
 
 /// OIDC `userinfo` response.
@@ -121,8 +131,12 @@ pub struct Discovery {
     pub subject_types_supported: Vec<String>,
     /// ID token signing algorithms (OIDC).
     pub id_token_signing_alg_values_supported: Vec<String>,
+    /// DPoP algorithms accepted (RFC 9449 §5.1).
+    pub dpop_signing_alg_values_supported: Vec<String>,
     /// Latchkey extension: the instant-approval endpoint, which answers as soon as a device grant is decided.
     pub latchkey_device_wait_endpoint: String,
+    /// Latchkey extension: enrollment with a key, for machines that cannot open a browser.
+    pub latchkey_enroll_endpoint: String,
 }
 
 /// One public key in a JWK Set (RFC 7517, OKP keys per RFC 8037).

@@ -40,54 +40,34 @@ fn basic(headers: &HeaderMap) -> ApiResult<Option<(String, String)>> {
             .and_then(|v| v.into_iter().next())
             .map(|(_, v)| v)
     };
-    Ok(Some((
-        dec(id).ok_or_else(bad)?,
-        dec(secret).ok_or_else(bad)?,
-    )))
+    Ok(Some((dec(id).ok_or_else(bad)?, dec(secret).ok_or_else(bad)?)))
 }
 
 /// Authenticates the calling app.
-pub async fn authenticate(
-    state: &AppState,
-    headers: &HeaderMap,
-    form: &FormCredentials,
-) -> ApiResult<AppRecord> {
+pub async fn authenticate(state: &AppState, headers: &HeaderMap, form: &FormCredentials) -> ApiResult<AppRecord> {
     let (client_id, secret) = match basic(headers)? {
         Some((id, secret)) => {
             if form.client_id.as_deref().is_some_and(|f| f != id) {
-                return Err(ApiError::invalid_request(
-                    "client_id in the body differs from the Authorization header",
-                ));
+                return Err(ApiError::invalid_request("client_id in the body differs from the Authorization header"));
             }
             (id, Some(secret))
         }
         None => match &form.client_id {
             Some(id) => (id.clone(), form.client_secret.clone()),
-            None => {
-                return Err(ApiError::invalid_client(
-                    "send client_id (and client_secret for confidential apps)",
-                ))
-            }
+            None => return Err(ApiError::invalid_client("send client_id (and client_secret for confidential apps)")),
         },
     };
-    let unknown =
-        || ApiError::invalid_client(format!("no app is registered with client_id {client_id:?}"));
+    let unknown = || ApiError::invalid_client(format!("no app is registered with client_id {client_id:?}"));
     if client_id.len() > 64 {
         return Err(unknown());
     }
     let app = state.store.app(&client_id).await?.ok_or_else(unknown)?;
     match (app.kind, &app.secret_hash, secret) {
         (ClientKind::Public, _, None) => Ok(app),
-        (ClientKind::Public, _, Some(_)) => Err(ApiError::invalid_client(
-            "this app is public and has no secret; do not send one",
-        )),
-        (ClientKind::Confidential, Some(stored), Some(given))
-            if stored.ct_eq(&SecretHash::of(&given)) =>
-        {
-            Ok(app)
+        (ClientKind::Public, _, Some(_)) => {
+            Err(ApiError::invalid_client("this app is public and has no secret; do not send one"))
         }
-        (ClientKind::Confidential, _, _) => Err(ApiError::invalid_client(
-            "the client secret is missing or wrong",
-        )),
+        (ClientKind::Confidential, Some(stored), Some(given)) if stored.ct_eq(&SecretHash::of(&given)) => Ok(app),
+        (ClientKind::Confidential, _, _) => Err(ApiError::invalid_client("the client secret is missing or wrong")),
     }
 }

@@ -27,6 +27,8 @@ pub struct ServerConfig {
     pub sweep_every: Duration,
     /// How often signing keys are re-read (to pick up `admin keys rotate`).
     pub key_refresh_every: Duration,
+    /// Most active devices one user may have.
+    pub device_cap: i64,
 }
 
 /// Wrong user-code guesses allowed, per window. RFC 8628 §5.1: with 20^8 ≈ 2^34.5
@@ -45,12 +47,7 @@ pub struct CodeEntryLimits {
 
 impl Default for CodeEntryLimits {
     fn default() -> Self {
-        Self {
-            per_session: 5,
-            per_ip: 20,
-            global: 1000,
-            window_secs: 600,
-        }
+        Self { per_session: 5, per_ip: 20, global: 1000, window_secs: 600 }
     }
 }
 
@@ -69,6 +66,7 @@ impl ServerConfig {
             code_entry_limits: CodeEntryLimits::default(),
             sweep_every: Duration::from_secs(60),
             key_refresh_every: Duration::from_secs(60),
+            device_cap: latchkey_domain::device::DEFAULT_DEVICE_CAP,
         }
     }
 

@@ -16,9 +16,7 @@ use std::net::IpAddr;
 fn parse_code(state: &AppState, who: &SignedIn, ip: IpAddr, typed: &str) -> ApiResult<UserCode> {
     check_limit(state, who, ip)?;
     UserCode::parse(typed).map_err(|e| {
-        state
-            .code_limiter
-            .record_failure(&who.limiter_key(), ip, now());
+        state.code_limiter.record_failure(&who.limiter_key(), ip, now());
         ApiError::invalid_request(format!("that is not a valid code: {e}"))
     })
 }
@@ -34,19 +32,12 @@ fn check_limit(state: &AppState, who: &SignedIn, ip: IpAddr) -> ApiResult<()> {
 }
 
 fn not_found(state: &AppState, who: &SignedIn, ip: IpAddr) -> ApiError {
-    state
-        .code_limiter
-        .record_failure(&who.limiter_key(), ip, now());
+    state.code_limiter.record_failure(&who.limiter_key(), ip, now());
     ApiError::not_found("no sign-in is waiting for this code; check it against your device")
 }
 
 /// What the approver must see before deciding.
-pub async fn lookup(
-    state: &AppState,
-    who: &SignedIn,
-    ip: IpAddr,
-    typed: &str,
-) -> ApiResult<PendingDeviceLogin> {
+pub async fn lookup(state: &AppState, who: &SignedIn, ip: IpAddr, typed: &str) -> ApiResult<PendingDeviceLogin> {
     let code = parse_code(state, who, ip, typed)?;
     let grant = state
         .store
@@ -55,14 +46,10 @@ pub async fn lookup(
         .ok_or_else(|| not_found(state, who, ip))?;
     let t = now();
     if grant.state.status != latchkey_domain::device_grant::GrantStatus::Pending {
-        return Err(ApiError::conflict(
-            "this code was already used; start the sign-in again on your device",
-        ));
+        return Err(ApiError::conflict("this code was already used; start the sign-in again on your device"));
     }
     if grant.state.is_expired(t) {
-        return Err(ApiError::gone(
-            "this code has expired; start the sign-in again on your device",
-        ));
+        return Err(ApiError::gone("this code has expired; start the sign-in again on your device"));
     }
     describe(state, &grant, &code, ip).await
 }
@@ -73,12 +60,7 @@ async fn describe(
     code: &UserCode,
     approver: IpAddr,
 ) -> ApiResult<PendingDeviceLogin> {
-    let app_name = state
-        .store
-        .app(&g.client_id)
-        .await?
-        .map(|a| a.display_name)
-        .unwrap_or_else(|| g.client_id.clone());
+    let app_name = state.store.app(&g.client_id).await?.map(|a| a.display_name).unwrap_or_else(|| g.client_id.clone());
     let different_network = match g.requester.ip.parse::<IpAddr>() {
         Ok(requester) => !same_network(requester, approver),
         Err(_) => true,
@@ -94,6 +76,8 @@ async fn describe(
         requested_at_ms: g.created_at.as_millis(),
         expires_at_ms: g.state.expires_at.as_millis(),
         different_network,
+        device_location: g.device.location.clone(),
+        device_platform: g.device.platform.clone(),
     })
 }
 
@@ -102,9 +86,7 @@ pub fn parse_decision(s: &str) -> ApiResult<Decision> {
     match s {
         "approve" => Ok(Decision::Approve),
         "deny" => Ok(Decision::Deny),
-        other => Err(ApiError::invalid_request(format!(
-            "decision must be \"approve\" or \"deny\", not {other:?}"
-        ))),
+        other => Err(ApiError::invalid_request(format!("decision must be \"approve\" or \"deny\", not {other:?}"))),
     }
 }
 
@@ -125,6 +107,8 @@ pub async fn decide(
                 user_id: who.user.id.clone(),
                 decision,
                 ip: ip.to_string(),
+                new_device_id: uuid::Uuid::now_v7().to_string(),
+                device_cap: state.config.device_cap,
             },
             now(),
         )
@@ -138,11 +122,18 @@ pub async fn decide(
             client_id: g.client_id,
         }),
         DecideResult::NotFound => Err(not_found(state, who, ip)),
-        DecideResult::Refused(DecideError::Expired) => Err(ApiError::gone(
-            "this code has expired; start the sign-in again on your device",
-        )),
-        DecideResult::Refused(DecideError::AlreadyDecided) => Err(ApiError::conflict(
-            "this code was already approved or denied",
-        )),
+        DecideResult::Refused(DecideError::Expired) => {
+            Err(ApiError::gone("this code has expired; start the sign-in again on your device"))
+        }
+        DecideResult::Refused(DecideError::AlreadyDecided) => {
+            Err(ApiError::conflict("this code was already approved or denied"))
+        }
+        DecideResult::DeviceLimit(cap) => Err(ApiError::conflict(format!(
+            "you already have {cap} active devices, the most allowed; revoke one you no longer use, then approve again"
+        ))),
+        DecideResult::SlugTaken(slug) => Err(ApiError::conflict(format!(
+            "the device asks to be called {slug:?}, which another of your devices is already called; \
+             restart the sign-in on the device with another --slug (or none)"
+        ))),
     }
 }

@@ -93,26 +93,18 @@ impl ApiError {
     /// Status, code and the description safe to show.
     pub fn parts(&self) -> (StatusCode, &'static str, String) {
         match self {
-            ApiError::Protocol {
-                status,
-                code,
-                description,
-            } => (*status, code, description.clone()),
+            ApiError::Protocol { status, code, description } => (*status, code, description.clone()),
             ApiError::Store(StoreError::Unavailable(_)) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "temporarily_unavailable",
                 "the server cannot reach its database right now; try again shortly".into(),
             ),
-            ApiError::Store(StoreError::Conflict(what)) => (
-                StatusCode::CONFLICT,
-                "conflict",
-                format!("{what} already exists"),
-            ),
-            ApiError::Store(_) | ApiError::Internal(_) => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                "the server failed; this is logged".into(),
-            ),
+            ApiError::Store(StoreError::Conflict(what)) => {
+                (StatusCode::CONFLICT, "conflict", format!("{what} already exists"))
+            }
+            ApiError::Store(_) | ApiError::Internal(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "server_error", "the server failed; this is logged".into())
+            }
         }
     }
 
@@ -122,9 +114,7 @@ impl ApiError {
             ApiError::Protocol { status, code, .. } if status.is_server_error() => {
                 tracing::error!(code, "{self}")
             }
-            ApiError::Protocol {
-                code, description, ..
-            } => tracing::debug!(code, description, "request refused"),
+            ApiError::Protocol { code, description, .. } => tracing::debug!(code, description, "request refused"),
             ApiError::Store(StoreError::Unavailable(e)) => {
                 tracing::warn!(error = %e, "database unavailable")
             }
@@ -139,23 +129,14 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         self.log();
         let (status, code, description) = self.parts();
-        let body = ErrorBody {
-            error: code.to_string(),
-            error_description: Some(description),
-        };
+        let body = ErrorBody { error: code.to_string(), error_description: Some(description) };
         let mut resp = (status, axum::Json(body)).into_response();
         let h = resp.headers_mut();
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if status == StatusCode::UNAUTHORIZED {
-            let challenge = if code == "invalid_client" {
-                "Basic realm=\"latchkey\""
-            } else {
-                "Bearer realm=\"latchkey\""
-            };
-            h.insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(challenge),
-            );
+            let challenge =
+                if code == "invalid_client" { "Basic realm=\"latchkey\"" } else { "Bearer realm=\"latchkey\"" };
+            h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         }
         resp
     }

@@ -22,11 +22,7 @@ fn content_type_is(headers: &HeaderMap, want: &str) -> bool {
 async fn body_bytes(req: Request) -> Result<axum::body::Bytes, ApiError> {
     axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
         .await
-        .map_err(|_| {
-            ApiError::too_large(format!(
-                "the request body is larger than {MAX_BODY_BYTES} bytes"
-            ))
-        })
+        .map_err(|_| ApiError::too_large(format!("the request body is larger than {MAX_BODY_BYTES} bytes")))
 }
 
 /// An `application/x-www-form-urlencoded` body (what OAuth endpoints take).
@@ -57,9 +53,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
         if !content_type_is(req.headers(), "application/json") {
-            return Err(ApiError::unsupported_media_type(
-                "send a JSON body with Content-Type: application/json",
-            ));
+            return Err(ApiError::unsupported_media_type("send a JSON body with Content-Type: application/json"));
         }
         let bytes = body_bytes(req).await?;
         serde_json::from_slice(&bytes)
@@ -75,10 +69,7 @@ pub struct ClientIp(pub IpAddr);
 impl FromRequestParts<AppState> for ClientIp {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         if state.config.trust_proxy_headers {
             let forwarded = parts
                 .headers
@@ -94,9 +85,7 @@ impl FromRequestParts<AppState> for ClientIp {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ci| ClientIp(ci.0.ip()))
-            .ok_or_else(|| {
-                ApiError::Internal("the server was started without connection info".into())
-            })
+            .ok_or_else(|| ApiError::Internal("the server was started without connection info".into()))
     }
 }
 
@@ -108,11 +97,7 @@ impl<S: Send + Sync> FromRequestParts<S> for UserAgent {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let ua = parts
-            .headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("unknown");
+        let ua = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("unknown");
         Ok(UserAgent(ua.chars().take(200).collect()))
     }
 }

@@ -18,6 +18,7 @@ pub async fn run(state: AppState) {
                     Err(e) => tracing::warn!(error = %e, "sweep failed; will retry"),
                 }
                 state.code_limiter.prune(now());
+                state.dpop_replay.lock().unwrap_or_else(|p| p.into_inner()).prune(now());
             }
             _ = keys.tick() => {
                 if let Err(e) = state.keys.refresh(state.store.as_ref()).await {

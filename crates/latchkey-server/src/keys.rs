@@ -35,10 +35,8 @@ pub struct KeyRing {
 /// Makes a new Ed25519 key record (private key as PKCS#8 v2).
 pub fn generate_key(at: Timestamp) -> Result<SigningKeyRecord, ApiError> {
     let rng = ring::rand::SystemRandom::new();
-    let doc = Ed25519KeyPair::generate_pkcs8(&rng)
-        .map_err(|_| ApiError::Internal("key generation failed".into()))?;
-    let pair = Ed25519KeyPair::from_pkcs8(doc.as_ref())
-        .map_err(|_| ApiError::Internal("key parse failed".into()))?;
+    let doc = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| ApiError::Internal("key generation failed".into()))?;
+    let pair = Ed25519KeyPair::from_pkcs8(doc.as_ref()).map_err(|_| ApiError::Internal("key parse failed".into()))?;
     let public = pair.public_key().as_ref().to_vec();
     Ok(SigningKeyRecord {
         kid: thumbprint(&public),
@@ -51,10 +49,7 @@ pub fn generate_key(at: Timestamp) -> Result<SigningKeyRecord, ApiError> {
 
 /// RFC 7638 JWK thumbprint of an Ed25519 public key: a `kid` anyone can recompute.
 fn thumbprint(public: &[u8]) -> String {
-    let canonical = format!(
-        r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#,
-        URL_SAFE_NO_PAD.encode(public)
-    );
+    let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#, URL_SAFE_NO_PAD.encode(public));
     URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
 }
 
@@ -62,10 +57,7 @@ impl KeyRing {
     /// Loads keys from the store, creating the first one if there is none.
     pub async fn load(store: &dyn Store, max_token_lifetime_secs: i64) -> Result<Self, ApiError> {
         let loaded = Self::read(store, max_token_lifetime_secs).await?;
-        Ok(Self {
-            loaded: RwLock::new(Arc::new(loaded)),
-            max_token_lifetime_secs,
-        })
+        Ok(Self { loaded: RwLock::new(Arc::new(loaded)), max_token_lifetime_secs })
     }
 
     async fn read(store: &dyn Store, max_lifetime: i64) -> Result<Loaded, ApiError> {
@@ -90,10 +82,7 @@ impl KeyRing {
     }
 
     fn current(&self) -> Arc<Loaded> {
-        self.loaded
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.loaded.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The published key set.
@@ -107,8 +96,7 @@ impl KeyRing {
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(k.active_kid.clone());
         header.typ = Some(typ.to_string());
-        jsonwebtoken::encode(&header, claims, &k.active)
-            .map_err(|e| ApiError::Internal(format!("signing failed: {e}")))
+        jsonwebtoken::encode(&header, claims, &k.active).map_err(|e| ApiError::Internal(format!("signing failed: {e}")))
     }
 
     /// Verifies a JWT's signature, expiry, issuer and `typ`; `None` for anything invalid.
@@ -123,17 +111,11 @@ impl KeyRing {
         v.set_issuer(&[issuer]);
         v.validate_aud = false;
         v.leeway = 0;
-        jsonwebtoken::decode::<C>(token, key, &v)
-            .ok()
-            .map(|d| d.claims)
+        jsonwebtoken::decode::<C>(token, key, &v).ok().map(|d| d.claims)
     }
 }
 
-fn build(
-    records: &[SigningKeyRecord],
-    at: Timestamp,
-    max_lifetime: i64,
-) -> Result<Loaded, ApiError> {
+fn build(records: &[SigningKeyRecord], at: Timestamp, max_lifetime: i64) -> Result<Loaded, ApiError> {
     let active = records
         .iter()
         .find(|k| k.retired_at.is_none())
@@ -147,8 +129,7 @@ fn build(
             continue;
         }
         let x = URL_SAFE_NO_PAD.encode(&k.public_key);
-        let dk = DecodingKey::from_ed_components(&x)
-            .map_err(|e| ApiError::Internal(format!("bad public key: {e}")))?;
+        let dk = DecodingKey::from_ed_components(&x).map_err(|e| ApiError::Internal(format!("bad public key: {e}")))?;
         verify.insert(k.kid.clone(), dk);
         keys.push(Jwk {
             kty: "OKP".into(),

@@ -8,6 +8,7 @@
 pub mod client_auth;
 pub mod config;
 pub mod device_flow;
+pub mod dpop;
 pub mod error;
 pub mod extract;
 pub mod janitor;
@@ -25,7 +26,7 @@ use crate::error::ApiError;
 use crate::keys::KeyRing;
 use crate::rate_limit::CodeEntryLimiter;
 use crate::routes::{
-    api, device_authorization, device_wait, discovery, introspect, pages, paths, revoke, token,
+    api, device_authorization, device_wait, devices, discovery, enroll, introspect, pages, paths, revoke, token,
     userinfo,
 };
 use crate::state::{now, AppState};
@@ -62,10 +63,7 @@ pub fn builtin_cli_app() -> AppRecord {
 /// Registers the built-in CLI app if it is missing (idempotent, safe across replicas).
 pub async fn ensure_builtin_app(store: &dyn Store) -> Result<(), ApiError> {
     if store.app(latchkey_proto::CLI_CLIENT_ID).await?.is_none() {
-        match store
-            .create_app(builtin_cli_app(), Some("system".into()), now())
-            .await
-        {
+        match store.create_app(builtin_cli_app(), Some("system".into()), now()).await {
             Ok(()) | Err(StoreError::Conflict(_)) => {}
             Err(e) => return Err(e.into()),
         }
@@ -85,6 +83,7 @@ impl Server {
             store,
             config: Arc::new(config),
             keys: Arc::new(keys),
+            dpop_replay: Arc::default(),
             shutting_down,
         };
         Ok(Self { state, shutdown_tx })
@@ -107,9 +106,7 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let janitor = tokio::spawn(janitor::run(self.state.clone()));
-        let app = self
-            .router()
-            .into_make_service_with_connect_info::<SocketAddr>();
+        let app = self.router().into_make_service_with_connect_info::<SocketAddr>();
         let tx = self.shutdown_tx;
         let result = axum::serve(listener, app)
             .with_graceful_shutdown(async move {
@@ -126,54 +123,36 @@ impl Server {
 
 fn router(state: AppState) -> Router {
     let oauth = Router::new()
-        .route(
-            paths::DEVICE_AUTHORIZATION,
-            post(device_authorization::handle),
-        )
+        .route(paths::DEVICE_AUTHORIZATION, post(device_authorization::handle))
         .route(paths::TOKEN, post(token::handle))
         .route(paths::DEVICE_WAIT, post(device_wait::handle))
         .route(paths::INTROSPECT, post(introspect::handle))
         .route(paths::REVOKE, post(revoke::handle))
-        .route(
-            paths::USERINFO,
-            get(userinfo::handle).post(userinfo::handle),
-        )
+        .route(paths::USERINFO, get(userinfo::handle).post(userinfo::handle))
         .route(paths::JWKS, get(discovery::jwks))
-        .route(
-            "/.well-known/openid-configuration",
-            get(discovery::metadata),
-        )
-        .route(
-            "/.well-known/oauth-authorization-server",
-            get(discovery::metadata),
-        );
+        .route("/.well-known/openid-configuration", get(discovery::metadata))
+        .route("/.well-known/oauth-authorization-server", get(discovery::metadata));
     let api = Router::new()
-        .route(
-            "/api/v1/session",
-            post(api::create_session).delete(api::delete_session),
-        )
-        .route("/api/v1/me", get(api::whoami))
+        .route("/api/v1/session", post(api::create_session).delete(api::delete_session))
+        .route("/api/v1/me", get(devices::me))
+        .route("/api/v1/devices", get(devices::list))
+        .route("/api/v1/devices/{id}", axum::routing::patch(devices::update).delete(devices::revoke))
+        .route("/api/v1/devices/{id}/locations", get(devices::locations))
+        .route("/api/v1/enrollment-keys", get(enroll::list).post(enroll::create))
+        .route("/api/v1/enrollment-keys/{id}", axum::routing::delete(enroll::revoke))
+        .route(paths::ENROLL, post(enroll::enroll))
         .route("/api/v1/device/lookup", post(api::lookup))
         .route("/api/v1/device/decision", post(api::decide))
         .route("/api/v1/{*rest}", axum::routing::any(api::not_found));
     let pages = Router::new()
         .route("/", get(pages::home))
-        .route(
-            "/signin",
-            get(pages::signin_form).post(pages::signin_submit),
-        )
+        .route("/signin", get(pages::signin_form).post(pages::signin_submit))
         .route("/signout", post(pages::signout))
-        .route(
-            latchkey_proto::VERIFICATION_PATH,
-            get(pages::device_form).post(pages::device_lookup),
-        )
+        .route(latchkey_proto::VERIFICATION_PATH, get(pages::device_form).post(pages::device_lookup))
         .route("/device/decision", post(pages::device_decide))
         .route("/static/latchkey.css", get(pages::stylesheet))
         .route("/healthz", get(|| async { "ok" }));
-    let all = oauth
-        .merge(api)
-        .merge(pages)
-        .fallback(|| async { ApiError::not_found("no such page or endpoint") });
+    let all = oauth.merge(api).merge(pages).fallback(|| async { ApiError::not_found("no such page or endpoint") });
     with_security_headers(all).with_state(state)
 }
 
@@ -188,12 +167,7 @@ fn with_security_headers(router: Router<AppState>) -> Router<AppState> {
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::REFERRER_POLICY, "no-referrer"),
     ];
-    headers
-        .into_iter()
-        .fold(router, |r, (name, value): (HeaderName, &'static str)| {
-            r.layer(SetResponseHeaderLayer::if_not_present(
-                name,
-                HeaderValue::from_static(value),
-            ))
-        })
+    headers.into_iter().fold(router, |r, (name, value): (HeaderName, &'static str)| {
+        r.layer(SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value)))
+    })
 }

@@ -21,10 +21,7 @@ pub async fn hash(password: String) -> Result<String, ApiError> {
 /// A hash of a password nobody has, so unknown users cost as much as known ones.
 static DUMMY_HASH: LazyLock<Option<String>> = LazyLock::new(|| {
     let salt = SaltString::generate(&mut rand::rngs::OsRng);
-    Argon2::default()
-        .hash_password(b"no such user", &salt)
-        .ok()
-        .map(|h| h.to_string())
+    Argon2::default().hash_password(b"no such user", &salt).ok().map(|h| h.to_string())
 });
 
 /// Checks `password` against `stored` (or against a dummy when the user does not exist).
@@ -37,10 +34,7 @@ pub async fn verify(password: String, stored: Option<String>) -> Result<bool, Ap
         let Ok(parsed) = PasswordHash::new(&phc) else {
             return false;
         };
-        Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok()
-            && exists
+        Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok() && exists
     })
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))

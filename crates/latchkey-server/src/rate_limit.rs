@@ -40,10 +40,7 @@ impl CodeEntryLimiter {
     }
 
     fn limit(&self, max: u32) -> Limit {
-        Limit {
-            max,
-            window_secs: self.limits.window_secs,
-        }
+        Limit { max, window_secs: self.limits.window_secs }
     }
 
     /// Whether one more wrong guess from this session and IP would still be allowed.
@@ -54,44 +51,28 @@ impl CodeEntryLimiter {
             None => !full,
         };
         c.global.allows(self.limit(self.limits.global), now)
-            && ok(
-                c.sessions.get(session),
-                self.limits.per_session,
-                c.sessions.len() >= MAX_KEYS,
-            )
+            && ok(c.sessions.get(session), self.limits.per_session, c.sessions.len() >= MAX_KEYS)
             && ok(c.ips.get(&ip), self.limits.per_ip, c.ips.len() >= MAX_KEYS)
     }
 
     /// Counts a wrong guess.
     pub fn record_failure(&self, session: &str, ip: IpAddr, now: Timestamp) {
         let mut c = self.counters.lock().unwrap_or_else(|p| p.into_inner());
-        let (sl, il, gl) = (
-            self.limit(self.limits.per_session),
-            self.limit(self.limits.per_ip),
-            self.limit(self.limits.global),
-        );
+        let (sl, il, gl) =
+            (self.limit(self.limits.per_session), self.limit(self.limits.per_ip), self.limit(self.limits.global));
         c.global.record(gl, now);
         if c.sessions.len() < MAX_KEYS || c.sessions.contains_key(session) {
-            c.sessions
-                .entry(session.to_string())
-                .or_insert_with(|| WindowCounter::new(now))
-                .record(sl, now);
+            c.sessions.entry(session.to_string()).or_insert_with(|| WindowCounter::new(now)).record(sl, now);
         }
         if c.ips.len() < MAX_KEYS || c.ips.contains_key(&ip) {
-            c.ips
-                .entry(ip)
-                .or_insert_with(|| WindowCounter::new(now))
-                .record(il, now);
+            c.ips.entry(ip).or_insert_with(|| WindowCounter::new(now)).record(il, now);
         }
     }
 
     /// Forgets counters whose window is over.
     pub fn prune(&self, now: Timestamp) {
         let mut c = self.counters.lock().unwrap_or_else(|p| p.into_inner());
-        let (sl, il) = (
-            self.limit(self.limits.per_session),
-            self.limit(self.limits.per_ip),
-        );
+        let (sl, il) = (self.limit(self.limits.per_session), self.limit(self.limits.per_ip));
         c.sessions.retain(|_, w| !w.expired(sl, now));
         c.ips.retain(|_, w| !w.expired(il, now));
     }

@@ -7,7 +7,7 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::{now, AppState};
-use crate::tokens::bearer;
+use crate::tokens::{authorization, Scheme};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
@@ -17,6 +17,9 @@ use latchkey_domain::secret::SecretHash;
 use latchkey_store::UserRecord;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+
+/// Prefix of session tokens (see `SecretKind::Session`).
+const SESSION_PREFIX: &str = "lks_";
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "latchkey_session";
@@ -28,8 +31,10 @@ pub const SIGNIN_CSRF_COOKIE: &str = "latchkey_signin_csrf";
 pub enum Via {
     /// Browser cookie: state changes need the CSRF token.
     Cookie,
-    /// `Authorization: Bearer`: no CSRF needed.
+    /// `Authorization: Bearer` with a session token: no CSRF needed.
     Bearer,
+    /// A device's own access token (Bearer or DPoP): no CSRF needed.
+    Device,
 }
 
 /// A request from a signed-in user.
@@ -41,6 +46,8 @@ pub struct SignedIn {
     pub token: String,
     /// How it was presented.
     pub via: Via,
+    /// The device making the request, when it used its own access token.
+    pub device_id: Option<String>,
 }
 
 impl SignedIn {
@@ -51,14 +58,12 @@ impl SignedIn {
 
     /// Checks a presented CSRF token (always passes for bearer sessions).
     pub fn check_csrf(&self, presented: Option<&str>) -> ApiResult<()> {
-        if self.via == Via::Bearer {
+        if self.via != Via::Cookie {
             return Ok(());
         }
         match presented {
             Some(p) if bool::from(p.as_bytes().ct_eq(self.csrf().as_bytes())) => Ok(()),
-            _ => Err(ApiError::forbidden(
-                "the form is stale or came from another site; reload the page and try again",
-            )),
+            _ => Err(ApiError::forbidden("the form is stale or came from another site; reload the page and try again")),
         }
     }
 
@@ -90,42 +95,57 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// A `Set-Cookie` value: HttpOnly, SameSite=Lax, Secure on https.
 pub fn set_cookie(state: &AppState, name: &str, value: &str, max_age_secs: i64) -> String {
-    let secure = if state.config.secure_cookies() {
-        "; Secure"
-    } else {
-        ""
-    };
+    let secure = if state.config.secure_cookies() { "; Secure" } else { "" };
     format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{secure}")
 }
 
-async fn from_headers(headers: &HeaderMap, state: &AppState) -> ApiResult<Option<SignedIn>> {
-    let (token, via) = if let Some(t) = bearer(headers) {
-        (t, Via::Bearer)
-    } else if let Some(t) = cookie(headers, SESSION_COOKIE) {
-        (t, Via::Cookie)
-    } else {
-        return Ok(None);
+async fn from_parts(parts: &Parts, state: &AppState) -> ApiResult<Option<SignedIn>> {
+    let headers = &parts.headers;
+    let (token, via) = match authorization(headers) {
+        // Session tokens are opaque and carry our prefix; anything else is an access token.
+        Some((Scheme::Bearer, t)) if t.starts_with(SESSION_PREFIX) => (t, Via::Bearer),
+        Some(_) => return from_access_token(parts, state).await.map(Some),
+        None => match cookie(headers, SESSION_COOKIE) {
+            Some(t) => (t, Via::Cookie),
+            None => return Ok(None),
+        },
     };
     if token.len() > 128 {
         return Ok(None);
     }
     let session = state.store.session(&SecretHash::of(token), now()).await?;
-    Ok(session.map(|s| SignedIn {
-        user: s.user,
-        token: token.to_string(),
-        via,
-    }))
+    Ok(session.map(|s| SignedIn { user: s.user, token: token.to_string(), via, device_id: None }))
+}
+
+/// A device acting with its own tokens. Only tokens issued to Latchkey's own
+/// CLI app may manage the account: another app's token must not revoke devices.
+async fn from_access_token(parts: &Parts, state: &AppState) -> ApiResult<SignedIn> {
+    let claims = crate::tokens::authenticate(state, &parts.headers, &parts.method, parts.uri.path()).await?;
+    if claims.client_id != latchkey_proto::CLI_CLIENT_ID {
+        return Err(ApiError::forbidden(format!(
+            "tokens of the app {:?} cannot use Latchkey's account API; only {} tokens can",
+            claims.client_id,
+            latchkey_proto::CLI_CLIENT_ID
+        )));
+    }
+    let user = state
+        .store
+        .user_by_name(&claims.preferred_username)
+        .await?
+        .filter(|u| u.id == claims.sub)
+        .ok_or_else(|| ApiError::invalid_token("the account behind this token no longer exists"))?;
+    let token = crate::tokens::authorization(&parts.headers).map(|(_, t)| t.to_string()).unwrap_or_default();
+    Ok(SignedIn { user, token, via: Via::Device, device_id: claims.device_id })
 }
 
 impl FromRequestParts<AppState> for SignedIn {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        from_headers(&parts.headers, state).await?.ok_or_else(|| {
-            ApiError::unauthenticated("sign in first: send Authorization: Bearer <session token>")
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        from_parts(parts, state).await?.ok_or_else(|| {
+            ApiError::unauthenticated(
+                "sign in first: send Authorization: Bearer <session token>, or log in with `latchkey login`",
+            )
         })
     }
 }
@@ -136,10 +156,7 @@ pub struct MaybeSignedIn(pub Option<SignedIn>);
 impl FromRequestParts<AppState> for MaybeSignedIn {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        Ok(MaybeSignedIn(from_headers(&parts.headers, state).await?))
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(MaybeSignedIn(from_parts(parts, state).await?))
     }
 }

@@ -25,22 +25,12 @@ pub async fn with_password(
         Some(n) => state.store.user_by_name(n.as_str()).await?,
         None => None,
     };
-    let ok = passwords::verify(
-        password.to_string(),
-        user.as_ref().map(|u| u.password_hash.clone()),
-    )
-    .await?;
+    let ok = passwords::verify(password.to_string(), user.as_ref().map(|u| u.password_hash.clone())).await?;
     let t = now();
     let Some(user) = user.filter(|_| ok) else {
         let attempted: String = username.chars().take(64).collect();
         let detail = serde_json::json!({"username": attempted, "ip": ip.to_string()}).to_string();
-        state
-            .store
-            .append_audit(
-                AuditEvent::new(AuditKind::SignInFailed, None, None).with_detail(detail),
-                t,
-            )
-            .await?;
+        state.store.append_audit(AuditEvent::new(AuditKind::SignInFailed, None, None).with_detail(detail), t).await?;
         return Err(refused());
     };
     let token = Secret::generate(SecretKind::Session, &mut rand::rngs::OsRng);
@@ -52,8 +42,7 @@ pub async fn with_password(
                 token_hash: token.hash(),
                 user_id: user.id.clone(),
                 expires_at: t.plus_secs(state.config.session_lifetime_secs),
-                audit: AuditEvent::new(AuditKind::SignInSucceeded, Some(&user.id), Some(&user.id))
-                    .with_detail(detail),
+                audit: AuditEvent::new(AuditKind::SignInSucceeded, Some(&user.id), Some(&user.id)).with_detail(detail),
             },
             t,
         )
@@ -63,9 +52,6 @@ pub async fn with_password(
 
 /// Ends the session behind `token`.
 pub async fn sign_out(state: &AppState, token: &str) -> ApiResult<()> {
-    state
-        .store
-        .delete_session(&SecretHash::of(token), now())
-        .await?;
+    state.store.delete_session(&SecretHash::of(token), now()).await?;
     Ok(())
 }

@@ -19,15 +19,16 @@ pub struct AppState {
     pub keys: Arc<KeyRing>,
     /// Wrong-code limits for the verification page and API.
     pub code_limiter: Arc<CodeEntryLimiter>,
+    /// DPoP proof IDs seen recently (per replica: a replayed proof must also
+    /// match method, URL and a 60-second window, which bounds what a replica miss allows).
+    pub dpop_replay: Arc<std::sync::Mutex<latchkey_domain::dpop::ReplayWindow>>,
     /// Flips to true when the server starts shutting down, so long-polls let go.
     pub shutting_down: watch::Receiver<bool>,
 }
 
 /// The current time, read once per request step.
 pub fn now() -> Timestamp {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
+    let ms =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
     Timestamp::from_millis(ms)
 }

@@ -4,11 +4,13 @@
 //! family they belong to, so revoking the family stops them at once wherever
 //! Latchkey checks them (introspection, userinfo), not only at expiry.
 
+use crate::dpop;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
+use axum::http::{HeaderMap, Method, StatusCode};
 use latchkey_domain::secret::{Secret, SecretKind};
 use latchkey_domain::Timestamp;
-use latchkey_proto::oauth::TokenResponse;
+use latchkey_proto::oauth::{Confirmation, TokenResponse};
 use latchkey_store::{MintRefresh, TokenSubject};
 use serde::{Deserialize, Serialize};
 
@@ -38,6 +40,12 @@ pub struct AccessClaims {
     pub sid: String,
     /// The user's sign-in name.
     pub preferred_username: String,
+    /// The device these tokens belong to (Latchkey claim).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<String>,
+    /// DPoP key binding (RFC 9449 §6.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
 }
 
 #[derive(Serialize)]
@@ -82,6 +90,8 @@ pub fn respond(
         scope: subject.scope.clone(),
         sid: subject.family_id.clone(),
         preferred_username: subject.username.clone(),
+        device_id: subject.device_id.clone(),
+        cnf: subject.jkt.clone().map(|jkt| Confirmation { jkt }),
     };
     let access_token = state.keys.sign(&claims, ACCESS_TOKEN_TYP)?;
     let scopes: Vec<&str> = subject.scope.split(' ').collect();
@@ -101,7 +111,7 @@ pub fn respond(
     };
     Ok(TokenResponse {
         access_token,
-        token_type: "Bearer".into(),
+        token_type: if subject.jkt.is_some() { "DPoP" } else { "Bearer" }.into(),
         expires_in: lifetime,
         refresh_token: refresh.map(|s| s.expose().to_string()),
         scope: (!subject.scope.is_empty()).then(|| subject.scope.clone()),
@@ -111,11 +121,7 @@ pub fn respond(
 
 /// Verifies an access token: signature, expiry, issuer, and that its family is alive.
 pub async fn verify_access(state: &AppState, token: &str) -> ApiResult<Option<AccessClaims>> {
-    let Some(claims) =
-        state
-            .keys
-            .verify::<AccessClaims>(token, &state.config.public_url, ACCESS_TOKEN_TYP)
-    else {
+    let Some(claims) = state.keys.verify::<AccessClaims>(token, &state.config.public_url, ACCESS_TOKEN_TYP) else {
         return Ok(None);
     };
     if !state.store.family_active(&claims.sid).await? {
@@ -124,17 +130,59 @@ pub async fn verify_access(state: &AppState, token: &str) -> ApiResult<Option<Ac
     Ok(Some(claims))
 }
 
-/// Reads `Authorization: Bearer <token>`.
-pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
-    let v = headers
-        .get(axum::http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
+/// How a token was presented in `Authorization`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// `Bearer` (RFC 6750).
+    Bearer,
+    /// `DPoP` (RFC 9449 §7.1): a proof must come along.
+    Dpop,
+}
+
+/// Reads `Authorization: Bearer <token>` or `Authorization: DPoP <token>`.
+pub fn authorization(headers: &HeaderMap) -> Option<(Scheme, &str)> {
+    let v = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
+    let scheme = if scheme.eq_ignore_ascii_case("bearer") {
+        Scheme::Bearer
+    } else if scheme.eq_ignore_ascii_case("dpop") {
+        Scheme::Dpop
+    } else {
+        return None;
+    };
+    Some((scheme, token.trim())).filter(|(_, t)| !t.is_empty())
+}
+
+/// Reads `Authorization: Bearer <token>` only.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    authorization(headers).filter(|(s, _)| *s == Scheme::Bearer).map(|(_, t)| t)
+}
+
+/// The access token on a resource request, verified, with its key binding
+/// enforced: a DPoP-bound token works only as `Authorization: DPoP` with a
+/// fresh proof from the bound key; a copied token alone is refused.
+pub async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    method: &Method,
+    path: &str,
+) -> ApiResult<AccessClaims> {
+    let (scheme, token) = require(authorization(headers))?;
+    let claims = require(verify_access(state, token).await?)?;
+    let proof = dpop::verify(state, headers, method, path, Some(token), StatusCode::UNAUTHORIZED)?;
+    match (&claims.cnf, scheme, proof) {
+        (None, Scheme::Bearer, _) => Ok(claims),
+        (Some(cnf), Scheme::Dpop, Some(p)) if p.jkt == cnf.jkt => Ok(claims),
+        (Some(_), Scheme::Dpop, Some(_)) => {
+            Err(dpop::invalid_proof(latchkey_domain::dpop::DpopError::WrongKey, StatusCode::UNAUTHORIZED))
+        }
+        (Some(_), _, _) => Err(ApiError::invalid_token(
+            "this token is bound to a device key: send it as Authorization: DPoP with a DPoP proof from that key",
+        )),
+        (None, Scheme::Dpop, _) => {
+            Err(ApiError::invalid_token("this token is not DPoP-bound; send it as Authorization: Bearer"))
+        }
+    }
 }
 
 /// Maps a missing or invalid bearer token to RFC 6750's `invalid_token`.

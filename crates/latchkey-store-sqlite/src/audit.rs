@@ -7,8 +7,7 @@ use latchkey_store::{StoreError, StoreResult};
 use rusqlite::{params, Connection};
 
 fn hash32(v: Vec<u8>) -> StoreResult<[u8; 32]> {
-    v.try_into()
-        .map_err(|_| StoreError::Corrupt("an audit hash is not 32 bytes".into()))
+    v.try_into().map_err(|_| StoreError::Corrupt("an audit hash is not 32 bytes".into()))
 }
 
 /// Appends `event` to the chain inside the caller's transaction.
@@ -33,10 +32,7 @@ pub(crate) fn head(c: &Connection) -> StoreResult<ChainHead> {
         .prepare_cached("SELECT seq, hash FROM audit_head WHERE id = 1")
         .and_then(|mut s| s.query_row([], |r| Ok((r.get(0)?, r.get(1)?))))
         .map_err(db_err)?;
-    Ok(ChainHead {
-        seq,
-        hash: hash32(hash)?,
-    })
+    Ok(ChainHead { seq, hash: hash32(hash)? })
 }
 
 pub(crate) fn entries(c: &Connection, after: i64, limit: i64) -> StoreResult<Vec<AuditEntry>> {

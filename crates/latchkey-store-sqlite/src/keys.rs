@@ -23,17 +23,8 @@ pub(crate) fn all(c: &Connection) -> StoreResult<Vec<SigningKeyRecord>> {
     rows.map(|r| r.map_err(db_err)).collect()
 }
 
-pub(crate) fn add(
-    c: &Connection,
-    k: SigningKeyRecord,
-    actor: Option<String>,
-    now: Timestamp,
-) -> StoreResult<()> {
-    c.execute(
-        "UPDATE signing_keys SET retired_at = ?1 WHERE retired_at IS NULL",
-        [now.as_millis()],
-    )
-    .map_err(db_err)?;
+pub(crate) fn add(c: &Connection, k: SigningKeyRecord, actor: Option<String>, now: Timestamp) -> StoreResult<()> {
+    c.execute("UPDATE signing_keys SET retired_at = ?1 WHERE retired_at IS NULL", [now.as_millis()]).map_err(db_err)?;
     c.execute(
         "INSERT INTO signing_keys (kid, private_pkcs8, public_key, created_at) VALUES (?1, ?2, ?3, ?4)",
         params![k.kid, k.private_pkcs8, k.public_key, now.as_millis()],

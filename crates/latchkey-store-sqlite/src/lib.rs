@@ -11,6 +11,8 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod audit;
+mod devices;
+mod enrollment;
 mod grants;
 mod keys;
 mod migrations;
@@ -49,12 +51,9 @@ pub struct SqliteStore {
 pub(crate) fn db_err(e: rusqlite::Error) -> StoreError {
     use rusqlite::ErrorCode;
     match e.sqlite_error_code() {
-        Some(
-            ErrorCode::DatabaseBusy
-            | ErrorCode::DatabaseLocked
-            | ErrorCode::CannotOpen
-            | ErrorCode::DiskFull,
-        ) => StoreError::Unavailable(e.to_string()),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked | ErrorCode::CannotOpen | ErrorCode::DiskFull) => {
+            StoreError::Unavailable(e.to_string())
+        }
         _ => StoreError::Database(e.to_string()),
     }
 }
@@ -70,12 +69,9 @@ pub(crate) fn is_unique_violation(e: &rusqlite::Error) -> bool {
 /// A read-only connection: readers can never write, whatever a bug asks of them.
 fn open_reader(path: &Path) -> Result<rusqlite::Connection, StoreError> {
     use rusqlite::OpenFlags;
-    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX
-        | OpenFlags::SQLITE_OPEN_URI;
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
     let conn = rusqlite::Connection::open_with_flags(path, flags).map_err(db_err)?;
-    conn.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA cache_size = -16000;")
-        .map_err(db_err)?;
+    conn.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA cache_size = -16000;").map_err(db_err)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
@@ -112,12 +108,7 @@ impl SqliteStore {
         .map_err(|e| StoreError::Database(e.to_string()))??;
         let writer = writer::Writer::start(conn)?;
         let readers = reader::Readers::new(path.clone());
-        Ok(Self {
-            writer,
-            readers,
-            notifier: GrantNotifier::default(),
-            path,
-        })
+        Ok(Self { writer, readers, notifier: GrantNotifier::default(), path })
     }
 
     /// The database file.
@@ -128,53 +119,29 @@ impl SqliteStore {
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn create_user(
-        &self,
-        user: NewUser,
-        actor: Option<String>,
-        now: Timestamp,
-    ) -> StoreResult<UserRecord> {
-        self.writer
-            .run(move |c| users::create_user(c, user, actor, now))
-            .await
+    async fn create_user(&self, user: NewUser, actor: Option<String>, now: Timestamp) -> StoreResult<UserRecord> {
+        self.writer.run(move |c| users::create_user(c, user, actor, now)).await
     }
     async fn user_by_name(&self, username: &str) -> StoreResult<Option<UserRecord>> {
         let name = username.to_string();
-        self.readers
-            .run(move |c| users::user_by_name(c, &name))
-            .await
+        self.readers.run(move |c| users::user_by_name(c, &name)).await
     }
     async fn count_users(&self) -> StoreResult<i64> {
         self.readers.run(users::count_users).await
     }
     async fn create_session(&self, session: NewSession, now: Timestamp) -> StoreResult<()> {
-        self.writer
-            .run(move |c| users::create_session(c, session, now))
-            .await
+        self.writer.run(move |c| users::create_session(c, session, now)).await
     }
-    async fn session(
-        &self,
-        token_hash: &SecretHash,
-        now: Timestamp,
-    ) -> StoreResult<Option<SessionRecord>> {
+    async fn session(&self, token_hash: &SecretHash, now: Timestamp) -> StoreResult<Option<SessionRecord>> {
         let h = token_hash.clone();
         self.readers.run(move |c| users::session(c, &h, now)).await
     }
     async fn delete_session(&self, token_hash: &SecretHash, now: Timestamp) -> StoreResult<bool> {
         let h = token_hash.clone();
-        self.writer
-            .run(move |c| users::delete_session(c, &h, now))
-            .await
+        self.writer.run(move |c| users::delete_session(c, &h, now)).await
     }
-    async fn create_app(
-        &self,
-        app: AppRecord,
-        actor: Option<String>,
-        now: Timestamp,
-    ) -> StoreResult<()> {
-        self.writer
-            .run(move |c| users::create_app(c, app, actor, now))
-            .await
+    async fn create_app(&self, app: AppRecord, actor: Option<String>, now: Timestamp) -> StoreResult<()> {
+        self.writer.run(move |c| users::create_app(c, app, actor, now)).await
     }
     async fn app(&self, client_id: &str) -> StoreResult<Option<AppRecord>> {
         let id = client_id.to_string();
@@ -184,26 +151,14 @@ impl Store for SqliteStore {
         self.readers.run(users::list_apps).await
     }
     async fn create_device_grant(&self, grant: NewDeviceGrant, now: Timestamp) -> StoreResult<()> {
-        self.writer
-            .run(move |c| grants::create(c, grant, now))
-            .await
+        self.writer.run(move |c| grants::create(c, grant, now)).await
     }
-    async fn device_grant_by_user_code(
-        &self,
-        user_code_hash: &SecretHash,
-    ) -> StoreResult<Option<DeviceGrantRecord>> {
+    async fn device_grant_by_user_code(&self, user_code_hash: &SecretHash) -> StoreResult<Option<DeviceGrantRecord>> {
         let h = user_code_hash.clone();
         self.readers.run(move |c| grants::by_user_code(c, &h)).await
     }
-    async fn decide_device_grant(
-        &self,
-        decision: GrantDecision,
-        now: Timestamp,
-    ) -> StoreResult<DecideResult> {
-        let result = self
-            .writer
-            .run(move |c| grants::decide(c, decision, now))
-            .await?;
+    async fn decide_device_grant(&self, decision: GrantDecision, now: Timestamp) -> StoreResult<DecideResult> {
+        let result = self.writer.run(move |c| grants::decide(c, decision, now)).await?;
         if let DecideResult::Decided(g) = &result {
             // The writer answers only after commit, so waiters wake to a durable decision.
             self.notifier.notify(&g.id);
@@ -211,18 +166,10 @@ impl Store for SqliteStore {
         Ok(result)
     }
     async fn redeem_device_grant(&self, redeem: Redeem, now: Timestamp) -> StoreResult<Redeemed> {
-        self.writer
-            .run(move |c| grants::redeem(c, redeem, now))
-            .await
+        self.writer.run(move |c| grants::redeem(c, redeem, now)).await
     }
-    async fn rotate_refresh_token(
-        &self,
-        rotate: RotateRefresh,
-        now: Timestamp,
-    ) -> StoreResult<Rotated> {
-        self.writer
-            .run(move |c| tokens::rotate(c, rotate, now))
-            .await
+    async fn rotate_refresh_token(&self, rotate: RotateRefresh, now: Timestamp) -> StoreResult<Rotated> {
+        self.writer.run(move |c| tokens::rotate(c, rotate, now)).await
     }
     async fn revoke_refresh_family(
         &self,
@@ -231,47 +178,89 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> StoreResult<bool> {
         let (h, id) = (token_hash.clone(), client_id.to_string());
-        self.writer
-            .run(move |c| tokens::revoke_family(c, &h, &id, now))
-            .await
+        self.writer.run(move |c| tokens::revoke_family(c, &h, &id, now)).await
     }
-    async fn refresh_token(
-        &self,
-        token_hash: &SecretHash,
-    ) -> StoreResult<Option<RefreshTokenRecord>> {
+    async fn refresh_token(&self, token_hash: &SecretHash) -> StoreResult<Option<RefreshTokenRecord>> {
         let h = token_hash.clone();
-        self.readers
-            .run(move |c| tokens::refresh_token(c, &h))
-            .await
+        self.readers.run(move |c| tokens::refresh_token(c, &h)).await
     }
     async fn family_active(&self, family_id: &str) -> StoreResult<bool> {
         let id = family_id.to_string();
-        self.readers
-            .run(move |c| tokens::family_active(c, &id))
-            .await
+        self.readers.run(move |c| tokens::family_active(c, &id)).await
+    }
+    async fn devices(&self, owner_id: &str) -> StoreResult<Vec<DeviceRecord>> {
+        let id = owner_id.to_string();
+        self.readers.run(move |c| devices::list(c, &id)).await
+    }
+    async fn device(&self, id: &str) -> StoreResult<Option<DeviceRecord>> {
+        let id = id.to_string();
+        self.readers.run(move |c| devices::get(c, &id)).await
+    }
+    async fn rename_device(
+        &self,
+        id: &str,
+        owner_id: &str,
+        name: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<DeviceRecord>> {
+        let (id, owner, name) = (id.to_string(), owner_id.to_string(), name.to_string());
+        self.writer.run(move |c| devices::rename(c, &id, &owner, &name, now)).await
+    }
+    async fn relocate_device(
+        &self,
+        id: &str,
+        owner_id: &str,
+        location: Option<String>,
+        now: Timestamp,
+    ) -> StoreResult<Option<DeviceRecord>> {
+        let (id, owner) = (id.to_string(), owner_id.to_string());
+        self.writer.run(move |c| devices::relocate(c, &id, &owner, location, now)).await
+    }
+    async fn location_history(&self, id: &str) -> StoreResult<Vec<LocationChange>> {
+        let id = id.to_string();
+        self.readers.run(move |c| devices::history(c, &id)).await
+    }
+    async fn revoke_device(
+        &self,
+        id: &str,
+        owner_id: Option<&str>,
+        actor: &str,
+        now: Timestamp,
+    ) -> StoreResult<RevokeDevice> {
+        let (id, owner, actor) = (id.to_string(), owner_id.map(str::to_string), actor.to_string());
+        self.writer.run(move |c| devices::revoke(c, &id, owner.as_deref(), &actor, now)).await
+    }
+    async fn create_enrollment_key(&self, key: NewEnrollmentKey, now: Timestamp) -> StoreResult<()> {
+        self.writer.run(move |c| enrollment::create(c, key, now)).await
+    }
+    async fn enrollment_keys(&self, owner_id: Option<&str>) -> StoreResult<Vec<EnrollmentKeyRecord>> {
+        let owner = owner_id.map(str::to_string);
+        self.readers.run(move |c| enrollment::list(c, owner.as_deref())).await
+    }
+    async fn revoke_enrollment_key(
+        &self,
+        id: &str,
+        owner_id: Option<&str>,
+        actor: &str,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let (id, owner, actor) = (id.to_string(), owner_id.map(str::to_string), actor.to_string());
+        self.writer.run(move |c| enrollment::revoke(c, &id, owner.as_deref(), &actor, now)).await
+    }
+    async fn enroll_device(&self, enroll: Enroll, now: Timestamp) -> StoreResult<Enrolled> {
+        self.writer.run(move |c| enrollment::enroll(c, enroll, now)).await
     }
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
         self.readers.run(keys::all).await
     }
-    async fn add_signing_key(
-        &self,
-        key: SigningKeyRecord,
-        actor: Option<String>,
-        now: Timestamp,
-    ) -> StoreResult<()> {
-        self.writer
-            .run(move |c| keys::add(c, key, actor, now))
-            .await
+    async fn add_signing_key(&self, key: SigningKeyRecord, actor: Option<String>, now: Timestamp) -> StoreResult<()> {
+        self.writer.run(move |c| keys::add(c, key, actor, now)).await
     }
     async fn append_audit(&self, event: AuditEvent, now: Timestamp) -> StoreResult<()> {
-        self.writer
-            .run(move |c| audit::append(c, &event, now))
-            .await
+        self.writer.run(move |c| audit::append(c, &event, now)).await
     }
     async fn audit_entries(&self, after: i64, limit: i64) -> StoreResult<Vec<AuditEntry>> {
-        self.readers
-            .run(move |c| audit::entries(c, after, limit))
-            .await
+        self.readers.run(move |c| audit::entries(c, after, limit)).await
     }
     async fn audit_head(&self) -> StoreResult<ChainHead> {
         self.readers.run(audit::head).await

@@ -16,10 +16,7 @@ pub(crate) struct Readers {
 
 impl Readers {
     pub(crate) fn new(path: PathBuf) -> Self {
-        Self {
-            path,
-            idle: Arc::default(),
-        }
+        Self { path, idle: Arc::default() }
     }
 
     /// Runs `f` on a read connection on the blocking pool.

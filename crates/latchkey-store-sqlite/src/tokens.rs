@@ -7,50 +7,80 @@ use latchkey_domain::Timestamp;
 use latchkey_store::*;
 use rusqlite::{params, Connection, OptionalExtension};
 
+/// What a new token family is for.
+pub(crate) struct NewFamily<'a> {
+    pub client_id: &'a str,
+    pub user_id: &'a str,
+    pub scope: &'a str,
+    pub auth_time: Timestamp,
+    pub device_id: Option<&'a str>,
+    pub jkt: Option<&'a str>,
+}
+
 /// Starts a token family with its first refresh token; returns what to mint.
 pub(crate) fn start_family(
     c: &Connection,
     mint: &MintRefresh,
-    client_id: &str,
-    user_id: &str,
-    scope: &str,
-    auth_time: Timestamp,
+    f: &NewFamily<'_>,
     now: Timestamp,
 ) -> StoreResult<TokenSubject> {
     c.prepare_cached(
-        "INSERT INTO token_families (id, client_id, user_id, scope, auth_time, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO token_families (id, client_id, user_id, scope, auth_time, created_at, device_id, jkt)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )
-    .and_then(|mut s| s.execute(params![mint.new_family_id, client_id, user_id, scope, auth_time.as_millis(), now.as_millis()]))
+    .and_then(|mut s| {
+        s.execute(params![
+            mint.new_family_id,
+            f.client_id,
+            f.user_id,
+            f.scope,
+            f.auth_time.as_millis(),
+            now.as_millis(),
+            f.device_id,
+            f.jkt
+        ])
+    })
     .map_err(db_err)?;
     insert_token(c, mint, &mint.new_family_id, now)?;
+    if let Some(device_id) = f.device_id {
+        touch_device(c, device_id, now)?;
+    }
     let username: String = c
         .prepare_cached("SELECT username FROM users WHERE id = ?1")
-        .and_then(|mut s| s.query_row([user_id], |r| r.get(0)))
+        .and_then(|mut s| s.query_row([f.user_id], |r| r.get(0)))
         .map_err(db_err)?;
     Ok(TokenSubject {
-        user_id: user_id.to_string(),
+        user_id: f.user_id.to_string(),
         username,
-        client_id: client_id.to_string(),
-        scope: scope.to_string(),
+        client_id: f.client_id.to_string(),
+        scope: f.scope.to_string(),
         family_id: mint.new_family_id.clone(),
-        auth_time,
+        auth_time: f.auth_time,
+        device_id: f.device_id.map(str::to_string),
+        jkt: f.jkt.map(str::to_string),
     })
 }
 
-fn insert_token(
-    c: &Connection,
-    mint: &MintRefresh,
-    family_id: &str,
-    now: Timestamp,
-) -> StoreResult<()> {
-    c.prepare_cached("INSERT INTO refresh_tokens (token_hash, family_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)")
-        .and_then(|mut s| s.execute(params![mint.token_hash.as_str(), family_id, now.as_millis(), mint.expires_at.as_millis()]))
+fn touch_device(c: &Connection, device_id: &str, now: Timestamp) -> StoreResult<()> {
+    c.prepare_cached("UPDATE devices SET last_seen_at = ?1 WHERE id = ?2")
+        .and_then(|mut s| s.execute(params![now.as_millis(), device_id]))
         .map_err(db_err)?;
     Ok(())
 }
 
+fn insert_token(c: &Connection, mint: &MintRefresh, family_id: &str, now: Timestamp) -> StoreResult<()> {
+    c.prepare_cached(
+        "INSERT INTO refresh_tokens (token_hash, family_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![mint.token_hash.as_str(), family_id, now.as_millis(), mint.expires_at.as_millis()])
+    })
+    .map_err(db_err)?;
+    Ok(())
+}
+
 const RECORD_SQL: &str = "SELECT f.id, f.client_id, f.user_id, u.username, f.scope, t.created_at, t.expires_at,
-        t.rotated_at IS NOT NULL, f.revoked_at IS NOT NULL, f.auth_time
+        t.rotated_at IS NOT NULL, f.revoked_at IS NOT NULL, f.auth_time, f.device_id, f.jkt
      FROM refresh_tokens t JOIN token_families f ON f.id = t.family_id JOIN users u ON u.id = f.user_id
      WHERE t.token_hash = ?1";
 
@@ -69,6 +99,8 @@ fn record(c: &Connection, h: &SecretHash) -> StoreResult<Option<(RefreshTokenRec
                         expires_at: Timestamp::from_millis(r.get(6)?),
                         rotated: r.get(7)?,
                         family_revoked: r.get(8)?,
+                        device_id: r.get(10)?,
+                        jkt: r.get(11)?,
                     },
                     Timestamp::from_millis(r.get(9)?),
                 ))
@@ -78,10 +110,7 @@ fn record(c: &Connection, h: &SecretHash) -> StoreResult<Option<(RefreshTokenRec
         .map_err(db_err)
 }
 
-pub(crate) fn refresh_token(
-    c: &Connection,
-    h: &SecretHash,
-) -> StoreResult<Option<RefreshTokenRecord>> {
+pub(crate) fn refresh_token(c: &Connection, h: &SecretHash) -> StoreResult<Option<RefreshTokenRecord>> {
     Ok(record(c, h)?.map(|(r, _)| r))
 }
 
@@ -92,11 +121,11 @@ pub(crate) fn rotate(c: &Connection, r: RotateRefresh, now: Timestamp) -> StoreR
     if t.client_id != r.client_id {
         return Ok(Rotated::Invalid);
     }
-    let state = RefreshState {
-        rotated: t.rotated,
-        family_revoked: t.family_revoked,
-        expires_at: t.expires_at,
-    };
+    if t.jkt.is_some() && t.jkt != r.presented_jkt {
+        // A refresh token bound to a device key is useless without that key (RFC 9449 §5).
+        return Ok(Rotated::WrongKey);
+    }
+    let state = RefreshState { rotated: t.rotated, family_revoked: t.family_revoked, expires_at: t.expires_at };
     match state.use_at(now) {
         RefreshOutcome::Refuse => Ok(Rotated::Invalid),
         RefreshOutcome::ReuseDetected => {
@@ -109,6 +138,9 @@ pub(crate) fn rotate(c: &Connection, r: RotateRefresh, now: Timestamp) -> StoreR
                 .and_then(|mut s| s.execute(params![now.as_millis(), r.token_hash.as_str()]))
                 .map_err(db_err)?;
             insert_token(c, &r.mint, &t.family_id, now)?;
+            if let Some(device_id) = &t.device_id {
+                touch_device(c, device_id, now)?;
+            }
             Ok(Rotated::Tokens(TokenSubject {
                 user_id: t.user_id,
                 username: t.username,
@@ -116,25 +148,27 @@ pub(crate) fn rotate(c: &Connection, r: RotateRefresh, now: Timestamp) -> StoreR
                 scope: t.scope,
                 family_id: t.family_id,
                 auth_time,
+                device_id: t.device_id,
+                jkt: t.jkt,
             }))
         }
     }
 }
 
 fn revoke(c: &Connection, family_id: &str, now: Timestamp) -> StoreResult<usize> {
-    c.prepare_cached(
-        "UPDATE token_families SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL",
-    )
-    .and_then(|mut s| s.execute(params![now.as_millis(), family_id]))
-    .map_err(db_err)
+    c.prepare_cached("UPDATE token_families SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL")
+        .and_then(|mut s| s.execute(params![now.as_millis(), family_id]))
+        .map_err(db_err)
 }
 
-pub(crate) fn revoke_family(
-    c: &Connection,
-    h: &SecretHash,
-    client_id: &str,
-    now: Timestamp,
-) -> StoreResult<bool> {
+/// Revokes every live family of a device; returns how many.
+pub(crate) fn revoke_device_families(c: &Connection, device_id: &str, now: Timestamp) -> StoreResult<usize> {
+    c.prepare_cached("UPDATE token_families SET revoked_at = ?1 WHERE device_id = ?2 AND revoked_at IS NULL")
+        .and_then(|mut s| s.execute(params![now.as_millis(), device_id]))
+        .map_err(db_err)
+}
+
+pub(crate) fn revoke_family(c: &Connection, h: &SecretHash, client_id: &str, now: Timestamp) -> StoreResult<bool> {
     let Some((t, _)) = record(c, h)? else {
         return Ok(false);
     };

@@ -24,9 +24,11 @@ pub(crate) fn create_user(
     actor: Option<String>,
     now: Timestamp,
 ) -> StoreResult<UserRecord> {
-    c.prepare_cached("INSERT INTO users (id, username, password_hash, is_admin, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")
-        .and_then(|mut s| s.execute(params![u.id, u.username, u.password_hash, u.is_admin, now.as_millis()]))
-        .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict("a user with this name") } else { db_err(e) })?;
+    c.prepare_cached(
+        "INSERT INTO users (id, username, password_hash, is_admin, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )
+    .and_then(|mut s| s.execute(params![u.id, u.username, u.password_hash, u.is_admin, now.as_millis()]))
+    .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict("a user with this name") } else { db_err(e) })?;
     audit::append(c, &events::user_created(&u, actor.as_deref()), now)?;
     Ok(UserRecord {
         id: u.id,
@@ -38,30 +40,25 @@ pub(crate) fn create_user(
 }
 
 pub(crate) fn user_by_name(c: &Connection, name: &str) -> StoreResult<Option<UserRecord>> {
-    c.prepare_cached(&format!(
-        "SELECT {USER_COLS} FROM users u WHERE u.username = ?1"
-    ))
-    .and_then(|mut s| s.query_row([name], |r| user_row(r, 0)).optional())
-    .map_err(db_err)
+    c.prepare_cached(&format!("SELECT {USER_COLS} FROM users u WHERE u.username = ?1"))
+        .and_then(|mut s| s.query_row([name], |r| user_row(r, 0)).optional())
+        .map_err(db_err)
 }
 
 pub(crate) fn count_users(c: &Connection) -> StoreResult<i64> {
-    c.query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))
-        .map_err(db_err)
+    c.query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0)).map_err(db_err)
 }
 
 pub(crate) fn create_session(c: &Connection, s: NewSession, now: Timestamp) -> StoreResult<()> {
     c.prepare_cached("INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)")
-        .and_then(|mut st| st.execute(params![s.token_hash.as_str(), s.user_id, now.as_millis(), s.expires_at.as_millis()]))
+        .and_then(|mut st| {
+            st.execute(params![s.token_hash.as_str(), s.user_id, now.as_millis(), s.expires_at.as_millis()])
+        })
         .map_err(db_err)?;
     audit::append(c, &s.audit, now)
 }
 
-pub(crate) fn session(
-    c: &Connection,
-    h: &SecretHash,
-    now: Timestamp,
-) -> StoreResult<Option<SessionRecord>> {
+pub(crate) fn session(c: &Connection, h: &SecretHash, now: Timestamp) -> StoreResult<Option<SessionRecord>> {
     c.prepare_cached(&format!(
         "SELECT {USER_COLS}, s.created_at, s.expires_at FROM sessions s JOIN users u ON u.id = s.user_id
          WHERE s.token_hash = ?1 AND s.expires_at > ?2"
@@ -94,12 +91,7 @@ fn join<'a>(items: impl Iterator<Item = &'a str>) -> String {
     items.collect::<Vec<_>>().join(" ")
 }
 
-pub(crate) fn create_app(
-    c: &Connection,
-    a: AppRecord,
-    actor: Option<String>,
-    now: Timestamp,
-) -> StoreResult<()> {
+pub(crate) fn create_app(c: &Connection, a: AppRecord, actor: Option<String>, now: Timestamp) -> StoreResult<()> {
     c.prepare_cached(
         "INSERT INTO apps (client_id, display_name, kind, secret_hash, grant_types, redirect_uris, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -115,12 +107,17 @@ pub(crate) fn create_app(
             now.as_millis()
         ])
     })
-    .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict("an app with this client ID") } else { db_err(e) })?;
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            StoreError::Conflict("an app with this client ID")
+        } else {
+            db_err(e)
+        }
+    })?;
     audit::append(c, &events::app_created(&a, actor.as_deref()), now)
 }
 
-const APP_COLS: &str =
-    "client_id, display_name, kind, secret_hash, grant_types, redirect_uris, created_at";
+const APP_COLS: &str = "client_id, display_name, kind, secret_hash, grant_types, redirect_uris, created_at";
 
 fn app_row(r: &Row<'_>) -> rusqlite::Result<Result<AppRecord, StoreError>> {
     let kind: String = r.get(2)?;
@@ -128,19 +125,13 @@ fn app_row(r: &Row<'_>) -> rusqlite::Result<Result<AppRecord, StoreError>> {
     let uris: String = r.get(5)?;
     let secret: Option<String> = r.get(3)?;
     let Some(kind) = ClientKind::parse(&kind) else {
-        return Ok(Err(StoreError::Corrupt(format!(
-            "unknown client kind {kind:?}"
-        ))));
+        return Ok(Err(StoreError::Corrupt(format!("unknown client kind {kind:?}"))));
     };
     let mut grant_types = Vec::new();
     for g in grants.split(' ').filter(|g| !g.is_empty()) {
         match GrantType::parse(g) {
             Some(g) => grant_types.push(g),
-            None => {
-                return Ok(Err(StoreError::Corrupt(format!(
-                    "unknown grant type {g:?}"
-                ))))
-            }
+            None => return Ok(Err(StoreError::Corrupt(format!("unknown grant type {g:?}")))),
         }
     }
     Ok(Ok(AppRecord {
@@ -149,11 +140,7 @@ fn app_row(r: &Row<'_>) -> rusqlite::Result<Result<AppRecord, StoreError>> {
         kind,
         secret_hash: secret.map(SecretHash::from_stored),
         grant_types,
-        redirect_uris: uris
-            .split(' ')
-            .filter(|u| !u.is_empty())
-            .map(str::to_string)
-            .collect(),
+        redirect_uris: uris.split(' ').filter(|u| !u.is_empty()).map(str::to_string).collect(),
         created_at: Timestamp::from_millis(r.get(6)?),
     }))
 }
@@ -166,9 +153,7 @@ pub(crate) fn app(c: &Connection, id: &str) -> StoreResult<Option<AppRecord>> {
 }
 
 pub(crate) fn list_apps(c: &Connection) -> StoreResult<Vec<AppRecord>> {
-    let mut s = c
-        .prepare_cached(&format!("SELECT {APP_COLS} FROM apps ORDER BY client_id"))
-        .map_err(db_err)?;
+    let mut s = c.prepare_cached(&format!("SELECT {APP_COLS} FROM apps ORDER BY client_id")).map_err(db_err)?;
     let rows = s.query_map([], app_row).map_err(db_err)?;
     rows.map(|r| r.map_err(db_err)?).collect()
 }

@@ -26,13 +26,8 @@ impl<T: Send, F: FnOnce(&Connection) -> StoreResult<T> + Send> Job for Op<T, F> 
     fn run(&mut self, conn: &Connection) -> bool {
         let Some(f) = self.f.take() else { return false };
         // A panicking operation must not take the writer (and every later write) down with it.
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn))).unwrap_or_else(
-            |_| {
-                Err(StoreError::Database(
-                    "a storage operation panicked; it was rolled back".into(),
-                ))
-            },
-        );
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn)))
+            .unwrap_or_else(|_| Err(StoreError::Database("a storage operation panicked; it was rolled back".into())));
         let keep = r.is_ok();
         self.result = Some(r);
         keep
@@ -71,16 +66,9 @@ impl Writer {
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
         let (reply, rx) = oneshot::channel();
-        let job: Box<dyn Job> = Box::new(Op {
-            f: Some(f),
-            result: None,
-            reply,
-        });
-        self.tx
-            .send(job)
-            .map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?;
-        rx.await
-            .map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?
+        let job: Box<dyn Job> = Box::new(Op { f: Some(f), result: None, reply });
+        self.tx.send(job).map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?;
+        rx.await.map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?
     }
 }
 

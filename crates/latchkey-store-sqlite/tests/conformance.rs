@@ -14,8 +14,7 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("latchkey-conformance-{}", uuid::Uuid::new_v4()));
+        let dir = std::env::temp_dir().join(format!("latchkey-conformance-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         Self { dir }
     }
@@ -23,11 +22,7 @@ impl Fixture {
     /// A store on this fixture's database; call again for a second "replica".
     async fn store(&self) -> Arc<dyn Store> {
         // Normal durability: these databases are thrown away, fsyncs only slow the run.
-        Arc::new(
-            SqliteStore::open(self.dir.join("latchkey.db"), Durability::Normal)
-                .await
-                .unwrap(),
-        )
+        Arc::new(SqliteStore::open(self.dir.join("latchkey.db"), Durability::Normal).await.unwrap())
     }
 }
 
@@ -87,6 +82,11 @@ async fn redeem_exactly_once_across_replicas() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn key_rotation_across_replicas() {
     run_replicas(testsuite::key_rotation_across_replicas).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn devices_across_replicas() {
+    run_replicas(testsuite::devices_across_replicas).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

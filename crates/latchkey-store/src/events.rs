@@ -41,8 +41,7 @@ pub fn grant_decided(d: &GrantDecision, grant_id: &str) -> AuditEvent {
         Decision::Approve => AuditKind::GrantApproved,
         Decision::Deny => AuditKind::GrantDenied,
     };
-    AuditEvent::new(kind, Some(&d.user_id), Some(grant_id))
-        .with_detail(json!({"ip": d.ip}).to_string())
+    AuditEvent::new(kind, Some(&d.user_id), Some(grant_id)).with_detail(json!({"ip": d.ip}).to_string())
 }
 
 /// `grant.consumed`: tokens handed out, starting `family_id`.
@@ -53,25 +52,60 @@ pub fn grant_consumed(client_id: &str, grant_id: &str, family_id: &str) -> Audit
 
 /// `token.refresh_reused`: a rotated token came back; its family is revoked.
 pub fn refresh_reused(t: &RefreshTokenRecord) -> AuditEvent {
-    AuditEvent::new(
-        AuditKind::RefreshReuseDetected,
-        Some(&t.client_id),
-        Some(&t.family_id),
-    )
-    .with_detail(json!({"user_id": t.user_id}).to_string())
+    AuditEvent::new(AuditKind::RefreshReuseDetected, Some(&t.client_id), Some(&t.family_id))
+        .with_detail(json!({"user_id": t.user_id}).to_string())
 }
 
 /// `token.family_revoked` by `client_id`.
 pub fn family_revoked(t: &RefreshTokenRecord, client_id: &str) -> AuditEvent {
-    AuditEvent::new(
-        AuditKind::TokenFamilyRevoked,
-        Some(client_id),
-        Some(&t.family_id),
-    )
-    .with_detail(json!({"user_id": t.user_id}).to_string())
+    AuditEvent::new(AuditKind::TokenFamilyRevoked, Some(client_id), Some(&t.family_id))
+        .with_detail(json!({"user_id": t.user_id}).to_string())
 }
 
 /// `key.rotated`: `kid` is now the signing key.
 pub fn key_rotated(kid: &str, actor: Option<&str>) -> AuditEvent {
     AuditEvent::new(AuditKind::KeyRotated, actor.or(Some("system")), Some(kid))
+}
+
+/// `device.registered`: a device was created (by approval or enrollment key).
+pub fn device_registered(d: &crate::records::DeviceRecord, via: &str) -> AuditEvent {
+    AuditEvent::new(AuditKind::DeviceRegistered, Some(&d.owner_id), Some(&d.id)).with_detail(
+        json!({"name": d.display_name, "slug": d.slug, "location": d.location, "platform": d.platform, "via": via})
+            .to_string(),
+    )
+}
+
+/// `device.renamed`.
+pub fn device_renamed(owner_id: &str, device_id: &str, name: &str) -> AuditEvent {
+    AuditEvent::new(AuditKind::DeviceRenamed, Some(owner_id), Some(device_id))
+        .with_detail(json!({"name": name}).to_string())
+}
+
+/// `device.relocated`.
+pub fn device_relocated(owner_id: &str, device_id: &str, location: Option<&str>) -> AuditEvent {
+    AuditEvent::new(AuditKind::DeviceRelocated, Some(owner_id), Some(device_id))
+        .with_detail(json!({"location": location}).to_string())
+}
+
+/// `device.revoked` by `actor`, with how many token families died with it.
+pub fn device_revoked(actor: &str, device_id: &str, families: u64) -> AuditEvent {
+    AuditEvent::new(AuditKind::DeviceRevoked, Some(actor), Some(device_id))
+        .with_detail(json!({"families_revoked": families}).to_string())
+}
+
+/// `enroll_key.created`.
+pub fn enrollment_key_created(k: &crate::records::NewEnrollmentKey) -> AuditEvent {
+    AuditEvent::new(AuditKind::EnrollmentKeyCreated, Some(&k.created_by), Some(&k.id)).with_detail(
+        json!({"owner_id": k.owner_id, "reusable": k.reusable, "expires_at_ms": k.expires_at.as_millis(), "tag": k.tag}).to_string(),
+    )
+}
+
+/// `enroll_key.used`: a device was enrolled with key `key_id`.
+pub fn enrollment_key_used(key_id: &str, device_id: &str) -> AuditEvent {
+    AuditEvent::new(AuditKind::EnrollmentKeyUsed, Some(key_id), Some(device_id))
+}
+
+/// `enroll_key.revoked`.
+pub fn enrollment_key_revoked(actor: &str, key_id: &str) -> AuditEvent {
+    AuditEvent::new(AuditKind::EnrollmentKeyRevoked, Some(actor), Some(key_id))
 }

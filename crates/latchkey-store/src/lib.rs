@@ -32,12 +32,7 @@ pub trait Store: Send + Sync + 'static {
     // ---- users ----
 
     /// Creates a user and records `user.created` by `actor`. Fails with [`StoreError::Conflict`] if the name is taken.
-    async fn create_user(
-        &self,
-        user: NewUser,
-        actor: Option<String>,
-        now: Timestamp,
-    ) -> StoreResult<UserRecord>;
+    async fn create_user(&self, user: NewUser, actor: Option<String>, now: Timestamp) -> StoreResult<UserRecord>;
     /// Finds a user by (normalised) username.
     async fn user_by_name(&self, username: &str) -> StoreResult<Option<UserRecord>>;
     /// How many users exist (to know whether setup is needed).
@@ -48,23 +43,14 @@ pub trait Store: Send + Sync + 'static {
     /// Stores a new session and records the successful sign-in.
     async fn create_session(&self, session: NewSession, now: Timestamp) -> StoreResult<()>;
     /// The live session with this token hash and its user.
-    async fn session(
-        &self,
-        token_hash: &SecretHash,
-        now: Timestamp,
-    ) -> StoreResult<Option<SessionRecord>>;
+    async fn session(&self, token_hash: &SecretHash, now: Timestamp) -> StoreResult<Option<SessionRecord>>;
     /// Ends a session (sign-out) and records it. Returns whether one was ended.
     async fn delete_session(&self, token_hash: &SecretHash, now: Timestamp) -> StoreResult<bool>;
 
     // ---- apps ----
 
     /// Registers an app and records `app.created`.
-    async fn create_app(
-        &self,
-        app: AppRecord,
-        actor: Option<String>,
-        now: Timestamp,
-    ) -> StoreResult<()>;
+    async fn create_app(&self, app: AppRecord, actor: Option<String>, now: Timestamp) -> StoreResult<()>;
     /// Looks an app up by client ID.
     async fn app(&self, client_id: &str) -> StoreResult<Option<AppRecord>>;
     /// Every app, by client ID.
@@ -75,16 +61,9 @@ pub trait Store: Send + Sync + 'static {
     /// Stores a new pending grant and records `grant.requested`.
     async fn create_device_grant(&self, grant: NewDeviceGrant, now: Timestamp) -> StoreResult<()>;
     /// The grant a user code points at (for the verification page).
-    async fn device_grant_by_user_code(
-        &self,
-        user_code_hash: &SecretHash,
-    ) -> StoreResult<Option<DeviceGrantRecord>>;
+    async fn device_grant_by_user_code(&self, user_code_hash: &SecretHash) -> StoreResult<Option<DeviceGrantRecord>>;
     /// Approves or denies the grant behind a user code, records it, and wakes waiters.
-    async fn decide_device_grant(
-        &self,
-        decision: GrantDecision,
-        now: Timestamp,
-    ) -> StoreResult<DecideResult>;
+    async fn decide_device_grant(&self, decision: GrantDecision, now: Timestamp) -> StoreResult<DecideResult>;
     /// Redeems a device code: a poll or an instant-endpoint check. On `Ready`
     /// the grant is consumed, `mint` stored and `grant.consumed` recorded, all
     /// at once, so of any number of concurrent callers exactly one gets tokens.
@@ -93,11 +72,7 @@ pub trait Store: Send + Sync + 'static {
     // ---- tokens ----
 
     /// Exchanges a refresh token for `mint`; a rotated token presented again revokes its family.
-    async fn rotate_refresh_token(
-        &self,
-        rotate: RotateRefresh,
-        now: Timestamp,
-    ) -> StoreResult<Rotated>;
+    async fn rotate_refresh_token(&self, rotate: RotateRefresh, now: Timestamp) -> StoreResult<Rotated>;
     /// Revokes the family of a refresh token issued to `client_id`. Returns whether anything was revoked.
     async fn revoke_refresh_family(
         &self,
@@ -106,24 +81,66 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> StoreResult<bool>;
     /// Looks up a refresh token (for introspection).
-    async fn refresh_token(
-        &self,
-        token_hash: &SecretHash,
-    ) -> StoreResult<Option<RefreshTokenRecord>>;
+    async fn refresh_token(&self, token_hash: &SecretHash) -> StoreResult<Option<RefreshTokenRecord>>;
     /// Whether a token family is still alive (access tokens carry their family's ID).
     async fn family_active(&self, family_id: &str) -> StoreResult<bool>;
+
+    // ---- devices ----
+
+    /// The owner's devices, newest first.
+    async fn devices(&self, owner_id: &str) -> StoreResult<Vec<DeviceRecord>>;
+    /// One device by ID.
+    async fn device(&self, id: &str) -> StoreResult<Option<DeviceRecord>>;
+    /// Renames an owner's device (the slug stays). `None` if there is no such device.
+    async fn rename_device(
+        &self,
+        id: &str,
+        owner_id: &str,
+        name: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<DeviceRecord>>;
+    /// Moves an owner's device from now on, keeping the history. `None` if there is no such device.
+    async fn relocate_device(
+        &self,
+        id: &str,
+        owner_id: &str,
+        location: Option<String>,
+        now: Timestamp,
+    ) -> StoreResult<Option<DeviceRecord>>;
+    /// A device's locations, oldest first.
+    async fn location_history(&self, id: &str) -> StoreResult<Vec<LocationChange>>;
+    /// Revokes a device and all its token families at once. `owner_id: None` is an admin acting.
+    async fn revoke_device(
+        &self,
+        id: &str,
+        owner_id: Option<&str>,
+        actor: &str,
+        now: Timestamp,
+    ) -> StoreResult<RevokeDevice>;
+
+    // ---- enrollment keys ----
+
+    /// Stores an enrollment key and records its creation.
+    async fn create_enrollment_key(&self, key: NewEnrollmentKey, now: Timestamp) -> StoreResult<()>;
+    /// Keys, newest first; only `owner_id`'s when given.
+    async fn enrollment_keys(&self, owner_id: Option<&str>) -> StoreResult<Vec<EnrollmentKeyRecord>>;
+    /// Revokes a key (only `owner_id`'s when given). Returns whether one was revoked.
+    async fn revoke_enrollment_key(
+        &self,
+        id: &str,
+        owner_id: Option<&str>,
+        actor: &str,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Uses a key: creates the device and its first token family in one transaction.
+    async fn enroll_device(&self, enroll: Enroll, now: Timestamp) -> StoreResult<Enrolled>;
 
     // ---- signing keys ----
 
     /// All signing keys, newest first.
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
     /// Adds a key and makes it the active one; older keys stay published. Records `key.rotated`.
-    async fn add_signing_key(
-        &self,
-        key: SigningKeyRecord,
-        actor: Option<String>,
-        now: Timestamp,
-    ) -> StoreResult<()>;
+    async fn add_signing_key(&self, key: SigningKeyRecord, actor: Option<String>, now: Timestamp) -> StoreResult<()>;
 
     // ---- audit ----
 

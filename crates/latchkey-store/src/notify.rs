@@ -26,15 +26,8 @@ impl GrantNotifier {
     /// grant's state, so a decision landing in between is not missed.
     pub fn subscribe(&self, grant_id: &str) -> GrantWait {
         let mut map = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
-        let rx = map
-            .entry(grant_id.to_string())
-            .or_insert_with(|| broadcast::channel(1).0)
-            .subscribe();
-        GrantWait {
-            notifier: self.clone(),
-            grant_id: grant_id.to_string(),
-            rx,
-        }
+        let rx = map.entry(grant_id.to_string()).or_insert_with(|| broadcast::channel(1).0).subscribe();
+        GrantWait { notifier: self.clone(), grant_id: grant_id.to_string(), rx }
     }
 
     /// Wakes every local waiter on `grant_id`.
@@ -60,11 +53,7 @@ impl GrantWait {
 
 impl Drop for GrantWait {
     fn drop(&mut self) {
-        let mut map = self
-            .notifier
-            .waiters
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut map = self.notifier.waiters.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(tx) = map.get(&self.grant_id) {
             // Our own receiver is still alive during drop, so 1 means "only us".
             if tx.receiver_count() <= 1 {
@@ -85,12 +74,8 @@ mod tests {
         let mut a = n.subscribe("g1");
         let mut b = n.subscribe("g1");
         n.notify("g1");
-        tokio::time::timeout(Duration::from_secs(1), a.changed())
-            .await
-            .ok();
-        tokio::time::timeout(Duration::from_secs(1), b.changed())
-            .await
-            .ok();
+        tokio::time::timeout(Duration::from_secs(1), a.changed()).await.ok();
+        tokio::time::timeout(Duration::from_secs(1), b.changed()).await.ok();
         assert_eq!(n.waiting_grants(), 1);
         drop(a);
         assert_eq!(n.waiting_grants(), 1);

@@ -154,6 +154,24 @@ pub struct Requester {
     pub device_name: Option<String>,
 }
 
+/// What a device asked to be registered as (Latchkey extension parameters of
+/// the device authorization request); used when the grant is approved.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeviceRequest {
+    /// An explicit slug (validated), instead of one derived from the name.
+    pub slug: Option<String>,
+    /// Location; `None` means the user chose to give it later.
+    pub location: Option<String>,
+    /// Operating system and architecture, e.g. `linux-x86_64`.
+    pub platform: String,
+    /// Version of the client software.
+    pub client_version: String,
+    /// The device's public key as a JWK (JSON text), for DPoP binding.
+    pub public_jwk: Option<String>,
+    /// RFC 7638 thumbprint of that key; tokens are bound to it.
+    pub jkt: Option<String>,
+}
+
 /// A device grant to create.
 #[derive(Debug, Clone)]
 pub struct NewDeviceGrant {
@@ -171,6 +189,8 @@ pub struct NewDeviceGrant {
     pub state: GrantState,
     /// Where it came from.
     pub requester: Requester,
+    /// What the device wants to be registered as.
+    pub device: DeviceRequest,
 }
 
 /// A stored device grant.
@@ -192,6 +212,10 @@ pub struct DeviceGrantRecord {
     pub user_id: Option<String>,
     /// When it was decided.
     pub decided_at: Option<Timestamp>,
+    /// What the device wants to be registered as.
+    pub device: DeviceRequest,
+    /// The device created when the grant was approved.
+    pub device_id: Option<String>,
 }
 
 /// A person's decision on the grant behind a user code.
@@ -205,6 +229,10 @@ pub struct GrantDecision {
     pub decision: Decision,
     /// Approver's IP, for the audit entry.
     pub ip: String,
+    /// ID for the device an approval creates.
+    pub new_device_id: String,
+    /// Most active devices the approver may have.
+    pub device_cap: i64,
 }
 
 /// Outcome of [`crate::Store::decide_device_grant`].
@@ -216,6 +244,10 @@ pub enum DecideResult {
     NotFound,
     /// The state machine refused (expired, already decided).
     Refused(DecideError),
+    /// The approver already has the most devices allowed.
+    DeviceLimit(i64),
+    /// The device asked for an explicit slug another of the approver's devices has.
+    SlugTaken(String),
 }
 
 /// A refresh token to store when tokens are handed out.
@@ -247,6 +279,8 @@ pub struct Redeem {
     pub client_id: String,
     /// Poll or wait.
     pub mode: RedeemMode,
+    /// Thumbprint of the key that signed the request's DPoP proof, if any.
+    pub presented_jkt: Option<String>,
     /// What to store if tokens are handed out now.
     pub mint: MintRefresh,
 }
@@ -266,6 +300,10 @@ pub struct TokenSubject {
     pub family_id: String,
     /// When the user approved (OIDC `auth_time`).
     pub auth_time: Timestamp,
+    /// The device the tokens belong to.
+    pub device_id: Option<String>,
+    /// Thumbprint of the key the tokens are bound to (DPoP `cnf.jkt`).
+    pub jkt: Option<String>,
 }
 
 /// Outcome of [`crate::Store::redeem_device_grant`].
@@ -293,6 +331,8 @@ pub enum Redeemed {
     Spent,
     /// No such device code for this client.
     Unknown,
+    /// The grant is bound to a device key and the request was not signed with it.
+    WrongKey,
 }
 
 /// A refresh-token exchange.
@@ -304,6 +344,8 @@ pub struct RotateRefresh {
     pub client_id: String,
     /// The replacement (its `new_family_id` is ignored: the family carries over).
     pub mint: MintRefresh,
+    /// Thumbprint of the key that signed the request's DPoP proof, if any.
+    pub presented_jkt: Option<String>,
 }
 
 /// Outcome of [`crate::Store::rotate_refresh_token`].
@@ -315,6 +357,8 @@ pub enum Rotated {
     ReuseDetected,
     /// Unknown, expired, revoked, or issued to another client.
     Invalid,
+    /// The family is bound to a device key and the request was not signed with it.
+    WrongKey,
 }
 
 /// A stored refresh token, for introspection.
@@ -338,6 +382,10 @@ pub struct RefreshTokenRecord {
     pub rotated: bool,
     /// Whether its family was revoked.
     pub family_revoked: bool,
+    /// The device it belongs to.
+    pub device_id: Option<String>,
+    /// Thumbprint of the key it is bound to.
+    pub jkt: Option<String>,
 }
 
 /// An Ed25519 signing key.
@@ -364,4 +412,140 @@ pub struct SweepReport {
     pub sessions: u64,
     /// Refresh tokens deleted.
     pub refresh_tokens: u64,
+}
+
+/// A registered device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRecord {
+    /// Device ID (UUID).
+    pub id: String,
+    /// Owner's user ID.
+    pub owner_id: String,
+    /// Name shown to people (renamable).
+    pub display_name: String,
+    /// Frozen slug, unique within the owner.
+    pub slug: String,
+    /// Current location; `None` when the user deferred it.
+    pub location: Option<String>,
+    /// Operating system and architecture.
+    pub platform: String,
+    /// Client software version.
+    pub client_version: String,
+    /// When it was registered.
+    pub created_at: Timestamp,
+    /// When it last used its tokens.
+    pub last_seen_at: Option<Timestamp>,
+    /// Active or revoked.
+    pub status: latchkey_domain::device::DeviceStatus,
+    /// When it was revoked.
+    pub revoked_at: Option<Timestamp>,
+    /// Public key (JWK JSON), if the device has one.
+    pub public_jwk: Option<String>,
+    /// Thumbprint of that key.
+    pub jkt: Option<String>,
+}
+
+/// One entry of a device's location history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocationChange {
+    /// The location from then on (`None`: deferred).
+    pub location: Option<String>,
+    /// When it took effect.
+    pub effective_at: Timestamp,
+}
+
+/// Outcome of revoking a device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RevokeDevice {
+    /// Revoked now; its token families are revoked too.
+    Revoked(Box<DeviceRecord>),
+    /// It was already revoked.
+    AlreadyRevoked,
+    /// No such device (for this owner).
+    NotFound,
+}
+
+/// An enrollment key to store.
+#[derive(Debug, Clone)]
+pub struct NewEnrollmentKey {
+    /// Key ID (UUID), shown in listings.
+    pub id: String,
+    /// Hash of the secret.
+    pub key_hash: SecretHash,
+    /// The user devices enrolled with it will belong to.
+    pub owner_id: String,
+    /// Whether it works more than once.
+    pub reusable: bool,
+    /// When it stops working.
+    pub expires_at: Timestamp,
+    /// Free-form label (e.g. `ci`).
+    pub tag: Option<String>,
+    /// Who created it (user ID or `admin-cli`).
+    pub created_by: String,
+}
+
+/// A stored enrollment key (never with its secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrollmentKeyRecord {
+    /// Key ID.
+    pub id: String,
+    /// Owner of the devices it enrolls.
+    pub owner_id: String,
+    /// Owner's sign-in name.
+    pub owner_name: String,
+    /// Whether it works more than once.
+    pub reusable: bool,
+    /// When it stops working.
+    pub expires_at: Timestamp,
+    /// Label.
+    pub tag: Option<String>,
+    /// Who created it.
+    pub created_by: String,
+    /// When.
+    pub created_at: Timestamp,
+    /// When it was revoked.
+    pub revoked_at: Option<Timestamp>,
+    /// How often it was used.
+    pub uses: i64,
+}
+
+/// Enrolling a device with a key, without a browser.
+#[derive(Debug, Clone)]
+pub struct Enroll {
+    /// Hash of the presented key.
+    pub key_hash: SecretHash,
+    /// ID for the new device.
+    pub device_id: String,
+    /// Display name.
+    pub name: String,
+    /// What else the device says about itself (slug, location, platform, key).
+    pub device: DeviceRequest,
+    /// The app the tokens are for.
+    pub client_id: String,
+    /// Granted scope.
+    pub scope: String,
+    /// The first refresh token.
+    pub mint: MintRefresh,
+    /// Most active devices the owner may have.
+    pub device_cap: i64,
+}
+
+/// Outcome of [`crate::Store::enroll_device`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Enrolled {
+    /// The device exists and its tokens may be minted.
+    Tokens {
+        /// What to mint.
+        subject: TokenSubject,
+        /// The new device.
+        device: Box<DeviceRecord>,
+    },
+    /// No such key.
+    Unknown,
+    /// Expired, used or revoked.
+    Refused(latchkey_domain::device::EnrollError),
+    /// The owner has the most devices allowed.
+    DeviceLimit(i64),
+    /// The explicit slug is taken.
+    SlugTaken(String),
 }

@@ -10,12 +10,15 @@
 
 use crate::*;
 use latchkey_domain::audit::{AuditKind, ChainVerifier, GENESIS_HASH};
+use latchkey_domain::device::{DeviceStatus, EnrollError, DEFAULT_DEVICE_CAP};
 use latchkey_domain::device_grant::{DecideError, Decision, GrantState, GrantStatus};
 use std::sync::Arc;
 use std::time::Duration;
 
 mod accounts;
 mod audit;
+mod devices;
+mod enrollment;
 mod grants;
 mod keys;
 mod replicas;
@@ -24,6 +27,8 @@ mod tokens;
 
 pub use accounts::*;
 pub use audit::*;
+pub use devices::*;
+pub use enrollment::*;
 pub use grants::*;
 pub use keys::*;
 pub use replicas::*;
@@ -50,6 +55,17 @@ macro_rules! for_each_check {
             signing_keys_rotation,
             audit_chain_under_concurrency,
             sweep_removes_expired,
+            device_registered_on_approval,
+            device_refusals_change_nothing,
+            device_rename_and_relocate,
+            device_revoke_takes_its_tokens,
+            device_same_key_is_same_device,
+            device_registration_under_concurrency,
+            redeem_requires_device_key,
+            rotate_requires_device_key,
+            enrollment_keys_lifecycle,
+            enrollment_refusals,
+            enrollment_single_use_under_concurrency,
         );
     };
 }
@@ -102,6 +118,12 @@ fn new_grant(tag: &str, now: Timestamp) -> NewDeviceGrant {
             user_agent: "latchkey-test/1".to_string(),
             device_name: Some("laptop".to_string()),
         },
+        device: DeviceRequest {
+            platform: "linux-x86_64".to_string(),
+            client_version: "1.0.0".to_string(),
+            location: Some("Home office".to_string()),
+            ..DeviceRequest::default()
+        },
     }
 }
 
@@ -119,6 +141,8 @@ fn decision(tag: &str, user: &UserRecord, decision: Decision) -> GrantDecision {
         user_id: user.id.clone(),
         decision,
         ip: "198.51.100.7".to_string(),
+        new_device_id: format!("dev-{tag}"),
+        device_cap: DEFAULT_DEVICE_CAP,
     }
 }
 
@@ -127,42 +151,24 @@ fn redeem(tag: &str, client_id: &str, mode: RedeemMode, mint_tag: &str) -> Redee
         device_code_hash: h(&format!("device-{tag}")),
         client_id: client_id.to_string(),
         mode,
+        presented_jkt: None,
         mint: mint(mint_tag),
     }
 }
 
 /// A user `dev` and a public app `cli`, which most checks need.
 async fn setup(store: &dyn Store) -> UserRecord {
-    let user = store
-        .create_user(new_user("dev", false), None, at(0))
-        .await
-        .unwrap();
-    store
-        .create_app(public_app("cli", at(0)), Some(user.id.clone()), at(0))
-        .await
-        .unwrap();
+    let user = store.create_user(new_user("dev", false), None, at(0)).await.unwrap();
+    store.create_app(public_app("cli", at(0)), Some(user.id.clone()), at(0)).await.unwrap();
     user
 }
 
 /// Creates, approves and redeems grant `tag`; returns the subject and the refresh token's hash.
 async fn tokens_for(store: &dyn Store, user: &UserRecord, tag: &str) -> (TokenSubject, SecretHash) {
-    store
-        .create_device_grant(new_grant(tag, at(0)), at(0))
-        .await
-        .unwrap();
-    let d = store
-        .decide_device_grant(decision(tag, user, Decision::Approve), at(1000))
-        .await
-        .unwrap();
-    assert!(
-        matches!(d, DecideResult::Decided(_)),
-        "approve {tag}: {d:?}"
-    );
-    match store
-        .redeem_device_grant(redeem(tag, "cli", RedeemMode::Poll, tag), at(2000))
-        .await
-        .unwrap()
-    {
+    store.create_device_grant(new_grant(tag, at(0)), at(0)).await.unwrap();
+    let d = store.decide_device_grant(decision(tag, user, Decision::Approve), at(1000)).await.unwrap();
+    assert!(matches!(d, DecideResult::Decided(_)), "approve {tag}: {d:?}");
+    match store.redeem_device_grant(redeem(tag, "cli", RedeemMode::Poll, tag), at(2000)).await.unwrap() {
         Redeemed::Tokens(s) => (s, mint(tag).token_hash),
         other => panic!("redeeming approved grant {tag} gave {other:?}, not tokens"),
     }
@@ -181,44 +187,37 @@ async fn all_entries(store: &dyn Store) -> Vec<latchkey_domain::audit::AuditEntr
 }
 
 async fn kinds(store: &dyn Store) -> Vec<String> {
-    all_entries(store)
-        .await
-        .into_iter()
-        .map(|e| e.kind)
-        .collect()
+    all_entries(store).await.into_iter().map(|e| e.kind).collect()
 }
 
 async fn count_kind(store: &dyn Store, kind: AuditKind) -> usize {
-    kinds(store)
-        .await
-        .iter()
-        .filter(|k| *k == kind.as_str())
-        .count()
+    kinds(store).await.iter().filter(|k| *k == kind.as_str()).count()
 }
 
 /// The newest audit entry records exactly `want` (kind, actor, subject, detail) at `now`.
 async fn assert_last_event(store: &dyn Store, want: &AuditEvent, now: Timestamp) {
     let entries = all_entries(store).await;
-    let last = entries
-        .last()
-        .unwrap_or_else(|| panic!("no audit entry; wanted {want:?}"));
+    let last = entries.last().unwrap_or_else(|| panic!("no audit entry; wanted {want:?}"));
     assert_eq!(
-        (
-            last.kind.as_str(),
-            last.actor.as_deref(),
-            last.subject.as_deref(),
-            last.detail.as_str(),
-            last.at
-        ),
-        (
-            want.kind.as_str(),
-            want.actor.as_deref(),
-            want.subject.as_deref(),
-            want.detail.as_str(),
-            now
-        ),
+        (last.kind.as_str(), last.actor.as_deref(), last.subject.as_deref(), last.detail.as_str(), last.at),
+        (want.kind.as_str(), want.actor.as_deref(), want.subject.as_deref(), want.detail.as_str(), now),
         "newest audit entry"
     );
+}
+
+/// The newest audit entries record exactly `want`, oldest first, all at `now`.
+async fn assert_last_events(store: &dyn Store, want: &[AuditEvent], now: Timestamp) {
+    let entries = all_entries(store).await;
+    assert!(entries.len() >= want.len(), "{} audit entries; wanted at least {want:?}", entries.len());
+    let got: Vec<_> = entries[entries.len() - want.len()..]
+        .iter()
+        .map(|e| (e.kind.clone(), e.actor.clone(), e.subject.clone(), e.detail.clone(), e.at))
+        .collect();
+    let want: Vec<_> = want
+        .iter()
+        .map(|e| (e.kind.as_str().to_string(), e.actor.clone(), e.subject.clone(), e.detail.clone(), now))
+        .collect();
+    assert_eq!(got, want, "newest audit entries");
 }
 
 /// Verifies the whole audit chain against the recorded head, reading it in small pages.
@@ -230,15 +229,11 @@ pub async fn verify_audit_chain(store: &dyn Store) -> ChainHead {
         let Some(last) = page.last() else { break };
         after = last.seq;
         for e in &page {
-            verifier
-                .push(e)
-                .unwrap_or_else(|b| panic!("audit chain broken: {b}"));
+            verifier.push(e).unwrap_or_else(|b| panic!("audit chain broken: {b}"));
         }
     }
     let head = store.audit_head().await.unwrap();
-    verifier
-        .finish(head)
-        .unwrap_or_else(|b| panic!("audit chain does not match its head: {b}"))
+    verifier.finish(head).unwrap_or_else(|b| panic!("audit chain does not match its head: {b}"))
 }
 
 /// Runs `n` copies of `op` at once and collects their results in task order.

@@ -33,6 +33,57 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Keys that provision machines without a browser.
+    EnrollKey {
+        #[command(subcommand)]
+        command: EnrollKeyCommand,
+    },
+    /// Revoke any user's device.
+    Device {
+        #[command(subcommand)]
+        command: DeviceCommand,
+    },
+}
+
+/// `admin enroll-key`.
+#[derive(Subcommand, Debug)]
+pub enum EnrollKeyCommand {
+    /// Create a key; it is printed once.
+    Create {
+        /// The user the enrolled devices will belong to.
+        #[arg(long)]
+        owner: String,
+        /// Let it enroll more than one machine.
+        #[arg(long)]
+        reusable: bool,
+        /// How long it works (e.g. 1h, 7d).
+        #[arg(long, default_value = "1h")]
+        expires: humantime::Duration,
+        /// A label, e.g. `ci`.
+        #[arg(long)]
+        tag: Option<String>,
+    },
+    /// List keys (never their secrets).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key.
+    Revoke {
+        /// Key ID.
+        id: String,
+    },
+}
+
+/// `admin device`.
+#[derive(Subcommand, Debug)]
+pub enum DeviceCommand {
+    /// Revoke a device by ID: its tokens stop working at once.
+    Revoke {
+        /// Device ID.
+        id: String,
+    },
 }
 
 /// `admin user`.
@@ -103,41 +154,16 @@ pub async fn run(storage: StorageArgs, command: AdminCommand) -> anyhow::Result<
     let store = crate::storage::open(&storage.resolve(&file)?).await?;
     let store = store.as_ref();
     match command {
-        AdminCommand::User {
-            command: UserCommand::Add { name, admin },
-        } => add_user(store, &name, admin).await,
-        AdminCommand::App {
-            command:
-                AppCommand::Add {
-                    client_id,
-                    name,
-                    confidential,
-                    grants,
-                    redirect_uris,
-                },
-        } => {
-            add_app(
-                store,
-                &client_id,
-                &name,
-                confidential,
-                &grants,
-                redirect_uris,
-            )
-            .await
+        AdminCommand::User { command: UserCommand::Add { name, admin } } => add_user(store, &name, admin).await,
+        AdminCommand::App { command: AppCommand::Add { client_id, name, confidential, grants, redirect_uris } } => {
+            add_app(store, &client_id, &name, confidential, &grants, redirect_uris).await
         }
-        AdminCommand::App {
-            command: AppCommand::List { json },
-        } => list_apps(store, json).await,
-        AdminCommand::Keys {
-            command: KeysCommand::Rotate,
-        } => rotate_keys(store).await,
-        AdminCommand::Keys {
-            command: KeysCommand::List,
-        } => list_keys(store).await,
-        AdminCommand::Audit {
-            command: AuditCommand::Verify,
-        } => verify_audit(store).await,
+        AdminCommand::App { command: AppCommand::List { json } } => list_apps(store, json).await,
+        AdminCommand::Keys { command: KeysCommand::Rotate } => rotate_keys(store).await,
+        AdminCommand::Keys { command: KeysCommand::List } => list_keys(store).await,
+        AdminCommand::Audit { command: AuditCommand::Verify } => verify_audit(store).await,
+        AdminCommand::EnrollKey { command } => enroll_key(store, command).await,
+        AdminCommand::Device { command: DeviceCommand::Revoke { id } } => revoke_device(store, &id).await,
     }
 }
 
@@ -151,10 +177,7 @@ fn read_password() -> anyhow::Result<String> {
         Ok(p)
     } else {
         let mut line = String::new();
-        std::io::stdin()
-            .lock()
-            .read_line(&mut line)
-            .context("cannot read the password from stdin")?;
+        std::io::stdin().lock().read_line(&mut line).context("cannot read the password from stdin")?;
         Ok(line.trim_end_matches(['\r', '\n']).to_string())
     }
 }
@@ -166,24 +189,15 @@ async fn add_user(store: &dyn Store, name: &str, admin: bool) -> anyhow::Result<
     }
     let password = read_password()?;
     check_password(&password)?;
-    let hash = latchkey_server::passwords::hash(password)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let hash = latchkey_server::passwords::hash(password).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let user = NewUser {
         id: uuid::Uuid::now_v7().to_string(),
         username: username.to_string(),
         password_hash: hash,
         is_admin: admin,
     };
-    let created = store
-        .create_user(user, Some("admin-cli".into()), now())
-        .await?;
-    println!(
-        "Created {}user {} ({})",
-        if admin { "admin " } else { "" },
-        created.username,
-        created.id
-    );
+    let created = store.create_user(user, Some("admin-cli".into()), now()).await?;
+    println!("Created {}user {} ({})", if admin { "admin " } else { "" }, created.username, created.id);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -201,9 +215,8 @@ async fn add_app(
     for g in grants {
         let parsed = match g.as_str() {
             "device_code" => GrantType::DeviceCode,
-            other => GrantType::parse(other).with_context(|| {
-                format!("unknown grant {other:?}; use device_code or refresh_token")
-            })?,
+            other => GrantType::parse(other)
+                .with_context(|| format!("unknown grant {other:?}; use device_code or refresh_token"))?,
         };
         if !grant_types.contains(&parsed) {
             grant_types.push(parsed);
@@ -214,24 +227,17 @@ async fn add_app(
             bail!("redirect URL {u:?} must start with https:// (or http:// for local development)");
         }
     }
-    let secret =
-        confidential.then(|| Secret::generate(SecretKind::ClientSecret, &mut rand::rngs::OsRng));
+    let secret = confidential.then(|| Secret::generate(SecretKind::ClientSecret, &mut rand::rngs::OsRng));
     let app = AppRecord {
         client_id: id.to_string(),
         display_name: name.to_string(),
-        kind: if confidential {
-            ClientKind::Confidential
-        } else {
-            ClientKind::Public
-        },
+        kind: if confidential { ClientKind::Confidential } else { ClientKind::Public },
         secret_hash: secret.as_ref().map(Secret::hash),
         grant_types,
         redirect_uris,
         created_at: now(),
     };
-    store
-        .create_app(app, Some("admin-cli".into()), now())
-        .await?;
+    store.create_app(app, Some("admin-cli".into()), now()).await?;
     println!("Registered app {id}");
     if let Some(s) = secret {
         println!("client_secret: {}", s.expose());
@@ -262,21 +268,9 @@ async fn list_apps(store: &dyn Store, json: bool) -> anyhow::Result<ExitCode> {
             let grants: Vec<_> = a
                 .grant_types
                 .iter()
-                .map(|g| {
-                    if *g == GrantType::DeviceCode {
-                        "device_code"
-                    } else {
-                        g.as_str()
-                    }
-                })
+                .map(|g| if *g == GrantType::DeviceCode { "device_code" } else { g.as_str() })
                 .collect();
-            println!(
-                "{:<24} {:<13} {:<28} {}",
-                a.client_id,
-                a.kind.as_str(),
-                a.display_name,
-                grants.join(",")
-            );
+            println!("{:<24} {:<13} {:<28} {}", a.client_id, a.kind.as_str(), a.display_name, grants.join(","));
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -285,9 +279,7 @@ async fn list_apps(store: &dyn Store, json: bool) -> anyhow::Result<ExitCode> {
 async fn rotate_keys(store: &dyn Store) -> anyhow::Result<ExitCode> {
     let key = latchkey_server::keys::generate_key(now()).map_err(|e| anyhow::anyhow!("{e}"))?;
     let kid = key.kid.clone();
-    store
-        .add_signing_key(key, Some("admin-cli".into()), now())
-        .await?;
+    store.add_signing_key(key, Some("admin-cli".into()), now()).await?;
     println!("New signing key {kid} is active. Previous keys stay published until the tokens they signed expire.");
     println!("Running servers switch to it within a minute.");
     Ok(ExitCode::SUCCESS)
@@ -295,11 +287,7 @@ async fn rotate_keys(store: &dyn Store) -> anyhow::Result<ExitCode> {
 
 async fn list_keys(store: &dyn Store) -> anyhow::Result<ExitCode> {
     for k in store.signing_keys().await? {
-        let state = if k.retired_at.is_some() {
-            "retired"
-        } else {
-            "active"
-        };
+        let state = if k.retired_at.is_some() { "retired" } else { "active" };
         println!("{}  {state}", k.kid);
     }
     Ok(ExitCode::SUCCESS)
@@ -325,11 +313,7 @@ async fn verify_audit(store: &dyn Store) -> anyhow::Result<ExitCode> {
     let recorded: ChainHead = store.audit_head().await?;
     match verifier.finish(recorded) {
         Ok(head) => {
-            println!(
-                "audit chain intact: {} entries, head {}",
-                head.seq,
-                hex::encode(head.hash)
-            );
+            println!("audit chain intact: {} entries, head {}", head.seq, hex::encode(head.hash));
             println!("(record this head elsewhere to detect a rewrite of the whole chain later)");
             Ok(ExitCode::SUCCESS)
         }
@@ -337,5 +321,74 @@ async fn verify_audit(store: &dyn Store) -> anyhow::Result<ExitCode> {
             println!("audit chain BROKEN: {b}");
             Ok(ExitCode::FAILURE)
         }
+    }
+}
+
+async fn enroll_key(store: &dyn Store, command: EnrollKeyCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        EnrollKeyCommand::Create { owner, reusable, expires, tag } => {
+            let name = Username::parse(&owner)?;
+            let Some(user) = store.user_by_name(name.as_str()).await? else {
+                bail!("there is no user {name}; create it with `latchkey admin user add {name}`");
+            };
+            let tag = tag.map(|t| latchkey_domain::device::parse_tag("tag", &t)).transpose()?;
+            let secs = i64::try_from(expires.as_secs()).unwrap_or(i64::MAX);
+            let (secret, key) = latchkey_server::routes::enroll::new_key(&user.id, reusable, secs, tag, "admin-cli");
+            let id = key.id.clone();
+            store.create_enrollment_key(key, now()).await?;
+            println!("{}", secret.expose());
+            eprintln!(
+                "Enrollment key {id} for {name}: {}, valid for {expires}. It is shown only now.",
+                if reusable { "reusable" } else { "single use" }
+            );
+            eprintln!("On the machine: latchkey login --server URL --enroll-key <key> --name NAME --location PLACE");
+        }
+        EnrollKeyCommand::List { json } => {
+            let keys: Vec<_> =
+                store.enrollment_keys(None).await?.into_iter().map(latchkey_server::routes::enroll::key_info).collect();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&keys)?);
+            } else {
+                println!("{:<38} {:<16} {:<9} {:<5} {:<8} TAG", "ID", "OWNER", "REUSABLE", "USES", "STATE");
+                let t = now().as_millis();
+                for k in keys {
+                    let state = if k.revoked {
+                        "revoked"
+                    } else if k.expires_at_ms <= t {
+                        "expired"
+                    } else {
+                        "live"
+                    };
+                    println!(
+                        "{:<38} {:<16} {:<9} {:<5} {:<8} {}",
+                        k.id,
+                        k.owner,
+                        k.reusable,
+                        k.uses,
+                        state,
+                        k.tag.unwrap_or_default()
+                    );
+                }
+            }
+        }
+        EnrollKeyCommand::Revoke { id } => {
+            if store.revoke_enrollment_key(&id, None, "admin-cli", now()).await? {
+                println!("Revoked enrollment key {id}.");
+            } else {
+                bail!("no live enrollment key {id}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn revoke_device(store: &dyn Store, id: &str) -> anyhow::Result<ExitCode> {
+    match store.revoke_device(id, None, "admin-cli", now()).await? {
+        latchkey_store::RevokeDevice::Revoked(d) => {
+            println!("Revoked device {} ({}); its tokens no longer work.", d.display_name, d.slug);
+            Ok(ExitCode::SUCCESS)
+        }
+        latchkey_store::RevokeDevice::AlreadyRevoked => bail!("device {id} is already revoked"),
+        latchkey_store::RevokeDevice::NotFound => bail!("no device {id}"),
     }
 }

@@ -1,11 +1,13 @@
-//! `latchkey`: one binary for the server and its administration.
+//! `latchkey`: one binary for the server, its administration, and the command-line client.
 
 mod admin;
+mod cli;
 mod serve;
 mod settings;
 mod storage;
 
 use clap::{Parser, Subcommand};
+use cli::ClientArgs;
 use settings::StorageArgs;
 
 /// Latchkey: sign people in on their devices, and keep track of those devices.
@@ -20,22 +22,66 @@ struct Cli {
 enum Command {
     /// Run the server.
     Serve(serve::ServeArgs),
-    /// Administer users, apps, keys and the audit log (works whether or not the server runs).
+    /// Administer users, apps, keys, enrollment keys and the audit log (works whether or not the server runs).
     Admin {
         #[command(flatten)]
         storage: StorageArgs,
         #[command(subcommand)]
         command: admin::AdminCommand,
     },
+    /// Sign this machine in: approve it in a browser, or with --enroll-key.
+    Login {
+        #[command(flatten)]
+        common: ClientArgs,
+        #[command(flatten)]
+        args: cli::login::LoginArgs,
+    },
+    /// Revoke this machine's sign-in on the server and forget it here.
+    Logout {
+        #[command(flatten)]
+        common: ClientArgs,
+        #[command(flatten)]
+        args: cli::login::LogoutArgs,
+    },
+    /// Who is logged in, on which server, as which device.
+    Whoami {
+        #[command(flatten)]
+        common: ClientArgs,
+    },
+    /// List, rename, move and revoke your devices.
+    Devices {
+        #[command(flatten)]
+        common: ClientArgs,
+        #[command(subcommand)]
+        command: cli::account_cmds::DevicesCommand,
+    },
+    /// Approve another device's login (its code) from this already trusted machine.
+    Approve {
+        #[command(flatten)]
+        common: ClientArgs,
+        /// The code the other device shows.
+        user_code: String,
+        /// Approve without asking.
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Deny instead.
+        #[arg(long, conflicts_with = "yes")]
+        deny: bool,
+    },
+    /// Make a one-time enrollment key for one of your new machines that cannot open a browser.
+    EnrollKey {
+        #[command(flatten)]
+        common: ClientArgs,
+        /// How long it works (e.g. 15m, 1h; at most 1h).
+        #[arg(long, default_value = "15m")]
+        expires: humantime::Duration,
+    },
 }
 
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("LATCHKEY_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 
 #[tokio::main]
@@ -45,6 +91,14 @@ async fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args).await,
         Command::Admin { storage, command } => admin::run(storage, command).await,
+        Command::Login { common, args } => cli::login::login(&common, args).await,
+        Command::Logout { common, args } => cli::login::logout(&common, args).await,
+        Command::Whoami { common } => cli::account_cmds::whoami(&common).await,
+        Command::Devices { common, command } => cli::account_cmds::devices(&common, command).await,
+        Command::Approve { common, user_code, yes, deny } => {
+            cli::account_cmds::approve(&common, &user_code, yes, deny).await
+        }
+        Command::EnrollKey { common, expires } => cli::account_cmds::create_enrollment_key(&common, expires).await,
     };
     match result {
         Ok(code) => code,

@@ -28,22 +28,15 @@ pub struct ServeArgs {
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let file = FileSettings::load(args.storage.config.as_deref())?;
     let storage = args.storage.resolve(&file)?;
-    let listen = args
-        .listen
-        .or(file.listen.clone())
-        .unwrap_or_else(|| "127.0.0.1:8080".into());
-    let listener = tokio::net::TcpListener::bind(&listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen} (is another server using it? pick another with --listen)"))?;
+    let listen = args.listen.or(file.listen.clone()).unwrap_or_else(|| "127.0.0.1:8080".into());
+    let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| {
+        format!("cannot listen on {listen} (is another server using it? pick another with --listen)")
+    })?;
     let addr = listener.local_addr()?;
-    let public_url = args
-        .public_url
-        .or(file.public_url.clone())
-        .unwrap_or_else(|| format!("http://{addr}"));
+    let public_url = args.public_url.or(file.public_url.clone()).unwrap_or_else(|| format!("http://{addr}"));
 
     let mut config = ServerConfig::new(public_url.clone());
-    config.trust_proxy_headers =
-        args.trust_proxy_headers || file.trust_proxy_headers.unwrap_or(false);
+    config.trust_proxy_headers = args.trust_proxy_headers || file.trust_proxy_headers.unwrap_or(false);
     if let Some(v) = file.device_code_lifetime_secs {
         config.device_code_lifetime_secs = v;
     }
@@ -65,9 +58,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
     let store = crate::storage::open(&storage).await?;
     let users = store.count_users().await?;
-    let server = Server::new(store, config)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let server = Server::new(store, config).await.map_err(|e| anyhow::anyhow!("{e}"))?;
 
     let where_ = match &storage {
         StorageSettings::Sqlite { data_dir, .. } => format!("SQLite in {}", data_dir.display()),

@@ -47,10 +47,9 @@ impl FileSettings {
         let Some(path) = path else {
             return Ok(Self::default());
         };
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config file {}", path.display()))?;
-        toml::from_str(&text)
-            .with_context(|| format!("config file {} is not valid", path.display()))
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("config file {} is not valid", path.display()))
     }
 }
 
@@ -80,24 +79,13 @@ impl StorageArgs {
             }
             return Ok(StorageSettings::Postgres { url });
         }
-        let data_dir = self
-            .data_dir
-            .clone()
-            .or_else(|| file.data_dir.clone())
-            .unwrap_or_else(|| PathBuf::from("latchkey-data"));
-        let durability = match self
-            .sqlite_sync
-            .clone()
-            .or_else(|| file.sqlite_sync.clone())
-            .as_deref()
-        {
+        let data_dir =
+            self.data_dir.clone().or_else(|| file.data_dir.clone()).unwrap_or_else(|| PathBuf::from("latchkey-data"));
+        let durability = match self.sqlite_sync.clone().or_else(|| file.sqlite_sync.clone()).as_deref() {
             None | Some("full") => latchkey_store_sqlite::Durability::Full,
             Some("normal") => latchkey_store_sqlite::Durability::Normal,
             Some(other) => anyhow::bail!("--sqlite-sync must be full or normal, not {other:?}"),
         };
-        Ok(StorageSettings::Sqlite {
-            data_dir,
-            durability,
-        })
+        Ok(StorageSettings::Sqlite { data_dir, durability })
     }
 }

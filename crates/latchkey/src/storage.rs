@@ -8,13 +8,9 @@ use std::sync::Arc;
 /// Opens (and migrates) the store.
 pub async fn open(settings: &StorageSettings) -> anyhow::Result<Arc<dyn Store>> {
     Ok(match settings {
-        StorageSettings::Sqlite {
-            data_dir,
-            durability,
-        } => {
-            std::fs::create_dir_all(data_dir).with_context(|| {
-                format!("cannot create the data directory {}", data_dir.display())
-            })?;
+        StorageSettings::Sqlite { data_dir, durability } => {
+            std::fs::create_dir_all(data_dir)
+                .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
             let path = data_dir.join("latchkey.sqlite3");
             let store = latchkey_store_sqlite::SqliteStore::open(&path, *durability)
                 .await

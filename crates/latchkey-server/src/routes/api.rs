@@ -14,14 +14,6 @@ use axum::response::Response;
 use latchkey_proto::api::{DecisionRequest, Me, SignInRequest, SignInResponse};
 use serde::Deserialize;
 
-fn me(s: &SignedIn) -> Me {
-    Me {
-        id: s.user.id.clone(),
-        username: s.user.username.clone(),
-        is_admin: s.user.is_admin,
-    }
-}
-
 /// `POST /api/v1/session`: password sign-in for non-browser clients.
 pub async fn create_session(
     State(state): State<AppState>,
@@ -32,28 +24,15 @@ pub async fn create_session(
     Ok(no_store(SignInResponse {
         session_token: token.expose().to_string(),
         expires_in: state.config.session_lifetime_secs,
-        user: Me {
-            id: user.id,
-            username: user.username,
-            is_admin: user.is_admin,
-        },
+        user: Me { id: user.id, username: user.username, is_admin: user.is_admin, device: None },
     }))
 }
 
 /// `DELETE /api/v1/session`: sign out.
-pub async fn delete_session(
-    State(state): State<AppState>,
-    who: SignedIn,
-    headers: HeaderMap,
-) -> ApiResult<StatusCode> {
+pub async fn delete_session(State(state): State<AppState>, who: SignedIn, headers: HeaderMap) -> ApiResult<StatusCode> {
     who.check_csrf(csrf_header(&headers))?;
     sign_in::sign_out(&state, &who.token).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// `GET /api/v1/me`.
-pub async fn whoami(who: SignedIn) -> axum::Json<Me> {
-    axum::Json(me(&who))
 }
 
 fn csrf_header(headers: &HeaderMap) -> Option<&str> {
@@ -73,9 +52,7 @@ pub async fn lookup(
     ClientIp(ip): ClientIp,
     Json(req): Json<LookupRequest>,
 ) -> ApiResult<Response> {
-    Ok(no_store(
-        device_flow::lookup(&state, &who, ip, &req.user_code).await?,
-    ))
+    Ok(no_store(device_flow::lookup(&state, &who, ip, &req.user_code).await?))
 }
 
 /// `POST /api/v1/device/decision`: approve or deny a device login.
@@ -88,9 +65,7 @@ pub async fn decide(
 ) -> ApiResult<Response> {
     who.check_csrf(csrf_header(&headers))?;
     let decision = device_flow::parse_decision(&req.decision)?;
-    Ok(no_store(
-        device_flow::decide(&state, &who, ip, &req.user_code, decision).await?,
-    ))
+    Ok(no_store(device_flow::decide(&state, &who, ip, &req.user_code, decision).await?))
 }
 
 /// Fallback for unknown API paths: a JSON 404, not an HTML page.

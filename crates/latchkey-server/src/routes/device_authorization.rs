@@ -7,15 +7,17 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{ClientIp, Form, UserAgent};
 use crate::state::{now, AppState};
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
+use latchkey_domain::device::{parse_tag, Location};
 use latchkey_domain::device_grant::GrantState;
 use latchkey_domain::names::DisplayName;
 use latchkey_domain::scope::Scope;
 use latchkey_domain::secret::{Secret, SecretHash, SecretKind};
+use latchkey_domain::slug::Slug;
 use latchkey_domain::user_code::UserCode;
 use latchkey_proto::oauth::DeviceAuthorization;
-use latchkey_store::{GrantType, NewDeviceGrant, Requester, StoreError};
+use latchkey_store::{DeviceRequest, GrantType, NewDeviceGrant, Requester, StoreError};
 use serde::Deserialize;
 
 /// The form body.
@@ -26,6 +28,41 @@ pub struct Params {
     scope: Option<String>,
     /// Latchkey extension: a name for the device, shown to the approver.
     device_name: Option<String>,
+    /// Latchkey extension: an explicit slug instead of one derived from the name.
+    device_slug: Option<String>,
+    /// Latchkey extension: where the device is (`later` to defer).
+    device_location: Option<String>,
+    /// Latchkey extension: operating system and architecture.
+    device_platform: Option<String>,
+    /// Latchkey extension: client software version.
+    client_version: Option<String>,
+}
+
+/// Reads the Latchkey device parameters; a DPoP proof on this request binds the grant to its key.
+fn device_request(p: &Params, proof: Option<crate::dpop::VerifiedProof>) -> ApiResult<DeviceRequest> {
+    let bad = |what: &str, e: String| ApiError::invalid_request(format!("{what}: {e}"));
+    let slug = p
+        .device_slug
+        .as_deref()
+        .map(|s| Slug::parse(s).map(|s| s.to_string()).map_err(|e| bad("device_slug", e.to_string())))
+        .transpose()?;
+    // A device that says nothing about its location is recorded as "later", visibly;
+    // one that sends an empty value is told to choose.
+    let location = match p.device_location.as_deref() {
+        None => None,
+        Some(l) => Location::parse(l).map_err(|e| bad("device_location", e.to_string()))?.name().map(str::to_string),
+    };
+    let tag = |what: &'static str, v: &Option<String>| {
+        parse_tag(what, v.as_deref().unwrap_or("")).map_err(|e| ApiError::invalid_request(e.to_string()))
+    };
+    Ok(DeviceRequest {
+        slug,
+        location,
+        platform: tag("device_platform", &p.device_platform)?,
+        client_version: tag("client_version", &p.client_version)?,
+        jkt: proof.as_ref().map(|p| p.jkt.clone()),
+        public_jwk: proof.map(|p| p.jwk),
+    })
 }
 
 /// `POST /oauth/device_authorization`.
@@ -43,13 +80,9 @@ pub async fn handle(
             app.client_id
         )));
     }
-    let scope = Scope::parse(p.scope.as_deref().unwrap_or(""))
-        .map_err(|e| ApiError::invalid_scope(e.to_string()))?;
+    let scope = Scope::parse(p.scope.as_deref().unwrap_or("")).map_err(|e| ApiError::invalid_scope(e.to_string()))?;
     if let Some(unknown) = scope.iter().find(|s| !SCOPES.contains(s)) {
-        return Err(ApiError::invalid_scope(format!(
-            "unknown scope {unknown:?}; supported: {}",
-            SCOPES.join(" ")
-        )));
+        return Err(ApiError::invalid_scope(format!("unknown scope {unknown:?}; supported: {}", SCOPES.join(" "))));
     }
     let device_name = p
         .device_name
@@ -57,6 +90,15 @@ pub async fn handle(
         .map(DisplayName::parse)
         .transpose()
         .map_err(|e| ApiError::invalid_request(format!("device_name: {e}")))?;
+    let proof = crate::dpop::verify(
+        &state,
+        &headers,
+        &Method::POST,
+        super::paths::DEVICE_AUTHORIZATION,
+        None,
+        StatusCode::BAD_REQUEST,
+    )?;
+    let device = device_request(&p, proof)?;
     let c = &state.config;
 
     // A user code may collide with a live one (20^8 codes); draw again.
@@ -76,6 +118,7 @@ pub async fn handle(
                 user_agent: ua.clone(),
                 device_name: device_name.as_ref().map(|n| n.to_string()),
             },
+            device: device.clone(),
         };
         match state.store.create_device_grant(grant, t).await {
             Ok(()) => {
@@ -93,7 +136,5 @@ pub async fn handle(
             Err(e) => return Err(e.into()),
         }
     }
-    Err(ApiError::Internal(
-        "could not draw a unique user code".into(),
-    ))
+    Err(ApiError::Internal("could not draw a unique user code".into()))
 }

@@ -6,7 +6,7 @@
 //! token endpoint (tokens, or `authorization_pending` to call again). Waiting
 //! does not count as polling, so it never earns `slow_down`.
 
-use super::token::{redeem_once, Step};
+use super::token::{proof_key, redeem_once, Step};
 use crate::client_auth::{authenticate, FormCredentials};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Form;
@@ -26,31 +26,19 @@ pub struct Params {
 }
 
 /// `POST /oauth/device/wait`.
-pub async fn handle(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Form(p): Form<Params>,
-) -> ApiResult<Response> {
+pub async fn handle(State(state): State<AppState>, headers: HeaderMap, Form(p): Form<Params>) -> ApiResult<Response> {
     let app = authenticate(&state, &headers, &p.creds).await?;
     if !app.allows(GrantType::DeviceCode) {
-        return Err(ApiError::unauthorized_client(format!(
-            "the app {:?} may not use device login",
-            app.client_id
-        )));
+        return Err(ApiError::unauthorized_client(format!("the app {:?} may not use device login", app.client_id)));
     }
-    let code = p
-        .device_code
-        .as_deref()
-        .ok_or_else(|| ApiError::invalid_request("device_code is required"))?;
+    let code = p.device_code.as_deref().ok_or_else(|| ApiError::invalid_request("device_code is required"))?;
+    let jkt = proof_key(&state, &headers, super::paths::DEVICE_WAIT)?;
     let deadline = tokio::time::Instant::now() + state.config.wait_timeout;
     let mut shutdown = state.shutting_down.clone();
 
-    let (grant_id, expires_at) = match redeem_once(&state, &app, code, RedeemMode::Wait).await? {
+    let (grant_id, expires_at) = match redeem_once(&state, &app, code, RedeemMode::Wait, jkt.clone()).await? {
         Step::Tokens(resp) => return Ok(resp),
-        Step::Pending {
-            grant_id,
-            expires_at,
-        } => (grant_id, expires_at),
+        Step::Pending { grant_id, expires_at } => (grant_id, expires_at),
     };
     // Wake at expiry too, so an expired code is reported at once, not at the timeout.
     let until_expiry = u64::try_from(expires_at.millis_since(now()).max(0)).unwrap_or(0);
@@ -58,7 +46,7 @@ pub async fn handle(
     // Subscribe first, then look again: a decision landing in between is not lost.
     let mut wait = state.store.notifier().subscribe(&grant_id);
     loop {
-        if let Step::Tokens(resp) = redeem_once(&state, &app, code, RedeemMode::Wait).await? {
+        if let Step::Tokens(resp) = redeem_once(&state, &app, code, RedeemMode::Wait, jkt.clone()).await? {
             return Ok(resp);
         }
         tokio::select! {
@@ -67,10 +55,8 @@ pub async fn handle(
             _ = shutdown.wait_for(|s| *s) => break,
         }
     }
-    match redeem_once(&state, &app, code, RedeemMode::Wait).await? {
+    match redeem_once(&state, &app, code, RedeemMode::Wait, jkt).await? {
         Step::Tokens(resp) => Ok(resp),
-        Step::Pending { .. } => Err(ApiError::authorization_pending(
-            "not approved yet; call again to keep waiting",
-        )),
+        Step::Pending { .. } => Err(ApiError::authorization_pending("not approved yet; call again to keep waiting")),
     }
 }

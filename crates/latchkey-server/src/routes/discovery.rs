@@ -20,10 +20,7 @@ pub async fn metadata(State(state): State<AppState>) -> Json<Discovery> {
         revocation_endpoint: c.url(paths::REVOKE),
         userinfo_endpoint: c.url(paths::USERINFO),
         jwks_uri: c.url(paths::JWKS),
-        grant_types_supported: vec![
-            latchkey_proto::DEVICE_CODE_GRANT.into(),
-            "refresh_token".into(),
-        ],
+        grant_types_supported: vec![latchkey_proto::DEVICE_CODE_GRANT.into(), "refresh_token".into()],
         response_types_supported: vec![],
         scopes_supported: SCOPES.iter().map(|s| s.to_string()).collect(),
         token_endpoint_auth_methods_supported: vec![
@@ -33,7 +30,9 @@ pub async fn metadata(State(state): State<AppState>) -> Json<Discovery> {
         ],
         subject_types_supported: vec!["public".into()],
         id_token_signing_alg_values_supported: vec!["EdDSA".into()],
+        dpop_signing_alg_values_supported: vec!["EdDSA".into(), "ES256".into()],
         latchkey_device_wait_endpoint: c.url(paths::DEVICE_WAIT),
+        latchkey_enroll_endpoint: c.url(paths::ENROLL),
     })
 }
 

@@ -33,16 +33,9 @@ fn may_see(app: &AppRecord, client_id: &str) -> bool {
 }
 
 /// `POST /oauth/introspect`.
-pub async fn handle(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Form(p): Form<Params>,
-) -> ApiResult<Response> {
+pub async fn handle(State(state): State<AppState>, headers: HeaderMap, Form(p): Form<Params>) -> ApiResult<Response> {
     let app = authenticate(&state, &headers, &p.creds).await?;
-    let token = p
-        .token
-        .as_deref()
-        .ok_or_else(|| ApiError::invalid_request("token is required"))?;
+    let token = p.token.as_deref().ok_or_else(|| ApiError::invalid_request("token is required"))?;
     let inactive = || Ok(no_store(Introspection::default()));
     if let Some(c) = tokens::verify_access(&state, token).await? {
         if !may_see(&app, &c.client_id) {
@@ -59,6 +52,7 @@ pub async fn handle(
             sub: Some(c.sub),
             aud: Some(c.aud),
             iss: Some(c.iss),
+            cnf: c.cnf,
         }));
     }
     if token.len() > 128 {
@@ -82,5 +76,6 @@ pub async fn handle(
         sub: Some(r.user_id),
         aud: Some(r.client_id),
         iss: Some(state.config.public_url.clone()),
+        cnf: r.jkt.map(|jkt| latchkey_proto::oauth::Confirmation { jkt }),
     }))
 }

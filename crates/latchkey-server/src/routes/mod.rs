@@ -3,7 +3,9 @@
 pub mod api;
 pub mod device_authorization;
 pub mod device_wait;
+pub mod devices;
 pub mod discovery;
+pub mod enroll;
 pub mod introspect;
 pub mod pages;
 pub mod revoke;
@@ -29,14 +31,14 @@ pub mod paths {
     pub const USERINFO: &str = "/oauth/userinfo";
     /// JWK Set.
     pub const JWKS: &str = "/oauth/jwks";
+    /// Latchkey: enroll a device with an enrollment key.
+    pub const ENROLL: &str = "/api/v1/enroll";
 }
 
 /// Wraps a JSON body with `Cache-Control: no-store` (for anything carrying codes or tokens).
 pub fn no_store<T: serde::Serialize>(body: T) -> Response {
     let mut resp = axum::Json(body).into_response();
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp.headers_mut()
-        .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     resp
 }

@@ -7,9 +7,7 @@
 use crate::device_flow;
 use crate::error::ApiError;
 use crate::extract::{ClientIp, Form};
-use crate::session::{
-    cookie, set_cookie, MaybeSignedIn, SignedIn, SESSION_COOKIE, SIGNIN_CSRF_COOKIE,
-};
+use crate::session::{cookie, set_cookie, MaybeSignedIn, SignedIn, SESSION_COOKIE, SIGNIN_CSRF_COOKIE};
 use crate::sign_in;
 use crate::state::AppState;
 use askama::Template;
@@ -54,8 +52,7 @@ fn render<T: Template>(status: StatusCode, t: &T) -> Response {
         Ok(html) => {
             let mut resp = (status, Html(html)).into_response();
             // Pages show codes and decisions: never cache them.
-            resp.headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             resp
         }
         Err(e) => ApiError::Internal(format!("template failed: {e}")).into_response(),
@@ -122,12 +119,7 @@ struct DeviceDonePage {
 /// Only local paths may be redirect targets (no open redirects).
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n)
-            if n.starts_with('/')
-                && !n.starts_with("//")
-                && !n.starts_with("/\\")
-                && n.len() < 512 =>
-        {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") && n.len() < 512 => {
             n.to_string()
         }
         _ => "/".to_string(),
@@ -175,19 +167,8 @@ fn signin_page(
     username: String,
     error: Option<String>,
 ) -> Response {
-    let csrf = Secret::generate(SecretKind::Session, &mut rand::rngs::OsRng)
-        .expose()
-        .to_string();
-    let mut resp = render(
-        status,
-        &SignInPage {
-            signed_in_as: None,
-            csrf: csrf.clone(),
-            next,
-            username,
-            error,
-        },
-    );
+    let csrf = Secret::generate(SecretKind::Session, &mut rand::rngs::OsRng).expose().to_string();
+    let mut resp = render(status, &SignInPage { signed_in_as: None, csrf: csrf.clone(), next, username, error });
     if let Ok(v) = HeaderValue::from_str(&set_cookie(state, SIGNIN_CSRF_COOKIE, &csrf, 3600)) {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }
@@ -227,23 +208,12 @@ pub async fn signin_submit(
     let expected = cookie(&headers, SIGNIN_CSRF_COOKIE).unwrap_or("");
     if expected.is_empty() || !bool::from(expected.as_bytes().ct_eq(f.csrf.as_bytes())) {
         let msg = "The form expired. Please sign in again.".to_string();
-        return Ok(signin_page(
-            &state,
-            StatusCode::FORBIDDEN,
-            next,
-            f.username,
-            Some(msg),
-        ));
+        return Ok(signin_page(&state, StatusCode::FORBIDDEN, next, f.username, Some(msg)));
     }
     match sign_in::with_password(&state, &f.username, &f.password, ip).await {
         Ok((_, token)) => {
             let mut resp = Redirect::to(&next).into_response();
-            let session = set_cookie(
-                &state,
-                SESSION_COOKIE,
-                token.expose(),
-                state.config.session_lifetime_secs,
-            );
+            let session = set_cookie(&state, SESSION_COOKIE, token.expose(), state.config.session_lifetime_secs);
             let clear = set_cookie(&state, SIGNIN_CSRF_COOKIE, "", 0);
             for c in [session, clear] {
                 if let Ok(v) = HeaderValue::from_str(&c) {
@@ -289,36 +259,18 @@ pub struct CodeQuery {
     user_code: Option<String>,
 }
 
-fn entry_page(
-    w: &SignedIn,
-    status: StatusCode,
-    user_code: String,
-    prefilled: bool,
-    error: Option<String>,
-) -> Response {
+fn entry_page(w: &SignedIn, status: StatusCode, user_code: String, prefilled: bool, error: Option<String>) -> Response {
     render(
         status,
-        &DeviceEntryPage {
-            signed_in_as: Some(w.user.username.clone()),
-            csrf: w.csrf(),
-            user_code,
-            prefilled,
-            error,
-        },
+        &DeviceEntryPage { signed_in_as: Some(w.user.username.clone()), csrf: w.csrf(), user_code, prefilled, error },
     )
 }
 
 /// `GET /device`.
-pub async fn device_form(
-    MaybeSignedIn(who): MaybeSignedIn,
-    Query(q): Query<CodeQuery>,
-) -> Response {
+pub async fn device_form(MaybeSignedIn(who): MaybeSignedIn, Query(q): Query<CodeQuery>) -> Response {
     let Some(w) = who else {
         let back = match &q.user_code {
-            Some(c) => format!(
-                "/device?{}",
-                serde_urlencoded::to_string([("user_code", c)]).unwrap_or_default()
-            ),
+            Some(c) => format!("/device?{}", serde_urlencoded::to_string([("user_code", c)]).unwrap_or_default()),
             None => "/device".into(),
         };
         return signin_redirect(&back);
@@ -330,9 +282,7 @@ pub async fn device_form(
             StatusCode::OK,
             String::new(),
             false,
-            Some(
-                "The link carried a code that is not valid; type the code from your device.".into(),
-            ),
+            Some("The link carried a code that is not valid; type the code from your device.".into()),
         ),
         None => entry_page(&w, StatusCode::OK, String::new(), false, None),
     }
@@ -372,13 +322,7 @@ pub async fn device_lookup(
         }
         Err(e @ ApiError::Protocol { .. }) => {
             let (status, _, msg) = e.parts();
-            Ok(entry_page(
-                &w,
-                status,
-                f.user_code.chars().take(20).collect(),
-                false,
-                Some(msg),
-            ))
+            Ok(entry_page(&w, status, f.user_code.chars().take(20).collect(), false, Some(msg)))
         }
         Err(e) => Err(e.into()),
     }
@@ -406,10 +350,9 @@ pub async fn device_decide(
     w.check_csrf(Some(&f.csrf))?;
     let decision = device_flow::parse_decision(&f.decision)?;
     if decision == Decision::Approve && f.confirm.as_deref() != Some("yes") {
-        return Err(ApiError::invalid_request(
-            "tick the box confirming you started this sign-in and the code matches",
-        )
-        .into());
+        return Err(
+            ApiError::invalid_request("tick the box confirming you started this sign-in and the code matches").into()
+        );
     }
     let done = device_flow::decide(&state, &w, ip, &f.user_code, decision).await?;
     let (heading, message) = match decision {
@@ -430,13 +373,7 @@ pub async fn device_decide(
 /// `GET /static/latchkey.css`.
 pub async fn stylesheet() -> Response {
     let mut resp = include_str!("../../static/latchkey.css").into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/css; charset=utf-8"),
-    );
-    resp.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=3600"),
-    );
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8"));
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
     resp
 }

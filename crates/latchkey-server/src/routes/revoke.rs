@@ -22,31 +22,17 @@ pub struct Params {
 }
 
 /// `POST /oauth/revoke`: 200 whether or not the token was known (RFC 7009 §2.2).
-pub async fn handle(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Form(p): Form<Params>,
-) -> ApiResult<StatusCode> {
+pub async fn handle(State(state): State<AppState>, headers: HeaderMap, Form(p): Form<Params>) -> ApiResult<StatusCode> {
     let app = authenticate(&state, &headers, &p.creds).await?;
-    let token = p
-        .token
-        .as_deref()
-        .ok_or_else(|| ApiError::invalid_request("token is required"))?;
-    if state
-        .keys
-        .verify::<AccessClaims>(token, &state.config.public_url, ACCESS_TOKEN_TYP)
-        .is_some()
-    {
+    let token = p.token.as_deref().ok_or_else(|| ApiError::invalid_request("token is required"))?;
+    if state.keys.verify::<AccessClaims>(token, &state.config.public_url, ACCESS_TOKEN_TYP).is_some() {
         // Access tokens are short-lived JWTs; revoke the refresh token to end the sign-in.
         return Err(ApiError::unsupported_token_type(
             "access tokens cannot be revoked one by one; revoke the refresh token to end the whole sign-in",
         ));
     }
     if token.len() <= 128 {
-        state
-            .store
-            .revoke_refresh_family(&SecretHash::of(token), &app.client_id, now())
-            .await?;
+        state.store.revoke_refresh_family(&SecretHash::of(token), &app.client_id, now()).await?;
     }
     Ok(StatusCode::OK)
 }

@@ -1,4 +1,7 @@
 //! The token endpoint: the RFC 8628 device-code grant and refresh tokens.
+//!
+//! A DPoP proof (RFC 9449) on the request names the key it was signed with;
+//! grants and refresh tokens bound to a device key are refused without it.
 
 use super::no_store;
 use crate::client_auth::{authenticate, FormCredentials};
@@ -7,9 +10,11 @@ use crate::extract::Form;
 use crate::state::{now, AppState};
 use crate::tokens;
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
+use latchkey_domain::dpop::DpopError;
 use latchkey_domain::secret::SecretHash;
+use latchkey_domain::Timestamp;
 use latchkey_store::{AppRecord, GrantType, Redeem, RedeemMode, Redeemed, RotateRefresh, Rotated};
 use serde::Deserialize;
 
@@ -24,19 +29,10 @@ pub struct Params {
 }
 
 /// `POST /oauth/token`.
-pub async fn handle(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Form(p): Form<Params>,
-) -> ApiResult<Response> {
-    let grant_type = p
-        .grant_type
-        .as_deref()
-        .ok_or_else(|| ApiError::invalid_request("grant_type is required"))?;
+pub async fn handle(State(state): State<AppState>, headers: HeaderMap, Form(p): Form<Params>) -> ApiResult<Response> {
+    let grant_type = p.grant_type.as_deref().ok_or_else(|| ApiError::invalid_request("grant_type is required"))?;
     let Some(grant) = GrantType::parse(grant_type) else {
-        return Err(ApiError::unsupported_grant_type(format!(
-            "grant_type {grant_type:?} is not supported here"
-        )));
+        return Err(ApiError::unsupported_grant_type(format!("grant_type {grant_type:?} is not supported here")));
     };
     let app = authenticate(&state, &headers, &p.creds).await?;
     if !app.allows(grant) {
@@ -45,37 +41,29 @@ pub async fn handle(
             app.client_id
         )));
     }
+    let jkt = proof_key(&state, &headers, super::paths::TOKEN)?;
     match grant {
         GrantType::DeviceCode => {
-            let code = p
-                .device_code
-                .as_deref()
-                .ok_or_else(|| ApiError::invalid_request("device_code is required"))?;
-            redeem_device_code(&state, &app, code, RedeemMode::Poll).await
+            let code = p.device_code.as_deref().ok_or_else(|| ApiError::invalid_request("device_code is required"))?;
+            match redeem_once(&state, &app, code, RedeemMode::Poll, jkt).await? {
+                Step::Tokens(resp) => Ok(resp),
+                Step::Pending { .. } => {
+                    Err(ApiError::authorization_pending("waiting for the user to approve this sign-in"))
+                }
+            }
         }
         GrantType::RefreshToken => {
-            let token = p
-                .refresh_token
-                .as_deref()
-                .ok_or_else(|| ApiError::invalid_request("refresh_token is required"))?;
-            refresh(&state, &app, token).await
+            let token =
+                p.refresh_token.as_deref().ok_or_else(|| ApiError::invalid_request("refresh_token is required"))?;
+            refresh(&state, &app, token, jkt).await
         }
     }
 }
 
-/// Redeems a device code once and answers as RFC 8628 §3.5 says.
-pub async fn redeem_device_code(
-    state: &AppState,
-    app: &AppRecord,
-    code: &str,
-    mode: RedeemMode,
-) -> ApiResult<Response> {
-    match redeem_once(state, app, code, mode).await? {
-        Step::Tokens(resp) => Ok(resp),
-        Step::Pending { .. } => Err(ApiError::authorization_pending(
-            "waiting for the user to approve this sign-in",
-        )),
-    }
+/// The thumbprint of the key behind the request's DPoP proof, if it carries one.
+pub(crate) fn proof_key(state: &AppState, headers: &HeaderMap, path: &str) -> ApiResult<Option<String>> {
+    let proof = crate::dpop::verify(state, headers, &Method::POST, path, None, StatusCode::BAD_REQUEST)?;
+    Ok(proof.map(|p| p.jkt))
 }
 
 /// Where one redemption left a device code.
@@ -87,7 +75,7 @@ pub(crate) enum Step {
         /// Grant ID, for wake-ups.
         grant_id: String,
         /// When the grant expires.
-        expires_at: latchkey_domain::Timestamp,
+        expires_at: Timestamp,
     },
 }
 
@@ -97,70 +85,45 @@ pub(crate) async fn redeem_once(
     app: &AppRecord,
     code: &str,
     mode: RedeemMode,
+    presented_jkt: Option<String>,
 ) -> ApiResult<Step> {
     let t = now();
     let (refresh, mint) = tokens::new_refresh(state, t);
-    let redeemed = state
-        .store
-        .redeem_device_grant(
-            Redeem {
-                device_code_hash: SecretHash::of(code),
-                client_id: app.client_id.clone(),
-                mode,
-                mint,
-            },
-            t,
-        )
-        .await?;
-    match redeemed {
+    let redeem =
+        Redeem { device_code_hash: SecretHash::of(code), client_id: app.client_id.clone(), mode, presented_jkt, mint };
+    match state.store.redeem_device_grant(redeem, t).await? {
         Redeemed::Tokens(subject) => {
             let refresh = app.allows(GrantType::RefreshToken).then_some(refresh);
-            Ok(Step::Tokens(no_store(tokens::respond(
-                state, &subject, refresh, t,
-            )?)))
+            Ok(Step::Tokens(no_store(tokens::respond(state, &subject, refresh, t)?)))
         }
-        Redeemed::Pending {
-            grant_id,
-            expires_at,
-        } => Ok(Step::Pending {
-            grant_id,
-            expires_at,
-        }),
+        Redeemed::Pending { grant_id, expires_at } => Ok(Step::Pending { grant_id, expires_at }),
         Redeemed::SlowDown { interval_secs } => Err(ApiError::slow_down(format!(
             "polling too fast; wait at least {interval_secs} seconds between requests"
         ))),
         Redeemed::Denied => Err(ApiError::access_denied("the user denied this sign-in")),
-        Redeemed::Expired => Err(ApiError::expired_token(
-            "the code expired before it was approved; start again",
-        )),
-        Redeemed::Spent => Err(ApiError::invalid_grant(
-            "tokens were already issued for this device code",
-        )),
-        Redeemed::Unknown => Err(ApiError::invalid_grant(
-            "unknown device code for this client",
-        )),
+        Redeemed::Expired => Err(ApiError::expired_token("the code expired before it was approved; start again")),
+        Redeemed::Spent => Err(ApiError::invalid_grant("tokens were already issued for this device code")),
+        Redeemed::Unknown => Err(ApiError::invalid_grant("unknown device code for this client")),
+        Redeemed::WrongKey => Err(wrong_key()),
     }
 }
 
-async fn refresh(state: &AppState, app: &AppRecord, token: &str) -> ApiResult<Response> {
+/// A token request for a key-bound grant without a proof from that key.
+fn wrong_key() -> ApiError {
+    crate::dpop::invalid_proof(DpopError::WrongKey, StatusCode::BAD_REQUEST)
+}
+
+async fn refresh(state: &AppState, app: &AppRecord, token: &str, presented_jkt: Option<String>) -> ApiResult<Response> {
     let t = now();
     let (secret, mint) = tokens::new_refresh(state, t);
-    let rotated = state
-        .store
-        .rotate_refresh_token(
-            RotateRefresh {
-                token_hash: SecretHash::of(token),
-                client_id: app.client_id.clone(),
-                mint,
-            },
-            t,
-        )
-        .await?;
-    match rotated {
+    let rotate =
+        RotateRefresh { token_hash: SecretHash::of(token), client_id: app.client_id.clone(), mint, presented_jkt };
+    match state.store.rotate_refresh_token(rotate, t).await? {
         Rotated::Tokens(subject) => Ok(no_store(tokens::respond(state, &subject, Some(secret), t)?)),
         Rotated::ReuseDetected => Err(ApiError::invalid_grant(
             "this refresh token was already used; every token of this sign-in is now revoked, sign in again",
         )),
         Rotated::Invalid => Err(ApiError::invalid_grant("the refresh token is unknown, expired or revoked")),
+        Rotated::WrongKey => Err(wrong_key()),
     }
 }

@@ -26,18 +26,12 @@ pub async fn users_create_and_conflict(store: Arc<dyn Store>) {
     let mut clash = new_user("alice", false);
     clash.id = "u-other".into();
     let r = store.create_user(clash, None, at(1)).await;
-    assert!(
-        matches!(r, Err(StoreError::Conflict(_))),
-        "a taken username must be a conflict, got {r:?}"
-    );
+    assert!(matches!(r, Err(StoreError::Conflict(_))), "a taken username must be a conflict, got {r:?}");
     assert_eq!(store.count_users().await.unwrap(), 1);
     assert_eq!(store.user_by_name("alice").await.unwrap(), Some(u));
 
     let bob = new_user("bob", false);
-    store
-        .create_user(bob.clone(), Some("u-alice".into()), at(2))
-        .await
-        .unwrap();
+    store.create_user(bob.clone(), Some("u-alice".into()), at(2)).await.unwrap();
     assert_last_event(store, &events::user_created(&bob, Some("u-alice")), at(2)).await;
     assert_eq!(store.count_users().await.unwrap(), 2);
     assert_eq!(kinds(store).await, ["user.created", "user.created"]);
@@ -63,17 +57,9 @@ pub async fn sessions_lifecycle(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_last_event(store, &signin, at(100)).await;
-    let want = SessionRecord {
-        user: user.clone(),
-        created_at: at(100),
-        expires_at: at(3_600_000),
-    };
+    let want = SessionRecord { user: user.clone(), created_at: at(100), expires_at: at(3_600_000) };
     assert_eq!(store.session(&token, at(200)).await.unwrap(), Some(want));
-    assert_eq!(
-        store.session(&token, at(3_600_000)).await.unwrap(),
-        None,
-        "a session is over at its expiry instant"
-    );
+    assert_eq!(store.session(&token, at(3_600_000)).await.unwrap(), None, "a session is over at its expiry instant");
     assert_eq!(store.session(&h("session-x"), at(200)).await.unwrap(), None);
 
     assert!(store.delete_session(&token, at(300)).await.unwrap());
@@ -95,34 +81,20 @@ pub async fn apps_create_list_conflict(store: Arc<dyn Store>) {
         kind: ClientKind::Confidential,
         secret_hash: Some(h("client-secret")),
         grant_types: vec![GrantType::RefreshToken],
-        redirect_uris: vec![
-            "https://a.example/cb".into(),
-            "https://b.example/cb?x=1".into(),
-        ],
+        redirect_uris: vec!["https://a.example/cb".into(), "https://b.example/cb?x=1".into()],
         created_at: at(5),
     };
     store.create_app(alpha.clone(), None, at(0)).await.unwrap();
     assert_last_event(store, &events::app_created(&alpha, None), at(0)).await;
-    store
-        .create_app(zeta.clone(), Some("u-admin".into()), at(5))
-        .await
-        .unwrap();
+    store.create_app(zeta.clone(), Some("u-admin".into()), at(5)).await.unwrap();
     assert_last_event(store, &events::app_created(&zeta, Some("u-admin")), at(5)).await;
     assert_eq!(store.app("alpha").await.unwrap(), Some(alpha.clone()));
     assert_eq!(store.app("Zeta").await.unwrap(), Some(zeta.clone()));
     assert_eq!(store.app("zeta").await.unwrap(), None);
-    assert_eq!(
-        store.list_apps().await.unwrap(),
-        vec![zeta.clone(), alpha.clone()]
-    );
+    assert_eq!(store.list_apps().await.unwrap(), vec![zeta.clone(), alpha.clone()]);
 
-    let r = store
-        .create_app(public_app("alpha", at(9)), None, at(9))
-        .await;
-    assert!(
-        matches!(r, Err(StoreError::Conflict(_))),
-        "a taken client ID must be a conflict, got {r:?}"
-    );
+    let r = store.create_app(public_app("alpha", at(9)), None, at(9)).await;
+    assert!(matches!(r, Err(StoreError::Conflict(_))), "a taken client ID must be a conflict, got {r:?}");
     assert_eq!(store.list_apps().await.unwrap().len(), 2);
     assert_eq!(store.app("alpha").await.unwrap(), Some(alpha));
     assert_eq!(kinds(store).await, ["app.created", "app.created"]);

@@ -6,9 +6,7 @@ use super::*;
 pub async fn refresh_rotation_and_reuse(store: Arc<dyn Store>) {
     let s = &*store;
     let user = setup(s).await;
-    s.create_app(public_app("other", at(0)), None, at(0))
-        .await
-        .unwrap();
+    s.create_app(public_app("other", at(0)), None, at(0)).await.unwrap();
     let (subject, t1) = tokens_for(s, &user, "r").await;
     let rotate = |token: &SecretHash, client: &str, tag: &str, now| {
         s.rotate_refresh_token(
@@ -16,6 +14,7 @@ pub async fn refresh_rotation_and_reuse(store: Arc<dyn Store>) {
                 token_hash: token.clone(),
                 client_id: client.to_string(),
                 mint: mint(tag),
+                presented_jkt: None,
             },
             now,
         )
@@ -29,53 +28,27 @@ pub async fn refresh_rotation_and_reuse(store: Arc<dyn Store>) {
     let t2 = mint("r2").token_hash;
     assert!(s.refresh_token(&t1).await.unwrap().unwrap().rotated);
     let r2 = s.refresh_token(&t2).await.unwrap().unwrap();
-    assert_eq!(
-        (r2.family_id.as_str(), r2.created_at, r2.rotated),
-        (subject.family_id.as_str(), at(30_000), false)
-    );
+    assert_eq!((r2.family_id.as_str(), r2.created_at, r2.rotated), (subject.family_id.as_str(), at(30_000), false));
     assert!(!s.family_active("family-r2").await.unwrap());
 
-    assert_eq!(
-        rotate(&t2, "other", "x", at(31_000)).await.unwrap(),
-        Rotated::Invalid
-    );
+    assert_eq!(rotate(&t2, "other", "x", at(31_000)).await.unwrap(), Rotated::Invalid);
     assert!(!s.refresh_token(&t2).await.unwrap().unwrap().rotated);
-    assert_eq!(
-        rotate(&h("refresh-none"), "cli", "x", at(31_000))
-            .await
-            .unwrap(),
-        Rotated::Invalid
-    );
-    assert!(matches!(
-        rotate(&t2, "cli", "r3", at(40_000)).await.unwrap(),
-        Rotated::Tokens(_)
-    ));
+    assert_eq!(rotate(&h("refresh-none"), "cli", "x", at(31_000)).await.unwrap(), Rotated::Invalid);
+    assert!(matches!(rotate(&t2, "cli", "r3", at(40_000)).await.unwrap(), Rotated::Tokens(_)));
     let t3 = mint("r3").token_hash;
 
     let replayed = s.refresh_token(&t1).await.unwrap().unwrap();
-    assert_eq!(
-        rotate(&t1, "cli", "x", at(50_000)).await.unwrap(),
-        Rotated::ReuseDetected
-    );
+    assert_eq!(rotate(&t1, "cli", "x", at(50_000)).await.unwrap(), Rotated::ReuseDetected);
     assert_last_event(s, &events::refresh_reused(&replayed), at(50_000)).await;
     assert!(!s.family_active(&subject.family_id).await.unwrap());
-    assert_eq!(
-        rotate(&t3, "cli", "x", at(51_000)).await.unwrap(),
-        Rotated::Invalid
-    );
+    assert_eq!(rotate(&t3, "cli", "x", at(51_000)).await.unwrap(), Rotated::Invalid);
     assert!(s.refresh_token(&t3).await.unwrap().unwrap().family_revoked);
-    assert_eq!(
-        rotate(&t1, "cli", "x", at(52_000)).await.unwrap(),
-        Rotated::Invalid
-    );
+    assert_eq!(rotate(&t1, "cli", "x", at(52_000)).await.unwrap(), Rotated::Invalid);
     assert_eq!(count_kind(s, AuditKind::RefreshReuseDetected).await, 1);
 
     // An expired token is refused, without revoking anything.
     let (other, e1) = tokens_for(s, &user, "exp").await;
-    assert_eq!(
-        rotate(&e1, "cli", "x", at(30 * DAY_MS)).await.unwrap(),
-        Rotated::Invalid
-    );
+    assert_eq!(rotate(&e1, "cli", "x", at(30 * DAY_MS)).await.unwrap(), Rotated::Invalid);
     assert!(s.family_active(&other.family_id).await.unwrap());
     verify_audit_chain(s).await;
 }
@@ -94,6 +67,7 @@ pub async fn refresh_concurrent_rotation(store: Arc<dyn Store>) {
                         token_hash: t1,
                         client_id: "cli".into(),
                         mint: mint(&format!("c{i}")),
+                        presented_jkt: None,
                     },
                     at(10_000),
                 )
@@ -113,10 +87,7 @@ pub async fn refresh_concurrent_rotation(store: Arc<dyn Store>) {
         "one rotation, one reuse, the rest refused: {results:?}"
     );
     assert!(!store.family_active(&subject.family_id).await.unwrap());
-    assert_eq!(
-        count_kind(&*store, AuditKind::RefreshReuseDetected).await,
-        1
-    );
+    assert_eq!(count_kind(&*store, AuditKind::RefreshReuseDetected).await, 1);
     verify_audit_chain(&*store).await;
 }
 
@@ -125,35 +96,19 @@ pub async fn revoke_refresh_family(store: Arc<dyn Store>) {
     let s = &*store;
     let user = setup(s).await;
     let (subject, t1) = tokens_for(s, &user, "v").await;
-    assert!(!s
-        .revoke_refresh_family(&t1, "other", at(10_000))
-        .await
-        .unwrap());
+    assert!(!s.revoke_refresh_family(&t1, "other", at(10_000)).await.unwrap());
     assert!(s.family_active(&subject.family_id).await.unwrap());
-    assert!(!s
-        .revoke_refresh_family(&h("refresh-none"), "cli", at(10_000))
-        .await
-        .unwrap());
+    assert!(!s.revoke_refresh_family(&h("refresh-none"), "cli", at(10_000)).await.unwrap());
     let record = s.refresh_token(&t1).await.unwrap().unwrap();
-    assert!(s
-        .revoke_refresh_family(&t1, "cli", at(11_000))
-        .await
-        .unwrap());
+    assert!(s.revoke_refresh_family(&t1, "cli", at(11_000)).await.unwrap());
     assert_last_event(s, &events::family_revoked(&record, "cli"), at(11_000)).await;
     assert!(!s.family_active(&subject.family_id).await.unwrap());
-    assert!(!s
-        .revoke_refresh_family(&t1, "cli", at(12_000))
-        .await
-        .unwrap());
+    assert!(!s.revoke_refresh_family(&t1, "cli", at(12_000)).await.unwrap());
     assert_eq!(count_kind(s, AuditKind::TokenFamilyRevoked).await, 1);
     assert!(s.refresh_token(&t1).await.unwrap().unwrap().family_revoked);
     assert_eq!(
         s.rotate_refresh_token(
-            RotateRefresh {
-                token_hash: t1,
-                client_id: "cli".into(),
-                mint: mint("v2"),
-            },
+            RotateRefresh { token_hash: t1, client_id: "cli".into(), mint: mint("v2"), presented_jkt: None },
             at(13_000),
         )
         .await

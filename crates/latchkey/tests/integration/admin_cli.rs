@@ -5,16 +5,14 @@ use std::process::{Command, Stdio};
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_latchkey"));
-    c.env_remove("LATCHKEY_DATABASE")
-        .env("LATCHKEY_LOG", "warn");
+    c.env_remove("LATCHKEY_DATABASE").env("LATCHKEY_LOG", "warn");
     c
 }
 
 struct TempDir(std::path::PathBuf);
 impl TempDir {
     fn new() -> Self {
-        let p =
-            std::env::temp_dir().join(format!("latchkey-cli-{}", uuid::Uuid::new_v4().simple()));
+        let p = std::env::temp_dir().join(format!("latchkey-cli-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&p).expect("dir");
         TempDir(p)
     }
@@ -37,28 +35,15 @@ fn admin(dir: &TempDir, args: &[&str], stdin: &str) -> (bool, String, String) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("write");
+    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write");
     let out = child.wait_with_output().expect("wait");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
 }
 
 #[test]
 fn admin_commands_manage_users_apps_keys_and_audit() {
     let dir = TempDir::new();
-    let (ok, out, err) = admin(
-        &dir,
-        &["user", "add", "alice", "--admin"],
-        "a long password\n",
-    );
+    let (ok, out, err) = admin(&dir, &["user", "add", "alice", "--admin"], "a long password\n");
     assert!(ok, "{out}{err}");
     assert!(out.contains("Created admin user alice"));
     let (ok, _, err) = admin(&dir, &["user", "add", "alice"], "a long password\n");
@@ -68,37 +53,18 @@ fn admin_commands_manage_users_apps_keys_and_audit() {
 
     let (ok, out, _) = admin(
         &dir,
-        &[
-            "app",
-            "add",
-            "tray",
-            "--name",
-            "Tray App",
-            "--grant",
-            "device_code",
-            "--grant",
-            "refresh_token",
-        ],
+        &["app", "add", "tray", "--name", "Tray App", "--grant", "device_code", "--grant", "refresh_token"],
         "",
     );
     assert!(ok && out.contains("Registered app tray"));
-    let (ok, out, _) = admin(
-        &dir,
-        &["app", "add", "api", "--name", "API", "--confidential"],
-        "",
-    );
+    let (ok, out, _) = admin(&dir, &["app", "add", "api", "--name", "API", "--confidential"], "");
     assert!(ok && out.contains("client_secret: lkc_"), "{out}");
     let (ok, _, err) = admin(&dir, &["app", "add", "Bad Id", "--name", "x"], "");
     assert!(!ok && err.contains("client ID"), "{err}");
     let (ok, out, _) = admin(&dir, &["app", "list", "--json"], "");
     assert!(ok);
     let apps: serde_json::Value = serde_json::from_str(&out).expect("json");
-    let ids: Vec<_> = apps
-        .as_array()
-        .expect("array")
-        .iter()
-        .map(|a| a["client_id"].as_str().unwrap_or(""))
-        .collect();
+    let ids: Vec<_> = apps.as_array().expect("array").iter().map(|a| a["client_id"].as_str().unwrap_or("")).collect();
     assert_eq!(ids, ["api", "tray"]);
 
     let (ok, out, _) = admin(&dir, &["keys", "rotate"], "");
@@ -112,8 +78,7 @@ fn admin_commands_manage_users_apps_keys_and_audit() {
     let (ok, out, _) = admin(&dir, &["audit", "verify"], "");
     assert!(ok && out.contains("audit chain intact: 5 entries"), "{out}");
     let conn = rusqlite::Connection::open(dir.0.join("latchkey.sqlite3")).expect("open");
-    conn.execute("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2", [])
-        .expect("tamper");
+    conn.execute("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2", []).expect("tamper");
     let (ok, out, _) = admin(&dir, &["audit", "verify"], "");
     assert!(!ok, "tampering makes verify fail");
     assert!(out.contains("entry 2 was altered"), "{out}");
@@ -130,27 +95,17 @@ fn serve_prints_setup_instructions_and_stops_gracefully_on_sigterm() {
         .expect("spawn");
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
     let first = lines.next().expect("a line").expect("text");
-    assert!(
-        first.starts_with("Latchkey listening on http://127.0.0.1:"),
-        "{first}"
-    );
+    assert!(first.starts_with("Latchkey listening on http://127.0.0.1:"), "{first}");
     let second = lines.next().expect("a line").expect("text");
     assert!(second.contains("No accounts yet"), "{second}");
     let third = lines.next().expect("a line").expect("text");
-    assert!(
-        third.contains("admin --data-dir") && third.contains("user add <name> --admin"),
-        "{third}"
-    );
+    assert!(third.contains("admin --data-dir") && third.contains("user add <name> --admin"), "{third}");
     let url = first.split_whitespace().nth(3).expect("url").to_string();
     let body = http::get(&format!("{url}/healthz"));
     assert_eq!(body.as_deref(), Some("ok"));
     // SIGTERM: graceful exit with status 0.
     let pid = child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill")
-        .success());
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
     let status = child.wait().expect("wait");
     assert!(status.success(), "exit status {status:?}");
 }
@@ -162,11 +117,7 @@ mod http {
         let hostport = url.strip_prefix("http://")?.split('/').next()?.to_string();
         let path = format!("/{}", url.strip_prefix("http://")?.split_once('/')?.1);
         let mut s = std::net::TcpStream::connect(&hostport).ok()?;
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\n\r\n"
-        )
-        .ok()?;
+        write!(s, "GET {path} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\n\r\n").ok()?;
         let mut resp = String::new();
         s.read_to_string(&mut resp).ok()?;
         resp.split("\r\n\r\n").nth(1).map(|b| b.to_string())

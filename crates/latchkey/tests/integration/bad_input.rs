@@ -27,47 +27,20 @@ const FORM: &str = "application/x-www-form-urlencoded";
 
 async fn oauth_endpoints_refuse_malformed_bodies(b: Backend) {
     let app = spawn_app(b).await;
-    let (s, e, h) = post(
-        &app,
-        "/oauth/token",
-        "application/json",
-        r#"{"grant_type":"x"}"#,
-    )
-    .await;
+    let (s, e, h) = post(&app, "/oauth/token", "application/json", r#"{"grant_type":"x"}"#).await;
     assert_eq!((s, e.error.as_str()), (400, "invalid_request"));
-    assert_eq!(
-        h.get("cache-control").map(|v| v.to_str().unwrap_or("")),
-        Some("no-store")
-    );
+    assert_eq!(h.get("cache-control").map(|v| v.to_str().unwrap_or("")), Some("no-store"));
 
     let (s, e, _) = post(&app, "/oauth/token", FORM, "client_id=latchkey-cli").await;
-    assert_eq!(
-        (s, e.error.as_str()),
-        (400, "invalid_request"),
-        "grant_type missing"
-    );
+    assert_eq!((s, e.error.as_str()), (400, "invalid_request"), "grant_type missing");
 
-    let (s, e, _) = post(
-        &app,
-        "/oauth/token",
-        FORM,
-        "client_id=latchkey-cli&grant_type=password",
-    )
-    .await;
+    let (s, e, _) = post(&app, "/oauth/token", FORM, "client_id=latchkey-cli&grant_type=password").await;
     assert_eq!((s, e.error.as_str()), (400, "unsupported_grant_type"));
 
-    let (s, e, _) = post(
-        &app,
-        "/oauth/token",
-        FORM,
-        "client_id=latchkey-cli&client_id=latchkey-cli&grant_type=refresh_token",
-    )
-    .await;
-    assert_eq!(
-        (s, e.error.as_str()),
-        (400, "invalid_request"),
-        "repeated parameters are refused (RFC 6749 §3.1)"
-    );
+    let (s, e, _) =
+        post(&app, "/oauth/token", FORM, "client_id=latchkey-cli&client_id=latchkey-cli&grant_type=refresh_token")
+            .await;
+    assert_eq!((s, e.error.as_str()), (400, "invalid_request"), "repeated parameters are refused (RFC 6749 §3.1)");
 
     let (s, e, _) = post(
         &app,
@@ -76,18 +49,10 @@ async fn oauth_endpoints_refuse_malformed_bodies(b: Backend) {
         "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&client_id=latchkey-cli",
     )
     .await;
-    assert_eq!(
-        (s, e.error.as_str()),
-        (400, "invalid_request"),
-        "device_code missing"
-    );
+    assert_eq!((s, e.error.as_str()), (400, "invalid_request"), "device_code missing");
 
     let (s, e, _) = post(&app, "/oauth/device_authorization", FORM, "scope=openid").await;
-    assert_eq!(
-        (s, e.error.as_str()),
-        (401, "invalid_client"),
-        "client_id missing"
-    );
+    assert_eq!((s, e.error.as_str()), (401, "invalid_client"), "client_id missing");
 
     let (s, e, _) = post(
         &app,
@@ -96,19 +61,9 @@ async fn oauth_endpoints_refuse_malformed_bodies(b: Backend) {
         format!("client_id=latchkey-cli&device_name={}", "x".repeat(5000)),
     )
     .await;
-    assert_eq!(
-        (s, e.error.as_str()),
-        (400, "invalid_request"),
-        "device name too long"
-    );
+    assert_eq!((s, e.error.as_str()), (400, "invalid_request"), "device name too long");
 
-    let (s, e, _) = post(
-        &app,
-        "/oauth/device_authorization",
-        FORM,
-        "client_id=latchkey-cli&scope=%22quoted%22",
-    )
-    .await;
+    let (s, e, _) = post(&app, "/oauth/device_authorization", FORM, "client_id=latchkey-cli&scope=%22quoted%22").await;
     assert_eq!((s, e.error.as_str()), (400, "invalid_scope"));
 
     let (s, e, _) = post(&app, "/oauth/token", FORM, vec![b'a'; 1024 * 1024]).await;
@@ -124,18 +79,8 @@ async fn json_api_refuses_malformed_bodies(b: Backend) {
     assert_eq!((s, e.error.as_str()), (415, "unsupported_media_type"));
     let (s, e, _) = post(&app, "/api/v1/session", "application/json", "{not json").await;
     assert_eq!((s, e.error.as_str()), (400, "invalid_request"));
-    let (s, e, _) = post(
-        &app,
-        "/api/v1/session",
-        "application/json",
-        r#"{"username":"a"}"#,
-    )
-    .await;
-    assert_eq!(
-        (s, e.error.as_str()),
-        (400, "invalid_request"),
-        "password missing"
-    );
+    let (s, e, _) = post(&app, "/api/v1/session", "application/json", r#"{"username":"a"}"#).await;
+    assert_eq!((s, e.error.as_str()), (400, "invalid_request"), "password missing");
     let session = app.signed_in("alice").await;
     let resp = reqwest::Client::new()
         .post(format!("{}/api/v1/device/decision", app.url))
@@ -152,26 +97,18 @@ async fn json_api_refuses_malformed_bodies(b: Backend) {
         .send()
         .await
         .expect("send");
-    assert_eq!(
-        resp.status(),
-        400,
-        "a code with vowels and digits cannot exist"
-    );
+    assert_eq!(resp.status(), 400, "a code with vowels and digits cannot exist");
 }
 
 async fn unknown_paths_are_404_not_400(b: Backend) {
     let app = spawn_app(b).await;
     for path in ["/api/v1/nothing", "/nothing", "/oauth/nothing"] {
-        let resp = reqwest::get(format!("{}{path}", app.url))
-            .await
-            .expect("send");
+        let resp = reqwest::get(format!("{}{path}", app.url)).await.expect("send");
         assert_eq!(resp.status(), 404, "{path}");
         let body: ErrorBody = resp.json().await.expect("error body");
         assert_eq!(body.error, "not_found");
     }
-    let resp = reqwest::get(format!("{}/oauth/token", app.url))
-        .await
-        .expect("send");
+    let resp = reqwest::get(format!("{}/oauth/token", app.url)).await.expect("send");
     assert_eq!(resp.status(), 405, "GET on a POST endpoint");
 }
 
@@ -185,15 +122,9 @@ async fn token_responses_are_never_cached(b: Backend) {
         .send()
         .await
         .expect("send");
-    assert_eq!(
-        resp.headers().get("cache-control").expect("cache-control"),
-        "no-store"
-    );
+    assert_eq!(resp.headers().get("cache-control").expect("cache-control"), "no-store");
     let auth: latchkey_proto::oauth::DeviceAuthorization = resp.json().await.expect("json");
-    app.client
-        .decide_device_login(&session, &auth.user_code, true)
-        .await
-        .expect("approve");
+    app.client.decide_device_login(&session, &auth.user_code, true).await.expect("approve");
     for path in ["/oauth/token", "/oauth/device/wait"] {
         let resp = http
             .post(format!("{}{path}", app.url))
@@ -205,11 +136,7 @@ async fn token_responses_are_never_cached(b: Backend) {
             .send()
             .await
             .expect("send");
-        assert_eq!(
-            resp.headers().get("cache-control").expect("cache-control"),
-            "no-store",
-            "{path}"
-        );
+        assert_eq!(resp.headers().get("cache-control").expect("cache-control"), "no-store", "{path}");
     }
     let resp = http
         .post(format!("{}/api/v1/session", app.url))
@@ -217,10 +144,7 @@ async fn token_responses_are_never_cached(b: Backend) {
         .send()
         .await
         .expect("send");
-    assert_eq!(
-        resp.headers().get("cache-control").expect("cache-control"),
-        "no-store"
-    );
+    assert_eq!(resp.headers().get("cache-control").expect("cache-control"), "no-store");
 }
 
 backend_tests!(

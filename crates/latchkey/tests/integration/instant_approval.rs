@@ -17,19 +17,9 @@ async fn waiting_device_gets_tokens_on_approval(b: Backend) {
         tokio::spawn(async move { client.wait_token(&cli(), &code).await })
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(
-        !waiter.is_finished(),
-        "nothing decided yet, so the device is still waiting"
-    );
-    app.client
-        .decide_device_login(&session, &auth.user_code, true)
-        .await
-        .expect("approve");
-    let tokens = tokio::time::timeout(LIVENESS, waiter)
-        .await
-        .expect("woken")
-        .expect("task")
-        .expect("tokens");
+    assert!(!waiter.is_finished(), "nothing decided yet, so the device is still waiting");
+    app.client.decide_device_login(&session, &auth.user_code, true).await.expect("approve");
+    let tokens = tokio::time::timeout(LIVENESS, waiter).await.expect("woken").expect("task").expect("tokens");
     assert!(tokens.id_token.is_some());
 }
 
@@ -42,15 +32,8 @@ async fn waiting_device_hears_denial(b: Backend) {
         tokio::spawn(async move { client.wait_token(&cli(), &code).await })
     };
     tokio::time::sleep(Duration::from_millis(100)).await;
-    app.client
-        .decide_device_login(&session, &auth.user_code, false)
-        .await
-        .expect("deny");
-    let err = tokio::time::timeout(LIVENESS, waiter)
-        .await
-        .expect("woken")
-        .expect("task")
-        .expect_err("denied");
+    app.client.decide_device_login(&session, &auth.user_code, false).await.expect("deny");
+    let err = tokio::time::timeout(LIVENESS, waiter).await.expect("woken").expect("task").expect_err("denied");
     assert_eq!(err.code(), Some("access_denied"));
 }
 
@@ -61,9 +44,7 @@ async fn waiting_device_hears_expiry(b: Backend) {
     })
     .await;
     let auth = app.start_login("").await;
-    let r = tokio::time::timeout(LIVENESS, app.client.wait_token(&cli(), &auth.device_code))
-        .await
-        .expect("answered");
+    let r = tokio::time::timeout(LIVENESS, app.client.wait_token(&cli(), &auth.device_code)).await.expect("answered");
     assert_eq!(r.expect_err("expired").code(), Some("expired_token"));
 }
 
@@ -71,16 +52,8 @@ async fn wait_times_out_with_authorization_pending_and_never_slow_down(b: Backen
     let app = spawn_app_with(b, |c| c.wait_timeout = Duration::from_millis(200)).await;
     let auth = app.start_login("").await;
     for _ in 0..3 {
-        let err = app
-            .client
-            .wait_token(&cli(), &auth.device_code)
-            .await
-            .expect_err("pending");
-        assert_eq!(
-            err.code(),
-            Some("authorization_pending"),
-            "waiting again at once is not polling too fast"
-        );
+        let err = app.client.wait_token(&cli(), &auth.device_code).await.expect_err("pending");
+        assert_eq!(err.code(), Some("authorization_pending"), "waiting again at once is not polling too fast");
     }
 }
 
@@ -93,15 +66,8 @@ async fn client_library_waits_through_timeouts_until_approval(b: Backend) {
         tokio::spawn(async move { client.wait_for_approval(&cli(), &auth).await })
     };
     tokio::time::sleep(Duration::from_millis(800)).await;
-    app.client
-        .decide_device_login(&session, &auth.user_code, true)
-        .await
-        .expect("approve");
-    tokio::time::timeout(LIVENESS, waiter)
-        .await
-        .expect("done")
-        .expect("task")
-        .expect("tokens");
+    app.client.decide_device_login(&session, &auth.user_code, true).await.expect("approve");
+    tokio::time::timeout(LIVENESS, waiter).await.expect("done").expect("task").expect("tokens");
 }
 
 async fn shutdown_releases_waiting_devices(b: Backend) {
@@ -112,15 +78,9 @@ async fn shutdown_releases_waiting_devices(b: Backend) {
         tokio::spawn(async move { client.wait_token(&cli(), &code).await })
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
-    tokio::time::timeout(LIVENESS, app.stop())
-        .await
-        .expect("graceful shutdown finishes");
+    tokio::time::timeout(LIVENESS, app.stop()).await.expect("graceful shutdown finishes");
     let err = waiter.await.expect("task").expect_err("released");
-    assert_eq!(
-        err.code(),
-        Some("authorization_pending"),
-        "the device is told to call again (another replica)"
-    );
+    assert_eq!(err.code(), Some("authorization_pending"), "the device is told to call again (another replica)");
 }
 
 backend_tests!(

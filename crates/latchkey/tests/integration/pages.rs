@@ -15,15 +15,8 @@ fn browser() -> reqwest::Client {
 /// The value of the hidden field `name` in a page.
 fn hidden(html: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
-    let start = html
-        .find(&marker)
-        .map(|i| i + marker.len())
-        .unwrap_or_else(|| panic!("no {name} field in page"));
-    html[start..]
-        .split('"')
-        .next()
-        .unwrap_or_default()
-        .to_string()
+    let start = html.find(&marker).map(|i| i + marker.len()).unwrap_or_else(|| panic!("no {name} field in page"));
+    html[start..].split('"').next().unwrap_or_default().to_string()
 }
 
 async fn get(c: &reqwest::Client, url: &str) -> (u16, String, reqwest::header::HeaderMap) {
@@ -32,11 +25,7 @@ async fn get(c: &reqwest::Client, url: &str) -> (u16, String, reqwest::header::H
     (s, r.text().await.expect("body"), h)
 }
 
-async fn post(
-    c: &reqwest::Client,
-    url: &str,
-    form: &[(&str, &str)],
-) -> (u16, String, reqwest::header::HeaderMap) {
+async fn post(c: &reqwest::Client, url: &str, form: &[(&str, &str)]) -> (u16, String, reqwest::header::HeaderMap) {
     let r = c.post(url).form(form).send().await.expect("post");
     let (s, h) = (r.status().as_u16(), r.headers().clone());
     (s, r.text().await.expect("body"), h)
@@ -49,12 +38,7 @@ async fn sign_in(app: &TestApp, c: &reqwest::Client, next: &str) {
     let (s, _, h) = post(
         c,
         &format!("{}/signin", app.url),
-        &[
-            ("csrf", &csrf),
-            ("next", next),
-            ("username", "alice"),
-            ("password", PASSWORD),
-        ],
+        &[("csrf", &csrf), ("next", next), ("username", "alice"), ("password", PASSWORD)],
     )
     .await;
     assert_eq!(s, 303, "signed in and redirected");
@@ -65,17 +49,11 @@ async fn sign_in(app: &TestApp, c: &reqwest::Client, next: &str) {
         .filter_map(|v| v.to_str().ok())
         .find(|v| v.starts_with("latchkey_session="))
         .expect("session cookie");
-    assert!(
-        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
-        "{cookie}"
-    );
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
 }
 
 fn urlencode(s: &str) -> String {
-    serde_urlencoded::to_string([("x", s)])
-        .unwrap_or_default()
-        .trim_start_matches("x=")
-        .to_string()
+    serde_urlencoded::to_string([("x", s)]).unwrap_or_default().trim_start_matches("x=").to_string()
 }
 
 async fn verification_page_approves_a_device_in_two_deliberate_steps(b: Backend) {
@@ -87,12 +65,7 @@ async fn verification_page_approves_a_device_in_two_deliberate_steps(b: Backend)
     // Signed out: the pre-filled link sends the person to sign in first, and back.
     let (s, _, h) = get(&c, &auth.verification_uri_complete).await;
     assert_eq!(s, 303);
-    let location = h
-        .get("location")
-        .expect("location")
-        .to_str()
-        .expect("ascii")
-        .to_string();
+    let location = h.get("location").expect("location").to_str().expect("ascii").to_string();
     assert!(location.starts_with("/signin?next="), "{location}");
     let back = format!("/device?user_code={}", auth.user_code);
     sign_in(&app, &c, &back).await;
@@ -100,45 +73,23 @@ async fn verification_page_approves_a_device_in_two_deliberate_steps(b: Backend)
     // Step 1: the code is pre-filled but must be confirmed against the device.
     let (s, html, h) = get(&c, &auth.verification_uri_complete).await;
     assert_eq!(s, 200);
-    assert!(
-        html.contains(&auth.user_code) && html.contains("matches"),
-        "asks to check the code"
-    );
+    assert!(html.contains(&auth.user_code) && html.contains("matches"), "asks to check the code");
     assert_eq!(h.get("x-frame-options").expect("xfo"), "DENY");
-    assert!(h
-        .get("content-security-policy")
-        .expect("csp")
-        .to_str()
-        .unwrap_or("")
-        .contains("frame-ancestors 'none'"));
+    assert!(h.get("content-security-policy").expect("csp").to_str().unwrap_or("").contains("frame-ancestors 'none'"));
     let csrf = hidden(&html, "csrf");
 
     // Step 2: what is being approved, then the decision.
-    let (s, html, _) = post(
-        &c,
-        &format!("{}/device", app.url),
-        &[("csrf", &csrf), ("user_code", &auth.user_code)],
-    )
-    .await;
+    let (s, html, _) =
+        post(&c, &format!("{}/device", app.url), &[("csrf", &csrf), ("user_code", &auth.user_code)]).await;
     assert_eq!(s, 200);
-    for shown in [
-        "Latchkey CLI",
-        "test device",
-        "127.0.0.1",
-        "latchkey-client/",
-        "started this sign-in",
-    ] {
+    for shown in ["Latchkey CLI", "test device", "127.0.0.1", "latchkey-client/", "started this sign-in"] {
         assert!(html.contains(shown), "confirmation page shows {shown:?}");
     }
     // Approving without ticking the confirmation is refused.
     let (s, _, _) = post(
         &c,
         &format!("{}/device/decision", app.url),
-        &[
-            ("csrf", &csrf),
-            ("user_code", &auth.user_code),
-            ("decision", "approve"),
-        ],
+        &[("csrf", &csrf), ("user_code", &auth.user_code), ("decision", "approve")],
     )
     .await;
     assert_eq!(s, 400);
@@ -146,41 +97,24 @@ async fn verification_page_approves_a_device_in_two_deliberate_steps(b: Backend)
     let (s, _, _) = post(
         &c,
         &format!("{}/device/decision", app.url),
-        &[
-            ("csrf", "forged"),
-            ("user_code", &auth.user_code),
-            ("decision", "approve"),
-            ("confirm", "yes"),
-        ],
+        &[("csrf", "forged"), ("user_code", &auth.user_code), ("decision", "approve"), ("confirm", "yes")],
     )
     .await;
     assert_eq!(s, 403);
     assert_eq!(
-        app.client
-            .poll_token(&cli(), &auth.device_code)
-            .await
-            .expect_err("still pending")
-            .code(),
+        app.client.poll_token(&cli(), &auth.device_code).await.expect_err("still pending").code(),
         Some("authorization_pending")
     );
 
     let (s, html, _) = post(
         &c,
         &format!("{}/device/decision", app.url),
-        &[
-            ("csrf", &csrf),
-            ("user_code", &auth.user_code),
-            ("decision", "approve"),
-            ("confirm", "yes"),
-        ],
+        &[("csrf", &csrf), ("user_code", &auth.user_code), ("decision", "approve"), ("confirm", "yes")],
     )
     .await;
     assert_eq!(s, 200);
     assert!(html.contains("Device approved"));
-    app.client
-        .poll_token(&cli(), &auth.device_code)
-        .await
-        .expect("tokens");
+    app.client.poll_token(&cli(), &auth.device_code).await.expect("tokens");
 }
 
 async fn wrong_code_on_the_page_says_so(b: Backend) {
@@ -190,20 +124,10 @@ async fn wrong_code_on_the_page_says_so(b: Backend) {
     sign_in(&app, &c, "/device").await;
     let (_, html, _) = get(&c, &format!("{}/device", app.url)).await;
     let csrf = hidden(&html, "csrf");
-    let (s, html, _) = post(
-        &c,
-        &format!("{}/device", app.url),
-        &[("csrf", &csrf), ("user_code", "BCDF-GHJK")],
-    )
-    .await;
+    let (s, html, _) = post(&c, &format!("{}/device", app.url), &[("csrf", &csrf), ("user_code", "BCDF-GHJK")]).await;
     assert_eq!(s, 404);
     assert!(html.contains("no sign-in is waiting for this code"));
-    let (s, html, _) = post(
-        &c,
-        &format!("{}/device", app.url),
-        &[("csrf", &csrf), ("user_code", "hello")],
-    )
-    .await;
+    let (s, html, _) = post(&c, &format!("{}/device", app.url), &[("csrf", &csrf), ("user_code", "hello")]).await;
     assert_eq!(s, 400);
     assert!(html.contains("not a valid code"));
 }
@@ -219,10 +143,7 @@ async fn sign_in_form_needs_its_csrf_cookie(b: Backend) {
     )
     .await;
     assert_eq!(s, 403);
-    assert!(h.get_all("set-cookie").iter().all(|v| !v
-        .to_str()
-        .unwrap_or("")
-        .starts_with("latchkey_session=lks_")));
+    assert!(h.get_all("set-cookie").iter().all(|v| !v.to_str().unwrap_or("").starts_with("latchkey_session=lks_")));
     // An open redirect through `next` is not possible.
     let c = browser();
     let (_, html, _) = get(&c, &format!("{}/signin?next=//evil.example", app.url)).await;

@@ -19,13 +19,8 @@ async fn approval_on_one_replica_wakes_a_device_waiting_on_another() {
         tokio::spawn(async move { client.wait_token(&cli(), &code).await })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
-    a.client
-        .decide_device_login(&session, &auth.user_code, true)
-        .await
-        .expect("approve on A");
-    let got = tokio::time::timeout(Duration::from_secs(15), waiter)
-        .await
-        .expect("woken across replicas");
+    a.client.decide_device_login(&session, &auth.user_code, true).await.expect("approve on A");
+    let got = tokio::time::timeout(Duration::from_secs(15), waiter).await.expect("woken across replicas");
     got.expect("task").expect("tokens on B");
 }
 
@@ -36,25 +31,14 @@ async fn concurrent_pollers_on_two_replicas_get_tokens_exactly_once() {
     let replica = a.replica().await;
     let session = a.signed_in("alice").await;
     let auth = a.start_login("").await;
-    a.client
-        .decide_device_login(&session, &auth.user_code, true)
-        .await
-        .expect("approve");
+    a.client.decide_device_login(&session, &auth.user_code, true).await.expect("approve");
     let polls = (0..20).map(|i| {
-        let client = if i % 2 == 0 {
-            a.client.clone()
-        } else {
-            replica.client.clone()
-        };
+        let client = if i % 2 == 0 { a.client.clone() } else { replica.client.clone() };
         let code = auth.device_code.clone();
         async move { client.poll_token(&cli(), &code).await }
     });
     let results = futures::future::join_all(polls).await;
-    assert_eq!(
-        results.iter().filter(|r| r.is_ok()).count(),
-        1,
-        "{results:?}"
-    );
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -62,14 +46,7 @@ async fn replicas_share_signing_keys() {
     let Some(b) = pg() else { return };
     let a = spawn_app(b).await;
     let replica = a.replica().await;
-    assert_eq!(
-        a.client.jwks().await.expect("a"),
-        replica.client.jwks().await.expect("b")
-    );
+    assert_eq!(a.client.jwks().await.expect("a"), replica.client.jwks().await.expect("b"));
     let t = a.login("alice", "").await;
-    replica
-        .client
-        .userinfo(&t.access_token)
-        .await
-        .expect("B accepts A's token");
+    replica.client.userinfo(&t.access_token).await.expect("B accepts A's token");
 }

@@ -106,12 +106,9 @@ pub fn test_config() -> ServerConfig {
 async fn open(backend: &Backend) -> (Arc<dyn Store>, Storage) {
     match backend {
         Backend::Sqlite => {
-            let dir = std::env::temp_dir()
-                .join(format!("latchkey-test-{}", uuid::Uuid::new_v4().simple()));
+            let dir = std::env::temp_dir().join(format!("latchkey-test-{}", uuid::Uuid::new_v4().simple()));
             std::fs::create_dir_all(&dir).expect("temp dir");
-            let store = SqliteStore::open(dir.join("latchkey.sqlite3"), Durability::Normal)
-                .await
-                .expect("open SQLite");
+            let store = SqliteStore::open(dir.join("latchkey.sqlite3"), Durability::Normal).await.expect("open SQLite");
             (Arc::new(store), Storage::Sqlite(dir))
         }
         Backend::Postgres(url) => {
@@ -119,13 +116,7 @@ async fn open(backend: &Backend) -> (Arc<dyn Store>, Storage) {
             let store = PgStore::connect(url, Some(&schema))
                 .await
                 .unwrap_or_else(|e| panic!("{PG_ENV} is set but PostgreSQL is not usable: {e}"));
-            (
-                Arc::new(store),
-                Storage::Postgres {
-                    url: url.clone(),
-                    schema,
-                },
-            )
+            (Arc::new(store), Storage::Postgres { url: url.clone(), schema })
         }
     }
 }
@@ -141,14 +132,8 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut ServerConf
     start(store, storage, tweak).await
 }
 
-async fn start(
-    store: Arc<dyn Store>,
-    storage: Storage,
-    tweak: impl FnOnce(&mut ServerConfig),
-) -> TestApp {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+async fn start(store: Arc<dyn Store>, storage: Storage, tweak: impl FnOnce(&mut ServerConfig)) -> TestApp {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let mut config = test_config();
     config.public_url = url.clone();
@@ -171,14 +156,8 @@ async fn start(
 impl TestApp {
     /// A second server (replica) over the same PostgreSQL schema.
     pub async fn replica(&self) -> TestApp {
-        let Storage::Postgres { url, schema } = &self.storage else {
-            panic!("replicas need PostgreSQL")
-        };
-        let store: Arc<dyn Store> = Arc::new(
-            PgStore::connect(url, Some(schema))
-                .await
-                .expect("replica store"),
-        );
+        let Storage::Postgres { url, schema } = &self.storage else { panic!("replicas need PostgreSQL") };
+        let store: Arc<dyn Store> = Arc::new(PgStore::connect(url, Some(schema)).await.expect("replica store"));
         // Replicas sit behind one load balancer: one public URL, one issuer.
         let issuer = self.url.clone();
         start(store, Storage::Shared, move |c| c.public_url = issuer).await
@@ -186,41 +165,21 @@ impl TestApp {
 
     /// Creates a user with [`PASSWORD`].
     pub async fn add_user(&self, name: &str, admin: bool) -> String {
-        let hash = latchkey_server::passwords::hash(PASSWORD.into())
-            .await
-            .expect("hash");
+        let hash = latchkey_server::passwords::hash(PASSWORD.into()).await.expect("hash");
         let id = uuid::Uuid::now_v7().to_string();
-        let user = NewUser {
-            id: id.clone(),
-            username: name.into(),
-            password_hash: hash,
-            is_admin: admin,
-        };
-        self.store
-            .create_user(user, None, now())
-            .await
-            .expect("create user");
+        let user = NewUser { id: id.clone(), username: name.into(), password_hash: hash, is_admin: admin };
+        self.store.create_user(user, None, now()).await.expect("create user");
         id
     }
 
     /// Creates a user and signs in; returns the session token.
     pub async fn signed_in(&self, name: &str) -> String {
         self.add_user(name, false).await;
-        self.client
-            .sign_in(name, PASSWORD)
-            .await
-            .expect("sign in")
-            .session_token
+        self.client.sign_in(name, PASSWORD).await.expect("sign in").session_token
     }
 
     /// Registers an app.
-    pub async fn add_app(
-        &self,
-        client_id: &str,
-        kind: ClientKind,
-        secret: Option<&str>,
-        grants: &[GrantType],
-    ) {
+    pub async fn add_app(&self, client_id: &str, kind: ClientKind, secret: Option<&str>, grants: &[GrantType]) {
         let app = AppRecord {
             client_id: client_id.into(),
             display_name: format!("App {client_id}"),
@@ -230,32 +189,20 @@ impl TestApp {
             redirect_uris: vec![],
             created_at: now(),
         };
-        self.store
-            .create_app(app, None, now())
-            .await
-            .expect("create app");
+        self.store.create_app(app, None, now()).await.expect("create app");
     }
 
     /// Starts a device login as the CLI app.
     pub async fn start_login(&self, scope: &str) -> DeviceAuthorization {
-        self.client
-            .device_authorization(&cli(), scope, Some("test device"))
-            .await
-            .expect("device authorization")
+        self.client.device_authorization(&cli(), scope, Some("test device")).await.expect("device authorization")
     }
 
     /// A complete device login for a new user; returns the tokens.
     pub async fn login(&self, user: &str, scope: &str) -> TokenResponse {
         let session = self.signed_in(user).await;
         let auth = self.start_login(scope).await;
-        self.client
-            .decide_device_login(&session, &auth.user_code, true)
-            .await
-            .expect("approve");
-        self.client
-            .poll_token(&cli(), &auth.device_code)
-            .await
-            .expect("tokens")
+        self.client.decide_device_login(&session, &auth.user_code, true).await.expect("approve");
+        self.client.poll_token(&cli(), &auth.device_code).await.expect("tokens")
     }
 
     /// Stops the server gracefully and waits for it.
@@ -277,14 +224,9 @@ impl TestApp {
             }
             Storage::Shared => panic!("raw_sql on a replica"),
             Storage::Postgres { url, schema } => {
-                let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-                    .await
-                    .expect("connect");
+                let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect");
                 tokio::spawn(conn);
-                client
-                    .batch_execute(&format!("SET search_path TO {schema}; {sql}"))
-                    .await
-                    .expect("sql");
+                client.batch_execute(&format!("SET search_path TO {schema}; {sql}")).await.expect("sql");
             }
         }
     }
@@ -304,10 +246,7 @@ impl Drop for TestApp {
                 let (url, schema) = (url.clone(), schema.clone());
                 // Drop runs inside the test's runtime; clean up on a thread of our own.
                 let _ = std::thread::spawn(move || {
-                    if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                    {
+                    if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
                         let _ = rt.block_on(PgStore::drop_schema(&url, &schema));
                     }
                 })

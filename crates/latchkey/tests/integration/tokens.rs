@@ -28,22 +28,13 @@ async fn access_tokens_verify_against_the_published_jwks(b: Backend) {
     assert_eq!(header.alg, Algorithm::EdDSA);
     assert_eq!(header.typ.as_deref(), Some("at+jwt"));
     let kid = header.kid.expect("kid");
-    let jwk = jwks
-        .keys
-        .iter()
-        .find(|k| k.kid == kid)
-        .expect("signing key is published");
-    assert_eq!(
-        (jwk.kty.as_str(), jwk.crv.as_str(), jwk.alg.as_str()),
-        ("OKP", "Ed25519", "EdDSA")
-    );
+    let jwk = jwks.keys.iter().find(|k| k.kid == kid).expect("signing key is published");
+    assert_eq!((jwk.kty.as_str(), jwk.crv.as_str(), jwk.alg.as_str()), ("OKP", "Ed25519", "EdDSA"));
     let key = DecodingKey::from_ed_components(&jwk.x).expect("key");
     let mut v = Validation::new(Algorithm::EdDSA);
     v.set_audience(&["latchkey-cli"]);
     v.set_issuer(&[&app.url]);
-    let claims = jsonwebtoken::decode::<Claims>(&tokens.access_token, &key, &v)
-        .expect("valid")
-        .claims;
+    let claims = jsonwebtoken::decode::<Claims>(&tokens.access_token, &key, &v).expect("valid").claims;
     assert_eq!(
         (claims.iss, claims.aud, claims.scope.as_str()),
         (app.url.clone(), "latchkey-cli".into(), "openid profile")
@@ -56,14 +47,7 @@ async fn access_tokens_verify_against_the_published_jwks(b: Backend) {
     let mut parts: Vec<String> = tokens.access_token.split('.').map(String::from).collect();
     parts[1] = URL_SAFE_NO_PAD.encode(br#"{"iss":"x","sub":"admin"}"#);
     let forged = parts.join(".");
-    assert_eq!(
-        app.client
-            .userinfo(&forged)
-            .await
-            .expect_err("forged")
-            .status(),
-        Some(401)
-    );
+    assert_eq!(app.client.userinfo(&forged).await.expect_err("forged").status(), Some(401));
 }
 
 async fn refresh_rotates_and_reuse_revokes_the_family(b: Backend) {
@@ -73,89 +57,35 @@ async fn refresh_rotates_and_reuse_revokes_the_family(b: Backend) {
     let second = app.client.refresh(&cli(), &r1).await.expect("rotate");
     let r2 = second.refresh_token.clone().expect("new refresh");
     assert_ne!(r1, r2);
-    app.client
-        .userinfo(&second.access_token)
-        .await
-        .expect("new access token works");
+    app.client.userinfo(&second.access_token).await.expect("new access token works");
 
     // Replaying the old token is theft: everything of this sign-in dies.
     let err = app.client.refresh(&cli(), &r1).await.expect_err("reuse");
     assert_eq!(err.code(), Some("invalid_grant"));
-    assert_eq!(
-        app.client
-            .refresh(&cli(), &r2)
-            .await
-            .expect_err("family revoked")
-            .code(),
-        Some("invalid_grant")
-    );
-    assert!(
-        !app.client
-            .introspect(&cli(), &second.access_token)
-            .await
-            .expect("introspect")
-            .active
-    );
-    assert_eq!(
-        app.client
-            .userinfo(&second.access_token)
-            .await
-            .expect_err("revoked")
-            .status(),
-        Some(401)
-    );
+    assert_eq!(app.client.refresh(&cli(), &r2).await.expect_err("family revoked").code(), Some("invalid_grant"));
+    assert!(!app.client.introspect(&cli(), &second.access_token).await.expect("introspect").active);
+    assert_eq!(app.client.userinfo(&second.access_token).await.expect_err("revoked").status(), Some(401));
 }
 
 async fn introspection_reports_active_tokens_to_allowed_apps(b: Backend) {
     let app = spawn_app(b).await;
     let t = app.login("alice", "profile").await;
-    let i = app
-        .client
-        .introspect(&cli(), &t.access_token)
-        .await
-        .expect("introspect");
+    let i = app.client.introspect(&cli(), &t.access_token).await.expect("introspect");
     assert!(i.active);
     assert_eq!(i.username.as_deref(), Some("alice"));
     assert_eq!(i.token_type.as_deref(), Some("access_token"));
     assert_eq!(i.client_id.as_deref(), Some("latchkey-cli"));
-    let r = app
-        .client
-        .introspect(&cli(), t.refresh_token.as_deref().expect("rt"))
-        .await
-        .expect("introspect");
+    let r = app.client.introspect(&cli(), t.refresh_token.as_deref().expect("rt")).await.expect("introspect");
     assert!(r.active);
     assert_eq!(r.token_type.as_deref(), Some("refresh_token"));
     // Another public app may not learn about our tokens.
-    app.add_app("nosy", ClientKind::Public, None, &[GrantType::DeviceCode])
-        .await;
-    assert!(
-        !app.client
-            .introspect(&AppCredentials::public("nosy"), &t.access_token)
-            .await
-            .expect("i")
-            .active
-    );
+    app.add_app("nosy", ClientKind::Public, None, &[GrantType::DeviceCode]).await;
+    assert!(!app.client.introspect(&AppCredentials::public("nosy"), &t.access_token).await.expect("i").active);
     // A resource server (confidential) may.
-    app.add_app("api", ClientKind::Confidential, Some("rs-secret"), &[])
-        .await;
-    let rs = AppCredentials {
-        client_id: "api".into(),
-        client_secret: Some("rs-secret".into()),
-    };
-    assert!(
-        app.client
-            .introspect(&rs, &t.access_token)
-            .await
-            .expect("i")
-            .active
-    );
-    assert!(
-        !app.client
-            .introspect(&rs, "garbage")
-            .await
-            .expect("i")
-            .active
-    );
+    app.add_app("api", ClientKind::Confidential, Some("rs-secret"), &[]).await;
+    let rs = AppCredentials { client_id: "api".into(), client_secret: Some("rs-secret".into()) };
+    assert!(app.client.introspect(&rs, &t.access_token).await.expect("i").active);
+    assert!(!app.client.introspect(&rs, "garbage").await.expect("i").active);
 }
 
 async fn revoking_the_refresh_token_ends_the_sign_in_at_once(b: Backend) {
@@ -164,45 +94,19 @@ async fn revoking_the_refresh_token_ends_the_sign_in_at_once(b: Backend) {
     let rt = t.refresh_token.clone().expect("rt");
     app.client.revoke(&cli(), &rt).await.expect("revoke");
     assert!(!app.client.introspect(&cli(), &rt).await.expect("i").active);
-    assert!(
-        !app.client
-            .introspect(&cli(), &t.access_token)
-            .await
-            .expect("i")
-            .active,
-        "not at expiry: now"
-    );
-    assert_eq!(
-        app.client
-            .refresh(&cli(), &rt)
-            .await
-            .expect_err("dead")
-            .code(),
-        Some("invalid_grant")
-    );
+    assert!(!app.client.introspect(&cli(), &t.access_token).await.expect("i").active, "not at expiry: now");
+    assert_eq!(app.client.refresh(&cli(), &rt).await.expect_err("dead").code(), Some("invalid_grant"));
     // Revoking an unknown token is not an error (RFC 7009 §2.2).
-    app.client
-        .revoke(&cli(), "lkr_unknown")
-        .await
-        .expect("unknown is fine");
+    app.client.revoke(&cli(), "lkr_unknown").await.expect("unknown is fine");
 }
 
 async fn rotated_keys_stay_published_until_their_tokens_expire(b: Backend) {
-    let app = spawn_app_with(b, |c| {
-        c.key_refresh_every = std::time::Duration::from_millis(100)
-    })
-    .await;
+    let app = spawn_app_with(b, |c| c.key_refresh_every = std::time::Duration::from_millis(100)).await;
     let before = app.login("alice", "").await;
-    let old_kid = jsonwebtoken::decode_header(&before.access_token)
-        .expect("h")
-        .kid
-        .expect("kid");
+    let old_kid = jsonwebtoken::decode_header(&before.access_token).expect("h").kid.expect("kid");
     let key = latchkey_server::keys::generate_key(now()).expect("key");
     let new_kid = key.kid.clone();
-    app.store
-        .add_signing_key(key, None, now())
-        .await
-        .expect("rotate");
+    app.store.add_signing_key(key, None, now()).await.expect("rotate");
     // Running servers pick the new key up on their next key refresh.
     let mut jwks = app.client.jwks().await.expect("jwks");
     for _ in 0..50 {
@@ -212,30 +116,11 @@ async fn rotated_keys_stay_published_until_their_tokens_expire(b: Backend) {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         jwks = app.client.jwks().await.expect("jwks");
     }
-    assert!(
-        jwks.keys.iter().any(|k| k.kid == new_kid),
-        "new key published"
-    );
-    assert!(
-        jwks.keys.iter().any(|k| k.kid == old_kid),
-        "old key still published"
-    );
-    let after = app
-        .client
-        .refresh(&cli(), before.refresh_token.as_deref().expect("rt"))
-        .await
-        .expect("refresh");
-    assert_eq!(
-        jsonwebtoken::decode_header(&after.access_token)
-            .expect("h")
-            .kid
-            .as_deref(),
-        Some(new_kid.as_str())
-    );
-    app.client
-        .userinfo(&before.access_token)
-        .await
-        .expect("old token still valid");
+    assert!(jwks.keys.iter().any(|k| k.kid == new_kid), "new key published");
+    assert!(jwks.keys.iter().any(|k| k.kid == old_kid), "old key still published");
+    let after = app.client.refresh(&cli(), before.refresh_token.as_deref().expect("rt")).await.expect("refresh");
+    assert_eq!(jsonwebtoken::decode_header(&after.access_token).expect("h").kid.as_deref(), Some(new_kid.as_str()));
+    app.client.userinfo(&before.access_token).await.expect("old token still valid");
 }
 
 backend_tests!(

@@ -1,0 +1,137 @@
+//! The device registry API: list, rename, move, revoke (`/api/v1/devices`).
+
+use super::no_store;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::Json;
+use crate::session::SignedIn;
+use crate::state::{now, AppState};
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use latchkey_domain::device::{DeviceStatus, Location};
+use latchkey_domain::names::DisplayName;
+use latchkey_proto::api::{DeviceInfo, DeviceUpdate, LocationEntry};
+use latchkey_store::{DeviceRecord, RevokeDevice};
+
+/// How the API shows a device; `current` marks the one asking.
+pub fn info(d: DeviceRecord, current: Option<&str>) -> DeviceInfo {
+    DeviceInfo {
+        current: current == Some(d.id.as_str()),
+        key_bound: d.jkt.is_some(),
+        status: d.status.as_str().into(),
+        id: d.id,
+        name: d.display_name,
+        slug: d.slug,
+        location: d.location,
+        platform: d.platform,
+        client_version: d.client_version,
+        created_at_ms: d.created_at.as_millis(),
+        last_seen_at_ms: d.last_seen_at.map(|t| t.as_millis()),
+        revoked_at_ms: d.revoked_at.map(|t| t.as_millis()),
+    }
+}
+
+fn csrf(headers: &HeaderMap) -> Option<&str> {
+    headers.get("x-csrf-token").and_then(|v| v.to_str().ok())
+}
+
+fn no_such_device(id: &str) -> ApiError {
+    ApiError::not_found(format!("you have no device {id:?}; `latchkey devices list` shows their IDs"))
+}
+
+/// `GET /api/v1/devices`: the signed-in user's devices, newest first.
+pub async fn list(State(state): State<AppState>, who: SignedIn) -> ApiResult<axum::Json<Vec<DeviceInfo>>> {
+    let devices = state.store.devices(&who.user.id).await?;
+    Ok(axum::Json(devices.into_iter().map(|d| info(d, who.device_id.as_deref())).collect()))
+}
+
+/// `GET /api/v1/devices/{id}/locations`: where a device has been, oldest first.
+pub async fn locations(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Vec<LocationEntry>>> {
+    let owned = state.store.device(&id).await?.filter(|d| d.owner_id == who.user.id);
+    if owned.is_none() {
+        return Err(no_such_device(&id));
+    }
+    let history = state.store.location_history(&id).await?;
+    Ok(axum::Json(
+        history
+            .into_iter()
+            .map(|h| LocationEntry { location: h.location, effective_at_ms: h.effective_at.as_millis() })
+            .collect(),
+    ))
+}
+
+/// `PATCH /api/v1/devices/{id}`: rename (the slug stays) and/or move from now on.
+pub async fn update(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Json(req): Json<DeviceUpdate>,
+) -> ApiResult<axum::Json<DeviceInfo>> {
+    who.check_csrf(csrf(&headers))?;
+    if req.name.is_none() && req.location.is_none() {
+        return Err(ApiError::invalid_request("send a new name, a new location, or both"));
+    }
+    let name = req
+        .name
+        .as_deref()
+        .map(DisplayName::parse)
+        .transpose()
+        .map_err(|e| ApiError::invalid_request(e.to_string()))?;
+    let location = req
+        .location
+        .as_deref()
+        .map(Location::parse)
+        .transpose()
+        .map_err(|e| ApiError::invalid_request(e.to_string()))?;
+    let mut current =
+        state.store.device(&id).await?.filter(|d| d.owner_id == who.user.id).ok_or_else(|| no_such_device(&id))?;
+    if current.status == DeviceStatus::Revoked {
+        return Err(ApiError::conflict("this device is revoked; it cannot be changed"));
+    }
+    if let Some(n) = name {
+        current = state
+            .store
+            .rename_device(&id, &who.user.id, n.as_str(), now())
+            .await?
+            .ok_or_else(|| no_such_device(&id))?;
+    }
+    if let Some(l) = location {
+        let l = l.name().map(str::to_string);
+        current = state.store.relocate_device(&id, &who.user.id, l, now()).await?.ok_or_else(|| no_such_device(&id))?;
+    }
+    Ok(axum::Json(info(current, who.device_id.as_deref())))
+}
+
+/// `DELETE /api/v1/devices/{id}`: revoke a device; its tokens stop working at once.
+pub async fn revoke(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    who.check_csrf(csrf(&headers))?;
+    match state.store.revoke_device(&id, Some(&who.user.id), &who.user.id, now()).await? {
+        RevokeDevice::Revoked(d) => Ok(no_store(info(*d, who.device_id.as_deref()))),
+        RevokeDevice::AlreadyRevoked => Err(ApiError::conflict("this device is already revoked")),
+        RevokeDevice::NotFound => Err(no_such_device(&id)),
+    }
+}
+
+/// `GET /api/v1/me`: who is asking, and from which device.
+pub async fn me(State(state): State<AppState>, who: SignedIn) -> ApiResult<axum::Json<latchkey_proto::api::Me>> {
+    let device = match &who.device_id {
+        Some(id) => state.store.device(id).await?.map(|d| info(d, Some(id))),
+        None => None,
+    };
+    Ok(axum::Json(latchkey_proto::api::Me {
+        id: who.user.id.clone(),
+        username: who.user.username.clone(),
+        is_admin: who.user.is_admin,
+        device,
+    }))
+}

@@ -1,0 +1,180 @@
+//! Enrollment keys (`/api/v1/enrollment-keys`) and enrolling with one (`/api/v1/enroll`):
+//! provisioning for machines that can never open a browser.
+
+use super::devices::info;
+use super::no_store;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::Json;
+use crate::session::SignedIn;
+use crate::state::{now, AppState};
+use crate::tokens;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::Response;
+use latchkey_domain::device::{parse_tag, Location};
+use latchkey_domain::names::DisplayName;
+use latchkey_domain::scope::Scope;
+use latchkey_domain::secret::{Secret, SecretHash, SecretKind};
+use latchkey_domain::slug::Slug;
+use latchkey_proto::api::{
+    EnrollRequest, EnrollResponse, EnrollmentKeyCreated, EnrollmentKeyInfo, EnrollmentKeyRequest,
+};
+use latchkey_store::{DeviceRequest, Enroll, Enrolled, EnrollmentKeyRecord, NewEnrollmentKey};
+
+/// Longest lifetime of a key a user makes for their own machine.
+pub const USER_KEY_MAX_SECS: i64 = 3600;
+/// Lifetime when none is asked for.
+pub const DEFAULT_KEY_SECS: i64 = 900;
+
+/// How the API shows a key (never its secret).
+pub fn key_info(k: EnrollmentKeyRecord) -> EnrollmentKeyInfo {
+    EnrollmentKeyInfo {
+        id: k.id,
+        owner: k.owner_name,
+        reusable: k.reusable,
+        expires_at_ms: k.expires_at.as_millis(),
+        tag: k.tag,
+        uses: k.uses,
+        revoked: k.revoked_at.is_some(),
+    }
+}
+
+/// Makes a new key secret and the record to store (shared with `latchkey admin enroll-key create`).
+pub fn new_key(
+    owner_id: &str,
+    reusable: bool,
+    lifetime_secs: i64,
+    tag: Option<String>,
+    created_by: &str,
+) -> (Secret, NewEnrollmentKey) {
+    let secret = Secret::generate(SecretKind::EnrollmentKey, &mut rand::rngs::OsRng);
+    let key = NewEnrollmentKey {
+        id: uuid::Uuid::now_v7().to_string(),
+        key_hash: secret.hash(),
+        owner_id: owner_id.to_string(),
+        reusable,
+        expires_at: now().plus_secs(lifetime_secs),
+        tag,
+        created_by: created_by.to_string(),
+    };
+    (secret, key)
+}
+
+/// `POST /api/v1/enrollment-keys`: a key for one of the caller's own new machines.
+/// Users get short-lived single-use keys; admins may make reusable, longer ones.
+pub async fn create(
+    State(state): State<AppState>,
+    who: SignedIn,
+    headers: HeaderMap,
+    Json(req): Json<EnrollmentKeyRequest>,
+) -> ApiResult<Response> {
+    who.check_csrf(headers.get("x-csrf-token").and_then(|v| v.to_str().ok()))?;
+    let lifetime = req.expires_in.unwrap_or(DEFAULT_KEY_SECS);
+    if lifetime <= 0 {
+        return Err(ApiError::invalid_request("expires_in must be a positive number of seconds"));
+    }
+    if !who.user.is_admin && (req.reusable || lifetime > USER_KEY_MAX_SECS) {
+        return Err(ApiError::forbidden(format!(
+            "only admins can make reusable keys or keys that live longer than {USER_KEY_MAX_SECS} seconds"
+        )));
+    }
+    let tag = req
+        .tag
+        .as_deref()
+        .map(|t| parse_tag("tag", t))
+        .transpose()
+        .map_err(|e| ApiError::invalid_request(e.to_string()))?;
+    let (secret, key) = new_key(&who.user.id, req.reusable, lifetime, tag, &who.user.id);
+    let id = key.id.clone();
+    state.store.create_enrollment_key(key, now()).await?;
+    let stored = state
+        .store
+        .enrollment_keys(Some(&who.user.id))
+        .await?
+        .into_iter()
+        .find(|k| k.id == id)
+        .ok_or_else(|| ApiError::Internal("the new enrollment key was not found".into()))?;
+    Ok(no_store(EnrollmentKeyCreated { key: secret.expose().to_string(), info: key_info(stored) }))
+}
+
+/// `GET /api/v1/enrollment-keys`: the caller's keys (admins: everyone's), without secrets.
+pub async fn list(State(state): State<AppState>, who: SignedIn) -> ApiResult<axum::Json<Vec<EnrollmentKeyInfo>>> {
+    let owner = (!who.user.is_admin).then_some(who.user.id.as_str());
+    let keys = state.store.enrollment_keys(owner).await?;
+    Ok(axum::Json(keys.into_iter().map(key_info).collect()))
+}
+
+/// `DELETE /api/v1/enrollment-keys/{id}`.
+pub async fn revoke(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<StatusCode> {
+    who.check_csrf(headers.get("x-csrf-token").and_then(|v| v.to_str().ok()))?;
+    let owner = (!who.user.is_admin).then_some(who.user.id.as_str());
+    if state.store.revoke_enrollment_key(&id, owner, &who.user.id, now()).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("no live enrollment key with this ID"))
+    }
+}
+
+fn bad(e: impl std::fmt::Display) -> ApiError {
+    ApiError::invalid_request(e.to_string())
+}
+
+/// `POST /api/v1/enroll`: provision a device with an enrollment key, no browser.
+/// A DPoP proof on the request binds the device and its tokens to the proof's key.
+pub async fn enroll(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(req): Json<EnrollRequest>,
+) -> ApiResult<Response> {
+    let proof =
+        crate::dpop::verify(&state, &headers, &Method::POST, super::paths::ENROLL, None, StatusCode::BAD_REQUEST)?;
+    let name = DisplayName::parse(&req.name).map_err(|e| bad(format!("name: {e}")))?;
+    let location = Location::parse(&req.location).map_err(bad)?;
+    let slug = req.slug.as_deref().map(Slug::parse).transpose().map_err(|e| bad(format!("slug: {e}")))?;
+    let scope = Scope::parse(&req.scope).map_err(|e| ApiError::invalid_scope(e.to_string()))?;
+    if let Some(unknown) = scope.iter().find(|s| !super::discovery::SCOPES.contains(s)) {
+        return Err(ApiError::invalid_scope(format!("unknown scope {unknown:?}")));
+    }
+    if req.enrollment_key.len() > 128 {
+        return Err(ApiError::invalid_grant("unknown enrollment key"));
+    }
+    let t = now();
+    let (refresh, mint) = tokens::new_refresh(&state, t);
+    let enroll = Enroll {
+        key_hash: SecretHash::of(&req.enrollment_key),
+        device_id: uuid::Uuid::now_v7().to_string(),
+        name: name.to_string(),
+        device: DeviceRequest {
+            slug: slug.map(|s| s.to_string()),
+            location: location.name().map(str::to_string),
+            platform: parse_tag("platform", &req.platform).map_err(bad)?,
+            client_version: parse_tag("client_version", &req.client_version).map_err(bad)?,
+            jkt: proof.as_ref().map(|p| p.jkt.clone()),
+            public_jwk: proof.map(|p| p.jwk),
+        },
+        client_id: latchkey_proto::CLI_CLIENT_ID.into(),
+        scope: scope.to_string(),
+        mint,
+        device_cap: state.config.device_cap,
+    };
+    match state.store.enroll_device(enroll, t).await? {
+        Enrolled::Tokens { subject, device } => {
+            let tokens = tokens::respond(&state, &subject, Some(refresh), t)?;
+            let device = info(*device, subject.device_id.as_deref());
+            Ok(no_store(EnrollResponse { tokens, device }))
+        }
+        Enrolled::Unknown => Err(ApiError::invalid_grant("unknown enrollment key; check it, or ask for a new one")),
+        Enrolled::Refused(e) => Err(ApiError::invalid_grant(e.to_string())),
+        Enrolled::DeviceLimit(cap) => Err(ApiError::conflict(format!(
+            "the key's owner already has {cap} active devices, the most allowed; revoke one first"
+        ))),
+        Enrolled::SlugTaken(s) => Err(ApiError::conflict(format!(
+            "another device of this owner is already called {s:?}; choose another --slug"
+        ))),
+    }
+}
