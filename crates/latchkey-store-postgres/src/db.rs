@@ -95,11 +95,7 @@ pub(crate) fn pg_err(e: &tokio_postgres::Error) -> StoreError {
     let text = describe(e);
     let Some(code) = e.code() else {
         // No SQLSTATE: either the link failed, or a row did not have the expected shape (a bug).
-        return if is_link_failure(e) {
-            StoreError::Unavailable(text)
-        } else {
-            StoreError::Database(text)
-        };
+        return if is_link_failure(e) { StoreError::Unavailable(text) } else { StoreError::Database(text) };
     };
     let c = code.code();
     let unavailable = c.starts_with("08") // connection exception
@@ -147,16 +143,8 @@ pub(crate) fn target(config: &Config) -> String {
         })
         .collect();
     let ports: Vec<String> = config.get_ports().iter().map(u16::to_string).collect();
-    let host = if hosts.is_empty() {
-        "localhost".to_string()
-    } else {
-        hosts.join(",")
-    };
-    let port = if ports.is_empty() {
-        "5432".to_string()
-    } else {
-        ports.join(",")
-    };
+    let host = if hosts.is_empty() { "localhost".to_string() } else { hosts.join(",") };
+    let port = if ports.is_empty() { "5432".to_string() } else { ports.join(",") };
     format!("{host}:{port}/{}", config.get_dbname().unwrap_or(""))
 }
 
@@ -164,9 +152,7 @@ pub(crate) fn target(config: &Config) -> String {
 /// options and the `CREATE SCHEMA` must name the very same schema.
 pub(crate) fn check_schema(schema: &str) -> StoreResult<()> {
     let mut chars = schema.chars();
-    let first_ok = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase() || c == '_');
     let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     if first_ok && rest_ok && schema.len() <= 63 {
         Ok(())
@@ -209,13 +195,7 @@ pub(crate) struct Db {
 
 impl Db {
     pub(crate) fn new(config: Config) -> StoreResult<Self> {
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
             .wait_timeout(Some(POOL_WAIT))

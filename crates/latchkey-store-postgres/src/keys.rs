@@ -27,28 +27,14 @@ pub(crate) async fn all(c: &impl GenericClient) -> DbResult<Vec<SigningKeyRecord
     Ok(out)
 }
 
-pub(crate) async fn add(
-    tx: &Tx<'_>,
-    k: SigningKeyRecord,
-    actor: Option<String>,
-    now: Timestamp,
-) -> DbResult<()> {
+pub(crate) async fn add(tx: &Tx<'_>, k: SigningKeyRecord, actor: Option<String>, now: Timestamp) -> DbResult<()> {
     // Serialises rotations across replicas, so exactly one key is left unretired.
-    tx.execute("LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE", &[])
-        .await?;
-    let s = tx
-        .prepare_cached("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL")
-        .await?;
+    tx.execute("LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE", &[]).await?;
+    let s = tx.prepare_cached("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL").await?;
     tx.execute(&s, &[&now.as_millis()]).await?;
     let s = tx
-        .prepare_cached(
-            "INSERT INTO signing_keys (kid, private_pkcs8, public_key, created_at) VALUES ($1, $2, $3, $4)",
-        )
+        .prepare_cached("INSERT INTO signing_keys (kid, private_pkcs8, public_key, created_at) VALUES ($1, $2, $3, $4)")
         .await?;
-    tx.execute(
-        &s,
-        &[&k.kid, &k.private_pkcs8, &k.public_key, &now.as_millis()],
-    )
-    .await?;
+    tx.execute(&s, &[&k.kid, &k.private_pkcs8, &k.public_key, &now.as_millis()]).await?;
     audit::append(tx, &events::key_rotated(&k.kid, actor.as_deref()), now).await
 }

@@ -6,7 +6,9 @@
 //! the single `audit_head` row, so the hash chain stays linear. Decisions are
 //! announced with `NOTIFY` inside their transaction and picked up by every
 //! replica's listener connection (see `listen`), which makes instant approval
-//! work whichever replica the waiting device is connected to.
+//! work whichever replica the waiting device is connected to. Registering a
+//! device locks its owner's row, so the device cap and slug choice hold across
+//! replicas; using an enrollment key locks the key, so a single-use key works once.
 //!
 //! Each store holds up to 16 pooled connections plus one listener connection;
 //! size the server's `max_connections` for that times the number of replicas.
@@ -14,6 +16,8 @@
 
 mod audit;
 mod db;
+mod devices;
+mod enrollment;
 mod grants;
 mod keys;
 mod listen;
@@ -51,10 +55,7 @@ impl PgStore {
                 StoreError::Unavailable(why) | StoreError::Database(why) => why,
                 other => other.to_string(),
             };
-            StoreError::Unavailable(format!(
-                "cannot connect to PostgreSQL at {}: {why}",
-                target(&config)
-            ))
+            StoreError::Unavailable(format!("cannot connect to PostgreSQL at {}: {why}", target(&config)))
         })?;
         drop(first);
         let schema_owned = schema.map(str::to_string);
@@ -65,11 +66,7 @@ impl PgStore {
         .await?;
         let notifier = GrantNotifier::default();
         let listener = listen::start(config, notifier.clone()).await?;
-        Ok(PgStore {
-            db,
-            notifier,
-            listener,
-        })
+        Ok(PgStore { db, notifier, listener })
     }
 
     /// Drops `schema` and everything in it; for cleaning up after tests.
@@ -84,10 +81,8 @@ impl PgStore {
             ))
         })?;
         let driver = tokio::spawn(connection);
-        let result = client
-            .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-            .await
-            .map_err(|e| pg_err(&e));
+        let result =
+            client.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).await.map_err(|e| pg_err(&e));
         drop(client);
         let _ = driver.await;
         result
@@ -113,12 +108,7 @@ macro_rules! in_tx {
 
 #[async_trait]
 impl Store for PgStore {
-    async fn create_user(
-        &self,
-        user: NewUser,
-        actor: Option<String>,
-        now: Timestamp,
-    ) -> StoreResult<UserRecord> {
+    async fn create_user(&self, user: NewUser, actor: Option<String>, now: Timestamp) -> StoreResult<UserRecord> {
         in_tx!(self.db, |tx| users::create_user, user, actor; now)
     }
     async fn user_by_name(&self, username: &str) -> StoreResult<Option<UserRecord>> {
@@ -132,11 +122,7 @@ impl Store for PgStore {
     async fn create_session(&self, session: NewSession, now: Timestamp) -> StoreResult<()> {
         in_tx!(self.db, |tx| users::create_session, session; now)
     }
-    async fn session(
-        &self,
-        token_hash: &SecretHash,
-        now: Timestamp,
-    ) -> StoreResult<Option<SessionRecord>> {
+    async fn session(&self, token_hash: &SecretHash, now: Timestamp) -> StoreResult<Option<SessionRecord>> {
         let c = self.db.conn().await?;
         Ok(users::session(&c, token_hash, now).await?)
     }
@@ -149,12 +135,7 @@ impl Store for PgStore {
             })
             .await
     }
-    async fn create_app(
-        &self,
-        app: AppRecord,
-        actor: Option<String>,
-        now: Timestamp,
-    ) -> StoreResult<()> {
+    async fn create_app(&self, app: AppRecord, actor: Option<String>, now: Timestamp) -> StoreResult<()> {
         in_tx!(self.db, |tx| users::create_app, app, actor; now)
     }
     async fn app(&self, client_id: &str) -> StoreResult<Option<AppRecord>> {
@@ -168,18 +149,11 @@ impl Store for PgStore {
     async fn create_device_grant(&self, grant: NewDeviceGrant, now: Timestamp) -> StoreResult<()> {
         in_tx!(self.db, |tx| grants::create, grant; now)
     }
-    async fn device_grant_by_user_code(
-        &self,
-        user_code_hash: &SecretHash,
-    ) -> StoreResult<Option<DeviceGrantRecord>> {
+    async fn device_grant_by_user_code(&self, user_code_hash: &SecretHash) -> StoreResult<Option<DeviceGrantRecord>> {
         let c = self.db.conn().await?;
         Ok(grants::by_user_code(&c, user_code_hash).await?)
     }
-    async fn decide_device_grant(
-        &self,
-        decision: GrantDecision,
-        now: Timestamp,
-    ) -> StoreResult<DecideResult> {
+    async fn decide_device_grant(&self, decision: GrantDecision, now: Timestamp) -> StoreResult<DecideResult> {
         let result = in_tx!(self.db, |tx| grants::decide, decision; now)?;
         if let DecideResult::Decided(g) = &result {
             // Other replicas hear of it through NOTIFY; local waiters need not wait for that round trip.
@@ -190,11 +164,7 @@ impl Store for PgStore {
     async fn redeem_device_grant(&self, redeem: Redeem, now: Timestamp) -> StoreResult<Redeemed> {
         in_tx!(self.db, |tx| grants::redeem, redeem; now)
     }
-    async fn rotate_refresh_token(
-        &self,
-        rotate: RotateRefresh,
-        now: Timestamp,
-    ) -> StoreResult<Rotated> {
+    async fn rotate_refresh_token(&self, rotate: RotateRefresh, now: Timestamp) -> StoreResult<Rotated> {
         in_tx!(self.db, |tx| tokens::rotate, rotate; now)
     }
     async fn revoke_refresh_family(
@@ -211,10 +181,7 @@ impl Store for PgStore {
             })
             .await
     }
-    async fn refresh_token(
-        &self,
-        token_hash: &SecretHash,
-    ) -> StoreResult<Option<RefreshTokenRecord>> {
+    async fn refresh_token(&self, token_hash: &SecretHash) -> StoreResult<Option<RefreshTokenRecord>> {
         let c = self.db.conn().await?;
         Ok(tokens::refresh_token(&c, token_hash).await?)
     }
@@ -222,16 +189,93 @@ impl Store for PgStore {
         let c = self.db.conn().await?;
         Ok(tokens::family_active(&c, family_id).await?)
     }
+    async fn devices(&self, owner_id: &str) -> StoreResult<Vec<DeviceRecord>> {
+        let c = self.db.conn().await?;
+        Ok(devices::list(&c, owner_id).await?)
+    }
+    async fn device(&self, id: &str) -> StoreResult<Option<DeviceRecord>> {
+        let c = self.db.conn().await?;
+        Ok(devices::get(&c, id).await?)
+    }
+    async fn rename_device(
+        &self,
+        id: &str,
+        owner_id: &str,
+        name: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<DeviceRecord>> {
+        let (id, owner, name) = (id.to_string(), owner_id.to_string(), name.to_string());
+        self.db
+            .write(move |tx| {
+                let (id, owner, name) = (id.clone(), owner.clone(), name.clone());
+                Box::pin(async move { devices::rename(tx, &id, &owner, &name, now).await })
+            })
+            .await
+    }
+    async fn relocate_device(
+        &self,
+        id: &str,
+        owner_id: &str,
+        location: Option<String>,
+        now: Timestamp,
+    ) -> StoreResult<Option<DeviceRecord>> {
+        let (id, owner) = (id.to_string(), owner_id.to_string());
+        self.db
+            .write(move |tx| {
+                let (id, owner, location) = (id.clone(), owner.clone(), location.clone());
+                Box::pin(async move { devices::relocate(tx, &id, &owner, location, now).await })
+            })
+            .await
+    }
+    async fn location_history(&self, id: &str) -> StoreResult<Vec<LocationChange>> {
+        let c = self.db.conn().await?;
+        Ok(devices::history(&c, id).await?)
+    }
+    async fn revoke_device(
+        &self,
+        id: &str,
+        owner_id: Option<&str>,
+        actor: &str,
+        now: Timestamp,
+    ) -> StoreResult<RevokeDevice> {
+        let (id, owner, actor) = (id.to_string(), owner_id.map(str::to_string), actor.to_string());
+        self.db
+            .write(move |tx| {
+                let (id, owner, actor) = (id.clone(), owner.clone(), actor.clone());
+                Box::pin(async move { devices::revoke(tx, &id, owner.as_deref(), &actor, now).await })
+            })
+            .await
+    }
+    async fn create_enrollment_key(&self, key: NewEnrollmentKey, now: Timestamp) -> StoreResult<()> {
+        in_tx!(self.db, |tx| enrollment::create, key; now)
+    }
+    async fn enrollment_keys(&self, owner_id: Option<&str>) -> StoreResult<Vec<EnrollmentKeyRecord>> {
+        let c = self.db.conn().await?;
+        Ok(enrollment::list(&c, owner_id).await?)
+    }
+    async fn revoke_enrollment_key(
+        &self,
+        id: &str,
+        owner_id: Option<&str>,
+        actor: &str,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let (id, owner, actor) = (id.to_string(), owner_id.map(str::to_string), actor.to_string());
+        self.db
+            .write(move |tx| {
+                let (id, owner, actor) = (id.clone(), owner.clone(), actor.clone());
+                Box::pin(async move { enrollment::revoke(tx, &id, owner.as_deref(), &actor, now).await })
+            })
+            .await
+    }
+    async fn enroll_device(&self, enroll: Enroll, now: Timestamp) -> StoreResult<Enrolled> {
+        in_tx!(self.db, |tx| enrollment::enroll, enroll; now)
+    }
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
         let c = self.db.conn().await?;
         Ok(keys::all(&c).await?)
     }
-    async fn add_signing_key(
-        &self,
-        key: SigningKeyRecord,
-        actor: Option<String>,
-        now: Timestamp,
-    ) -> StoreResult<()> {
+    async fn add_signing_key(&self, key: SigningKeyRecord, actor: Option<String>, now: Timestamp) -> StoreResult<()> {
         in_tx!(self.db, |tx| keys::add, key, actor; now)
     }
     async fn append_audit(&self, event: AuditEvent, now: Timestamp) -> StoreResult<()> {
@@ -251,9 +295,7 @@ impl Store for PgStore {
         Ok(audit::head(&c).await?)
     }
     async fn sweep(&self, now: Timestamp) -> StoreResult<SweepReport> {
-        self.db
-            .write(move |tx| Box::pin(async move { sweep::sweep(tx, now).await }))
-            .await
+        self.db.write(move |tx| Box::pin(async move { sweep::sweep(tx, now).await })).await
     }
     fn notifier(&self) -> &GrantNotifier {
         &self.notifier

@@ -61,10 +61,7 @@ async fn subscribe(config: &Config) -> StoreResult<Listening> {
             }
         }
     }
-    Ok(Listening {
-        _client: client,
-        messages,
-    })
+    Ok(Listening { _client: client, messages })
 }
 
 /// Forwards notifications until the connection ends; returns why it ended.
@@ -86,10 +83,7 @@ async fn forward(mut l: Listening, notifier: &GrantNotifier) -> String {
 
 /// Subscribes once (so `connect` fails loudly if it cannot), then keeps
 /// listening in the background, reconnecting as needed.
-pub(crate) async fn start(
-    mut config: Config,
-    notifier: GrantNotifier,
-) -> StoreResult<JoinHandle<()>> {
+pub(crate) async fn start(mut config: Config, notifier: GrantNotifier) -> StoreResult<JoinHandle<()>> {
     config.keepalives(true).keepalives_idle(KEEPALIVE_IDLE);
     let first = subscribe(&config).await?;
     Ok(tokio::spawn(run(config, notifier, first)))

@@ -3,7 +3,8 @@
 
 use crate::db::{DbResult, Tx};
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_foundation.sql"))];
+const MIGRATIONS: &[(i64, &str)] =
+    &[(1, include_str!("../migrations/0001_foundation.sql")), (2, include_str!("../migrations/0002_devices.sql"))];
 
 /// Advisory-lock class for migrations; the second key is the schema's hash,
 /// so separate schemas (tests, tenants) migrate without waiting on each other.
@@ -12,28 +13,17 @@ const LOCK_CLASS: i32 = 0x4c4b_4d47; // "LKMG"
 /// Creates `schema` if asked and applies pending migrations, all in the caller's transaction.
 pub(crate) async fn run(tx: &Tx<'_>, schema: Option<&str>) -> DbResult<()> {
     let key = schema.unwrap_or("public");
-    tx.execute(
-        "SELECT pg_advisory_xact_lock($1, hashtext($2))",
-        &[&LOCK_CLASS, &key],
-    )
-    .await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", &[&LOCK_CLASS, &key]).await?;
     if let Some(schema) = schema {
         // `schema` passed `db::check_schema`, so it needs no quoting.
-        tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
-            .await?;
+        tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}")).await?;
     }
     tx.batch_execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
     )
     .await?;
     for (version, sql) in MIGRATIONS {
-        let applied = tx
-            .query_opt(
-                "SELECT 1 FROM schema_migrations WHERE version = $1",
-                &[version],
-            )
-            .await?
-            .is_some();
+        let applied = tx.query_opt("SELECT 1 FROM schema_migrations WHERE version = $1", &[version]).await?.is_some();
         if !applied {
             tracing::info!(version, schema = key, "applying PostgreSQL migration");
             tx.batch_execute(sql).await?;

@@ -12,18 +12,9 @@ const EMPTY_FAMILY_GRACE_MS: i64 = 24 * 3600 * 1000;
 
 pub(crate) async fn sweep(tx: &Tx<'_>, now: Timestamp) -> DbResult<SweepReport> {
     let now = now.as_millis();
-    let grants = tx
-        .execute(
-            "DELETE FROM device_grants WHERE expires_at < $1",
-            &[&(now - GRANT_GRACE_MS)],
-        )
-        .await?;
-    let sessions = tx
-        .execute("DELETE FROM sessions WHERE expires_at < $1", &[&now])
-        .await?;
-    let refresh_tokens = tx
-        .execute("DELETE FROM refresh_tokens WHERE expires_at < $1", &[&now])
-        .await?;
+    let grants = tx.execute("DELETE FROM device_grants WHERE expires_at < $1", &[&(now - GRANT_GRACE_MS)]).await?;
+    let sessions = tx.execute("DELETE FROM sessions WHERE expires_at < $1", &[&now]).await?;
+    let refresh_tokens = tx.execute("DELETE FROM refresh_tokens WHERE expires_at < $1", &[&now]).await?;
     // A family with no tokens left can mint nothing more; its access tokens are short-lived.
     tx.execute(
         "DELETE FROM token_families f WHERE f.created_at < $1
@@ -31,9 +22,5 @@ pub(crate) async fn sweep(tx: &Tx<'_>, now: Timestamp) -> DbResult<SweepReport> 
         &[&(now - EMPTY_FAMILY_GRACE_MS)],
     )
     .await?;
-    Ok(SweepReport {
-        grants,
-        sessions,
-        refresh_tokens,
-    })
+    Ok(SweepReport { grants, sessions, refresh_tokens })
 }

@@ -31,18 +31,9 @@ pub(crate) async fn create_user(
             "INSERT INTO users (id, username, password_hash, is_admin, created_at) VALUES ($1, $2, $3, $4, $5)",
         )
         .await?;
-    tx.execute(
-        &s,
-        &[
-            &u.id,
-            &u.username,
-            &u.password_hash,
-            &u.is_admin,
-            &now.as_millis(),
-        ],
-    )
-    .await
-    .map_err(conflict("a user with this name"))?;
+    tx.execute(&s, &[&u.id, &u.username, &u.password_hash, &u.is_admin, &now.as_millis()])
+        .await
+        .map_err(conflict("a user with this name"))?;
     audit::append(tx, &events::user_created(&u, actor.as_deref()), now).await?;
     Ok(UserRecord {
         id: u.id,
@@ -53,19 +44,9 @@ pub(crate) async fn create_user(
     })
 }
 
-pub(crate) async fn user_by_name(
-    c: &impl GenericClient,
-    name: &str,
-) -> DbResult<Option<UserRecord>> {
-    let s = c
-        .prepare_cached(&format!(
-            "SELECT {USER_COLS} FROM users u WHERE u.username = $1"
-        ))
-        .await?;
-    c.query_opt(&s, &[&name])
-        .await?
-        .map(|r| user_row(&r, 0))
-        .transpose()
+pub(crate) async fn user_by_name(c: &impl GenericClient, name: &str) -> DbResult<Option<UserRecord>> {
+    let s = c.prepare_cached(&format!("SELECT {USER_COLS} FROM users u WHERE u.username = $1")).await?;
+    c.query_opt(&s, &[&name]).await?.map(|r| user_row(&r, 0)).transpose()
 }
 
 pub(crate) async fn count_users(c: &impl GenericClient) -> DbResult<i64> {
@@ -75,28 +56,13 @@ pub(crate) async fn count_users(c: &impl GenericClient) -> DbResult<i64> {
 
 pub(crate) async fn create_session(tx: &Tx<'_>, s: NewSession, now: Timestamp) -> DbResult<()> {
     let st = tx
-        .prepare_cached(
-            "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
-        )
+        .prepare_cached("INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
         .await?;
-    tx.execute(
-        &st,
-        &[
-            &s.token_hash.as_str(),
-            &s.user_id,
-            &now.as_millis(),
-            &s.expires_at.as_millis(),
-        ],
-    )
-    .await?;
+    tx.execute(&st, &[&s.token_hash.as_str(), &s.user_id, &now.as_millis(), &s.expires_at.as_millis()]).await?;
     audit::append(tx, &s.audit, now).await
 }
 
-pub(crate) async fn session(
-    c: &impl GenericClient,
-    h: &SecretHash,
-    now: Timestamp,
-) -> DbResult<Option<SessionRecord>> {
+pub(crate) async fn session(c: &impl GenericClient, h: &SecretHash, now: Timestamp) -> DbResult<Option<SessionRecord>> {
     let s = c
         .prepare_cached(&format!(
             "SELECT {USER_COLS}, s.created_at, s.expires_at FROM sessions s JOIN users u ON u.id = s.user_id
@@ -114,9 +80,7 @@ pub(crate) async fn session(
 }
 
 pub(crate) async fn delete_session(tx: &Tx<'_>, h: &SecretHash, now: Timestamp) -> DbResult<bool> {
-    let s = tx
-        .prepare_cached("DELETE FROM sessions WHERE token_hash = $1 RETURNING user_id")
-        .await?;
+    let s = tx.prepare_cached("DELETE FROM sessions WHERE token_hash = $1 RETURNING user_id").await?;
     let user: Option<String> = match tx.query_opt(&s, &[&h.as_str()]).await? {
         Some(r) => Some(r.try_get(0)?),
         None => None,
@@ -131,12 +95,7 @@ fn join<'a>(items: impl Iterator<Item = &'a str>) -> String {
     items.collect::<Vec<_>>().join(" ")
 }
 
-pub(crate) async fn create_app(
-    tx: &Tx<'_>,
-    a: AppRecord,
-    actor: Option<String>,
-    now: Timestamp,
-) -> DbResult<()> {
+pub(crate) async fn create_app(tx: &Tx<'_>, a: AppRecord, actor: Option<String>, now: Timestamp) -> DbResult<()> {
     let s = tx
         .prepare_cached(
             "INSERT INTO apps (client_id, display_name, kind, secret_hash, grant_types, redirect_uris, created_at)
@@ -160,8 +119,7 @@ pub(crate) async fn create_app(
     audit::append(tx, &events::app_created(&a, actor.as_deref()), now).await
 }
 
-const APP_COLS: &str =
-    "client_id, display_name, kind, secret_hash, grant_types, redirect_uris, created_at";
+const APP_COLS: &str = "client_id, display_name, kind, secret_hash, grant_types, redirect_uris, created_at";
 
 fn app_row(r: &Row) -> DbResult<AppRecord> {
     let kind: String = r.try_get(2)?;
@@ -184,31 +142,18 @@ fn app_row(r: &Row) -> DbResult<AppRecord> {
         kind,
         secret_hash: secret.map(SecretHash::from_stored),
         grant_types,
-        redirect_uris: uris
-            .split(' ')
-            .filter(|u| !u.is_empty())
-            .map(str::to_string)
-            .collect(),
+        redirect_uris: uris.split(' ').filter(|u| !u.is_empty()).map(str::to_string).collect(),
         created_at: Timestamp::from_millis(r.try_get(6)?),
     })
 }
 
 pub(crate) async fn app(c: &impl GenericClient, id: &str) -> DbResult<Option<AppRecord>> {
-    let s = c
-        .prepare_cached(&format!("SELECT {APP_COLS} FROM apps WHERE client_id = $1"))
-        .await?;
-    c.query_opt(&s, &[&id])
-        .await?
-        .map(|r| app_row(&r))
-        .transpose()
+    let s = c.prepare_cached(&format!("SELECT {APP_COLS} FROM apps WHERE client_id = $1")).await?;
+    c.query_opt(&s, &[&id]).await?.map(|r| app_row(&r)).transpose()
 }
 
 pub(crate) async fn list_apps(c: &impl GenericClient) -> DbResult<Vec<AppRecord>> {
     // Byte order, as SQLite sorts, whatever the database's collation.
-    let s = c
-        .prepare_cached(&format!(
-            "SELECT {APP_COLS} FROM apps ORDER BY client_id COLLATE \"C\""
-        ))
-        .await?;
+    let s = c.prepare_cached(&format!("SELECT {APP_COLS} FROM apps ORDER BY client_id COLLATE \"C\"")).await?;
     c.query(&s, &[]).await?.iter().map(app_row).collect()
 }

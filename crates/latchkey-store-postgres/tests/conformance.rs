@@ -26,10 +26,7 @@ impl Fixture {
             eprintln!("{URL_VAR} is not set; skipping the PostgreSQL conformance test");
             return None;
         };
-        Some(Self {
-            url,
-            schema: format!("lk_test_{}", uuid::Uuid::new_v4().simple()),
-        })
+        Some(Self { url, schema: format!("lk_test_{}", uuid::Uuid::new_v4().simple()) })
     }
 
     /// A store on this fixture's schema; call again for a second replica.
@@ -107,6 +104,11 @@ async fn key_rotation_across_replicas() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn devices_across_replicas() {
+    run_replicas(testsuite::devices_across_replicas).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn wakeup_across_replicas() {
     run_replicas(testsuite::wakeup_across_replicas).await;
 }
@@ -133,16 +135,12 @@ async fn unreachable_database_names_the_host_not_the_password() {
         return;
     }
     // Port 1 on localhost refuses connections at once.
-    let err = match PgStore::connect("postgres://latchkey:hunter2@127.0.0.1:1/nowhere", None).await
-    {
+    let err = match PgStore::connect("postgres://latchkey:hunter2@127.0.0.1:1/nowhere", None).await {
         Ok(_) => panic!("connecting to a closed port succeeded"),
         Err(e) => e,
     };
     let text = err.to_string();
-    assert!(
-        matches!(err, latchkey_store::StoreError::Unavailable(_)),
-        "{err:?}"
-    );
+    assert!(matches!(err, latchkey_store::StoreError::Unavailable(_)), "{err:?}");
     assert!(text.contains("127.0.0.1:1/nowhere"), "{text}");
     assert!(!text.contains("hunter2"), "{text}");
 }
@@ -160,20 +158,14 @@ async fn missing_database_is_unavailable_and_named() {
         Err(e) => e,
     };
     let text = err.to_string();
-    assert!(
-        matches!(err, latchkey_store::StoreError::Unavailable(_)),
-        "{err:?}"
-    );
+    assert!(matches!(err, latchkey_store::StoreError::Unavailable(_)), "{err:?}");
     assert!(text.contains("/latchkey_no_such_db"), "{text}");
 }
 
 /// The backend pid of the listener connection of the store tagged `app`, if it is listening.
 async fn listener_pid(admin: &tokio_postgres::Client, app: &str) -> Option<i32> {
     admin
-        .query_opt(
-            "SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND query LIKE 'LISTEN %'",
-            &[&app],
-        )
+        .query_opt("SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND query LIKE 'LISTEN %'", &[&app])
         .await
         .unwrap()
         .map(|r| r.get(0))
@@ -194,18 +186,11 @@ async fn listener_reconnects_after_losing_its_connection() {
             .await
             .unwrap_or_else(|e| panic!("{URL_VAR} is set but PostgreSQL cannot be used: {e}")),
     );
-    let (admin, connection) = tokio_postgres::connect(&fixture.url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
+    let (admin, connection) = tokio_postgres::connect(&fixture.url, tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(connection);
     let outcome = tokio::spawn(async move {
-        let old = listener_pid(&admin, &app)
-            .await
-            .expect("the listener is up");
-        admin
-            .execute("SELECT pg_terminate_backend($1)", &[&old])
-            .await
-            .unwrap();
+        let old = listener_pid(&admin, &app).await.expect("the listener is up");
+        admin.execute("SELECT pg_terminate_backend($1)", &[&old]).await.unwrap();
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
             match listener_pid(&admin, &app).await {
