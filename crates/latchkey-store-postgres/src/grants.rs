@@ -201,6 +201,13 @@ pub(crate) async fn redeem(tx: &Tx<'_>, r: Redeem, now: Timestamp) -> DbResult<R
             let Some(user_id) = g.user_id.clone() else {
                 return Err(StoreError::Corrupt(format!("approved grant {} has no user", g.id)).into());
             };
+            // A device revoked between approval and collection gets nothing.
+            if let Some(device_id) = &g.device_id {
+                let s = tx.prepare_cached("SELECT status = 'revoked' FROM devices WHERE id = $1").await?;
+                if tx.query_opt(&s, &[device_id]).await?.map(|r| r.get::<_, bool>(0)).unwrap_or(false) {
+                    return Ok(Redeemed::Denied);
+                }
+            }
             // The row is locked, so this cannot miss; the condition is a second line of defence.
             let s = tx
                 .prepare_cached("UPDATE device_grants SET status = 'consumed' WHERE id = $1 AND status = 'approved'")

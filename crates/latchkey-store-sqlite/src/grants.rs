@@ -162,6 +162,17 @@ pub(crate) fn redeem(c: &Connection, r: Redeem, now: Timestamp) -> StoreResult<R
             let Some(user_id) = g.user_id.clone() else {
                 return Err(StoreError::Corrupt(format!("approved grant {} has no user", g.id)));
             };
+            // A device revoked between approval and collection gets nothing.
+            if let Some(device_id) = &g.device_id {
+                let revoked: bool = c
+                    .prepare_cached("SELECT status = 'revoked' FROM devices WHERE id = ?1")
+                    .and_then(|mut s| s.query_row([device_id], |r| r.get(0)).optional())
+                    .map_err(db_err)?
+                    .unwrap_or(false);
+                if revoked {
+                    return Ok(Redeemed::Denied);
+                }
+            }
             let changed = c
                 .prepare_cached("UPDATE device_grants SET status = 'consumed' WHERE id = ?1 AND status = 'approved'")
                 .and_then(|mut s| s.execute([&g.id]))

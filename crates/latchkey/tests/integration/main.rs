@@ -10,6 +10,7 @@ mod support;
 mod admin_cli;
 mod audit;
 mod bad_input;
+mod cli;
 mod device_login;
 mod instant_approval;
 mod pages;
