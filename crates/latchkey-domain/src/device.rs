@@ -94,7 +94,7 @@ pub fn parse_tag(what: &'static str, input: &str) -> Result<String, NameError> {
     if t.chars().count() > 64 {
         return Err(NameError::TooLong { what, max: 64 });
     }
-    if t.chars().any(char::is_control) {
+    if t.chars().any(|c| c.is_control() || crate::names::is_bidi_control(c)) {
         return Err(NameError::BadCharacter { what, allowed: "printable characters" });
     }
     Ok(t.to_string())

@@ -17,6 +17,9 @@ use thiserror::Error;
 pub const DEFAULT_INTERVAL_SECS: i64 = 5;
 /// Seconds added to the interval on every `slow_down` (RFC 8628 §3.5).
 pub const SLOW_DOWN_STEP_SECS: i64 = 5;
+/// Milliseconds of network jitter forgiven before a poll counts as too fast:
+/// a client that waits exactly `interval` must never be told to slow down.
+pub const POLL_SLACK_MS: i64 = 250;
 /// Seconds a grant lives by default.
 pub const DEFAULT_LIFETIME_SECS: i64 = 600;
 
@@ -164,7 +167,7 @@ impl GrantState {
             WaitOutcome::Expired => PollOutcome::Expired,
             WaitOutcome::Spent => PollOutcome::Spent,
             WaitOutcome::Pending => match self.last_polled_at {
-                Some(last) if now.millis_since(last) < self.interval_secs * 1000 => {
+                Some(last) if now.millis_since(last) < self.interval_secs * 1000 - POLL_SLACK_MS => {
                     PollOutcome::SlowDown { new_interval_secs: self.interval_secs + SLOW_DOWN_STEP_SECS }
                 }
                 _ => PollOutcome::Pending,
@@ -248,6 +251,10 @@ mod tests {
         g.last_polled_at = Some(t(14));
         g.interval_secs = 15;
         assert_eq!(g.poll(t(29)), PollOutcome::Pending);
+        // Jitter: a poll that arrives a little early, after waiting the interval, is fine.
+        g.last_polled_at = Some(t(29));
+        assert_eq!(g.poll(t(29).plus_secs(15).plus_millis(-200)), PollOutcome::Pending);
+        assert_eq!(g.poll(t(29).plus_secs(15).plus_millis(-300)), PollOutcome::SlowDown { new_interval_secs: 20 });
     }
 
     #[test]

@@ -122,7 +122,7 @@ impl DisplayName {
         if s.chars().count() > Self::MAX_CHARS {
             return Err(NameError::TooLong { what: "a name", max: Self::MAX_CHARS });
         }
-        if s.chars().any(char::is_control) {
+        if s.chars().any(|c| c.is_control() || is_bidi_control(c)) {
             return Err(NameError::BadCharacter { what: "a name", allowed: "printable characters" });
         }
         Ok(Self(s.to_string()))
@@ -138,6 +138,11 @@ impl fmt::Display for DisplayName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// Bidirectional-override characters, which can make a name on an approval page read as something else.
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
 }
 
 /// Rules for a new password: long enough to matter, short enough not to be a hashing DoS.
@@ -178,6 +183,7 @@ mod tests {
         assert!(DisplayName::parse(&"x".repeat(10_000)).is_err());
         assert!(DisplayName::parse("a\u{7}b").is_err());
         assert!(DisplayName::parse("Büro-Rechner ☕").is_ok());
+        assert!(DisplayName::parse("evil\u{202E}gnp.exe").is_err(), "bidi overrides are refused");
     }
 
     #[test]

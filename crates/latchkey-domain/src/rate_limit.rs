@@ -38,6 +38,13 @@ impl WindowCounter {
         self.count = self.count.saturating_add(1);
     }
 
+    /// Takes back one event counted in the current window (a reservation that turned out fine).
+    pub fn refund(&mut self, limit: Limit, now: Timestamp) {
+        if !self.expired(limit, now) {
+            self.count = self.count.saturating_sub(1);
+        }
+    }
+
     /// Whether this counter's window is over at `now` (so it can be forgotten).
     pub fn expired(&self, limit: Limit, now: Timestamp) -> bool {
         now.millis_since(self.window_start) >= limit.window_secs * 1000
@@ -69,6 +76,11 @@ mod tests {
         assert!(c.allows(limit, t0.plus_secs(60)));
         c.record(limit, t0.plus_secs(60));
         assert!(c.allows(limit, t0.plus_secs(60)));
+        c.record(limit, t0.plus_secs(61));
+        c.record(limit, t0.plus_secs(61));
+        assert!(!c.allows(limit, t0.plus_secs(61)));
+        c.refund(limit, t0.plus_secs(61));
+        assert!(c.allows(limit, t0.plus_secs(61)));
         assert!(!c.expired(limit, t0.plus_secs(61)));
     }
 }

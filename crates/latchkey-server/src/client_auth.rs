@@ -58,9 +58,12 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap, form: &FormCred
         },
     };
     let unknown = || ApiError::invalid_client(format!("no app is registered with client_id {client_id:?}"));
-    if client_id.len() > 64 {
+    // Parse before the lookup: a NUL byte or 10 KB of text never reaches the database.
+    if latchkey_domain::names::ClientId::parse(&client_id).is_err() {
         return Err(unknown());
     }
+    // Many libraries send an empty secret for public clients; that is no secret.
+    let secret = secret.filter(|s| !s.is_empty());
     let app = state.store.app(&client_id).await?.ok_or_else(unknown)?;
     match (app.kind, &app.secret_hash, secret) {
         (ClientKind::Public, _, None) => Ok(app),

@@ -23,6 +23,12 @@ pub struct ServerConfig {
     pub trust_proxy_headers: bool,
     /// Limits on wrong user-code entries.
     pub code_entry_limits: CodeEntryLimits,
+    /// Limits on failed sign-ins.
+    pub sign_in_limits: SignInLimits,
+    /// Device authorization requests per client network per minute (0: unlimited).
+    pub device_authorizations_per_minute: u32,
+    /// Password hashes computed at once (each takes ~19 MiB); more wait briefly, then get 503.
+    pub concurrent_password_checks: usize,
     /// How often the janitor sweeps expired rows.
     pub sweep_every: Duration,
     /// How often signing keys are re-read (to pick up `admin keys rotate`).
@@ -32,13 +38,15 @@ pub struct ServerConfig {
 }
 
 /// Wrong user-code guesses allowed, per window. RFC 8628 §5.1: with 20^8 ≈ 2^34.5
-/// codes, 5 wrong guesses per session keeps one attacker's chance near 2^-32.
+/// codes, 5 wrong guesses per user per code lifetime keeps one attacker's chance
+/// of hitting a given live code near 2^-32; the network and global limits bound
+/// what many accounts together can try.
 #[derive(Debug, Clone, Copy)]
 pub struct CodeEntryLimits {
-    /// Wrong entries per signed-in session.
-    pub per_session: u32,
-    /// Wrong entries per client IP.
-    pub per_ip: u32,
+    /// Wrong entries per signed-in user.
+    pub per_user: u32,
+    /// Wrong entries per client network (IPv4 address, IPv6 /64).
+    pub per_network: u32,
     /// Wrong entries across the whole server.
     pub global: u32,
     /// Window length in seconds.
@@ -47,7 +55,24 @@ pub struct CodeEntryLimits {
 
 impl Default for CodeEntryLimits {
     fn default() -> Self {
-        Self { per_session: 5, per_ip: 20, global: 1000, window_secs: 600 }
+        Self { per_user: 5, per_network: 20, global: 200, window_secs: 600 }
+    }
+}
+
+/// Failed password sign-ins allowed, per window (each costs an argon2 hash).
+#[derive(Debug, Clone, Copy)]
+pub struct SignInLimits {
+    /// Failures per username.
+    pub per_username: u32,
+    /// Failures per client network.
+    pub per_network: u32,
+    /// Window length in seconds.
+    pub window_secs: i64,
+}
+
+impl Default for SignInLimits {
+    fn default() -> Self {
+        Self { per_username: 10, per_network: 50, window_secs: 600 }
     }
 }
 
@@ -64,6 +89,9 @@ impl ServerConfig {
             session_lifetime_secs: 12 * 3600,
             trust_proxy_headers: false,
             code_entry_limits: CodeEntryLimits::default(),
+            sign_in_limits: SignInLimits::default(),
+            device_authorizations_per_minute: 120,
+            concurrent_password_checks: std::thread::available_parallelism().map(|n| n.get() * 2).unwrap_or(4),
             sweep_every: Duration::from_secs(60),
             key_refresh_every: Duration::from_secs(60),
             device_cap: latchkey_domain::device::DEFAULT_DEVICE_CAP,

@@ -3,6 +3,7 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::same_network;
+use crate::rate_limit::{network_key, GLOBAL};
 use crate::session::SignedIn;
 use crate::state::{now, AppState};
 use latchkey_domain::device_grant::{DecideError, Decision};
@@ -12,46 +13,76 @@ use latchkey_proto::api::{DecisionResponse, PendingDeviceLogin};
 use latchkey_store::{DecideResult, DeviceGrantRecord, GrantDecision};
 use std::net::IpAddr;
 
-/// Parses typed code text, counting malformed input as a wrong guess.
-fn parse_code(state: &AppState, who: &SignedIn, ip: IpAddr, typed: &str) -> ApiResult<UserCode> {
-    check_limit(state, who, ip)?;
-    UserCode::parse(typed).map_err(|e| {
-        state.code_limiter.record_failure(&who.limiter_key(), ip, now());
-        ApiError::invalid_request(format!("that is not a valid code: {e}"))
-    })
-}
-
-fn check_limit(state: &AppState, who: &SignedIn, ip: IpAddr) -> ApiResult<()> {
-    if state.code_limiter.allows(&who.limiter_key(), ip, now()) {
-        Ok(())
-    } else {
-        Err(ApiError::too_many_requests(
+/// Runs `attempt` on the typed code while holding a wrong-code reservation
+/// (taken atomically before the lookup). The reservation is given back unless
+/// the code was malformed or matched no sign-in: only wrong guesses count.
+async fn guarded<T, F, Fut>(state: &AppState, who: &SignedIn, ip: IpAddr, typed: &str, attempt: F) -> ApiResult<T>
+where
+    F: FnOnce(UserCode) -> Fut,
+    Fut: std::future::Future<Output = Result<T, Attempt>>,
+{
+    let net = network_key(ip);
+    let keys = [who.user.id.as_str(), net.as_str(), GLOBAL];
+    if !state.limits.code_entry.try_take(&keys, now()) {
+        return Err(ApiError::too_many_requests(
             "too many wrong codes; wait a few minutes, then type the code exactly as your device shows it",
-        ))
+        ));
+    }
+    let result = match UserCode::parse(typed) {
+        Ok(code) => attempt(code).await,
+        Err(e) => Err(Attempt::Wrong(ApiError::invalid_request(format!("that is not a valid code: {e}")))),
+    };
+    match result {
+        Ok(v) => {
+            state.limits.code_entry.refund(&keys, now());
+            Ok(v)
+        }
+        Err(Attempt::Wrong(e)) => Err(e),
+        Err(Attempt::Failed(e)) => {
+            state.limits.code_entry.refund(&keys, now());
+            Err(e)
+        }
     }
 }
 
-fn not_found(state: &AppState, who: &SignedIn, ip: IpAddr) -> ApiError {
-    state.code_limiter.record_failure(&who.limiter_key(), ip, now());
-    ApiError::not_found("no sign-in is waiting for this code; check it against your device")
+/// How an attempt with a well-formed code failed.
+enum Attempt {
+    /// A wrong guess: it counts against the limits.
+    Wrong(ApiError),
+    /// Any other failure (the code exists but is spent, the database is down).
+    Failed(ApiError),
+}
+
+impl From<ApiError> for Attempt {
+    fn from(e: ApiError) -> Self {
+        Attempt::Failed(e)
+    }
+}
+
+impl From<latchkey_store::StoreError> for Attempt {
+    fn from(e: latchkey_store::StoreError) -> Self {
+        Attempt::Failed(e.into())
+    }
+}
+
+fn not_found() -> Attempt {
+    Attempt::Wrong(ApiError::not_found("no sign-in is waiting for this code; check it against your device"))
 }
 
 /// What the approver must see before deciding.
 pub async fn lookup(state: &AppState, who: &SignedIn, ip: IpAddr, typed: &str) -> ApiResult<PendingDeviceLogin> {
-    let code = parse_code(state, who, ip, typed)?;
-    let grant = state
-        .store
-        .device_grant_by_user_code(&SecretHash::of(&code.canonical()))
-        .await?
-        .ok_or_else(|| not_found(state, who, ip))?;
-    let t = now();
-    if grant.state.status != latchkey_domain::device_grant::GrantStatus::Pending {
-        return Err(ApiError::conflict("this code was already used; start the sign-in again on your device"));
-    }
-    if grant.state.is_expired(t) {
-        return Err(ApiError::gone("this code has expired; start the sign-in again on your device"));
-    }
-    describe(state, &grant, &code, ip).await
+    guarded(state, who, ip, typed, |code| async move {
+        let grant =
+            state.store.device_grant_by_user_code(&SecretHash::of(&code.canonical())).await?.ok_or_else(not_found)?;
+        if grant.state.status != latchkey_domain::device_grant::GrantStatus::Pending {
+            return Err(ApiError::conflict("this code was already used; start the sign-in again on your device").into());
+        }
+        if grant.state.is_expired(now()) {
+            return Err(ApiError::gone("this code has expired; start the sign-in again on your device").into());
+        }
+        Ok(describe(state, &grant, &code, ip).await?)
+    })
+    .await
 }
 
 async fn describe(
@@ -98,42 +129,40 @@ pub async fn decide(
     typed: &str,
     decision: Decision,
 ) -> ApiResult<DecisionResponse> {
-    let code = parse_code(state, who, ip, typed)?;
-    let result = state
-        .store
-        .decide_device_grant(
-            GrantDecision {
-                user_code_hash: SecretHash::of(&code.canonical()),
-                user_id: who.user.id.clone(),
-                decision,
-                ip: ip.to_string(),
-                new_device_id: uuid::Uuid::now_v7().to_string(),
-                device_cap: state.config.device_cap,
-            },
-            now(),
-        )
-        .await?;
-    match result {
-        DecideResult::Decided(g) => Ok(DecisionResponse {
-            status: match decision {
-                Decision::Approve => "approved".into(),
-                Decision::Deny => "denied".into(),
-            },
-            client_id: g.client_id,
-        }),
-        DecideResult::NotFound => Err(not_found(state, who, ip)),
-        DecideResult::Refused(DecideError::Expired) => {
-            Err(ApiError::gone("this code has expired; start the sign-in again on your device"))
+    guarded(state, who, ip, typed, |code| async move {
+        let d = GrantDecision {
+            user_code_hash: SecretHash::of(&code.canonical()),
+            user_id: who.user.id.clone(),
+            decision,
+            ip: ip.to_string(),
+            new_device_id: uuid::Uuid::now_v7().to_string(),
+            device_cap: state.config.device_cap,
+        };
+        match state.store.decide_device_grant(d, now()).await? {
+            DecideResult::Decided(g) => Ok(DecisionResponse {
+                status: match decision {
+                    Decision::Approve => "approved".into(),
+                    Decision::Deny => "denied".into(),
+                },
+                client_id: g.client_id,
+            }),
+            DecideResult::NotFound => Err(not_found()),
+            DecideResult::Refused(DecideError::Expired) => {
+                Err(ApiError::gone("this code has expired; start the sign-in again on your device").into())
+            }
+            DecideResult::Refused(DecideError::AlreadyDecided) => {
+                Err(ApiError::conflict("this code was already approved or denied").into())
+            }
+            DecideResult::DeviceLimit(cap) => Err(ApiError::conflict(format!(
+                "you already have {cap} active devices, the most allowed; revoke one you no longer use, then approve again"
+            ))
+            .into()),
+            DecideResult::SlugTaken(slug) => Err(ApiError::conflict(format!(
+                "the device asks to be called {slug:?}, which another of your devices is already called; \
+                 restart the sign-in on the device with another --slug (or none)"
+            ))
+            .into()),
         }
-        DecideResult::Refused(DecideError::AlreadyDecided) => {
-            Err(ApiError::conflict("this code was already approved or denied"))
-        }
-        DecideResult::DeviceLimit(cap) => Err(ApiError::conflict(format!(
-            "you already have {cap} active devices, the most allowed; revoke one you no longer use, then approve again"
-        ))),
-        DecideResult::SlugTaken(slug) => Err(ApiError::conflict(format!(
-            "the device asks to be called {slug:?}, which another of your devices is already called; \
-             restart the sign-in on the device with another --slug (or none)"
-        ))),
-    }
+    })
+    .await
 }

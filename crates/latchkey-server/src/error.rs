@@ -114,7 +114,9 @@ impl ApiError {
             ApiError::Protocol { status, code, .. } if status.is_server_error() => {
                 tracing::error!(code, "{self}")
             }
-            ApiError::Protocol { code, description, .. } => tracing::debug!(code, description, "request refused"),
+            ApiError::Protocol { status, code, description } => {
+                tracing::info!(status = status.as_u16(), code, description, "request refused")
+            }
             ApiError::Store(StoreError::Unavailable(e)) => {
                 tracing::warn!(error = %e, "database unavailable")
             }

@@ -34,7 +34,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Form<T> {
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
         if !content_type_is(req.headers(), "application/x-www-form-urlencoded") {
             return Err(ApiError::invalid_request(
-                "send the parameters as application/x-www-form-urlencoded (RFC 6749 §4.1.3)",
+                "send the parameters as application/x-www-form-urlencoded (RFC 6749 §3.2)",
             ));
         }
         let bytes = body_bytes(req).await?;
@@ -56,9 +56,16 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
             return Err(ApiError::unsupported_media_type("send a JSON body with Content-Type: application/json"));
         }
         let bytes = body_bytes(req).await?;
-        serde_json::from_slice(&bytes)
-            .map(Json)
-            .map_err(|e| ApiError::invalid_request(format!("the JSON body is not valid: {e}")))
+        serde_json::from_slice(&bytes).map(Json).map_err(|e| {
+            // serde names Rust types in some messages; keep only what helps the caller.
+            let msg = e.to_string();
+            let msg = if msg.contains("struct ") {
+                format!("a field is missing or mistyped (line {}, column {})", e.line(), e.column())
+            } else {
+                msg
+            };
+            ApiError::invalid_request(format!("the JSON body is not valid: {msg}"))
+        })
     }
 }
 
@@ -71,11 +78,15 @@ impl FromRequestParts<AppState> for ClientIp {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         if state.config.trust_proxy_headers {
+            // The right-most entry is the one our proxy appended; anything left of it
+            // came from the client and could say anything.
             let forwarded = parts
                 .headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(',').next())
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .last()
                 .and_then(|v| v.trim().parse::<IpAddr>().ok());
             if let Some(ip) = forwarded {
                 return Ok(ClientIp(ip));
@@ -116,6 +127,19 @@ pub fn same_network(a: IpAddr, b: IpAddr) -> bool {
             let (a, b) = (norm(a), norm(b));
             matches!((a, b), (IpAddr::V4(_), IpAddr::V4(_))) && same_network(a, b)
         }
+    }
+}
+
+/// A query string, failing with an RFC-style error instead of axum's plain text.
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        serde_urlencoded::from_str(parts.uri.query().unwrap_or(""))
+            .map(Query)
+            .map_err(|e| ApiError::invalid_request(format!("the query string is not valid: {e}")))
     }
 }
 

@@ -17,7 +17,7 @@ pub async fn run(state: AppState) {
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "sweep failed; will retry"),
                 }
-                state.code_limiter.prune(now());
+                state.limits.prune(now());
                 state.dpop_replay.lock().unwrap_or_else(|p| p.into_inner()).prune(now());
             }
             _ = keys.tick() => {

@@ -18,6 +18,10 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+/// How long beyond the token lifetime a retired key stays published: covers
+/// replicas that have not yet picked up a rotation (they refresh every minute).
+const PUBLISH_GRACE_SECS: i64 = 300;
+
 struct Loaded {
     active_kid: String,
     active: EncodingKey,
@@ -124,7 +128,9 @@ fn build(records: &[SigningKeyRecord], at: Timestamp, max_lifetime: i64) -> Resu
     let mut keys = Vec::new();
     for k in records {
         // Keep a retired key until the last token it could have signed has expired.
-        let published = k.retired_at.is_none_or(|r| r.plus_secs(max_lifetime) > at);
+        // Replicas notice a rotation only at their next key refresh and sign with the old key
+        // until then, so the window covers that too.
+        let published = k.retired_at.is_none_or(|r| r.plus_secs(max_lifetime + PUBLISH_GRACE_SECS) > at);
         if !published {
             continue;
         }

@@ -24,7 +24,6 @@ pub mod tokens;
 use crate::config::ServerConfig;
 use crate::error::ApiError;
 use crate::keys::KeyRing;
-use crate::rate_limit::CodeEntryLimiter;
 use crate::routes::{
     api, device_authorization, device_wait, devices, discovery, enroll, introspect, pages, paths, revoke, token,
     userinfo,
@@ -79,7 +78,8 @@ impl Server {
         let keys = KeyRing::load(store.as_ref(), max_lifetime).await?;
         let (shutdown_tx, shutting_down) = watch::channel(false);
         let state = AppState {
-            code_limiter: Arc::new(CodeEntryLimiter::new(config.code_entry_limits, now())),
+            limits: Arc::new(state::Limits::new(&config)),
+            password_checks: Arc::new(tokio::sync::Semaphore::new(config.concurrent_password_checks.max(1))),
             store,
             config: Arc::new(config),
             keys: Arc::new(keys),
@@ -152,8 +152,31 @@ fn router(state: AppState) -> Router {
         .route("/device/decision", post(pages::device_decide))
         .route("/static/latchkey.css", get(pages::stylesheet))
         .route("/healthz", get(|| async { "ok" }));
-    let all = oauth.merge(api).merge(pages).fallback(|| async { ApiError::not_found("no such page or endpoint") });
+    let all = oauth
+        .merge(api)
+        .merge(pages)
+        .fallback(|| async { ApiError::not_found("no such page or endpoint") })
+        .layer(axum::middleware::map_response(json_405));
     with_security_headers(all).with_state(state)
+}
+
+/// axum answers a wrong method with an empty 405; give it the same error body as everything else.
+async fn json_405(resp: axum::response::Response) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if resp.status() != axum::http::StatusCode::METHOD_NOT_ALLOWED {
+        return resp;
+    }
+    let allow = resp.headers().get(header::ALLOW).cloned();
+    let mut out = ApiError::Protocol {
+        status: axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        code: "method_not_allowed",
+        description: "this endpoint does not take that HTTP method".into(),
+    }
+    .into_response();
+    if let Some(a) = allow {
+        out.headers_mut().insert(header::ALLOW, a);
+    }
+    out
 }
 
 /// Headers on every response: pages that approve anything must not be framed or sniffed.

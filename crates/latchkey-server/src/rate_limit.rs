@@ -1,79 +1,173 @@
-//! Limits on wrong user-code entries (RFC 8628 §5.1), per session, per IP and overall.
+//! Rate limits, all built on one keyed limiter that reserves atomically.
 //!
-//! Only wrong entries count, so approving many devices is never slowed down.
-//! Counters live in memory; behind several replicas each enforces its own,
-//! which multiplies the global budget by the replica count (documented).
+//! A request that might fail (a typed code, a password) takes a slot from
+//! every counter under one lock *before* the work, and gives it back if it
+//! succeeded: concurrent attempts cannot slip past the limit between a check
+//! and a record. Counters live in memory per replica (documented).
 
-use crate::config::CodeEntryLimits;
+use crate::config::{CodeEntryLimits, SignInLimits};
 use latchkey_domain::rate_limit::{Limit, WindowCounter};
 use latchkey_domain::Timestamp;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 
-/// Most distinct keys tracked per map; beyond that new keys are refused until the janitor prunes.
+/// Most distinct keys tracked per limiter; beyond that new keys are refused until pruned.
 const MAX_KEYS: usize = 100_000;
 
-struct Counters {
-    sessions: HashMap<String, WindowCounter>,
-    ips: HashMap<IpAddr, WindowCounter>,
-    global: WindowCounter,
+/// The key of a client network: the IPv4 address, or the IPv6 /64 (one host owns a whole /64).
+pub fn network_key(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
 }
 
-/// Tracks wrong code entries.
-pub struct CodeEntryLimiter {
-    limits: CodeEntryLimits,
-    counters: Mutex<Counters>,
+/// Per-key fixed-window counters for one limit.
+pub struct KeyedLimiter {
+    limit: Limit,
+    counters: HashMap<String, WindowCounter>,
 }
 
-impl CodeEntryLimiter {
-    /// A limiter enforcing `limits`, starting at `now`.
-    pub fn new(limits: CodeEntryLimits, now: Timestamp) -> Self {
-        Self {
-            limits,
-            counters: Mutex::new(Counters {
-                sessions: HashMap::new(),
-                ips: HashMap::new(),
-                global: WindowCounter::new(now),
-            }),
+impl KeyedLimiter {
+    /// A limiter allowing `max` events per `window_secs` per key; `max == 0` disables it.
+    pub fn new(max: u32, window_secs: i64) -> Self {
+        Self { limit: Limit { max, window_secs }, counters: HashMap::new() }
+    }
+
+    fn allows(&self, key: &str, now: Timestamp) -> bool {
+        if self.limit.max == 0 {
+            return true;
+        }
+        match self.counters.get(key) {
+            Some(c) => c.allows(self.limit, now),
+            None => self.counters.len() < MAX_KEYS,
         }
     }
 
-    fn limit(&self, max: u32) -> Limit {
-        Limit { max, window_secs: self.limits.window_secs }
-    }
-
-    /// Whether one more wrong guess from this session and IP would still be allowed.
-    pub fn allows(&self, session: &str, ip: IpAddr, now: Timestamp) -> bool {
-        let c = self.counters.lock().unwrap_or_else(|p| p.into_inner());
-        let ok = |m: Option<&WindowCounter>, max: u32, full: bool| match m {
-            Some(w) => w.allows(self.limit(max), now),
-            None => !full,
-        };
-        c.global.allows(self.limit(self.limits.global), now)
-            && ok(c.sessions.get(session), self.limits.per_session, c.sessions.len() >= MAX_KEYS)
-            && ok(c.ips.get(&ip), self.limits.per_ip, c.ips.len() >= MAX_KEYS)
-    }
-
-    /// Counts a wrong guess.
-    pub fn record_failure(&self, session: &str, ip: IpAddr, now: Timestamp) {
-        let mut c = self.counters.lock().unwrap_or_else(|p| p.into_inner());
-        let (sl, il, gl) =
-            (self.limit(self.limits.per_session), self.limit(self.limits.per_ip), self.limit(self.limits.global));
-        c.global.record(gl, now);
-        if c.sessions.len() < MAX_KEYS || c.sessions.contains_key(session) {
-            c.sessions.entry(session.to_string()).or_insert_with(|| WindowCounter::new(now)).record(sl, now);
+    fn take(&mut self, key: &str, now: Timestamp) {
+        if self.limit.max == 0 {
+            return;
         }
-        if c.ips.len() < MAX_KEYS || c.ips.contains_key(&ip) {
-            c.ips.entry(ip).or_insert_with(|| WindowCounter::new(now)).record(il, now);
+        self.counters.entry(key.to_string()).or_insert_with(|| WindowCounter::new(now)).record(self.limit, now);
+    }
+
+    fn refund(&mut self, key: &str, now: Timestamp) {
+        if let Some(c) = self.counters.get_mut(key) {
+            c.refund(self.limit, now);
+        }
+    }
+
+    fn prune(&mut self, now: Timestamp) {
+        let limit = self.limit;
+        self.counters.retain(|_, c| !c.expired(limit, now));
+    }
+}
+
+/// Several limiters that must all allow an attempt; taken and refunded together.
+pub struct LimiterSet {
+    limiters: Mutex<Vec<KeyedLimiter>>,
+}
+
+/// Keys to charge, one per limiter in the set, in order.
+pub type Keys<'a> = &'a [&'a str];
+
+impl LimiterSet {
+    /// A set of limiters.
+    pub fn new(limiters: Vec<KeyedLimiter>) -> Self {
+        Self { limiters: Mutex::new(limiters) }
+    }
+
+    /// Takes a slot from every limiter if all allow it; `false` (nothing taken) otherwise.
+    pub fn try_take(&self, keys: Keys<'_>, now: Timestamp) -> bool {
+        let mut ls = self.limiters.lock().unwrap_or_else(|p| p.into_inner());
+        if !ls.iter().zip(keys).all(|(l, k)| l.allows(k, now)) {
+            return false;
+        }
+        for (l, k) in ls.iter_mut().zip(keys) {
+            l.take(k, now);
+        }
+        true
+    }
+
+    /// Gives back slots taken by [`LimiterSet::try_take`] for an attempt that succeeded.
+    pub fn refund(&self, keys: Keys<'_>, now: Timestamp) {
+        let mut ls = self.limiters.lock().unwrap_or_else(|p| p.into_inner());
+        for (l, k) in ls.iter_mut().zip(keys) {
+            l.refund(k, now);
         }
     }
 
     /// Forgets counters whose window is over.
     pub fn prune(&self, now: Timestamp) {
-        let mut c = self.counters.lock().unwrap_or_else(|p| p.into_inner());
-        let (sl, il) = (self.limit(self.limits.per_session), self.limit(self.limits.per_ip));
-        c.sessions.retain(|_, w| !w.expired(sl, now));
-        c.ips.retain(|_, w| !w.expired(il, now));
+        for l in self.limiters.lock().unwrap_or_else(|p| p.into_inner()).iter_mut() {
+            l.prune(now);
+        }
+    }
+}
+
+/// Wrong user-code entries (RFC 8628 §5.1): per user, per network, server-wide.
+pub fn code_entry(l: &CodeEntryLimits) -> LimiterSet {
+    LimiterSet::new(vec![
+        KeyedLimiter::new(l.per_user, l.window_secs),
+        KeyedLimiter::new(l.per_network, l.window_secs),
+        KeyedLimiter::new(l.global, l.window_secs),
+    ])
+}
+
+/// Failed password sign-ins: per username, per network.
+pub fn sign_in(l: &SignInLimits) -> LimiterSet {
+    LimiterSet::new(vec![
+        KeyedLimiter::new(l.per_username, l.window_secs),
+        KeyedLimiter::new(l.per_network, l.window_secs),
+    ])
+}
+
+/// Device authorization requests per network per minute (each one writes a grant and an audit entry).
+pub fn device_authorization(per_minute: u32) -> LimiterSet {
+    LimiterSet::new(vec![KeyedLimiter::new(per_minute, 60)])
+}
+
+/// The single key of a server-wide limit.
+pub const GLOBAL: &str = "*";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn takes_atomically_and_refunds() {
+        let set = LimiterSet::new(vec![KeyedLimiter::new(2, 60), KeyedLimiter::new(3, 60)]);
+        let t = Timestamp::from_millis(0);
+        assert!(set.try_take(&["u", "n"], t));
+        assert!(set.try_take(&["u", "n"], t));
+        assert!(!set.try_take(&["u", "n"], t), "first limiter full");
+        assert!(set.try_take(&["v", "n"], t));
+        assert!(!set.try_take(&["w", "n"], t), "second limiter full, nothing taken from the first");
+        set.refund(&["v", "n"], t);
+        assert!(set.try_take(&["w", "n"], t));
+        assert!(set.try_take(&["x", "n"], t.plus_secs(60)), "new window");
+    }
+
+    #[test]
+    fn ipv6_hosts_share_their_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        assert_eq!(network_key(a), network_key(b));
+        assert_eq!(network_key("::ffff:10.0.0.1".parse().unwrap_or(a)), "10.0.0.1");
+    }
+
+    #[test]
+    fn zero_disables() {
+        let set = LimiterSet::new(vec![KeyedLimiter::new(0, 60)]);
+        for _ in 0..1000 {
+            assert!(set.try_take(&["k"], Timestamp::from_millis(0)));
+        }
     }
 }

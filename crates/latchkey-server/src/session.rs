@@ -66,11 +66,6 @@ impl SignedIn {
             _ => Err(ApiError::forbidden("the form is stale or came from another site; reload the page and try again")),
         }
     }
-
-    /// A stable, non-secret key for per-session rate limits.
-    pub fn limiter_key(&self) -> String {
-        SecretHash::of(&self.token).as_str().to_string()
-    }
 }
 
 /// The CSRF token bound to a session token.

@@ -2,6 +2,7 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::passwords;
+use crate::rate_limit::network_key;
 use crate::state::{now, AppState};
 use latchkey_domain::audit::{AuditEvent, AuditKind};
 use latchkey_domain::names::Username;
@@ -9,7 +10,20 @@ use latchkey_domain::secret::{Secret, SecretHash, SecretKind};
 use latchkey_store::{NewSession, UserRecord};
 use std::net::IpAddr;
 
+fn busy() -> ApiError {
+    ApiError::Protocol {
+        status: axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        code: "temporarily_unavailable",
+        description: "too many sign-ins at once; try again in a few seconds".into(),
+    }
+}
+
+/// How long a sign-in waits for a free password-hashing slot before answering 503.
+const HASH_QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Checks the password and opens a session; records success or failure.
+/// Failures are limited per username and per network; hashing is bounded so
+/// a flood of sign-ins cannot exhaust memory (argon2 is memory-hard by design).
 pub async fn with_password(
     state: &AppState,
     username: &str,
@@ -17,21 +31,56 @@ pub async fn with_password(
     ip: IpAddr,
 ) -> ApiResult<(UserRecord, Secret)> {
     let refused = || ApiError::invalid_credentials("wrong username or password");
-    if password.len() > 1024 {
+    if password.len() > 1024 || username.len() > 256 {
         return Err(refused());
     }
     let name = Username::parse(username).ok();
-    let user = match &name {
+    let name_key = name.as_ref().map(|n| n.to_string()).unwrap_or_else(|| username.to_ascii_lowercase());
+    let net = network_key(ip);
+    let keys = [name_key.as_str(), net.as_str()];
+    if !state.limits.sign_in.try_take(&keys, now()) {
+        return Err(ApiError::too_many_requests("too many failed sign-ins; wait a few minutes and try again"));
+    }
+    let result = check(state, name.as_ref(), password, ip).await;
+    if result.is_ok() {
+        state.limits.sign_in.refund(&keys, now());
+    }
+    result
+}
+
+async fn check(
+    state: &AppState,
+    name: Option<&Username>,
+    password: &str,
+    ip: IpAddr,
+) -> ApiResult<(UserRecord, Secret)> {
+    let user = match name {
         Some(n) => state.store.user_by_name(n.as_str()).await?,
         None => None,
     };
+    let permit = tokio::time::timeout(HASH_QUEUE_WAIT, state.password_checks.clone().acquire_owned())
+        .await
+        .map_err(|_| busy())?
+        .map_err(|_| busy())?;
     let ok = passwords::verify(password.to_string(), user.as_ref().map(|u| u.password_hash.clone())).await?;
+    drop(permit);
     let t = now();
-    let Some(user) = user.filter(|_| ok) else {
-        let attempted: String = username.chars().take(64).collect();
-        let detail = serde_json::json!({"username": attempted, "ip": ip.to_string()}).to_string();
-        state.store.append_audit(AuditEvent::new(AuditKind::SignInFailed, None, None).with_detail(detail), t).await?;
-        return Err(refused());
+    let user = match user {
+        Some(u) if ok => u,
+        user => {
+            // Only a username that exists is recorded: people type passwords into the wrong field,
+            // and the audit chain cannot forget.
+            let detail = match (&user, name) {
+                (Some(_), Some(n)) => serde_json::json!({"username": n.as_str(), "ip": ip.to_string()}),
+                _ => serde_json::json!({"unknown_username": true, "ip": ip.to_string()}),
+            };
+            let actor = user.as_ref().map(|u| u.id.as_str());
+            state
+                .store
+                .append_audit(AuditEvent::new(AuditKind::SignInFailed, actor, actor).with_detail(detail.to_string()), t)
+                .await?;
+            return Err(ApiError::invalid_credentials("wrong username or password"));
+        }
     };
     let token = Secret::generate(SecretKind::Session, &mut rand::rngs::OsRng);
     let detail = serde_json::json!({"ip": ip.to_string()}).to_string();

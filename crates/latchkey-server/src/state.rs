@@ -2,7 +2,7 @@
 
 use crate::config::ServerConfig;
 use crate::keys::KeyRing;
-use crate::rate_limit::CodeEntryLimiter;
+use crate::rate_limit::LimiterSet;
 use latchkey_domain::Timestamp;
 use latchkey_store::Store;
 use std::sync::Arc;
@@ -17,8 +17,10 @@ pub struct AppState {
     pub config: Arc<ServerConfig>,
     /// Signing keys.
     pub keys: Arc<KeyRing>,
-    /// Wrong-code limits for the verification page and API.
-    pub code_limiter: Arc<CodeEntryLimiter>,
+    /// Rate limits.
+    pub limits: Arc<Limits>,
+    /// Bounds concurrent argon2 hashing (memory-hard: ~19 MiB each).
+    pub password_checks: Arc<tokio::sync::Semaphore>,
     /// DPoP proof IDs seen recently (per replica: a replayed proof must also
     /// match method, URL and a 60-second window, which bounds what a replica miss allows).
     pub dpop_replay: Arc<std::sync::Mutex<latchkey_domain::dpop::ReplayWindow>>,
@@ -31,4 +33,32 @@ pub fn now() -> Timestamp {
     let ms =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
     Timestamp::from_millis(ms)
+}
+
+/// Every rate limit of a server.
+pub struct Limits {
+    /// Wrong user codes: per user, per network, global.
+    pub code_entry: LimiterSet,
+    /// Failed sign-ins: per username, per network.
+    pub sign_in: LimiterSet,
+    /// Device authorizations: per network.
+    pub device_authorization: LimiterSet,
+}
+
+impl Limits {
+    /// The limits a configuration asks for.
+    pub fn new(c: &ServerConfig) -> Self {
+        Self {
+            code_entry: crate::rate_limit::code_entry(&c.code_entry_limits),
+            sign_in: crate::rate_limit::sign_in(&c.sign_in_limits),
+            device_authorization: crate::rate_limit::device_authorization(c.device_authorizations_per_minute),
+        }
+    }
+
+    /// Forgets finished windows.
+    pub fn prune(&self, now: Timestamp) {
+        self.code_entry.prune(now);
+        self.sign_in.prune(now);
+        self.device_authorization.prune(now);
+    }
 }

@@ -181,6 +181,15 @@ impl Store for PgStore {
             })
             .await
     }
+    async fn revoke_family(&self, family_id: &str, client_id: &str, now: Timestamp) -> StoreResult<bool> {
+        let (f, id) = (family_id.to_string(), client_id.to_string());
+        self.db
+            .write(move |tx| {
+                let (f, id) = (f.clone(), id.clone());
+                Box::pin(async move { tokens::revoke_family_by_id(tx, &f, &id, now).await })
+            })
+            .await
+    }
     async fn refresh_token(&self, token_hash: &SecretHash) -> StoreResult<Option<RefreshTokenRecord>> {
         let c = self.db.conn().await?;
         Ok(tokens::refresh_token(&c, token_hash).await?)

@@ -3,9 +3,9 @@
 //!
 //! If the connection drops, the task logs a warning and reconnects with
 //! backoff. Decisions committed while it was away are not replayed (NOTIFY
-//! is not queued for absent listeners, and the notifier cannot list its
-//! waiters to re-announce them), so those waiters wake on their own timeout
-//! and re-check the grant instead of instantly. Nothing is lost, only delayed.
+//! is not queued for absent listeners), so once listening again it wakes
+//! every local waiter: each re-checks its grant, and any decided meanwhile
+//! is answered at once instead of at the wait timeout.
 
 use crate::db::{describe, pg_err, target};
 use crate::grants::CHANNEL;
@@ -100,6 +100,7 @@ async fn run(config: Config, notifier: GrantNotifier, first: Listening) {
             match subscribe(&config).await {
                 Ok(l) => {
                     tracing::info!("PostgreSQL grant listener reconnected");
+                    notifier.notify_all();
                     break l;
                 }
                 Err(e) => {

@@ -183,7 +183,25 @@ pub(crate) async fn revoke_family(tx: &Tx<'_>, h: &SecretHash, client_id: &str, 
     if revoke(tx, &t.family_id, now).await? == 0 {
         return Ok(false);
     }
-    audit::append(tx, &events::family_revoked(&t, client_id), now).await?;
+    audit::append(tx, &events::family_revoked(&t.family_id, &t.user_id, client_id), now).await?;
+    Ok(true)
+}
+
+pub(crate) async fn revoke_family_by_id(
+    tx: &Tx<'_>,
+    family_id: &str,
+    client_id: &str,
+    now: Timestamp,
+) -> DbResult<bool> {
+    let s = tx
+        .prepare_cached(
+            "SELECT user_id FROM token_families WHERE id = $1 AND client_id = $2 AND revoked_at IS NULL FOR UPDATE",
+        )
+        .await?;
+    let Some(row) = tx.query_opt(&s, &[&family_id, &client_id]).await? else { return Ok(false) };
+    let user: String = row.try_get(0)?;
+    revoke(tx, family_id, now).await?;
+    audit::append(tx, &events::family_revoked(family_id, &user, client_id), now).await?;
     Ok(true)
 }
 

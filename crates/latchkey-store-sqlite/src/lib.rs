@@ -180,6 +180,10 @@ impl Store for SqliteStore {
         let (h, id) = (token_hash.clone(), client_id.to_string());
         self.writer.run(move |c| tokens::revoke_family(c, &h, &id, now)).await
     }
+    async fn revoke_family(&self, family_id: &str, client_id: &str, now: Timestamp) -> StoreResult<bool> {
+        let (f, id) = (family_id.to_string(), client_id.to_string());
+        self.writer.run(move |c| tokens::revoke_family_by_id(c, &f, &id, now)).await
+    }
     async fn refresh_token(&self, token_hash: &SecretHash) -> StoreResult<Option<RefreshTokenRecord>> {
         let h = token_hash.clone();
         self.readers.run(move |c| tokens::refresh_token(c, &h)).await

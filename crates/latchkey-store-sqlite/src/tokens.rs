@@ -178,7 +178,23 @@ pub(crate) fn revoke_family(c: &Connection, h: &SecretHash, client_id: &str, now
     if revoke(c, &t.family_id, now)? == 0 {
         return Ok(false);
     }
-    audit::append(c, &events::family_revoked(&t, client_id), now)?;
+    audit::append(c, &events::family_revoked(&t.family_id, &t.user_id, client_id), now)?;
+    Ok(true)
+}
+
+pub(crate) fn revoke_family_by_id(
+    c: &Connection,
+    family_id: &str,
+    client_id: &str,
+    now: Timestamp,
+) -> StoreResult<bool> {
+    let user: Option<String> = c
+        .prepare_cached("SELECT user_id FROM token_families WHERE id = ?1 AND client_id = ?2 AND revoked_at IS NULL")
+        .and_then(|mut s| s.query_row(params![family_id, client_id], |r| r.get(0)).optional())
+        .map_err(db_err)?;
+    let Some(user) = user else { return Ok(false) };
+    revoke(c, family_id, now)?;
+    audit::append(c, &events::family_revoked(family_id, &user, client_id), now)?;
     Ok(true)
 }
 

@@ -57,9 +57,9 @@ pub fn refresh_reused(t: &RefreshTokenRecord) -> AuditEvent {
 }
 
 /// `token.family_revoked` by `client_id`.
-pub fn family_revoked(t: &RefreshTokenRecord, client_id: &str) -> AuditEvent {
-    AuditEvent::new(AuditKind::TokenFamilyRevoked, Some(client_id), Some(&t.family_id))
-        .with_detail(json!({"user_id": t.user_id}).to_string())
+pub fn family_revoked(family_id: &str, user_id: &str, client_id: &str) -> AuditEvent {
+    AuditEvent::new(AuditKind::TokenFamilyRevoked, Some(client_id), Some(family_id))
+        .with_detail(json!({"user_id": user_id}).to_string())
 }
 
 /// `key.rotated`: `kid` is now the signing key.

@@ -80,6 +80,8 @@ pub trait Store: Send + Sync + 'static {
         client_id: &str,
         now: Timestamp,
     ) -> StoreResult<bool>;
+    /// Revokes a token family by ID (an access token's `sid`) if it was issued to `client_id`.
+    async fn revoke_family(&self, family_id: &str, client_id: &str, now: Timestamp) -> StoreResult<bool>;
     /// Looks up a refresh token (for introspection).
     async fn refresh_token(&self, token_hash: &SecretHash) -> StoreResult<Option<RefreshTokenRecord>>;
     /// Whether a token family is still alive (access tokens carry their family's ID).

@@ -38,6 +38,14 @@ impl GrantNotifier {
         }
     }
 
+    /// Wakes every local waiter, so each re-checks its grant (after missed notifications).
+    pub fn notify_all(&self) {
+        let map = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
+        for tx in map.values() {
+            let _ = tx.send(());
+        }
+    }
+
     /// How many grants have waiters right now.
     pub fn waiting_grants(&self) -> usize {
         self.waiters.lock().unwrap_or_else(|p| p.into_inner()).len()

@@ -151,7 +151,15 @@ fn now() -> latchkey_domain::Timestamp {
 /// Runs an admin command against the configured store.
 pub async fn run(storage: StorageArgs, command: AdminCommand) -> anyhow::Result<ExitCode> {
     let file = FileSettings::load(storage.config.as_deref())?;
-    let store = crate::storage::open(&storage.resolve(&file)?).await?;
+    let resolved = storage.resolve(&file)?;
+    // Say which database: a mistyped --data-dir would otherwise quietly make a new, empty one.
+    match &resolved {
+        crate::settings::StorageSettings::Sqlite { data_dir, .. } => {
+            eprintln!("using SQLite in {}", data_dir.display())
+        }
+        crate::settings::StorageSettings::Postgres { .. } => eprintln!("using PostgreSQL"),
+    }
+    let store = crate::storage::open(&resolved).await?;
     let store = store.as_ref();
     match command {
         AdminCommand::User { command: UserCommand::Add { name, admin } } => add_user(store, &name, admin).await,

@@ -39,6 +39,8 @@ pub struct FileSettings {
     pub access_token_lifetime_secs: Option<i64>,
     pub refresh_token_lifetime_secs: Option<i64>,
     pub session_lifetime_secs: Option<i64>,
+    pub device_cap: Option<i64>,
+    pub device_auth_per_minute: Option<u32>,
 }
 
 impl FileSettings {

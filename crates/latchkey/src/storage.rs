@@ -9,9 +9,9 @@ use std::sync::Arc;
 pub async fn open(settings: &StorageSettings) -> anyhow::Result<Arc<dyn Store>> {
     Ok(match settings {
         StorageSettings::Sqlite { data_dir, durability } => {
-            std::fs::create_dir_all(data_dir)
-                .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+            private_dir(data_dir)?;
             let path = data_dir.join("latchkey.sqlite3");
+            private_file(&path)?;
             let store = latchkey_store_sqlite::SqliteStore::open(&path, *durability)
                 .await
                 .with_context(|| format!("cannot open the database {}", path.display()))?;
@@ -24,4 +24,25 @@ pub async fn open(settings: &StorageSettings) -> anyhow::Result<Arc<dyn Store>> 
             Arc::new(store)
         }
     })
+}
+
+/// Creates the data directory readable by its owner only: it holds hashes and signing keys.
+fn private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir).with_context(|| format!("cannot create the data directory {}", dir.display()))
+}
+
+/// Creates the database file 0600 before SQLite does (its WAL and SHM files copy these permissions).
+fn private_file(path: &std::path::Path) -> anyhow::Result<()> {
+    if path.exists() {
+        return Ok(());
+    }
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    o.open(path).map(|_| ()).with_context(|| format!("cannot create the database {}", path.display()))
 }

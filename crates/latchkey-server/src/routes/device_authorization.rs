@@ -73,6 +73,10 @@ pub async fn handle(
     headers: HeaderMap,
     Form(p): Form<Params>,
 ) -> ApiResult<Response> {
+    let net = crate::rate_limit::network_key(ip);
+    if !state.limits.device_authorization.try_take(&[net.as_str()], now()) {
+        return Err(ApiError::too_many_requests("too many sign-in requests from this network; wait a minute"));
+    }
     let app = authenticate(&state, &headers, &p.creds).await?;
     if !app.allows(GrantType::DeviceCode) {
         return Err(ApiError::unauthorized_client(format!(

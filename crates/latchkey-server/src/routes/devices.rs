@@ -35,6 +35,12 @@ fn csrf(headers: &HeaderMap) -> Option<&str> {
     headers.get("x-csrf-token").and_then(|v| v.to_str().ok())
 }
 
+/// Whether a path ID can name anything: IDs are UUIDs, so anything else (a NUL
+/// byte, 10 KB of text) is answered 404 without touching the database.
+pub fn is_id(id: &str) -> bool {
+    uuid::Uuid::parse_str(id).is_ok()
+}
+
 fn no_such_device(id: &str) -> ApiError {
     ApiError::not_found(format!("you have no device {id:?}; `latchkey devices list` shows their IDs"))
 }
@@ -51,6 +57,9 @@ pub async fn locations(
     who: SignedIn,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<Vec<LocationEntry>>> {
+    if !is_id(&id) {
+        return Err(no_such_device(&id));
+    }
     let owned = state.store.device(&id).await?.filter(|d| d.owner_id == who.user.id);
     if owned.is_none() {
         return Err(no_such_device(&id));
@@ -73,6 +82,9 @@ pub async fn update(
     Json(req): Json<DeviceUpdate>,
 ) -> ApiResult<axum::Json<DeviceInfo>> {
     who.check_csrf(csrf(&headers))?;
+    if !is_id(&id) {
+        return Err(no_such_device(&id));
+    }
     if req.name.is_none() && req.location.is_none() {
         return Err(ApiError::invalid_request("send a new name, a new location, or both"));
     }
@@ -115,6 +127,9 @@ pub async fn revoke(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     who.check_csrf(csrf(&headers))?;
+    if !is_id(&id) {
+        return Err(no_such_device(&id));
+    }
     match state.store.revoke_device(&id, Some(&who.user.id), &who.user.id, now()).await? {
         RevokeDevice::Revoked(d) => Ok(no_store(info(*d, who.device_id.as_deref()))),
         RevokeDevice::AlreadyRevoked => Err(ApiError::conflict("this device is already revoked")),

@@ -113,7 +113,7 @@ pub async fn revoke(
 ) -> ApiResult<StatusCode> {
     who.check_csrf(headers.get("x-csrf-token").and_then(|v| v.to_str().ok()))?;
     let owner = (!who.user.is_admin).then_some(who.user.id.as_str());
-    if state.store.revoke_enrollment_key(&id, owner, &who.user.id, now()).await? {
+    if super::devices::is_id(&id) && state.store.revoke_enrollment_key(&id, owner, &who.user.id, now()).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found("no live enrollment key with this ID"))

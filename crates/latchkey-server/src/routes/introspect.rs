@@ -46,7 +46,8 @@ pub async fn handle(State(state): State<AppState>, headers: HeaderMap, Form(p): 
             scope: Some(c.scope),
             client_id: Some(c.client_id),
             username: Some(c.preferred_username),
-            token_type: Some("access_token".into()),
+            // RFC 7662 §2.2: the OAuth token type (RFC 6749 §5.1), not the kind of token.
+            token_type: Some(if c.cnf.is_some() { "DPoP" } else { "Bearer" }.into()),
             exp: Some(c.exp),
             iat: Some(c.iat),
             sub: Some(c.sub),
@@ -70,7 +71,7 @@ pub async fn handle(State(state): State<AppState>, headers: HeaderMap, Form(p): 
         scope: Some(r.scope),
         client_id: Some(r.client_id.clone()),
         username: Some(r.username),
-        token_type: Some("refresh_token".into()),
+        token_type: None,
         exp: Some(r.expires_at.as_secs()),
         iat: Some(r.created_at.as_secs()),
         sub: Some(r.user_id),

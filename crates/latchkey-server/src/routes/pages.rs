@@ -6,12 +6,13 @@
 
 use crate::device_flow;
 use crate::error::ApiError;
+use crate::extract::Query;
 use crate::extract::{ClientIp, Form};
 use crate::session::{cookie, set_cookie, MaybeSignedIn, SignedIn, SESSION_COOKIE, SIGNIN_CSRF_COOKIE};
 use crate::sign_in;
 use crate::state::AppState;
 use askama::Template;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use latchkey_domain::device_grant::Decision;
@@ -116,10 +117,17 @@ struct DeviceDonePage {
     message: String,
 }
 
-/// Only local paths may be redirect targets (no open redirects).
+/// Only local paths may be redirect targets (no open redirects): visible ASCII
+/// only (browsers drop tabs and newlines, turning `/\t/evil` into `//evil`),
+/// one leading slash, no backslashes anywhere.
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") && n.len() < 512 => {
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && n.len() < 512
+                && n.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b'\\') =>
+        {
             n.to_string()
         }
         _ => "/".to_string(),

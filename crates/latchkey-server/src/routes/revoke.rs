@@ -1,5 +1,5 @@
-//! RFC 7009 token revocation. Revoking a refresh token revokes its whole
-//! family, and with it every access token of that sign-in (they carry `sid`).
+//! RFC 7009 token revocation. Revoking either token of a sign-in revokes the
+//! whole family: the refresh token and every access token (they carry `sid`).
 
 use crate::client_auth::{authenticate, FormCredentials};
 use crate::error::{ApiError, ApiResult};
@@ -25,11 +25,11 @@ pub struct Params {
 pub async fn handle(State(state): State<AppState>, headers: HeaderMap, Form(p): Form<Params>) -> ApiResult<StatusCode> {
     let app = authenticate(&state, &headers, &p.creds).await?;
     let token = p.token.as_deref().ok_or_else(|| ApiError::invalid_request("token is required"))?;
-    if state.keys.verify::<AccessClaims>(token, &state.config.public_url, ACCESS_TOKEN_TYP).is_some() {
-        // Access tokens are short-lived JWTs; revoke the refresh token to end the sign-in.
-        return Err(ApiError::unsupported_token_type(
-            "access tokens cannot be revoked one by one; revoke the refresh token to end the whole sign-in",
-        ));
+    if let Some(claims) = state.keys.verify::<AccessClaims>(token, &state.config.public_url, ACCESS_TOKEN_TYP) {
+        // An access token names its sign-in (`sid`): revoking it ends that sign-in,
+        // refresh token included (RFC 7009 §2.1 allows this), if it is the caller's.
+        state.store.revoke_family(&claims.sid, &app.client_id, now()).await?;
+        return Ok(StatusCode::OK);
     }
     if token.len() <= 128 {
         state.store.revoke_refresh_family(&SecretHash::of(token), &app.client_id, now()).await?;

@@ -101,7 +101,7 @@ pub async fn revoke_refresh_family(store: Arc<dyn Store>) {
     assert!(!s.revoke_refresh_family(&h("refresh-none"), "cli", at(10_000)).await.unwrap());
     let record = s.refresh_token(&t1).await.unwrap().unwrap();
     assert!(s.revoke_refresh_family(&t1, "cli", at(11_000)).await.unwrap());
-    assert_last_event(s, &events::family_revoked(&record, "cli"), at(11_000)).await;
+    assert_last_event(s, &events::family_revoked(&record.family_id, &record.user_id, "cli"), at(11_000)).await;
     assert!(!s.family_active(&subject.family_id).await.unwrap());
     assert!(!s.revoke_refresh_family(&t1, "cli", at(12_000)).await.unwrap());
     assert_eq!(count_kind(s, AuditKind::TokenFamilyRevoked).await, 1);

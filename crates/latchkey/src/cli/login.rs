@@ -50,7 +50,7 @@ fn location_guess() -> Option<String> {
     let tz = std::env::var("TZ").ok().filter(|t| t.contains('/')).or_else(|| iana_time_zone::get_timezone().ok())?;
     let mut parts = tz.split('/');
     let region = parts.next()?;
-    let city = parts.last()?.replace('_', " ");
+    let city = parts.next_back()?.replace('_', " ");
     Some(format!("{city}, {region}"))
 }
 

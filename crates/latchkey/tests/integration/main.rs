@@ -12,6 +12,7 @@ mod audit;
 mod bad_input;
 mod cli;
 mod device_login;
+mod hardening;
 mod instant_approval;
 mod pages;
 mod replicas;

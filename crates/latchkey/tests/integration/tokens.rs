@@ -73,11 +73,11 @@ async fn introspection_reports_active_tokens_to_allowed_apps(b: Backend) {
     let i = app.client.introspect(&cli(), &t.access_token).await.expect("introspect");
     assert!(i.active);
     assert_eq!(i.username.as_deref(), Some("alice"));
-    assert_eq!(i.token_type.as_deref(), Some("access_token"));
+    assert_eq!(i.token_type.as_deref(), Some("Bearer"), "RFC 7662: the OAuth token type");
     assert_eq!(i.client_id.as_deref(), Some("latchkey-cli"));
     let r = app.client.introspect(&cli(), t.refresh_token.as_deref().expect("rt")).await.expect("introspect");
     assert!(r.active);
-    assert_eq!(r.token_type.as_deref(), Some("refresh_token"));
+    assert_eq!(r.scope.as_deref(), Some("profile"));
     // Another public app may not learn about our tokens.
     app.add_app("nosy", ClientKind::Public, None, &[GrantType::DeviceCode]).await;
     assert!(!app.client.introspect(&AppCredentials::public("nosy"), &t.access_token).await.expect("i").active);
@@ -98,6 +98,12 @@ async fn revoking_the_refresh_token_ends_the_sign_in_at_once(b: Backend) {
     assert_eq!(app.client.refresh(&cli(), &rt).await.expect_err("dead").code(), Some("invalid_grant"));
     // Revoking an unknown token is not an error (RFC 7009 §2.2).
     app.client.revoke(&cli(), "lkr_unknown").await.expect("unknown is fine");
+    // Revoking an access token ends its whole sign-in too (what libraries do at logout).
+    let t2 = app.login("bob", "").await;
+    app.client.revoke(&cli(), &t2.access_token).await.expect("access token revocation is accepted");
+    assert!(!app.client.introspect(&cli(), &t2.access_token).await.expect("i").active);
+    let rt2 = t2.refresh_token.expect("rt");
+    assert_eq!(app.client.refresh(&cli(), &rt2).await.expect_err("family revoked").code(), Some("invalid_grant"));
 }
 
 async fn rotated_keys_stay_published_until_their_tokens_expire(b: Backend) {

@@ -1,0 +1,181 @@
+//! Abuse and edge cases: limits that hold under concurrency, spoofed headers,
+//! redirects, odd bytes, and the refusals around devices.
+
+use crate::backend_tests;
+use crate::support::*;
+use latchkey_client::AppCredentials;
+use latchkey_proto::oauth::ErrorBody;
+use std::time::Duration;
+
+async fn concurrent_wrong_codes_cannot_exceed_the_limit(b: Backend) {
+    let app = spawn_app(b).await;
+    let session = app.signed_in("mallory").await;
+    let guesses = (0..60).map(|_| {
+        let (c, s) = (app.client.clone(), session.clone());
+        async move { c.lookup_device_login(&s, "BCDF-GHJK").await }
+    });
+    let results = futures::future::join_all(guesses).await;
+    let tried = results.iter().filter(|r| r.as_ref().err().and_then(|e| e.status()) == Some(404)).count();
+    let limited = results.iter().filter(|r| r.as_ref().err().and_then(|e| e.status()) == Some(429)).count();
+    assert_eq!(tried, 5, "exactly the per-user allowance reached the database");
+    assert_eq!(limited, 55);
+    // Signing in again does not reset the allowance: it is per user.
+    let again = app.client.sign_in("mallory", PASSWORD).await.expect("sign in").session_token;
+    assert_eq!(app.client.lookup_device_login(&again, "BCDF-GHJK").await.expect_err("limited").status(), Some(429));
+}
+
+async fn failed_sign_ins_are_limited_and_right_ones_are_not(b: Backend) {
+    let app = spawn_app(b).await;
+    app.add_user("alice", false).await;
+    for _ in 0..3 {
+        app.client.sign_in("alice", PASSWORD).await.expect("successes do not count");
+    }
+    for _ in 0..10 {
+        let e = app.client.sign_in("alice", "wrong password").await.expect_err("wrong");
+        assert_eq!(e.status(), Some(401));
+    }
+    let e = app.client.sign_in("alice", PASSWORD).await.expect_err("locked for a while");
+    assert_eq!((e.status(), e.code()), (Some(429), Some("too_many_requests")));
+    // Only known usernames are written to the audit chain.
+    let _ = app.client.sign_in("my password is hunter2", "x").await;
+    let entries = app.store.audit_entries(0, 1000).await.expect("audit");
+    assert!(entries.iter().all(|e| !e.detail.contains("hunter2")));
+}
+
+async fn device_authorizations_are_limited_per_network(b: Backend) {
+    let app = spawn_app_with(b, |c| c.device_authorizations_per_minute = 3).await;
+    for _ in 0..3 {
+        app.start_login("").await;
+    }
+    let e = app.client.device_authorization(&cli(), "", None).await.expect_err("limited");
+    assert_eq!(e.status(), Some(429));
+}
+
+async fn forwarded_for_is_read_from_the_right(b: Backend) {
+    let app = spawn_app_with(b, |c| c.trust_proxy_headers = true).await;
+    let session = app.signed_in("alice").await;
+    // The client claims 203.0.113.99; our proxy appended the real peer 198.51.100.66.
+    let resp = reqwest::Client::new()
+        .post(format!("{}/oauth/device_authorization", app.url))
+        .header("x-forwarded-for", "203.0.113.99, 198.51.100.66")
+        .form(&[("client_id", "latchkey-cli")])
+        .send()
+        .await
+        .expect("send");
+    let auth: latchkey_proto::oauth::DeviceAuthorization = resp.json().await.expect("json");
+    let seen = app.client.lookup_device_login(&session, &auth.user_code).await.expect("lookup");
+    assert_eq!(seen.requester_ip, "198.51.100.66");
+    assert!(seen.different_network, "the approver (127.0.0.1) is elsewhere: warn loudly");
+}
+
+async fn sign_in_redirects_stay_on_this_server(b: Backend) {
+    let app = spawn_app(b).await;
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    for next in
+        ["/%09/evil.example", "//evil.example", "/\\evil.example", "/%0d%0aSet-Cookie:x", "https://evil.example"]
+    {
+        let resp = http.get(format!("{}/signin?next={next}", app.url)).send().await.expect("send");
+        assert_eq!(resp.status(), 200, "{next}");
+        let html = resp.text().await.expect("body");
+        assert!(html.contains("name=\"next\" value=\"/\""), "{next} was replaced by /");
+    }
+}
+
+async fn odd_bytes_get_client_errors_not_500(b: Backend) {
+    let app = spawn_app(b).await;
+    let http = reqwest::Client::new();
+    for body in [
+        "client_id=a%00b&grant_type=refresh_token&refresh_token=x",
+        "client_id=%FF&grant_type=refresh_token&refresh_token=x",
+    ] {
+        let resp = http
+            .post(format!("{}/oauth/token", app.url))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .expect("send");
+        assert!(resp.status().is_client_error(), "{body}: {}", resp.status());
+    }
+    let session = app.signed_in("alice").await;
+    for id in ["a%00b", "not-a-uuid", &"x".repeat(3000)] {
+        let resp = http
+            .get(format!("{}/api/v1/devices/{id}/locations", app.url))
+            .bearer_auth(&session)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(resp.status(), 404, "{id}");
+    }
+    let resp = http.get(format!("{}/device?user_code=a&user_code=b", app.url)).send().await.expect("send");
+    assert_eq!(resp.status(), 400);
+    let body: ErrorBody = resp.json().await.expect("an RFC 6749 body, not plain text");
+    assert_eq!(body.error, "invalid_request");
+    let resp = http.put(format!("{}/oauth/token", app.url)).send().await.expect("send");
+    assert_eq!(resp.status(), 405);
+    let body: ErrorBody = resp.json().await.expect("a JSON 405");
+    assert_eq!(body.error, "method_not_allowed");
+}
+
+async fn public_clients_may_send_an_empty_secret(b: Backend) {
+    let app = spawn_app(b).await;
+    let empty = AppCredentials { client_id: "latchkey-cli".into(), client_secret: Some(String::new()) };
+    app.client.device_authorization(&empty, "", None).await.expect("empty secret is no secret");
+    let resp = reqwest::Client::new()
+        .post(format!("{}/oauth/device_authorization", app.url))
+        .basic_auth("latchkey-cli", Some(""))
+        .form(&[("scope", "openid")])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 200, "Basic with an empty password, as requests-oauthlib sends it");
+}
+
+async fn a_device_revoked_before_collecting_gets_nothing(b: Backend) {
+    let app = spawn_app(b).await;
+    let session = app.signed_in("alice").await;
+    let auth = app.start_login("").await;
+    app.client.decide_device_login(&session, &auth.user_code, true).await.expect("approve");
+    let device = app.client.devices(&session).await.expect("devices").pop().expect("the new device");
+    app.client.revoke_device(&session, &device.id).await.expect("revoke");
+    let e = app.client.poll_token(&cli(), &auth.device_code).await.expect_err("no tokens");
+    assert_eq!(e.code(), Some("access_denied"));
+}
+
+async fn the_device_cap_is_enforced_with_a_clear_error(b: Backend) {
+    let app = spawn_app_with(b, |c| c.device_cap = 1).await;
+    let session = app.signed_in("alice").await;
+    let first = app.start_login("").await;
+    app.client.decide_device_login(&session, &first.user_code, true).await.expect("first device");
+    let second = app.start_login("").await;
+    let e = app.client.decide_device_login(&session, &second.user_code, true).await.expect_err("cap");
+    assert_eq!(e.status(), Some(409));
+    assert!(e.to_string().contains("1 active devices") && e.to_string().contains("revoke"), "{e}");
+    // Nothing changed: revoking one makes room, and the same code can then be approved.
+    let d = app.client.devices(&session).await.expect("devices").pop().expect("device");
+    app.client.revoke_device(&session, &d.id).await.expect("revoke");
+    app.client.decide_device_login(&session, &second.user_code, true).await.expect("room now");
+}
+
+async fn a_slow_poller_that_waits_its_interval_is_not_told_to_slow_down(b: Backend) {
+    let app = spawn_app_with(b, |c| c.poll_interval_secs = 1).await;
+    let auth = app.start_login("").await;
+    for _ in 0..3 {
+        let e = app.client.poll_token(&cli(), &auth.device_code).await.expect_err("pending");
+        assert_eq!(e.code(), Some("authorization_pending"));
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+    }
+}
+
+backend_tests!(
+    concurrent_wrong_codes_cannot_exceed_the_limit,
+    failed_sign_ins_are_limited_and_right_ones_are_not,
+    device_authorizations_are_limited_per_network,
+    forwarded_for_is_read_from_the_right,
+    sign_in_redirects_stay_on_this_server,
+    odd_bytes_get_client_errors_not_500,
+    public_clients_may_send_an_empty_secret,
+    a_device_revoked_before_collecting_gets_nothing,
+    the_device_cap_is_enforced_with_a_clear_error,
+    a_slow_poller_that_waits_its_interval_is_not_told_to_slow_down,
+);
