@@ -127,6 +127,10 @@ pub struct Discovery {
     pub scopes_supported: Vec<String>,
     /// Client authentication methods at the token endpoint.
     pub token_endpoint_auth_methods_supported: Vec<String>,
+    /// Client authentication at the introspection endpoint (RFC 8414); `none` lets public apps check their own tokens.
+    pub introspection_endpoint_auth_methods_supported: Vec<String>,
+    /// Client authentication at the revocation endpoint (RFC 8414); `none` lets public apps revoke at logout.
+    pub revocation_endpoint_auth_methods_supported: Vec<String>,
     /// Subject identifier types (OIDC).
     pub subject_types_supported: Vec<String>,
     /// ID token signing algorithms (OIDC).

@@ -156,7 +156,9 @@ fn router(state: AppState) -> Router {
         .merge(api)
         .merge(pages)
         .fallback(|| async { ApiError::not_found("no such page or endpoint") })
-        .layer(axum::middleware::map_response(json_405));
+        .layer(axum::middleware::map_response(json_405))
+        // A client that trickles its body ties up a connection; bodies are tiny, so 10 s is plenty.
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(std::time::Duration::from_secs(10)));
     with_security_headers(all).with_state(state)
 }
 

@@ -23,17 +23,20 @@ pub async fn metadata(State(state): State<AppState>) -> Json<Discovery> {
         grant_types_supported: vec![latchkey_proto::DEVICE_CODE_GRANT.into(), "refresh_token".into()],
         response_types_supported: vec![],
         scopes_supported: SCOPES.iter().map(|s| s.to_string()).collect(),
-        token_endpoint_auth_methods_supported: vec![
-            "none".into(),
-            "client_secret_basic".into(),
-            "client_secret_post".into(),
-        ],
+        token_endpoint_auth_methods_supported: auth_methods(),
+        introspection_endpoint_auth_methods_supported: auth_methods(),
+        revocation_endpoint_auth_methods_supported: auth_methods(),
+
         subject_types_supported: vec!["public".into()],
         id_token_signing_alg_values_supported: vec!["EdDSA".into()],
         dpop_signing_alg_values_supported: vec!["EdDSA".into(), "ES256".into()],
         latchkey_device_wait_endpoint: c.url(paths::DEVICE_WAIT),
         latchkey_enroll_endpoint: c.url(paths::ENROLL),
     })
+}
+
+fn auth_methods() -> Vec<String> {
+    ["none", "client_secret_basic", "client_secret_post"].map(String::from).to_vec()
 }
 
 /// `GET /oauth/jwks`.
