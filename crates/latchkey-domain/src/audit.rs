@@ -61,11 +61,23 @@ pub enum AuditKind {
     EnrollmentKeyUsed,
     /// An enrollment key was revoked.
     EnrollmentKeyRevoked,
+    /// An app's settings changed.
+    AppUpdated,
+    /// A desktop started a QR sign-in.
+    PairingRequested,
+    /// A phone approved a QR sign-in.
+    PairingApproved,
+    /// A phone refused a QR sign-in.
+    PairingDenied,
+    /// The desktop gave up a QR sign-in.
+    PairingCancelled,
+    /// The desktop collected its tokens.
+    PairingConsumed,
 }
 
 impl AuditKind {
     /// Every kind, for filters and listings.
-    pub const ALL: [AuditKind; 19] = [
+    pub const ALL: [AuditKind; 25] = [
         AuditKind::UserCreated,
         AuditKind::SignInSucceeded,
         AuditKind::SignInFailed,
@@ -85,6 +97,12 @@ impl AuditKind {
         AuditKind::EnrollmentKeyCreated,
         AuditKind::EnrollmentKeyUsed,
         AuditKind::EnrollmentKeyRevoked,
+        AuditKind::AppUpdated,
+        AuditKind::PairingRequested,
+        AuditKind::PairingApproved,
+        AuditKind::PairingDenied,
+        AuditKind::PairingCancelled,
+        AuditKind::PairingConsumed,
     ];
 
     /// Stable text, hashed into the chain.
@@ -109,6 +127,12 @@ impl AuditKind {
             AuditKind::EnrollmentKeyCreated => "enroll_key.created",
             AuditKind::EnrollmentKeyUsed => "enroll_key.used",
             AuditKind::EnrollmentKeyRevoked => "enroll_key.revoked",
+            AuditKind::AppUpdated => "app.updated",
+            AuditKind::PairingRequested => "qr.requested",
+            AuditKind::PairingApproved => "qr.approved",
+            AuditKind::PairingDenied => "qr.denied",
+            AuditKind::PairingCancelled => "qr.cancelled",
+            AuditKind::PairingConsumed => "qr.consumed",
         }
     }
 

@@ -10,6 +10,7 @@ pub mod device;
 pub mod device_grant;
 pub mod dpop;
 pub mod names;
+pub mod pairing;
 pub mod rate_limit;
 pub mod refresh;
 pub mod scope;

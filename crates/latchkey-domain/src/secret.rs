@@ -24,6 +24,8 @@ pub enum SecretKind {
     ClientSecret,
     /// An enrollment key for a machine without a browser.
     EnrollmentKey,
+    /// A desktop's secret for one QR sign-in.
+    PairingSecret,
 }
 
 impl SecretKind {
@@ -34,6 +36,7 @@ impl SecretKind {
             SecretKind::RefreshToken => "lkr_",
             SecretKind::ClientSecret => "lkc_",
             SecretKind::EnrollmentKey => "lke_",
+            SecretKind::PairingSecret => "lkq_",
         }
     }
 }

@@ -27,6 +27,8 @@ pub struct ServerConfig {
     pub sign_in_limits: SignInLimits,
     /// Device authorization requests per client network per minute (0: unlimited).
     pub device_authorizations_per_minute: u32,
+    /// QR sign-ins started per client network per minute (per app: 20 times that; 0: unlimited).
+    pub pairings_per_minute: u32,
     /// Password hashes computed at once (each takes ~19 MiB); more wait briefly, then get 503.
     pub concurrent_password_checks: usize,
     /// How often the janitor sweeps expired rows.
@@ -91,6 +93,7 @@ impl ServerConfig {
             code_entry_limits: CodeEntryLimits::default(),
             sign_in_limits: SignInLimits::default(),
             device_authorizations_per_minute: 120,
+            pairings_per_minute: 30,
             concurrent_password_checks: std::thread::available_parallelism().map(|n| n.get() * 2).unwrap_or(4),
             sweep_every: Duration::from_secs(60),
             key_refresh_every: Duration::from_secs(60),

@@ -14,6 +14,7 @@ pub mod extract;
 pub mod janitor;
 pub mod keys;
 pub mod passwords;
+pub mod qr;
 pub mod rate_limit;
 pub mod routes;
 pub mod session;
@@ -25,8 +26,8 @@ use crate::config::ServerConfig;
 use crate::error::ApiError;
 use crate::keys::KeyRing;
 use crate::routes::{
-    api, device_authorization, device_wait, devices, discovery, enroll, introspect, pages, paths, revoke, token,
-    userinfo,
+    api, device_authorization, device_wait, devices, discovery, enroll, introspect, pages, paths, qr_sign_in, revoke,
+    token, userinfo, web_apps, web_audit, web_devices,
 };
 use crate::state::{now, AppState};
 use axum::http::{header, HeaderName, HeaderValue};
@@ -55,6 +56,8 @@ pub fn builtin_cli_app() -> AppRecord {
         secret_hash: None,
         grant_types: vec![GrantType::DeviceCode, GrantType::RefreshToken],
         redirect_uris: vec![],
+        app_url: None,
+        qr_sign_in: false,
         created_at: now(),
     }
 }
@@ -141,6 +144,11 @@ fn router(state: AppState) -> Router {
         .route("/api/v1/enrollment-keys", get(enroll::list).post(enroll::create))
         .route("/api/v1/enrollment-keys/{id}", axum::routing::delete(enroll::revoke))
         .route(paths::ENROLL, post(enroll::enroll))
+        .route("/api/v1/pairings", post(qr_sign_in::start_api))
+        .route("/api/v1/pairings/qr", get(qr_sign_in::image))
+        .route("/api/v1/pairings/wait", post(qr_sign_in::wait))
+        .route("/api/v1/pairings/cancel", post(qr_sign_in::cancel))
+        .route("/api/v1/pairings/decision", post(qr_sign_in::decide_api))
         .route("/api/v1/device/lookup", post(api::lookup))
         .route("/api/v1/device/decision", post(api::decide))
         .route("/api/v1/{*rest}", axum::routing::any(api::not_found));
@@ -151,7 +159,19 @@ fn router(state: AppState) -> Router {
         .route(latchkey_proto::VERIFICATION_PATH, get(pages::device_form).post(pages::device_lookup))
         .route("/device/decision", post(pages::device_decide))
         .route("/static/latchkey.css", get(pages::stylesheet))
-        .route("/healthz", get(|| async { "ok" }));
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/apps/{client_id}/qr-sign-in", get(qr_sign_in::desktop_page))
+        .route("/pair/{code}", get(qr_sign_in::phone_page))
+        .route("/pair/decision", post(qr_sign_in::phone_decide))
+        .route("/static/qr-sign-in.js", get(qr_sign_in::script))
+        .route("/devices", get(web_devices::list))
+        .route("/devices/enrollment-key", post(web_devices::enrollment_key))
+        .route("/devices/{id}/rename", post(web_devices::rename))
+        .route("/devices/{id}/move", post(web_devices::relocate))
+        .route("/devices/{id}/revoke", get(web_devices::revoke_form).post(web_devices::revoke))
+        .route("/apps", get(web_apps::list).post(web_apps::create))
+        .route("/apps/{client_id}/edit", get(web_apps::edit_form).post(web_apps::edit))
+        .route("/audit", get(web_audit::page));
     let all = oauth
         .merge(api)
         .merge(pages)

@@ -134,6 +134,11 @@ pub fn device_authorization(per_minute: u32) -> LimiterSet {
     LimiterSet::new(vec![KeyedLimiter::new(per_minute, 60)])
 }
 
+/// QR sign-ins started per minute: per client network, and 20 times that per app.
+pub fn pairing(per_minute: u32) -> LimiterSet {
+    LimiterSet::new(vec![KeyedLimiter::new(per_minute, 60), KeyedLimiter::new(per_minute.saturating_mul(20), 60)])
+}
+
 /// The single key of a server-wide limit.
 pub const GLOBAL: &str = "*";
 

@@ -43,6 +43,8 @@ pub struct Limits {
     pub sign_in: LimiterSet,
     /// Device authorizations: per network.
     pub device_authorization: LimiterSet,
+    /// QR sign-ins started: per network, per app.
+    pub pairing: LimiterSet,
 }
 
 impl Limits {
@@ -52,6 +54,7 @@ impl Limits {
             code_entry: crate::rate_limit::code_entry(&c.code_entry_limits),
             sign_in: crate::rate_limit::sign_in(&c.sign_in_limits),
             device_authorization: crate::rate_limit::device_authorization(c.device_authorizations_per_minute),
+            pairing: crate::rate_limit::pairing(c.pairings_per_minute),
         }
     }
 
@@ -60,5 +63,6 @@ impl Limits {
         self.code_entry.prune(now);
         self.sign_in.prune(now);
         self.device_authorization.prune(now);
+        self.pairing.prune(now);
     }
 }

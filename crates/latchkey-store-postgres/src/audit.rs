@@ -5,7 +5,8 @@ use crate::db::{DbResult, Tx};
 use deadpool_postgres::GenericClient;
 use latchkey_domain::audit::{AuditEntry, AuditEvent, ChainHead};
 use latchkey_domain::Timestamp;
-use latchkey_store::StoreError;
+use latchkey_store::{AuditFilter, StoreError};
+use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 fn hash32(v: Vec<u8>) -> DbResult<[u8; 32]> {
@@ -51,18 +52,49 @@ pub(crate) async fn entries(c: &impl GenericClient, after: i64, limit: i64) -> D
              WHERE seq > $1 ORDER BY seq LIMIT CASE WHEN $2::BIGINT < 0 THEN NULL ELSE $2::BIGINT END",
         )
         .await?;
-    let mut out = Vec::new();
-    for r in c.query(&s, &[&after, &limit]).await? {
-        out.push(AuditEntry {
-            seq: r.try_get(0)?,
-            at: Timestamp::from_millis(r.try_get(1)?),
-            kind: r.try_get(2)?,
-            actor: r.try_get(3)?,
-            subject: r.try_get(4)?,
-            detail: r.try_get(5)?,
-            prev_hash: hash32(r.try_get(6)?)?,
-            hash: hash32(r.try_get(7)?)?,
-        });
+    c.query(&s, &[&after, &limit]).await?.iter().map(entry_row).collect()
+}
+
+fn entry_row(r: &Row) -> DbResult<AuditEntry> {
+    Ok(AuditEntry {
+        seq: r.try_get(0)?,
+        at: Timestamp::from_millis(r.try_get(1)?),
+        kind: r.try_get(2)?,
+        actor: r.try_get(3)?,
+        subject: r.try_get(4)?,
+        detail: r.try_get(5)?,
+        prev_hash: hash32(r.try_get(6)?)?,
+        hash: hash32(r.try_get(7)?)?,
+    })
+}
+
+/// Entries matching `f`, newest first; a negative limit means no limit, as in SQLite.
+///
+/// Only the filters given appear in the statement (at most eight shapes, each
+/// prepared once per connection), so every shape is planned for what it asks:
+/// a kind walks `(kind, seq)` backwards, a person combines `(actor, seq)` and
+/// `(subject, seq)`, and no filter walks the primary key backwards.
+pub(crate) async fn page(c: &impl GenericClient, f: &AuditFilter) -> DbResult<Vec<AuditEntry>> {
+    let mut sql =
+        String::from("SELECT seq, at, kind, actor, subject, detail, prev_hash, hash FROM audit_log WHERE TRUE");
+    let mut params: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(4);
+    if let Some(who) = &f.involving {
+        params.push(who);
+        sql.push_str(&format!(" AND (actor = ${n} OR subject = ${n})", n = params.len()));
     }
-    Ok(out)
+    if let Some(kind) = &f.kind {
+        params.push(kind);
+        sql.push_str(&format!(" AND kind = ${}", params.len()));
+    }
+    if let Some(before) = &f.before_seq {
+        params.push(before);
+        sql.push_str(&format!(" AND seq < ${}", params.len()));
+    }
+    params.push(&f.limit);
+    sql.push_str(&format!(
+        " ORDER BY seq DESC LIMIT CASE WHEN ${n}::BIGINT < 0 THEN NULL ELSE ${n}::BIGINT END",
+        n = params.len()
+    ));
+    let s = c.prepare_cached(&sql).await?;
+    c.query(&s, &params).await?.iter().map(entry_row).collect()
 }

@@ -6,7 +6,8 @@
 //! the single `audit_head` row, so the hash chain stays linear. Decisions are
 //! announced with `NOTIFY` inside their transaction and picked up by every
 //! replica's listener connection (see `listen`), which makes instant approval
-//! work whichever replica the waiting device is connected to. Registering a
+//! work whichever replica the waiting device is connected to; QR sign-in
+//! pairings are decided, announced and collected the same way. Registering a
 //! device locks its owner's row, so the device cap and slug choice hold across
 //! replicas; using an enrollment key locks the key, so a single-use key works once.
 //!
@@ -22,6 +23,7 @@ mod grants;
 mod keys;
 mod listen;
 mod migrations;
+mod pairings;
 mod sweep;
 mod tokens;
 mod users;
@@ -145,6 +147,81 @@ impl Store for PgStore {
     async fn list_apps(&self) -> StoreResult<Vec<AppRecord>> {
         let c = self.db.conn().await?;
         Ok(users::list_apps(&c).await?)
+    }
+    async fn update_app(
+        &self,
+        client_id: &str,
+        update: AppUpdate,
+        actor: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<AppRecord>> {
+        let (id, actor) = (client_id.to_string(), actor.to_string());
+        self.db
+            .write(move |tx| {
+                let (id, update, actor) = (id.clone(), update.clone(), actor.clone());
+                Box::pin(async move { users::update_app(tx, &id, &update, &actor, now).await })
+            })
+            .await
+    }
+    async fn create_pairing(&self, pairing: NewPairing, now: Timestamp) -> StoreResult<()> {
+        in_tx!(self.db, |tx| pairings::create, pairing; now)
+    }
+    async fn pairing_by_phone_code(&self, phone_code_hash: &SecretHash) -> StoreResult<Option<PairingRecord>> {
+        let c = self.db.conn().await?;
+        Ok(pairings::by_code(&c, pairings::Code::Phone, phone_code_hash).await?)
+    }
+    async fn pairing_by_desktop_secret(&self, desktop_secret_hash: &SecretHash) -> StoreResult<Option<PairingRecord>> {
+        let c = self.db.conn().await?;
+        Ok(pairings::by_code(&c, pairings::Code::Desktop, desktop_secret_hash).await?)
+    }
+    async fn decide_pairing(
+        &self,
+        phone_code_hash: &SecretHash,
+        user_id: &str,
+        approve: bool,
+        now: Timestamp,
+    ) -> StoreResult<PairingResult> {
+        let (h, u) = (phone_code_hash.clone(), user_id.to_string());
+        let result = self
+            .db
+            .write(move |tx| {
+                let (h, u) = (h.clone(), u.clone());
+                Box::pin(async move { pairings::decide(tx, &h, &u, approve, now).await })
+            })
+            .await?;
+        if let PairingResult::Done(p) = &result {
+            // Other replicas hear of it through NOTIFY; local waiters need not wait for that round trip.
+            self.notifier.notify(&p.id);
+        }
+        Ok(result)
+    }
+    async fn cancel_pairing(&self, desktop_secret_hash: &SecretHash, now: Timestamp) -> StoreResult<PairingResult> {
+        let h = desktop_secret_hash.clone();
+        let result = self
+            .db
+            .write(move |tx| {
+                let h = h.clone();
+                Box::pin(async move { pairings::cancel(tx, &h, now).await })
+            })
+            .await?;
+        if let PairingResult::Done(p) = &result {
+            self.notifier.notify(&p.id);
+        }
+        Ok(result)
+    }
+    async fn collect_pairing(
+        &self,
+        desktop_secret_hash: &SecretHash,
+        mint: MintRefresh,
+        now: Timestamp,
+    ) -> StoreResult<Collected> {
+        let h = desktop_secret_hash.clone();
+        self.db
+            .write(move |tx| {
+                let (h, mint) = (h.clone(), mint.clone());
+                Box::pin(async move { pairings::collect(tx, &h, mint, now).await })
+            })
+            .await
     }
     async fn create_device_grant(&self, grant: NewDeviceGrant, now: Timestamp) -> StoreResult<()> {
         in_tx!(self.db, |tx| grants::create, grant; now)
@@ -298,6 +375,10 @@ impl Store for PgStore {
     async fn audit_entries(&self, after: i64, limit: i64) -> StoreResult<Vec<AuditEntry>> {
         let c = self.db.conn().await?;
         Ok(audit::entries(&c, after, limit).await?)
+    }
+    async fn audit_page(&self, filter: AuditFilter) -> StoreResult<Vec<AuditEntry>> {
+        let c = self.db.conn().await?;
+        Ok(audit::page(&c, &filter).await?)
     }
     async fn audit_head(&self) -> StoreResult<ChainHead> {
         let c = self.db.conn().await?;

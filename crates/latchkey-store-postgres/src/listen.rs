@@ -1,5 +1,6 @@
 //! Cross-replica wake-ups: one dedicated connection `LISTEN`s on the grants
-//! channel and feeds every decided grant ID into the local [`GrantNotifier`].
+//! channel and feeds every decided grant ID (and every decided or cancelled
+//! QR pairing ID) into the local [`GrantNotifier`].
 //!
 //! If the connection drops, the task logs a warning and reconnects with
 //! backoff. Decisions committed while it was away are not replayed (NOTIFY

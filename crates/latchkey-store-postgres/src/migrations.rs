@@ -3,8 +3,11 @@
 
 use crate::db::{DbResult, Tx};
 
-const MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("../migrations/0001_foundation.sql")), (2, include_str!("../migrations/0002_devices.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/0001_foundation.sql")),
+    (2, include_str!("../migrations/0002_devices.sql")),
+    (3, include_str!("../migrations/0003_qr_sign_in.sql")),
+];
 
 /// Advisory-lock class for migrations; the second key is the schema's hash,
 /// so separate schemas (tests, tenants) migrate without waiting on each other.

@@ -98,8 +98,9 @@ fn join<'a>(items: impl Iterator<Item = &'a str>) -> String {
 pub(crate) async fn create_app(tx: &Tx<'_>, a: AppRecord, actor: Option<String>, now: Timestamp) -> DbResult<()> {
     let s = tx
         .prepare_cached(
-            "INSERT INTO apps (client_id, display_name, kind, secret_hash, grant_types, redirect_uris, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO apps (client_id, display_name, kind, secret_hash, grant_types, redirect_uris, created_at,
+                app_url, qr_sign_in)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .await?;
     tx.execute(
@@ -112,6 +113,8 @@ pub(crate) async fn create_app(tx: &Tx<'_>, a: AppRecord, actor: Option<String>,
             &join(a.grant_types.iter().map(|g| g.as_str())),
             &join(a.redirect_uris.iter().map(String::as_str)),
             &now.as_millis(),
+            &a.app_url,
+            &a.qr_sign_in,
         ],
     )
     .await
@@ -119,7 +122,8 @@ pub(crate) async fn create_app(tx: &Tx<'_>, a: AppRecord, actor: Option<String>,
     audit::append(tx, &events::app_created(&a, actor.as_deref()), now).await
 }
 
-const APP_COLS: &str = "client_id, display_name, kind, secret_hash, grant_types, redirect_uris, created_at";
+const APP_COLS: &str =
+    "client_id, display_name, kind, secret_hash, grant_types, redirect_uris, created_at, app_url, qr_sign_in";
 
 fn app_row(r: &Row) -> DbResult<AppRecord> {
     let kind: String = r.try_get(2)?;
@@ -144,6 +148,8 @@ fn app_row(r: &Row) -> DbResult<AppRecord> {
         grant_types,
         redirect_uris: uris.split(' ').filter(|u| !u.is_empty()).map(str::to_string).collect(),
         created_at: Timestamp::from_millis(r.try_get(6)?),
+        app_url: r.try_get(7)?,
+        qr_sign_in: r.try_get(8)?,
     })
 }
 
@@ -156,4 +162,27 @@ pub(crate) async fn list_apps(c: &impl GenericClient) -> DbResult<Vec<AppRecord>
     // Byte order, as SQLite sorts, whatever the database's collation.
     let s = c.prepare_cached(&format!("SELECT {APP_COLS} FROM apps ORDER BY client_id COLLATE \"C\"")).await?;
     c.query(&s, &[]).await?.iter().map(app_row).collect()
+}
+
+/// Changes an app's settings and records `app.updated`; `None` if there is no such app.
+pub(crate) async fn update_app(
+    tx: &Tx<'_>,
+    client_id: &str,
+    u: &AppUpdate,
+    actor: &str,
+    now: Timestamp,
+) -> DbResult<Option<AppRecord>> {
+    let s = tx
+        .prepare_cached(&format!(
+            "UPDATE apps SET display_name = $1, grant_types = $2, app_url = $3, qr_sign_in = $4
+             WHERE client_id = $5 RETURNING {APP_COLS}"
+        ))
+        .await?;
+    let grants = join(u.grant_types.iter().map(|g| g.as_str()));
+    let Some(row) = tx.query_opt(&s, &[&u.display_name, &grants, &u.app_url, &u.qr_sign_in, &client_id]).await? else {
+        return Ok(None);
+    };
+    let app = app_row(&row)?;
+    audit::append(tx, &events::app_updated(client_id, u, actor), now).await?;
+    Ok(Some(app))
 }

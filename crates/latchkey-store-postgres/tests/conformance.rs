@@ -109,6 +109,16 @@ async fn devices_across_replicas() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pairing_collected_once_across_replicas() {
+    run_replicas(testsuite::pairing_collected_once_across_replicas).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pairing_wakeup_across_replicas() {
+    run_replicas(testsuite::pairing_wakeup_across_replicas).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn wakeup_across_replicas() {
     run_replicas(testsuite::wakeup_across_replicas).await;
 }

@@ -3,7 +3,7 @@
 use crate::db_err;
 use latchkey_domain::audit::{AuditEntry, AuditEvent, ChainHead};
 use latchkey_domain::Timestamp;
-use latchkey_store::{StoreError, StoreResult};
+use latchkey_store::{AuditFilter, StoreError, StoreResult};
 use rusqlite::{params, Connection};
 
 fn hash32(v: Vec<u8>) -> StoreResult<[u8; 32]> {
@@ -35,39 +35,58 @@ pub(crate) fn head(c: &Connection) -> StoreResult<ChainHead> {
     Ok(ChainHead { seq, hash: hash32(hash)? })
 }
 
+/// Reads audit rows selected as `seq, at, kind, actor, subject, detail, prev_hash, hash`.
+fn collect(mut rows: rusqlite::Rows<'_>) -> StoreResult<Vec<AuditEntry>> {
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(db_err)? {
+        out.push(AuditEntry {
+            seq: r.get(0).map_err(db_err)?,
+            at: Timestamp::from_millis(r.get(1).map_err(db_err)?),
+            kind: r.get(2).map_err(db_err)?,
+            actor: r.get(3).map_err(db_err)?,
+            subject: r.get(4).map_err(db_err)?,
+            detail: r.get(5).map_err(db_err)?,
+            prev_hash: hash32(r.get(6).map_err(db_err)?)?,
+            hash: hash32(r.get(7).map_err(db_err)?)?,
+        });
+    }
+    Ok(out)
+}
+
 pub(crate) fn entries(c: &Connection, after: i64, limit: i64) -> StoreResult<Vec<AuditEntry>> {
     let mut stmt = c
         .prepare_cached(
             "SELECT seq, at, kind, actor, subject, detail, prev_hash, hash FROM audit_log WHERE seq > ?1 ORDER BY seq LIMIT ?2",
         )
         .map_err(db_err)?;
-    let rows = stmt
-        .query_map(params![after, limit], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, Option<String>>(3)?,
-                r.get::<_, Option<String>>(4)?,
-                r.get::<_, String>(5)?,
-                r.get::<_, Vec<u8>>(6)?,
-                r.get::<_, Vec<u8>>(7)?,
-            ))
-        })
-        .map_err(db_err)?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (seq, at, kind, actor, subject, detail, prev, hash) = row.map_err(db_err)?;
-        out.push(AuditEntry {
-            seq,
-            at: Timestamp::from_millis(at),
-            kind,
-            actor,
-            subject,
-            detail,
-            prev_hash: hash32(prev)?,
-            hash: hash32(hash)?,
-        });
+    let rows = stmt.query(params![after, limit]).map_err(db_err)?;
+    collect(rows)
+}
+
+pub(crate) fn page(c: &Connection, f: &AuditFilter) -> StoreResult<Vec<AuditEntry>> {
+    // Only the filters given go into the query, so each shape gets a plan that uses its index
+    // (`?1 IS NULL OR …` would make SQLite scan the whole log newest-first).
+    let mut conds = Vec::new();
+    let mut args: Vec<rusqlite::types::Value> = Vec::new();
+    if let Some(who) = &f.involving {
+        args.push(who.clone().into());
+        conds.push(format!("(actor = ?{n} OR subject = ?{n})", n = args.len()));
     }
-    Ok(out)
+    if let Some(kind) = &f.kind {
+        args.push(kind.clone().into());
+        conds.push(format!("kind = ?{}", args.len()));
+    }
+    if let Some(before) = f.before_seq {
+        args.push(before.into());
+        conds.push(format!("seq < ?{}", args.len()));
+    }
+    args.push(f.limit.into());
+    let where_ = if conds.is_empty() { String::new() } else { format!("WHERE {}", conds.join(" AND ")) };
+    let sql = format!(
+        "SELECT seq, at, kind, actor, subject, detail, prev_hash, hash FROM audit_log {where_} ORDER BY seq DESC LIMIT ?{}",
+        args.len()
+    );
+    let mut stmt = c.prepare_cached(&sql).map_err(db_err)?;
+    let rows = stmt.query(rusqlite::params_from_iter(args)).map_err(db_err)?;
+    collect(rows)
 }

@@ -16,6 +16,7 @@ mod enrollment;
 mod grants;
 mod keys;
 mod migrations;
+mod pairings;
 mod reader;
 mod sweep;
 mod tokens;
@@ -150,6 +151,58 @@ impl Store for SqliteStore {
     async fn list_apps(&self) -> StoreResult<Vec<AppRecord>> {
         self.readers.run(users::list_apps).await
     }
+    async fn update_app(
+        &self,
+        client_id: &str,
+        update: AppUpdate,
+        actor: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<AppRecord>> {
+        let (id, actor) = (client_id.to_string(), actor.to_string());
+        self.writer.run(move |c| users::update_app(c, &id, update, &actor, now)).await
+    }
+    async fn create_pairing(&self, pairing: NewPairing, now: Timestamp) -> StoreResult<()> {
+        self.writer.run(move |c| pairings::create(c, pairing, now)).await
+    }
+    async fn pairing_by_phone_code(&self, phone_code_hash: &SecretHash) -> StoreResult<Option<PairingRecord>> {
+        let h = phone_code_hash.clone();
+        self.readers.run(move |c| pairings::find(c, "phone_code_hash", &h)).await
+    }
+    async fn pairing_by_desktop_secret(&self, desktop_secret_hash: &SecretHash) -> StoreResult<Option<PairingRecord>> {
+        let h = desktop_secret_hash.clone();
+        self.readers.run(move |c| pairings::find(c, "desktop_secret_hash", &h)).await
+    }
+    async fn decide_pairing(
+        &self,
+        phone_code_hash: &SecretHash,
+        user_id: &str,
+        approve: bool,
+        now: Timestamp,
+    ) -> StoreResult<PairingResult> {
+        let (h, u) = (phone_code_hash.clone(), user_id.to_string());
+        let r = self.writer.run(move |c| pairings::decide(c, &h, &u, approve, now)).await?;
+        if let PairingResult::Done(p) = &r {
+            self.notifier.notify(&p.id);
+        }
+        Ok(r)
+    }
+    async fn cancel_pairing(&self, desktop_secret_hash: &SecretHash, now: Timestamp) -> StoreResult<PairingResult> {
+        let h = desktop_secret_hash.clone();
+        let r = self.writer.run(move |c| pairings::cancel(c, &h, now)).await?;
+        if let PairingResult::Done(p) = &r {
+            self.notifier.notify(&p.id);
+        }
+        Ok(r)
+    }
+    async fn collect_pairing(
+        &self,
+        desktop_secret_hash: &SecretHash,
+        mint: MintRefresh,
+        now: Timestamp,
+    ) -> StoreResult<Collected> {
+        let h = desktop_secret_hash.clone();
+        self.writer.run(move |c| pairings::collect(c, &h, mint, now)).await
+    }
     async fn create_device_grant(&self, grant: NewDeviceGrant, now: Timestamp) -> StoreResult<()> {
         self.writer.run(move |c| grants::create(c, grant, now)).await
     }
@@ -265,6 +318,9 @@ impl Store for SqliteStore {
     }
     async fn audit_entries(&self, after: i64, limit: i64) -> StoreResult<Vec<AuditEntry>> {
         self.readers.run(move |c| audit::entries(c, after, limit)).await
+    }
+    async fn audit_page(&self, filter: AuditFilter) -> StoreResult<Vec<AuditEntry>> {
+        self.readers.run(move |c| audit::page(c, &filter)).await
     }
     async fn audit_head(&self) -> StoreResult<ChainHead> {
         self.readers.run(audit::head).await

@@ -4,8 +4,11 @@ use crate::db_err;
 use latchkey_store::StoreError;
 use rusqlite::Connection;
 
-const MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("../migrations/0001_foundation.sql")), (2, include_str!("../migrations/0002_devices.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/0001_foundation.sql")),
+    (2, include_str!("../migrations/0002_devices.sql")),
+    (3, include_str!("../migrations/0003_qr_sign_in.sql")),
+];
 
 pub(crate) fn run(conn: &mut Connection) -> Result<(), StoreError> {
     conn.execute_batch(

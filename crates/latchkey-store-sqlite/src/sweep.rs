@@ -13,6 +13,8 @@ pub(crate) fn sweep(c: &Connection, now: Timestamp) -> StoreResult<SweepReport> 
     let now = now.as_millis();
     let grants =
         c.execute("DELETE FROM device_grants WHERE expires_at < ?1", [now - GRANT_GRACE_MS]).map_err(db_err)?;
+    c.execute("DELETE FROM pairings WHERE expires_at < ?1", [now - latchkey_domain::pairing::GRACE_SECS * 1000])
+        .map_err(db_err)?;
     let sessions = c.execute("DELETE FROM sessions WHERE expires_at < ?1", [now]).map_err(db_err)?;
     let refresh_tokens = c.execute("DELETE FROM refresh_tokens WHERE expires_at < ?1", [now]).map_err(db_err)?;
     // A family with no tokens left can mint nothing more; its access tokens are short-lived.

@@ -93,8 +93,8 @@ fn join<'a>(items: impl Iterator<Item = &'a str>) -> String {
 
 pub(crate) fn create_app(c: &Connection, a: AppRecord, actor: Option<String>, now: Timestamp) -> StoreResult<()> {
     c.prepare_cached(
-        "INSERT INTO apps (client_id, display_name, kind, secret_hash, grant_types, redirect_uris, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO apps (client_id, display_name, kind, secret_hash, grant_types, redirect_uris, created_at, app_url, qr_sign_in)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -104,7 +104,9 @@ pub(crate) fn create_app(c: &Connection, a: AppRecord, actor: Option<String>, no
             a.secret_hash.as_ref().map(|h| h.as_str()),
             join(a.grant_types.iter().map(|g| g.as_str())),
             join(a.redirect_uris.iter().map(String::as_str)),
-            now.as_millis()
+            now.as_millis(),
+            a.app_url,
+            a.qr_sign_in
         ])
     })
     .map_err(|e| {
@@ -117,7 +119,8 @@ pub(crate) fn create_app(c: &Connection, a: AppRecord, actor: Option<String>, no
     audit::append(c, &events::app_created(&a, actor.as_deref()), now)
 }
 
-const APP_COLS: &str = "client_id, display_name, kind, secret_hash, grant_types, redirect_uris, created_at";
+const APP_COLS: &str =
+    "client_id, display_name, kind, secret_hash, grant_types, redirect_uris, created_at, app_url, qr_sign_in";
 
 fn app_row(r: &Row<'_>) -> rusqlite::Result<Result<AppRecord, StoreError>> {
     let kind: String = r.get(2)?;
@@ -142,6 +145,8 @@ fn app_row(r: &Row<'_>) -> rusqlite::Result<Result<AppRecord, StoreError>> {
         grant_types,
         redirect_uris: uris.split(' ').filter(|u| !u.is_empty()).map(str::to_string).collect(),
         created_at: Timestamp::from_millis(r.get(6)?),
+        app_url: r.get(7)?,
+        qr_sign_in: r.get(8)?,
     }))
 }
 
@@ -156,4 +161,32 @@ pub(crate) fn list_apps(c: &Connection) -> StoreResult<Vec<AppRecord>> {
     let mut s = c.prepare_cached(&format!("SELECT {APP_COLS} FROM apps ORDER BY client_id")).map_err(db_err)?;
     let rows = s.query_map([], app_row).map_err(db_err)?;
     rows.map(|r| r.map_err(db_err)?).collect()
+}
+
+pub(crate) fn update_app(
+    c: &Connection,
+    client_id: &str,
+    u: AppUpdate,
+    actor: &str,
+    now: Timestamp,
+) -> StoreResult<Option<AppRecord>> {
+    let changed = c
+        .prepare_cached(
+            "UPDATE apps SET display_name = ?1, grant_types = ?2, app_url = ?3, qr_sign_in = ?4 WHERE client_id = ?5",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                u.display_name,
+                join(u.grant_types.iter().map(|g| g.as_str())),
+                u.app_url,
+                u.qr_sign_in,
+                client_id
+            ])
+        })
+        .map_err(db_err)?;
+    if changed == 0 {
+        return Ok(None);
+    }
+    audit::append(c, &events::app_updated(client_id, &u, actor), now)?;
+    app(c, client_id)
 }

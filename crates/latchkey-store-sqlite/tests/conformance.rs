@@ -90,6 +90,11 @@ async fn devices_across_replicas() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pairing_collected_once_across_replicas() {
+    run_replicas(testsuite::pairing_collected_once_across_replicas).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn grant_for_unknown_app_is_not_a_conflict() {
     run(testsuite::grant_for_unknown_app_is_not_a_conflict).await;
 }

@@ -109,3 +109,39 @@ pub fn enrollment_key_used(key_id: &str, device_id: &str) -> AuditEvent {
 pub fn enrollment_key_revoked(actor: &str, key_id: &str) -> AuditEvent {
     AuditEvent::new(AuditKind::EnrollmentKeyRevoked, Some(actor), Some(key_id))
 }
+
+/// `app.updated`.
+pub fn app_updated(client_id: &str, u: &crate::records::AppUpdate, actor: &str) -> AuditEvent {
+    AuditEvent::new(AuditKind::AppUpdated, Some(actor), Some(client_id)).with_detail(
+        json!({
+            "name": u.display_name,
+            "app_url": u.app_url,
+            "qr_sign_in": u.qr_sign_in,
+            "grant_types": u.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
+        })
+        .to_string(),
+    )
+}
+
+/// `qr.requested`.
+pub fn pairing_requested(p: &crate::records::NewPairing) -> AuditEvent {
+    AuditEvent::new(AuditKind::PairingRequested, Some(&p.client_id), Some(&p.id))
+        .with_detail(json!({"ip": p.requester.ip, "user_agent": p.requester.user_agent}).to_string())
+}
+
+/// `qr.approved` / `qr.denied` by the phone's user.
+pub fn pairing_decided(pairing_id: &str, user_id: &str, approve: bool) -> AuditEvent {
+    let kind = if approve { AuditKind::PairingApproved } else { AuditKind::PairingDenied };
+    AuditEvent::new(kind, Some(user_id), Some(pairing_id))
+}
+
+/// `qr.cancelled` by the desktop.
+pub fn pairing_cancelled(client_id: &str, pairing_id: &str) -> AuditEvent {
+    AuditEvent::new(AuditKind::PairingCancelled, Some(client_id), Some(pairing_id))
+}
+
+/// `qr.consumed`: tokens minted for the desktop, starting `family_id`.
+pub fn pairing_consumed(client_id: &str, pairing_id: &str, family_id: &str) -> AuditEvent {
+    AuditEvent::new(AuditKind::PairingConsumed, Some(client_id), Some(pairing_id))
+        .with_detail(json!({"family_id": family_id}).to_string())
+}

@@ -55,6 +55,41 @@ pub trait Store: Send + Sync + 'static {
     async fn app(&self, client_id: &str) -> StoreResult<Option<AppRecord>>;
     /// Every app, by client ID.
     async fn list_apps(&self) -> StoreResult<Vec<AppRecord>>;
+    /// Changes an app's settings and records `app.updated`. `None` if there is no such app.
+    async fn update_app(
+        &self,
+        client_id: &str,
+        update: AppUpdate,
+        actor: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<AppRecord>>;
+
+    // ---- QR cross-device sign-in ----
+
+    /// Stores a new pairing and records `qr.requested`.
+    async fn create_pairing(&self, pairing: NewPairing, now: Timestamp) -> StoreResult<()>;
+    /// The pairing behind the phone's one-time code.
+    async fn pairing_by_phone_code(&self, phone_code_hash: &SecretHash) -> StoreResult<Option<PairingRecord>>;
+    /// The pairing behind the desktop's secret.
+    async fn pairing_by_desktop_secret(&self, desktop_secret_hash: &SecretHash) -> StoreResult<Option<PairingRecord>>;
+    /// The phone approves (`approve`) or denies, as `user_id`; records it and wakes the desktop.
+    async fn decide_pairing(
+        &self,
+        phone_code_hash: &SecretHash,
+        user_id: &str,
+        approve: bool,
+        now: Timestamp,
+    ) -> StoreResult<PairingResult>;
+    /// The desktop gives up; records it.
+    async fn cancel_pairing(&self, desktop_secret_hash: &SecretHash, now: Timestamp) -> StoreResult<PairingResult>;
+    /// The desktop collects an approved pairing: consumed, token family started and
+    /// `qr.consumed` recorded in one transaction; exactly one caller wins.
+    async fn collect_pairing(
+        &self,
+        desktop_secret_hash: &SecretHash,
+        mint: MintRefresh,
+        now: Timestamp,
+    ) -> StoreResult<Collected>;
 
     // ---- RFC 8628 device grants ----
 
@@ -150,6 +185,8 @@ pub trait Store: Send + Sync + 'static {
     async fn append_audit(&self, event: AuditEvent, now: Timestamp) -> StoreResult<()>;
     /// Entries with `seq > after`, oldest first, at most `limit`.
     async fn audit_entries(&self, after: i64, limit: i64) -> StoreResult<Vec<AuditEntry>>;
+    /// Entries matching `filter`, newest first.
+    async fn audit_page(&self, filter: AuditFilter) -> StoreResult<Vec<AuditEntry>>;
     /// The recorded head of the chain.
     async fn audit_head(&self) -> StoreResult<ChainHead>;
 

@@ -132,8 +132,25 @@ pub struct AppRecord {
     pub grant_types: Vec<GrantType>,
     /// Allowed redirect / return URLs.
     pub redirect_uris: Vec<String>,
+    /// The app's own URL: the origin QR sign-in may return to.
+    pub app_url: Option<String>,
+    /// Whether QR cross-device sign-in is on (needs `app_url`).
+    pub qr_sign_in: bool,
     /// When it was registered.
     pub created_at: Timestamp,
+}
+
+/// New settings for an app (everything but its ID, kind and secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppUpdate {
+    /// Name shown to people.
+    pub display_name: String,
+    /// Grant types it may use.
+    pub grant_types: Vec<GrantType>,
+    /// The app's own URL.
+    pub app_url: Option<String>,
+    /// QR sign-in switch.
+    pub qr_sign_in: bool,
 }
 
 impl AppRecord {
@@ -548,4 +565,79 @@ pub enum Enrolled {
     DeviceLimit(i64),
     /// The explicit slug is taken.
     SlugTaken(String),
+}
+
+/// A QR sign-in to create.
+#[derive(Debug, Clone)]
+pub struct NewPairing {
+    /// Pairing ID (UUID), for wake-ups and audit.
+    pub id: String,
+    /// The app being signed in to.
+    pub client_id: String,
+    /// Hash of the desktop's secret (it waits and collects with it).
+    pub desktop_secret_hash: SecretHash,
+    /// Hash of the one-time code in the QR's phone URL.
+    pub phone_code_hash: SecretHash,
+    /// Initial state.
+    pub state: latchkey_domain::pairing::PairingState,
+    /// The desktop's IP and browser.
+    pub requester: Requester,
+    /// Where to send the desktop afterwards (checked against the app URL).
+    pub return_to: Option<String>,
+}
+
+/// A stored QR sign-in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PairingRecord {
+    /// Pairing ID.
+    pub id: String,
+    /// The app.
+    pub client_id: String,
+    /// Status and expiry.
+    pub state: latchkey_domain::pairing::PairingState,
+    /// When the desktop asked.
+    pub created_at: Timestamp,
+    /// The desktop's IP and browser.
+    pub requester: Requester,
+    /// Where to return.
+    pub return_to: Option<String>,
+    /// Who decided, once decided.
+    pub user_id: Option<String>,
+    /// When it was decided.
+    pub decided_at: Option<Timestamp>,
+}
+
+/// Outcome of a pairing transition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PairingResult {
+    /// Done; the pairing as it now stands.
+    Done(Box<PairingRecord>),
+    /// No such pairing.
+    NotFound,
+    /// The state machine refused.
+    Refused(latchkey_domain::pairing::PairingError),
+}
+
+/// Outcome of collecting an approved pairing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Collected {
+    /// Consumed now: mint tokens for this subject; the pairing as it was.
+    Tokens(TokenSubject, Box<PairingRecord>),
+    /// No such pairing.
+    NotFound,
+    /// Not approved, already collected, expired.
+    Refused(latchkey_domain::pairing::PairingError),
+}
+
+/// Which audit entries a listing wants.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Only entries whose actor or subject is this (a user's own events).
+    pub involving: Option<String>,
+    /// Only this kind (text form).
+    pub kind: Option<String>,
+    /// Only entries before this sequence number (paging, newest first).
+    pub before_seq: Option<i64>,
+    /// At most this many.
+    pub limit: i64,
 }

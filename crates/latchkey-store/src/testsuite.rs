@@ -12,6 +12,7 @@ use crate::*;
 use latchkey_domain::audit::{AuditKind, ChainVerifier, GENESIS_HASH};
 use latchkey_domain::device::{DeviceStatus, EnrollError, DEFAULT_DEVICE_CAP};
 use latchkey_domain::device_grant::{DecideError, Decision, GrantState, GrantStatus};
+use latchkey_domain::pairing::{PairingError, PairingState, PairingStatus};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ mod devices;
 mod enrollment;
 mod grants;
 mod keys;
+mod pairings;
 mod replicas;
 mod sweep;
 mod tokens;
@@ -31,6 +33,7 @@ pub use devices::*;
 pub use enrollment::*;
 pub use grants::*;
 pub use keys::*;
+pub use pairings::*;
 pub use replicas::*;
 pub use sweep::*;
 pub use tokens::*;
@@ -66,6 +69,13 @@ macro_rules! for_each_check {
             enrollment_keys_lifecycle,
             enrollment_refusals,
             enrollment_single_use_under_concurrency,
+            app_update_persisted_and_audited,
+            pairing_approved_then_collected_once,
+            pairing_denied_and_cancelled,
+            pairing_expiry,
+            pairing_lookups_and_refusals,
+            audit_page_filters,
+            sweep_removes_old_pairings,
         );
     };
 }
@@ -101,6 +111,8 @@ fn public_app(client_id: &str, now: Timestamp) -> AppRecord {
         secret_hash: None,
         grant_types: vec![GrantType::DeviceCode, GrantType::RefreshToken],
         redirect_uris: vec![],
+        app_url: None,
+        qr_sign_in: false,
         created_at: now,
     }
 }
@@ -124,6 +136,37 @@ fn new_grant(tag: &str, now: Timestamp) -> NewDeviceGrant {
             location: Some("Home office".to_string()),
             ..DeviceRequest::default()
         },
+    }
+}
+
+/// A QR sign-in to app `cli`: the desktop's secret is `desktop-{tag}`, the phone's code `phone-{tag}`.
+fn new_pairing(tag: &str, now: Timestamp) -> NewPairing {
+    NewPairing {
+        id: format!("pairing-{tag}"),
+        client_id: "cli".to_string(),
+        desktop_secret_hash: h(&format!("desktop-{tag}")),
+        phone_code_hash: h(&format!("phone-{tag}")),
+        state: PairingState::new(now),
+        requester: Requester {
+            ip: "203.0.113.9".to_string(),
+            user_agent: "Mozilla/5.0 (desktop)".to_string(),
+            device_name: None,
+        },
+        return_to: Some(format!("https://app.example.com/after?t={tag}")),
+    }
+}
+
+/// The record a freshly created [`new_pairing`] reads back as.
+fn pending_pairing(p: &NewPairing, now: Timestamp) -> PairingRecord {
+    PairingRecord {
+        id: p.id.clone(),
+        client_id: p.client_id.clone(),
+        state: p.state,
+        created_at: now,
+        requester: p.requester.clone(),
+        return_to: p.return_to.clone(),
+        user_id: None,
+        decided_at: None,
     }
 }
 

@@ -118,6 +118,12 @@ pub enum AppCommand {
         /// Allowed redirect / return URL (repeatable).
         #[arg(long = "redirect-uri", value_name = "URL")]
         redirect_uris: Vec<String>,
+        /// The app's own URL (https://app.example.com): where QR sign-in may return to.
+        #[arg(long)]
+        app_url: Option<String>,
+        /// Turn QR cross-device sign-in on (needs --app-url).
+        #[arg(long)]
+        qr_sign_in: bool,
     },
     /// List apps.
     List {
@@ -163,9 +169,9 @@ pub async fn run(storage: StorageArgs, command: AdminCommand) -> anyhow::Result<
     let store = store.as_ref();
     match command {
         AdminCommand::User { command: UserCommand::Add { name, admin } } => add_user(store, &name, admin).await,
-        AdminCommand::App { command: AppCommand::Add { client_id, name, confidential, grants, redirect_uris } } => {
-            add_app(store, &client_id, &name, confidential, &grants, redirect_uris).await
-        }
+        AdminCommand::App {
+            command: AppCommand::Add { client_id, name, confidential, grants, redirect_uris, app_url, qr_sign_in },
+        } => add_app(store, &client_id, &name, confidential, &grants, redirect_uris, app_url, qr_sign_in).await,
         AdminCommand::App { command: AppCommand::List { json } } => list_apps(store, json).await,
         AdminCommand::Keys { command: KeysCommand::Rotate } => rotate_keys(store).await,
         AdminCommand::Keys { command: KeysCommand::List } => list_keys(store).await,
@@ -209,6 +215,7 @@ async fn add_user(store: &dyn Store, name: &str, admin: bool) -> anyhow::Result<
     Ok(ExitCode::SUCCESS)
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn add_app(
     store: &dyn Store,
     client_id: &str,
@@ -216,7 +223,17 @@ async fn add_app(
     confidential: bool,
     grants: &[String],
     redirect_uris: Vec<String>,
+    app_url: Option<String>,
+    qr_sign_in: bool,
 ) -> anyhow::Result<ExitCode> {
+    if let Some(u) = &app_url {
+        if latchkey_domain::pairing::origin(u).is_none() {
+            bail!("--app-url must be an http(s) URL like https://app.example.com, not {u:?}");
+        }
+    }
+    if qr_sign_in && app_url.is_none() {
+        bail!("QR sign-in needs --app-url: it is the only place QR sign-in may return to");
+    }
     let id = ClientId::parse(client_id)?;
     let name = DisplayName::parse(name)?;
     let mut grant_types = Vec::new();
@@ -243,6 +260,8 @@ async fn add_app(
         secret_hash: secret.as_ref().map(Secret::hash),
         grant_types,
         redirect_uris,
+        app_url,
+        qr_sign_in,
         created_at: now(),
     };
     store.create_app(app, Some("admin-cli".into()), now()).await?;

@@ -82,41 +82,41 @@ pub async fn update(
     Json(req): Json<DeviceUpdate>,
 ) -> ApiResult<axum::Json<DeviceInfo>> {
     who.check_csrf(csrf(&headers))?;
-    if !is_id(&id) {
-        return Err(no_such_device(&id));
+    let changed = change(&state, &who, &id, req.name.as_deref(), req.location.as_deref()).await?;
+    Ok(axum::Json(info(changed, who.device_id.as_deref())))
+}
+
+/// Renames (the slug stays) and/or moves one of the signed-in user's devices
+/// (shared by the API and the Devices page; the caller checks CSRF).
+pub async fn change(
+    state: &AppState,
+    who: &SignedIn,
+    id: &str,
+    name: Option<&str>,
+    location: Option<&str>,
+) -> ApiResult<DeviceRecord> {
+    if !is_id(id) {
+        return Err(no_such_device(id));
     }
-    if req.name.is_none() && req.location.is_none() {
+    if name.is_none() && location.is_none() {
         return Err(ApiError::invalid_request("send a new name, a new location, or both"));
     }
-    let name = req
-        .name
-        .as_deref()
-        .map(DisplayName::parse)
-        .transpose()
-        .map_err(|e| ApiError::invalid_request(e.to_string()))?;
-    let location = req
-        .location
-        .as_deref()
-        .map(Location::parse)
-        .transpose()
-        .map_err(|e| ApiError::invalid_request(e.to_string()))?;
+    let name = name.map(DisplayName::parse).transpose().map_err(|e| ApiError::invalid_request(e.to_string()))?;
+    let location = location.map(Location::parse).transpose().map_err(|e| ApiError::invalid_request(e.to_string()))?;
     let mut current =
-        state.store.device(&id).await?.filter(|d| d.owner_id == who.user.id).ok_or_else(|| no_such_device(&id))?;
+        state.store.device(id).await?.filter(|d| d.owner_id == who.user.id).ok_or_else(|| no_such_device(id))?;
     if current.status == DeviceStatus::Revoked {
         return Err(ApiError::conflict("this device is revoked; it cannot be changed"));
     }
     if let Some(n) = name {
-        current = state
-            .store
-            .rename_device(&id, &who.user.id, n.as_str(), now())
-            .await?
-            .ok_or_else(|| no_such_device(&id))?;
+        current =
+            state.store.rename_device(id, &who.user.id, n.as_str(), now()).await?.ok_or_else(|| no_such_device(id))?;
     }
     if let Some(l) = location {
         let l = l.name().map(str::to_string);
-        current = state.store.relocate_device(&id, &who.user.id, l, now()).await?.ok_or_else(|| no_such_device(&id))?;
+        current = state.store.relocate_device(id, &who.user.id, l, now()).await?.ok_or_else(|| no_such_device(id))?;
     }
-    Ok(axum::Json(info(current, who.device_id.as_deref())))
+    Ok(current)
 }
 
 /// `DELETE /api/v1/devices/{id}`: revoke a device; its tokens stop working at once.
@@ -127,13 +127,20 @@ pub async fn revoke(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     who.check_csrf(csrf(&headers))?;
-    if !is_id(&id) {
-        return Err(no_such_device(&id));
+    let revoked = revoke_own(&state, &who, &id).await?;
+    Ok(no_store(info(revoked, who.device_id.as_deref())))
+}
+
+/// Revokes one of the signed-in user's devices and all its tokens at once
+/// (shared by the API and the Devices page; the caller checks CSRF).
+pub async fn revoke_own(state: &AppState, who: &SignedIn, id: &str) -> ApiResult<DeviceRecord> {
+    if !is_id(id) {
+        return Err(no_such_device(id));
     }
-    match state.store.revoke_device(&id, Some(&who.user.id), &who.user.id, now()).await? {
-        RevokeDevice::Revoked(d) => Ok(no_store(info(*d, who.device_id.as_deref()))),
+    match state.store.revoke_device(id, Some(&who.user.id), &who.user.id, now()).await? {
+        RevokeDevice::Revoked(d) => Ok(*d),
         RevokeDevice::AlreadyRevoked => Err(ApiError::conflict("this device is already revoked")),
-        RevokeDevice::NotFound => Err(no_such_device(&id)),
+        RevokeDevice::NotFound => Err(no_such_device(id)),
     }
 }
 

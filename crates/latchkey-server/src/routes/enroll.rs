@@ -61,7 +61,6 @@ pub fn new_key(
 }
 
 /// `POST /api/v1/enrollment-keys`: a key for one of the caller's own new machines.
-/// Users get short-lived single-use keys; admins may make reusable, longer ones.
 pub async fn create(
     State(state): State<AppState>,
     who: SignedIn,
@@ -69,6 +68,18 @@ pub async fn create(
     Json(req): Json<EnrollmentKeyRequest>,
 ) -> ApiResult<Response> {
     who.check_csrf(headers.get("x-csrf-token").and_then(|v| v.to_str().ok()))?;
+    let (secret, info) = create_for(&state, &who, &req).await?;
+    Ok(no_store(EnrollmentKeyCreated { key: secret.expose().to_string(), info }))
+}
+
+/// Makes and stores a key owned by the signed-in user (shared by the API and the
+/// Devices page; the caller checks CSRF). Users get short-lived single-use keys;
+/// admins may make reusable, longer ones. The secret is returned once, here.
+pub async fn create_for(
+    state: &AppState,
+    who: &SignedIn,
+    req: &EnrollmentKeyRequest,
+) -> ApiResult<(Secret, EnrollmentKeyInfo)> {
     let lifetime = req.expires_in.unwrap_or(DEFAULT_KEY_SECS);
     if lifetime <= 0 {
         return Err(ApiError::invalid_request("expires_in must be a positive number of seconds"));
@@ -94,7 +105,7 @@ pub async fn create(
         .into_iter()
         .find(|k| k.id == id)
         .ok_or_else(|| ApiError::Internal("the new enrollment key was not found".into()))?;
-    Ok(no_store(EnrollmentKeyCreated { key: secret.expose().to_string(), info: key_info(stored) }))
+    Ok((secret, key_info(stored)))
 }
 
 /// `GET /api/v1/enrollment-keys`: the caller's keys (admins: everyone's), without secrets.

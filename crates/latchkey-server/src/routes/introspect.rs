@@ -5,7 +5,7 @@
 //! and anything invalid, revoked or expired, is `{"active": false}`.
 
 use super::no_store;
-use crate::client_auth::{authenticate, FormCredentials};
+use crate::client_auth::authenticate;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Form;
 use crate::state::{now, AppState};
@@ -16,17 +16,9 @@ use axum::response::Response;
 use latchkey_domain::secret::SecretHash;
 use latchkey_proto::oauth::Introspection;
 use latchkey_store::{AppRecord, ClientKind};
-use serde::Deserialize;
 
-/// The form body.
-#[derive(Deserialize)]
-pub struct Params {
-    #[serde(flatten)]
-    creds: FormCredentials,
-    token: Option<String>,
-    #[allow(dead_code)]
-    token_type_hint: Option<String>,
-}
+/// The form body (RFC 7662 §2.1 and RFC 7009 §2.1 take the same one).
+pub use super::TokenParams as Params;
 
 fn may_see(app: &AppRecord, client_id: &str) -> bool {
     app.kind == ClientKind::Confidential || app.client_id == client_id

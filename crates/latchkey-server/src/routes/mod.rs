@@ -8,9 +8,13 @@ pub mod discovery;
 pub mod enroll;
 pub mod introspect;
 pub mod pages;
+pub mod qr_sign_in;
 pub mod revoke;
 pub mod token;
 pub mod userinfo;
+pub mod web_apps;
+pub mod web_audit;
+pub mod web_devices;
 
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -41,4 +45,15 @@ pub fn no_store<T: serde::Serialize>(body: T) -> Response {
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     resp
+}
+
+/// The form of the introspection and revocation endpoints: a token, an optional
+/// hint (which we need not follow, RFC 7009 §2.1), and client credentials.
+#[derive(serde::Deserialize)]
+pub struct TokenParams {
+    #[serde(flatten)]
+    pub(crate) creds: crate::client_auth::FormCredentials,
+    pub(crate) token: Option<String>,
+    #[allow(dead_code)]
+    pub(crate) token_type_hint: Option<String>,
 }

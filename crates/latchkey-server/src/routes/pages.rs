@@ -25,6 +25,12 @@ use subtle::ConstantTimeEq;
 /// A failure shown as a page instead of JSON; same statuses as the API.
 pub struct PageError(ApiError);
 
+impl From<latchkey_store::StoreError> for PageError {
+    fn from(e: latchkey_store::StoreError) -> Self {
+        PageError(e.into())
+    }
+}
+
 impl From<ApiError> for PageError {
     fn from(e: ApiError) -> Self {
         PageError(e)
@@ -38,6 +44,7 @@ impl IntoResponse for PageError {
         let page = ErrorPage {
             signed_in_as: None,
             csrf: String::new(),
+            is_admin: false,
             heading: "Something went wrong".into(),
             message,
             back: "/".into(),
@@ -46,9 +53,11 @@ impl IntoResponse for PageError {
     }
 }
 
-type PageResult = Result<Response, PageError>;
+/// What a page handler returns.
+pub(crate) type PageResult = Result<Response, PageError>;
 
-fn render<T: Template>(status: StatusCode, t: &T) -> Response {
+/// Renders a page, never cached.
+pub(crate) fn render<T: Template>(status: StatusCode, t: &T) -> Response {
     match t.render() {
         Ok(html) => {
             let mut resp = (status, Html(html)).into_response();
@@ -65,6 +74,7 @@ fn render<T: Template>(status: StatusCode, t: &T) -> Response {
 struct ErrorPage {
     signed_in_as: Option<String>,
     csrf: String,
+    is_admin: bool,
     heading: String,
     message: String,
     back: String,
@@ -75,6 +85,7 @@ struct ErrorPage {
 struct HomePage {
     signed_in_as: Option<String>,
     csrf: String,
+    is_admin: bool,
     username: String,
 }
 
@@ -83,6 +94,7 @@ struct HomePage {
 struct SignInPage {
     signed_in_as: Option<String>,
     csrf: String,
+    is_admin: bool,
     next: String,
     username: String,
     error: Option<String>,
@@ -93,6 +105,7 @@ struct SignInPage {
 struct DeviceEntryPage {
     signed_in_as: Option<String>,
     csrf: String,
+    is_admin: bool,
     user_code: String,
     prefilled: bool,
     error: Option<String>,
@@ -103,6 +116,7 @@ struct DeviceEntryPage {
 struct DeviceConfirmPage {
     signed_in_as: Option<String>,
     csrf: String,
+    is_admin: bool,
     username: String,
     login: PendingDeviceLogin,
     requested_at: String,
@@ -113,6 +127,7 @@ struct DeviceConfirmPage {
 struct DeviceDonePage {
     signed_in_as: Option<String>,
     csrf: String,
+    is_admin: bool,
     heading: String,
     message: String,
 }
@@ -134,12 +149,14 @@ fn safe_next(next: Option<&str>) -> String {
     }
 }
 
-fn signin_redirect(next: &str) -> Response {
+/// Sends a signed-out visitor to sign in, then back to `next`.
+pub(crate) fn signin_redirect(next: &str) -> Response {
     let q = serde_urlencoded::to_string([("next", next)]).unwrap_or_default();
     Redirect::to(&format!("/signin?{q}")).into_response()
 }
 
-fn utc(ms: i64) -> String {
+/// A UTC time for pages, from ms since epoch.
+pub fn utc(ms: i64) -> String {
     let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
     time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
         .ok()
@@ -156,6 +173,7 @@ pub async fn home(MaybeSignedIn(who): MaybeSignedIn) -> Response {
             &HomePage {
                 signed_in_as: Some(w.user.username.clone()),
                 csrf: w.csrf(),
+                is_admin: w.user.is_admin,
                 username: w.user.username.clone(),
             },
         ),
@@ -176,7 +194,8 @@ fn signin_page(
     error: Option<String>,
 ) -> Response {
     let csrf = Secret::generate(SecretKind::Session, &mut rand::rngs::OsRng).expose().to_string();
-    let mut resp = render(status, &SignInPage { signed_in_as: None, csrf: csrf.clone(), next, username, error });
+    let mut resp =
+        render(status, &SignInPage { signed_in_as: None, csrf: csrf.clone(), is_admin: false, next, username, error });
     if let Ok(v) = HeaderValue::from_str(&set_cookie(state, SIGNIN_CSRF_COOKIE, &csrf, 3600)) {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }
@@ -270,7 +289,14 @@ pub struct CodeQuery {
 fn entry_page(w: &SignedIn, status: StatusCode, user_code: String, prefilled: bool, error: Option<String>) -> Response {
     render(
         status,
-        &DeviceEntryPage { signed_in_as: Some(w.user.username.clone()), csrf: w.csrf(), user_code, prefilled, error },
+        &DeviceEntryPage {
+            signed_in_as: Some(w.user.username.clone()),
+            csrf: w.csrf(),
+            is_admin: w.user.is_admin,
+            user_code,
+            prefilled,
+            error,
+        },
     )
 }
 
@@ -322,6 +348,7 @@ pub async fn device_lookup(
                 &DeviceConfirmPage {
                     signed_in_as: Some(w.user.username.clone()),
                     csrf: w.csrf(),
+                    is_admin: w.user.is_admin,
                     username: w.user.username.clone(),
                     login,
                     requested_at,
@@ -364,7 +391,10 @@ pub async fn device_decide(
     }
     let done = device_flow::decide(&state, &w, ip, &f.user_code, decision).await?;
     let (heading, message) = match decision {
-        Decision::Approve => ("Device approved", format!("{} is signing in. You can close this page and return to your device.", done.client_id)),
+        Decision::Approve => {
+            let app = state.store.app(&done.client_id).await?.map(|a| a.display_name).unwrap_or(done.client_id);
+            ("Device approved", format!("{app} is signing in. You can close this page and return to your device."))
+        }
         Decision::Deny => ("Sign-in denied", "The device was refused. If you did not start this sign-in, someone may have tried to trick you; nothing was shared.".to_string()),
     };
     Ok(render(
@@ -372,6 +402,7 @@ pub async fn device_decide(
         &DeviceDonePage {
             signed_in_as: Some(w.user.username.clone()),
             csrf: w.csrf(),
+            is_admin: w.user.is_admin,
             heading: heading.into(),
             message,
         },

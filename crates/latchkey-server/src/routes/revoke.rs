@@ -1,7 +1,7 @@
 //! RFC 7009 token revocation. Revoking either token of a sign-in revokes the
 //! whole family: the refresh token and every access token (they carry `sid`).
 
-use crate::client_auth::{authenticate, FormCredentials};
+use crate::client_auth::authenticate;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Form;
 use crate::state::{now, AppState};
@@ -9,17 +9,9 @@ use crate::tokens::{AccessClaims, ACCESS_TOKEN_TYP};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use latchkey_domain::secret::SecretHash;
-use serde::Deserialize;
 
-/// The form body.
-#[derive(Deserialize)]
-pub struct Params {
-    #[serde(flatten)]
-    creds: FormCredentials,
-    token: Option<String>,
-    #[allow(dead_code)]
-    token_type_hint: Option<String>,
-}
+/// The form body (RFC 7662 §2.1 and RFC 7009 §2.1 take the same one).
+pub use super::TokenParams as Params;
 
 /// `POST /oauth/revoke`: 200 whether or not the token was known (RFC 7009 §2.2).
 pub async fn handle(State(state): State<AppState>, headers: HeaderMap, Form(p): Form<Params>) -> ApiResult<StatusCode> {

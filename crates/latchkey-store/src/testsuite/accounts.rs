@@ -82,6 +82,8 @@ pub async fn apps_create_list_conflict(store: Arc<dyn Store>) {
         secret_hash: Some(h("client-secret")),
         grant_types: vec![GrantType::RefreshToken],
         redirect_uris: vec!["https://a.example/cb".into(), "https://b.example/cb?x=1".into()],
+        app_url: None,
+        qr_sign_in: false,
         created_at: at(5),
     };
     store.create_app(alpha.clone(), None, at(0)).await.unwrap();
@@ -99,4 +101,58 @@ pub async fn apps_create_list_conflict(store: Arc<dyn Store>) {
     assert_eq!(store.app("alpha").await.unwrap(), Some(alpha));
     assert_eq!(kinds(store).await, ["app.created", "app.created"]);
     verify_audit_chain(store).await;
+}
+
+/// Updating an app: its settings change, its ID, kind, secret, redirects and age do
+/// not; `app.updated` records who and what; an unknown app is `None` and records nothing.
+pub async fn app_update_persisted_and_audited(store: Arc<dyn Store>) {
+    let s = &*store;
+    let user = setup(s).await;
+    let web = AppRecord {
+        client_id: "web".into(),
+        display_name: "Web".into(),
+        kind: ClientKind::Confidential,
+        secret_hash: Some(h("web-secret")),
+        grant_types: vec![GrantType::RefreshToken],
+        redirect_uris: vec!["https://app.example.com/cb".into()],
+        app_url: None,
+        qr_sign_in: false,
+        created_at: at(5),
+    };
+    s.create_app(web.clone(), Some(user.id.clone()), at(5)).await.unwrap();
+
+    let on = AppUpdate {
+        display_name: "Web (QR)".into(),
+        grant_types: vec![GrantType::DeviceCode, GrantType::RefreshToken],
+        app_url: Some("https://app.example.com/".into()),
+        qr_sign_in: true,
+    };
+    let updated = AppRecord {
+        display_name: on.display_name.clone(),
+        grant_types: on.grant_types.clone(),
+        app_url: on.app_url.clone(),
+        qr_sign_in: true,
+        ..web.clone()
+    };
+    assert_eq!(s.update_app("web", on.clone(), &user.id, at(100)).await.unwrap(), Some(updated.clone()));
+    assert_last_event(s, &events::app_updated("web", &on, &user.id), at(100)).await;
+    assert_eq!(s.app("web").await.unwrap(), Some(updated.clone()));
+    let cli = s.app("cli").await.unwrap();
+    assert_eq!(s.list_apps().await.unwrap(), [cli.clone().unwrap(), updated], "only that app changes");
+
+    // Switching QR sign-in off and clearing the URL persist too.
+    let off = AppUpdate { display_name: "Web".into(), grant_types: vec![], app_url: None, qr_sign_in: false };
+    let cleared = AppRecord { grant_types: vec![], ..web.clone() };
+    assert_eq!(s.update_app("web", off.clone(), "u-admin", at(200)).await.unwrap(), Some(cleared.clone()));
+    assert_last_event(s, &events::app_updated("web", &off, "u-admin"), at(200)).await;
+    assert_eq!(s.app("web").await.unwrap(), Some(cleared));
+
+    let entries = all_entries(s).await.len();
+    assert_eq!(s.update_app("nope", on.clone(), &user.id, at(300)).await.unwrap(), None);
+    assert_eq!(s.update_app("WEB", on, &user.id, at(300)).await.unwrap(), None, "client IDs are case-sensitive");
+    assert_eq!(all_entries(s).await.len(), entries, "updating no app records nothing");
+    assert_eq!(s.app("nope").await.unwrap(), None);
+    assert_eq!(s.app("cli").await.unwrap(), cli);
+    assert_eq!(count_kind(s, AuditKind::AppUpdated).await, 2);
+    verify_audit_chain(s).await;
 }

@@ -124,3 +124,51 @@ pub async fn devices_across_replicas(a: Arc<dyn Store>, b: Arc<dyn Store>) {
     assert_eq!(a.devices(&user.id).await.unwrap().len(), 6);
     assert_eq!(verify_audit_chain(&*a).await, verify_audit_chain(&*b).await);
 }
+
+/// Two stores on one database: 16 collectors of one approved pairing, split
+/// between them; exactly one starts a token family.
+pub async fn pairing_collected_once_across_replicas(a: Arc<dyn Store>, b: Arc<dyn Store>) {
+    let user = setup(&*a).await;
+    a.create_pairing(new_pairing("x", at(0)), at(0)).await.unwrap();
+    let d = b.decide_pairing(&h("phone-x"), &user.id, true, at(1000)).await.unwrap();
+    assert!(matches!(d, PairingResult::Done(_)), "{d:?}");
+    let results = concurrently(16, |i| {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        async move { store.collect_pairing(&h("desktop-x"), mint(&format!("x{i}")), at(2000)).await.unwrap() }
+    })
+    .await;
+    let tokens = results.iter().filter(|r| matches!(r, Collected::Tokens(..))).count();
+    let used = results.iter().filter(|r| **r == Collected::Refused(PairingError::Finished)).count();
+    assert_eq!((tokens, used), (1, 15), "{results:?}");
+    assert_eq!(count_kind(&*a, AuditKind::PairingConsumed).await, 1);
+    assert_eq!(verify_audit_chain(&*a).await, verify_audit_chain(&*b).await);
+}
+
+/// Two stores on one database: a pairing decided on one wakes a waiter on the
+/// other, and so does a cancellation the other way round.
+pub async fn pairing_wakeup_across_replicas(a: Arc<dyn Store>, b: Arc<dyn Store>) {
+    let user = setup(&*a).await;
+    a.create_pairing(new_pairing("w", at(0)), at(0)).await.unwrap();
+    a.create_pairing(new_pairing("c", at(0)), at(0)).await.unwrap();
+    let mut wait = b.notifier().subscribe("pairing-w");
+    let mut unrelated = b.notifier().subscribe("pairing-unrelated");
+    let d = a.decide_pairing(&h("phone-w"), &user.id, true, at(1000)).await.unwrap();
+    assert!(matches!(d, PairingResult::Done(_)), "{d:?}");
+    assert!(
+        tokio::time::timeout(WAKE_TIMEOUT, wait.changed()).await.is_ok(),
+        "a pairing decided on one replica must wake waiters on another"
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), unrelated.changed()).await.is_err(),
+        "only waiters on the decided pairing wake"
+    );
+    assert!(matches!(b.collect_pairing(&h("desktop-w"), mint("w"), at(1500)).await.unwrap(), Collected::Tokens(..)));
+
+    let mut wait = a.notifier().subscribe("pairing-c");
+    let c = b.cancel_pairing(&h("desktop-c"), at(2000)).await.unwrap();
+    assert!(matches!(c, PairingResult::Done(_)), "{c:?}");
+    assert!(
+        tokio::time::timeout(WAKE_TIMEOUT, wait.changed()).await.is_ok(),
+        "a pairing cancelled on one replica must wake waiters on another"
+    );
+}

@@ -54,3 +54,57 @@ pub async fn sweep_removes_expired(store: Arc<dyn Store>) {
     assert_eq!(s.sweep(at(2 * DAY_MS)).await.unwrap(), SweepReport::default());
     verify_audit_chain(s).await;
 }
+
+/// Pairings are swept once `GRACE_SECS` past their expiry, whatever became of them;
+/// tokens collected from one outlive it.
+pub async fn sweep_removes_old_pairings(store: Arc<dyn Store>) {
+    let s = &*store;
+    let user = setup(s).await;
+    for tag in ["old", "done"] {
+        s.create_pairing(new_pairing(tag, at(0)), at(0)).await.unwrap();
+    }
+    s.decide_pairing(&h("phone-done"), &user.id, true, at(1000)).await.unwrap();
+    let Collected::Tokens(subject, _) = s.collect_pairing(&h("desktop-done"), mint("done"), at(2000)).await.unwrap()
+    else {
+        panic!("approved pairing did not collect");
+    };
+    s.create_pairing(new_pairing("new", at(600_000)), at(600_000)).await.unwrap();
+
+    let grace = latchkey_domain::pairing::GRACE_SECS * 1000;
+    let expiry = latchkey_domain::pairing::LIFETIME_SECS * 1000;
+    s.sweep(at(expiry)).await.unwrap();
+    s.sweep(at(expiry + grace)).await.unwrap();
+    for tag in ["old", "done", "new"] {
+        assert!(
+            s.pairing_by_desktop_secret(&h(&format!("desktop-{tag}"))).await.unwrap().is_some(),
+            "pairing {tag} must be kept until {} s past its expiry",
+            grace / 1000
+        );
+    }
+    // Late pollers still hear what happened.
+    assert_eq!(
+        s.collect_pairing(&h("desktop-done"), mint("again"), at(expiry + grace)).await.unwrap(),
+        Collected::Refused(PairingError::Finished)
+    );
+
+    s.sweep(at(expiry + grace + 1)).await.unwrap();
+    for tag in ["old", "done"] {
+        assert_eq!(s.pairing_by_desktop_secret(&h(&format!("desktop-{tag}"))).await.unwrap(), None, "{tag}");
+        assert_eq!(s.pairing_by_phone_code(&h(&format!("phone-{tag}"))).await.unwrap(), None, "{tag}");
+    }
+    assert_eq!(
+        s.collect_pairing(&h("desktop-done"), mint("again"), at(expiry + grace + 2)).await.unwrap(),
+        Collected::NotFound
+    );
+    assert_eq!(
+        s.decide_pairing(&h("phone-old"), &user.id, true, at(expiry + grace + 2)).await.unwrap(),
+        PairingResult::NotFound
+    );
+    assert!(s.pairing_by_phone_code(&h("phone-new")).await.unwrap().is_some(), "a younger pairing stays");
+    assert!(s.refresh_token(&mint("done").token_hash).await.unwrap().is_some(), "collected tokens outlive the pairing");
+    assert!(s.family_active(&subject.family_id).await.unwrap());
+
+    s.sweep(at(600_000 + expiry + grace + 1)).await.unwrap();
+    assert_eq!(s.pairing_by_phone_code(&h("phone-new")).await.unwrap(), None);
+    verify_audit_chain(s).await;
+}

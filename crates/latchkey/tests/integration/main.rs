@@ -5,15 +5,19 @@
 //! SQLite always, PostgreSQL when `LATCHKEY_TEST_POSTGRES_URL` is set (and
 //! then a failure to connect fails the test; it never skips).
 
+mod browser_support;
 mod support;
 
 mod admin_cli;
 mod audit;
 mod bad_input;
+mod browser;
 mod cli;
 mod device_login;
 mod hardening;
 mod instant_approval;
 mod pages;
+mod qr_api;
 mod replicas;
 mod tokens;
+mod web_pages;

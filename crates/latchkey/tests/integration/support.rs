@@ -187,6 +187,8 @@ impl TestApp {
             secret_hash: secret.map(latchkey_domain::secret::SecretHash::of),
             grant_types: grants.to_vec(),
             redirect_uris: vec![],
+            app_url: None,
+            qr_sign_in: false,
             created_at: now(),
         };
         self.store.create_app(app, None, now()).await.expect("create app");

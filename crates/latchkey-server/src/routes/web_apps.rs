@@ -1,0 +1,364 @@
+//! The Apps pages (admins only): list, create and edit OAuth apps, and the
+//! hosted QR sign-in URL of each, ready to copy.
+
+use super::pages::{render, signin_redirect, PageResult};
+use crate::error::ApiError;
+use crate::extract::{Form, Query};
+use crate::session::{MaybeSignedIn, SignedIn};
+use crate::state::{now, AppState};
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use latchkey_domain::names::{ClientId, DisplayName};
+use latchkey_domain::pairing::origin;
+use latchkey_domain::secret::{Secret, SecretKind};
+use latchkey_store::{AppRecord, AppUpdate, ClientKind, GrantType, StoreError};
+use serde::Deserialize;
+
+/// An app as the pages show it.
+struct AppRow {
+    client_id: String,
+    display_name: String,
+    kind: &'static str,
+    grants: Vec<&'static str>,
+    app_url: Option<String>,
+    qr_sign_in: bool,
+    /// The hosted QR sign-in page, when the app has a URL to return to.
+    qr_url: Option<String>,
+    builtin: bool,
+}
+
+impl AppRow {
+    fn new(state: &AppState, a: AppRecord) -> Self {
+        AppRow {
+            qr_url: a.app_url.as_deref().map(|u| qr_sign_in_url(state, &a.client_id, u)),
+            builtin: a.client_id == latchkey_proto::CLI_CLIENT_ID,
+            kind: a.kind.as_str(),
+            grants: a.grant_types.iter().map(|g| grant_name(*g)).collect(),
+            client_id: a.client_id,
+            display_name: a.display_name,
+            app_url: a.app_url,
+            qr_sign_in: a.qr_sign_in,
+        }
+    }
+}
+
+/// The short name people use for a grant.
+fn grant_name(g: GrantType) -> &'static str {
+    match g {
+        GrantType::DeviceCode => "device_code",
+        GrantType::RefreshToken => "refresh_token",
+    }
+}
+
+/// `{public_url}/apps/{client_id}/qr-sign-in?return_to={app_url}`: the link an app puts behind its
+/// "Sign in with your phone" button.
+pub fn qr_sign_in_url(state: &AppState, client_id: &str, app_url: &str) -> String {
+    let q = serde_urlencoded::to_string([("return_to", app_url)]).unwrap_or_default();
+    state.config.url(&format!("/apps/{client_id}/qr-sign-in?{q}"))
+}
+
+/// The create and edit forms (checkboxes are absent when unticked).
+#[derive(Deserialize, Default)]
+pub struct AppForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    client_id: String,
+    #[serde(default)]
+    display_name: String,
+    #[serde(default)]
+    kind: String,
+    grant_device_code: Option<String>,
+    grant_refresh_token: Option<String>,
+    #[serde(default)]
+    app_url: String,
+    qr_sign_in: Option<String>,
+}
+
+impl AppForm {
+    fn from_app(a: &AppRecord) -> Self {
+        let on = |b: bool| b.then(|| "yes".to_string());
+        AppForm {
+            csrf: String::new(),
+            client_id: a.client_id.clone(),
+            display_name: a.display_name.clone(),
+            kind: a.kind.as_str().into(),
+            grant_device_code: on(a.allows(GrantType::DeviceCode)),
+            grant_refresh_token: on(a.allows(GrantType::RefreshToken)),
+            app_url: a.app_url.clone().unwrap_or_default(),
+            qr_sign_in: on(a.qr_sign_in),
+        }
+    }
+
+    fn confidential(&self) -> bool {
+        self.kind == "confidential"
+    }
+
+    fn device_code(&self) -> bool {
+        self.grant_device_code.is_some()
+    }
+
+    fn refresh_token(&self) -> bool {
+        self.grant_refresh_token.is_some()
+    }
+
+    fn qr(&self) -> bool {
+        self.qr_sign_in.is_some()
+    }
+
+    /// Everything but the ID and kind, checked; the error is for a person.
+    fn settings(&self) -> Result<AppUpdate, String> {
+        let display_name = DisplayName::parse(&self.display_name).map_err(|e| format!("Display name: {e}."))?;
+        let url = self.app_url.trim();
+        let app_url = if url.is_empty() {
+            None
+        } else if url.len() > 2000 || url.chars().any(|c| c.is_control() || c.is_whitespace()) || origin(url).is_none()
+        {
+            return Err("The app URL must be an http(s) URL, like https://app.example.com.".into());
+        } else {
+            Some(url.to_string())
+        };
+        if self.qr() && app_url.is_none() {
+            return Err("QR sign-in needs an app URL: it is the only place QR sign-in may send people back to.".into());
+        }
+        let grant_types =
+            [(self.device_code(), GrantType::DeviceCode), (self.refresh_token(), GrantType::RefreshToken)]
+                .into_iter()
+                .filter_map(|(on, g)| on.then_some(g))
+                .collect();
+        Ok(AppUpdate { display_name: display_name.to_string(), grant_types, app_url, qr_sign_in: self.qr() })
+    }
+}
+
+#[derive(Template)]
+#[template(path = "apps.html")]
+struct AppsPage {
+    signed_in_as: Option<String>,
+    csrf: String,
+    is_admin: bool,
+    apps: Vec<AppRow>,
+    form: AppForm,
+    error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "app_created.html")]
+struct CreatedPage {
+    signed_in_as: Option<String>,
+    csrf: String,
+    is_admin: bool,
+    app: AppRow,
+    secret: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "app_edit.html")]
+struct EditPage {
+    signed_in_as: Option<String>,
+    csrf: String,
+    is_admin: bool,
+    app: AppRow,
+    form: AppForm,
+    error: Option<String>,
+    saved: bool,
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct RefusedPage {
+    signed_in_as: Option<String>,
+    csrf: String,
+    is_admin: bool,
+    heading: String,
+    message: String,
+    back: String,
+}
+
+/// What anyone but a signed-in admin gets: the sign-in page, or a 403 page.
+fn not_admin(who: Option<SignedIn>, here: &str) -> Response {
+    match who {
+        None => signin_redirect(here),
+        Some(w) => render(
+            StatusCode::FORBIDDEN,
+            &RefusedPage {
+                signed_in_as: Some(w.user.username.clone()),
+                csrf: w.csrf(),
+                is_admin: w.user.is_admin,
+                heading: "Admins only".into(),
+                message: "Only administrators can see and change apps.".into(),
+                back: "/devices".into(),
+            },
+        ),
+    }
+}
+
+async fn list_page(
+    state: &AppState,
+    w: &SignedIn,
+    status: StatusCode,
+    form: AppForm,
+    error: Option<String>,
+) -> PageResult {
+    let apps = state.store.list_apps().await.map_err(ApiError::from)?;
+    Ok(render(
+        status,
+        &AppsPage {
+            signed_in_as: Some(w.user.username.clone()),
+            csrf: w.csrf(),
+            is_admin: true,
+            apps: apps.into_iter().map(|a| AppRow::new(state, a)).collect(),
+            form,
+            error,
+        },
+    ))
+}
+
+/// `GET /apps`.
+pub async fn list(State(state): State<AppState>, MaybeSignedIn(who): MaybeSignedIn) -> PageResult {
+    let w = match who {
+        Some(w) if w.user.is_admin => w,
+        other => return Ok(not_admin(other, "/apps")),
+    };
+    let form = AppForm { kind: "public".into(), ..AppForm::default() };
+    list_page(&state, &w, StatusCode::OK, form, None).await
+}
+
+/// `POST /apps`: register an app; a confidential app's secret is shown once.
+pub async fn create(
+    State(state): State<AppState>,
+    MaybeSignedIn(who): MaybeSignedIn,
+    Form(f): Form<AppForm>,
+) -> PageResult {
+    let w = match who {
+        Some(w) if w.user.is_admin => w,
+        other => return Ok(not_admin(other, "/apps")),
+    };
+    w.check_csrf(Some(&f.csrf))?;
+    let checked = ClientId::parse(&f.client_id).map_err(|e| format!("Client ID: {e}.")).and_then(|id| {
+        let kind = ClientKind::parse(&f.kind).ok_or("Choose public or confidential.")?;
+        Ok((id, kind, f.settings()?))
+    });
+    let (id, kind, settings) = match checked {
+        Ok(c) => c,
+        Err(msg) => return list_page(&state, &w, StatusCode::BAD_REQUEST, f, Some(msg)).await,
+    };
+    let secret =
+        (kind == ClientKind::Confidential).then(|| Secret::generate(SecretKind::ClientSecret, &mut rand::rngs::OsRng));
+    let app = AppRecord {
+        client_id: id.to_string(),
+        display_name: settings.display_name,
+        kind,
+        secret_hash: secret.as_ref().map(Secret::hash),
+        grant_types: settings.grant_types,
+        redirect_uris: vec![],
+        app_url: settings.app_url,
+        qr_sign_in: settings.qr_sign_in,
+        created_at: now(),
+    };
+    match state.store.create_app(app.clone(), Some(w.user.id.clone()), now()).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict(_)) => {
+            let msg = format!("An app with the client ID {id} already exists.");
+            return list_page(&state, &w, StatusCode::CONFLICT, f, Some(msg)).await;
+        }
+        Err(e) => return Err(ApiError::from(e).into()),
+    }
+    Ok(render(
+        StatusCode::CREATED,
+        &CreatedPage {
+            signed_in_as: Some(w.user.username.clone()),
+            csrf: w.csrf(),
+            is_admin: true,
+            app: AppRow::new(&state, app),
+            secret: secret.map(|s| s.expose().to_string()),
+        },
+    ))
+}
+
+/// An app that may be edited here: it exists and is not Latchkey's own CLI app.
+async fn editable(state: &AppState, client_id: &str) -> Result<AppRecord, ApiError> {
+    let none = || ApiError::not_found("there is no app with this client ID");
+    if ClientId::parse(client_id).is_err() {
+        return Err(none());
+    }
+    let app = state.store.app(client_id).await?.ok_or_else(none)?;
+    if app.client_id == latchkey_proto::CLI_CLIENT_ID {
+        return Err(ApiError::forbidden(
+            "the built-in app latchkey-cli cannot be changed: Latchkey's own CLI relies on it",
+        ));
+    }
+    Ok(app)
+}
+
+fn edit_page(
+    w: &SignedIn,
+    state: &AppState,
+    status: StatusCode,
+    app: AppRecord,
+    form: AppForm,
+    error: Option<String>,
+    saved: bool,
+) -> Response {
+    render(
+        status,
+        &EditPage {
+            signed_in_as: Some(w.user.username.clone()),
+            csrf: w.csrf(),
+            is_admin: true,
+            app: AppRow::new(state, app),
+            form,
+            error,
+            saved,
+        },
+    )
+}
+
+/// `?saved=1` after an edit.
+#[derive(Deserialize)]
+pub struct SavedQuery {
+    saved: Option<String>,
+}
+
+/// `GET /apps/{client_id}/edit`.
+pub async fn edit_form(
+    State(state): State<AppState>,
+    MaybeSignedIn(who): MaybeSignedIn,
+    Path(client_id): Path<String>,
+    Query(q): Query<SavedQuery>,
+) -> PageResult {
+    let w = match who {
+        Some(w) if w.user.is_admin => w,
+        other => return Ok(not_admin(other, &format!("/apps/{client_id}/edit"))),
+    };
+    let app = editable(&state, &client_id).await?;
+    let form = AppForm::from_app(&app);
+    Ok(edit_page(&w, &state, StatusCode::OK, app, form, None, q.saved.is_some()))
+}
+
+/// `POST /apps/{client_id}/edit`. Switching QR sign-in off stops pairings in flight:
+/// their waiting desktops are woken to re-check the switch.
+pub async fn edit(
+    State(state): State<AppState>,
+    MaybeSignedIn(who): MaybeSignedIn,
+    Path(client_id): Path<String>,
+    Form(f): Form<AppForm>,
+) -> PageResult {
+    let w = match who {
+        Some(w) if w.user.is_admin => w,
+        other => return Ok(not_admin(other, &format!("/apps/{client_id}/edit"))),
+    };
+    w.check_csrf(Some(&f.csrf))?;
+    let app = editable(&state, &client_id).await?;
+    let update = match f.settings() {
+        Ok(u) => u,
+        Err(msg) => return Ok(edit_page(&w, &state, StatusCode::BAD_REQUEST, app, f, Some(msg), false)),
+    };
+    let updated = state.store.update_app(&client_id, update, &w.user.id, now()).await.map_err(ApiError::from)?;
+    state.store.notifier().notify_all();
+    if updated.is_none() {
+        return Err(ApiError::not_found("there is no app with this client ID").into());
+    }
+    Ok(Redirect::to(&format!("/apps/{client_id}/edit?saved=1")).into_response())
+}

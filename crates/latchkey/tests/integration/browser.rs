@@ -1,0 +1,425 @@
+//! Tested as a person would: Debian's chromium, headless, against the real server.
+//!
+//! A device login approved by typing its code; a QR sign-in with two browsers
+//! (a desktop and a phone, separate cookie jars) whose QR is decoded with a
+//! real decoder; the QR switch turned off while the desktop waits (from the
+//! store, and from the Apps page); a denial on the phone; a device revoked on
+//! the Devices page, whose token then stops working. With `LATCHKEY_SCREENSHOTS=1` the tests also (re)write the
+//! README's screenshots in `docs/screenshots/`.
+
+use crate::backend_tests;
+use crate::browser_support::*;
+use crate::support::*;
+use latchkey_store::{AppRecord, AppUpdate, ClientKind, GrantType};
+use std::collections::HashMap;
+
+const QR_APP: &str = "demo-dashboard";
+const QR_APP_NAME: &str = "Demo Dashboard";
+
+fn urlencode(s: &str) -> String {
+    serde_urlencoded::to_string([("x", s)]).unwrap_or_default().trim_start_matches("x=").to_string()
+}
+
+/// Saves the page at desktop width, then at phone width (the same page, resized).
+async fn keep_both_widths(b: &Browser, keep: bool, name: &str) {
+    if !keep {
+        return;
+    }
+    b.keep_screenshot(keep, &format!("{name}-desktop")).await;
+    b.resize(PHONE).await;
+    b.keep_screenshot(keep, &format!("{name}-phone")).await;
+    b.resize(DESKTOP).await;
+}
+
+/// Registers a browser app whose URL is the server's own, with QR sign-in on.
+async fn add_qr_app(app: &TestApp) {
+    let record = AppRecord {
+        client_id: QR_APP.into(),
+        display_name: QR_APP_NAME.into(),
+        kind: ClientKind::Public,
+        secret_hash: None,
+        grant_types: vec![GrantType::RefreshToken],
+        redirect_uris: vec![],
+        app_url: Some(app.url.clone()),
+        qr_sign_in: true,
+        created_at: now(),
+    };
+    app.store.create_app(record, None, now()).await.expect("create app");
+}
+
+/// Where the app sends people to sign in with their phone, and where they come back to.
+fn qr_page(app: &TestApp) -> (String, String) {
+    let return_to = format!("{}/healthz", app.url);
+    (format!("{}/apps/{QR_APP}/qr-sign-in?return_to={}", app.url, urlencode(&return_to)), return_to)
+}
+
+/// Opens the desktop page and waits until it shows the QR and waits; returns the phone URL.
+async fn open_qr_page(app: &TestApp, desk: &Browser) -> String {
+    desk.goto(&qr_page(app).0).await;
+    desk.wait_text("h1", &format!("Sign in to {QR_APP_NAME} with your phone")).await;
+    desk.wait_text("#qr-status", "Waiting for your phone").await;
+    let link = desk.find("#phone-link").await;
+    let phone_url = link.attr("href").await.expect("href").expect("#phone-link has an href");
+    assert_eq!(link.text().await.expect("text"), phone_url, "the link shows the URL it opens");
+    assert!(phone_url.starts_with(&format!("{}/pair/lkp_", app.url)), "{phone_url}");
+    // "Show a new code" is only for when this one is finished. (Checked as the
+    // `hidden` property: `a.button { display:inline-block }` in latchkey.css
+    // currently overrides `hidden`, so the link is still drawn while waiting.)
+    let restart = desk.find("#qr-restart").await;
+    assert_eq!(restart.prop("hidden").await.expect("hidden").as_deref(), Some("true"), "no restart while waiting");
+    phone_url
+}
+
+/// Opens the phone URL on the phone, signs in there, and waits for the approval page.
+async fn phone_signs_in_and_sees(phone: &Browser, phone_url: &str) {
+    phone.goto(phone_url).await;
+    let at = phone.wait_url("http").await;
+    assert!(at.contains("/signin?next="), "a signed-out phone is sent to sign in first: {at}");
+    // The phone's sign-in page must not offer "sign in with your phone" to itself.
+    assert!(!phone.has(".qr, #phone-link, a[href*='qr-sign-in']").await, "sign-in page offers QR sign-in to a phone");
+    phone.sign_in("alice", PASSWORD).await;
+    phone.wait_text("h1", &format!("Sign in to {QR_APP_NAME} on the computer?")).await;
+    assert_eq!(phone.url().await, phone_url, "back on the phone URL after signing in");
+}
+
+async fn a_person_approves_a_device_login_by_typing_its_code(b: Backend) {
+    let keep = keep_screenshots(&b);
+    let app = spawn_app(b).await;
+    app.add_user("alice", false).await;
+    let auth =
+        app.client.device_authorization(&cli(), "openid profile", Some("Alice's laptop")).await.expect("device login");
+    let chrome = Chrome::start().await;
+    let desk = chrome.browser(DESKTOP).await;
+
+    // Signed out: /device sends the person to sign in, then back.
+    desk.goto(&format!("{}/device", app.url)).await;
+    let at = desk.wait_url(&format!("{}/signin?next=", app.url)).await;
+    assert!(at.ends_with("?next=%2Fdevice"), "{at}");
+    desk.wait_text("h1", "Sign in").await;
+    keep_both_widths(&desk, keep, "signin").await;
+    // A wrong password is refused on the page, which keeps the name typed.
+    desk.sign_in("alice", "not the password").await;
+    desk.wait_text("[role='alert']", "").await;
+    assert!(desk.url().await.starts_with(&format!("{}/signin", app.url)));
+    let kept = desk.find("#username").await.prop("value").await.expect("value");
+    assert_eq!(kept.as_deref(), Some("alice"), "the name typed is kept");
+    desk.sign_in("alice", PASSWORD).await;
+    desk.wait_text("h1", "Sign in a device").await;
+    assert_eq!(desk.url().await, format!("{}/device", app.url));
+    assert!(desk.text("header").await.contains("alice"), "the header says who is signed in");
+
+    // The code as a person types it: lower case, no dash.
+    let typed = auth.user_code.replace('-', "").to_lowercase();
+    assert_ne!(typed, auth.user_code);
+    desk.type_into("#user_code", &typed).await;
+    keep_both_widths(&desk, keep, "device-entry").await;
+    desk.click("form[action='/device'] button[type='submit']").await;
+
+    // What approving means: the app, the device, where it asked from, the code.
+    desk.wait_text("h1", "Let Latchkey CLI sign in as alice?").await;
+    let page = desk.body_text().await;
+    for shown in [auth.user_code.as_str(), "Latchkey CLI", "Alice's laptop", "127.0.0.1", "latchkey-client/"] {
+        assert!(page.contains(shown), "the confirmation page shows {shown:?}:\n{page}");
+    }
+    assert_eq!(desk.text(".bigcode").await, auth.user_code, "the code is shown canonically");
+    keep_both_widths(&desk, keep, "device-confirm").await;
+
+    // Approve is refused by the page itself until the box is ticked.
+    desk.click("button[name='decision'][value='approve']").await;
+    assert!(desk.has("input[name='confirm']").await, "still on the confirmation page");
+    let pending = app.client.poll_token(&cli(), &auth.device_code).await.expect_err("still pending");
+    assert_eq!(pending.code(), Some("authorization_pending"));
+
+    desk.click("input[name='confirm']").await;
+    assert!(desk.find("input[name='confirm']").await.is_selected().await.expect("checkbox state"));
+    desk.click("button[name='decision'][value='approve']").await;
+    desk.wait_text("h1", "Device approved").await;
+    keep_both_widths(&desk, keep, "device-approved").await;
+
+    // The device has its tokens, and they work.
+    let tokens = app.client.poll_token(&cli(), &auth.device_code).await.expect("tokens after Approve");
+    let me = app.client.userinfo(&tokens.access_token).await.expect("userinfo");
+    assert_eq!(me.preferred_username, "alice");
+    chrome.stop().await;
+}
+
+async fn qr_sign_in_with_a_desktop_and_a_phone(b: Backend) {
+    let keep = keep_screenshots(&b);
+    let app = spawn_app(b).await;
+    app.add_user("alice", false).await;
+    add_qr_app(&app).await;
+    let chrome = Chrome::start().await;
+    let desk = chrome.browser(DESKTOP).await;
+    let phone = chrome.browser(PHONE).await;
+    let (_, return_to) = qr_page(&app);
+
+    let phone_url = open_qr_page(&app, &desk).await;
+    keep_both_widths(&desk, keep, "qr-sign-in").await;
+
+    // The QR image from the API, with the desktop's own pairing cookie: exactly the phone URL.
+    let secret = desk.cookie("latchkey_pairing").await;
+    let resp = reqwest::Client::new()
+        .get(format!("{}/api/v1/pairings/qr?format=png&size=400", app.url))
+        .header("cookie", format!("latchkey_pairing={secret}"))
+        .send()
+        .await
+        .expect("QR image");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "image/png");
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    let png = resp.bytes().await.expect("PNG");
+    assert_eq!(decode_qr(&png), vec![phone_url.clone()], "the PNG QR carries exactly the phone URL");
+
+    // And the QR as the person sees it on screen.
+    let screen = desk.screenshot().await;
+    assert_eq!(png_size(&screen), DESKTOP, "the screenshot is the desktop viewport");
+    assert_eq!(decode_qr(&screen), vec![phone_url.clone()], "the QR on screen carries exactly the phone URL");
+
+    // The phone scans it: signs in, sees what it approves, approves.
+    phone_signs_in_and_sees(&phone, &phone_url).await;
+    let desktop_ua = desk.webdriver().execute("return navigator.userAgent;", vec![]).await.expect("UA");
+    let desktop_ua = desktop_ua.as_str().expect("UA string").to_string();
+    let page = phone.body_text().await;
+    for shown in [QR_APP_NAME, QR_APP, "127.0.0.1", desktop_ua.as_str(), "UTC"] {
+        assert!(page.contains(shown), "the phone page shows {shown:?}:\n{page}");
+    }
+    let shot = phone.screenshot().await;
+    assert_eq!(png_size(&shot), PHONE, "the phone screenshot is the phone viewport");
+    phone.keep_screenshot(keep, "qr-phone-approve").await;
+    assert!(desk.text("#qr-status").await.contains("Waiting"), "the desktop still waits");
+
+    phone.click("button[name='decision'][value='approve']").await;
+    phone.wait_text("h1", "Signed in").await;
+    assert!(phone.body_text().await.contains(&format!("signed in to {QR_APP_NAME} as alice")));
+    phone.keep_screenshot(keep, "qr-phone-approved").await;
+
+    // The desktop is sent back to the app with the tokens in the fragment.
+    let landed = desk.wait_url(&format!("{return_to}#")).await;
+    let fragment = landed.split_once('#').map(|(_, f)| f).unwrap_or_default();
+    let fields: HashMap<String, String> = serde_urlencoded::from_str(fragment).expect("fragment is form-encoded");
+    assert_eq!(fields.get("token_type").map(String::as_str), Some("Bearer"), "{fields:?}");
+    assert!(fields.get("expires_in").and_then(|s| s.parse::<u64>().ok()).is_some_and(|s| s > 0), "{fields:?}");
+    assert!(!fields.contains_key("refresh_token"), "no refresh token in a URL");
+    let access = fields.get("access_token").expect("access_token in the fragment");
+    let me = app.client.userinfo(access).await.expect("the server accepts the token");
+    assert_eq!(me.preferred_username, "alice");
+    assert_eq!(desk.body_text().await.trim(), "ok", "the app's page loaded");
+
+    // The code was used: opening it again on the phone does not approve anything.
+    phone.goto(&phone_url).await;
+    assert!(!phone.has("button[value='approve']").await, "a used code offers Approve again");
+    chrome.stop().await;
+}
+
+async fn qr_switch_turned_off_stops_the_waiting_desktop(b: Backend) {
+    let keep = keep_screenshots(&b);
+    let app = spawn_app(b).await;
+    let admin = app.add_user("root", true).await;
+    add_qr_app(&app).await;
+    let chrome = Chrome::start().await;
+    let desk = chrome.browser(DESKTOP).await;
+    let phone_url = open_qr_page(&app, &desk).await;
+
+    // The page is waiting on the long poll (bounded wait for it to be in flight).
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while app.store.notifier().waiting_grants() == 0 {
+        assert!(std::time::Instant::now() < deadline, "the desktop page never started waiting");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    // An admin turns QR sign-in off (what the Apps page does).
+    let before = app.store.app(QR_APP).await.expect("app").expect("exists");
+    let update = AppUpdate {
+        display_name: before.display_name,
+        grant_types: before.grant_types,
+        app_url: before.app_url,
+        qr_sign_in: false,
+    };
+    app.store.update_app(QR_APP, update, &admin, now()).await.expect("update").expect("app exists");
+    app.store.notifier().notify_all();
+
+    // The desktop says so, clearly, and offers a way on.
+    let status = desk.wait_text("#qr-status", "QR sign-in is turned off").await;
+    assert!(status.contains("Sign in another way"), "{status}");
+    let restart = desk.find("#qr-restart").await;
+    assert_eq!(restart.prop("hidden").await.expect("hidden").as_deref(), Some("false"), "offers a new code");
+    assert!(restart.is_displayed().await.expect("visible"), "offers a new code");
+    desk.keep_screenshot(keep, "qr-sign-in-turned-off-desktop").await;
+
+    // The phone URL is gone, for a signed-out phone and for anyone.
+    let resp = reqwest::get(&phone_url).await.expect("phone URL");
+    assert_eq!(resp.status(), 404);
+    let phone = chrome.browser(PHONE).await;
+    phone.goto(&phone_url).await;
+    assert!(phone.body_text().await.contains("not available"), "{}", phone.body_text().await);
+    assert!(!phone.has("button[value='approve']").await);
+    // So is the desktop page itself.
+    let resp = reqwest::get(&qr_page(&app).0).await.expect("desktop page");
+    assert_eq!(resp.status(), 404);
+    chrome.stop().await;
+}
+
+async fn qr_cancelled_on_the_phone_tells_the_desktop(b: Backend) {
+    let keep = keep_screenshots(&b);
+    let app = spawn_app(b).await;
+    app.add_user("alice", false).await;
+    add_qr_app(&app).await;
+    let chrome = Chrome::start().await;
+    let desk = chrome.browser(DESKTOP).await;
+    let phone = chrome.browser(PHONE).await;
+    let page_url = qr_page(&app).0;
+    let phone_url = open_qr_page(&app, &desk).await;
+
+    phone_signs_in_and_sees(&phone, &phone_url).await;
+    phone.click("button[name='decision'][value='deny']").await;
+    phone.wait_text("h1", "Cancelled").await;
+    phone.keep_screenshot(keep, "qr-phone-cancelled").await;
+
+    let status = desk.wait_text("#qr-status", "cancelled on the phone").await;
+    assert!(!status.contains("Waiting"), "{status}");
+    assert_eq!(desk.url().await, page_url, "the desktop stays put: nobody was signed in");
+    assert!(!desk.url().await.contains("access_token"));
+    desk.keep_screenshot(keep, "qr-sign-in-cancelled-desktop").await;
+
+    // "Show a new code" starts over with a fresh QR.
+    desk.click("#qr-restart").await;
+    desk.wait_text("#qr-status", "Waiting for your phone").await;
+    let fresh = desk.find("#phone-link").await.attr("href").await.expect("href").expect("href");
+    assert_ne!(fresh, phone_url, "a new code, not the cancelled one");
+    chrome.stop().await;
+}
+
+/// A device login approved through the API, for a user who already has a session.
+async fn approved_device(app: &TestApp, session: &str, name: &str, location: &str) -> (String, String) {
+    let params = latchkey_client::DeviceParams {
+        name: Some(name.into()),
+        location: Some(location.into()),
+        platform: Some("linux-x86_64".into()),
+        ..Default::default()
+    };
+    let auth = app.client.device_authorization_as(&cli(), "openid", &params).await.expect("device login");
+    app.client.decide_device_login(session, &auth.user_code, true).await.expect("approve");
+    let tokens = app.client.poll_token(&cli(), &auth.device_code).await.expect("tokens");
+    let id = app
+        .client
+        .devices(session)
+        .await
+        .expect("devices")
+        .into_iter()
+        .find(|d| d.name == name)
+        .expect("the new device is listed")
+        .id;
+    (id, tokens.access_token)
+}
+
+async fn revoking_a_device_on_the_devices_page_stops_its_token(b: Backend) {
+    let keep = keep_screenshots(&b);
+    let app = spawn_app(b).await;
+    let session = app.signed_in("alice").await;
+    let (laptop, laptop_token) = approved_device(&app, &session, "Alice's laptop", "home office").await;
+    let (server, server_token) = approved_device(&app, &session, "build server", "rack 4").await;
+    for t in [&laptop_token, &server_token] {
+        app.client.userinfo(t).await.expect("both devices' tokens work");
+    }
+    let chrome = Chrome::start().await;
+    let desk = chrome.browser(DESKTOP).await;
+
+    desk.goto(&format!("{}/devices", app.url)).await;
+    desk.wait_url(&format!("{}/signin?next=%2Fdevices", app.url)).await;
+    desk.sign_in("alice", PASSWORD).await;
+    desk.wait_text("main h1", "Devices").await;
+    let page = desk.body_text().await;
+    for shown in ["Alice's laptop", "build server", "home office", "rack 4", "linux-x86_64", "2 active"] {
+        assert!(page.contains(shown), "the Devices page shows {shown:?}:\n{page}");
+    }
+    keep_both_widths(&desk, keep, "devices").await;
+
+    // Revoke the build server: a confirmation page first.
+    let link = format!("a[href='/devices/{server}/revoke']");
+    assert!(desk.text(&link).await.starts_with("Revoke"), "the revoke link says what it does");
+    desk.click(&link).await;
+    desk.wait_text("h1", "Revoke build server?").await;
+    keep_both_widths(&desk, keep, "device-revoke").await;
+    // The page refuses to go on until the box is ticked.
+    desk.click("form[action$='/revoke'] button[type='submit']").await;
+    desk.wait_text("h1", "Revoke build server?").await;
+    app.client.userinfo(&server_token).await.expect("not revoked yet");
+    desk.click("input[name='confirm']").await;
+    desk.click("form[action$='/revoke'] button[type='submit']").await;
+    desk.wait_text("[role='status']", "Device revoked").await;
+    assert!(desk.url().await.ends_with("/devices?done=revoked"));
+    let card = desk.text(&format!("section[aria-labelledby='device-{server}']")).await;
+    assert!(card.contains("revoked") && card.contains("Revoked "), "the card shows it revoked:\n{card}");
+    assert!(!desk.has(&link).await, "a revoked device offers no second revoke");
+    assert!(desk.has(&format!("a[href='/devices/{laptop}/revoke']")).await, "the laptop is untouched");
+
+    // Its token is rejected at once; the other device's still works.
+    let err = app.client.userinfo(&server_token).await.expect_err("a revoked device's token is rejected");
+    assert_eq!(err.status(), Some(401), "{err:?}");
+    app.client.userinfo(&laptop_token).await.expect("the laptop's token still works");
+
+    // The audit page shows it, filtered by kind, under an intact chain.
+    desk.goto(&format!("{}/audit", app.url)).await;
+    desk.wait_text("main h1", "Audit log").await;
+    desk.wait_text(".chain", "Chain intact").await;
+    keep_both_widths(&desk, keep, "audit").await;
+    desk.find("#kind").await.select_by_value("device.revoked").await.expect("choose a kind");
+    desk.click("form.filter button[type='submit']").await;
+    desk.wait_url(&format!("{}/audit?kind=device.revoked", app.url)).await;
+    let rows = desk.webdriver().find_all(fantoccini::Locator::Css("table.log tbody tr")).await.expect("rows");
+    assert_eq!(rows.len(), 1, "one revocation: {}", desk.body_text().await);
+    assert!(rows[0].text().await.expect("row").contains("device.revoked"));
+    chrome.stop().await;
+}
+
+async fn switching_qr_off_on_the_apps_page_stops_the_waiting_desktop(b: Backend) {
+    let keep = keep_screenshots(&b);
+    let app = spawn_app(b).await;
+    app.add_user("root", true).await;
+    add_qr_app(&app).await;
+    let chrome = Chrome::start().await;
+    let admin = chrome.browser(DESKTOP).await;
+    let desk = chrome.browser(DESKTOP).await;
+
+    // The admin finds the hosted QR sign-in URL on the Apps page, ready to copy.
+    admin.goto(&format!("{}/apps", app.url)).await;
+    admin.sign_in("root", PASSWORD).await;
+    admin.wait_text("main h1", "Apps").await;
+    let card = admin.text(&format!("section[aria-labelledby='app-{QR_APP}']")).await;
+    assert!(card.contains(QR_APP_NAME) && card.contains("QR sign-in on"), "{card}");
+    let hosted = admin.find(&format!("#qr-url-{QR_APP}")).await.prop("value").await.expect("value").expect("a URL");
+    let expected = format!("{}/apps/{QR_APP}/qr-sign-in?return_to={}", app.url, urlencode(&app.url));
+    assert_eq!(hosted, expected, "the hosted URL is correct for the public URL");
+    keep_both_widths(&admin, keep, "apps").await;
+
+    // Someone opens it on a computer and waits.
+    desk.goto(&hosted).await;
+    desk.wait_text("#qr-status", "Waiting for your phone").await;
+    let phone_url = desk.find("#phone-link").await.attr("href").await.expect("href").expect("href");
+
+    // The admin switches QR sign-in off.
+    admin.click(&format!("a[href='/apps/{QR_APP}/edit']")).await;
+    admin.wait_text("h1", &format!("Edit {QR_APP_NAME}")).await;
+    let switch = admin.find("input[name='qr_sign_in']").await;
+    assert!(switch.is_selected().await.expect("state"), "the switch shows on");
+    keep_both_widths(&admin, keep, "app-edit").await;
+    switch.click().await.expect("untick");
+    admin.click(&format!("form[action='/apps/{QR_APP}/edit'] button[type='submit']")).await;
+    admin.wait_text("[role='status']", "Saved").await;
+    assert!(!admin.find("input[name='qr_sign_in']").await.is_selected().await.expect("state"), "saved off");
+
+    // The waiting desktop stops with a clear message; the phone URL is gone.
+    desk.wait_text("#qr-status", "QR sign-in is turned off").await;
+    assert_eq!(reqwest::get(&phone_url).await.expect("phone URL").status(), 404);
+    assert!(!app.store.app(QR_APP).await.expect("app").expect("exists").qr_sign_in);
+    chrome.stop().await;
+}
+
+backend_tests!(
+    a_person_approves_a_device_login_by_typing_its_code,
+    qr_sign_in_with_a_desktop_and_a_phone,
+    qr_switch_turned_off_stops_the_waiting_desktop,
+    qr_cancelled_on_the_phone_tells_the_desktop,
+    revoking_a_device_on_the_devices_page_stops_its_token,
+    switching_qr_off_on_the_apps_page_stops_the_waiting_desktop,
+);
