@@ -3,22 +3,6 @@
 use crate::backend_tests;
 use crate::support::*;
 
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent("Mozilla/5.0 (test browser)")
-        .build()
-        .expect("browser")
-}
-
-/// The value of the hidden field `name` in a page.
-fn hidden(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html.find(&marker).map(|i| i + marker.len()).unwrap_or_else(|| panic!("no {name} field in page"));
-    html[start..].split('"').next().unwrap_or_default().to_string()
-}
-
 async fn get(c: &reqwest::Client, url: &str) -> (u16, String, reqwest::header::HeaderMap) {
     let r = c.get(url).send().await.expect("get");
     let (s, h) = (r.status().as_u16(), r.headers().clone());
@@ -34,7 +18,7 @@ async fn post(c: &reqwest::Client, url: &str, form: &[(&str, &str)]) -> (u16, St
 async fn sign_in(app: &TestApp, c: &reqwest::Client, next: &str) {
     let (s, html, _) = get(c, &format!("{}/signin?next={}", app.url, urlencode(next))).await;
     assert_eq!(s, 200);
-    let csrf = hidden(&html, "csrf");
+    let csrf = form_field(&html, "csrf");
     let (s, _, h) = post(
         c,
         &format!("{}/signin", app.url),
@@ -76,7 +60,7 @@ async fn verification_page_approves_a_device_in_two_deliberate_steps(b: Backend)
     assert!(html.contains(&auth.user_code) && html.contains("matches"), "asks to check the code");
     assert_eq!(h.get("x-frame-options").expect("xfo"), "DENY");
     assert!(h.get("content-security-policy").expect("csp").to_str().unwrap_or("").contains("frame-ancestors 'none'"));
-    let csrf = hidden(&html, "csrf");
+    let csrf = form_field(&html, "csrf");
 
     // Step 2: what is being approved, then the decision.
     let (s, html, _) =
@@ -123,7 +107,7 @@ async fn wrong_code_on_the_page_says_so(b: Backend) {
     let c = browser();
     sign_in(&app, &c, "/device").await;
     let (_, html, _) = get(&c, &format!("{}/device", app.url)).await;
-    let csrf = hidden(&html, "csrf");
+    let csrf = form_field(&html, "csrf");
     let (s, html, _) = post(&c, &format!("{}/device", app.url), &[("csrf", &csrf), ("user_code", "BCDF-GHJK")]).await;
     assert_eq!(s, 404);
     assert!(html.contains("no sign-in is waiting for this code"));
@@ -147,7 +131,7 @@ async fn sign_in_form_needs_its_csrf_cookie(b: Backend) {
     // An open redirect through `next` is not possible.
     let c = browser();
     let (_, html, _) = get(&c, &format!("{}/signin?next=//evil.example", app.url)).await;
-    assert_eq!(hidden(&html, "next"), "/");
+    assert_eq!(form_field(&html, "next"), "/");
 }
 
 backend_tests!(

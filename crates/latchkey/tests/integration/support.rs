@@ -96,6 +96,23 @@ pub fn now() -> Timestamp {
     latchkey_server::state::now()
 }
 
+/// A cookie-keeping HTTP client that does not follow redirects: a browser without JavaScript.
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent("Mozilla/5.0 (test browser)")
+        .build()
+        .expect("browser")
+}
+
+/// The value of the first form field `name` in a page.
+pub fn form_field(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker).map(|i| i + marker.len()).unwrap_or_else(|| panic!("no {name} field in page"));
+    html[start..].split('"').next().unwrap_or_default().to_string()
+}
+
 /// Config used by tests: everything default except what the test changes.
 pub fn test_config() -> ServerConfig {
     let mut c = ServerConfig::new("http://placeholder");

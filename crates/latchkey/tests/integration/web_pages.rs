@@ -9,22 +9,6 @@ use latchkey_store::{ClientKind, GrantType};
 use reqwest::header::HeaderMap;
 use std::time::{Duration, Instant};
 
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent("Mozilla/5.0 (test browser)")
-        .build()
-        .expect("browser")
-}
-
-/// The value of the first field `name` in a page.
-fn field(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html.find(&marker).map(|i| i + marker.len()).unwrap_or_else(|| panic!("no {name} field in page"));
-    html[start..].split('"').next().unwrap_or_default().to_string()
-}
-
 /// The value of the input with this `id`.
 fn value_by_id(html: &str, id: &str) -> String {
     let at = html.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("no #{id} in page"));
@@ -77,7 +61,7 @@ async fn post(c: &reqwest::Client, url: &str, form: &[(&str, &str)]) -> Page {
 /// Signs `user` in through the sign-in form; returns the session's CSRF token.
 async fn sign_in(app: &TestApp, c: &reqwest::Client, user: &str) -> String {
     let p = get(c, &format!("{}/signin", app.url)).await;
-    let csrf = field(&p.html, "csrf");
+    let csrf = form_field(&p.html, "csrf");
     let p = post(
         c,
         &format!("{}/signin", app.url),
@@ -86,7 +70,7 @@ async fn sign_in(app: &TestApp, c: &reqwest::Client, user: &str) -> String {
     .await;
     assert_eq!(p.status, 303, "signed in");
     let home = get(c, &format!("{}/", app.url)).await;
-    field(&home.html, "csrf")
+    form_field(&home.html, "csrf")
 }
 
 /// A device login approved through the API; returns the device ID and its tokens.
