@@ -80,7 +80,8 @@ impl Times {
 }
 
 struct Shared {
-    client: Client,
+    /// One client per source address; worker `w` uses `clients[w % len]`.
+    clients: Vec<Client>,
     app: AppCredentials,
     scope: String,
     /// Approvers' sessions; login `i` is approved by `sessions[i % len]`.
@@ -118,15 +119,15 @@ async fn wait_for_tokens(client: Client, app: AppCredentials, device_code: Strin
     }
 }
 
-async fn one_login(s: &Shared, i: u64, t: &mut Times) -> Result<(), Failure> {
+async fn one_login(s: &Shared, client: &Client, i: u64, t: &mut Times) -> Result<(), Failure> {
     let session = &s.sessions[(i % s.sessions.len() as u64) as usize];
     let t0 = Instant::now();
-    let auth = s.client.device_authorization(&s.app, &s.scope, None).await.map_err(|e| fail("authorize", e))?;
+    let auth = client.device_authorization(&s.app, &s.scope, None).await.map_err(|e| fail("authorize", e))?;
     let t1 = Instant::now();
 
     let waiter = match s.via {
         TokenVia::Wait => {
-            let h = tokio::spawn(wait_for_tokens(s.client.clone(), s.app.clone(), auth.device_code.clone()));
+            let h = tokio::spawn(wait_for_tokens(client.clone(), s.app.clone(), auth.device_code.clone()));
             // Let the waiter's request go out (its task, then the connection task, must run).
             for _ in 0..4 {
                 tokio::task::yield_now().await;
@@ -140,7 +141,7 @@ async fn one_login(s: &Shared, i: u64, t: &mut Times) -> Result<(), Failure> {
     };
 
     let t_approve = Instant::now();
-    let decided = s.client.decide_device_login(session, &auth.user_code, true).await;
+    let decided = client.decide_device_login(session, &auth.user_code, true).await;
     let t_approved = Instant::now();
     if let Err(e) = decided {
         if let Some(h) = waiter {
@@ -155,7 +156,7 @@ async fn one_login(s: &Shared, i: u64, t: &mut Times) -> Result<(), Failure> {
             Err(e) => return Err(Failure(format!("token (wait): task failed: {e}"))),
         },
         None => {
-            let tok = s.client.poll_token(&s.app, &auth.device_code).await.map_err(|e| fail("token (poll)", e))?;
+            let tok = client.poll_token(&s.app, &auth.device_code).await.map_err(|e| fail("token (poll)", e))?;
             if tok.access_token.is_empty() {
                 return Err(Failure("token: empty access token".into()));
             }
@@ -174,7 +175,8 @@ async fn one_login(s: &Shared, i: u64, t: &mut Times) -> Result<(), Failure> {
     Ok(())
 }
 
-async fn worker(s: Arc<Shared>, limit: u64) -> (Times, BTreeMap<String, u64>) {
+async fn worker(s: Arc<Shared>, w: usize, limit: u64) -> (Times, BTreeMap<String, u64>) {
+    let client = s.clients[w % s.clients.len()].clone();
     let mut times = Times::default();
     let mut errors = BTreeMap::new();
     loop {
@@ -182,7 +184,7 @@ async fn worker(s: Arc<Shared>, limit: u64) -> (Times, BTreeMap<String, u64>) {
         if i >= limit || s.errors.load(Ordering::Relaxed) >= s.max_errors {
             break;
         }
-        if let Err(Failure(why)) = one_login(&s, i, &mut times).await {
+        if let Err(Failure(why)) = one_login(&s, &client, i, &mut times).await {
             s.errors.fetch_add(1, Ordering::Relaxed);
             *errors.entry(why).or_insert(0) += 1;
         }
@@ -194,7 +196,7 @@ async fn worker(s: Arc<Shared>, limit: u64) -> (Times, BTreeMap<String, u64>) {
 async fn phase(s: &Arc<Shared>, n: u64, c: u64) -> anyhow::Result<(Times, BTreeMap<String, u64>, Duration)> {
     s.next.store(0, Ordering::Relaxed);
     let started = Instant::now();
-    let handles: Vec<_> = (0..c.min(n.max(1))).map(|_| tokio::spawn(worker(s.clone(), n))).collect();
+    let handles: Vec<_> = (0..c.min(n.max(1)) as usize).map(|w| tokio::spawn(worker(s.clone(), w, n))).collect();
     let mut times = Times::default();
     let mut errors: BTreeMap<String, u64> = BTreeMap::new();
     for h in handles {
@@ -231,6 +233,12 @@ struct Report {
     load_generator_cpu_secs: Option<f64>,
     /// Share of the whole machine's CPU that was busy (server, load generator, database, rest).
     machine_cpu_busy_percent: Option<f64>,
+    /// CPU used by PostgreSQL's processes (zero with SQLite).
+    database_cpu_secs: f64,
+    /// Busy CPU time of the machine not used by the server, the load generator or
+    /// PostgreSQL: the kernel's own threads, and anything else running, which
+    /// disturbs the measurement.
+    other_cpu_secs: Option<f64>,
     server: Option<ServerReport>,
 }
 
@@ -239,10 +247,10 @@ pub async fn run(a: LoginsArgs) -> anyhow::Result<()> {
     if a.concurrency == 0 {
         bail!("--concurrency must be at least 1");
     }
-    let client = a.common.client()?;
-    let sessions = a.common.sessions(&client).await?;
+    let clients = a.common.clients()?;
+    let sessions = a.common.sessions(&clients[0]).await?;
     let s = Arc::new(Shared {
-        client,
+        clients,
         app: a.common.app(),
         scope: a.common.scope.clone(),
         sessions,
@@ -272,7 +280,9 @@ pub async fn run(a: LoginsArgs) -> anyhow::Result<()> {
     let watch = a.common.server_pid.map(ServerWatch::start);
     let me_cpu0 = crate::procfs::cpu_time("self");
     let machine = crate::procfs::MachineCpu::start();
+    let db0 = crate::procfs::cpu_by_name("postgres");
     let (times, errors, wall) = phase(&s, a.logins, a.concurrency).await?;
+    let db_cpu = crate::procfs::cpu_since(&db0, "postgres");
     let me_cpu = match (me_cpu0, crate::procfs::cpu_time("self")) {
         (Some(x), Some(y)) => Some(y.saturating_sub(x).as_secs_f64()),
         _ => None,
@@ -283,6 +293,11 @@ pub async fn run(a: LoginsArgs) -> anyhow::Result<()> {
         None => None,
     };
 
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let other_cpu = machine_busy.map(|b| {
+        let busy = b / 100.0 * cores as f64 * wall.as_secs_f64();
+        busy - me_cpu.unwrap_or(0.0) - server.as_ref().and_then(|s| s.cpu_secs).unwrap_or(0.0) - db_cpu
+    });
     let completed = times.full.summary().count;
     let failed: u64 = errors.values().sum();
     let rate = completed as f64 / wall.as_secs_f64();
@@ -306,6 +321,8 @@ pub async fn run(a: LoginsArgs) -> anyhow::Result<()> {
         full_login_without_park: times.full_without_park.summary(),
         load_generator_cpu_secs: me_cpu,
         machine_cpu_busy_percent: machine_busy,
+        database_cpu_secs: db_cpu,
+        other_cpu_secs: other_cpu,
         server,
     };
 
@@ -333,18 +350,18 @@ pub async fn run(a: LoginsArgs) -> anyhow::Result<()> {
     if let Some(cpu) = me_cpu {
         println!("  load generator CPU: {cpu:.2} s ({:.3} ms per login)", cpu * 1000.0 / completed.max(1) as f64);
     }
-    if let Some(b) = machine_busy {
-        println!(
-            "  machine CPU busy: {b:.0}% of {} cores",
-            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
-        );
+    if db_cpu > 0.0 {
+        println!("  PostgreSQL CPU: {db_cpu:.2} s ({:.3} ms per login)", db_cpu * 1000.0 / completed.max(1) as f64);
+    }
+    if let (Some(b), Some(other)) = (machine_busy, other_cpu) {
+        println!("  machine CPU busy: {b:.0}% of {cores} cores; {other:.2} s of it by the kernel and other processes");
     }
     if let Some(sv) = &r.server {
         print_server(sv, Some((completed as f64, "login")));
     }
     if a.revoke_devices {
         let t = Instant::now();
-        let n = crate::revoke_devices(&s.client, &s.sessions).await?;
+        let n = crate::revoke_devices(&s.clients[0], &s.sessions).await?;
         eprintln!("revoked {n} devices in {:.1} s", t.elapsed().as_secs_f64());
     }
     if a.common.json {

@@ -54,6 +54,13 @@ pub struct Common {
     /// N logins need at least N/50 approvers (or `--revoke-devices` between runs).
     #[arg(long, default_value_t = 1)]
     pub users: usize,
+    /// Spread the load over this many loopback source addresses (127.0.0.1, 127.0.0.2, …),
+    /// one connection pool each, as if the devices and approvers were on different
+    /// networks. The server limits some things per client network, e.g. at most 20
+    /// approvals in flight per network (each holds a wrong-code reservation until it
+    /// is decided), which one address at concurrency 64 exceeds.
+    #[arg(long, default_value_t = 1)]
+    pub source_addresses: u8,
     /// Keep the approvers' session tokens in this file, so later runs skip signing in
     /// (each sign-in costs the server a password hash).
     #[arg(long)]
@@ -79,7 +86,20 @@ impl Common {
 
     /// One client over a pool large enough for every worker and waiter.
     pub fn client(&self) -> anyhow::Result<Client> {
-        let http = reqwest::Client::builder()
+        Ok(self.clients()?.swap_remove(0))
+    }
+
+    /// One client per source address (`--source-addresses`), each with its own pool.
+    pub fn clients(&self) -> anyhow::Result<Vec<Client>> {
+        (0..self.source_addresses.max(1)).map(|i| self.client_from(i)).collect()
+    }
+
+    fn client_from(&self, i: u8) -> anyhow::Result<Client> {
+        let mut b = reqwest::Client::builder();
+        if self.source_addresses > 1 {
+            b = b.local_address(std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, i.saturating_add(1))));
+        }
+        let http = b
             .user_agent(concat!("latchkey-bench/", env!("CARGO_PKG_VERSION")))
             .pool_max_idle_per_host(usize::MAX)
             .pool_idle_timeout(Duration::from_secs(120))

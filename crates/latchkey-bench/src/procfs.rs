@@ -34,6 +34,35 @@ pub fn cpu_time(pid: &str) -> Option<Duration> {
     Some(Duration::from_secs_f64((utime + stime) as f64 / USER_HZ))
 }
 
+/// CPU time used so far by every live process named `comm` (e.g. `postgres`), by pid.
+pub fn cpu_by_name(comm: &str) -> HashMap<u32, Duration> {
+    let mut out = HashMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for entry in dir.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        let name = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+        if name.trim() == comm {
+            if let Some(cpu) = cpu_time(&pid.to_string()) {
+                out.insert(pid, cpu);
+            }
+        }
+    }
+    out
+}
+
+/// CPU used by processes named `comm` between two [`cpu_by_name`] readings
+/// (a process started in between counts from zero; one that ended is lost).
+pub fn cpu_since(before: &HashMap<u32, Duration>, comm: &str) -> f64 {
+    cpu_by_name(comm)
+        .iter()
+        .map(|(pid, now)| now.saturating_sub(before.get(pid).copied().unwrap_or_default()).as_secs_f64())
+        .sum()
+}
+
 /// Clock ticks per second in /proc (`getconf CLK_TCK`): 100 on mainstream Linux builds.
 const USER_HZ: f64 = 100.0;
 

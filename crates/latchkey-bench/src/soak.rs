@@ -99,7 +99,8 @@ pub async fn run(a: SoakArgs) -> anyhow::Result<()> {
     if a.waiters > a.pending {
         bail!("--waiters cannot exceed --pending");
     }
-    let client = a.common.client()?;
+    let clients = a.common.clients()?;
+    let client = clients[0].clone();
     let app = a.common.app();
     let sessions = a.common.sessions(&client).await?;
 
@@ -109,8 +110,9 @@ pub async fn run(a: SoakArgs) -> anyhow::Result<()> {
     let next = Arc::new(AtomicUsize::new(0));
     let made: Arc<Mutex<Vec<DeviceAuthorization>>> = Arc::default();
     let workers: Vec<_> = (0..a.concurrency.max(1))
-        .map(|_| {
-            let (client, app, next, made) = (client.clone(), app.clone(), next.clone(), made.clone());
+        .map(|w| {
+            let client = clients[w % clients.len()].clone();
+            let (app, next, made) = (app.clone(), next.clone(), made.clone());
             let (scope, n) = (a.common.scope.clone(), a.pending);
             tokio::spawn(async move {
                 while next.fetch_add(1, Ordering::Relaxed) < n {
@@ -140,10 +142,11 @@ pub async fn run(a: SoakArgs) -> anyhow::Result<()> {
     // 2. Park the waiters.
     let counters = Arc::new(Counters::default());
     let mut parked = Vec::with_capacity(a.waiters);
-    for g in grants.iter().take(a.waiters) {
+    for (i, g) in grants.iter().take(a.waiters).enumerate() {
+        let client = clients[i % clients.len()].clone();
         parked.push((
             g.user_code.clone(),
-            tokio::spawn(park(client.clone(), app.clone(), g.device_code.clone(), counters.clone())),
+            tokio::spawn(park(client, app.clone(), g.device_code.clone(), counters.clone())),
         ));
     }
     let deadline = Instant::now() + Duration::from_secs(15);

@@ -7,7 +7,7 @@ use crate::error::ApiError;
 use crate::state::now;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
 use latchkey_domain::Timestamp;
 use latchkey_proto::oauth::{Jwk, JwkSet};
 use latchkey_store::{SigningKeyRecord, Store, StoreError};
@@ -24,7 +24,9 @@ const PUBLISH_GRACE_SECS: i64 = 300;
 
 struct Loaded {
     active_kid: String,
-    active: EncodingKey,
+    /// Parsed once: `jsonwebtoken` would re-parse the PKCS#8 document, a scalar
+    /// multiplication, on every signature (as costly as signing itself).
+    active: Ed25519KeyPair,
     verify: HashMap<String, DecodingKey>,
     jwks: JwkSet,
 }
@@ -100,7 +102,15 @@ impl KeyRing {
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(k.active_kid.clone());
         header.typ = Some(typ.to_string());
-        jsonwebtoken::encode(&header, claims, &k.active).map_err(|e| ApiError::Internal(format!("signing failed: {e}")))
+        let fail = |e: serde_json::Error| ApiError::Internal(format!("signing failed: {e}"));
+        // RFC 7515 compact serialisation: base64url(header) "." base64url(claims) "." base64url(signature).
+        let mut out = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).map_err(fail)?);
+        out.push('.');
+        out.push_str(&URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).map_err(fail)?));
+        let sig = k.active.sign(out.as_bytes());
+        out.push('.');
+        out.push_str(&URL_SAFE_NO_PAD.encode(sig.as_ref()));
+        Ok(out)
     }
 
     /// Verifies a JWT's signature, expiry, issuer and `typ`; `None` for anything invalid.
@@ -148,7 +158,8 @@ fn build(records: &[SigningKeyRecord], at: Timestamp, max_lifetime: i64) -> Resu
     }
     Ok(Loaded {
         active_kid: active.kid.clone(),
-        active: EncodingKey::from_ed_der(&active.private_pkcs8),
+        active: Ed25519KeyPair::from_pkcs8(&active.private_pkcs8)
+            .map_err(|_| ApiError::Internal(format!("signing key {} does not parse", active.kid)))?,
         verify,
         jwks: JwkSet { keys },
     })

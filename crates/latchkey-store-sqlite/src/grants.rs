@@ -194,3 +194,26 @@ pub(crate) fn redeem(c: &Connection, r: Redeem, now: Timestamp) -> StoreResult<R
         }
     })
 }
+
+/// The instant endpoint's check, answered without the writer when nothing is to
+/// be written: only a grant ready to be collected returns `None` (go to the writer).
+/// Reads see every committed decision, and the waiter subscribes before its
+/// second check, so a decision is never missed.
+pub(crate) fn wait_check(c: &Connection, r: &Redeem, now: Timestamp) -> StoreResult<Option<Redeemed>> {
+    let Some(g) = find(c, "device_code_hash", &r.device_code_hash)? else {
+        return Ok(Some(Redeemed::Unknown));
+    };
+    if g.client_id != r.client_id {
+        return Ok(Some(Redeemed::Unknown));
+    }
+    if g.device.jkt.is_some() && g.device.jkt != r.presented_jkt {
+        return Ok(Some(Redeemed::WrongKey));
+    }
+    Ok(match g.state.wait_check(now) {
+        WaitOutcome::Pending => Some(Redeemed::Pending { grant_id: g.id, expires_at: g.state.expires_at }),
+        WaitOutcome::Denied => Some(Redeemed::Denied),
+        WaitOutcome::Expired => Some(Redeemed::Expired),
+        WaitOutcome::Spent => Some(Redeemed::Spent),
+        WaitOutcome::Ready => None,
+    })
+}

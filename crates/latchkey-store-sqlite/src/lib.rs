@@ -219,6 +219,13 @@ impl Store for SqliteStore {
         Ok(result)
     }
     async fn redeem_device_grant(&self, redeem: Redeem, now: Timestamp) -> StoreResult<Redeemed> {
+        if redeem.mode == RedeemMode::Wait {
+            // Checking a waiting grant writes nothing: keep it off the single writer.
+            let r = redeem.clone();
+            if let Some(answer) = self.readers.run(move |c| grants::wait_check(c, &r, now)).await? {
+                return Ok(answer);
+            }
+        }
         self.writer.run(move |c| grants::redeem(c, redeem, now)).await
     }
     async fn rotate_refresh_token(&self, rotate: RotateRefresh, now: Timestamp) -> StoreResult<Rotated> {

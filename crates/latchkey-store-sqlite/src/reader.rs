@@ -6,8 +6,9 @@ use rusqlite::Connection;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-/// Idle connections kept for reuse.
-const MAX_IDLE: usize = 8;
+/// Idle connections kept for reuse: as many as reads run at once under load,
+/// so connections are not opened and closed continuously.
+const MAX_IDLE: usize = 64;
 
 pub(crate) struct Readers {
     path: PathBuf,

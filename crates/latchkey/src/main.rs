@@ -84,8 +84,24 @@ fn init_logging() {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 
+/// Argon2 allocates 19 MiB per password check. Once such a block is freed, glibc
+/// raises its mmap threshold and serves later ones from per-thread arenas it never
+/// returns: a server that handled a burst of sign-ins sat at ~1 GiB (measured, see
+/// docs/benchmarks.md). Pinning the threshold keeps big blocks in mmap, returned on free.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn pin_malloc_mmap_threshold() {
+    // SAFETY: mallopt only tunes the allocator and is thread-safe in glibc; it takes no pointers.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn pin_malloc_mmap_threshold() {}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    pin_malloc_mmap_threshold();
     let cli = Cli::parse();
     init_logging();
     let result = match cli.command {
