@@ -68,11 +68,13 @@ pub(crate) fn is_unique_violation(e: &rusqlite::Error) -> bool {
 }
 
 /// A read-only connection: readers can never write, whatever a bug asks of them.
+/// Readers do point lookups and there can be dozens of them, so each gets a small
+/// page cache (2 MB); the writer keeps the large one and the OS caches the file.
 fn open_reader(path: &Path) -> Result<rusqlite::Connection, StoreError> {
     use rusqlite::OpenFlags;
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
     let conn = rusqlite::Connection::open_with_flags(path, flags).map_err(db_err)?;
-    conn.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA cache_size = -16000;").map_err(db_err)?;
+    conn.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA cache_size = -2000;").map_err(db_err)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
