@@ -39,8 +39,11 @@ DIR=$RESULTS/data
 SESSIONS=$RESULTS/sessions
 rm -rf "$DIR" "$SESSIONS"
 # The first one alone: it creates the database.
-echo "$LATCHKEY_BENCH_PASSWORD" | LATCHKEY_LOG=warn "$LK" admin --data-dir "$DIR" user add bench-1 >/dev/null
-seq 2 "$USERS" | xargs -P 2 -I{} sh -c 'echo "$LATCHKEY_BENCH_PASSWORD" | LATCHKEY_LOG=warn "$0" admin --data-dir "$1" user add "bench-{}" >/dev/null' "$LK" "$DIR"
+ADMIN_LOG=$RESULTS/admin.log
+echo "$LATCHKEY_BENCH_PASSWORD" | LATCHKEY_LOG=warn "$LK" admin --data-dir "$DIR" user add bench-1 >/dev/null 2>>"$ADMIN_LOG" ||
+    { cat "$ADMIN_LOG" >&2; exit 1; }
+seq 2 "$USERS" | xargs -P 2 -I{} sh -c 'echo "$LATCHKEY_BENCH_PASSWORD" | LATCHKEY_LOG=warn "$0" admin --data-dir "$1" user add "bench-{}" >/dev/null 2>>"$2"' \
+    "$LK" "$DIR" "$ADMIN_LOG" || { tail "$ADMIN_LOG" >&2; exit 1; }
 LOG=$RESULTS/server.log
 SERVER_PID=
 PERF_PID=

@@ -194,13 +194,13 @@ for CFG in "${configs[@]}"; do
     SESSIONS=$RESULTS/$CFG.sessions
     rm -f "$SESSIONS" "$RESULTS/$CFG.memory.jsonl"
     t0=$(date +%s)
-    # shellcheck disable=SC2046
+    ADMIN_LOG=$RESULTS/$CFG.admin.log
     # The first one alone: it creates (or migrates) the database.
     # shellcheck disable=SC2046
-    echo "$LATCHKEY_BENCH_PASSWORD" | LATCHKEY_LOG=warn "$LK" admin $(storage_args "$CFG" "$DIR") user add bench-1 >/dev/null
-    # shellcheck disable=SC2046
-    seq 2 "$USERS" | xargs -P 2 -I{} sh -c 'echo "$LATCHKEY_BENCH_PASSWORD" | LATCHKEY_LOG=warn "$0" admin $1 user add "bench-{}" >/dev/null' \
-        "$LK" "$(storage_args "$CFG" "$DIR")"
+    echo "$LATCHKEY_BENCH_PASSWORD" | LATCHKEY_LOG=warn "$LK" admin $(storage_args "$CFG" "$DIR") user add bench-1 \
+        >/dev/null 2>>"$ADMIN_LOG" || { cat "$ADMIN_LOG" >&2; exit 1; }
+    seq 2 "$USERS" | xargs -P 2 -I{} sh -c 'echo "$LATCHKEY_BENCH_PASSWORD" | LATCHKEY_LOG=warn "$0" admin $1 user add "bench-{}" >/dev/null 2>>"$2"' \
+        "$LK" "$(storage_args "$CFG" "$DIR")" "$ADMIN_LOG" || { tail "$ADMIN_LOG" >&2; exit 1; }
     echo "created $USERS approvers in $(($(date +%s) - t0)) s"
 
     # Sign-ins hash passwords (Argon2, 19 MiB each): done once, in their own server process.
