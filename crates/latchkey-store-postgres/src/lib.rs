@@ -40,7 +40,7 @@ use tokio_postgres::NoTls;
 /// The PostgreSQL store. Cheap to share behind an `Arc`; dropping it stops its listener.
 pub struct PgStore {
     db: Db,
-    notifier: GrantNotifier,
+    notifier: DecisionNotifier,
     listener: JoinHandle<()>,
 }
 
@@ -66,7 +66,7 @@ impl PgStore {
             Box::pin(async move { migrations::run(tx, schema.as_deref()).await })
         })
         .await?;
-        let notifier = GrantNotifier::default();
+        let notifier = DecisionNotifier::default();
         let listener = listen::start(config, notifier.clone()).await?;
         Ok(PgStore { db, notifier, listener })
     }
@@ -387,7 +387,7 @@ impl Store for PgStore {
     async fn sweep(&self, now: Timestamp) -> StoreResult<SweepReport> {
         self.db.write(move |tx| Box::pin(async move { sweep::sweep(tx, now).await })).await
     }
-    fn notifier(&self) -> &GrantNotifier {
+    fn notifier(&self) -> &DecisionNotifier {
         &self.notifier
     }
 }

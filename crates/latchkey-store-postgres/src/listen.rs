@@ -1,6 +1,6 @@
 //! Cross-replica wake-ups: one dedicated connection `LISTEN`s on the grants
 //! channel and feeds every decided grant ID (and every decided or cancelled
-//! QR pairing ID) into the local [`GrantNotifier`].
+//! QR pairing ID) into the local [`DecisionNotifier`].
 //!
 //! If the connection drops, the task logs a warning and reconnects with
 //! backoff. Decisions committed while it was away are not replayed (NOTIFY
@@ -11,7 +11,7 @@
 use crate::db::{describe, pg_err, target};
 use crate::grants::CHANNEL;
 use futures::stream::{self, BoxStream, StreamExt};
-use latchkey_store::{GrantNotifier, StoreError, StoreResult};
+use latchkey_store::{DecisionNotifier, StoreError, StoreResult};
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_postgres::{AsyncMessage, Client, Config, NoTls};
@@ -66,7 +66,7 @@ async fn subscribe(config: &Config) -> StoreResult<Listening> {
 }
 
 /// Forwards notifications until the connection ends; returns why it ended.
-async fn forward(mut l: Listening, notifier: &GrantNotifier) -> String {
+async fn forward(mut l: Listening, notifier: &DecisionNotifier) -> String {
     while let Some(message) = l.messages.next().await {
         match message {
             Ok(AsyncMessage::Notification(n)) if n.channel() == CHANNEL => {
@@ -84,13 +84,13 @@ async fn forward(mut l: Listening, notifier: &GrantNotifier) -> String {
 
 /// Subscribes once (so `connect` fails loudly if it cannot), then keeps
 /// listening in the background, reconnecting as needed.
-pub(crate) async fn start(mut config: Config, notifier: GrantNotifier) -> StoreResult<JoinHandle<()>> {
+pub(crate) async fn start(mut config: Config, notifier: DecisionNotifier) -> StoreResult<JoinHandle<()>> {
     config.keepalives(true).keepalives_idle(KEEPALIVE_IDLE);
     let first = subscribe(&config).await?;
     Ok(tokio::spawn(run(config, notifier, first)))
 }
 
-async fn run(config: Config, notifier: GrantNotifier, first: Listening) {
+async fn run(config: Config, notifier: DecisionNotifier, first: Listening) {
     let mut listening = first;
     loop {
         let why = forward(listening, &notifier).await;

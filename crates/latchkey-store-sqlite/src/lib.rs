@@ -45,7 +45,7 @@ pub enum Durability {
 pub struct SqliteStore {
     writer: writer::Writer,
     readers: reader::Readers,
-    notifier: GrantNotifier,
+    notifier: DecisionNotifier,
     path: PathBuf,
 }
 
@@ -111,7 +111,7 @@ impl SqliteStore {
         .map_err(|e| StoreError::Database(e.to_string()))??;
         let writer = writer::Writer::start(conn)?;
         let readers = reader::Readers::new(path.clone());
-        Ok(Self { writer, readers, notifier: GrantNotifier::default(), path })
+        Ok(Self { writer, readers, notifier: DecisionNotifier::default(), path })
     }
 
     /// The database file.
@@ -337,7 +337,7 @@ impl Store for SqliteStore {
     async fn sweep(&self, now: Timestamp) -> StoreResult<SweepReport> {
         self.writer.run(move |c| sweep::sweep(c, now)).await
     }
-    fn notifier(&self) -> &GrantNotifier {
+    fn notifier(&self) -> &DecisionNotifier {
         &self.notifier
     }
 }

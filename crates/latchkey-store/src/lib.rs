@@ -15,7 +15,7 @@ mod records;
 pub mod testsuite;
 
 pub use error::StoreError;
-pub use notify::GrantNotifier;
+pub use notify::DecisionNotifier;
 pub use records::*;
 
 use async_trait::async_trait;
@@ -194,6 +194,6 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes grants, sessions and refresh tokens that ended before `now` (with grace).
     async fn sweep(&self, now: Timestamp) -> StoreResult<SweepReport>;
-    /// The notifier through which this store announces decided grants (across replicas where the backend can).
-    fn notifier(&self) -> &GrantNotifier;
+    /// The notifier through which this store announces decided grants and pairings (across replicas where the backend can).
+    fn notifier(&self) -> &DecisionNotifier;
 }

@@ -1,6 +1,7 @@
-//! Wake-ups for devices waiting on the instant-approval endpoint.
+//! Wake-ups for requests waiting on a decision: a device on the instant-approval
+//! endpoint (keyed by grant ID) or a desktop on a QR sign-in (keyed by pairing ID).
 //!
-//! Within one process this is a map from grant ID to a broadcast channel.
+//! Within one process this is a map from subject ID to a broadcast channel.
 //! A backend that spans processes (PostgreSQL's LISTEN/NOTIFY) feeds remote
 //! decisions into the same map, so waiters never care where a decision came from.
 
@@ -8,32 +9,32 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
-/// Fan-out of "grant X was decided" to the requests waiting on X.
+/// Fan-out of "grant or pairing X was decided" to the requests waiting on X.
 #[derive(Clone, Default)]
-pub struct GrantNotifier {
+pub struct DecisionNotifier {
     waiters: Arc<Mutex<HashMap<String, broadcast::Sender<()>>>>,
 }
 
-/// A registration for one grant; dropping it cleans up when it was the last waiter.
-pub struct GrantWait {
-    notifier: GrantNotifier,
-    grant_id: String,
+/// A registration for one grant or pairing; dropping it cleans up when it was the last waiter.
+pub struct DecisionWait {
+    notifier: DecisionNotifier,
+    subject_id: String,
     rx: broadcast::Receiver<()>,
 }
 
-impl GrantNotifier {
-    /// Starts listening for decisions on `grant_id`. Register before checking the
-    /// grant's state, so a decision landing in between is not missed.
-    pub fn subscribe(&self, grant_id: &str) -> GrantWait {
+impl DecisionNotifier {
+    /// Starts listening for decisions on `subject_id`. Register before checking the
+    /// subject's state, so a decision landing in between is not missed.
+    pub fn subscribe(&self, subject_id: &str) -> DecisionWait {
         let mut map = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
-        let rx = map.entry(grant_id.to_string()).or_insert_with(|| broadcast::channel(1).0).subscribe();
-        GrantWait { notifier: self.clone(), grant_id: grant_id.to_string(), rx }
+        let rx = map.entry(subject_id.to_string()).or_insert_with(|| broadcast::channel(1).0).subscribe();
+        DecisionWait { notifier: self.clone(), subject_id: subject_id.to_string(), rx }
     }
 
-    /// Wakes every local waiter on `grant_id`.
-    pub fn notify(&self, grant_id: &str) {
+    /// Wakes every local waiter on `subject_id`.
+    pub fn notify(&self, subject_id: &str) {
         let map = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(tx) = map.get(grant_id) {
+        if let Some(tx) = map.get(subject_id) {
             let _ = tx.send(());
         }
     }
@@ -46,26 +47,26 @@ impl GrantNotifier {
         }
     }
 
-    /// How many grants have waiters right now.
-    pub fn waiting_grants(&self) -> usize {
+    /// How many grants and pairings have waiters right now.
+    pub fn waiting_subjects(&self) -> usize {
         self.waiters.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 }
 
-impl GrantWait {
-    /// Resolves when the grant is decided (or its channel closes).
+impl DecisionWait {
+    /// Resolves when the subject is decided (or its channel closes).
     pub async fn changed(&mut self) {
         let _ = self.rx.recv().await;
     }
 }
 
-impl Drop for GrantWait {
+impl Drop for DecisionWait {
     fn drop(&mut self) {
         let mut map = self.notifier.waiters.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(tx) = map.get(&self.grant_id) {
+        if let Some(tx) = map.get(&self.subject_id) {
             // Our own receiver is still alive during drop, so 1 means "only us".
             if tx.receiver_count() <= 1 {
-                map.remove(&self.grant_id);
+                map.remove(&self.subject_id);
             }
         }
     }
@@ -78,22 +79,22 @@ mod tests {
 
     #[tokio::test]
     async fn wakes_subscribers_and_cleans_up() {
-        let n = GrantNotifier::default();
+        let n = DecisionNotifier::default();
         let mut a = n.subscribe("g1");
         let mut b = n.subscribe("g1");
         n.notify("g1");
         tokio::time::timeout(Duration::from_secs(1), a.changed()).await.ok();
         tokio::time::timeout(Duration::from_secs(1), b.changed()).await.ok();
-        assert_eq!(n.waiting_grants(), 1);
+        assert_eq!(n.waiting_subjects(), 1);
         drop(a);
-        assert_eq!(n.waiting_grants(), 1);
+        assert_eq!(n.waiting_subjects(), 1);
         drop(b);
-        assert_eq!(n.waiting_grants(), 0);
+        assert_eq!(n.waiting_subjects(), 0);
     }
 
     #[tokio::test]
     async fn notification_for_another_grant_does_not_wake() {
-        let n = GrantNotifier::default();
+        let n = DecisionNotifier::default();
         let mut a = n.subscribe("g1");
         n.notify("g2");
         let woke = tokio::time::timeout(Duration::from_millis(50), a.changed()).await;

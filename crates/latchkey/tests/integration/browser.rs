@@ -222,7 +222,7 @@ async fn qr_switch_turned_off_stops_the_waiting_desktop(b: Backend) {
 
     // The page is waiting on the long poll (bounded wait for it to be in flight).
     let deadline = std::time::Instant::now() + PATIENCE;
-    while app.store.notifier().waiting_grants() == 0 {
+    while app.store.notifier().waiting_subjects() == 0 {
         assert!(std::time::Instant::now() < deadline, "the desktop page never started waiting");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
