@@ -142,6 +142,77 @@ impl EnrollmentKeyState {
     }
 }
 
+/// How a device came to be registered, as the audit log says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegisteredVia {
+    /// A device login (RFC 8628) approved by its owner.
+    DeviceLogin,
+    /// An enrollment key, without a browser.
+    EnrollmentKey,
+}
+
+impl RegisteredVia {
+    /// Stable text for the audit log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::DeviceLogin => "device_login",
+            Self::EnrollmentKey => "enrollment_key",
+        }
+    }
+}
+
+/// What the owner already has, as loaded for one registration.
+#[derive(Debug, Clone, Copy)]
+pub struct Registry<'a> {
+    /// Whether an active device of the owner already holds the presented key.
+    pub same_key_device: bool,
+    /// How many active devices the owner has.
+    pub active: i64,
+    /// Every slug the owner's devices have ever had (revoked ones keep theirs).
+    pub taken_slugs: &'a std::collections::HashSet<String>,
+}
+
+/// What to do with one registration request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistrationPlan {
+    /// The same machine (same key) logging in again: reuse its device, create nothing.
+    Reuse,
+    /// Create the device with this slug.
+    Create {
+        /// The device's slug, unique among the owner's.
+        slug: String,
+    },
+    /// The owner is at the device cap (the cap given): change nothing.
+    AtCap(i64),
+    /// The explicit slug asked for is in use: change nothing.
+    SlugTaken(String),
+}
+
+/// Decides a device registration: the same key is the same device; the cap
+/// counts active devices; a slug names one device ever, so an explicit slug
+/// that was ever used is refused and a derived one gets a numeric suffix.
+pub fn plan_registration(
+    registry: Registry<'_>,
+    cap: i64,
+    explicit_slug: Option<&str>,
+    name: &str,
+    device_id: &str,
+) -> RegistrationPlan {
+    if registry.same_key_device {
+        return RegistrationPlan::Reuse;
+    }
+    if registry.active >= cap {
+        return RegistrationPlan::AtCap(cap);
+    }
+    match explicit_slug {
+        Some(slug) if registry.taken_slugs.contains(slug) => RegistrationPlan::SlugTaken(slug.to_string()),
+        Some(slug) => RegistrationPlan::Create { slug: slug.to_string() },
+        None => RegistrationPlan::Create {
+            slug: crate::slug::Slug::for_new_device(name, device_id, registry.taken_slugs).to_string(),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,5 +249,25 @@ mod tests {
         assert_eq!(parse_tag("platform", " linux-x86_64 "), Ok("linux-x86_64".into()));
         assert!(parse_tag("platform", &"x".repeat(65)).is_err());
         assert!(parse_tag("platform", "a\nb").is_err());
+    }
+
+    #[test]
+    fn registration_reuses_caps_and_keeps_slugs_unique() {
+        let taken: std::collections::HashSet<String> = ["laptop".to_string()].into();
+        let reg = |same_key_device, active| Registry { same_key_device, active, taken_slugs: &taken };
+        assert_eq!(plan_registration(reg(true, 50), 50, None, "Laptop", "d1"), RegistrationPlan::Reuse);
+        assert_eq!(plan_registration(reg(false, 50), 50, None, "Laptop", "d1"), RegistrationPlan::AtCap(50));
+        assert_eq!(
+            plan_registration(reg(false, 1), 50, Some("laptop"), "Laptop", "d1"),
+            RegistrationPlan::SlugTaken("laptop".into())
+        );
+        assert_eq!(
+            plan_registration(reg(false, 1), 50, None, "Laptop", "d1"),
+            RegistrationPlan::Create { slug: "laptop-2".into() }
+        );
+        assert_eq!(
+            plan_registration(reg(false, 1), 50, Some("desk"), "Laptop", "d1"),
+            RegistrationPlan::Create { slug: "desk".into() }
+        );
     }
 }

@@ -188,6 +188,108 @@ impl GrantState {
     }
 }
 
+/// Whether a device code is being polled (RFC 8628) or waited on (instant endpoint).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedeemMode {
+    /// RFC 8628 §3.4 poll: counts for `slow_down`.
+    Poll,
+    /// Instant endpoint check: does not count as a poll.
+    Wait,
+}
+
+/// What the presenter of a device code brings: who it is and which key signed.
+#[derive(Debug, Clone, Copy)]
+pub struct Presenter<'a> {
+    /// The authenticated client presenting the code.
+    pub client_id: &'a str,
+    /// Thumbprint of the key that signed the request's DPoP proof, if any.
+    pub jkt: Option<&'a str>,
+    /// Poll or wait.
+    pub mode: RedeemMode,
+}
+
+/// A stored grant, as much of it as redeeming needs.
+#[derive(Debug, Clone, Copy)]
+pub struct Redeemable<'a> {
+    /// The client the code was issued to.
+    pub client_id: &'a str,
+    /// The device key the grant is bound to, if any.
+    pub jkt: Option<&'a str>,
+    /// Status, expiry, interval, last poll.
+    pub state: &'a GrantState,
+    /// Whether the device registered on approval has since been revoked.
+    pub device_revoked: bool,
+}
+
+/// What to do with one redemption: the store executes it in one transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedeemPlan {
+    /// The code is unknown to this client (RFC 6749 §5.2 `invalid_grant`): change nothing.
+    Unknown,
+    /// The grant is bound to a device key the request was not signed with: change nothing.
+    WrongKey,
+    /// Not decided yet; on a poll, record the poll's time.
+    Pending {
+        /// Whether to store `now` as the last poll time.
+        record_poll: bool,
+    },
+    /// Polled too fast: record the poll and the longer interval.
+    SlowDown {
+        /// The interval the device must now respect, in seconds.
+        new_interval_secs: i64,
+    },
+    /// Mark the grant consumed (only if still approved) and start the token family.
+    Consume,
+    /// The person denied it, or the approved device was revoked before collection.
+    Denied,
+    /// The code ran out.
+    Expired,
+    /// Tokens were already handed out.
+    Spent,
+}
+
+/// Decides one redemption of a device code at `now`.
+///
+/// A code works only for the client it was issued to; a grant bound to a
+/// device key works only with a proof from that key, so a stolen device code
+/// alone is worth nothing; a device revoked between approval and collection
+/// gets nothing.
+pub fn plan_redeem(grant: Redeemable<'_>, by: Presenter<'_>, now: Timestamp) -> RedeemPlan {
+    if grant.client_id != by.client_id {
+        return RedeemPlan::Unknown;
+    }
+    if grant.jkt.is_some() && grant.jkt != by.jkt {
+        return RedeemPlan::WrongKey;
+    }
+    let outcome = match by.mode {
+        RedeemMode::Poll => grant.state.poll(now),
+        RedeemMode::Wait => match grant.state.wait_check(now) {
+            WaitOutcome::Pending => PollOutcome::Pending,
+            WaitOutcome::Ready => PollOutcome::Ready,
+            WaitOutcome::Denied => PollOutcome::Denied,
+            WaitOutcome::Expired => PollOutcome::Expired,
+            WaitOutcome::Spent => PollOutcome::Spent,
+        },
+    };
+    match outcome {
+        PollOutcome::Pending => RedeemPlan::Pending { record_poll: by.mode == RedeemMode::Poll },
+        PollOutcome::SlowDown { new_interval_secs } => RedeemPlan::SlowDown { new_interval_secs },
+        PollOutcome::Ready if grant.device_revoked => RedeemPlan::Denied,
+        PollOutcome::Ready => RedeemPlan::Consume,
+        PollOutcome::Denied => RedeemPlan::Denied,
+        PollOutcome::Expired => RedeemPlan::Expired,
+        PollOutcome::Spent => RedeemPlan::Spent,
+    }
+}
+
+/// The name a device gets when its login request gave none.
+pub fn default_device_name(requested: Option<&str>, client_id: &str) -> String {
+    match requested {
+        Some(name) => name.to_string(),
+        None => format!("{client_id} device"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,5 +373,69 @@ mod tests {
             assert_eq!(GrantStatus::parse(s.as_str()), Some(s));
         }
         assert_eq!(GrantStatus::parse("bogus"), None);
+    }
+
+    fn redeemable(state: &GrantState) -> Redeemable<'_> {
+        Redeemable { client_id: "cli", jkt: Some("key-a"), state, device_revoked: false }
+    }
+
+    fn by(client_id: &'static str, jkt: Option<&'static str>, mode: RedeemMode) -> Presenter<'static> {
+        Presenter { client_id, jkt, mode }
+    }
+
+    #[test]
+    fn redeem_is_bound_to_the_client_and_the_key() {
+        let mut g = fresh();
+        g.status = GrantStatus::Approved;
+        let r = redeemable(&g);
+        assert_eq!(plan_redeem(r, by("other", Some("key-a"), RedeemMode::Poll), t(1)), RedeemPlan::Unknown);
+        assert_eq!(plan_redeem(r, by("cli", None, RedeemMode::Poll), t(1)), RedeemPlan::WrongKey);
+        assert_eq!(plan_redeem(r, by("cli", Some("key-b"), RedeemMode::Wait), t(1)), RedeemPlan::WrongKey);
+        assert_eq!(plan_redeem(r, by("cli", Some("key-a"), RedeemMode::Poll), t(1)), RedeemPlan::Consume);
+        // An unbound grant takes any (or no) key.
+        let unbound = Redeemable { jkt: None, ..r };
+        assert_eq!(plan_redeem(unbound, by("cli", Some("key-z"), RedeemMode::Wait), t(1)), RedeemPlan::Consume);
+    }
+
+    #[test]
+    fn only_polls_are_recorded_and_slowed_down() {
+        let mut g = fresh();
+        g.last_polled_at = Some(t(1));
+        let r = redeemable(&g);
+        assert_eq!(
+            plan_redeem(r, by("cli", Some("key-a"), RedeemMode::Poll), t(2)),
+            RedeemPlan::SlowDown { new_interval_secs: 10 }
+        );
+        assert_eq!(
+            plan_redeem(r, by("cli", Some("key-a"), RedeemMode::Wait), t(2)),
+            RedeemPlan::Pending { record_poll: false }
+        );
+        assert_eq!(
+            plan_redeem(r, by("cli", Some("key-a"), RedeemMode::Poll), t(7)),
+            RedeemPlan::Pending { record_poll: true }
+        );
+    }
+
+    #[test]
+    fn a_revoked_device_collects_nothing_and_outcomes_map_one_to_one() {
+        let mut g = fresh();
+        g.status = GrantStatus::Approved;
+        let revoked = Redeemable { device_revoked: true, ..redeemable(&g) };
+        assert_eq!(plan_redeem(revoked, by("cli", Some("key-a"), RedeemMode::Wait), t(1)), RedeemPlan::Denied);
+        for (status, plan) in [
+            (GrantStatus::Denied, RedeemPlan::Denied),
+            (GrantStatus::Consumed, RedeemPlan::Spent),
+        ] {
+            g.status = status;
+            assert_eq!(plan_redeem(redeemable(&g), by("cli", Some("key-a"), RedeemMode::Poll), t(1)), plan);
+        }
+        g.status = GrantStatus::Approved;
+        assert_eq!(plan_redeem(redeemable(&g), by("cli", Some("key-a"), RedeemMode::Poll), t(601)), RedeemPlan::Expired);
+    }
+
+    #[test]
+    fn default_device_name_names_the_app() {
+        assert_eq!(default_device_name(None, "tray"), "tray device");
+        assert_eq!(default_device_name(Some("Laptop"), "tray"), "Laptop");
     }
 }

@@ -57,6 +57,9 @@ impl PairingStatus {
     }
 }
 
+/// The scope a QR sign-in grants: it signs a person in to the app, nothing more.
+pub const SIGN_IN_SCOPE: &str = "openid";
+
 /// What can happen to a pairing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PairingAction {

@@ -13,13 +13,12 @@
 mod audit;
 mod devices;
 mod enrollment;
-mod grants;
 mod keys;
 mod migrations;
-mod pairings;
 mod reader;
 mod sweep;
 mod tokens;
+mod txn;
 mod users;
 mod writer;
 
@@ -27,8 +26,11 @@ use async_trait::async_trait;
 use latchkey_domain::audit::{AuditEntry, AuditEvent, ChainHead};
 use latchkey_domain::secret::SecretHash;
 use latchkey_domain::Timestamp;
+use latchkey_store::flows;
+use latchkey_store::txn::{GrantCode, PairingCode, Txn};
 use latchkey_store::*;
 use std::path::{Path, PathBuf};
+use txn::{complete, Sql};
 
 /// How hard SQLite works to make each commit survive power loss.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -164,15 +166,15 @@ impl Store for SqliteStore {
         self.writer.run(move |c| users::update_app(c, &id, update, &actor, now)).await
     }
     async fn create_pairing(&self, pairing: NewPairing, now: Timestamp) -> StoreResult<()> {
-        self.writer.run(move |c| pairings::create(c, pairing, now)).await
+        self.writer.run(move |c| complete(flows::pairings::create(&Sql(c), &pairing, now))).await
     }
     async fn pairing_by_phone_code(&self, phone_code_hash: &SecretHash) -> StoreResult<Option<PairingRecord>> {
         let h = phone_code_hash.clone();
-        self.readers.run(move |c| pairings::find(c, "phone_code_hash", &h)).await
+        self.readers.run(move |c| complete(Sql(c).pairing(PairingCode::Phone, &h, false))).await
     }
     async fn pairing_by_desktop_secret(&self, desktop_secret_hash: &SecretHash) -> StoreResult<Option<PairingRecord>> {
         let h = desktop_secret_hash.clone();
-        self.readers.run(move |c| pairings::find(c, "desktop_secret_hash", &h)).await
+        self.readers.run(move |c| complete(Sql(c).pairing(PairingCode::Desktop, &h, false))).await
     }
     async fn decide_pairing(
         &self,
@@ -182,7 +184,7 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> StoreResult<PairingResult> {
         let (h, u) = (phone_code_hash.clone(), user_id.to_string());
-        let r = self.writer.run(move |c| pairings::decide(c, &h, &u, approve, now)).await?;
+        let r = self.writer.run(move |c| complete(flows::pairings::decide(&Sql(c), &h, &u, approve, now))).await?;
         if let PairingResult::Done(p) = &r {
             self.notifier.notify(&p.id);
         }
@@ -190,7 +192,7 @@ impl Store for SqliteStore {
     }
     async fn cancel_pairing(&self, desktop_secret_hash: &SecretHash, now: Timestamp) -> StoreResult<PairingResult> {
         let h = desktop_secret_hash.clone();
-        let r = self.writer.run(move |c| pairings::cancel(c, &h, now)).await?;
+        let r = self.writer.run(move |c| complete(flows::pairings::cancel(&Sql(c), &h, now))).await?;
         if let PairingResult::Done(p) = &r {
             self.notifier.notify(&p.id);
         }
@@ -203,17 +205,17 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> StoreResult<Collected> {
         let h = desktop_secret_hash.clone();
-        self.writer.run(move |c| pairings::collect(c, &h, mint, now)).await
+        self.writer.run(move |c| complete(flows::pairings::collect(&Sql(c), &h, &mint, now))).await
     }
     async fn create_device_grant(&self, grant: NewDeviceGrant, now: Timestamp) -> StoreResult<()> {
-        self.writer.run(move |c| grants::create(c, grant, now)).await
+        self.writer.run(move |c| complete(flows::grants::create(&Sql(c), &grant, now))).await
     }
     async fn device_grant_by_user_code(&self, user_code_hash: &SecretHash) -> StoreResult<Option<DeviceGrantRecord>> {
         let h = user_code_hash.clone();
-        self.readers.run(move |c| grants::by_user_code(c, &h)).await
+        self.readers.run(move |c| complete(Sql(c).grant(GrantCode::User, &h, false))).await
     }
     async fn decide_device_grant(&self, decision: GrantDecision, now: Timestamp) -> StoreResult<DecideResult> {
-        let result = self.writer.run(move |c| grants::decide(c, decision, now)).await?;
+        let result = self.writer.run(move |c| complete(flows::grants::decide(&Sql(c), decision, now))).await?;
         if let DecideResult::Decided(g) = &result {
             // The writer answers only after commit, so waiters wake to a durable decision.
             self.notifier.notify(&g.id);
@@ -224,14 +226,14 @@ impl Store for SqliteStore {
         if redeem.mode == RedeemMode::Wait {
             // Checking a waiting grant writes nothing: keep it off the single writer.
             let r = redeem.clone();
-            if let Some(answer) = self.readers.run(move |c| grants::wait_check(c, &r, now)).await? {
+            if let Some(answer) = self.readers.run(move |c| complete(flows::grants::wait_check(&Sql(c), &r, now))).await? {
                 return Ok(answer);
             }
         }
-        self.writer.run(move |c| grants::redeem(c, redeem, now)).await
+        self.writer.run(move |c| complete(flows::grants::redeem(&Sql(c), redeem, now))).await
     }
     async fn rotate_refresh_token(&self, rotate: RotateRefresh, now: Timestamp) -> StoreResult<Rotated> {
-        self.writer.run(move |c| tokens::rotate(c, rotate, now)).await
+        self.writer.run(move |c| complete(flows::tokens::rotate(&Sql(c), rotate, now))).await
     }
     async fn revoke_refresh_family(
         &self,
@@ -240,15 +242,15 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> StoreResult<bool> {
         let (h, id) = (token_hash.clone(), client_id.to_string());
-        self.writer.run(move |c| tokens::revoke_family(c, &h, &id, now)).await
+        self.writer.run(move |c| complete(flows::tokens::revoke_by_token(&Sql(c), &h, &id, now))).await
     }
     async fn revoke_family(&self, family_id: &str, client_id: &str, now: Timestamp) -> StoreResult<bool> {
         let (f, id) = (family_id.to_string(), client_id.to_string());
-        self.writer.run(move |c| tokens::revoke_family_by_id(c, &f, &id, now)).await
+        self.writer.run(move |c| complete(flows::tokens::revoke_by_id(&Sql(c), &f, &id, now))).await
     }
     async fn refresh_token(&self, token_hash: &SecretHash) -> StoreResult<Option<RefreshTokenRecord>> {
         let h = token_hash.clone();
-        self.readers.run(move |c| tokens::refresh_token(c, &h)).await
+        self.readers.run(move |c| Ok(complete(Sql(c).refresh_token(&h, false))?.map(|(t, _)| t))).await
     }
     async fn family_active(&self, family_id: &str) -> StoreResult<bool> {
         let id = family_id.to_string();
@@ -260,7 +262,7 @@ impl Store for SqliteStore {
     }
     async fn device(&self, id: &str) -> StoreResult<Option<DeviceRecord>> {
         let id = id.to_string();
-        self.readers.run(move |c| devices::get(c, &id)).await
+        self.readers.run(move |c| complete(Sql(c).device(&id, false))).await
     }
     async fn rename_device(
         &self,
@@ -270,7 +272,7 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> StoreResult<Option<DeviceRecord>> {
         let (id, owner, name) = (id.to_string(), owner_id.to_string(), name.to_string());
-        self.writer.run(move |c| devices::rename(c, &id, &owner, &name, now)).await
+        self.writer.run(move |c| complete(flows::devices::rename(&Sql(c), &id, &owner, &name, now))).await
     }
     async fn relocate_device(
         &self,
@@ -280,7 +282,7 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> StoreResult<Option<DeviceRecord>> {
         let (id, owner) = (id.to_string(), owner_id.to_string());
-        self.writer.run(move |c| devices::relocate(c, &id, &owner, location, now)).await
+        self.writer.run(move |c| complete(flows::devices::relocate(&Sql(c), &id, &owner, location, now))).await
     }
     async fn location_history(&self, id: &str) -> StoreResult<Vec<LocationChange>> {
         let id = id.to_string();
@@ -294,10 +296,10 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> StoreResult<RevokeDevice> {
         let (id, owner, actor) = (id.to_string(), owner_id.map(str::to_string), actor.to_string());
-        self.writer.run(move |c| devices::revoke(c, &id, owner.as_deref(), &actor, now)).await
+        self.writer.run(move |c| complete(flows::devices::revoke(&Sql(c), &id, owner.as_deref(), &actor, now))).await
     }
     async fn create_enrollment_key(&self, key: NewEnrollmentKey, now: Timestamp) -> StoreResult<()> {
-        self.writer.run(move |c| enrollment::create(c, key, now)).await
+        self.writer.run(move |c| complete(flows::enrollment::create(&Sql(c), &key, now))).await
     }
     async fn enrollment_keys(&self, owner_id: Option<&str>) -> StoreResult<Vec<EnrollmentKeyRecord>> {
         let owner = owner_id.map(str::to_string);
@@ -311,10 +313,10 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> StoreResult<bool> {
         let (id, owner, actor) = (id.to_string(), owner_id.map(str::to_string), actor.to_string());
-        self.writer.run(move |c| enrollment::revoke(c, &id, owner.as_deref(), &actor, now)).await
+        self.writer.run(move |c| complete(flows::enrollment::revoke(&Sql(c), &id, owner.as_deref(), &actor, now))).await
     }
     async fn enroll_device(&self, enroll: Enroll, now: Timestamp) -> StoreResult<Enrolled> {
-        self.writer.run(move |c| enrollment::enroll(c, enroll, now)).await
+        self.writer.run(move |c| complete(flows::enrollment::enroll(&Sql(c), enroll, now))).await
     }
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
         self.readers.run(keys::all).await

@@ -4,15 +4,19 @@
 //! (`latchkey-store-sqlite`, `latchkey-store-postgres`). Operations are
 //! whole domain actions, each one transaction that includes its audit entry,
 //! so no caller can leave half a change behind. Transitions are decided by
-//! `latchkey-domain`; backends only load, ask and write conditionally.
+//! `latchkey-domain`; the operations that execute them are written once, in
+//! [`flows`], against [`txn::Txn`]; backends only load, execute and write.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod error;
 pub mod events;
+pub mod flows;
 mod notify;
 mod records;
+pub mod rows;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
+pub mod txn;
 
 pub use error::StoreError;
 pub use notify::DecisionNotifier;

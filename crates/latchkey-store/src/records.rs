@@ -267,25 +267,27 @@ pub enum DecideResult {
     SlugTaken(String),
 }
 
-/// A refresh token to store when tokens are handed out.
+/// What to store when tokens are handed out: the family, and a refresh token
+/// only when one is delivered (an app without the refresh grant, or a QR
+/// sign-in, gets none, so none is stored).
 #[derive(Debug, Clone)]
 pub struct MintRefresh {
-    /// Hash of the new refresh token.
-    pub token_hash: SecretHash,
     /// Family ID to use when this starts a new family.
     pub new_family_id: String,
-    /// When the new token expires.
+    /// The refresh token handed out with it, if any.
+    pub refresh: Option<NewRefreshToken>,
+}
+
+/// A refresh token to store.
+#[derive(Debug, Clone)]
+pub struct NewRefreshToken {
+    /// Hash of the token.
+    pub token_hash: SecretHash,
+    /// When it expires.
     pub expires_at: Timestamp,
 }
 
-/// Whether a device code is being polled (RFC 8628) or waited on (instant endpoint).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RedeemMode {
-    /// RFC 8628 §3.4 poll: counts for `slow_down`.
-    Poll,
-    /// Instant endpoint check: does not count as a poll.
-    Wait,
-}
+pub use latchkey_domain::device_grant::RedeemMode;
 
 /// A request to redeem a device code.
 #[derive(Debug, Clone)]
@@ -359,8 +361,8 @@ pub struct RotateRefresh {
     pub token_hash: SecretHash,
     /// The authenticated client presenting it.
     pub client_id: String,
-    /// The replacement (its `new_family_id` is ignored: the family carries over).
-    pub mint: MintRefresh,
+    /// The replacement, in the same family.
+    pub replacement: NewRefreshToken,
     /// Thumbprint of the key that signed the request's DPoP proof, if any.
     pub presented_jkt: Option<String>,
 }
@@ -545,6 +547,17 @@ pub struct Enroll {
     pub mint: MintRefresh,
     /// Most active devices the owner may have.
     pub device_cap: i64,
+}
+
+/// An enrollment key as using it needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsableKey {
+    /// Key ID.
+    pub id: String,
+    /// Whose devices it enrolls.
+    pub owner_id: String,
+    /// Whether it may be used now.
+    pub state: latchkey_domain::device::EnrollmentKeyState,
 }
 
 /// Outcome of [`crate::Store::enroll_device`].

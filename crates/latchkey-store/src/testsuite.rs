@@ -171,11 +171,16 @@ fn pending_pairing(p: &NewPairing, now: Timestamp) -> PairingRecord {
 }
 
 fn mint(tag: &str) -> MintRefresh {
-    MintRefresh {
-        token_hash: h(&format!("refresh-{tag}")),
-        new_family_id: format!("family-{tag}"),
-        expires_at: at(30 * DAY_MS),
-    }
+    MintRefresh { new_family_id: format!("family-{tag}"), refresh: Some(replacement(tag)) }
+}
+
+/// The refresh token [`mint`] and [`replacement`] store for `tag`.
+fn refresh_hash(tag: &str) -> SecretHash {
+    h(&format!("refresh-{tag}"))
+}
+
+fn replacement(tag: &str) -> NewRefreshToken {
+    NewRefreshToken { token_hash: refresh_hash(tag), expires_at: at(30 * DAY_MS) }
 }
 
 fn decision(tag: &str, user: &UserRecord, decision: Decision) -> GrantDecision {
@@ -212,7 +217,7 @@ async fn tokens_for(store: &dyn Store, user: &UserRecord, tag: &str) -> (TokenSu
     let d = store.decide_device_grant(decision(tag, user, Decision::Approve), at(1000)).await.unwrap();
     assert!(matches!(d, DecideResult::Decided(_)), "approve {tag}: {d:?}");
     match store.redeem_device_grant(redeem(tag, "cli", RedeemMode::Poll, tag), at(2000)).await.unwrap() {
-        Redeemed::Tokens(s) => (s, mint(tag).token_hash),
+        Redeemed::Tokens(s) => (s, refresh_hash(tag)),
         other => panic!("redeeming approved grant {tag} gave {other:?}, not tokens"),
     }
 }

@@ -63,7 +63,7 @@ fn rotate_with(token: &SecretHash, tag: &str, jkt: Option<&str>) -> RotateRefres
     RotateRefresh {
         token_hash: token.clone(),
         client_id: "cli".into(),
-        mint: mint(tag),
+        replacement: replacement(tag),
         presented_jkt: jkt.map(str::to_string),
     }
 }
@@ -141,7 +141,7 @@ pub async fn device_registered_on_approval(store: Arc<dyn Store>) {
         panic!("approved grant a did not redeem");
     };
     assert_eq!((subject.device_id.as_deref(), subject.jkt.as_deref()), (Some("dev-a"), None));
-    let t = s.refresh_token(&mint("a").token_hash).await.unwrap().unwrap();
+    let t = s.refresh_token(&refresh_hash("a")).await.unwrap().unwrap();
     assert_eq!(t.device_id.as_deref(), Some("dev-a"));
     assert_eq!(device(s, "dev-a").await.last_seen_at, Some(at(8000)));
     assert_eq!(count_kind(s, AuditKind::DeviceRegistered).await, 7);
@@ -271,7 +271,7 @@ pub async fn device_revoke_takes_its_tokens(store: Arc<dyn Store>) {
         s.rotate_refresh_token(rotate_with(&ta, "a2", None), at(3000)).await.unwrap(),
         Rotated::Tokens(_)
     ));
-    let ta2 = mint("a2").token_hash;
+    let ta2 = refresh_hash("a2");
     assert_eq!(device(s, "dev-a").await.last_seen_at, Some(at(3000)));
     assert_eq!(device(s, "dev-b").await.last_seen_at, Some(at(2000)));
 
@@ -386,7 +386,7 @@ pub async fn redeem_requires_device_key(store: Arc<dyn Store>) {
     let after = (kinds(s).await, grant(s, "k").await);
     assert_eq!(after, before, "a wrong key changes nothing");
     assert_eq!(after.1.state.status, GrantStatus::Approved);
-    assert_eq!(s.refresh_token(&mint("k").token_hash).await.unwrap(), None);
+    assert_eq!(s.refresh_token(&refresh_hash("k")).await.unwrap(), None);
 
     let Redeemed::Tokens(subject) =
         s.redeem_device_grant(with(Some("jkt-k"), RedeemMode::Poll), at(4000)).await.unwrap()
@@ -394,7 +394,7 @@ pub async fn redeem_requires_device_key(store: Arc<dyn Store>) {
         panic!("the right key did not redeem");
     };
     assert_eq!((subject.device_id.as_deref(), subject.jkt.as_deref()), (Some("dev-k"), Some("jkt-k")));
-    let t = s.refresh_token(&mint("k").token_hash).await.unwrap().unwrap();
+    let t = s.refresh_token(&refresh_hash("k")).await.unwrap().unwrap();
     assert_eq!((t.device_id.as_deref(), t.jkt.as_deref()), (Some("dev-k"), Some("jkt-k")));
     assert_eq!(count_kind(s, AuditKind::GrantConsumed).await, 1);
     verify_audit_chain(s).await;
@@ -412,7 +412,7 @@ pub async fn rotate_requires_device_key(store: Arc<dyn Store>) {
     let Redeemed::Tokens(subject) = s.redeem_device_grant(r, at(2000)).await.unwrap() else {
         panic!("bound grant did not redeem");
     };
-    let t1 = mint("r").token_hash;
+    let t1 = refresh_hash("r");
 
     let before = (kinds(s).await, s.refresh_token(&t1).await.unwrap(), device(s, "dev-r").await);
     for jkt in [None, Some("jkt-x")] {
@@ -420,7 +420,7 @@ pub async fn rotate_requires_device_key(store: Arc<dyn Store>) {
     }
     let after = (kinds(s).await, s.refresh_token(&t1).await.unwrap(), device(s, "dev-r").await);
     assert_eq!(after, before, "a wrong key changes nothing");
-    assert_eq!(s.refresh_token(&mint("x").token_hash).await.unwrap(), None);
+    assert_eq!(s.refresh_token(&refresh_hash("x")).await.unwrap(), None);
 
     assert_eq!(
         s.rotate_refresh_token(rotate_with(&t1, "r2", Some("jkt-r")), at(4000)).await.unwrap(),
@@ -428,7 +428,7 @@ pub async fn rotate_requires_device_key(store: Arc<dyn Store>) {
         "rotation carries the device and its key over"
     );
     assert_eq!(subject.jkt.as_deref(), Some("jkt-r"));
-    let t2 = s.refresh_token(&mint("r2").token_hash).await.unwrap().unwrap();
+    let t2 = s.refresh_token(&refresh_hash("r2")).await.unwrap().unwrap();
     assert_eq!((t2.device_id.as_deref(), t2.jkt.as_deref()), (Some("dev-r"), Some("jkt-r")));
     assert_eq!(device(s, "dev-r").await.last_seen_at, Some(at(4000)));
 

@@ -135,7 +135,7 @@ pub async fn enrollment_keys_lifecycle(store: Arc<dyn Store>) {
         }
     );
     assert_eq!(
-        s.refresh_token(&mint("e1").token_hash).await.unwrap(),
+        s.refresh_token(&refresh_hash("e1")).await.unwrap(),
         Some(RefreshTokenRecord {
             family_id: "family-e1".into(),
             client_id: "cli".into(),
@@ -170,7 +170,7 @@ pub async fn enrollment_keys_lifecycle(store: Arc<dyn Store>) {
         Enrolled::Refused(EnrollError::Used)
     );
     assert_eq!(snapshot(s, &user.id).await, before);
-    assert_eq!(s.refresh_token(&mint("e2").token_hash).await.unwrap(), None);
+    assert_eq!(s.refresh_token(&refresh_hash("e2")).await.unwrap(), None);
 
     // Reusable: works again and again, for its owner.
     for (tag, slug) in [("e3", "ci-runner"), ("e4", "ci-runner-2")] {
@@ -230,7 +230,7 @@ pub async fn enrollment_refusals(store: Arc<dyn Store>) {
         assert_eq!(s.enroll_device(enroll(k, "l", 1), at(6000)).await.unwrap(), Enrolled::DeviceLimit(1));
     }
     assert_eq!(snapshot(s, &user.id).await, before);
-    assert_eq!(s.refresh_token(&mint("l").token_hash).await.unwrap(), None);
+    assert_eq!(s.refresh_token(&refresh_hash("l")).await.unwrap(), None);
     assert!(!s.family_active("family-l").await.unwrap());
     assert!(matches!(s.enroll_device(enroll("once", "o", 2), at(7000)).await.unwrap(), Enrolled::Tokens { .. }));
 
@@ -274,7 +274,7 @@ pub async fn enrollment_single_use_under_concurrency(store: Arc<dyn Store>) {
         "every other use hears the key was used: {results:?}"
     );
     for i in (0..8).filter(|&i| i != winners[0]) {
-        assert_eq!(store.refresh_token(&mint(&format!("o{i}")).token_hash).await.unwrap(), None);
+        assert_eq!(store.refresh_token(&refresh_hash(&format!("o{i}"))).await.unwrap(), None);
         assert_eq!(store.device(&format!("dev-o{i}")).await.unwrap(), None);
     }
     assert_eq!(listed(&*store, "once").await.uses, 1);

@@ -20,7 +20,7 @@ pub async fn pairing_approved_then_collected_once(store: Arc<dyn Store>) {
         Collected::Refused(PairingError::NotApproved)
     );
     assert_eq!(all_entries(s).await.len(), entries, "a refused collection records nothing");
-    assert_eq!(s.refresh_token(&mint("early").token_hash).await.unwrap(), None, "and mints nothing");
+    assert_eq!(s.refresh_token(&refresh_hash("early")).await.unwrap(), None, "and mints nothing");
     assert_eq!(s.pairing_by_desktop_secret(&h("desktop-a")).await.unwrap(), Some(pending.clone()));
 
     let mut wait = s.notifier().subscribe(&p.id);
@@ -76,7 +76,7 @@ pub async fn pairing_approved_then_collected_once(store: Arc<dyn Store>) {
     assert_last_event(s, &events::pairing_consumed("cli", &p.id, &family), at(2000)).await;
     assert_eq!(count_kind(s, AuditKind::PairingConsumed).await, 1, "the family is started exactly once");
     for i in 0..8 {
-        let token = s.refresh_token(&mint(&format!("a{i}")).token_hash).await.unwrap();
+        let token = s.refresh_token(&refresh_hash(&format!("a{i}"))).await.unwrap();
         if i == w {
             let token = token.unwrap_or_else(|| panic!("the winner's refresh token is missing"));
             assert_eq!(
@@ -135,7 +135,7 @@ pub async fn pairing_denied_and_cancelled(store: Arc<dyn Store>) {
         s.cancel_pairing(&h("desktop-d"), at(1100)).await.unwrap(),
         PairingResult::Refused(PairingError::Finished)
     );
-    assert_eq!(s.refresh_token(&mint("d").token_hash).await.unwrap(), None);
+    assert_eq!(s.refresh_token(&refresh_hash("d")).await.unwrap(), None);
 
     let mut wait = s.notifier().subscribe(&c.id);
     let mut cancelled = pending_pairing(&c, at(0));
@@ -172,7 +172,7 @@ pub async fn pairing_denied_and_cancelled(store: Arc<dyn Store>) {
         s.collect_pairing(&h("desktop-ac"), mint("ac"), at(4100)).await.unwrap(),
         Collected::Refused(PairingError::Finished)
     );
-    assert_eq!(s.refresh_token(&mint("ac").token_hash).await.unwrap(), None);
+    assert_eq!(s.refresh_token(&refresh_hash("ac")).await.unwrap(), None);
 
     assert_eq!(
         [
@@ -217,7 +217,7 @@ pub async fn pairing_expiry(store: Arc<dyn Store>) {
         "an approved pairing not collected in time is expired"
     );
     assert_eq!(all_entries(s).await.len(), entries, "refusals record nothing");
-    assert_eq!(s.refresh_token(&mint("a").token_hash).await.unwrap(), None);
+    assert_eq!(s.refresh_token(&refresh_hash("a")).await.unwrap(), None);
     // Expiry is derived, not stored: the records keep their last status.
     let stored = |r: Option<PairingRecord>| r.map(|r| r.state.status);
     assert_eq!(stored(s.pairing_by_phone_code(&h("phone-p")).await.unwrap()), Some(PairingStatus::Pending));

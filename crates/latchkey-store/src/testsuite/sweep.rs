@@ -21,11 +21,11 @@ pub async fn sweep_removes_expired(store: Arc<dyn Store>) {
     s.create_device_grant(new_grant("tok", at(0)), at(0)).await.unwrap();
     s.decide_device_grant(decision("tok", &user, Decision::Approve), at(1000)).await.unwrap();
     let mut r = redeem("tok", "cli", RedeemMode::Poll, "tok");
-    r.mint.expires_at = at(7_200_000);
+    r.mint.refresh = Some(NewRefreshToken { token_hash: refresh_hash("tok"), expires_at: at(7_200_000) });
     let Redeemed::Tokens(subject) = s.redeem_device_grant(r, at(2000)).await.unwrap() else {
         panic!("approved grant did not redeem");
     };
-    let token = mint("tok").token_hash;
+    let token = refresh_hash("tok");
 
     assert_eq!(s.sweep(at(0)).await.unwrap(), SweepReport::default());
     // Grants are kept ten minutes past expiry, so late polls hear "expired".
@@ -101,7 +101,7 @@ pub async fn sweep_removes_old_pairings(store: Arc<dyn Store>) {
         PairingResult::NotFound
     );
     assert!(s.pairing_by_phone_code(&h("phone-new")).await.unwrap().is_some(), "a younger pairing stays");
-    assert!(s.refresh_token(&mint("done").token_hash).await.unwrap().is_some(), "collected tokens outlive the pairing");
+    assert!(s.refresh_token(&refresh_hash("done")).await.unwrap().is_some(), "collected tokens outlive the pairing");
     assert!(s.family_active(&subject.family_id).await.unwrap());
 
     s.sweep(at(600_000 + expiry + grace + 1)).await.unwrap();

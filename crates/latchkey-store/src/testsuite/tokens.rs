@@ -13,7 +13,7 @@ pub async fn refresh_rotation_and_reuse(store: Arc<dyn Store>) {
             RotateRefresh {
                 token_hash: token.clone(),
                 client_id: client.to_string(),
-                mint: mint(tag),
+                replacement: replacement(tag),
                 presented_jkt: None,
             },
             now,
@@ -25,7 +25,7 @@ pub async fn refresh_rotation_and_reuse(store: Arc<dyn Store>) {
         Rotated::Tokens(subject.clone()),
         "rotation carries the family and auth_time over"
     );
-    let t2 = mint("r2").token_hash;
+    let t2 = refresh_hash("r2");
     assert!(s.refresh_token(&t1).await.unwrap().unwrap().rotated);
     let r2 = s.refresh_token(&t2).await.unwrap().unwrap();
     assert_eq!((r2.family_id.as_str(), r2.created_at, r2.rotated), (subject.family_id.as_str(), at(30_000), false));
@@ -35,7 +35,7 @@ pub async fn refresh_rotation_and_reuse(store: Arc<dyn Store>) {
     assert!(!s.refresh_token(&t2).await.unwrap().unwrap().rotated);
     assert_eq!(rotate(&h("refresh-none"), "cli", "x", at(31_000)).await.unwrap(), Rotated::Invalid);
     assert!(matches!(rotate(&t2, "cli", "r3", at(40_000)).await.unwrap(), Rotated::Tokens(_)));
-    let t3 = mint("r3").token_hash;
+    let t3 = refresh_hash("r3");
 
     let replayed = s.refresh_token(&t1).await.unwrap().unwrap();
     assert_eq!(rotate(&t1, "cli", "x", at(50_000)).await.unwrap(), Rotated::ReuseDetected);
@@ -66,7 +66,7 @@ pub async fn refresh_concurrent_rotation(store: Arc<dyn Store>) {
                     RotateRefresh {
                         token_hash: t1,
                         client_id: "cli".into(),
-                        mint: mint(&format!("c{i}")),
+                        replacement: replacement(&format!("c{i}")),
                         presented_jkt: None,
                     },
                     at(10_000),
@@ -108,7 +108,7 @@ pub async fn revoke_refresh_family(store: Arc<dyn Store>) {
     assert!(s.refresh_token(&t1).await.unwrap().unwrap().family_revoked);
     assert_eq!(
         s.rotate_refresh_token(
-            RotateRefresh { token_hash: t1, client_id: "cli".into(), mint: mint("v2"), presented_jkt: None },
+            RotateRefresh { token_hash: t1, client_id: "cli".into(), replacement: replacement("v2"), presented_jkt: None },
             at(13_000),
         )
         .await

@@ -1,0 +1,13 @@
+//! Every state-changing operation, written once for every backend.
+//!
+//! Each function runs inside the transaction `tx` the backend opened: it
+//! loads the records, asks `latchkey-domain` what to do, executes the plan
+//! through [`Txn`](crate::txn::Txn) and appends the audit entry. Where a device
+//! code is consumed, a device registered or a pairing collected can be read
+//! off the file and function names here.
+
+pub mod devices;
+pub mod enrollment;
+pub mod grants;
+pub mod pairings;
+pub mod tokens;

@@ -1,0 +1,99 @@
+//! QR cross-device sign-in: request, decide, cancel, collect.
+
+use crate::flows::tokens;
+use crate::records::*;
+use crate::txn::{NewFamily, PairingCode, Txn};
+use crate::{events, StoreError};
+use latchkey_domain::pairing::{PairingAction, PairingError, SIGN_IN_SCOPE};
+use latchkey_domain::secret::SecretHash;
+use latchkey_domain::Timestamp;
+
+/// Stores a new pairing and records `qr.requested`.
+pub async fn create<T: Txn>(tx: &T, p: &NewPairing, now: Timestamp) -> Result<(), T::Error> {
+    tx.insert_pairing(p, now).await?;
+    tx.append_audit(&events::pairing_requested(p), now).await
+}
+
+/// Applies `action` to the pairing behind `code`, on the status it was loaded with.
+async fn transition<T: Txn>(
+    tx: &T,
+    code: PairingCode,
+    hash: &SecretHash,
+    action: PairingAction,
+    decided_by: Option<&str>,
+    now: Timestamp,
+) -> Result<PairingResult, T::Error> {
+    let Some(mut p) = tx.pairing(code, hash, true).await? else {
+        return Ok(PairingResult::NotFound);
+    };
+    let next = match p.state.apply(action, now) {
+        Ok(s) => s,
+        Err(e) => return Ok(PairingResult::Refused(e)),
+    };
+    if !tx.set_pairing_status(&p.id, p.state.status, next, decided_by, now).await? {
+        return Ok(PairingResult::Refused(PairingError::Finished));
+    }
+    p.state.status = next;
+    if let Some(user) = decided_by {
+        p.user_id = Some(user.to_string());
+        p.decided_at = Some(now);
+    }
+    Ok(PairingResult::Done(Box::new(p)))
+}
+
+/// The phone approves or denies, as `user_id`; records it and announces it.
+pub async fn decide<T: Txn>(
+    tx: &T,
+    phone: &SecretHash,
+    user_id: &str,
+    approve: bool,
+    now: Timestamp,
+) -> Result<PairingResult, T::Error> {
+    let action = if approve { PairingAction::Approve } else { PairingAction::Deny };
+    let result = transition(tx, PairingCode::Phone, phone, action, Some(user_id), now).await?;
+    if let PairingResult::Done(p) = &result {
+        tx.append_audit(&events::pairing_decided(&p.id, user_id, approve), now).await?;
+        tx.announce_decided(&p.id).await?;
+    }
+    Ok(result)
+}
+
+/// The desktop gives up; records it and announces it.
+pub async fn cancel<T: Txn>(tx: &T, desktop: &SecretHash, now: Timestamp) -> Result<PairingResult, T::Error> {
+    let result = transition(tx, PairingCode::Desktop, desktop, PairingAction::Cancel, None, now).await?;
+    if let PairingResult::Done(p) = &result {
+        tx.append_audit(&events::pairing_cancelled(&p.client_id, &p.id), now).await?;
+        tx.announce_decided(&p.id).await?;
+    }
+    Ok(result)
+}
+
+/// The desktop collects an approved pairing: consumed and the sign-in started
+/// together, so exactly one caller wins.
+pub async fn collect<T: Txn>(
+    tx: &T,
+    desktop: &SecretHash,
+    mint: &MintRefresh,
+    now: Timestamp,
+) -> Result<Collected, T::Error> {
+    let p = match transition(tx, PairingCode::Desktop, desktop, PairingAction::Consume, None, now).await? {
+        PairingResult::Done(p) => p,
+        PairingResult::NotFound => return Ok(Collected::NotFound),
+        PairingResult::Refused(e) => return Ok(Collected::Refused(e)),
+    };
+    let Some(user_id) = p.user_id.as_deref() else {
+        return Err(StoreError::Corrupt(format!("approved pairing {} has no user", p.id)).into());
+    };
+    let family = NewFamily {
+        id: &mint.new_family_id,
+        client_id: &p.client_id,
+        user_id,
+        scope: SIGN_IN_SCOPE,
+        auth_time: p.decided_at.unwrap_or(now),
+        device_id: None,
+        jkt: None,
+    };
+    let subject = tokens::start_family(tx, &family, mint.refresh.as_ref(), now).await?;
+    tx.append_audit(&events::pairing_consumed(&p.client_id, &p.id, &subject.family_id), now).await?;
+    Ok(Collected::Tokens(subject, p))
+}

@@ -1,0 +1,247 @@
+//! Stored rows turned into records, written once for every backend.
+//!
+//! A backend selects the columns listed here, in this order, and hands each
+//! row over through [`Columns`]; the decoding (status texts, timestamps,
+//! space-separated lists) happens here, so two backends cannot read the same
+//! row two ways.
+
+use crate::records::*;
+use crate::{StoreError, StoreResult};
+use latchkey_domain::device::{DeviceStatus, EnrollmentKeyState};
+use latchkey_domain::device_grant::{GrantState, GrantStatus};
+use latchkey_domain::pairing::{PairingState, PairingStatus};
+use latchkey_domain::secret::SecretHash;
+use latchkey_domain::Timestamp;
+
+/// One result row, read by position: what each backend's row type offers.
+pub trait Columns {
+    /// A non-null text column.
+    fn text(&self, i: usize) -> StoreResult<String>;
+    /// A nullable text column.
+    fn opt_text(&self, i: usize) -> StoreResult<Option<String>>;
+    /// A non-null 64-bit integer column.
+    fn int(&self, i: usize) -> StoreResult<i64>;
+    /// A nullable 64-bit integer column.
+    fn opt_int(&self, i: usize) -> StoreResult<Option<i64>>;
+    /// A boolean column (or expression).
+    fn flag(&self, i: usize) -> StoreResult<bool>;
+
+    /// A non-null timestamp column (milliseconds since the epoch).
+    fn at(&self, i: usize) -> StoreResult<Timestamp> {
+        self.int(i).map(Timestamp::from_millis)
+    }
+    /// A nullable timestamp column.
+    fn opt_at(&self, i: usize) -> StoreResult<Option<Timestamp>> {
+        Ok(self.opt_int(i)?.map(Timestamp::from_millis))
+    }
+}
+
+fn corrupt(what: &str, value: &str) -> StoreError {
+    StoreError::Corrupt(format!("unknown {what} {value:?}"))
+}
+
+/// Columns of `device_grants` that [`device_grant`] reads.
+pub const GRANT_COLUMNS: &str = "id, client_id, scope, status, created_at, expires_at, interval_secs, last_polled_at,
+    requester_ip, requester_user_agent, device_name, user_id, decided_at,
+    device_slug, device_location, device_platform, device_client_version, device_public_jwk, device_jkt, device_id";
+
+/// A device grant from [`GRANT_COLUMNS`].
+pub fn device_grant(r: &impl Columns) -> StoreResult<DeviceGrantRecord> {
+    let status = r.text(3)?;
+    let status = GrantStatus::parse(&status).ok_or_else(|| corrupt("grant status", &status))?;
+    Ok(DeviceGrantRecord {
+        id: r.text(0)?,
+        client_id: r.text(1)?,
+        scope: r.text(2)?,
+        state: GrantState {
+            status,
+            expires_at: r.at(5)?,
+            interval_secs: r.int(6)?,
+            last_polled_at: r.opt_at(7)?,
+        },
+        created_at: r.at(4)?,
+        requester: Requester { ip: r.text(8)?, user_agent: r.text(9)?, device_name: r.opt_text(10)? },
+        user_id: r.opt_text(11)?,
+        decided_at: r.opt_at(12)?,
+        device: DeviceRequest {
+            slug: r.opt_text(13)?,
+            location: r.opt_text(14)?,
+            platform: r.text(15)?,
+            client_version: r.text(16)?,
+            public_jwk: r.opt_text(17)?,
+            jkt: r.opt_text(18)?,
+        },
+        device_id: r.opt_text(19)?,
+    })
+}
+
+/// Columns of `devices` that [`device`] reads.
+pub const DEVICE_COLUMNS: &str = "id, owner_id, display_name, slug, location, platform, client_version, created_at,
+    last_seen_at, status, revoked_at, public_jwk, jkt";
+
+/// A device from [`DEVICE_COLUMNS`].
+pub fn device(r: &impl Columns) -> StoreResult<DeviceRecord> {
+    let status = r.text(9)?;
+    let status = DeviceStatus::parse(&status).ok_or_else(|| corrupt("device status", &status))?;
+    Ok(DeviceRecord {
+        id: r.text(0)?,
+        owner_id: r.text(1)?,
+        display_name: r.text(2)?,
+        slug: r.text(3)?,
+        location: r.opt_text(4)?,
+        platform: r.text(5)?,
+        client_version: r.text(6)?,
+        created_at: r.at(7)?,
+        last_seen_at: r.opt_at(8)?,
+        status,
+        revoked_at: r.opt_at(10)?,
+        public_jwk: r.opt_text(11)?,
+        jkt: r.opt_text(12)?,
+    })
+}
+
+/// The status column of `devices`, alone.
+pub fn device_status(r: &impl Columns) -> StoreResult<DeviceStatus> {
+    let status = r.text(0)?;
+    DeviceStatus::parse(&status).ok_or_else(|| corrupt("device status", &status))
+}
+
+/// Columns of `pairings` that [`pairing`] reads.
+pub const PAIRING_COLUMNS: &str =
+    "id, client_id, status, created_at, expires_at, requester_ip, requester_user_agent, return_to, user_id, decided_at";
+
+/// A QR sign-in pairing from [`PAIRING_COLUMNS`].
+pub fn pairing(r: &impl Columns) -> StoreResult<PairingRecord> {
+    let status = r.text(2)?;
+    let status = PairingStatus::parse(&status).ok_or_else(|| corrupt("pairing status", &status))?;
+    Ok(PairingRecord {
+        id: r.text(0)?,
+        client_id: r.text(1)?,
+        state: PairingState { status, expires_at: r.at(4)? },
+        created_at: r.at(3)?,
+        requester: Requester { ip: r.text(5)?, user_agent: r.text(6)?, device_name: None },
+        return_to: r.opt_text(7)?,
+        user_id: r.opt_text(8)?,
+        decided_at: r.opt_at(9)?,
+    })
+}
+
+/// A refresh token joined with its family and user; the placeholder `$1` is the token hash.
+/// Backends write the placeholder their way and may append a lock clause.
+pub const REFRESH_TOKEN_SELECT: &str = "SELECT f.id, f.client_id, f.user_id, u.username, f.scope, t.created_at, t.expires_at,
+        t.rotated_at IS NOT NULL, f.revoked_at IS NOT NULL, f.auth_time, f.device_id, f.jkt
+     FROM refresh_tokens t JOIN token_families f ON f.id = t.family_id JOIN users u ON u.id = f.user_id
+     WHERE t.token_hash = $1";
+
+/// A refresh token and its family's `auth_time`, from [`REFRESH_TOKEN_SELECT`].
+pub fn refresh_token(r: &impl Columns) -> StoreResult<(RefreshTokenRecord, Timestamp)> {
+    Ok((
+        RefreshTokenRecord {
+            family_id: r.text(0)?,
+            client_id: r.text(1)?,
+            user_id: r.text(2)?,
+            username: r.text(3)?,
+            scope: r.text(4)?,
+            created_at: r.at(5)?,
+            expires_at: r.at(6)?,
+            rotated: r.flag(7)?,
+            family_revoked: r.flag(8)?,
+            device_id: r.opt_text(10)?,
+            jkt: r.opt_text(11)?,
+        },
+        r.at(9)?,
+    ))
+}
+
+/// Columns of an enrollment key joined with its owner (`k`, `u`) that [`enrollment_key`] reads.
+pub const ENROLLMENT_KEY_COLUMNS: &str =
+    "k.id, k.owner_id, u.username, k.reusable, k.expires_at, k.tag, k.created_by, k.created_at, k.revoked_at, k.uses";
+
+/// An enrollment key from [`ENROLLMENT_KEY_COLUMNS`].
+pub fn enrollment_key(r: &impl Columns) -> StoreResult<EnrollmentKeyRecord> {
+    Ok(EnrollmentKeyRecord {
+        id: r.text(0)?,
+        owner_id: r.text(1)?,
+        owner_name: r.text(2)?,
+        reusable: r.flag(3)?,
+        expires_at: r.at(4)?,
+        tag: r.opt_text(5)?,
+        created_by: r.text(6)?,
+        created_at: r.at(7)?,
+        revoked_at: r.opt_at(8)?,
+        uses: r.int(9)?,
+    })
+}
+
+/// Columns of an enrollment key that [`usable_key`] reads, for using it.
+pub const USABLE_KEY_COLUMNS: &str = "id, owner_id, reusable, uses, expires_at, revoked_at IS NOT NULL";
+
+/// An enrollment key's ID, owner and state, from [`USABLE_KEY_COLUMNS`].
+pub fn usable_key(r: &impl Columns) -> StoreResult<UsableKey> {
+    Ok(UsableKey {
+        id: r.text(0)?,
+        owner_id: r.text(1)?,
+        state: EnrollmentKeyState {
+            reusable: r.flag(2)?,
+            uses: r.int(3)?,
+            expires_at: r.at(4)?,
+            revoked: r.flag(5)?,
+        },
+    })
+}
+
+/// Columns of `users` (as `u`) that [`user`] reads; more columns may follow.
+pub const USER_COLUMNS: &str = "u.id, u.username, u.password_hash, u.is_admin, u.created_at";
+
+/// A user from [`USER_COLUMNS`].
+pub fn user(r: &impl Columns) -> StoreResult<UserRecord> {
+    Ok(UserRecord {
+        id: r.text(0)?,
+        username: r.text(1)?,
+        password_hash: r.text(2)?,
+        is_admin: r.flag(3)?,
+        created_at: r.at(4)?,
+    })
+}
+
+/// A session from [`USER_COLUMNS`] followed by the session's `created_at, expires_at`.
+pub fn session(r: &impl Columns) -> StoreResult<SessionRecord> {
+    Ok(SessionRecord { user: user(r)?, created_at: r.at(5)?, expires_at: r.at(6)? })
+}
+
+/// Columns of `apps` that [`app`] reads.
+pub const APP_COLUMNS: &str =
+    "client_id, display_name, kind, secret_hash, grant_types, redirect_uris, created_at, app_url, qr_sign_in";
+
+/// An app from [`APP_COLUMNS`].
+pub fn app(r: &impl Columns) -> StoreResult<AppRecord> {
+    let kind = r.text(2)?;
+    let kind = ClientKind::parse(&kind).ok_or_else(|| corrupt("client kind", &kind))?;
+    let grant_types = r
+        .text(4)?
+        .split(' ')
+        .filter(|g| !g.is_empty())
+        .map(|g| GrantType::parse(g).ok_or_else(|| corrupt("grant type", g)))
+        .collect::<StoreResult<Vec<_>>>()?;
+    Ok(AppRecord {
+        client_id: r.text(0)?,
+        display_name: r.text(1)?,
+        kind,
+        secret_hash: r.opt_text(3)?.map(SecretHash::from_stored),
+        grant_types,
+        redirect_uris: r.text(5)?.split(' ').filter(|u| !u.is_empty()).map(str::to_string).collect(),
+        created_at: r.at(6)?,
+        app_url: r.opt_text(7)?,
+        qr_sign_in: r.flag(8)?,
+    })
+}
+
+/// An app's grant types or redirect URIs as stored: one space-separated text.
+pub fn joined<'a>(items: impl Iterator<Item = &'a str>) -> String {
+    items.collect::<Vec<_>>().join(" ")
+}
+
+/// A location change from `location, effective_at`.
+pub fn location_change(r: &impl Columns) -> StoreResult<LocationChange> {
+    Ok(LocationChange { location: r.opt_text(0)?, effective_at: r.at(1)? })
+}

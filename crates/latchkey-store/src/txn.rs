@@ -1,0 +1,176 @@
+//! What a backend does inside one transaction: load, execute and write.
+//!
+//! Every method is one statement (or a lock); none decides anything. The
+//! operations in [`crate::flows`] are written once against this trait: they
+//! load records, ask `latchkey-domain` for a plan, and execute it through
+//! these methods, so a rule cannot drift between backends.
+//!
+//! `lock` arguments say "this row decides the transaction: hold it until
+//! commit". PostgreSQL takes the row lock (`FOR UPDATE`); SQLite has one
+//! writer, which already runs transactions one at a time, and ignores it.
+
+use crate::records::*;
+use crate::StoreError;
+use latchkey_domain::audit::AuditEvent;
+use latchkey_domain::device::DeviceStatus;
+use latchkey_domain::pairing::PairingStatus;
+use latchkey_domain::secret::SecretHash;
+use latchkey_domain::Timestamp;
+use std::collections::HashSet;
+
+/// Which of a grant's two codes finds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantCode {
+    /// The device's secret code (redeeming).
+    Device,
+    /// The code a person types (deciding).
+    User,
+}
+
+/// Which of a pairing's two secrets finds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PairingCode {
+    /// The one-time code in the phone's URL.
+    Phone,
+    /// The desktop's secret.
+    Desktop,
+}
+
+/// A token family to start.
+#[derive(Debug, Clone)]
+pub struct NewFamily<'a> {
+    /// Family ID (the access token's `sid`).
+    pub id: &'a str,
+    /// The app it is for.
+    pub client_id: &'a str,
+    /// Whose it is.
+    pub user_id: &'a str,
+    /// Granted scope.
+    pub scope: &'a str,
+    /// When the user approved (OIDC `auth_time`).
+    pub auth_time: Timestamp,
+    /// The device it belongs to.
+    pub device_id: Option<&'a str>,
+    /// The key it is bound to.
+    pub jkt: Option<&'a str>,
+}
+
+/// One transaction of a backend, seen as the statements the operations need.
+///
+/// The futures are not required to be `Send`: SQLite's transaction lives on
+/// its writer thread and never suspends. PostgreSQL's are `Send`, and callers
+/// that name the concrete type get that.
+#[allow(async_fn_in_trait)]
+pub trait Txn {
+    /// The backend's failure; keeps what the backend needs (PostgreSQL retries deadlocks).
+    type Error: From<StoreError>;
+
+    // ---- audit and wake-ups ----
+
+    /// Appends `event` to the audit log, in this transaction.
+    async fn append_audit(&self, event: &AuditEvent, now: Timestamp) -> Result<(), Self::Error>;
+    /// Announces, if this transaction commits, that the grant or pairing `id` was decided.
+    async fn announce_decided(&self, id: &str) -> Result<(), Self::Error>;
+
+    // ---- users ----
+
+    /// The user's sign-in name.
+    async fn username(&self, user_id: &str) -> Result<String, Self::Error>;
+    /// Holds the owner's row, so registrations for one owner take turns.
+    async fn lock_owner(&self, owner_id: &str) -> Result<(), Self::Error>;
+
+    // ---- device grants ----
+
+    /// Inserts a new grant; [`StoreError::Conflict`] when a code is taken.
+    async fn insert_grant(&self, grant: &NewDeviceGrant, now: Timestamp) -> Result<(), Self::Error>;
+    /// The grant behind a code.
+    async fn grant(&self, code: GrantCode, hash: &SecretHash, lock: bool)
+        -> Result<Option<DeviceGrantRecord>, Self::Error>;
+    /// Stores a decision on a pending grant.
+    async fn set_grant_decided(&self, grant: &DeviceGrantRecord) -> Result<(), Self::Error>;
+    /// Stores a poll's time and the (possibly longer) interval.
+    async fn set_grant_polled(&self, id: &str, interval_secs: i64, now: Timestamp) -> Result<(), Self::Error>;
+    /// Marks an approved grant consumed; false when it was no longer approved.
+    async fn set_grant_consumed(&self, id: &str) -> Result<bool, Self::Error>;
+
+    // ---- devices ----
+
+    /// One device.
+    async fn device(&self, id: &str, lock: bool) -> Result<Option<DeviceRecord>, Self::Error>;
+    /// A device's status alone.
+    async fn device_status(&self, id: &str) -> Result<Option<DeviceStatus>, Self::Error>;
+    /// The owner's active device holding the key with thumbprint `jkt`, newest first.
+    async fn active_device_with_key(&self, owner_id: &str, jkt: &str) -> Result<Option<DeviceRecord>, Self::Error>;
+    /// How many active devices the owner has.
+    async fn active_device_count(&self, owner_id: &str) -> Result<i64, Self::Error>;
+    /// Every slug the owner's devices ever had.
+    async fn device_slugs(&self, owner_id: &str) -> Result<HashSet<String>, Self::Error>;
+    /// Inserts a device; [`StoreError::Conflict`] when its ID or slug is taken.
+    async fn insert_device(&self, device: &DeviceRecord) -> Result<(), Self::Error>;
+    /// Adds a row to a device's location history.
+    async fn add_location(&self, device_id: &str, location: Option<&str>, now: Timestamp) -> Result<(), Self::Error>;
+    /// Stores a device's display name.
+    async fn set_device_name(&self, id: &str, name: &str) -> Result<(), Self::Error>;
+    /// Stores a device's current location.
+    async fn set_device_location(&self, id: &str, location: Option<&str>) -> Result<(), Self::Error>;
+    /// Marks a device revoked.
+    async fn set_device_revoked(&self, id: &str, now: Timestamp) -> Result<(), Self::Error>;
+    /// Records that a device used its tokens.
+    async fn touch_device(&self, id: &str, now: Timestamp) -> Result<(), Self::Error>;
+
+    // ---- token families and refresh tokens ----
+
+    /// Inserts a token family.
+    async fn insert_family(&self, family: &NewFamily<'_>, now: Timestamp) -> Result<(), Self::Error>;
+    /// Inserts a refresh token into `family_id`.
+    async fn insert_refresh_token(
+        &self,
+        token: &NewRefreshToken,
+        family_id: &str,
+        now: Timestamp,
+    ) -> Result<(), Self::Error>;
+    /// A refresh token with its family, and the family's `auth_time`.
+    async fn refresh_token(
+        &self,
+        hash: &SecretHash,
+        lock: bool,
+    ) -> Result<Option<(RefreshTokenRecord, Timestamp)>, Self::Error>;
+    /// Marks a refresh token as exchanged.
+    async fn set_refresh_rotated(&self, hash: &SecretHash, now: Timestamp) -> Result<(), Self::Error>;
+    /// The owner of a live family issued to `client_id`.
+    async fn live_family_owner(&self, family_id: &str, client_id: &str) -> Result<Option<String>, Self::Error>;
+    /// Revokes a family if live; returns whether it was.
+    async fn set_family_revoked(&self, family_id: &str, now: Timestamp) -> Result<bool, Self::Error>;
+    /// Holds every family of a device, in a fixed order.
+    async fn lock_device_families(&self, device_id: &str) -> Result<(), Self::Error>;
+    /// Revokes every live family of a device; returns how many.
+    async fn set_device_families_revoked(&self, device_id: &str, now: Timestamp) -> Result<u64, Self::Error>;
+
+    // ---- QR sign-in pairings ----
+
+    /// Inserts a pairing; [`StoreError::Conflict`] when a code is taken.
+    async fn insert_pairing(&self, pairing: &NewPairing, now: Timestamp) -> Result<(), Self::Error>;
+    /// The pairing behind a secret.
+    async fn pairing(&self, code: PairingCode, hash: &SecretHash, lock: bool)
+        -> Result<Option<PairingRecord>, Self::Error>;
+    /// Moves a pairing from `from` to `to` (recording the decider, if any); false when it was not at `from`.
+    async fn set_pairing_status(
+        &self,
+        id: &str,
+        from: PairingStatus,
+        to: PairingStatus,
+        decided_by: Option<&str>,
+        now: Timestamp,
+    ) -> Result<bool, Self::Error>;
+
+    // ---- enrollment keys ----
+
+    /// Inserts an enrollment key; [`StoreError::Conflict`] when its ID is taken.
+    async fn insert_enrollment_key(&self, key: &NewEnrollmentKey, now: Timestamp) -> Result<(), Self::Error>;
+    /// The key behind a presented secret.
+    async fn usable_key(&self, hash: &SecretHash, lock: bool) -> Result<Option<UsableKey>, Self::Error>;
+    /// Counts one use of a key, only if reusable or unused; false otherwise.
+    async fn count_key_use(&self, id: &str) -> Result<bool, Self::Error>;
+    /// Revokes a live key (only `owner_id`'s when given); false when none was.
+    async fn set_key_revoked(&self, id: &str, owner_id: Option<&str>, now: Timestamp) -> Result<bool, Self::Error>;
+}
