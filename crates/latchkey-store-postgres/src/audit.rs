@@ -1,7 +1,7 @@
 //! The audit chain in PostgreSQL. Appends lock the single `audit_head` row, so
 //! appends from every replica queue up behind one another and the chain stays linear.
 
-use crate::db::{DbResult, Tx};
+use crate::db::DbResult;
 use deadpool_postgres::GenericClient;
 use latchkey_domain::audit::{AuditEntry, AuditEvent, ChainHead};
 use latchkey_domain::Timestamp;
@@ -18,7 +18,7 @@ fn head_row(row: &Row) -> DbResult<ChainHead> {
 }
 
 /// Appends `event` to the chain inside the caller's transaction.
-pub(crate) async fn append(tx: &Tx<'_>, event: &AuditEvent, now: Timestamp) -> DbResult<()> {
+pub(crate) async fn append(tx: &impl GenericClient, event: &AuditEvent, now: Timestamp) -> DbResult<()> {
     let lock = tx.prepare_cached("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE").await?;
     let head = head_row(&tx.query_one(&lock, &[]).await?)?;
     let (e, new_head) = head.append(event, now);

@@ -19,13 +19,12 @@ mod audit;
 mod db;
 mod devices;
 mod enrollment;
-mod grants;
 mod keys;
 mod listen;
 mod migrations;
-mod pairings;
 mod sweep;
 mod tokens;
+mod txn;
 mod users;
 
 use async_trait::async_trait;
@@ -33,8 +32,11 @@ use db::{pg_err, target, Db};
 use latchkey_domain::audit::{AuditEntry, AuditEvent, ChainHead};
 use latchkey_domain::secret::SecretHash;
 use latchkey_domain::Timestamp;
+use latchkey_store::flows;
+use latchkey_store::txn::{GrantCode, PairingCode, Txn};
 use latchkey_store::*;
 use tokio::task::JoinHandle;
+use txn::Pg;
 use tokio_postgres::NoTls;
 
 /// The PostgreSQL store. Cheap to share behind an `Arc`; dropping it stops its listener.
@@ -97,56 +99,55 @@ impl Drop for PgStore {
     }
 }
 
-/// Clones the arguments a transaction body needs, so the body can run again after a deadlock.
+/// Runs `body` in one transaction. The body clones the arguments listed in
+/// brackets first, so it can run again after a deadlock.
 macro_rules! in_tx {
-    ($db:expr, |$tx:ident| $op:path, $($arg:ident),* ; $($copy:ident),*) => {
+    ($db:expr, [$($arg:ident),*], |$tx:ident| $body:expr) => {
         $db.write(move |$tx| {
             $(let $arg = $arg.clone();)*
-            Box::pin(async move { $op($tx, $($arg,)* $($copy),*).await })
+            Box::pin(async move { $body.await })
         })
         .await
     };
 }
 
+/// Runs a single-statement read on a pooled connection.
+macro_rules! read {
+    ($db:expr, |$c:ident| $body:expr) => {{
+        let $c = $db.conn().await?;
+        Ok($body.await?)
+    }};
+}
+
 #[async_trait]
 impl Store for PgStore {
     async fn create_user(&self, user: NewUser, actor: Option<String>, now: Timestamp) -> StoreResult<UserRecord> {
-        in_tx!(self.db, |tx| users::create_user, user, actor; now)
+        in_tx!(self.db, [user, actor], |tx| users::create_user(tx, user, actor, now))
     }
     async fn user_by_name(&self, username: &str) -> StoreResult<Option<UserRecord>> {
-        let c = self.db.conn().await?;
-        Ok(users::user_by_name(&c, username).await?)
+        read!(self.db, |c| users::user_by_name(&c, username))
     }
     async fn count_users(&self) -> StoreResult<i64> {
-        let c = self.db.conn().await?;
-        Ok(users::count_users(&c).await?)
+        read!(self.db, |c| users::count_users(&c))
     }
     async fn create_session(&self, session: NewSession, now: Timestamp) -> StoreResult<()> {
-        in_tx!(self.db, |tx| users::create_session, session; now)
+        in_tx!(self.db, [session], |tx| users::create_session(tx, session, now))
     }
     async fn session(&self, token_hash: &SecretHash, now: Timestamp) -> StoreResult<Option<SessionRecord>> {
-        let c = self.db.conn().await?;
-        Ok(users::session(&c, token_hash, now).await?)
+        read!(self.db, |c| users::session(&c, token_hash, now))
     }
     async fn delete_session(&self, token_hash: &SecretHash, now: Timestamp) -> StoreResult<bool> {
         let h = token_hash.clone();
-        self.db
-            .write(move |tx| {
-                let h = h.clone();
-                Box::pin(async move { users::delete_session(tx, &h, now).await })
-            })
-            .await
+        in_tx!(self.db, [h], |tx| users::delete_session(tx, &h, now))
     }
     async fn create_app(&self, app: AppRecord, actor: Option<String>, now: Timestamp) -> StoreResult<()> {
-        in_tx!(self.db, |tx| users::create_app, app, actor; now)
+        in_tx!(self.db, [app, actor], |tx| users::create_app(tx, app, actor, now))
     }
     async fn app(&self, client_id: &str) -> StoreResult<Option<AppRecord>> {
-        let c = self.db.conn().await?;
-        Ok(users::app(&c, client_id).await?)
+        read!(self.db, |c| users::app(&c, client_id))
     }
     async fn list_apps(&self) -> StoreResult<Vec<AppRecord>> {
-        let c = self.db.conn().await?;
-        Ok(users::list_apps(&c).await?)
+        read!(self.db, |c| users::list_apps(&c))
     }
     async fn update_app(
         &self,
@@ -156,23 +157,16 @@ impl Store for PgStore {
         now: Timestamp,
     ) -> StoreResult<Option<AppRecord>> {
         let (id, actor) = (client_id.to_string(), actor.to_string());
-        self.db
-            .write(move |tx| {
-                let (id, update, actor) = (id.clone(), update.clone(), actor.clone());
-                Box::pin(async move { users::update_app(tx, &id, &update, &actor, now).await })
-            })
-            .await
+        in_tx!(self.db, [id, update, actor], |tx| users::update_app(tx, &id, &update, &actor, now))
     }
     async fn create_pairing(&self, pairing: NewPairing, now: Timestamp) -> StoreResult<()> {
-        in_tx!(self.db, |tx| pairings::create, pairing; now)
+        in_tx!(self.db, [pairing], |tx| flows::pairings::create(&Pg(tx), &pairing, now))
     }
     async fn pairing_by_phone_code(&self, phone_code_hash: &SecretHash) -> StoreResult<Option<PairingRecord>> {
-        let c = self.db.conn().await?;
-        Ok(pairings::by_code(&c, pairings::Code::Phone, phone_code_hash).await?)
+        read!(self.db, |c| Pg(&c).pairing(PairingCode::Phone, phone_code_hash, false))
     }
     async fn pairing_by_desktop_secret(&self, desktop_secret_hash: &SecretHash) -> StoreResult<Option<PairingRecord>> {
-        let c = self.db.conn().await?;
-        Ok(pairings::by_code(&c, pairings::Code::Desktop, desktop_secret_hash).await?)
+        read!(self.db, |c| Pg(&c).pairing(PairingCode::Desktop, desktop_secret_hash, false))
     }
     async fn decide_pairing(
         &self,
@@ -182,13 +176,7 @@ impl Store for PgStore {
         now: Timestamp,
     ) -> StoreResult<PairingResult> {
         let (h, u) = (phone_code_hash.clone(), user_id.to_string());
-        let result = self
-            .db
-            .write(move |tx| {
-                let (h, u) = (h.clone(), u.clone());
-                Box::pin(async move { pairings::decide(tx, &h, &u, approve, now).await })
-            })
-            .await?;
+        let result = in_tx!(self.db, [h, u], |tx| flows::pairings::decide(&Pg(tx), &h, &u, approve, now))?;
         if let PairingResult::Done(p) = &result {
             // Other replicas hear of it through NOTIFY; local waiters need not wait for that round trip.
             self.notifier.notify(&p.id);
@@ -197,13 +185,7 @@ impl Store for PgStore {
     }
     async fn cancel_pairing(&self, desktop_secret_hash: &SecretHash, now: Timestamp) -> StoreResult<PairingResult> {
         let h = desktop_secret_hash.clone();
-        let result = self
-            .db
-            .write(move |tx| {
-                let h = h.clone();
-                Box::pin(async move { pairings::cancel(tx, &h, now).await })
-            })
-            .await?;
+        let result = in_tx!(self.db, [h], |tx| flows::pairings::cancel(&Pg(tx), &h, now))?;
         if let PairingResult::Done(p) = &result {
             self.notifier.notify(&p.id);
         }
@@ -216,22 +198,16 @@ impl Store for PgStore {
         now: Timestamp,
     ) -> StoreResult<Collected> {
         let h = desktop_secret_hash.clone();
-        self.db
-            .write(move |tx| {
-                let (h, mint) = (h.clone(), mint.clone());
-                Box::pin(async move { pairings::collect(tx, &h, mint, now).await })
-            })
-            .await
+        in_tx!(self.db, [h, mint], |tx| flows::pairings::collect(&Pg(tx), &h, &mint, now))
     }
     async fn create_device_grant(&self, grant: NewDeviceGrant, now: Timestamp) -> StoreResult<()> {
-        in_tx!(self.db, |tx| grants::create, grant; now)
+        in_tx!(self.db, [grant], |tx| flows::grants::create(&Pg(tx), &grant, now))
     }
     async fn device_grant_by_user_code(&self, user_code_hash: &SecretHash) -> StoreResult<Option<DeviceGrantRecord>> {
-        let c = self.db.conn().await?;
-        Ok(grants::by_user_code(&c, user_code_hash).await?)
+        read!(self.db, |c| Pg(&c).grant(GrantCode::User, user_code_hash, false))
     }
     async fn decide_device_grant(&self, decision: GrantDecision, now: Timestamp) -> StoreResult<DecideResult> {
-        let result = in_tx!(self.db, |tx| grants::decide, decision; now)?;
+        let result = in_tx!(self.db, [decision], |tx| flows::grants::decide(&Pg(tx), decision, now))?;
         if let DecideResult::Decided(g) = &result {
             // Other replicas hear of it through NOTIFY; local waiters need not wait for that round trip.
             self.notifier.notify(&g.id);
@@ -239,10 +215,10 @@ impl Store for PgStore {
         Ok(result)
     }
     async fn redeem_device_grant(&self, redeem: Redeem, now: Timestamp) -> StoreResult<Redeemed> {
-        in_tx!(self.db, |tx| grants::redeem, redeem; now)
+        in_tx!(self.db, [redeem], |tx| flows::grants::redeem(&Pg(tx), redeem, now))
     }
     async fn rotate_refresh_token(&self, rotate: RotateRefresh, now: Timestamp) -> StoreResult<Rotated> {
-        in_tx!(self.db, |tx| tokens::rotate, rotate; now)
+        in_tx!(self.db, [rotate], |tx| flows::tokens::rotate(&Pg(tx), rotate, now))
     }
     async fn revoke_refresh_family(
         &self,
@@ -251,37 +227,24 @@ impl Store for PgStore {
         now: Timestamp,
     ) -> StoreResult<bool> {
         let (h, id) = (token_hash.clone(), client_id.to_string());
-        self.db
-            .write(move |tx| {
-                let (h, id) = (h.clone(), id.clone());
-                Box::pin(async move { tokens::revoke_family(tx, &h, &id, now).await })
-            })
-            .await
+        in_tx!(self.db, [h, id], |tx| flows::tokens::revoke_by_token(&Pg(tx), &h, &id, now))
     }
     async fn revoke_family(&self, family_id: &str, client_id: &str, now: Timestamp) -> StoreResult<bool> {
         let (f, id) = (family_id.to_string(), client_id.to_string());
-        self.db
-            .write(move |tx| {
-                let (f, id) = (f.clone(), id.clone());
-                Box::pin(async move { tokens::revoke_family_by_id(tx, &f, &id, now).await })
-            })
-            .await
+        in_tx!(self.db, [f, id], |tx| flows::tokens::revoke_by_id(&Pg(tx), &f, &id, now))
     }
     async fn refresh_token(&self, token_hash: &SecretHash) -> StoreResult<Option<RefreshTokenRecord>> {
         let c = self.db.conn().await?;
-        Ok(tokens::refresh_token(&c, token_hash).await?)
+        Ok(Pg(&c).refresh_token(token_hash, false).await?.map(|(t, _)| t))
     }
     async fn family_active(&self, family_id: &str) -> StoreResult<bool> {
-        let c = self.db.conn().await?;
-        Ok(tokens::family_active(&c, family_id).await?)
+        read!(self.db, |c| tokens::family_active(&c, family_id))
     }
     async fn devices(&self, owner_id: &str) -> StoreResult<Vec<DeviceRecord>> {
-        let c = self.db.conn().await?;
-        Ok(devices::list(&c, owner_id).await?)
+        read!(self.db, |c| devices::list(&c, owner_id))
     }
     async fn device(&self, id: &str) -> StoreResult<Option<DeviceRecord>> {
-        let c = self.db.conn().await?;
-        Ok(devices::get(&c, id).await?)
+        read!(self.db, |c| Pg(&c).device(id, false))
     }
     async fn rename_device(
         &self,
@@ -291,12 +254,7 @@ impl Store for PgStore {
         now: Timestamp,
     ) -> StoreResult<Option<DeviceRecord>> {
         let (id, owner, name) = (id.to_string(), owner_id.to_string(), name.to_string());
-        self.db
-            .write(move |tx| {
-                let (id, owner, name) = (id.clone(), owner.clone(), name.clone());
-                Box::pin(async move { devices::rename(tx, &id, &owner, &name, now).await })
-            })
-            .await
+        in_tx!(self.db, [id, owner, name], |tx| flows::devices::rename(&Pg(tx), &id, &owner, &name, now))
     }
     async fn relocate_device(
         &self,
@@ -306,16 +264,10 @@ impl Store for PgStore {
         now: Timestamp,
     ) -> StoreResult<Option<DeviceRecord>> {
         let (id, owner) = (id.to_string(), owner_id.to_string());
-        self.db
-            .write(move |tx| {
-                let (id, owner, location) = (id.clone(), owner.clone(), location.clone());
-                Box::pin(async move { devices::relocate(tx, &id, &owner, location, now).await })
-            })
-            .await
+        in_tx!(self.db, [id, owner, location], |tx| flows::devices::relocate(&Pg(tx), &id, &owner, location, now))
     }
     async fn location_history(&self, id: &str) -> StoreResult<Vec<LocationChange>> {
-        let c = self.db.conn().await?;
-        Ok(devices::history(&c, id).await?)
+        read!(self.db, |c| devices::history(&c, id))
     }
     async fn revoke_device(
         &self,
@@ -325,19 +277,13 @@ impl Store for PgStore {
         now: Timestamp,
     ) -> StoreResult<RevokeDevice> {
         let (id, owner, actor) = (id.to_string(), owner_id.map(str::to_string), actor.to_string());
-        self.db
-            .write(move |tx| {
-                let (id, owner, actor) = (id.clone(), owner.clone(), actor.clone());
-                Box::pin(async move { devices::revoke(tx, &id, owner.as_deref(), &actor, now).await })
-            })
-            .await
+        in_tx!(self.db, [id, owner, actor], |tx| flows::devices::revoke(&Pg(tx), &id, owner.as_deref(), &actor, now))
     }
     async fn create_enrollment_key(&self, key: NewEnrollmentKey, now: Timestamp) -> StoreResult<()> {
-        in_tx!(self.db, |tx| enrollment::create, key; now)
+        in_tx!(self.db, [key], |tx| flows::enrollment::create(&Pg(tx), &key, now))
     }
     async fn enrollment_keys(&self, owner_id: Option<&str>) -> StoreResult<Vec<EnrollmentKeyRecord>> {
-        let c = self.db.conn().await?;
-        Ok(enrollment::list(&c, owner_id).await?)
+        read!(self.db, |c| enrollment::list(&c, owner_id))
     }
     async fn revoke_enrollment_key(
         &self,
@@ -347,45 +293,37 @@ impl Store for PgStore {
         now: Timestamp,
     ) -> StoreResult<bool> {
         let (id, owner, actor) = (id.to_string(), owner_id.map(str::to_string), actor.to_string());
-        self.db
-            .write(move |tx| {
-                let (id, owner, actor) = (id.clone(), owner.clone(), actor.clone());
-                Box::pin(async move { enrollment::revoke(tx, &id, owner.as_deref(), &actor, now).await })
-            })
-            .await
+        in_tx!(self.db, [id, owner, actor], |tx| flows::enrollment::revoke(
+            &Pg(tx),
+            &id,
+            owner.as_deref(),
+            &actor,
+            now
+        ))
     }
     async fn enroll_device(&self, enroll: Enroll, now: Timestamp) -> StoreResult<Enrolled> {
-        in_tx!(self.db, |tx| enrollment::enroll, enroll; now)
+        in_tx!(self.db, [enroll], |tx| flows::enrollment::enroll(&Pg(tx), enroll, now))
     }
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
-        let c = self.db.conn().await?;
-        Ok(keys::all(&c).await?)
+        read!(self.db, |c| keys::all(&c))
     }
     async fn add_signing_key(&self, key: SigningKeyRecord, actor: Option<String>, now: Timestamp) -> StoreResult<()> {
-        in_tx!(self.db, |tx| keys::add, key, actor; now)
+        in_tx!(self.db, [key, actor], |tx| keys::add(tx, key, actor, now))
     }
     async fn append_audit(&self, event: AuditEvent, now: Timestamp) -> StoreResult<()> {
-        self.db
-            .write(move |tx| {
-                let event = event.clone();
-                Box::pin(async move { audit::append(tx, &event, now).await })
-            })
-            .await
+        in_tx!(self.db, [event], |tx| audit::append(tx, &event, now))
     }
     async fn audit_entries(&self, after: i64, limit: i64) -> StoreResult<Vec<AuditEntry>> {
-        let c = self.db.conn().await?;
-        Ok(audit::entries(&c, after, limit).await?)
+        read!(self.db, |c| audit::entries(&c, after, limit))
     }
     async fn audit_page(&self, filter: AuditFilter) -> StoreResult<Vec<AuditEntry>> {
-        let c = self.db.conn().await?;
-        Ok(audit::page(&c, &filter).await?)
+        read!(self.db, |c| audit::page(&c, &filter))
     }
     async fn audit_head(&self) -> StoreResult<ChainHead> {
-        let c = self.db.conn().await?;
-        Ok(audit::head(&c).await?)
+        read!(self.db, |c| audit::head(&c))
     }
     async fn sweep(&self, now: Timestamp) -> StoreResult<SweepReport> {
-        self.db.write(move |tx| Box::pin(async move { sweep::sweep(tx, now).await })).await
+        in_tx!(self.db, [], |tx| sweep::sweep(tx, now))
     }
     fn notifier(&self) -> &DecisionNotifier {
         &self.notifier

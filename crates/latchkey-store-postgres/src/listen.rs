@@ -9,7 +9,7 @@
 //! is answered at once instead of at the wait timeout.
 
 use crate::db::{describe, pg_err, target};
-use crate::grants::CHANNEL;
+use crate::txn::CHANNEL;
 use futures::stream::{self, BoxStream, StreamExt};
 use latchkey_store::{DecisionNotifier, StoreError, StoreResult};
 use std::time::Duration;

@@ -1,0 +1,395 @@
+//! The statements behind [`latchkey_store::txn::Txn`] in PostgreSQL, and how
+//! rows are read. Every method is one statement; the operations that use
+//! them live, once for every backend, in `latchkey_store::flows`.
+//!
+//! `lock` becomes `FOR UPDATE`, so callers on any replica take turns on the
+//! row they contend for. Lock order, to keep clear of deadlocks: grant,
+//! pairing or enrollment key, then owner, then audit head; a device's token
+//! families before the device itself (a rotation locks its family, then
+//! touches the device's `last_seen_at`).
+
+use crate::audit;
+use crate::db::{conflict, describe, DbResult, Fail};
+use deadpool_postgres::GenericClient;
+use latchkey_domain::audit::AuditEvent;
+use latchkey_domain::device::DeviceStatus;
+use latchkey_domain::pairing::PairingStatus;
+use latchkey_domain::secret::SecretHash;
+use latchkey_domain::Timestamp;
+use latchkey_store::rows::{self, Columns};
+use latchkey_store::txn::{GrantCode, NewFamily, PairingCode, Txn};
+use latchkey_store::*;
+use std::collections::HashSet;
+use tokio_postgres::types::ToSql;
+
+/// The channel decided grant and pairing IDs are announced on, to every replica's listener
+/// (named before pairings shared it; kept so replicas of mixed versions still hear each other).
+pub(crate) const CHANNEL: &str = "latchkey_grants";
+
+/// A transaction (or, for single-statement reads, a plain pooled connection).
+pub(crate) struct Pg<'c, C>(pub &'c C);
+
+/// A PostgreSQL row read through [`Columns`].
+pub(crate) struct Row<'a>(pub &'a tokio_postgres::Row);
+
+fn decode_err(e: tokio_postgres::Error) -> StoreError {
+    StoreError::Database(describe(&e))
+}
+
+impl Columns for Row<'_> {
+    fn text(&self, i: usize) -> StoreResult<String> {
+        self.0.try_get(i).map_err(decode_err)
+    }
+    fn opt_text(&self, i: usize) -> StoreResult<Option<String>> {
+        self.0.try_get(i).map_err(decode_err)
+    }
+    fn int(&self, i: usize) -> StoreResult<i64> {
+        self.0.try_get(i).map_err(decode_err)
+    }
+    fn opt_int(&self, i: usize) -> StoreResult<Option<i64>> {
+        self.0.try_get(i).map_err(decode_err)
+    }
+    fn flag(&self, i: usize) -> StoreResult<bool> {
+        self.0.try_get(i).map_err(decode_err)
+    }
+}
+
+/// Statement parameters.
+type Params<'p> = [&'p (dyn ToSql + Sync)];
+
+/// Runs a statement; returns how many rows it changed.
+pub(crate) async fn exec(c: &impl GenericClient, sql: &str, p: &Params<'_>) -> DbResult<u64> {
+    let s = c.prepare_cached(sql).await?;
+    Ok(c.execute(&s, p).await?)
+}
+
+/// Runs an insert, naming `what` when a unique key is already taken.
+async fn insert(c: &impl GenericClient, sql: &str, p: &Params<'_>, what: &'static str) -> DbResult<()> {
+    let s = c.prepare_cached(sql).await?;
+    c.execute(&s, p).await.map_err(conflict(what))?;
+    Ok(())
+}
+
+/// The first row of a query, decoded.
+pub(crate) async fn one<T>(
+    c: &impl GenericClient,
+    sql: &str,
+    p: &Params<'_>,
+    decode: impl Fn(&Row<'_>) -> StoreResult<T>,
+) -> DbResult<Option<T>> {
+    let s = c.prepare_cached(sql).await?;
+    match c.query_opt(&s, p).await? {
+        Some(r) => Ok(Some(decode(&Row(&r))?)),
+        None => Ok(None),
+    }
+}
+
+/// Every row of a query, decoded.
+pub(crate) async fn all<T>(
+    c: &impl GenericClient,
+    sql: &str,
+    p: &Params<'_>,
+    decode: impl Fn(&Row<'_>) -> StoreResult<T>,
+) -> DbResult<Vec<T>> {
+    let s = c.prepare_cached(sql).await?;
+    let rows = c.query(&s, p).await?;
+    Ok(rows.iter().map(|r| decode(&Row(r))).collect::<StoreResult<_>>()?)
+}
+
+fn for_update(lock: bool) -> &'static str {
+    if lock {
+        " FOR UPDATE"
+    } else {
+        ""
+    }
+}
+
+impl<C: GenericClient + Sync> Txn for Pg<'_, C> {
+    type Error = Fail;
+
+    async fn append_audit(&self, event: &AuditEvent, now: Timestamp) -> DbResult<()> {
+        audit::append(self.0, event, now).await
+    }
+    async fn announce_decided(&self, id: &str) -> DbResult<()> {
+        // Queued by PostgreSQL and delivered to every listener only if this transaction commits.
+        exec(self.0, "SELECT pg_notify($1, $2)", &[&CHANNEL, &id]).await?;
+        Ok(())
+    }
+
+    async fn username(&self, user_id: &str) -> DbResult<String> {
+        one(self.0, "SELECT username FROM users WHERE id = $1", &[&user_id], |r| r.text(0))
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("user {user_id} does not exist")).into())
+    }
+    async fn lock_owner(&self, owner_id: &str) -> DbResult<()> {
+        // `FOR NO KEY UPDATE` queues registrations behind one another without blocking
+        // the key-share locks that inserting rows referencing the user takes.
+        exec(self.0, "SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE", &[&owner_id]).await?;
+        Ok(())
+    }
+
+    async fn insert_grant(&self, g: &NewDeviceGrant, now: Timestamp) -> DbResult<()> {
+        insert(
+            self.0,
+            "INSERT INTO device_grants (id, client_id, scope, device_code_hash, user_code_hash, status, created_at,
+                expires_at, interval_secs, requester_ip, requester_user_agent, device_name,
+                device_slug, device_location, device_platform, device_client_version, device_public_jwk, device_jkt)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+            &[
+                &g.id,
+                &g.client_id,
+                &g.scope,
+                &g.device_code_hash.as_str(),
+                &g.user_code_hash.as_str(),
+                &g.state.status.as_str(),
+                &now.as_millis(),
+                &g.state.expires_at.as_millis(),
+                &g.state.interval_secs,
+                &g.requester.ip,
+                &g.requester.user_agent,
+                &g.requester.device_name,
+                &g.device.slug,
+                &g.device.location,
+                &g.device.platform,
+                &g.device.client_version,
+                &g.device.public_jwk,
+                &g.device.jkt,
+            ],
+            "a grant with this code",
+        )
+        .await
+    }
+    async fn grant(&self, code: GrantCode, hash: &SecretHash, lock: bool) -> DbResult<Option<DeviceGrantRecord>> {
+        let column = match code {
+            GrantCode::Device => "device_code_hash",
+            GrantCode::User => "user_code_hash",
+        };
+        let sql = format!("SELECT {} FROM device_grants WHERE {column} = $1{}", rows::GRANT_COLUMNS, for_update(lock));
+        one(self.0, &sql, &[&hash.as_str()], |r| rows::device_grant(r)).await
+    }
+    async fn set_grant_decided(&self, g: &DeviceGrantRecord) -> DbResult<()> {
+        exec(
+            self.0,
+            "UPDATE device_grants SET status = $1, user_id = $2, decided_at = $3, device_id = $4
+             WHERE id = $5 AND status = 'pending'",
+            &[&g.state.status.as_str(), &g.user_id, &g.decided_at.map(|t| t.as_millis()), &g.device_id, &g.id],
+        )
+        .await?;
+        Ok(())
+    }
+    async fn set_grant_polled(&self, id: &str, interval_secs: i64, now: Timestamp) -> DbResult<()> {
+        let sql = "UPDATE device_grants SET last_polled_at = $1, interval_secs = $2 WHERE id = $3";
+        exec(self.0, sql, &[&now.as_millis(), &interval_secs, &id]).await?;
+        Ok(())
+    }
+    async fn set_grant_consumed(&self, id: &str) -> DbResult<bool> {
+        let sql = "UPDATE device_grants SET status = 'consumed' WHERE id = $1 AND status = 'approved'";
+        Ok(exec(self.0, sql, &[&id]).await? == 1)
+    }
+
+    async fn device(&self, id: &str, lock: bool) -> DbResult<Option<DeviceRecord>> {
+        let sql = format!("SELECT {} FROM devices WHERE id = $1{}", rows::DEVICE_COLUMNS, for_update(lock));
+        one(self.0, &sql, &[&id], |r| rows::device(r)).await
+    }
+    async fn device_status(&self, id: &str) -> DbResult<Option<DeviceStatus>> {
+        one(self.0, "SELECT status FROM devices WHERE id = $1", &[&id], |r| rows::device_status(r)).await
+    }
+    async fn active_device_with_key(&self, owner_id: &str, jkt: &str) -> DbResult<Option<DeviceRecord>> {
+        let sql = format!(
+            "SELECT {} FROM devices WHERE owner_id = $1 AND jkt = $2 AND status = 'active'
+             ORDER BY created_at DESC, id LIMIT 1",
+            rows::DEVICE_COLUMNS
+        );
+        one(self.0, &sql, &[&owner_id, &jkt], |r| rows::device(r)).await
+    }
+    async fn active_device_count(&self, owner_id: &str) -> DbResult<i64> {
+        let sql = "SELECT COUNT(*) FROM devices WHERE owner_id = $1 AND status = 'active'";
+        Ok(one(self.0, sql, &[&owner_id], |r| r.int(0)).await?.unwrap_or(0))
+    }
+    async fn device_slugs(&self, owner_id: &str) -> DbResult<HashSet<String>> {
+        let slugs = all(self.0, "SELECT slug FROM devices WHERE owner_id = $1", &[&owner_id], |r| r.text(0)).await?;
+        Ok(slugs.into_iter().collect())
+    }
+    async fn insert_device(&self, d: &DeviceRecord) -> DbResult<()> {
+        insert(
+            self.0,
+            "INSERT INTO devices (id, owner_id, display_name, slug, location, platform, client_version, created_at,
+                status, public_jwk, jkt) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            &[
+                &d.id,
+                &d.owner_id,
+                &d.display_name,
+                &d.slug,
+                &d.location,
+                &d.platform,
+                &d.client_version,
+                &d.created_at.as_millis(),
+                &d.status.as_str(),
+                &d.public_jwk,
+                &d.jkt,
+            ],
+            "a device with this ID or slug",
+        )
+        .await
+    }
+    async fn add_location(&self, device_id: &str, location: Option<&str>, now: Timestamp) -> DbResult<()> {
+        let sql = "INSERT INTO device_locations (device_id, location, effective_at) VALUES ($1, $2, $3)";
+        exec(self.0, sql, &[&device_id, &location, &now.as_millis()]).await?;
+        Ok(())
+    }
+    async fn set_device_name(&self, id: &str, name: &str) -> DbResult<()> {
+        exec(self.0, "UPDATE devices SET display_name = $1 WHERE id = $2", &[&name, &id]).await?;
+        Ok(())
+    }
+    async fn set_device_location(&self, id: &str, location: Option<&str>) -> DbResult<()> {
+        exec(self.0, "UPDATE devices SET location = $1 WHERE id = $2", &[&location, &id]).await?;
+        Ok(())
+    }
+    async fn set_device_revoked(&self, id: &str, now: Timestamp) -> DbResult<()> {
+        let sql = "UPDATE devices SET status = 'revoked', revoked_at = $1 WHERE id = $2";
+        exec(self.0, sql, &[&now.as_millis(), &id]).await?;
+        Ok(())
+    }
+    async fn touch_device(&self, id: &str, now: Timestamp) -> DbResult<()> {
+        exec(self.0, "UPDATE devices SET last_seen_at = $1 WHERE id = $2", &[&now.as_millis(), &id]).await?;
+        Ok(())
+    }
+
+    async fn insert_family(&self, f: &NewFamily<'_>, now: Timestamp) -> DbResult<()> {
+        insert(
+            self.0,
+            "INSERT INTO token_families (id, client_id, user_id, scope, auth_time, created_at, device_id, jkt)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            &[&f.id, &f.client_id, &f.user_id, &f.scope, &f.auth_time.as_millis(), &now.as_millis(), &f.device_id, &f.jkt],
+            "a token family with this ID",
+        )
+        .await
+    }
+    async fn insert_refresh_token(&self, t: &NewRefreshToken, family_id: &str, now: Timestamp) -> DbResult<()> {
+        insert(
+            self.0,
+            "INSERT INTO refresh_tokens (token_hash, family_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+            &[&t.token_hash.as_str(), &family_id, &now.as_millis(), &t.expires_at.as_millis()],
+            "a refresh token with this value",
+        )
+        .await
+    }
+    async fn refresh_token(&self, hash: &SecretHash, lock: bool) -> DbResult<Option<(RefreshTokenRecord, Timestamp)>> {
+        let sql = if lock {
+            format!("{} FOR UPDATE OF t, f", rows::REFRESH_TOKEN_SELECT)
+        } else {
+            rows::REFRESH_TOKEN_SELECT.to_string()
+        };
+        one(self.0, &sql, &[&hash.as_str()], |r| rows::refresh_token(r)).await
+    }
+    async fn set_refresh_rotated(&self, hash: &SecretHash, now: Timestamp) -> DbResult<()> {
+        let sql = "UPDATE refresh_tokens SET rotated_at = $1 WHERE token_hash = $2";
+        exec(self.0, sql, &[&now.as_millis(), &hash.as_str()]).await?;
+        Ok(())
+    }
+    async fn live_family_owner(&self, family_id: &str, client_id: &str) -> DbResult<Option<String>> {
+        let sql =
+            "SELECT user_id FROM token_families WHERE id = $1 AND client_id = $2 AND revoked_at IS NULL FOR UPDATE";
+        one(self.0, sql, &[&family_id, &client_id], |r| r.text(0)).await
+    }
+    async fn set_family_revoked(&self, family_id: &str, now: Timestamp) -> DbResult<bool> {
+        let sql = "UPDATE token_families SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL";
+        Ok(exec(self.0, sql, &[&now.as_millis(), &family_id]).await? > 0)
+    }
+    async fn lock_device_families(&self, device_id: &str) -> DbResult<()> {
+        let sql = "SELECT id FROM token_families WHERE device_id = $1 ORDER BY id FOR UPDATE";
+        exec(self.0, sql, &[&device_id]).await?;
+        Ok(())
+    }
+    async fn set_device_families_revoked(&self, device_id: &str, now: Timestamp) -> DbResult<u64> {
+        let sql = "UPDATE token_families SET revoked_at = $1 WHERE device_id = $2 AND revoked_at IS NULL";
+        exec(self.0, sql, &[&now.as_millis(), &device_id]).await
+    }
+
+    async fn insert_pairing(&self, p: &NewPairing, now: Timestamp) -> DbResult<()> {
+        insert(
+            self.0,
+            "INSERT INTO pairings (id, client_id, desktop_secret_hash, phone_code_hash, status, created_at, expires_at,
+                requester_ip, requester_user_agent, return_to) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            &[
+                &p.id,
+                &p.client_id,
+                &p.desktop_secret_hash.as_str(),
+                &p.phone_code_hash.as_str(),
+                &p.state.status.as_str(),
+                &now.as_millis(),
+                &p.state.expires_at.as_millis(),
+                &p.requester.ip,
+                &p.requester.user_agent,
+                &p.return_to,
+            ],
+            "a pairing with this code",
+        )
+        .await
+    }
+    async fn pairing(&self, code: PairingCode, hash: &SecretHash, lock: bool) -> DbResult<Option<PairingRecord>> {
+        let column = match code {
+            PairingCode::Phone => "phone_code_hash",
+            PairingCode::Desktop => "desktop_secret_hash",
+        };
+        let sql = format!("SELECT {} FROM pairings WHERE {column} = $1{}", rows::PAIRING_COLUMNS, for_update(lock));
+        one(self.0, &sql, &[&hash.as_str()], |r| rows::pairing(r)).await
+    }
+    async fn set_pairing_status(
+        &self,
+        id: &str,
+        from: PairingStatus,
+        to: PairingStatus,
+        decided_by: Option<&str>,
+        now: Timestamp,
+    ) -> DbResult<bool> {
+        let changed = exec(
+            self.0,
+            "UPDATE pairings SET status = $1, user_id = COALESCE($2, user_id),
+                decided_at = CASE WHEN $2::TEXT IS NULL THEN decided_at ELSE $3 END
+             WHERE id = $4 AND status = $5",
+            &[&to.as_str(), &decided_by, &now.as_millis(), &id, &from.as_str()],
+        )
+        .await?;
+        Ok(changed == 1)
+    }
+
+    async fn insert_enrollment_key(&self, k: &NewEnrollmentKey, now: Timestamp) -> DbResult<()> {
+        insert(
+            self.0,
+            "INSERT INTO enrollment_keys (id, key_hash, owner_id, reusable, expires_at, tag, created_by, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            &[
+                &k.id,
+                &k.key_hash.as_str(),
+                &k.owner_id,
+                &k.reusable,
+                &k.expires_at.as_millis(),
+                &k.tag,
+                &k.created_by,
+                &now.as_millis(),
+            ],
+            "an enrollment key with this ID",
+        )
+        .await
+    }
+    async fn usable_key(&self, hash: &SecretHash, lock: bool) -> DbResult<Option<UsableKey>> {
+        let sql =
+            format!("SELECT {} FROM enrollment_keys WHERE key_hash = $1{}", rows::USABLE_KEY_COLUMNS, for_update(lock));
+        one(self.0, &sql, &[&hash.as_str()], |r| rows::usable_key(r)).await
+    }
+    async fn count_key_use(&self, id: &str) -> DbResult<bool> {
+        let sql = "UPDATE enrollment_keys SET uses = uses + 1 WHERE id = $1 AND (reusable OR uses = 0)";
+        Ok(exec(self.0, sql, &[&id]).await? == 1)
+    }
+    async fn set_key_revoked(&self, id: &str, owner_id: Option<&str>, now: Timestamp) -> DbResult<bool> {
+        let changed = exec(
+            self.0,
+            "UPDATE enrollment_keys SET revoked_at = $1
+             WHERE id = $2 AND revoked_at IS NULL AND ($3::TEXT IS NULL OR owner_id = $3)",
+            &[&now.as_millis(), &id, &owner_id],
+        )
+        .await?;
+        Ok(changed > 0)
+    }
+}
