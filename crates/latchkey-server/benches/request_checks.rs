@@ -75,7 +75,7 @@ async fn bound_token(state: &AppState, key: &DeviceKey) -> (String, String) {
         device_cap: 50,
     };
     s.decide_device_grant(decision, t).await.expect("approve");
-    let (_, mint) = tokens::new_refresh(state, t);
+    let (_, mint) = tokens::new_family(state, t, true);
     let redeem = Redeem {
         device_code_hash: device_code.hash(),
         client_id: latchkey_proto::CLI_CLIENT_ID.into(),

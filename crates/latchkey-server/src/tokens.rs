@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use latchkey_domain::secret::{Secret, SecretKind};
 use latchkey_domain::Timestamp;
 use latchkey_proto::oauth::{Confirmation, TokenResponse};
-use latchkey_store::{MintRefresh, TokenSubject};
+use latchkey_store::{MintRefresh, NewRefreshToken, TokenSubject};
 use serde::{Deserialize, Serialize};
 
 /// `typ` header of access tokens (RFC 9068).
@@ -60,14 +60,26 @@ struct IdClaims<'a> {
 }
 
 /// A fresh refresh token and the record to store for it.
-pub fn new_refresh(state: &AppState, now: Timestamp) -> (Secret, MintRefresh) {
+pub fn new_refresh_token(state: &AppState, now: Timestamp) -> (Secret, NewRefreshToken) {
     let secret = Secret::generate(SecretKind::RefreshToken, &mut rand::rngs::OsRng);
-    let mint = MintRefresh {
+    let token = NewRefreshToken {
         token_hash: secret.hash(),
-        new_family_id: uuid::Uuid::now_v7().to_string(),
         expires_at: now.plus_secs(state.config.refresh_token_lifetime_secs),
     };
-    (secret, mint)
+    (secret, token)
+}
+
+/// A new sign-in's token family, with a refresh token only when one is
+/// delivered: nothing is stored that nobody could ever present.
+pub fn new_family(state: &AppState, now: Timestamp, with_refresh: bool) -> (Option<Secret>, MintRefresh) {
+    let (secret, refresh) = match with_refresh {
+        true => {
+            let (secret, token) = new_refresh_token(state, now);
+            (Some(secret), Some(token))
+        }
+        false => (None, None),
+    };
+    (secret, MintRefresh { new_family_id: uuid::Uuid::now_v7().to_string(), refresh })
 }
 
 /// Builds the token response for `subject`; `refresh` is included when the app may refresh.

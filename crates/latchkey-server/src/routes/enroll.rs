@@ -155,7 +155,7 @@ pub async fn enroll(
         return Err(ApiError::invalid_grant("unknown enrollment key"));
     }
     let t = now();
-    let (refresh, mint) = tokens::new_refresh(&state, t);
+    let (refresh, mint) = tokens::new_family(&state, t, true);
     let enroll = Enroll {
         key_hash: SecretHash::of(&req.enrollment_key),
         device_id: uuid::Uuid::now_v7().to_string(),
@@ -175,7 +175,7 @@ pub async fn enroll(
     };
     match state.store.enroll_device(enroll, t).await? {
         Enrolled::Tokens { subject, device } => {
-            let tokens = tokens::respond(&state, &subject, Some(refresh), t)?;
+            let tokens = tokens::respond(&state, &subject, refresh, t)?;
             let device = info(*device, subject.device_id.as_deref());
             Ok(no_store(EnrollResponse { tokens, device }))
         }

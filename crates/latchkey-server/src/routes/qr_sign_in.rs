@@ -282,7 +282,8 @@ pub async fn wait(State(state): State<AppState>, headers: HeaderMap) -> ApiResul
 
 async fn collect(state: &AppState, secret: &str) -> ApiResult<Response> {
     let t = now();
-    let (_, mint) = tokens::new_refresh(state, t);
+    // Browser apps get no refresh token in a URL, so none is minted or stored.
+    let (_, mint) = tokens::new_family(state, t, false);
     match state.store.collect_pairing(&SecretHash::of(secret), mint, t).await? {
         Collected::Tokens(subject, p) => {
             // Browser apps get no refresh token in a URL; they come back through QR or their own session.

@@ -88,14 +88,11 @@ pub(crate) async fn redeem_once(
     presented_jkt: Option<String>,
 ) -> ApiResult<Step> {
     let t = now();
-    let (refresh, mint) = tokens::new_refresh(state, t);
+    let (refresh, mint) = tokens::new_family(state, t, app.allows(GrantType::RefreshToken));
     let redeem =
         Redeem { device_code_hash: SecretHash::of(code), client_id: app.client_id.clone(), mode, presented_jkt, mint };
     match state.store.redeem_device_grant(redeem, t).await? {
-        Redeemed::Tokens(subject) => {
-            let refresh = app.allows(GrantType::RefreshToken).then_some(refresh);
-            Ok(Step::Tokens(no_store(tokens::respond(state, &subject, refresh, t)?)))
-        }
+        Redeemed::Tokens(subject) => Ok(Step::Tokens(no_store(tokens::respond(state, &subject, refresh, t)?))),
         Redeemed::Pending { grant_id, expires_at } => Ok(Step::Pending { grant_id, expires_at }),
         Redeemed::SlowDown { interval_secs } => Err(ApiError::slow_down(format!(
             "polling too fast; wait at least {interval_secs} seconds between requests"
@@ -115,9 +112,13 @@ fn wrong_key() -> ApiError {
 
 async fn refresh(state: &AppState, app: &AppRecord, token: &str, presented_jkt: Option<String>) -> ApiResult<Response> {
     let t = now();
-    let (secret, mint) = tokens::new_refresh(state, t);
-    let rotate =
-        RotateRefresh { token_hash: SecretHash::of(token), client_id: app.client_id.clone(), mint, presented_jkt };
+    let (secret, replacement) = tokens::new_refresh_token(state, t);
+    let rotate = RotateRefresh {
+        token_hash: SecretHash::of(token),
+        client_id: app.client_id.clone(),
+        replacement,
+        presented_jkt,
+    };
     match state.store.rotate_refresh_token(rotate, t).await? {
         Rotated::Tokens(subject) => Ok(no_store(tokens::respond(state, &subject, Some(secret), t)?)),
         Rotated::ReuseDetected => Err(ApiError::invalid_grant(
