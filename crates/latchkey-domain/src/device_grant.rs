@@ -422,15 +422,15 @@ mod tests {
         g.status = GrantStatus::Approved;
         let revoked = Redeemable { device_revoked: true, ..redeemable(&g) };
         assert_eq!(plan_redeem(revoked, by("cli", Some("key-a"), RedeemMode::Wait), t(1)), RedeemPlan::Denied);
-        for (status, plan) in [
-            (GrantStatus::Denied, RedeemPlan::Denied),
-            (GrantStatus::Consumed, RedeemPlan::Spent),
-        ] {
+        for (status, plan) in [(GrantStatus::Denied, RedeemPlan::Denied), (GrantStatus::Consumed, RedeemPlan::Spent)] {
             g.status = status;
             assert_eq!(plan_redeem(redeemable(&g), by("cli", Some("key-a"), RedeemMode::Poll), t(1)), plan);
         }
         g.status = GrantStatus::Approved;
-        assert_eq!(plan_redeem(redeemable(&g), by("cli", Some("key-a"), RedeemMode::Poll), t(601)), RedeemPlan::Expired);
+        assert_eq!(
+            plan_redeem(redeemable(&g), by("cli", Some("key-a"), RedeemMode::Poll), t(601)),
+            RedeemPlan::Expired
+        );
     }
 
     #[test]

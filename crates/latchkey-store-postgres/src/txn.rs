@@ -260,7 +260,16 @@ impl<C: GenericClient + Sync> Txn for Pg<'_, C> {
             self.0,
             "INSERT INTO token_families (id, client_id, user_id, scope, auth_time, created_at, device_id, jkt)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            &[&f.id, &f.client_id, &f.user_id, &f.scope, &f.auth_time.as_millis(), &now.as_millis(), &f.device_id, &f.jkt],
+            &[
+                &f.id,
+                &f.client_id,
+                &f.user_id,
+                &f.scope,
+                &f.auth_time.as_millis(),
+                &now.as_millis(),
+                &f.device_id,
+                &f.jkt,
+            ],
             "a token family with this ID",
         )
         .await

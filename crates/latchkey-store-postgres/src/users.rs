@@ -2,10 +2,10 @@
 
 use crate::audit;
 use crate::db::{conflict, DbResult, Tx};
+use crate::txn::{all, one};
 use deadpool_postgres::GenericClient;
 use latchkey_domain::secret::SecretHash;
 use latchkey_domain::Timestamp;
-use crate::txn::{all, one};
 use latchkey_store::rows::{self, joined, Columns, APP_COLUMNS, USER_COLUMNS};
 use latchkey_store::*;
 
@@ -59,7 +59,8 @@ pub(crate) async fn session(c: &impl GenericClient, h: &SecretHash, now: Timesta
 }
 
 pub(crate) async fn delete_session(tx: &Tx<'_>, h: &SecretHash, now: Timestamp) -> DbResult<bool> {
-    let user = one(tx, "DELETE FROM sessions WHERE token_hash = $1 RETURNING user_id", &[&h.as_str()], |r| r.text(0)).await?;
+    let user =
+        one(tx, "DELETE FROM sessions WHERE token_hash = $1 RETURNING user_id", &[&h.as_str()], |r| r.text(0)).await?;
     if let Some(user) = &user {
         audit::append(tx, &events::signed_out(user), now).await?;
     }

@@ -59,9 +59,13 @@ pub(crate) fn exec(c: &Connection, sql: &str, p: impl Params) -> StoreResult<usi
 
 /// Runs an insert, naming `what` when a unique key is already taken.
 fn insert(c: &Connection, sql: &str, p: impl Params, what: &'static str) -> StoreResult<()> {
-    c.prepare_cached(sql)
-        .and_then(|mut s| s.execute(p))
-        .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict(what) } else { db_err(e) })?;
+    c.prepare_cached(sql).and_then(|mut s| s.execute(p)).map_err(|e| {
+        if is_unique_violation(&e) {
+            StoreError::Conflict(what)
+        } else {
+            db_err(e)
+        }
+    })?;
     Ok(())
 }
 
@@ -250,7 +254,16 @@ impl Txn for Sql<'_> {
             self.0,
             "INSERT INTO token_families (id, client_id, user_id, scope, auth_time, created_at, device_id, jkt)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![f.id, f.client_id, f.user_id, f.scope, f.auth_time.as_millis(), now.as_millis(), f.device_id, f.jkt],
+            params![
+                f.id,
+                f.client_id,
+                f.user_id,
+                f.scope,
+                f.auth_time.as_millis(),
+                now.as_millis(),
+                f.device_id,
+                f.jkt
+            ],
             "a token family with this ID",
         )
     }

@@ -101,7 +101,7 @@ pub(crate) fn list_apps(c: &Connection) -> StoreResult<Vec<AppRecord>> {
 pub(crate) fn update_app(
     c: &Connection,
     client_id: &str,
-    u: AppUpdate,
+    u: &AppUpdate,
     actor: &str,
     now: Timestamp,
 ) -> StoreResult<Option<AppRecord>> {
@@ -122,6 +122,6 @@ pub(crate) fn update_app(
     if changed == 0 {
         return Ok(None);
     }
-    audit::append(c, &events::app_updated(client_id, &u, actor), now)?;
+    audit::append(c, &events::app_updated(client_id, u, actor), now)?;
     app(c, client_id)
 }

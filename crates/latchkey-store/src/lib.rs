@@ -8,6 +8,7 @@
 //! [`flows`], against [`txn::Txn`]; backends only load, execute and write.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod dispatch;
 mod error;
 pub mod events;
 pub mod flows;
@@ -26,6 +27,15 @@ use async_trait::async_trait;
 use latchkey_domain::audit::{AuditEntry, AuditEvent, ChainHead};
 use latchkey_domain::secret::SecretHash;
 use latchkey_domain::Timestamp;
+
+/// What [`impl_store!`] names from other crates, so backends need not depend on them.
+#[doc(hidden)]
+pub mod __private {
+    pub use async_trait::async_trait;
+    pub use latchkey_domain::audit::{AuditEntry, AuditEvent, ChainHead};
+    pub use latchkey_domain::secret::SecretHash;
+    pub use latchkey_domain::Timestamp;
+}
 
 /// Result of a storage call.
 pub type StoreResult<T> = Result<T, StoreError>;

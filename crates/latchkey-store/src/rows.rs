@@ -53,12 +53,7 @@ pub fn device_grant(r: &impl Columns) -> StoreResult<DeviceGrantRecord> {
         id: r.text(0)?,
         client_id: r.text(1)?,
         scope: r.text(2)?,
-        state: GrantState {
-            status,
-            expires_at: r.at(5)?,
-            interval_secs: r.int(6)?,
-            last_polled_at: r.opt_at(7)?,
-        },
+        state: GrantState { status, expires_at: r.at(5)?, interval_secs: r.int(6)?, last_polled_at: r.opt_at(7)? },
         created_at: r.at(4)?,
         requester: Requester { ip: r.text(8)?, user_agent: r.text(9)?, device_name: r.opt_text(10)? },
         user_id: r.opt_text(11)?,
@@ -128,7 +123,8 @@ pub fn pairing(r: &impl Columns) -> StoreResult<PairingRecord> {
 
 /// A refresh token joined with its family and user; the placeholder `$1` is the token hash.
 /// Backends write the placeholder their way and may append a lock clause.
-pub const REFRESH_TOKEN_SELECT: &str = "SELECT f.id, f.client_id, f.user_id, u.username, f.scope, t.created_at, t.expires_at,
+pub const REFRESH_TOKEN_SELECT: &str =
+    "SELECT f.id, f.client_id, f.user_id, u.username, f.scope, t.created_at, t.expires_at,
         t.rotated_at IS NOT NULL, f.revoked_at IS NOT NULL, f.auth_time, f.device_id, f.jkt
      FROM refresh_tokens t JOIN token_families f ON f.id = t.family_id JOIN users u ON u.id = f.user_id
      WHERE t.token_hash = $1";
@@ -181,12 +177,7 @@ pub fn usable_key(r: &impl Columns) -> StoreResult<UsableKey> {
     Ok(UsableKey {
         id: r.text(0)?,
         owner_id: r.text(1)?,
-        state: EnrollmentKeyState {
-            reusable: r.flag(2)?,
-            uses: r.int(3)?,
-            expires_at: r.at(4)?,
-            revoked: r.flag(5)?,
-        },
+        state: EnrollmentKeyState { reusable: r.flag(2)?, uses: r.int(3)?, expires_at: r.at(4)?, revoked: r.flag(5)? },
     })
 }
 

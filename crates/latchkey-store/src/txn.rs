@@ -84,8 +84,12 @@ pub trait Txn {
     /// Inserts a new grant; [`StoreError::Conflict`] when a code is taken.
     async fn insert_grant(&self, grant: &NewDeviceGrant, now: Timestamp) -> Result<(), Self::Error>;
     /// The grant behind a code.
-    async fn grant(&self, code: GrantCode, hash: &SecretHash, lock: bool)
-        -> Result<Option<DeviceGrantRecord>, Self::Error>;
+    async fn grant(
+        &self,
+        code: GrantCode,
+        hash: &SecretHash,
+        lock: bool,
+    ) -> Result<Option<DeviceGrantRecord>, Self::Error>;
     /// Stores a decision on a pending grant.
     async fn set_grant_decided(&self, grant: &DeviceGrantRecord) -> Result<(), Self::Error>;
     /// Stores a poll's time and the (possibly longer) interval.
@@ -151,8 +155,12 @@ pub trait Txn {
     /// Inserts a pairing; [`StoreError::Conflict`] when a code is taken.
     async fn insert_pairing(&self, pairing: &NewPairing, now: Timestamp) -> Result<(), Self::Error>;
     /// The pairing behind a secret.
-    async fn pairing(&self, code: PairingCode, hash: &SecretHash, lock: bool)
-        -> Result<Option<PairingRecord>, Self::Error>;
+    async fn pairing(
+        &self,
+        code: PairingCode,
+        hash: &SecretHash,
+        lock: bool,
+    ) -> Result<Option<PairingRecord>, Self::Error>;
     /// Moves a pairing from `from` to `to` (recording the decider, if any); false when it was not at `from`.
     async fn set_pairing_status(
         &self,

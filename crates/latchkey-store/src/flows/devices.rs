@@ -52,9 +52,9 @@ pub async fn register<T: Txn>(tx: &T, n: &Registration<'_>, now: Timestamp) -> R
     let registry = Registry { same_key_device: existing.is_some(), active, taken_slugs: &taken };
     let slug = match plan_registration(registry, n.cap, n.req.slug.as_deref(), n.name, n.id) {
         RegistrationPlan::Reuse => {
-            return existing.map(|d| Registered::Device(Box::new(d))).ok_or_else(|| {
-                StoreError::Corrupt("registration planned reuse without a device".into()).into()
-            })
+            return existing
+                .map(|d| Registered::Device(Box::new(d)))
+                .ok_or_else(|| StoreError::Corrupt("registration planned reuse without a device".into()).into())
         }
         RegistrationPlan::AtCap(cap) => return Ok(Registered::AtCap(cap)),
         RegistrationPlan::SlugTaken(slug) => return Ok(Registered::SlugTaken(slug)),

@@ -5,9 +5,7 @@ use crate::records::*;
 use crate::txn::{GrantCode, NewFamily, Txn};
 use crate::{events, StoreError};
 use latchkey_domain::device::{DeviceStatus, RegisteredVia};
-use latchkey_domain::device_grant::{
-    default_device_name, plan_redeem, Decision, Presenter, RedeemPlan, Redeemable,
-};
+use latchkey_domain::device_grant::{default_device_name, plan_redeem, Decision, Presenter, RedeemPlan, Redeemable};
 use latchkey_domain::Timestamp;
 
 /// Stores a new pending grant and records `grant.requested`.
@@ -101,7 +99,12 @@ pub async fn redeem<T: Txn>(tx: &T, r: Redeem, now: Timestamp) -> Result<Redeeme
     Ok(answer(g, plan).unwrap_or(Redeemed::Spent))
 }
 
-async fn consume<T: Txn>(tx: &T, g: DeviceGrantRecord, mint: &MintRefresh, now: Timestamp) -> Result<Redeemed, T::Error> {
+async fn consume<T: Txn>(
+    tx: &T,
+    g: DeviceGrantRecord,
+    mint: &MintRefresh,
+    now: Timestamp,
+) -> Result<Redeemed, T::Error> {
     let Some(user_id) = g.user_id.as_deref() else {
         return Err(StoreError::Corrupt(format!("approved grant {} has no user", g.id)).into());
     };

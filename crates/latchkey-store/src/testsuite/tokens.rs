@@ -108,7 +108,12 @@ pub async fn revoke_refresh_family(store: Arc<dyn Store>) {
     assert!(s.refresh_token(&t1).await.unwrap().unwrap().family_revoked);
     assert_eq!(
         s.rotate_refresh_token(
-            RotateRefresh { token_hash: t1, client_id: "cli".into(), replacement: replacement("v2"), presented_jkt: None },
+            RotateRefresh {
+                token_hash: t1,
+                client_id: "cli".into(),
+                replacement: replacement("v2"),
+                presented_jkt: None
+            },
             at(13_000),
         )
         .await

@@ -1,0 +1,354 @@
+//! The one implementation of [`Store`](crate::Store), shared by every backend.
+//!
+//! Which operation runs in a write transaction and which on a read snapshot,
+//! which flow executes it, and who is woken afterwards is decided here once.
+//! A backend supplies two macros and its own modules for what is not a flow
+//! (users, apps, keys, audit, sweep, listings):
+//!
+//! - `write!(store, flow [args] |tx| body)`: `body` is a future over `tx`, a
+//!   [`Txn`](crate::txn::Txn), run in one write transaction; `[args]` are the
+//!   owned values the body uses (a backend that re-runs a transaction after a
+//!   deadlock clones them for each attempt).
+//! - `write!(store, local [args] |c| body)`: the backend's own function `body`
+//!   on its raw write connection.
+//! - `read!(…)`: the same two forms, on a read-only connection or snapshot.
+//!
+//! Both `store.notifier` (a [`DecisionNotifier`](crate::DecisionNotifier)) and
+//! the modules `users`, `devices`, `enrollment`, `tokens`, `keys`, `audit` and
+//! `sweep` are looked up where the macro is invoked.
+
+/// Implements [`Store`](crate::Store) for a backend from its `write!` and `read!` macros.
+#[macro_export]
+macro_rules! impl_store {
+    ($store:ty, $write:ident, $read:ident) => {
+        #[$crate::__private::async_trait]
+        impl $crate::Store for $store {
+            async fn create_user(
+                &self,
+                user: $crate::NewUser,
+                actor: Option<String>,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<$crate::UserRecord> {
+                $write!(self, local [user, actor] |c| users::create_user(c, user, actor, now))
+            }
+            async fn user_by_name(&self, username: &str) -> $crate::StoreResult<Option<$crate::UserRecord>> {
+                let name = username.to_string();
+                $read!(self, local [name] |c| users::user_by_name(c, &name))
+            }
+            async fn count_users(&self) -> $crate::StoreResult<i64> {
+                $read!(self, local [] |c| users::count_users(c))
+            }
+            async fn create_session(
+                &self,
+                session: $crate::NewSession,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<()> {
+                $write!(self, local [session] |c| users::create_session(c, session, now))
+            }
+            async fn session(
+                &self,
+                token_hash: &$crate::__private::SecretHash,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<Option<$crate::SessionRecord>> {
+                let h = token_hash.clone();
+                $read!(self, local [h] |c| users::session(c, &h, now))
+            }
+            async fn delete_session(
+                &self,
+                token_hash: &$crate::__private::SecretHash,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<bool> {
+                let h = token_hash.clone();
+                $write!(self, local [h] |c| users::delete_session(c, &h, now))
+            }
+            async fn create_app(
+                &self,
+                app: $crate::AppRecord,
+                actor: Option<String>,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<()> {
+                $write!(self, local [app, actor] |c| users::create_app(c, app, actor, now))
+            }
+            async fn app(&self, client_id: &str) -> $crate::StoreResult<Option<$crate::AppRecord>> {
+                let id = client_id.to_string();
+                $read!(self, local [id] |c| users::app(c, &id))
+            }
+            async fn list_apps(&self) -> $crate::StoreResult<Vec<$crate::AppRecord>> {
+                $read!(self, local [] |c| users::list_apps(c))
+            }
+            async fn update_app(
+                &self,
+                client_id: &str,
+                update: $crate::AppUpdate,
+                actor: &str,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<Option<$crate::AppRecord>> {
+                let (id, actor) = (client_id.to_string(), actor.to_string());
+                $write!(self, local [id, update, actor] |c| users::update_app(c, &id, &update, &actor, now))
+            }
+
+            async fn create_pairing(
+                &self,
+                pairing: $crate::NewPairing,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<()> {
+                $write!(self, flow [pairing] |tx| $crate::flows::pairings::create(tx, &pairing, now))
+            }
+            async fn pairing_by_phone_code(
+                &self,
+                phone_code_hash: &$crate::__private::SecretHash,
+            ) -> $crate::StoreResult<Option<$crate::PairingRecord>> {
+                let h = phone_code_hash.clone();
+                $read!(self, flow [h] |tx| $crate::txn::Txn::pairing(tx, $crate::txn::PairingCode::Phone, &h, false))
+            }
+            async fn pairing_by_desktop_secret(
+                &self,
+                desktop_secret_hash: &$crate::__private::SecretHash,
+            ) -> $crate::StoreResult<Option<$crate::PairingRecord>> {
+                let h = desktop_secret_hash.clone();
+                $read!(self, flow [h] |tx| $crate::txn::Txn::pairing(tx, $crate::txn::PairingCode::Desktop, &h, false))
+            }
+            async fn decide_pairing(
+                &self,
+                phone_code_hash: &$crate::__private::SecretHash,
+                user_id: &str,
+                approve: bool,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<$crate::PairingResult> {
+                let (h, u) = (phone_code_hash.clone(), user_id.to_string());
+                let result =
+                    $write!(self, flow [h, u] |tx| $crate::flows::pairings::decide(tx, &h, &u, approve, now))?;
+                if let $crate::PairingResult::Done(p) = &result {
+                    // Answered after commit, so waiters wake to a durable decision.
+                    self.notifier.notify(&p.id);
+                }
+                Ok(result)
+            }
+            async fn cancel_pairing(
+                &self,
+                desktop_secret_hash: &$crate::__private::SecretHash,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<$crate::PairingResult> {
+                let h = desktop_secret_hash.clone();
+                let result = $write!(self, flow [h] |tx| $crate::flows::pairings::cancel(tx, &h, now))?;
+                if let $crate::PairingResult::Done(p) = &result {
+                    self.notifier.notify(&p.id);
+                }
+                Ok(result)
+            }
+            async fn collect_pairing(
+                &self,
+                desktop_secret_hash: &$crate::__private::SecretHash,
+                mint: $crate::MintRefresh,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<$crate::Collected> {
+                let h = desktop_secret_hash.clone();
+                $write!(self, flow [h, mint] |tx| $crate::flows::pairings::collect(tx, &h, &mint, now))
+            }
+
+            async fn create_device_grant(
+                &self,
+                grant: $crate::NewDeviceGrant,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<()> {
+                $write!(self, flow [grant] |tx| $crate::flows::grants::create(tx, &grant, now))
+            }
+            async fn device_grant_by_user_code(
+                &self,
+                user_code_hash: &$crate::__private::SecretHash,
+            ) -> $crate::StoreResult<Option<$crate::DeviceGrantRecord>> {
+                let h = user_code_hash.clone();
+                $read!(self, flow [h] |tx| $crate::txn::Txn::grant(tx, $crate::txn::GrantCode::User, &h, false))
+            }
+            async fn decide_device_grant(
+                &self,
+                decision: $crate::GrantDecision,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<$crate::DecideResult> {
+                let result = $write!(self, flow [decision] |tx| $crate::flows::grants::decide(tx, decision, now))?;
+                if let $crate::DecideResult::Decided(g) = &result {
+                    // Answered after commit, so waiters wake to a durable decision.
+                    self.notifier.notify(&g.id);
+                }
+                Ok(result)
+            }
+            async fn redeem_device_grant(
+                &self,
+                redeem: $crate::Redeem,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<$crate::Redeemed> {
+                if redeem.mode == $crate::RedeemMode::Wait {
+                    // Checking a waiting grant writes nothing: keep it off the write path.
+                    let r = redeem.clone();
+                    let check = $read!(self, flow [r] |tx| $crate::flows::grants::wait_check(tx, &r, now))?;
+                    if let Some(answer) = check {
+                        return Ok(answer);
+                    }
+                }
+                $write!(self, flow [redeem] |tx| $crate::flows::grants::redeem(tx, redeem, now))
+            }
+
+            async fn rotate_refresh_token(
+                &self,
+                rotate: $crate::RotateRefresh,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<$crate::Rotated> {
+                $write!(self, flow [rotate] |tx| $crate::flows::tokens::rotate(tx, rotate, now))
+            }
+            async fn revoke_refresh_family(
+                &self,
+                token_hash: &$crate::__private::SecretHash,
+                client_id: &str,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<bool> {
+                let (h, id) = (token_hash.clone(), client_id.to_string());
+                $write!(self, flow [h, id] |tx| $crate::flows::tokens::revoke_by_token(tx, &h, &id, now))
+            }
+            async fn revoke_family(
+                &self,
+                family_id: &str,
+                client_id: &str,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<bool> {
+                let (f, id) = (family_id.to_string(), client_id.to_string());
+                $write!(self, flow [f, id] |tx| $crate::flows::tokens::revoke_by_id(tx, &f, &id, now))
+            }
+            async fn refresh_token(
+                &self,
+                token_hash: &$crate::__private::SecretHash,
+            ) -> $crate::StoreResult<Option<$crate::RefreshTokenRecord>> {
+                let h = token_hash.clone();
+                let found = $read!(self, flow [h] |tx| $crate::txn::Txn::refresh_token(tx, &h, false))?;
+                Ok(found.map(|(t, _)| t))
+            }
+            async fn family_active(&self, family_id: &str) -> $crate::StoreResult<bool> {
+                let id = family_id.to_string();
+                $read!(self, local [id] |c| tokens::family_active(c, &id))
+            }
+
+            async fn devices(&self, owner_id: &str) -> $crate::StoreResult<Vec<$crate::DeviceRecord>> {
+                let id = owner_id.to_string();
+                $read!(self, local [id] |c| devices::list(c, &id))
+            }
+            async fn device(&self, id: &str) -> $crate::StoreResult<Option<$crate::DeviceRecord>> {
+                let id = id.to_string();
+                $read!(self, flow [id] |tx| $crate::txn::Txn::device(tx, &id, false))
+            }
+            async fn rename_device(
+                &self,
+                id: &str,
+                owner_id: &str,
+                name: &str,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<Option<$crate::DeviceRecord>> {
+                let (id, owner, name) = (id.to_string(), owner_id.to_string(), name.to_string());
+                $write!(self, flow [id, owner, name] |tx| $crate::flows::devices::rename(tx, &id, &owner, &name, now))
+            }
+            async fn relocate_device(
+                &self,
+                id: &str,
+                owner_id: &str,
+                location: Option<String>,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<Option<$crate::DeviceRecord>> {
+                let (id, owner) = (id.to_string(), owner_id.to_string());
+                $write!(self, flow [id, owner, location] |tx| {
+                    $crate::flows::devices::relocate(tx, &id, &owner, location, now)
+                })
+            }
+            async fn location_history(&self, id: &str) -> $crate::StoreResult<Vec<$crate::LocationChange>> {
+                let id = id.to_string();
+                $read!(self, local [id] |c| devices::history(c, &id))
+            }
+            async fn revoke_device(
+                &self,
+                id: &str,
+                owner_id: Option<&str>,
+                actor: &str,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<$crate::RevokeDevice> {
+                let (id, owner, actor) = (id.to_string(), owner_id.map(str::to_string), actor.to_string());
+                $write!(self, flow [id, owner, actor] |tx| {
+                    $crate::flows::devices::revoke(tx, &id, owner.as_deref(), &actor, now)
+                })
+            }
+
+            async fn create_enrollment_key(
+                &self,
+                key: $crate::NewEnrollmentKey,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<()> {
+                $write!(self, flow [key] |tx| $crate::flows::enrollment::create(tx, &key, now))
+            }
+            async fn enrollment_keys(
+                &self,
+                owner_id: Option<&str>,
+            ) -> $crate::StoreResult<Vec<$crate::EnrollmentKeyRecord>> {
+                let owner = owner_id.map(str::to_string);
+                $read!(self, local [owner] |c| enrollment::list(c, owner.as_deref()))
+            }
+            async fn revoke_enrollment_key(
+                &self,
+                id: &str,
+                owner_id: Option<&str>,
+                actor: &str,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<bool> {
+                let (id, owner, actor) = (id.to_string(), owner_id.map(str::to_string), actor.to_string());
+                $write!(self, flow [id, owner, actor] |tx| {
+                    $crate::flows::enrollment::revoke(tx, &id, owner.as_deref(), &actor, now)
+                })
+            }
+            async fn enroll_device(
+                &self,
+                enroll: $crate::Enroll,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<$crate::Enrolled> {
+                $write!(self, flow [enroll] |tx| $crate::flows::enrollment::enroll(tx, enroll, now))
+            }
+
+            async fn signing_keys(&self) -> $crate::StoreResult<Vec<$crate::SigningKeyRecord>> {
+                $read!(self, local [] |c| keys::all(c))
+            }
+            async fn add_signing_key(
+                &self,
+                key: $crate::SigningKeyRecord,
+                actor: Option<String>,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<()> {
+                $write!(self, local [key, actor] |c| keys::add(c, key, actor, now))
+            }
+
+            async fn append_audit(
+                &self,
+                event: $crate::__private::AuditEvent,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<()> {
+                $write!(self, flow [event] |tx| $crate::txn::Txn::append_audit(tx, &event, now))
+            }
+            async fn audit_entries(
+                &self,
+                after: i64,
+                limit: i64,
+            ) -> $crate::StoreResult<Vec<$crate::__private::AuditEntry>> {
+                $read!(self, local [] |c| audit::entries(c, after, limit))
+            }
+            async fn audit_page(
+                &self,
+                filter: $crate::AuditFilter,
+            ) -> $crate::StoreResult<Vec<$crate::__private::AuditEntry>> {
+                $read!(self, local [filter] |c| audit::page(c, &filter))
+            }
+            async fn audit_head(&self) -> $crate::StoreResult<$crate::__private::ChainHead> {
+                $read!(self, local [] |c| audit::head(c))
+            }
+
+            async fn sweep(&self, now: $crate::__private::Timestamp) -> $crate::StoreResult<$crate::SweepReport> {
+                $write!(self, local [] |c| sweep::sweep(c, now))
+            }
+            fn notifier(&self) -> &$crate::DecisionNotifier {
+                &self.notifier
+            }
+        }
+    };
+}
