@@ -13,6 +13,7 @@ pub mod names;
 pub mod pairing;
 pub mod rate_limit;
 pub mod refresh;
+pub mod retention;
 pub mod scope;
 pub mod secret;
 pub mod slug;

@@ -4,13 +4,12 @@
 use crate::db::DbResult;
 use crate::txn::all;
 use deadpool_postgres::GenericClient;
-use latchkey_store::rows::{self, DEVICE_COLUMNS};
 use latchkey_store::*;
+use latchkey_store::{rows, sql};
 
 /// The owner's devices, newest first.
 pub(crate) async fn list(c: &impl GenericClient, owner_id: &str) -> DbResult<Vec<DeviceRecord>> {
-    let sql = format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE owner_id = $1 ORDER BY created_at DESC, id");
-    all(c, &sql, &[&owner_id], |r| rows::device(r)).await
+    all(c, sql::DEVICES_OF_OWNER, &[&owner_id], |r| rows::device(r)).await
 }
 
 /// A device's locations, oldest first.

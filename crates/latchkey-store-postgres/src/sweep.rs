@@ -1,29 +1,18 @@
-//! Housekeeping: remove what can no longer be used.
+//! Housekeeping in PostgreSQL: remove what can no longer be used, by the domain's cut-offs.
 
 use crate::db::{DbResult, Tx};
-use latchkey_domain::pairing;
+use crate::txn::exec;
+use latchkey_domain::retention::Cutoffs;
 use latchkey_domain::Timestamp;
-use latchkey_store::*;
-
-/// Finished grants are kept this long after expiry so a late poll still hears
-/// `expired_token` rather than `invalid_grant`.
-const GRANT_GRACE_MS: i64 = 10 * 60 * 1000;
-/// A family with no tokens left is kept this long, as in the SQLite backend.
-const EMPTY_FAMILY_GRACE_MS: i64 = 24 * 3600 * 1000;
+use latchkey_store::{sql, SweepReport};
 
 pub(crate) async fn sweep(tx: &Tx<'_>, now: Timestamp) -> DbResult<SweepReport> {
-    let now = now.as_millis();
-    let grants = tx.execute("DELETE FROM device_grants WHERE expires_at < $1", &[&(now - GRANT_GRACE_MS)]).await?;
+    let cut = Cutoffs::at(now);
+    let grants = exec(tx, sql::SWEEP_GRANTS, &[&cut.grants.as_millis()]).await?;
     // Finished pairings stay a while, so a late poll hears what happened; the report does not count them.
-    tx.execute("DELETE FROM pairings WHERE expires_at < $1", &[&(now - pairing::GRACE_SECS * 1000)]).await?;
-    let sessions = tx.execute("DELETE FROM sessions WHERE expires_at < $1", &[&now]).await?;
-    let refresh_tokens = tx.execute("DELETE FROM refresh_tokens WHERE expires_at < $1", &[&now]).await?;
-    // A family with no tokens left can mint nothing more; its access tokens are short-lived.
-    tx.execute(
-        "DELETE FROM token_families f WHERE f.created_at < $1
-           AND NOT EXISTS (SELECT 1 FROM refresh_tokens t WHERE t.family_id = f.id)",
-        &[&(now - EMPTY_FAMILY_GRACE_MS)],
-    )
-    .await?;
+    exec(tx, sql::SWEEP_PAIRINGS, &[&cut.pairings.as_millis()]).await?;
+    let sessions = exec(tx, sql::SWEEP_SESSIONS, &[&cut.sessions.as_millis()]).await?;
+    let refresh_tokens = exec(tx, sql::SWEEP_REFRESH_TOKENS, &[&cut.refresh_tokens.as_millis()]).await?;
+    exec(tx, sql::SWEEP_EMPTY_FAMILIES, &[&cut.empty_families.as_millis()]).await?;
     Ok(SweepReport { grants, sessions, refresh_tokens })
 }

@@ -17,6 +17,7 @@ use latchkey_domain::pairing::PairingStatus;
 use latchkey_domain::secret::SecretHash;
 use latchkey_domain::Timestamp;
 use latchkey_store::rows::{self, Columns};
+use latchkey_store::sql;
 use latchkey_store::txn::{GrantCode, NewFamily, PairingCode, Txn};
 use latchkey_store::*;
 use std::collections::HashSet;
@@ -52,6 +53,9 @@ impl Columns for Row<'_> {
     fn flag(&self, i: usize) -> StoreResult<bool> {
         self.0.try_get(i).map_err(decode_err)
     }
+    fn bytes(&self, i: usize) -> StoreResult<Vec<u8>> {
+        self.0.try_get(i).map_err(decode_err)
+    }
 }
 
 /// Statement parameters.
@@ -64,7 +68,7 @@ pub(crate) async fn exec(c: &impl GenericClient, sql: &str, p: &Params<'_>) -> D
 }
 
 /// Runs an insert, naming `what` when a unique key is already taken.
-async fn insert(c: &impl GenericClient, sql: &str, p: &Params<'_>, what: &'static str) -> DbResult<()> {
+pub(crate) async fn insert(c: &impl GenericClient, sql: &str, p: &Params<'_>, what: &'static str) -> DbResult<()> {
     let s = c.prepare_cached(sql).await?;
     c.execute(&s, p).await.map_err(conflict(what))?;
     Ok(())
@@ -96,11 +100,12 @@ pub(crate) async fn all<T>(
     Ok(rows.iter().map(|r| decode(&Row(r))).collect::<StoreResult<_>>()?)
 }
 
-fn for_update(lock: bool) -> &'static str {
+/// `sql`, holding the rows it reads until commit when `lock`.
+fn locked(sql: &str, lock: bool) -> std::borrow::Cow<'_, str> {
     if lock {
-        " FOR UPDATE"
+        format!("{sql} FOR UPDATE").into()
     } else {
-        ""
+        sql.into()
     }
 }
 
@@ -117,7 +122,7 @@ impl<C: GenericClient + Sync> Txn for Pg<'_, C> {
     }
 
     async fn username(&self, user_id: &str) -> DbResult<String> {
-        one(self.0, "SELECT username FROM users WHERE id = $1", &[&user_id], |r| r.text(0))
+        one(self.0, sql::USERNAME, &[&user_id], |r| r.text(0))
             .await?
             .ok_or_else(|| StoreError::Corrupt(format!("user {user_id} does not exist")).into())
     }
@@ -131,10 +136,7 @@ impl<C: GenericClient + Sync> Txn for Pg<'_, C> {
     async fn insert_grant(&self, g: &NewDeviceGrant, now: Timestamp) -> DbResult<()> {
         insert(
             self.0,
-            "INSERT INTO device_grants (id, client_id, scope, device_code_hash, user_code_hash, status, created_at,
-                expires_at, interval_secs, requester_ip, requester_user_agent, device_name,
-                device_slug, device_location, device_platform, device_client_version, device_public_jwk, device_jkt)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+            sql::INSERT_GRANT,
             &[
                 &g.id,
                 &g.client_id,
@@ -160,61 +162,49 @@ impl<C: GenericClient + Sync> Txn for Pg<'_, C> {
         .await
     }
     async fn grant(&self, code: GrantCode, hash: &SecretHash, lock: bool) -> DbResult<Option<DeviceGrantRecord>> {
-        let column = match code {
-            GrantCode::Device => "device_code_hash",
-            GrantCode::User => "user_code_hash",
+        let sql = match code {
+            GrantCode::Device => sql::GRANT_BY_DEVICE_CODE,
+            GrantCode::User => sql::GRANT_BY_USER_CODE,
         };
-        let sql = format!("SELECT {} FROM device_grants WHERE {column} = $1{}", rows::GRANT_COLUMNS, for_update(lock));
-        one(self.0, &sql, &[&hash.as_str()], |r| rows::device_grant(r)).await
+        one(self.0, &locked(sql, lock), &[&hash.as_str()], |r| rows::device_grant(r)).await
     }
     async fn set_grant_decided(&self, g: &DeviceGrantRecord) -> DbResult<()> {
         exec(
             self.0,
-            "UPDATE device_grants SET status = $1, user_id = $2, decided_at = $3, device_id = $4
-             WHERE id = $5 AND status = 'pending'",
+            sql::SET_GRANT_DECIDED,
             &[&g.state.status.as_str(), &g.user_id, &g.decided_at.map(|t| t.as_millis()), &g.device_id, &g.id],
         )
         .await?;
         Ok(())
     }
     async fn set_grant_polled(&self, id: &str, interval_secs: i64, now: Timestamp) -> DbResult<()> {
-        let sql = "UPDATE device_grants SET last_polled_at = $1, interval_secs = $2 WHERE id = $3";
-        exec(self.0, sql, &[&now.as_millis(), &interval_secs, &id]).await?;
+        exec(self.0, sql::SET_GRANT_POLLED, &[&now.as_millis(), &interval_secs, &id]).await?;
         Ok(())
     }
     async fn set_grant_consumed(&self, id: &str) -> DbResult<bool> {
-        let sql = "UPDATE device_grants SET status = 'consumed' WHERE id = $1 AND status = 'approved'";
-        Ok(exec(self.0, sql, &[&id]).await? == 1)
+        Ok(exec(self.0, sql::SET_GRANT_CONSUMED, &[&id]).await? == 1)
     }
 
     async fn device(&self, id: &str, lock: bool) -> DbResult<Option<DeviceRecord>> {
-        let sql = format!("SELECT {} FROM devices WHERE id = $1{}", rows::DEVICE_COLUMNS, for_update(lock));
-        one(self.0, &sql, &[&id], |r| rows::device(r)).await
+        one(self.0, &locked(sql::DEVICE, lock), &[&id], |r| rows::device(r)).await
     }
     async fn device_status(&self, id: &str) -> DbResult<Option<DeviceStatus>> {
-        one(self.0, "SELECT status FROM devices WHERE id = $1", &[&id], |r| rows::device_status(r)).await
+        one(self.0, sql::DEVICE_STATUS, &[&id], |r| rows::device_status(r)).await
     }
     async fn active_device_with_key(&self, owner_id: &str, jkt: &str) -> DbResult<Option<DeviceRecord>> {
-        let sql = format!(
-            "SELECT {} FROM devices WHERE owner_id = $1 AND jkt = $2 AND status = 'active'
-             ORDER BY created_at DESC, id LIMIT 1",
-            rows::DEVICE_COLUMNS
-        );
-        one(self.0, &sql, &[&owner_id, &jkt], |r| rows::device(r)).await
+        one(self.0, sql::ACTIVE_DEVICE_WITH_KEY, &[&owner_id, &jkt], |r| rows::device(r)).await
     }
     async fn active_device_count(&self, owner_id: &str) -> DbResult<i64> {
-        let sql = "SELECT COUNT(*) FROM devices WHERE owner_id = $1 AND status = 'active'";
-        Ok(one(self.0, sql, &[&owner_id], |r| r.int(0)).await?.unwrap_or(0))
+        Ok(one(self.0, sql::ACTIVE_DEVICE_COUNT, &[&owner_id], |r| r.int(0)).await?.unwrap_or(0))
     }
     async fn device_slugs(&self, owner_id: &str) -> DbResult<HashSet<String>> {
-        let slugs = all(self.0, "SELECT slug FROM devices WHERE owner_id = $1", &[&owner_id], |r| r.text(0)).await?;
+        let slugs = all(self.0, sql::DEVICE_SLUGS, &[&owner_id], |r| r.text(0)).await?;
         Ok(slugs.into_iter().collect())
     }
     async fn insert_device(&self, d: &DeviceRecord) -> DbResult<()> {
         insert(
             self.0,
-            "INSERT INTO devices (id, owner_id, display_name, slug, location, platform, client_version, created_at,
-                status, public_jwk, jkt) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            sql::INSERT_DEVICE,
             &[
                 &d.id,
                 &d.owner_id,
@@ -233,33 +223,30 @@ impl<C: GenericClient + Sync> Txn for Pg<'_, C> {
         .await
     }
     async fn add_location(&self, device_id: &str, location: Option<&str>, now: Timestamp) -> DbResult<()> {
-        let sql = "INSERT INTO device_locations (device_id, location, effective_at) VALUES ($1, $2, $3)";
-        exec(self.0, sql, &[&device_id, &location, &now.as_millis()]).await?;
+        exec(self.0, sql::INSERT_LOCATION, &[&device_id, &location, &now.as_millis()]).await?;
         Ok(())
     }
     async fn set_device_name(&self, id: &str, name: &str) -> DbResult<()> {
-        exec(self.0, "UPDATE devices SET display_name = $1 WHERE id = $2", &[&name, &id]).await?;
+        exec(self.0, sql::SET_DEVICE_NAME, &[&name, &id]).await?;
         Ok(())
     }
     async fn set_device_location(&self, id: &str, location: Option<&str>) -> DbResult<()> {
-        exec(self.0, "UPDATE devices SET location = $1 WHERE id = $2", &[&location, &id]).await?;
+        exec(self.0, sql::SET_DEVICE_LOCATION, &[&location, &id]).await?;
         Ok(())
     }
     async fn set_device_revoked(&self, id: &str, now: Timestamp) -> DbResult<()> {
-        let sql = "UPDATE devices SET status = 'revoked', revoked_at = $1 WHERE id = $2";
-        exec(self.0, sql, &[&now.as_millis(), &id]).await?;
+        exec(self.0, sql::SET_DEVICE_REVOKED, &[&now.as_millis(), &id]).await?;
         Ok(())
     }
     async fn touch_device(&self, id: &str, now: Timestamp) -> DbResult<()> {
-        exec(self.0, "UPDATE devices SET last_seen_at = $1 WHERE id = $2", &[&now.as_millis(), &id]).await?;
+        exec(self.0, sql::TOUCH_DEVICE, &[&now.as_millis(), &id]).await?;
         Ok(())
     }
 
     async fn insert_family(&self, f: &NewFamily<'_>, now: Timestamp) -> DbResult<()> {
         insert(
             self.0,
-            "INSERT INTO token_families (id, client_id, user_id, scope, auth_time, created_at, device_id, jkt)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            sql::INSERT_FAMILY,
             &[
                 &f.id,
                 &f.client_id,
@@ -277,33 +264,25 @@ impl<C: GenericClient + Sync> Txn for Pg<'_, C> {
     async fn insert_refresh_token(&self, t: &NewRefreshToken, family_id: &str, now: Timestamp) -> DbResult<()> {
         insert(
             self.0,
-            "INSERT INTO refresh_tokens (token_hash, family_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+            sql::INSERT_REFRESH_TOKEN,
             &[&t.token_hash.as_str(), &family_id, &now.as_millis(), &t.expires_at.as_millis()],
             "a refresh token with this value",
         )
         .await
     }
     async fn refresh_token(&self, hash: &SecretHash, lock: bool) -> DbResult<Option<(RefreshTokenRecord, Timestamp)>> {
-        let sql = if lock {
-            format!("{} FOR UPDATE OF t, f", rows::REFRESH_TOKEN_SELECT)
-        } else {
-            rows::REFRESH_TOKEN_SELECT.to_string()
-        };
+        let sql = if lock { format!("{} FOR UPDATE OF t, f", sql::REFRESH_TOKEN) } else { sql::REFRESH_TOKEN.into() };
         one(self.0, &sql, &[&hash.as_str()], |r| rows::refresh_token(r)).await
     }
     async fn set_refresh_rotated(&self, hash: &SecretHash, now: Timestamp) -> DbResult<()> {
-        let sql = "UPDATE refresh_tokens SET rotated_at = $1 WHERE token_hash = $2";
-        exec(self.0, sql, &[&now.as_millis(), &hash.as_str()]).await?;
+        exec(self.0, sql::SET_REFRESH_ROTATED, &[&now.as_millis(), &hash.as_str()]).await?;
         Ok(())
     }
     async fn live_family_owner(&self, family_id: &str, client_id: &str) -> DbResult<Option<String>> {
-        let sql =
-            "SELECT user_id FROM token_families WHERE id = $1 AND client_id = $2 AND revoked_at IS NULL FOR UPDATE";
-        one(self.0, sql, &[&family_id, &client_id], |r| r.text(0)).await
+        one(self.0, &locked(sql::LIVE_FAMILY_OWNER, true), &[&family_id, &client_id], |r| r.text(0)).await
     }
     async fn set_family_revoked(&self, family_id: &str, now: Timestamp) -> DbResult<bool> {
-        let sql = "UPDATE token_families SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL";
-        Ok(exec(self.0, sql, &[&now.as_millis(), &family_id]).await? > 0)
+        Ok(exec(self.0, sql::SET_FAMILY_REVOKED, &[&now.as_millis(), &family_id]).await? > 0)
     }
     async fn lock_device_families(&self, device_id: &str) -> DbResult<()> {
         let sql = "SELECT id FROM token_families WHERE device_id = $1 ORDER BY id FOR UPDATE";
@@ -311,15 +290,13 @@ impl<C: GenericClient + Sync> Txn for Pg<'_, C> {
         Ok(())
     }
     async fn set_device_families_revoked(&self, device_id: &str, now: Timestamp) -> DbResult<u64> {
-        let sql = "UPDATE token_families SET revoked_at = $1 WHERE device_id = $2 AND revoked_at IS NULL";
-        exec(self.0, sql, &[&now.as_millis(), &device_id]).await
+        exec(self.0, sql::SET_DEVICE_FAMILIES_REVOKED, &[&now.as_millis(), &device_id]).await
     }
 
     async fn insert_pairing(&self, p: &NewPairing, now: Timestamp) -> DbResult<()> {
         insert(
             self.0,
-            "INSERT INTO pairings (id, client_id, desktop_secret_hash, phone_code_hash, status, created_at, expires_at,
-                requester_ip, requester_user_agent, return_to) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            sql::INSERT_PAIRING,
             &[
                 &p.id,
                 &p.client_id,
@@ -337,12 +314,11 @@ impl<C: GenericClient + Sync> Txn for Pg<'_, C> {
         .await
     }
     async fn pairing(&self, code: PairingCode, hash: &SecretHash, lock: bool) -> DbResult<Option<PairingRecord>> {
-        let column = match code {
-            PairingCode::Phone => "phone_code_hash",
-            PairingCode::Desktop => "desktop_secret_hash",
+        let sql = match code {
+            PairingCode::Phone => sql::PAIRING_BY_PHONE_CODE,
+            PairingCode::Desktop => sql::PAIRING_BY_DESKTOP_SECRET,
         };
-        let sql = format!("SELECT {} FROM pairings WHERE {column} = $1{}", rows::PAIRING_COLUMNS, for_update(lock));
-        one(self.0, &sql, &[&hash.as_str()], |r| rows::pairing(r)).await
+        one(self.0, &locked(sql, lock), &[&hash.as_str()], |r| rows::pairing(r)).await
     }
     async fn set_pairing_status(
         &self,
@@ -352,22 +328,16 @@ impl<C: GenericClient + Sync> Txn for Pg<'_, C> {
         decided_by: Option<&str>,
         now: Timestamp,
     ) -> DbResult<bool> {
-        let changed = exec(
-            self.0,
-            "UPDATE pairings SET status = $1, user_id = COALESCE($2, user_id),
-                decided_at = CASE WHEN $2::TEXT IS NULL THEN decided_at ELSE $3 END
-             WHERE id = $4 AND status = $5",
-            &[&to.as_str(), &decided_by, &now.as_millis(), &id, &from.as_str()],
-        )
-        .await?;
+        let changed =
+            exec(self.0, sql::SET_PAIRING_STATUS, &[&to.as_str(), &decided_by, &now.as_millis(), &id, &from.as_str()])
+                .await?;
         Ok(changed == 1)
     }
 
     async fn insert_enrollment_key(&self, k: &NewEnrollmentKey, now: Timestamp) -> DbResult<()> {
         insert(
             self.0,
-            "INSERT INTO enrollment_keys (id, key_hash, owner_id, reusable, expires_at, tag, created_by, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            sql::INSERT_ENROLLMENT_KEY,
             &[
                 &k.id,
                 &k.key_hash.as_str(),
@@ -383,22 +353,13 @@ impl<C: GenericClient + Sync> Txn for Pg<'_, C> {
         .await
     }
     async fn usable_key(&self, hash: &SecretHash, lock: bool) -> DbResult<Option<UsableKey>> {
-        let sql =
-            format!("SELECT {} FROM enrollment_keys WHERE key_hash = $1{}", rows::USABLE_KEY_COLUMNS, for_update(lock));
-        one(self.0, &sql, &[&hash.as_str()], |r| rows::usable_key(r)).await
+        one(self.0, &locked(sql::USABLE_KEY, lock), &[&hash.as_str()], |r| rows::usable_key(r)).await
     }
     async fn count_key_use(&self, id: &str) -> DbResult<bool> {
-        let sql = "UPDATE enrollment_keys SET uses = uses + 1 WHERE id = $1 AND (reusable OR uses = 0)";
-        Ok(exec(self.0, sql, &[&id]).await? == 1)
+        Ok(exec(self.0, sql::COUNT_KEY_USE, &[&id]).await? == 1)
     }
     async fn set_key_revoked(&self, id: &str, owner_id: Option<&str>, now: Timestamp) -> DbResult<bool> {
-        let changed = exec(
-            self.0,
-            "UPDATE enrollment_keys SET revoked_at = $1
-             WHERE id = $2 AND revoked_at IS NULL AND ($3::TEXT IS NULL OR owner_id = $3)",
-            &[&now.as_millis(), &id, &owner_id],
-        )
-        .await?;
+        let changed = exec(self.0, sql::SET_KEY_REVOKED, &[&now.as_millis(), &id, &owner_id]).await?;
         Ok(changed > 0)
     }
 }

@@ -2,14 +2,13 @@
 //! are `latchkey_store::flows::devices`.
 
 use crate::txn::all;
-use latchkey_store::rows::{self, DEVICE_COLUMNS};
 use latchkey_store::*;
+use latchkey_store::{rows, sql};
 use rusqlite::Connection;
 
 /// The owner's devices, newest first.
 pub(crate) fn list(c: &Connection, owner_id: &str) -> StoreResult<Vec<DeviceRecord>> {
-    let sql = format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE owner_id = ?1 ORDER BY created_at DESC, id");
-    all(c, &sql, [owner_id], |r| rows::device(r))
+    all(c, sql::DEVICES_OF_OWNER, [owner_id], |r| rows::device(r))
 }
 
 /// A device's locations, oldest first.

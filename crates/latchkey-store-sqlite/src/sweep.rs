@@ -1,28 +1,18 @@
-//! Housekeeping: remove what can no longer be used.
+//! Housekeeping in SQLite: remove what can no longer be used, by the domain's cut-offs.
 
-use crate::db_err;
+use crate::txn::exec;
+use latchkey_domain::retention::Cutoffs;
 use latchkey_domain::Timestamp;
-use latchkey_store::*;
-use rusqlite::{params, Connection};
-
-/// Finished grants are kept this long after expiry so a late poll still hears
-/// `expired_token` rather than `invalid_grant`.
-const GRANT_GRACE_MS: i64 = 10 * 60 * 1000;
+use latchkey_store::{sql, StoreResult, SweepReport};
+use rusqlite::Connection;
 
 pub(crate) fn sweep(c: &Connection, now: Timestamp) -> StoreResult<SweepReport> {
-    let now = now.as_millis();
-    let grants =
-        c.execute("DELETE FROM device_grants WHERE expires_at < ?1", [now - GRANT_GRACE_MS]).map_err(db_err)?;
-    c.execute("DELETE FROM pairings WHERE expires_at < ?1", [now - latchkey_domain::pairing::GRACE_SECS * 1000])
-        .map_err(db_err)?;
-    let sessions = c.execute("DELETE FROM sessions WHERE expires_at < ?1", [now]).map_err(db_err)?;
-    let refresh_tokens = c.execute("DELETE FROM refresh_tokens WHERE expires_at < ?1", [now]).map_err(db_err)?;
-    // A family with no tokens left can mint nothing more; its access tokens are short-lived.
-    c.execute(
-        "DELETE FROM token_families WHERE created_at < ?1
-           AND NOT EXISTS (SELECT 1 FROM refresh_tokens t WHERE t.family_id = token_families.id)",
-        params![now - 24 * 3600 * 1000],
-    )
-    .map_err(db_err)?;
+    let cut = Cutoffs::at(now);
+    let grants = exec(c, sql::SWEEP_GRANTS, [cut.grants.as_millis()])?;
+    // Finished pairings stay a while, so a late poll hears what happened; the report does not count them.
+    exec(c, sql::SWEEP_PAIRINGS, [cut.pairings.as_millis()])?;
+    let sessions = exec(c, sql::SWEEP_SESSIONS, [cut.sessions.as_millis()])?;
+    let refresh_tokens = exec(c, sql::SWEEP_REFRESH_TOKENS, [cut.refresh_tokens.as_millis()])?;
+    exec(c, sql::SWEEP_EMPTY_FAMILIES, [cut.empty_families.as_millis()])?;
     Ok(SweepReport { grants: grants as u64, sessions: sessions as u64, refresh_tokens: refresh_tokens as u64 })
 }

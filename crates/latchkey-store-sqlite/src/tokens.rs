@@ -3,11 +3,11 @@
 
 use crate::txn::one;
 use latchkey_store::rows::Columns;
+use latchkey_store::sql;
 use latchkey_store::StoreResult;
 use rusqlite::Connection;
 
 /// Whether a token family is still alive (access tokens carry their family's ID).
 pub(crate) fn family_active(c: &Connection, id: &str) -> StoreResult<bool> {
-    let sql = "SELECT revoked_at IS NULL FROM token_families WHERE id = ?1";
-    Ok(one(c, sql, [id], |r| r.flag(0))?.unwrap_or(false))
+    Ok(one(c, sql::FAMILY_ACTIVE, [id], |r| r.flag(0))?.unwrap_or(false))
 }

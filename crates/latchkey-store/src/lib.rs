@@ -15,6 +15,7 @@ pub mod flows;
 mod notify;
 mod records;
 pub mod rows;
+pub mod sql;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
 pub mod txn;

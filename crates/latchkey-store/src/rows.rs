@@ -1,7 +1,7 @@
 //! Stored rows turned into records, written once for every backend.
 //!
-//! A backend selects the columns listed here, in this order, and hands each
-//! row over through [`Columns`]; the decoding (status texts, timestamps,
+//! A backend runs the statements of [`crate::sql`] and hands each row over
+//! through [`Columns`]; the decoding (status texts, timestamps,
 //! space-separated lists) happens here, so two backends cannot read the same
 //! row two ways.
 
@@ -25,6 +25,8 @@ pub trait Columns {
     fn opt_int(&self, i: usize) -> StoreResult<Option<i64>>;
     /// A boolean column (or expression).
     fn flag(&self, i: usize) -> StoreResult<bool>;
+    /// A non-null binary column.
+    fn bytes(&self, i: usize) -> StoreResult<Vec<u8>>;
 
     /// A non-null timestamp column (milliseconds since the epoch).
     fn at(&self, i: usize) -> StoreResult<Timestamp> {
@@ -40,12 +42,7 @@ fn corrupt(what: &str, value: &str) -> StoreError {
     StoreError::Corrupt(format!("unknown {what} {value:?}"))
 }
 
-/// Columns of `device_grants` that [`device_grant`] reads.
-pub const GRANT_COLUMNS: &str = "id, client_id, scope, status, created_at, expires_at, interval_secs, last_polled_at,
-    requester_ip, requester_user_agent, device_name, user_id, decided_at,
-    device_slug, device_location, device_platform, device_client_version, device_public_jwk, device_jkt, device_id";
-
-/// A device grant from [`GRANT_COLUMNS`].
+/// A device grant from [`crate::sql::GRANT_BY_DEVICE_CODE`].
 pub fn device_grant(r: &impl Columns) -> StoreResult<DeviceGrantRecord> {
     let status = r.text(3)?;
     let status = GrantStatus::parse(&status).ok_or_else(|| corrupt("grant status", &status))?;
@@ -70,11 +67,7 @@ pub fn device_grant(r: &impl Columns) -> StoreResult<DeviceGrantRecord> {
     })
 }
 
-/// Columns of `devices` that [`device`] reads.
-pub const DEVICE_COLUMNS: &str = "id, owner_id, display_name, slug, location, platform, client_version, created_at,
-    last_seen_at, status, revoked_at, public_jwk, jkt";
-
-/// A device from [`DEVICE_COLUMNS`].
+/// A device from [`crate::sql::DEVICE`].
 pub fn device(r: &impl Columns) -> StoreResult<DeviceRecord> {
     let status = r.text(9)?;
     let status = DeviceStatus::parse(&status).ok_or_else(|| corrupt("device status", &status))?;
@@ -101,11 +94,7 @@ pub fn device_status(r: &impl Columns) -> StoreResult<DeviceStatus> {
     DeviceStatus::parse(&status).ok_or_else(|| corrupt("device status", &status))
 }
 
-/// Columns of `pairings` that [`pairing`] reads.
-pub const PAIRING_COLUMNS: &str =
-    "id, client_id, status, created_at, expires_at, requester_ip, requester_user_agent, return_to, user_id, decided_at";
-
-/// A QR sign-in pairing from [`PAIRING_COLUMNS`].
+/// A QR sign-in pairing from [`crate::sql::PAIRING_BY_PHONE_CODE`].
 pub fn pairing(r: &impl Columns) -> StoreResult<PairingRecord> {
     let status = r.text(2)?;
     let status = PairingStatus::parse(&status).ok_or_else(|| corrupt("pairing status", &status))?;
@@ -121,15 +110,7 @@ pub fn pairing(r: &impl Columns) -> StoreResult<PairingRecord> {
     })
 }
 
-/// A refresh token joined with its family and user; the placeholder `$1` is the token hash.
-/// Backends write the placeholder their way and may append a lock clause.
-pub const REFRESH_TOKEN_SELECT: &str =
-    "SELECT f.id, f.client_id, f.user_id, u.username, f.scope, t.created_at, t.expires_at,
-        t.rotated_at IS NOT NULL, f.revoked_at IS NOT NULL, f.auth_time, f.device_id, f.jkt
-     FROM refresh_tokens t JOIN token_families f ON f.id = t.family_id JOIN users u ON u.id = f.user_id
-     WHERE t.token_hash = $1";
-
-/// A refresh token and its family's `auth_time`, from [`REFRESH_TOKEN_SELECT`].
+/// A refresh token and its family's `auth_time`, from [`crate::sql::REFRESH_TOKEN`].
 pub fn refresh_token(r: &impl Columns) -> StoreResult<(RefreshTokenRecord, Timestamp)> {
     Ok((
         RefreshTokenRecord {
@@ -149,11 +130,7 @@ pub fn refresh_token(r: &impl Columns) -> StoreResult<(RefreshTokenRecord, Times
     ))
 }
 
-/// Columns of an enrollment key joined with its owner (`k`, `u`) that [`enrollment_key`] reads.
-pub const ENROLLMENT_KEY_COLUMNS: &str =
-    "k.id, k.owner_id, u.username, k.reusable, k.expires_at, k.tag, k.created_by, k.created_at, k.revoked_at, k.uses";
-
-/// An enrollment key from [`ENROLLMENT_KEY_COLUMNS`].
+/// An enrollment key from [`crate::sql::ENROLLMENT_KEYS`].
 pub fn enrollment_key(r: &impl Columns) -> StoreResult<EnrollmentKeyRecord> {
     Ok(EnrollmentKeyRecord {
         id: r.text(0)?,
@@ -169,10 +146,7 @@ pub fn enrollment_key(r: &impl Columns) -> StoreResult<EnrollmentKeyRecord> {
     })
 }
 
-/// Columns of an enrollment key that [`usable_key`] reads, for using it.
-pub const USABLE_KEY_COLUMNS: &str = "id, owner_id, reusable, uses, expires_at, revoked_at IS NOT NULL";
-
-/// An enrollment key's ID, owner and state, from [`USABLE_KEY_COLUMNS`].
+/// An enrollment key's ID, owner and state, from [`crate::sql::USABLE_KEY`].
 pub fn usable_key(r: &impl Columns) -> StoreResult<UsableKey> {
     Ok(UsableKey {
         id: r.text(0)?,
@@ -181,10 +155,7 @@ pub fn usable_key(r: &impl Columns) -> StoreResult<UsableKey> {
     })
 }
 
-/// Columns of `users` (as `u`) that [`user`] reads; more columns may follow.
-pub const USER_COLUMNS: &str = "u.id, u.username, u.password_hash, u.is_admin, u.created_at";
-
-/// A user from [`USER_COLUMNS`].
+/// A user from [`crate::sql::USER_BY_NAME`].
 pub fn user(r: &impl Columns) -> StoreResult<UserRecord> {
     Ok(UserRecord {
         id: r.text(0)?,
@@ -195,16 +166,12 @@ pub fn user(r: &impl Columns) -> StoreResult<UserRecord> {
     })
 }
 
-/// A session from [`USER_COLUMNS`] followed by the session's `created_at, expires_at`.
+/// A session from [`crate::sql::SESSION`]: the user followed by the session's `created_at, expires_at`.
 pub fn session(r: &impl Columns) -> StoreResult<SessionRecord> {
     Ok(SessionRecord { user: user(r)?, created_at: r.at(5)?, expires_at: r.at(6)? })
 }
 
-/// Columns of `apps` that [`app`] reads.
-pub const APP_COLUMNS: &str =
-    "client_id, display_name, kind, secret_hash, grant_types, redirect_uris, created_at, app_url, qr_sign_in";
-
-/// An app from [`APP_COLUMNS`].
+/// An app from [`crate::sql::APP`].
 pub fn app(r: &impl Columns) -> StoreResult<AppRecord> {
     let kind = r.text(2)?;
     let kind = ClientKind::parse(&kind).ok_or_else(|| corrupt("client kind", &kind))?;
@@ -235,4 +202,15 @@ pub fn joined<'a>(items: impl Iterator<Item = &'a str>) -> String {
 /// A location change from `location, effective_at`.
 pub fn location_change(r: &impl Columns) -> StoreResult<LocationChange> {
     Ok(LocationChange { location: r.opt_text(0)?, effective_at: r.at(1)? })
+}
+
+/// A signing key from `kid, private_pkcs8, public_key, created_at, retired_at`.
+pub fn signing_key(r: &impl Columns) -> StoreResult<SigningKeyRecord> {
+    Ok(SigningKeyRecord {
+        kid: r.text(0)?,
+        private_pkcs8: r.bytes(1)?,
+        public_key: r.bytes(2)?,
+        created_at: r.at(3)?,
+        retired_at: r.opt_at(4)?,
+    })
 }

@@ -1,0 +1,330 @@
+//! The SQL both backends run, written once.
+//!
+//! Placeholders are `$1`, `$2`, … as PostgreSQL numbers them. SQLite reads
+//! `$N` as a named parameter and numbers parameters in order of first
+//! appearance, so every statement here uses its parameters first in
+//! increasing order (a test checks it); then positional binding means the
+//! same thing on both. No PostgreSQL-only syntax: `CAST(… AS TEXT)` rather
+//! than `::TEXT`. Row locks are added by the backend that takes them.
+//!
+//! The column lists name what [`crate::rows`] decodes, in that order.
+
+/// Columns of `device_grants`, as [`crate::rows::device_grant`] reads them.
+macro_rules! grant_columns {
+    () => {
+        "id, client_id, scope, status, created_at, expires_at, interval_secs, last_polled_at,
+         requester_ip, requester_user_agent, device_name, user_id, decided_at,
+         device_slug, device_location, device_platform, device_client_version, device_public_jwk, device_jkt, device_id"
+    };
+}
+
+/// Columns of `devices`, as [`crate::rows::device`] reads them.
+macro_rules! device_columns {
+    () => {
+        "id, owner_id, display_name, slug, location, platform, client_version, created_at,
+         last_seen_at, status, revoked_at, public_jwk, jkt"
+    };
+}
+
+/// Columns of `pairings`, as [`crate::rows::pairing`] reads them.
+macro_rules! pairing_columns {
+    () => {
+        "id, client_id, status, created_at, expires_at, requester_ip, requester_user_agent, return_to, user_id, decided_at"
+    };
+}
+
+/// Columns of `users` (as `u`), as [`crate::rows::user`] reads them.
+macro_rules! user_columns {
+    () => {
+        "u.id, u.username, u.password_hash, u.is_admin, u.created_at"
+    };
+}
+
+/// Columns of `apps`, as [`crate::rows::app`] reads them.
+macro_rules! app_columns {
+    () => {
+        "client_id, display_name, kind, secret_hash, grant_types, redirect_uris, created_at, app_url, qr_sign_in"
+    };
+}
+
+/// Columns of an enrollment key joined with its owner, as [`crate::rows::enrollment_key`] reads them.
+macro_rules! enrollment_key_columns {
+    () => {
+        "k.id, k.owner_id, u.username, k.reusable, k.expires_at, k.tag, k.created_by, k.created_at, k.revoked_at, k.uses"
+    };
+}
+
+// ---- users, sessions, apps ----
+
+/// A user's sign-in name.
+pub const USERNAME: &str = "SELECT username FROM users WHERE id = $1";
+/// Creates a user.
+pub const INSERT_USER: &str =
+    "INSERT INTO users (id, username, password_hash, is_admin, created_at) VALUES ($1, $2, $3, $4, $5)";
+/// A user by sign-in name.
+pub const USER_BY_NAME: &str = concat!("SELECT ", user_columns!(), " FROM users u WHERE u.username = $1");
+/// How many users exist.
+pub const COUNT_USERS: &str = "SELECT COUNT(*) FROM users";
+/// Creates a session.
+pub const INSERT_SESSION: &str =
+    "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)";
+/// A live session with its user.
+pub const SESSION: &str = concat!(
+    "SELECT ",
+    user_columns!(),
+    ", s.created_at, s.expires_at FROM sessions s JOIN users u ON u.id = s.user_id
+     WHERE s.token_hash = $1 AND s.expires_at > $2"
+);
+/// Ends a session; returns whose it was.
+pub const DELETE_SESSION: &str = "DELETE FROM sessions WHERE token_hash = $1 RETURNING user_id";
+/// Registers an app.
+pub const INSERT_APP: &str = "INSERT INTO apps (client_id, display_name, kind, secret_hash, grant_types, redirect_uris,
+        created_at, app_url, qr_sign_in) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+/// An app by client ID.
+pub const APP: &str = concat!("SELECT ", app_columns!(), " FROM apps WHERE client_id = $1");
+/// Changes an app's settings; returns the app as it now stands.
+pub const UPDATE_APP: &str = concat!(
+    "UPDATE apps SET display_name = $1, grant_types = $2, app_url = $3, qr_sign_in = $4 WHERE client_id = $5
+     RETURNING ",
+    app_columns!()
+);
+/// Every app, by client ID in SQLite's byte order (PostgreSQL needs a collation for that, so it says its own).
+pub const APPS: &str = concat!("SELECT ", app_columns!(), " FROM apps ORDER BY client_id");
+/// [`APPS`] in byte order on PostgreSQL, whatever the database's collation.
+pub const APPS_BYTE_ORDER_PG: &str = concat!("SELECT ", app_columns!(), " FROM apps ORDER BY client_id COLLATE \"C\"");
+
+// ---- device grants ----
+
+/// Creates a grant.
+pub const INSERT_GRANT: &str = "INSERT INTO device_grants (id, client_id, scope, device_code_hash, user_code_hash,
+        status, created_at, expires_at, interval_secs, requester_ip, requester_user_agent, device_name,
+        device_slug, device_location, device_platform, device_client_version, device_public_jwk, device_jkt)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)";
+/// The grant behind a device code.
+pub const GRANT_BY_DEVICE_CODE: &str =
+    concat!("SELECT ", grant_columns!(), " FROM device_grants WHERE device_code_hash = $1");
+/// The grant behind a user code.
+pub const GRANT_BY_USER_CODE: &str =
+    concat!("SELECT ", grant_columns!(), " FROM device_grants WHERE user_code_hash = $1");
+/// Stores a decision on a pending grant.
+pub const SET_GRANT_DECIDED: &str =
+    "UPDATE device_grants SET status = $1, user_id = $2, decided_at = $3, device_id = $4
+     WHERE id = $5 AND status = 'pending'";
+/// Stores a poll and the interval.
+pub const SET_GRANT_POLLED: &str = "UPDATE device_grants SET last_polled_at = $1, interval_secs = $2 WHERE id = $3";
+/// Consumes an approved grant.
+pub const SET_GRANT_CONSUMED: &str =
+    "UPDATE device_grants SET status = 'consumed' WHERE id = $1 AND status = 'approved'";
+
+// ---- devices ----
+
+/// One device.
+pub const DEVICE: &str = concat!("SELECT ", device_columns!(), " FROM devices WHERE id = $1");
+/// A device's status.
+pub const DEVICE_STATUS: &str = "SELECT status FROM devices WHERE id = $1";
+/// The owner's newest active device with a key.
+pub const ACTIVE_DEVICE_WITH_KEY: &str = concat!(
+    "SELECT ",
+    device_columns!(),
+    " FROM devices WHERE owner_id = $1 AND jkt = $2 AND status = 'active' ORDER BY created_at DESC, id LIMIT 1"
+);
+/// How many active devices the owner has.
+pub const ACTIVE_DEVICE_COUNT: &str = "SELECT COUNT(*) FROM devices WHERE owner_id = $1 AND status = 'active'";
+/// Every slug the owner's devices ever had.
+pub const DEVICE_SLUGS: &str = "SELECT slug FROM devices WHERE owner_id = $1";
+/// The owner's devices, newest first.
+pub const DEVICES_OF_OWNER: &str =
+    concat!("SELECT ", device_columns!(), " FROM devices WHERE owner_id = $1 ORDER BY created_at DESC, id");
+/// Creates a device.
+pub const INSERT_DEVICE: &str = "INSERT INTO devices (id, owner_id, display_name, slug, location, platform,
+        client_version, created_at, status, public_jwk, jkt) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+/// Adds to a device's location history.
+pub const INSERT_LOCATION: &str =
+    "INSERT INTO device_locations (device_id, location, effective_at) VALUES ($1, $2, $3)";
+/// Renames a device.
+pub const SET_DEVICE_NAME: &str = "UPDATE devices SET display_name = $1 WHERE id = $2";
+/// Moves a device.
+pub const SET_DEVICE_LOCATION: &str = "UPDATE devices SET location = $1 WHERE id = $2";
+/// Revokes a device.
+pub const SET_DEVICE_REVOKED: &str = "UPDATE devices SET status = 'revoked', revoked_at = $1 WHERE id = $2";
+/// Records a device's use of its tokens.
+pub const TOUCH_DEVICE: &str = "UPDATE devices SET last_seen_at = $1 WHERE id = $2";
+
+// ---- token families, refresh tokens ----
+
+/// Starts a token family.
+pub const INSERT_FAMILY: &str = "INSERT INTO token_families (id, client_id, user_id, scope, auth_time, created_at,
+        device_id, jkt) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+/// Stores a refresh token.
+pub const INSERT_REFRESH_TOKEN: &str =
+    "INSERT INTO refresh_tokens (token_hash, family_id, created_at, expires_at) VALUES ($1, $2, $3, $4)";
+/// A refresh token with its family and user, as [`crate::rows::refresh_token`] reads it.
+pub const REFRESH_TOKEN: &str = "SELECT f.id, f.client_id, f.user_id, u.username, f.scope, t.created_at, t.expires_at,
+        t.rotated_at IS NOT NULL, f.revoked_at IS NOT NULL, f.auth_time, f.device_id, f.jkt
+     FROM refresh_tokens t JOIN token_families f ON f.id = t.family_id JOIN users u ON u.id = f.user_id
+     WHERE t.token_hash = $1";
+/// Marks a refresh token exchanged.
+pub const SET_REFRESH_ROTATED: &str = "UPDATE refresh_tokens SET rotated_at = $1 WHERE token_hash = $2";
+/// The owner of a live family issued to a client.
+pub const LIVE_FAMILY_OWNER: &str =
+    "SELECT user_id FROM token_families WHERE id = $1 AND client_id = $2 AND revoked_at IS NULL";
+/// Revokes a live family.
+pub const SET_FAMILY_REVOKED: &str = "UPDATE token_families SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL";
+/// Revokes a device's live families.
+pub const SET_DEVICE_FAMILIES_REVOKED: &str =
+    "UPDATE token_families SET revoked_at = $1 WHERE device_id = $2 AND revoked_at IS NULL";
+/// Whether a family is alive.
+pub const FAMILY_ACTIVE: &str = "SELECT revoked_at IS NULL FROM token_families WHERE id = $1";
+
+// ---- pairings ----
+
+/// Creates a pairing.
+pub const INSERT_PAIRING: &str = "INSERT INTO pairings (id, client_id, desktop_secret_hash, phone_code_hash, status,
+        created_at, expires_at, requester_ip, requester_user_agent, return_to)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+/// The pairing behind the phone's code.
+pub const PAIRING_BY_PHONE_CODE: &str =
+    concat!("SELECT ", pairing_columns!(), " FROM pairings WHERE phone_code_hash = $1");
+/// The pairing behind the desktop's secret.
+pub const PAIRING_BY_DESKTOP_SECRET: &str =
+    concat!("SELECT ", pairing_columns!(), " FROM pairings WHERE desktop_secret_hash = $1");
+/// Moves a pairing between statuses, recording the decider if given.
+pub const SET_PAIRING_STATUS: &str = "UPDATE pairings SET status = $1, user_id = COALESCE($2, user_id),
+        decided_at = CASE WHEN CAST($2 AS TEXT) IS NULL THEN decided_at ELSE $3 END
+     WHERE id = $4 AND status = $5";
+
+// ---- enrollment keys ----
+
+/// Creates an enrollment key.
+pub const INSERT_ENROLLMENT_KEY: &str = "INSERT INTO enrollment_keys (id, key_hash, owner_id, reusable, expires_at,
+        tag, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+/// A key as using it needs it, as [`crate::rows::usable_key`] reads it.
+pub const USABLE_KEY: &str =
+    "SELECT id, owner_id, reusable, uses, expires_at, revoked_at IS NOT NULL FROM enrollment_keys WHERE key_hash = $1";
+/// Counts one use, only if reusable or unused.
+pub const COUNT_KEY_USE: &str = "UPDATE enrollment_keys SET uses = uses + 1 WHERE id = $1 AND (reusable OR uses = 0)";
+/// Revokes a live key, only the owner's when one is given.
+pub const SET_KEY_REVOKED: &str = "UPDATE enrollment_keys SET revoked_at = $1
+     WHERE id = $2 AND revoked_at IS NULL AND (CAST($3 AS TEXT) IS NULL OR owner_id = $3)";
+/// Keys, newest first; only the owner's when one is given.
+pub const ENROLLMENT_KEYS: &str = concat!(
+    "SELECT ",
+    enrollment_key_columns!(),
+    " FROM enrollment_keys k JOIN users u ON u.id = k.owner_id
+     WHERE CAST($1 AS TEXT) IS NULL OR k.owner_id = $1 ORDER BY k.created_at DESC, k.id"
+);
+
+// ---- signing keys, housekeeping ----
+
+/// Retires the active signing key.
+pub const RETIRE_SIGNING_KEYS: &str = "UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL";
+/// Adds a signing key.
+pub const INSERT_SIGNING_KEY: &str =
+    "INSERT INTO signing_keys (kid, private_pkcs8, public_key, created_at) VALUES ($1, $2, $3, $4)";
+/// Grants past the cut-off.
+pub const SWEEP_GRANTS: &str = "DELETE FROM device_grants WHERE expires_at < $1";
+/// Pairings past the cut-off.
+pub const SWEEP_PAIRINGS: &str = "DELETE FROM pairings WHERE expires_at < $1";
+/// Sessions past the cut-off.
+pub const SWEEP_SESSIONS: &str = "DELETE FROM sessions WHERE expires_at < $1";
+/// Refresh tokens past the cut-off.
+pub const SWEEP_REFRESH_TOKENS: &str = "DELETE FROM refresh_tokens WHERE expires_at < $1";
+/// Families older than the cut-off with no refresh token left.
+pub const SWEEP_EMPTY_FAMILIES: &str = "DELETE FROM token_families WHERE created_at < $1
+       AND NOT EXISTS (SELECT 1 FROM refresh_tokens t WHERE t.family_id = token_families.id)";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `$N` in order of first appearance.
+    fn first_appearances(sql: &str) -> Vec<u32> {
+        let mut seen = Vec::new();
+        let bytes = sql.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'$' {
+                let digits: String = sql[i + 1..].chars().take_while(char::is_ascii_digit).collect();
+                if let Ok(n) = digits.parse::<u32>() {
+                    if !seen.contains(&n) {
+                        seen.push(n);
+                    }
+                }
+                i += digits.len();
+            }
+            i += 1;
+        }
+        seen
+    }
+
+    #[test]
+    fn parameters_first_appear_in_order_so_sqlite_binds_them_as_postgresql_does() {
+        let all = [
+            USERNAME,
+            INSERT_USER,
+            USER_BY_NAME,
+            COUNT_USERS,
+            INSERT_SESSION,
+            SESSION,
+            DELETE_SESSION,
+            INSERT_APP,
+            APP,
+            UPDATE_APP,
+            APPS,
+            INSERT_GRANT,
+            GRANT_BY_DEVICE_CODE,
+            GRANT_BY_USER_CODE,
+            SET_GRANT_DECIDED,
+            SET_GRANT_POLLED,
+            SET_GRANT_CONSUMED,
+            DEVICE,
+            DEVICE_STATUS,
+            ACTIVE_DEVICE_WITH_KEY,
+            ACTIVE_DEVICE_COUNT,
+            DEVICE_SLUGS,
+            DEVICES_OF_OWNER,
+            INSERT_DEVICE,
+            INSERT_LOCATION,
+            SET_DEVICE_NAME,
+            SET_DEVICE_LOCATION,
+            SET_DEVICE_REVOKED,
+            TOUCH_DEVICE,
+            INSERT_FAMILY,
+            INSERT_REFRESH_TOKEN,
+            REFRESH_TOKEN,
+            SET_REFRESH_ROTATED,
+            LIVE_FAMILY_OWNER,
+            SET_FAMILY_REVOKED,
+            SET_DEVICE_FAMILIES_REVOKED,
+            FAMILY_ACTIVE,
+            INSERT_PAIRING,
+            PAIRING_BY_PHONE_CODE,
+            PAIRING_BY_DESKTOP_SECRET,
+            SET_PAIRING_STATUS,
+            INSERT_ENROLLMENT_KEY,
+            USABLE_KEY,
+            COUNT_KEY_USE,
+            SET_KEY_REVOKED,
+            ENROLLMENT_KEYS,
+            RETIRE_SIGNING_KEYS,
+            INSERT_SIGNING_KEY,
+            SWEEP_GRANTS,
+            SWEEP_PAIRINGS,
+            SWEEP_SESSIONS,
+            SWEEP_REFRESH_TOKENS,
+            SWEEP_EMPTY_FAMILIES,
+        ];
+        for sql in all {
+            let seen = first_appearances(sql);
+            let expected: Vec<u32> = (1..=seen.len() as u32).collect();
+            assert_eq!(seen, expected, "parameters out of order in: {sql}");
+            assert!(!sql.contains("::"), "PostgreSQL-only cast in: {sql}");
+            assert!(!sql.contains('?'), "SQLite-only placeholder in: {sql}");
+        }
+    }
+
+    #[test]
+    fn the_order_check_catches_a_reordered_statement() {
+        assert_eq!(first_appearances("UPDATE t SET a = $2 WHERE b = $1"), vec![2, 1]);
+    }
+}
