@@ -18,6 +18,7 @@ use std::time::Duration;
 
 mod accounts;
 mod audit;
+mod decisions;
 mod devices;
 mod enrollment;
 mod grants;
@@ -29,6 +30,7 @@ mod tokens;
 
 pub use accounts::*;
 pub use audit::*;
+pub use decisions::*;
 pub use devices::*;
 pub use enrollment::*;
 pub use grants::*;
@@ -76,6 +78,9 @@ macro_rules! for_each_check {
             pairing_lookups_and_refusals,
             audit_page_filters,
             sweep_removes_old_pairings,
+            redeem_decisions,
+            registration_decisions,
+            concurrent_explicit_slug_collisions,
         );
     };
 }
