@@ -65,7 +65,7 @@ pub fn new_refresh(state: &AppState, now: Timestamp) -> (Secret, MintRefresh) {
     let mint = MintRefresh {
         token_hash: secret.hash(),
         new_family_id: uuid::Uuid::now_v7().to_string(),
-        expires_at: now.plus_secs(state.config.refresh_token_lifetime_secs),
+        expires_at: now.plus_secs(state.config.refresh_token_lifetime_secs()),
     };
     (secret, mint)
 }
@@ -77,7 +77,7 @@ pub fn respond(
     refresh: Option<Secret>,
     now: Timestamp,
 ) -> ApiResult<TokenResponse> {
-    let lifetime = state.config.access_token_lifetime_secs;
+    let lifetime = state.config.access_token_lifetime_secs();
     let iss = &state.config.public_url;
     let claims = AccessClaims {
         iss: iss.clone(),
