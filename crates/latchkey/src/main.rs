@@ -8,7 +8,7 @@ mod storage;
 
 use clap::{Parser, Subcommand};
 use cli::ClientArgs;
-use settings::StorageArgs;
+use settings::DataArgs;
 
 /// Latchkey: sign people in on their devices, and keep track of those devices.
 #[derive(Parser)]
@@ -21,11 +21,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server.
-    Serve(serve::ServeArgs),
+    Serve(serve::ServeCommand),
     /// Administer users, apps, keys, enrollment keys and the audit log (works whether or not the server runs).
     Admin {
         #[command(flatten)]
-        storage: StorageArgs,
+        storage: DataArgs,
         #[command(subcommand)]
         command: admin::AdminCommand,
     },
