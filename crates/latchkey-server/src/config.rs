@@ -260,8 +260,20 @@ trait Bounded: PartialOrd {
 }
 
 impl Bounded for Duration {
+    /// Days, hours, minutes and seconds as an operator writes them (`365d`, `1h 30m`);
+    /// humantime's own format counts in 30.44-day months and 365.25-day years.
     fn show(&self) -> String {
-        humantime::format_duration(*self).to_string()
+        if self.subsec_nanos() != 0 {
+            return humantime::format_duration(*self).to_string();
+        }
+        let secs = self.as_secs();
+        let parts = [(secs / 86_400, "d"), (secs / 3600 % 24, "h"), (secs / 60 % 60, "m"), (secs % 60, "s")];
+        let shown: Vec<String> = parts.iter().filter(|(n, _)| *n > 0).map(|(n, unit)| format!("{n}{unit}")).collect();
+        if shown.is_empty() {
+            "0s".to_string()
+        } else {
+            shown.join(" ")
+        }
     }
 }
 
@@ -325,8 +337,7 @@ impl Settings {
     }
 }
 
-/// Everything a running server needs: the operator [`Settings`] (reachable
-/// through `Deref`, e.g. `config.wait_timeout`) plus limits that are not settings.
+/// Everything a running server needs: the operator [`Settings`] (through `Deref`) and limits that are not settings.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// The operator settings.
@@ -580,5 +591,11 @@ mod tests {
         s.database = Some("postgres://db/latchkey".into());
         s.validate().expect("valid");
         assert!(ServerConfig::new("https://x.example/app").validate().is_err());
+        s.refresh_token_lifetime = secs(400 * 86_400);
+        assert!(s.validate().expect_err("too long").to_string().ends_with("between 5m and 365d, not 400d"));
+        s.refresh_token_lifetime = secs(90_061);
+        s.session_lifetime = secs(0);
+        assert!(s.validate().expect_err("zero").to_string().ends_with("between 5m and 30d, not 0s"));
+        assert_eq!(Bounded::show(&secs(90_061)), "1d 1h 1m 1s");
     }
 }
