@@ -91,7 +91,10 @@ async fn bound_token(state: &AppState, key: &DeviceKey) -> (String, String) {
 }
 
 async fn measure(label: &str, store: Arc<dyn Store>) {
-    let server = Server::new(store, ServerConfig::new("http://bench.invalid")).await.expect("server");
+    // The same checks `latchkey serve` applies: a benchmark of an impossible config measures nothing.
+    let config = ServerConfig::new("http://bench.invalid");
+    config.validate().expect("benchmark config is valid");
+    let server = Server::new(store, config).await.expect("server");
     let state = server.state().clone();
     let key = DeviceKey::generate().expect("key");
     let (token, family) = bound_token(&state, &key).await;

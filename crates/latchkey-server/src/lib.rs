@@ -77,7 +77,7 @@ impl Server {
     /// Loads keys (making the first), registers the built-in app, and builds state.
     pub async fn new(store: Arc<dyn Store>, config: ServerConfig) -> Result<Self, ApiError> {
         ensure_builtin_app(store.as_ref()).await?;
-        let max_lifetime = config.access_token_lifetime_secs;
+        let max_lifetime = config.access_token_lifetime_secs();
         let keys = KeyRing::load(store.as_ref(), max_lifetime).await?;
         let (shutdown_tx, shutting_down) = watch::channel(false);
         let state = AppState {

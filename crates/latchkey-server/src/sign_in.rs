@@ -90,7 +90,7 @@ async fn check(
             NewSession {
                 token_hash: token.hash(),
                 user_id: user.id.clone(),
-                expires_at: t.plus_secs(state.config.session_lifetime_secs),
+                expires_at: t.plus_secs(state.config.session_lifetime_secs()),
                 audit: AuditEvent::new(AuditKind::SignInSucceeded, Some(&user.id), Some(&user.id)).with_detail(detail),
             },
             t,

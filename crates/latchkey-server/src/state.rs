@@ -53,7 +53,7 @@ impl Limits {
         Self {
             code_entry: crate::rate_limit::code_entry(&c.code_entry_limits),
             sign_in: crate::rate_limit::sign_in(&c.sign_in_limits),
-            device_authorization: crate::rate_limit::device_authorization(c.device_authorizations_per_minute),
+            device_authorization: crate::rate_limit::device_authorization(c.device_auth_per_minute),
             pairing: crate::rate_limit::pairing(c.pairings_per_minute),
         }
     }

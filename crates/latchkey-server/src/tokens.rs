@@ -64,7 +64,7 @@ pub fn new_refresh_token(state: &AppState, now: Timestamp) -> (Secret, NewRefres
     let secret = Secret::generate(SecretKind::RefreshToken, &mut rand::rngs::OsRng);
     let token = NewRefreshToken {
         token_hash: secret.hash(),
-        expires_at: now.plus_secs(state.config.refresh_token_lifetime_secs),
+        expires_at: now.plus_secs(state.config.refresh_token_lifetime_secs()),
     };
     (secret, token)
 }
@@ -89,7 +89,7 @@ pub fn respond(
     refresh: Option<Secret>,
     now: Timestamp,
 ) -> ApiResult<TokenResponse> {
-    let lifetime = state.config.access_token_lifetime_secs;
+    let lifetime = state.config.access_token_lifetime_secs();
     let iss = &state.config.public_url;
     let claims = AccessClaims {
         iss: iss.clone(),

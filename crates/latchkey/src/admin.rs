@@ -1,6 +1,6 @@
 //! `latchkey admin ...`: direct administration of the data store.
 
-use crate::settings::{FileSettings, StorageArgs};
+use crate::settings::DataArgs;
 use anyhow::{bail, Context};
 use clap::Subcommand;
 use latchkey_domain::audit::{ChainHead, ChainVerifier};
@@ -155,9 +155,9 @@ fn now() -> latchkey_domain::Timestamp {
 }
 
 /// Runs an admin command against the configured store.
-pub async fn run(storage: StorageArgs, command: AdminCommand) -> anyhow::Result<ExitCode> {
-    let file = FileSettings::load(storage.config.as_deref())?;
-    let resolved = storage.resolve(&file)?;
+pub async fn run(data: DataArgs, command: AdminCommand) -> anyhow::Result<ExitCode> {
+    // Admin has only the storage flags; the file's other settings are read and checked like `serve` does.
+    let resolved = crate::settings::StorageSettings::of(&data.resolve(Default::default())?);
     // Say which database: a mistyped --data-dir would otherwise quietly make a new, empty one.
     match &resolved {
         crate::settings::StorageSettings::Sqlite { data_dir, .. } => {

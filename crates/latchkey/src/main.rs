@@ -8,7 +8,7 @@ mod storage;
 
 use clap::{Parser, Subcommand};
 use cli::ClientArgs;
-use settings::StorageArgs;
+use settings::DataArgs;
 
 /// Latchkey: sign people in on their devices, and keep track of those devices.
 #[derive(Parser)]
@@ -21,11 +21,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server.
-    Serve(serve::ServeArgs),
+    Serve(serve::ServeCommand),
     /// Administer users, apps, keys, enrollment keys and the audit log (works whether or not the server runs).
     Admin {
         #[command(flatten)]
-        storage: StorageArgs,
+        storage: DataArgs,
         #[command(subcommand)]
         command: admin::AdminCommand,
     },
@@ -122,5 +122,56 @@ async fn main() -> std::process::ExitCode {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+    use std::collections::BTreeSet;
+
+    /// `(flag, environment variable)` of every `latchkey serve` setting, from clap itself.
+    fn serve_settings() -> BTreeSet<(String, String)> {
+        let cli = Cli::command();
+        let serve = cli.find_subcommand("serve").expect("serve subcommand");
+        serve
+            .get_arguments()
+            .filter_map(|a| {
+                let long = a.get_long()?;
+                let env = a.get_env()?.to_str()?;
+                Some((format!("--{long}"), env.to_string()))
+            })
+            .collect()
+    }
+
+    /// `(flag, environment variable)` of every row of README's "Running it" table.
+    fn readme_settings() -> BTreeSet<(String, String)> {
+        let readme = include_str!("../../../README.md");
+        let section = readme.split("\n## Running it\n").nth(1).expect("README has a Running it section");
+        let section = section.split("\n## ").next().unwrap_or(section);
+        section
+            .lines()
+            .skip_while(|l| !l.starts_with("| flag | environment |"))
+            .skip(2)
+            .take_while(|l| l.starts_with('|'))
+            .map(|row| {
+                let cells: Vec<&str> = row.split('|').map(|c| c.trim().trim_matches('`')).collect();
+                (cells[1].to_string(), cells[2].to_string())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn readme_table_lists_every_serve_setting_and_no_other() {
+        let flags = serve_settings();
+        let table = readme_settings();
+        let missing: Vec<_> = flags.difference(&table).collect();
+        let unknown: Vec<_> = table.difference(&flags).collect();
+        assert!(
+            missing.is_empty() && unknown.is_empty(),
+            "README.md's \"Running it\" table is out of date.\n  settings missing from it: {missing:?}\n  rows naming no setting: {unknown:?}"
+        );
+        assert!(flags.len() > 10, "found the settings: {flags:?}");
     }
 }

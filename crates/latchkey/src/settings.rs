@@ -1,57 +1,39 @@
 //! Settings from flags, then `LATCHKEY_*` environment variables, then an
 //! optional TOML file, then defaults: the first that says something wins.
+//! Every setting is declared once, in [`latchkey_server::config`]; this file
+//! only reads the file and maps storage settings to a backend.
 
 use anyhow::Context;
 use clap::Args;
-use serde::Deserialize;
+use latchkey_server::config::{ServeArgs, Settings, SettingsFile, SqliteSync, StorageArgs};
 use std::path::{Path, PathBuf};
 
-/// Where data lives; shared by `serve` and `admin` so both see the same database.
+/// The settings file, and where data lives: shared by `serve` and `admin` so both see the same database.
 #[derive(Args, Debug, Clone, Default)]
-pub struct StorageArgs {
-    /// Directory for the SQLite database (default ./latchkey-data).
-    #[arg(long, env = "LATCHKEY_DATA_DIR", global = true)]
-    pub data_dir: Option<PathBuf>,
-    /// PostgreSQL URL (postgres://...); when set, SQLite is not used.
-    #[arg(long, env = "LATCHKEY_DATABASE", global = true)]
-    pub database: Option<String>,
-    /// SQLite durability: `full` (fsync every commit, default) or `normal`.
-    #[arg(long, env = "LATCHKEY_SQLITE_SYNC", global = true)]
-    pub sqlite_sync: Option<String>,
-    /// A TOML file with any of these settings.
+pub struct DataArgs {
+    /// A TOML file with any of these settings (keys: the flag names in snake_case).
     #[arg(long, env = "LATCHKEY_CONFIG", global = true)]
     pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub storage: StorageArgs,
 }
 
-/// The TOML file's shape. Every key is optional.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileSettings {
-    pub data_dir: Option<PathBuf>,
-    pub database: Option<String>,
-    pub sqlite_sync: Option<String>,
-    pub listen: Option<String>,
-    pub public_url: Option<String>,
-    pub trust_proxy_headers: Option<bool>,
-    pub device_code_lifetime_secs: Option<i64>,
-    pub poll_interval_secs: Option<i64>,
-    pub wait_timeout_secs: Option<u64>,
-    pub access_token_lifetime_secs: Option<i64>,
-    pub refresh_token_lifetime_secs: Option<i64>,
-    pub session_lifetime_secs: Option<i64>,
-    pub device_cap: Option<i64>,
-    pub device_auth_per_minute: Option<u32>,
+/// Reads the file named by `--config`, if any.
+fn load_file(path: Option<&Path>) -> anyhow::Result<SettingsFile> {
+    let Some(path) = path else {
+        return Ok(SettingsFile::default());
+    };
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+    SettingsFile::parse(&text).with_context(|| format!("config file {} is not valid", path.display()))
 }
 
-impl FileSettings {
-    /// Reads the file named by `--config`, if any.
-    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
-        let Some(path) = path else {
-            return Ok(Self::default());
-        };
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("config file {} is not valid", path.display()))
+impl DataArgs {
+    /// Every setting, merged (flags and environment over the file over defaults) and validated.
+    pub fn resolve(&self, serve: ServeArgs) -> anyhow::Result<Settings> {
+        let file = load_file(self.config.as_deref())?;
+        let settings = Settings::resolve(self.storage.clone().or(file.storage()), serve.or(file.serve()));
+        settings.validate()?;
+        Ok(settings)
     }
 }
 
@@ -72,22 +54,16 @@ pub enum StorageSettings {
     },
 }
 
-impl StorageArgs {
-    /// Merges flags/env with the file.
-    pub fn resolve(&self, file: &FileSettings) -> anyhow::Result<StorageSettings> {
-        if let Some(url) = self.database.clone().or_else(|| file.database.clone()) {
-            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-                anyhow::bail!("--database must be a postgres:// URL (leave it out to use SQLite in --data-dir)");
-            }
-            return Ok(StorageSettings::Postgres { url });
+impl StorageSettings {
+    /// The backend the settings name: PostgreSQL when `database` is set, else SQLite.
+    pub fn of(settings: &Settings) -> Self {
+        if let Some(url) = &settings.database {
+            return StorageSettings::Postgres { url: url.clone() };
         }
-        let data_dir =
-            self.data_dir.clone().or_else(|| file.data_dir.clone()).unwrap_or_else(|| PathBuf::from("latchkey-data"));
-        let durability = match self.sqlite_sync.clone().or_else(|| file.sqlite_sync.clone()).as_deref() {
-            None | Some("full") => latchkey_store_sqlite::Durability::Full,
-            Some("normal") => latchkey_store_sqlite::Durability::Normal,
-            Some(other) => anyhow::bail!("--sqlite-sync must be full or normal, not {other:?}"),
+        let durability = match settings.sqlite_sync {
+            SqliteSync::Full => latchkey_store_sqlite::Durability::Full,
+            SqliteSync::Normal => latchkey_store_sqlite::Durability::Normal,
         };
-        Ok(StorageSettings::Sqlite { data_dir, durability })
+        StorageSettings::Sqlite { data_dir: settings.data_dir.clone(), durability }
     }
 }

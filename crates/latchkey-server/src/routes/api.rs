@@ -23,7 +23,7 @@ pub async fn create_session(
     let (user, token) = sign_in::with_password(&state, &req.username, &req.password, ip).await?;
     Ok(no_store(SignInResponse {
         session_token: token.expose().to_string(),
-        expires_in: state.config.session_lifetime_secs,
+        expires_in: state.config.session_lifetime_secs(),
         user: Me { id: user.id, username: user.username, is_admin: user.is_admin, device: None },
     }))
 }

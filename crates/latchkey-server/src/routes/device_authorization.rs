@@ -116,7 +116,7 @@ pub async fn handle(
             scope: scope.to_string(),
             device_code_hash: device_code.hash(),
             user_code_hash: SecretHash::of(&user_code.canonical()),
-            state: GrantState::new(t, c.device_code_lifetime_secs, c.poll_interval_secs),
+            state: GrantState::new(t, c.device_code_lifetime_secs(), c.poll_interval_secs()),
             requester: Requester {
                 ip: ip.to_string(),
                 user_agent: ua.clone(),
@@ -132,8 +132,8 @@ pub async fn handle(
                     user_code: user_code.to_string(),
                     verification_uri_complete: format!("{verification_uri}?user_code={user_code}"),
                     verification_uri,
-                    expires_in: c.device_code_lifetime_secs,
-                    interval: c.poll_interval_secs,
+                    expires_in: c.device_code_lifetime_secs(),
+                    interval: c.poll_interval_secs(),
                 }));
             }
             Err(StoreError::Conflict(_)) => continue,

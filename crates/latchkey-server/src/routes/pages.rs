@@ -240,7 +240,7 @@ pub async fn signin_submit(
     match sign_in::with_password(&state, &f.username, &f.password, ip).await {
         Ok((_, token)) => {
             let mut resp = Redirect::to(&next).into_response();
-            let session = set_cookie(&state, SESSION_COOKIE, token.expose(), state.config.session_lifetime_secs);
+            let session = set_cookie(&state, SESSION_COOKIE, token.expose(), state.config.session_lifetime_secs());
             let clear = set_cookie(&state, SIGNIN_CSRF_COOKIE, "", 0);
             for c in [session, clear] {
                 if let Ok(v) = HeaderValue::from_str(&c) {

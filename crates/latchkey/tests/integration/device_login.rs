@@ -96,7 +96,7 @@ async fn second_approval_of_the_same_code_is_refused(b: Backend) {
 }
 
 async fn expired_code_is_reported_and_cannot_be_approved(b: Backend) {
-    let app = spawn_app_with(b, |c| c.device_code_lifetime_secs = 1).await;
+    let app = spawn_app_outside_limits(b, |c| c.device_code_lifetime = std::time::Duration::from_secs(1)).await;
     let session = app.signed_in("alice").await;
     let auth = app.start_login("").await;
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;

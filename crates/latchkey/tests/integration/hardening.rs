@@ -43,7 +43,7 @@ async fn failed_sign_ins_are_limited_and_right_ones_are_not(b: Backend) {
 }
 
 async fn device_authorizations_are_limited_per_network(b: Backend) {
-    let app = spawn_app_with(b, |c| c.device_authorizations_per_minute = 3).await;
+    let app = spawn_app_with(b, |c| c.device_auth_per_minute = 3).await;
     for _ in 0..3 {
         app.start_login("").await;
     }
@@ -158,7 +158,7 @@ async fn the_device_cap_is_enforced_with_a_clear_error(b: Backend) {
 }
 
 async fn a_slow_poller_that_waits_its_interval_is_not_told_to_slow_down(b: Backend) {
-    let app = spawn_app_with(b, |c| c.poll_interval_secs = 1).await;
+    let app = spawn_app_with(b, |c| c.poll_interval = std::time::Duration::from_secs(1)).await;
     let auth = app.start_login("").await;
     for _ in 0..3 {
         let e = app.client.poll_token(&cli(), &auth.device_code).await.expect_err("pending");

@@ -38,9 +38,9 @@ async fn waiting_device_hears_denial(b: Backend) {
 }
 
 async fn waiting_device_hears_expiry(b: Backend) {
-    let app = spawn_app_with(b, |c| {
+    let app = spawn_app_outside_limits(b, |c| {
         c.wait_timeout = Duration::from_secs(60);
-        c.device_code_lifetime_secs = 1;
+        c.device_code_lifetime = Duration::from_secs(1);
     })
     .await;
     let auth = app.start_login("").await;
@@ -49,7 +49,7 @@ async fn waiting_device_hears_expiry(b: Backend) {
 }
 
 async fn wait_times_out_with_authorization_pending_and_never_slow_down(b: Backend) {
-    let app = spawn_app_with(b, |c| c.wait_timeout = Duration::from_millis(200)).await;
+    let app = spawn_app_outside_limits(b, |c| c.wait_timeout = Duration::from_millis(200)).await;
     let auth = app.start_login("").await;
     for _ in 0..3 {
         let err = app.client.wait_token(&cli(), &auth.device_code).await.expect_err("pending");
@@ -58,7 +58,7 @@ async fn wait_times_out_with_authorization_pending_and_never_slow_down(b: Backen
 }
 
 async fn client_library_waits_through_timeouts_until_approval(b: Backend) {
-    let app = spawn_app_with(b, |c| c.wait_timeout = Duration::from_millis(300)).await;
+    let app = spawn_app_outside_limits(b, |c| c.wait_timeout = Duration::from_millis(300)).await;
     let session = app.signed_in("alice").await;
     let auth = app.start_login("").await;
     let waiter = {

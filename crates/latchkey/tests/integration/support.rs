@@ -143,18 +143,40 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_with(backend, |_| {}).await
 }
 
-/// A fresh server; `tweak` adjusts its settings.
+/// A fresh server; `tweak` adjusts its settings, which must pass the same checks as `latchkey serve`'s.
 pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut ServerConfig)) -> TestApp {
     let (store, storage) = open(&backend).await;
-    start(store, storage, tweak).await
+    start(store, storage, Checks::Validate, tweak).await
 }
 
-async fn start(store: Arc<dyn Store>, storage: Storage, tweak: impl FnOnce(&mut ServerConfig)) -> TestApp {
+/// A fresh server with settings no operator may choose (e.g. a 1-second device code, to
+/// see it expire); only for timings a test cannot wait out at the allowed values.
+pub async fn spawn_app_outside_limits(backend: Backend, tweak: impl FnOnce(&mut ServerConfig)) -> TestApp {
+    let (store, storage) = open(&backend).await;
+    start(store, storage, Checks::Skip, tweak).await
+}
+
+/// Whether a test server's settings are validated.
+#[derive(PartialEq)]
+enum Checks {
+    Validate,
+    Skip,
+}
+
+async fn start(
+    store: Arc<dyn Store>,
+    storage: Storage,
+    checks: Checks,
+    tweak: impl FnOnce(&mut ServerConfig),
+) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let mut config = test_config();
     config.public_url = url.clone();
     tweak(&mut config);
+    if checks == Checks::Validate {
+        config.validate().unwrap_or_else(|e| panic!("test settings are invalid: {e}"));
+    }
     let server = Server::new(store.clone(), config).await.expect("server");
     let (tx, rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(server.run(listener, async {
@@ -177,7 +199,7 @@ impl TestApp {
         let store: Arc<dyn Store> = Arc::new(PgStore::connect(url, Some(schema)).await.expect("replica store"));
         // Replicas sit behind one load balancer: one public URL, one issuer.
         let issuer = self.url.clone();
-        start(store, Storage::Shared, move |c| c.public_url = issuer).await
+        start(store, Storage::Shared, Checks::Validate, move |c| c.public_url = issuer).await
     }
 
     /// Creates a user with [`PASSWORD`].
