@@ -7,6 +7,7 @@
 
 pub mod client_auth;
 pub mod config;
+pub mod credential;
 pub mod device_flow;
 pub mod dpop;
 pub mod error;

@@ -2,10 +2,10 @@
 //! device-login decision the page, the CLI and the benchmark share.
 
 use super::no_store;
+use crate::credential::{csrf_header, Caller};
 use crate::device_flow;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ClientIp, Json};
-use crate::session::SignedIn;
 use crate::sign_in;
 use crate::state::AppState;
 use axum::extract::State;
@@ -28,15 +28,11 @@ pub async fn create_session(
     }))
 }
 
-/// `DELETE /api/v1/session`: sign out.
-pub async fn delete_session(State(state): State<AppState>, who: SignedIn, headers: HeaderMap) -> ApiResult<StatusCode> {
+/// `DELETE /api/v1/session`: sign out; a device using its own token ends its sign-in.
+pub async fn delete_session(State(state): State<AppState>, who: Caller, headers: HeaderMap) -> ApiResult<StatusCode> {
     who.check_csrf(csrf_header(&headers))?;
-    sign_in::sign_out(&state, &who.token).await?;
+    who.sign_out(&state).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-fn csrf_header(headers: &HeaderMap) -> Option<&str> {
-    headers.get("x-csrf-token").and_then(|v| v.to_str().ok())
 }
 
 /// Body of a lookup.
@@ -48,7 +44,7 @@ pub struct LookupRequest {
 /// `POST /api/v1/device/lookup`: what approving this code would let in.
 pub async fn lookup(
     State(state): State<AppState>,
-    who: SignedIn,
+    who: Caller,
     ClientIp(ip): ClientIp,
     Json(req): Json<LookupRequest>,
 ) -> ApiResult<Response> {
@@ -58,7 +54,7 @@ pub async fn lookup(
 /// `POST /api/v1/device/decision`: approve or deny a device login.
 pub async fn decide(
     State(state): State<AppState>,
-    who: SignedIn,
+    who: Caller,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
     Json(req): Json<DecisionRequest>,

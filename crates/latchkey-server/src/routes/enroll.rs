@@ -3,9 +3,9 @@
 
 use super::devices::info;
 use super::no_store;
+use crate::credential::{csrf_header, Caller};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Json;
-use crate::session::SignedIn;
 use crate::state::{now, AppState};
 use crate::tokens;
 use axum::extract::{Path, State};
@@ -63,11 +63,11 @@ pub fn new_key(
 /// `POST /api/v1/enrollment-keys`: a key for one of the caller's own new machines.
 pub async fn create(
     State(state): State<AppState>,
-    who: SignedIn,
+    who: Caller,
     headers: HeaderMap,
     Json(req): Json<EnrollmentKeyRequest>,
 ) -> ApiResult<Response> {
-    who.check_csrf(headers.get("x-csrf-token").and_then(|v| v.to_str().ok()))?;
+    who.check_csrf(csrf_header(&headers))?;
     let (secret, info) = create_for(&state, &who, &req).await?;
     Ok(no_store(EnrollmentKeyCreated { key: secret.expose().to_string(), info }))
 }
@@ -77,7 +77,7 @@ pub async fn create(
 /// admins may make reusable, longer ones. The secret is returned once, here.
 pub async fn create_for(
     state: &AppState,
-    who: &SignedIn,
+    who: &Caller,
     req: &EnrollmentKeyRequest,
 ) -> ApiResult<(Secret, EnrollmentKeyInfo)> {
     let lifetime = req.expires_in.unwrap_or(DEFAULT_KEY_SECS);
@@ -109,7 +109,7 @@ pub async fn create_for(
 }
 
 /// `GET /api/v1/enrollment-keys`: the caller's keys (admins: everyone's), without secrets.
-pub async fn list(State(state): State<AppState>, who: SignedIn) -> ApiResult<axum::Json<Vec<EnrollmentKeyInfo>>> {
+pub async fn list(State(state): State<AppState>, who: Caller) -> ApiResult<axum::Json<Vec<EnrollmentKeyInfo>>> {
     let owner = (!who.user.is_admin).then_some(who.user.id.as_str());
     let keys = state.store.enrollment_keys(owner).await?;
     Ok(axum::Json(keys.into_iter().map(key_info).collect()))
@@ -118,11 +118,11 @@ pub async fn list(State(state): State<AppState>, who: SignedIn) -> ApiResult<axu
 /// `DELETE /api/v1/enrollment-keys/{id}`.
 pub async fn revoke(
     State(state): State<AppState>,
-    who: SignedIn,
+    who: Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
-    who.check_csrf(headers.get("x-csrf-token").and_then(|v| v.to_str().ok()))?;
+    who.check_csrf(csrf_header(&headers))?;
     let owner = (!who.user.is_admin).then_some(who.user.id.as_str());
     if super::devices::is_id(&id) && state.store.revoke_enrollment_key(&id, owner, &who.user.id, now()).await? {
         Ok(StatusCode::NO_CONTENT)

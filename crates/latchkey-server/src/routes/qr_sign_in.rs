@@ -8,14 +8,15 @@
 
 use super::no_store;
 use super::pages::PageResult;
+use crate::credential::{looks_like_phone_code, AnyApp, Caller};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ClientIp, Form, Json, Query, UserAgent};
-use crate::session::{cookie, set_cookie, MaybeSignedIn, SESSION_COOKIE};
+use crate::session::{cookie, set_cookie};
 use crate::state::{now, AppState};
-use crate::tokens::{self, authorization, Scheme};
+use crate::tokens;
 use askama::Template;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use latchkey_domain::pairing::{self, check_return_to, PairingState, PairingStatus, PairingView};
 use latchkey_domain::secret::{Secret, SecretHash, SecretKind};
@@ -345,7 +346,7 @@ struct DonePage {
 /// The pairing behind a phone code, if its app still allows QR sign-in.
 async fn by_phone_code(state: &AppState, code: &str) -> ApiResult<(PairingRecord, AppRecord)> {
     let gone = || ApiError::not_found("this QR code is not valid (any more); show a new one on the computer");
-    if code.len() > 64 || !code.starts_with("lkp_") {
+    if !looks_like_phone_code(code) {
         return Err(gone());
     }
     let p = state.store.pairing_by_phone_code(&SecretHash::of(code)).await?.ok_or_else(gone)?;
@@ -356,7 +357,7 @@ async fn by_phone_code(state: &AppState, code: &str) -> ApiResult<(PairingRecord
 /// `GET /pair/{code}`: what the phone shows before approving.
 pub async fn phone_page(
     State(state): State<AppState>,
-    MaybeSignedIn(who): MaybeSignedIn,
+    who: Option<Caller>,
     ClientIp(ip): ClientIp,
     Path(code): Path<String>,
 ) -> PageResult {
@@ -404,7 +405,7 @@ pub struct DecisionForm {
 /// `POST /pair/decision`: the phone approves or cancels.
 pub async fn phone_decide(
     State(state): State<AppState>,
-    MaybeSignedIn(who): MaybeSignedIn,
+    who: Option<Caller>,
     Form(f): Form<DecisionForm>,
 ) -> PageResult {
     let Some(w) = who else { return Err(ApiError::unauthenticated("sign in on this phone first").into()) };
@@ -460,48 +461,24 @@ pub struct DecisionRequest {
 /// a token of app B never approves a sign-in to app A.
 pub async fn decide_api(
     State(state): State<AppState>,
-    method: Method,
-    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
-    headers: HeaderMap,
+    caller: Caller<AnyApp>,
     Json(req): Json<DecisionRequest>,
 ) -> ApiResult<Response> {
+    if caller.is_browser() {
+        return Err(ApiError::forbidden("browsers approve on the /pair page, not through this API"));
+    }
     let approve = parse_decision(&req.decision)?;
     let (p, _) = by_phone_code(&state, &req.phone_code).await?;
-    let user = match authorization(&headers) {
-        Some((Scheme::Bearer, t)) if t.starts_with("lks_") => session_user(&state, t).await?,
-        Some(_) => {
-            let c = tokens::authenticate(&state, &headers, &method, uri.path()).await?;
-            if c.client_id != p.client_id {
-                return Err(ApiError::forbidden(format!(
-                    "this token belongs to the app {:?}; it cannot approve a sign-in to {:?}",
-                    c.client_id, p.client_id
-                )));
-            }
-            state
-                .store
-                .user_by_name(&c.preferred_username)
-                .await?
-                .filter(|u| u.id == c.sub)
-                .ok_or_else(|| ApiError::invalid_token("the account behind this token no longer exists"))?
+    if let Some(client_id) = caller.client_id() {
+        if client_id != p.client_id {
+            return Err(ApiError::forbidden(format!(
+                "this token belongs to the app {client_id:?}; it cannot approve a sign-in to {:?}",
+                p.client_id
+            )));
         }
-        None => match cookie(&headers, SESSION_COOKIE) {
-            Some(_) => {
-                return Err(ApiError::forbidden("browsers approve on the /pair page, not through this API"));
-            }
-            None => return Err(ApiError::unauthenticated("sign in first")),
-        },
-    };
-    decide(&state, &req.phone_code, &user, approve).await?;
+    }
+    decide(&state, &req.phone_code, &caller.user, approve).await?;
     Ok(no_store(serde_json::json!({"status": if approve { "approved" } else { "denied" }})))
-}
-
-async fn session_user(state: &AppState, token: &str) -> ApiResult<UserRecord> {
-    state
-        .store
-        .session(&SecretHash::of(token), now())
-        .await?
-        .map(|s| s.user)
-        .ok_or_else(|| ApiError::unauthenticated("the session has ended; sign in again"))
 }
 
 /// `GET /static/qr-sign-in.js`: the desktop page's waiting loop (no inline scripts: CSP).
