@@ -8,38 +8,21 @@
 
 use super::no_store;
 use super::pages::PageResult;
-use crate::credential::{looks_like_phone_code, AnyApp, Caller};
+use crate::credential::{AnyApp, Caller};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ClientIp, Form, Json, Query, UserAgent};
+use crate::qr_flow;
 use crate::session::{cookie, set_cookie};
-use crate::state::{now, AppState};
-use crate::tokens;
+use crate::state::AppState;
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use latchkey_domain::pairing::{self, check_return_to, PairingState, PairingStatus, PairingView};
-use latchkey_domain::secret::{Secret, SecretHash, SecretKind};
-use latchkey_store::{AppRecord, Collected, NewPairing, PairingRecord, PairingResult, Requester, UserRecord};
+use latchkey_domain::pairing;
 use serde::{Deserialize, Serialize};
 
 /// Cookie that carries the desktop's secret on the hosted page.
 pub const PAIRING_COOKIE: &str = "latchkey_pairing";
-
-fn off() -> ApiError {
-    ApiError::not_found("QR sign-in is not available for this app")
-}
-
-/// The app, if it exists and has QR sign-in switched on.
-async fn enabled_app(state: &AppState, client_id: &str) -> ApiResult<AppRecord> {
-    if latchkey_domain::names::ClientId::parse(client_id).is_err() {
-        return Err(off());
-    }
-    match state.store.app(client_id).await? {
-        Some(app) if app.qr_sign_in && app.app_url.is_some() => Ok(app),
-        _ => Err(off()),
-    }
-}
 
 /// The desktop's secret: `Authorization: Pairing <secret>`, or the hosted page's cookie.
 fn desktop_secret(headers: &HeaderMap) -> ApiResult<String> {
@@ -53,41 +36,6 @@ fn desktop_secret(headers: &HeaderMap) -> ApiResult<String> {
         .or_else(|| cookie(headers, PAIRING_COOKIE).map(str::to_string))
         .filter(|s| !s.is_empty() && s.len() <= 128)
         .ok_or_else(|| ApiError::unauthenticated("send the pairing secret as Authorization: Pairing <secret>"))
-}
-
-fn phone_url(state: &AppState, secret: &str) -> String {
-    state.config.url(&format!("/pair/{}", pairing::phone_code(secret)))
-}
-
-/// Starts a pairing: rate limits, `return_to` check, storage. Returns the desktop secret and the record.
-async fn start(
-    state: &AppState,
-    app: &AppRecord,
-    ip: std::net::IpAddr,
-    ua: String,
-    return_to: Option<&str>,
-) -> ApiResult<(Secret, NewPairing)> {
-    let return_to = return_to
-        .map(|r| check_return_to(r, app.app_url.as_deref()))
-        .transpose()
-        .map_err(|e| ApiError::invalid_request(e.to_string()))?;
-    let net = crate::rate_limit::network_key(ip);
-    if !state.limits.pairing.try_take(&[net.as_str(), app.client_id.as_str()], now()) {
-        return Err(ApiError::too_many_requests("too many QR sign-ins started; wait a minute"));
-    }
-    let secret = Secret::generate(SecretKind::PairingSecret, &mut rand::rngs::OsRng);
-    let t = now();
-    let p = NewPairing {
-        id: uuid::Uuid::now_v7().to_string(),
-        client_id: app.client_id.clone(),
-        desktop_secret_hash: secret.hash(),
-        phone_code_hash: SecretHash::of(&pairing::phone_code(secret.expose())),
-        state: PairingState::new(t),
-        requester: Requester { ip: ip.to_string(), user_agent: ua, device_name: None },
-        return_to,
-    };
-    state.store.create_pairing(p.clone(), t).await?;
-    Ok((secret, p))
 }
 
 #[derive(Template)]
@@ -124,9 +72,9 @@ pub async fn desktop_page(
     UserAgent(ua): UserAgent,
     Query(q): Query<StartQuery>,
 ) -> PageResult {
-    let app = enabled_app(&state, &client_id).await?;
-    let (secret, p) = start(&state, &app, ip, ua, q.return_to.as_deref()).await?;
-    let url = phone_url(&state, secret.expose());
+    let started = qr_flow::start(&state, &client_id, ip, ua, q.return_to.as_deref()).await?;
+    let secret = started.secret;
+    let url = started.phone_url;
     let svg = crate::qr::svg(&url, crate::qr::DEFAULT_SIZE).map_err(|e| ApiError::Internal(e.to_string()))?;
     let mut resp = page(
         StatusCode::OK,
@@ -134,12 +82,12 @@ pub async fn desktop_page(
             signed_in_as: None,
             csrf: String::new(),
             is_admin: false,
-            app_name: app.display_name,
+            app_name: started.app.display_name,
             // The SVG comes from our own encoder, not from input: safe to embed.
             svg: svg.split_once("?>").map(|(_, s)| s.to_string()).unwrap_or(svg),
             phone_url: url,
             wait_url: "/api/v1/pairings/wait".into(),
-            expires_in: p.state.expires_at.millis_since(now()) / 1000,
+            expires_in: started.expires_in,
         },
     )?;
     let c = format!(
@@ -177,12 +125,11 @@ pub async fn start_api(
     UserAgent(ua): UserAgent,
     Json(req): Json<StartRequest>,
 ) -> ApiResult<Response> {
-    let app = enabled_app(&state, &req.client_id).await?;
-    let (secret, p) = start(&state, &app, ip, ua, req.return_to.as_deref()).await?;
+    let started = qr_flow::start(&state, &req.client_id, ip, ua, req.return_to.as_deref()).await?;
     Ok(no_store(Started {
-        phone_url: phone_url(&state, secret.expose()),
-        pairing_secret: secret.expose().to_string(),
-        expires_in: p.state.expires_at.millis_since(now()) / 1000,
+        pairing_secret: started.secret.expose().to_string(),
+        phone_url: started.phone_url,
+        expires_in: started.expires_in,
     }))
 }
 
@@ -200,23 +147,7 @@ pub async fn image(
     Query(q): Query<ImageQuery>,
 ) -> ApiResult<Response> {
     let secret = desktop_secret(&headers)?;
-    // Only a live pairing of an enabled app gets an image.
-    live_pairing(&state, &secret).await?;
-    let url = phone_url(&state, &secret);
-    let size = q.size.unwrap_or(crate::qr::DEFAULT_SIZE);
-    if !crate::qr::SIZE_RANGE.contains(&size) {
-        return Err(ApiError::invalid_request(format!(
-            "size must be between {} and {} pixels",
-            crate::qr::SIZE_RANGE.start(),
-            crate::qr::SIZE_RANGE.end()
-        )));
-    }
-    let (body, ctype) = match q.format.as_deref().unwrap_or("svg") {
-        "svg" => (crate::qr::svg(&url, size).map(String::into_bytes), "image/svg+xml"),
-        "png" => (crate::qr::png(&url, size), "image/png"),
-        other => return Err(ApiError::invalid_request(format!("format must be svg or png, not {other:?}"))),
-    };
-    let body = body.map_err(|e| ApiError::Internal(e.to_string()))?;
+    let (body, ctype) = qr_flow::image(&state, &secret, q.format.as_deref(), q.size).await?;
     let mut resp = body.into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
     // The image carries a one-time code.
@@ -224,96 +155,17 @@ pub async fn image(
     Ok(resp)
 }
 
-/// The caller's pairing, if its app still allows QR sign-in.
-async fn live_pairing(state: &AppState, secret: &str) -> ApiResult<PairingRecord> {
-    let p = state
-        .store
-        .pairing_by_desktop_secret(&SecretHash::of(secret))
-        .await?
-        .ok_or_else(|| ApiError::not_found("no such QR sign-in; start a new one"))?;
-    enabled_app(state, &p.client_id).await?;
-    Ok(p)
-}
-
-/// What the desktop learns from waiting.
-#[derive(Serialize)]
-pub struct WaitResponse {
-    /// `pending`, `approved`, `denied`, `cancelled`, `expired` or `consumed`.
-    pub status: String,
-    /// Where the hosted page goes next (return URL with tokens in the fragment).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub redirect_to: Option<String>,
-    /// The tokens, for native apps.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tokens: Option<latchkey_proto::oauth::TokenResponse>,
-}
-
-fn status_only(s: &str) -> ApiResult<Response> {
-    Ok(no_store(WaitResponse { status: s.into(), redirect_to: None, tokens: None }))
-}
-
-/// `POST /api/v1/pairings/wait`: long-poll until the phone decides (or ~25 s pass).
+/// `POST /api/v1/pairings/wait`: long-poll until the phone decides (or `wait_timeout` passes).
 pub async fn wait(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
     let secret = desktop_secret(&headers)?;
-    let p = live_pairing(&state, &secret).await?;
-    let deadline = tokio::time::Instant::now() + state.config.wait_timeout.min(std::time::Duration::from_secs(25));
-    let mut shutdown = state.shutting_down.clone();
-    let mut waiter = state.store.notifier().subscribe(&p.id);
-    loop {
-        let p = live_pairing(&state, &secret).await?;
-        match p.state.seen_at(now()) {
-            PairingView::Expired => return status_only("expired"),
-            PairingView::Stored(PairingStatus::Approved) => return collect(&state, &secret).await,
-            PairingView::Stored(PairingStatus::Pending) => {}
-            PairingView::Stored(other) => return status_only(other.as_str()),
-        }
-        let until_expiry = u64::try_from(p.state.expires_at.millis_since(now()).max(0)).unwrap_or(0);
-        let expiry = tokio::time::Instant::now() + std::time::Duration::from_millis(until_expiry + 5);
-        tokio::select! {
-            _ = waiter.changed() => {}
-            _ = tokio::time::sleep_until(deadline.min(expiry)) => {
-                if tokio::time::Instant::now() >= deadline {
-                    return status_only("pending");
-                }
-            }
-            _ = shutdown.wait_for(|s| *s) => return status_only("pending"),
-        }
-    }
-}
-
-async fn collect(state: &AppState, secret: &str) -> ApiResult<Response> {
-    let t = now();
-    let (_, mint) = tokens::new_refresh(state, t);
-    match state.store.collect_pairing(&SecretHash::of(secret), mint, t).await? {
-        Collected::Tokens(subject, p) => {
-            // Browser apps get no refresh token in a URL; they come back through QR or their own session.
-            let tokens = tokens::respond(state, &subject, None, t)?;
-            let redirect_to = p.return_to.as_ref().map(|r| {
-                let mut frag = vec![
-                    ("access_token", tokens.access_token.clone()),
-                    ("token_type", tokens.token_type.clone()),
-                    ("expires_in", tokens.expires_in.to_string()),
-                ];
-                if let Some(id) = &tokens.id_token {
-                    frag.push(("id_token", id.clone()));
-                }
-                format!("{r}#{}", serde_urlencoded::to_string(frag).unwrap_or_default())
-            });
-            Ok(no_store(WaitResponse { status: "approved".into(), redirect_to, tokens: Some(tokens) }))
-        }
-        Collected::NotFound => Err(ApiError::not_found("no such QR sign-in; start a new one")),
-        Collected::Refused(_) => status_only("consumed"),
-    }
+    Ok(no_store(qr_flow::wait(&state, &secret).await?))
 }
 
 /// `POST /api/v1/pairings/cancel`: the desktop gives up.
 pub async fn cancel(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<StatusCode> {
     let secret = desktop_secret(&headers)?;
-    live_pairing(&state, &secret).await?;
-    match state.store.cancel_pairing(&SecretHash::of(&secret), now()).await? {
-        PairingResult::NotFound => Err(ApiError::not_found("no such QR sign-in")),
-        _ => Ok(StatusCode::NO_CONTENT),
-    }
+    qr_flow::cancel(&state, &secret).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 // ---- the phone ----
@@ -343,17 +195,6 @@ struct DonePage {
     message: String,
 }
 
-/// The pairing behind a phone code, if its app still allows QR sign-in.
-async fn by_phone_code(state: &AppState, code: &str) -> ApiResult<(PairingRecord, AppRecord)> {
-    let gone = || ApiError::not_found("this QR code is not valid (any more); show a new one on the computer");
-    if !looks_like_phone_code(code) {
-        return Err(gone());
-    }
-    let p = state.store.pairing_by_phone_code(&SecretHash::of(code)).await?.ok_or_else(gone)?;
-    let app = enabled_app(state, &p.client_id).await?;
-    Ok((p, app))
-}
-
 /// `GET /pair/{code}`: what the phone shows before approving.
 pub async fn phone_page(
     State(state): State<AppState>,
@@ -361,18 +202,12 @@ pub async fn phone_page(
     ClientIp(ip): ClientIp,
     Path(code): Path<String>,
 ) -> PageResult {
-    let (p, app) = by_phone_code(&state, &code).await?;
+    let (p, app) = qr_flow::by_phone_code(&state, &code).await?;
     let Some(w) = who else {
         let q = serde_urlencoded::to_string([("next", format!("/pair/{code}"))]).unwrap_or_default();
         return Ok(Redirect::to(&format!("/signin?{q}")).into_response());
     };
-    match p.state.seen_at(now()) {
-        PairingView::Stored(PairingStatus::Pending) => {}
-        PairingView::Expired => {
-            return Err(ApiError::gone("this QR code has expired; show a new one on the computer").into())
-        }
-        PairingView::Stored(_) => return Err(ApiError::conflict("this QR code was already used").into()),
-    }
+    qr_flow::still_pending(&p)?;
     let different_network = match p.requester.ip.parse() {
         Ok(d) => !crate::extract::same_network(d, ip),
         Err(_) => true,
@@ -410,9 +245,8 @@ pub async fn phone_decide(
 ) -> PageResult {
     let Some(w) = who else { return Err(ApiError::unauthenticated("sign in on this phone first").into()) };
     w.check_csrf(Some(&f.csrf))?;
-    let approve = parse_decision(&f.decision)?;
-    let (_, app) = by_phone_code(&state, &f.code).await?;
-    decide(&state, &f.code, &w.user, approve).await?;
+    let approve = qr_flow::parse_decision(&f.decision)?;
+    let app = qr_flow::decide(&state, &f.code, &w.user, approve, None).await?;
     let (heading, message) = if approve {
         ("Signed in", format!("The computer is now signed in to {} as {}.", app.display_name, w.user.username))
     } else {
@@ -428,25 +262,6 @@ pub async fn phone_decide(
             message,
         },
     )?)
-}
-
-fn parse_decision(s: &str) -> ApiResult<bool> {
-    match s {
-        "approve" => Ok(true),
-        "deny" | "cancel" => Ok(false),
-        other => Err(ApiError::invalid_request(format!("decision must be approve or deny, not {other:?}"))),
-    }
-}
-
-async fn decide(state: &AppState, code: &str, user: &UserRecord, approve: bool) -> ApiResult<()> {
-    match state.store.decide_pairing(&SecretHash::of(code), &user.id, approve, now()).await? {
-        PairingResult::Done(_) => Ok(()),
-        PairingResult::NotFound => Err(ApiError::not_found("this QR code is not valid")),
-        PairingResult::Refused(pairing::PairingError::Expired) => {
-            Err(ApiError::gone("this QR code has expired; show a new one on the computer"))
-        }
-        PairingResult::Refused(_) => Err(ApiError::conflict("this QR code was already used")),
-    }
 }
 
 /// `POST /api/v1/pairings/decision` body.
@@ -467,17 +282,8 @@ pub async fn decide_api(
     if caller.is_browser() {
         return Err(ApiError::forbidden("browsers approve on the /pair page, not through this API"));
     }
-    let approve = parse_decision(&req.decision)?;
-    let (p, _) = by_phone_code(&state, &req.phone_code).await?;
-    if let Some(client_id) = caller.client_id() {
-        if client_id != p.client_id {
-            return Err(ApiError::forbidden(format!(
-                "this token belongs to the app {client_id:?}; it cannot approve a sign-in to {:?}",
-                p.client_id
-            )));
-        }
-    }
-    decide(&state, &req.phone_code, &caller.user, approve).await?;
+    let approve = qr_flow::parse_decision(&req.decision)?;
+    qr_flow::decide(&state, &req.phone_code, &caller.user, approve, caller.client_id()).await?;
     Ok(no_store(serde_json::json!({"status": if approve { "approved" } else { "denied" }})))
 }
 
