@@ -1,23 +1,18 @@
-//! HTTP routes, one file per endpoint family.
+//! HTTP routes, grouped by surface: `oauth` (the standards), `api` (Latchkey's
+//! JSON API), `web` (pages). Each surface builds its own router; this merges them.
 
 pub mod api;
-pub mod device_authorization;
-pub mod device_wait;
-pub mod devices;
-pub mod discovery;
-pub mod enroll;
-pub mod introspect;
-pub mod pages;
-pub mod qr_sign_in;
-pub mod revoke;
-pub mod token;
-pub mod userinfo;
-pub mod web_apps;
-pub mod web_audit;
-pub mod web_devices;
+pub mod oauth;
+pub mod web;
 
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
+use axum::Router;
+
+/// Every route of every surface (state and layers are added by the server).
+pub fn router() -> Router<crate::state::AppState> {
+    oauth::router().merge(api::router()).merge(web::router())
+}
 
 /// Paths of the OAuth endpoints, in one place for the router and discovery.
 pub mod paths {

@@ -2,13 +2,13 @@
 //! (after a confirmation step), and one-time enrollment keys for new machines.
 //!
 //! The work is done by the same functions as the JSON API (`devices::change`,
-//! `devices::revoke_own`, `enroll::create_for`); this file only shows forms.
+//! `devices::revoke_own`, `enrollment_keys::create_for`); this file only shows forms.
 
 use super::pages::{render, signin_redirect, utc, PageError, PageResult};
-use super::{devices, enroll};
 use crate::credential::Caller;
 use crate::error::ApiError;
 use crate::extract::{Form, Query};
+use crate::routes::api::{devices, enrollment_keys};
 use crate::state::AppState;
 use askama::Template;
 use axum::extract::{Path, State};
@@ -243,7 +243,7 @@ pub struct CsrfForm {
 pub async fn enrollment_key(State(state): State<AppState>, who: Option<Caller>, Form(f): Form<CsrfForm>) -> PageResult {
     let Some(w) = who else { return Ok(signin_redirect("/devices")) };
     w.check_csrf(Some(&f.csrf))?;
-    let (secret, info) = enroll::create_for(&state, &w, &EnrollmentKeyRequest::default()).await?;
+    let (secret, info) = enrollment_keys::create_for(&state, &w, &EnrollmentKeyRequest::default()).await?;
     let key = secret.expose().to_string();
     Ok(render(
         StatusCode::OK,

@@ -404,7 +404,7 @@ pub async fn device_decide(
 
 /// `GET /static/latchkey.css`.
 pub async fn stylesheet() -> Response {
-    let mut resp = include_str!("../../static/latchkey.css").into_response();
+    let mut resp = include_str!("../../../static/latchkey.css").into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8"));
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
     resp

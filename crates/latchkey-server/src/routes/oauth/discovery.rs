@@ -1,6 +1,6 @@
 //! Discovery: RFC 8414 and OIDC metadata (one document), and the JWK Set.
 
-use super::paths;
+use crate::routes::paths;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::Json;

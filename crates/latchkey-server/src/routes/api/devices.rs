@@ -1,9 +1,9 @@
 //! The device registry API: list, rename, move, revoke (`/api/v1/devices`).
 
-use super::no_store;
 use crate::credential::{csrf_header, Caller};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Json;
+use crate::routes::no_store;
 use crate::state::{now, AppState};
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
@@ -138,18 +138,4 @@ pub async fn revoke_own(state: &AppState, who: &Caller, id: &str) -> ApiResult<D
         RevokeDevice::AlreadyRevoked => Err(ApiError::conflict("this device is already revoked")),
         RevokeDevice::NotFound => Err(no_such_device(id)),
     }
-}
-
-/// `GET /api/v1/me`: who is asking, and from which device.
-pub async fn me(State(state): State<AppState>, who: Caller) -> ApiResult<axum::Json<latchkey_proto::api::Me>> {
-    let device = match who.device_id() {
-        Some(id) => state.store.device(id).await?.map(|d| info(d, Some(id))),
-        None => None,
-    };
-    Ok(axum::Json(latchkey_proto::api::Me {
-        id: who.user.id.clone(),
-        username: who.user.username.clone(),
-        is_admin: who.user.is_admin,
-        device,
-    }))
 }
