@@ -11,26 +11,13 @@ use crate::state::{now, AppState};
 use crate::tokens;
 use latchkey_domain::pairing::{self, check_return_to, PairingError, PairingState, PairingStatus, PairingView};
 use latchkey_domain::secret::{Secret, SecretHash, SecretKind};
+use latchkey_proto::pairing::PairingWait;
+use latchkey_proto::paths;
 use latchkey_store::{AppRecord, Collected, NewPairing, PairingRecord, PairingResult, Requester, UserRecord};
 use std::net::IpAddr;
 
-/// What the desktop learns from waiting or collecting.
-#[derive(Debug, serde::Serialize)]
-pub struct WaitResponse {
-    /// `pending`, `approved`, `denied`, `cancelled`, `expired` or `consumed`.
-    pub status: String,
-    /// Where the hosted page goes next (return URL with tokens in the fragment).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub redirect_to: Option<String>,
-    /// The tokens, for native apps.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tokens: Option<latchkey_proto::oauth::TokenResponse>,
-}
-
-impl WaitResponse {
-    fn status(s: &str) -> Self {
-        Self { status: s.into(), redirect_to: None, tokens: None }
-    }
+fn status(s: &str) -> PairingWait {
+    PairingWait { status: s.into(), redirect_to: None, tokens: None }
 }
 
 /// A pairing just started.
@@ -74,7 +61,7 @@ pub async fn enabled_app(state: &AppState, client_id: &str) -> ApiResult<AppReco
 
 /// The phone URL the QR for `secret` carries.
 pub fn phone_url(state: &AppState, secret: &str) -> String {
-    state.config.url(&format!("/pair/{}", pairing::phone_code(secret)))
+    state.config.url(&paths::with_id(paths::PHONE_PAGE, &pairing::phone_code(secret)))
 }
 
 /// Starts a pairing: the app's switch, rate limits, the `return_to` check, storage.
@@ -123,23 +110,23 @@ pub async fn live_pairing(state: &AppState, secret: &str) -> ApiResult<PairingRe
 
 /// Waits until the phone decides, the pairing expires, the switch goes off,
 /// or `wait_timeout` passes (then `pending`: call again).
-pub async fn wait(state: &AppState, secret: &str) -> ApiResult<WaitResponse> {
+pub async fn wait(state: &AppState, secret: &str) -> ApiResult<PairingWait> {
     let p = live_pairing(state, secret).await?;
     let answer = crate::long_poll::wait_for(state, &p.id, p.state.expires_at, || async {
         let p = live_pairing(state, secret).await?;
         Ok(match p.state.seen_at(now()) {
-            PairingView::Expired => Some(WaitResponse::status("expired")),
+            PairingView::Expired => Some(status("expired")),
             PairingView::Stored(PairingStatus::Approved) => Some(collect(state, secret).await?),
             PairingView::Stored(PairingStatus::Pending) => None,
-            PairingView::Stored(other) => Some(WaitResponse::status(other.as_str())),
+            PairingView::Stored(other) => Some(status(other.as_str())),
         })
     })
     .await?;
-    Ok(answer.unwrap_or_else(|| WaitResponse::status("pending")))
+    Ok(answer.unwrap_or_else(|| status("pending")))
 }
 
 /// Exchanges an approved pairing for tokens, exactly once.
-pub async fn collect(state: &AppState, secret: &str) -> ApiResult<WaitResponse> {
+pub async fn collect(state: &AppState, secret: &str) -> ApiResult<PairingWait> {
     let t = now();
     let (_, mint) = tokens::new_refresh(state, t);
     match state.store.collect_pairing(&SecretHash::of(secret), mint, t).await? {
@@ -157,10 +144,10 @@ pub async fn collect(state: &AppState, secret: &str) -> ApiResult<WaitResponse> 
                 }
                 format!("{r}#{}", serde_urlencoded::to_string(frag).unwrap_or_default())
             });
-            Ok(WaitResponse { status: "approved".into(), redirect_to, tokens: Some(tokens) })
+            Ok(PairingWait { status: "approved".into(), redirect_to, tokens: Some(tokens) })
         }
         Collected::NotFound => Err(no_such_pairing()),
-        Collected::Refused(_) => Ok(WaitResponse::status("consumed")),
+        Collected::Refused(_) => Ok(status("consumed")),
     }
 }
 

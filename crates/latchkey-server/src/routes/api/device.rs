@@ -9,14 +9,7 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
-use latchkey_proto::api::DecisionRequest;
-use serde::Deserialize;
-
-/// Body of a lookup.
-#[derive(Deserialize)]
-pub struct LookupRequest {
-    user_code: String,
-}
+use latchkey_proto::api::{DecisionRequest, LookupRequest};
 
 /// `POST /api/v1/device/lookup`: what approving this code would let in.
 pub async fn lookup(

@@ -33,7 +33,7 @@ pub async fn enroll(
         &state,
         &headers,
         &Method::POST,
-        crate::routes::paths::ENROLL,
+        latchkey_proto::paths::ENROLL,
         None,
         StatusCode::BAD_REQUEST,
     )?;

@@ -10,30 +10,30 @@ pub mod pairings;
 pub mod session;
 
 use crate::error::ApiError;
-use crate::routes::paths;
 use crate::state::AppState;
 use axum::routing::{any, delete, get, patch, post};
 use axum::Router;
+use latchkey_proto::paths;
 
 /// The `/api/v1` routes, with a JSON 404 for unknown API paths.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/api/v1/session", post(session::create_session).delete(session::delete_session))
-        .route("/api/v1/me", get(me::me))
-        .route("/api/v1/devices", get(devices::list))
-        .route("/api/v1/devices/{id}", patch(devices::update).delete(devices::revoke))
-        .route("/api/v1/devices/{id}/locations", get(devices::locations))
-        .route("/api/v1/enrollment-keys", get(enrollment_keys::list).post(enrollment_keys::create))
-        .route("/api/v1/enrollment-keys/{id}", delete(enrollment_keys::revoke))
+        .route(paths::SESSION, post(session::create_session).delete(session::delete_session))
+        .route(paths::ME, get(me::me))
+        .route(paths::DEVICES, get(devices::list))
+        .route(paths::DEVICE, patch(devices::update).delete(devices::revoke))
+        .route(paths::DEVICE_LOCATIONS, get(devices::locations))
+        .route(paths::ENROLLMENT_KEYS, get(enrollment_keys::list).post(enrollment_keys::create))
+        .route(paths::ENROLLMENT_KEY, delete(enrollment_keys::revoke))
         .route(paths::ENROLL, post(enroll::enroll))
-        .route("/api/v1/pairings", post(pairings::start_api))
-        .route("/api/v1/pairings/qr", get(pairings::image))
-        .route("/api/v1/pairings/wait", post(pairings::wait))
-        .route("/api/v1/pairings/cancel", post(pairings::cancel))
-        .route("/api/v1/pairings/decision", post(pairings::decide_api))
-        .route("/api/v1/device/lookup", post(device::lookup))
-        .route("/api/v1/device/decision", post(device::decide))
-        .route("/api/v1/{*rest}", any(not_found))
+        .route(paths::PAIRINGS, post(pairings::start_api))
+        .route(paths::PAIRING_QR, get(pairings::image))
+        .route(paths::PAIRING_WAIT, post(pairings::wait))
+        .route(paths::PAIRING_CANCEL, post(pairings::cancel))
+        .route(paths::PAIRING_DECISION, post(pairings::decide_api))
+        .route(paths::DEVICE_LOOKUP, post(device::lookup))
+        .route(paths::DEVICE_DECISION, post(device::decide))
+        .route(paths::API_OTHER, any(not_found))
 }
 
 /// Fallback for unknown API paths: a JSON 404, not an HTML page.

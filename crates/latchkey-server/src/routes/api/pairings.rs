@@ -13,7 +13,9 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use latchkey_proto::pairing::{
+    PairingDecided, PairingDecision, PairingQrQuery, PairingStarted, StartPairing, AUTH_SCHEME,
+};
 
 /// Cookie that carries the desktop's secret on the hosted page.
 pub const PAIRING_COOKIE: &str = "latchkey_pairing";
@@ -24,7 +26,7 @@ fn desktop_secret(headers: &HeaderMap) -> ApiResult<String> {
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split_once(' '))
-        .filter(|(s, _)| s.eq_ignore_ascii_case("pairing"))
+        .filter(|(s, _)| s.eq_ignore_ascii_case(AUTH_SCHEME))
         .map(|(_, t)| t.trim().to_string());
     from_header
         .or_else(|| cookie(headers, PAIRING_COOKIE).map(str::to_string))
@@ -32,51 +34,26 @@ fn desktop_secret(headers: &HeaderMap) -> ApiResult<String> {
         .ok_or_else(|| ApiError::unauthenticated("send the pairing secret as Authorization: Pairing <secret>"))
 }
 
-/// `POST /api/v1/pairings` body.
-#[derive(Deserialize)]
-pub struct StartRequest {
-    client_id: String,
-    return_to: Option<String>,
-}
-
-/// A started pairing, for native desktop apps.
-#[derive(Serialize)]
-pub struct Started {
-    /// Keep this secret: wait, collect and cancel with it (`Authorization: Pairing <secret>`).
-    pub pairing_secret: String,
-    /// The URL the QR must carry (or fetch the image from `/api/v1/pairings/qr`).
-    pub phone_url: String,
-    /// Seconds until it expires.
-    pub expires_in: i64,
-}
-
 /// `POST /api/v1/pairings`: start a pairing from a native desktop app.
 pub async fn start_api(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     UserAgent(ua): UserAgent,
-    Json(req): Json<StartRequest>,
+    Json(req): Json<StartPairing>,
 ) -> ApiResult<Response> {
     let started = qr_flow::start(&state, &req.client_id, ip, ua, req.return_to.as_deref()).await?;
-    Ok(no_store(Started {
+    Ok(no_store(PairingStarted {
         pairing_secret: started.secret.expose().to_string(),
         phone_url: started.phone_url,
         expires_in: started.expires_in,
     }))
 }
 
-/// Query of the image endpoint.
-#[derive(Deserialize)]
-pub struct ImageQuery {
-    format: Option<String>,
-    size: Option<u32>,
-}
-
 /// `GET /api/v1/pairings/qr?format=svg|png&size=N`: the QR for the caller's pairing.
 pub async fn image(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(q): Query<ImageQuery>,
+    Query(q): Query<PairingQrQuery>,
 ) -> ApiResult<Response> {
     let secret = desktop_secret(&headers)?;
     let (body, ctype) = qr_flow::image(&state, &secret, q.format.as_deref(), q.size).await?;
@@ -100,25 +77,18 @@ pub async fn cancel(State(state): State<AppState>, headers: HeaderMap) -> ApiRes
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `POST /api/v1/pairings/decision` body.
-#[derive(Deserialize)]
-pub struct DecisionRequest {
-    phone_code: String,
-    decision: String,
-}
-
 /// `POST /api/v1/pairings/decision`: a phone app decides. It authenticates with the
 /// user's session, or with its own access token, which must belong to the same app:
 /// a token of app B never approves a sign-in to app A.
 pub async fn decide_api(
     State(state): State<AppState>,
     caller: Caller<AnyApp>,
-    Json(req): Json<DecisionRequest>,
+    Json(req): Json<PairingDecision>,
 ) -> ApiResult<Response> {
     if caller.is_browser() {
         return Err(ApiError::forbidden("browsers approve on the /pair page, not through this API"));
     }
     let approve = qr_flow::parse_decision(&req.decision)?;
     qr_flow::decide(&state, &req.phone_code, &caller.user, approve, caller.client_id()).await?;
-    Ok(no_store(serde_json::json!({"status": if approve { "approved" } else { "denied" }})))
+    Ok(no_store(PairingDecided { status: if approve { "approved" } else { "denied" }.into() }))
 }

@@ -98,7 +98,7 @@ pub async fn handle(
         &state,
         &headers,
         &Method::POST,
-        crate::routes::paths::DEVICE_AUTHORIZATION,
+        latchkey_proto::paths::DEVICE_AUTHORIZATION,
         None,
         StatusCode::BAD_REQUEST,
     )?;

@@ -9,10 +9,10 @@ pub mod revoke;
 pub mod token;
 pub mod userinfo;
 
-use crate::routes::paths;
 use crate::state::AppState;
 use axum::routing::{get, post};
 use axum::Router;
+use latchkey_proto::paths;
 
 /// The OAuth routes and the discovery documents.
 pub fn router() -> Router<AppState> {
@@ -24,6 +24,6 @@ pub fn router() -> Router<AppState> {
         .route(paths::REVOKE, post(revoke::handle))
         .route(paths::USERINFO, get(userinfo::handle).post(userinfo::handle))
         .route(paths::JWKS, get(discovery::jwks))
-        .route("/.well-known/openid-configuration", get(discovery::metadata))
-        .route("/.well-known/oauth-authorization-server", get(discovery::metadata))
+        .route(paths::OPENID_CONFIGURATION, get(discovery::metadata))
+        .route(paths::OAUTH_AUTHORIZATION_SERVER, get(discovery::metadata))
 }

@@ -41,7 +41,7 @@ pub async fn handle(State(state): State<AppState>, headers: HeaderMap, Form(p): 
             app.client_id
         )));
     }
-    let jkt = proof_key(&state, &headers, crate::routes::paths::TOKEN)?;
+    let jkt = proof_key(&state, &headers, latchkey_proto::paths::TOKEN)?;
     match grant {
         GrantType::DeviceCode => {
             let code = p.device_code.as_deref().ok_or_else(|| ApiError::invalid_request("device_code is required"))?;

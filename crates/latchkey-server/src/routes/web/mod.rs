@@ -9,6 +9,7 @@ pub mod qr;
 use crate::state::AppState;
 use axum::routing::{get, post};
 use axum::Router;
+use latchkey_proto::paths;
 
 /// The page routes and their static assets.
 pub fn router() -> Router<AppState> {
@@ -16,12 +17,12 @@ pub fn router() -> Router<AppState> {
         .route("/", get(pages::home))
         .route("/signin", get(pages::signin_form).post(pages::signin_submit))
         .route("/signout", post(pages::signout))
-        .route(latchkey_proto::VERIFICATION_PATH, get(pages::device_form).post(pages::device_lookup))
+        .route(paths::VERIFICATION, get(pages::device_form).post(pages::device_lookup))
         .route("/device/decision", post(pages::device_decide))
         .route("/static/latchkey.css", get(pages::stylesheet))
         .route("/healthz", get(|| async { "ok" }))
-        .route("/apps/{client_id}/qr-sign-in", get(qr::desktop_page))
-        .route("/pair/{code}", get(qr::phone_page))
+        .route(paths::QR_DESKTOP_PAGE, get(qr::desktop_page))
+        .route(paths::PHONE_PAGE, get(qr::phone_page))
         .route("/pair/decision", post(qr::phone_decide))
         .route("/static/qr-sign-in.js", get(qr::script))
         .route("/devices", get(devices::list))

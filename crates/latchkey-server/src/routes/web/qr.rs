@@ -64,7 +64,7 @@ pub async fn desktop_page(
             // The SVG comes from our own encoder, not from input: safe to embed.
             svg: svg.split_once("?>").map(|(_, s)| s.to_string()).unwrap_or(svg),
             phone_url: url,
-            wait_url: "/api/v1/pairings/wait".into(),
+            wait_url: latchkey_proto::paths::PAIRING_WAIT.into(),
             expires_in: started.expires_in,
         },
     )?;
@@ -114,7 +114,11 @@ pub async fn phone_page(
 ) -> PageResult {
     let (p, app) = qr_flow::by_phone_code(&state, &code).await?;
     let Some(w) = who else {
-        let q = serde_urlencoded::to_string([("next", format!("/pair/{code}"))]).unwrap_or_default();
+        let q = serde_urlencoded::to_string([(
+            "next",
+            latchkey_proto::paths::with_id(latchkey_proto::paths::PHONE_PAGE, &code),
+        )])
+        .unwrap_or_default();
         return Ok(Redirect::to(&format!("/signin?{q}")).into_response());
     };
     qr_flow::still_pending(&p)?;
