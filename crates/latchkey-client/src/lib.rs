@@ -8,16 +8,19 @@
 
 pub mod account;
 pub mod dpop;
+pub mod pairing;
 pub mod profile;
 
 use dpop::DeviceKey;
 use latchkey_proto::api::{
     DecisionRequest, DecisionResponse, DeviceInfo, DeviceUpdate, EnrollRequest, EnrollResponse, EnrollmentKeyCreated,
-    EnrollmentKeyInfo, EnrollmentKeyRequest, LocationEntry, Me, PendingDeviceLogin, SignInRequest, SignInResponse,
+    EnrollmentKeyInfo, EnrollmentKeyRequest, LocationEntry, LookupRequest, Me, PendingDeviceLogin, SignInRequest,
+    SignInResponse,
 };
 use latchkey_proto::oauth::{
     DeviceAuthorization, Discovery, ErrorBody, Introspection, JwkSet, TokenResponse, UserInfo,
 };
+use latchkey_proto::{form, paths};
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
 use std::time::Duration;
@@ -83,9 +86,9 @@ impl AppCredentials {
     }
 
     fn form<'a>(&'a self, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
-        let mut v = vec![("client_id", self.client_id.as_str())];
+        let mut v = vec![(form::CLIENT_ID, self.client_id.as_str())];
         if let Some(s) = &self.client_secret {
-            v.push(("client_secret", s.as_str()));
+            v.push((form::CLIENT_SECRET, s.as_str()));
         }
         v.extend_from_slice(extra);
         v
@@ -236,12 +239,12 @@ impl Client {
 
     /// Reads the server's metadata (`/.well-known/openid-configuration`).
     pub async fn discover(&self) -> ClientResult<Discovery> {
-        Self::decode(self.http.get(self.url("/.well-known/openid-configuration")).send().await?).await
+        Self::decode(self.http.get(self.url(paths::OPENID_CONFIGURATION)).send().await?).await
     }
 
     /// The server's public signing keys.
     pub async fn jwks(&self) -> ClientResult<JwkSet> {
-        Self::decode(self.http.get(self.url("/oauth/jwks")).send().await?).await
+        Self::decode(self.http.get(self.url(paths::JWKS)).send().await?).await
     }
 
     /// Starts a device login (RFC 8628 §3.1).
@@ -262,32 +265,33 @@ impl Client {
         scope: &str,
         device: &DeviceParams,
     ) -> ClientResult<DeviceAuthorization> {
-        let mut extra = vec![("scope", scope)];
+        let mut extra = vec![(form::SCOPE, scope)];
         let fields = [
-            ("device_name", &device.name),
-            ("device_slug", &device.slug),
-            ("device_location", &device.location),
-            ("device_platform", &device.platform),
-            ("client_version", &device.client_version),
+            (form::DEVICE_NAME, &device.name),
+            (form::DEVICE_SLUG, &device.slug),
+            (form::DEVICE_LOCATION, &device.location),
+            (form::DEVICE_PLATFORM, &device.platform),
+            (form::CLIENT_VERSION, &device.client_version),
         ];
         for (k, v) in &fields {
             if let Some(v) = v {
                 extra.push((k, v.as_str()));
             }
         }
-        self.post_form("/oauth/device_authorization", &app.form(&extra)).await
+        self.post_form(paths::DEVICE_AUTHORIZATION, &app.form(&extra)).await
     }
 
     /// One RFC 8628 poll of the token endpoint.
     pub async fn poll_token(&self, app: &AppCredentials, device_code: &str) -> ClientResult<TokenResponse> {
-        let form = app.form(&[("grant_type", latchkey_proto::DEVICE_CODE_GRANT), ("device_code", device_code)]);
-        self.post_form("/oauth/token", &form).await
+        let params =
+            app.form(&[(form::GRANT_TYPE, latchkey_proto::DEVICE_CODE_GRANT), (form::DEVICE_CODE, device_code)]);
+        self.post_form(paths::TOKEN, &params).await
     }
 
     /// One call to the instant-approval endpoint: returns when the grant is
     /// decided, or `authorization_pending` after the server's wait timeout.
     pub async fn wait_token(&self, app: &AppCredentials, device_code: &str) -> ClientResult<TokenResponse> {
-        self.post_form("/oauth/device/wait", &app.form(&[("device_code", device_code)])).await
+        self.post_form(paths::DEVICE_WAIT, &app.form(&[(form::DEVICE_CODE, device_code)])).await
     }
 
     /// Waits for the user's decision: on the instant endpoint when the server has one,
@@ -319,18 +323,18 @@ impl Client {
 
     /// Exchanges a refresh token (rotating it).
     pub async fn refresh(&self, app: &AppCredentials, refresh_token: &str) -> ClientResult<TokenResponse> {
-        let form = app.form(&[("grant_type", "refresh_token"), ("refresh_token", refresh_token)]);
-        self.post_form("/oauth/token", &form).await
+        let params = app.form(&[(form::GRANT_TYPE, form::REFRESH_TOKEN_GRANT), (form::REFRESH_TOKEN, refresh_token)]);
+        self.post_form(paths::TOKEN, &params).await
     }
 
     /// RFC 7662 introspection.
     pub async fn introspect(&self, app: &AppCredentials, token: &str) -> ClientResult<Introspection> {
-        self.post_form("/oauth/introspect", &app.form(&[("token", token)])).await
+        self.post_form(paths::INTROSPECT, &app.form(&[(form::TOKEN, token)])).await
     }
 
     /// RFC 7009 revocation.
     pub async fn revoke(&self, app: &AppCredentials, token: &str) -> ClientResult<()> {
-        let resp = self.http.post(self.url("/oauth/revoke")).form(&app.form(&[("token", token)])).send().await?;
+        let resp = self.http.post(self.url(paths::REVOKE)).form(&app.form(&[(form::TOKEN, token)])).send().await?;
         if resp.status().is_success() {
             return Ok(());
         }
@@ -339,18 +343,18 @@ impl Client {
 
     /// OIDC userinfo for an access token.
     pub async fn userinfo(&self, access_token: &str) -> ClientResult<UserInfo> {
-        self.call(reqwest::Method::GET, "/oauth/userinfo", Auth::Access(access_token), None).await
+        self.call(reqwest::Method::GET, paths::USERINFO, Auth::Access(access_token), None).await
     }
 
     /// Signs in with a password; the returned session token authorises the JSON API.
     pub async fn sign_in(&self, username: &str, password: &str) -> ClientResult<SignInResponse> {
         let body = SignInRequest { username: username.into(), password: password.into() };
-        Self::decode(self.http.post(self.url("/api/v1/session")).json(&body).send().await?).await
+        Self::decode(self.http.post(self.url(paths::SESSION)).json(&body).send().await?).await
     }
 
     /// Ends a session.
     pub async fn sign_out<'a>(&self, auth: impl Into<Auth<'a>>) -> ClientResult<()> {
-        let req = self.auth(self.http.delete(self.url("/api/v1/session")), "DELETE", "/api/v1/session", auth.into())?;
+        let req = self.auth(self.http.delete(self.url(paths::SESSION)), "DELETE", paths::SESSION, auth.into())?;
         let resp = req.send().await?;
         if resp.status().is_success() {
             return Ok(());
@@ -360,7 +364,7 @@ impl Client {
 
     /// Who is signed in, and from which device.
     pub async fn me<'a>(&self, auth: impl Into<Auth<'a>>) -> ClientResult<Me> {
-        self.call(reqwest::Method::GET, "/api/v1/me", auth.into(), None).await
+        self.call(reqwest::Method::GET, paths::ME, auth.into(), None).await
     }
 
     /// What approving `user_code` would let in.
@@ -369,8 +373,9 @@ impl Client {
         auth: impl Into<Auth<'a>>,
         user_code: &str,
     ) -> ClientResult<PendingDeviceLogin> {
-        let body = serde_json::json!({ "user_code": user_code });
-        self.call(reqwest::Method::POST, "/api/v1/device/lookup", auth.into(), Some(body)).await
+        let body = serde_json::to_value(LookupRequest { user_code: user_code.into() })
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        self.call(reqwest::Method::POST, paths::DEVICE_LOOKUP, auth.into(), Some(body)).await
     }
 
     /// Approves (`approve = true`) or denies a device login.
@@ -383,12 +388,12 @@ impl Client {
         let body =
             DecisionRequest { user_code: user_code.into(), decision: if approve { "approve" } else { "deny" }.into() };
         let body = serde_json::to_value(body).map_err(|e| ClientError::Protocol(e.to_string()))?;
-        self.call(reqwest::Method::POST, "/api/v1/device/decision", auth.into(), Some(body)).await
+        self.call(reqwest::Method::POST, paths::DEVICE_DECISION, auth.into(), Some(body)).await
     }
 
     /// The signed-in user's devices.
     pub async fn devices<'a>(&self, auth: impl Into<Auth<'a>>) -> ClientResult<Vec<DeviceInfo>> {
-        self.call(reqwest::Method::GET, "/api/v1/devices", auth.into(), None).await
+        self.call(reqwest::Method::GET, paths::DEVICES, auth.into(), None).await
     }
 
     /// Renames and/or moves a device.
@@ -399,18 +404,18 @@ impl Client {
         update: &DeviceUpdate,
     ) -> ClientResult<DeviceInfo> {
         let body = serde_json::to_value(update).map_err(|e| ClientError::Protocol(e.to_string()))?;
-        self.call(reqwest::Method::PATCH, &format!("/api/v1/devices/{}", path_segment(id)), auth.into(), Some(body))
+        self.call(reqwest::Method::PATCH, &paths::with_id(paths::DEVICE, &path_segment(id)), auth.into(), Some(body))
             .await
     }
 
     /// Revokes a device: its tokens stop working at once.
     pub async fn revoke_device<'a>(&self, auth: impl Into<Auth<'a>>, id: &str) -> ClientResult<DeviceInfo> {
-        self.call(reqwest::Method::DELETE, &format!("/api/v1/devices/{}", path_segment(id)), auth.into(), None).await
+        self.call(reqwest::Method::DELETE, &paths::with_id(paths::DEVICE, &path_segment(id)), auth.into(), None).await
     }
 
     /// A device's location history, oldest first.
     pub async fn device_locations<'a>(&self, auth: impl Into<Auth<'a>>, id: &str) -> ClientResult<Vec<LocationEntry>> {
-        let path = format!("/api/v1/devices/{}/locations", path_segment(id));
+        let path = paths::with_id(paths::DEVICE_LOCATIONS, &path_segment(id));
         self.call(reqwest::Method::GET, &path, auth.into(), None).await
     }
 
@@ -421,17 +426,17 @@ impl Client {
         req: &EnrollmentKeyRequest,
     ) -> ClientResult<EnrollmentKeyCreated> {
         let body = serde_json::to_value(req).map_err(|e| ClientError::Protocol(e.to_string()))?;
-        self.call(reqwest::Method::POST, "/api/v1/enrollment-keys", auth.into(), Some(body)).await
+        self.call(reqwest::Method::POST, paths::ENROLLMENT_KEYS, auth.into(), Some(body)).await
     }
 
     /// The caller's enrollment keys (without secrets).
     pub async fn enrollment_keys<'a>(&self, auth: impl Into<Auth<'a>>) -> ClientResult<Vec<EnrollmentKeyInfo>> {
-        self.call(reqwest::Method::GET, "/api/v1/enrollment-keys", auth.into(), None).await
+        self.call(reqwest::Method::GET, paths::ENROLLMENT_KEYS, auth.into(), None).await
     }
 
     /// Provisions this machine with an enrollment key (bound to the client's device key, if it has one).
     pub async fn enroll(&self, req: &EnrollRequest) -> ClientResult<EnrollResponse> {
-        let path = "/api/v1/enroll";
+        let path = paths::ENROLL;
         let http = self.prove(self.http.post(self.url(path)).json(req), "POST", path, None)?;
         Self::decode(http.send().await?).await
     }

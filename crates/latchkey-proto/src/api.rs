@@ -210,3 +210,10 @@ pub struct EnrollResponse {
     /// The new device.
     pub device: DeviceInfo,
 }
+
+/// `POST /api/v1/device/lookup`: what approving a user code would let in.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LookupRequest {
+    /// The code, as the device shows it.
+    pub user_code: String,
+}

@@ -4,7 +4,10 @@
 //! lives under `/api/v1` and its extensions in discovery carry a `latchkey_` prefix.
 
 pub mod api;
+pub mod form;
 pub mod oauth;
+pub mod pairing;
+pub mod paths;
 
 /// Path of the verification page people open to approve a device (RFC 8628 `verification_uri`).
 pub const VERIFICATION_PATH: &str = "/device";

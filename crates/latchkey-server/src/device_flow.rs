@@ -1,10 +1,10 @@
 //! Looking up and deciding a device login: the one implementation behind the
 //! verification page, the JSON API and (later) `latchkey approve`.
 
+use crate::credential::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::same_network;
 use crate::rate_limit::{network_key, GLOBAL};
-use crate::session::SignedIn;
 use crate::state::{now, AppState};
 use latchkey_domain::device_grant::{DecideError, Decision};
 use latchkey_domain::secret::SecretHash;
@@ -16,7 +16,7 @@ use std::net::IpAddr;
 /// Runs `attempt` on the typed code while holding a wrong-code reservation
 /// (taken atomically before the lookup). The reservation is given back unless
 /// the code was malformed or matched no sign-in: only wrong guesses count.
-async fn guarded<T, F, Fut>(state: &AppState, who: &SignedIn, ip: IpAddr, typed: &str, attempt: F) -> ApiResult<T>
+async fn guarded<T, F, Fut>(state: &AppState, who: &Caller, ip: IpAddr, typed: &str, attempt: F) -> ApiResult<T>
 where
     F: FnOnce(UserCode) -> Fut,
     Fut: std::future::Future<Output = Result<T, Attempt>>,
@@ -70,7 +70,7 @@ fn not_found() -> Attempt {
 }
 
 /// What the approver must see before deciding.
-pub async fn lookup(state: &AppState, who: &SignedIn, ip: IpAddr, typed: &str) -> ApiResult<PendingDeviceLogin> {
+pub async fn lookup(state: &AppState, who: &Caller, ip: IpAddr, typed: &str) -> ApiResult<PendingDeviceLogin> {
     guarded(state, who, ip, typed, |code| async move {
         let grant =
             state.store.device_grant_by_user_code(&SecretHash::of(&code.canonical())).await?.ok_or_else(not_found)?;
@@ -124,7 +124,7 @@ pub fn parse_decision(s: &str) -> ApiResult<Decision> {
 /// Records the signed-in user's decision on the code.
 pub async fn decide(
     state: &AppState,
-    who: &SignedIn,
+    who: &Caller,
     ip: IpAddr,
     typed: &str,
     decision: Decision,

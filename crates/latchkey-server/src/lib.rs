@@ -7,14 +7,17 @@
 
 pub mod client_auth;
 pub mod config;
+pub mod credential;
 pub mod device_flow;
 pub mod dpop;
 pub mod error;
 pub mod extract;
 pub mod janitor;
 pub mod keys;
+pub mod long_poll;
 pub mod passwords;
 pub mod qr;
+pub mod qr_flow;
 pub mod rate_limit;
 pub mod routes;
 pub mod session;
@@ -25,13 +28,8 @@ pub mod tokens;
 use crate::config::ServerConfig;
 use crate::error::ApiError;
 use crate::keys::KeyRing;
-use crate::routes::{
-    api, device_authorization, device_wait, devices, discovery, enroll, introspect, pages, paths, qr_sign_in, revoke,
-    token, userinfo, web_apps, web_audit, web_devices,
-};
 use crate::state::{now, AppState};
 use axum::http::{header, HeaderName, HeaderValue};
-use axum::routing::{get, post};
 use axum::Router;
 use latchkey_store::{AppRecord, ClientKind, GrantType, Store, StoreError};
 use std::future::Future;
@@ -125,56 +123,7 @@ impl Server {
 }
 
 fn router(state: AppState) -> Router {
-    let oauth = Router::new()
-        .route(paths::DEVICE_AUTHORIZATION, post(device_authorization::handle))
-        .route(paths::TOKEN, post(token::handle))
-        .route(paths::DEVICE_WAIT, post(device_wait::handle))
-        .route(paths::INTROSPECT, post(introspect::handle))
-        .route(paths::REVOKE, post(revoke::handle))
-        .route(paths::USERINFO, get(userinfo::handle).post(userinfo::handle))
-        .route(paths::JWKS, get(discovery::jwks))
-        .route("/.well-known/openid-configuration", get(discovery::metadata))
-        .route("/.well-known/oauth-authorization-server", get(discovery::metadata));
-    let api = Router::new()
-        .route("/api/v1/session", post(api::create_session).delete(api::delete_session))
-        .route("/api/v1/me", get(devices::me))
-        .route("/api/v1/devices", get(devices::list))
-        .route("/api/v1/devices/{id}", axum::routing::patch(devices::update).delete(devices::revoke))
-        .route("/api/v1/devices/{id}/locations", get(devices::locations))
-        .route("/api/v1/enrollment-keys", get(enroll::list).post(enroll::create))
-        .route("/api/v1/enrollment-keys/{id}", axum::routing::delete(enroll::revoke))
-        .route(paths::ENROLL, post(enroll::enroll))
-        .route("/api/v1/pairings", post(qr_sign_in::start_api))
-        .route("/api/v1/pairings/qr", get(qr_sign_in::image))
-        .route("/api/v1/pairings/wait", post(qr_sign_in::wait))
-        .route("/api/v1/pairings/cancel", post(qr_sign_in::cancel))
-        .route("/api/v1/pairings/decision", post(qr_sign_in::decide_api))
-        .route("/api/v1/device/lookup", post(api::lookup))
-        .route("/api/v1/device/decision", post(api::decide))
-        .route("/api/v1/{*rest}", axum::routing::any(api::not_found));
-    let pages = Router::new()
-        .route("/", get(pages::home))
-        .route("/signin", get(pages::signin_form).post(pages::signin_submit))
-        .route("/signout", post(pages::signout))
-        .route(latchkey_proto::VERIFICATION_PATH, get(pages::device_form).post(pages::device_lookup))
-        .route("/device/decision", post(pages::device_decide))
-        .route("/static/latchkey.css", get(pages::stylesheet))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/apps/{client_id}/qr-sign-in", get(qr_sign_in::desktop_page))
-        .route("/pair/{code}", get(qr_sign_in::phone_page))
-        .route("/pair/decision", post(qr_sign_in::phone_decide))
-        .route("/static/qr-sign-in.js", get(qr_sign_in::script))
-        .route("/devices", get(web_devices::list))
-        .route("/devices/enrollment-key", post(web_devices::enrollment_key))
-        .route("/devices/{id}/rename", post(web_devices::rename))
-        .route("/devices/{id}/move", post(web_devices::relocate))
-        .route("/devices/{id}/revoke", get(web_devices::revoke_form).post(web_devices::revoke))
-        .route("/apps", get(web_apps::list).post(web_apps::create))
-        .route("/apps/{client_id}/edit", get(web_apps::edit_form).post(web_apps::edit))
-        .route("/audit", get(web_audit::page));
-    let all = oauth
-        .merge(api)
-        .merge(pages)
+    let all = routes::router()
         .fallback(|| async { ApiError::not_found("no such page or endpoint") })
         .layer(axum::middleware::map_response(json_405))
         // A client that trickles its body ties up a connection; bodies are tiny, so 10 s is plenty.

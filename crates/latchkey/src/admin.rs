@@ -360,7 +360,8 @@ async fn enroll_key(store: &dyn Store, command: EnrollKeyCommand) -> anyhow::Res
             };
             let tag = tag.map(|t| latchkey_domain::device::parse_tag("tag", &t)).transpose()?;
             let secs = i64::try_from(expires.as_secs()).unwrap_or(i64::MAX);
-            let (secret, key) = latchkey_server::routes::enroll::new_key(&user.id, reusable, secs, tag, "admin-cli");
+            let (secret, key) =
+                latchkey_server::routes::api::enrollment_keys::new_key(&user.id, reusable, secs, tag, "admin-cli");
             let id = key.id.clone();
             store.create_enrollment_key(key, now()).await?;
             println!("{}", secret.expose());
@@ -371,8 +372,12 @@ async fn enroll_key(store: &dyn Store, command: EnrollKeyCommand) -> anyhow::Res
             eprintln!("On the machine: latchkey login --server URL --enroll-key <key> --name NAME --location PLACE");
         }
         EnrollKeyCommand::List { json } => {
-            let keys: Vec<_> =
-                store.enrollment_keys(None).await?.into_iter().map(latchkey_server::routes::enroll::key_info).collect();
+            let keys: Vec<_> = store
+                .enrollment_keys(None)
+                .await?
+                .into_iter()
+                .map(latchkey_server::routes::api::enrollment_keys::key_info)
+                .collect();
             if json {
                 println!("{}", serde_json::to_string_pretty(&keys)?);
             } else {

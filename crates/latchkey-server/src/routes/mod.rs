@@ -1,42 +1,17 @@
-//! HTTP routes, one file per endpoint family.
+//! HTTP routes, grouped by surface: `oauth` (the standards), `api` (Latchkey's
+//! JSON API), `web` (pages). Each surface builds its own router; this merges them.
 
 pub mod api;
-pub mod device_authorization;
-pub mod device_wait;
-pub mod devices;
-pub mod discovery;
-pub mod enroll;
-pub mod introspect;
-pub mod pages;
-pub mod qr_sign_in;
-pub mod revoke;
-pub mod token;
-pub mod userinfo;
-pub mod web_apps;
-pub mod web_audit;
-pub mod web_devices;
+pub mod oauth;
+pub mod web;
 
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
+use axum::Router;
 
-/// Paths of the OAuth endpoints, in one place for the router and discovery.
-pub mod paths {
-    /// RFC 8628 device authorization.
-    pub const DEVICE_AUTHORIZATION: &str = "/oauth/device_authorization";
-    /// Token endpoint.
-    pub const TOKEN: &str = "/oauth/token";
-    /// Latchkey's instant-approval long-poll.
-    pub const DEVICE_WAIT: &str = "/oauth/device/wait";
-    /// RFC 7662.
-    pub const INTROSPECT: &str = "/oauth/introspect";
-    /// RFC 7009.
-    pub const REVOKE: &str = "/oauth/revoke";
-    /// OIDC userinfo.
-    pub const USERINFO: &str = "/oauth/userinfo";
-    /// JWK Set.
-    pub const JWKS: &str = "/oauth/jwks";
-    /// Latchkey: enroll a device with an enrollment key.
-    pub const ENROLL: &str = "/api/v1/enroll";
+/// Every route of every surface (state and layers are added by the server).
+pub fn router() -> Router<crate::state::AppState> {
+    oauth::router().merge(api::router()).merge(web::router())
 }
 
 /// Wraps a JSON body with `Cache-Control: no-store` (for anything carrying codes or tokens).

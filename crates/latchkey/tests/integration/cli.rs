@@ -297,6 +297,30 @@ async fn stolen_tokens_are_useless_without_the_device_key(b: Backend) {
     assert!(ok, "{err}");
 }
 
+async fn signing_out_with_a_device_token_ends_that_devices_sign_in(b: Backend) {
+    let app = spawn_app(b).await;
+    let alice = app.signed_in("alice").await;
+    let laptop = Machine::new(&app);
+    laptop.login(&app, &alice, &["--yes", "--name", "Laptop", "--location", "home"]).await;
+    let server = Machine::new(&app);
+    server.login(&app, &alice, &["--yes", "--name", "Server", "--location", "rack 4"]).await;
+    let s = server.session();
+    let client = Client::new(&app.url).expect("client").with_device_key(server.key());
+    client.me(Auth::Access(&s.access_token)).await.expect("signed in before");
+    client.sign_out(Auth::Access(&s.access_token)).await.expect("sign out");
+    // The device's sign-in is over: its access token and its refresh token are refused.
+    let e = client.me(Auth::Access(&s.access_token)).await.expect_err("access token ended");
+    assert_eq!(e.status(), Some(401));
+    let cli = AppCredentials::public(latchkey_proto::CLI_CLIENT_ID);
+    assert!(!app.client.introspect(&cli, &s.access_token).await.expect("introspect").active);
+    let e = client.refresh(&cli, s.refresh_token.as_deref().expect("rt")).await.expect_err("refresh ended");
+    assert_eq!(e.code(), Some("invalid_grant"));
+    // The user's session and other devices are untouched.
+    app.client.me(&alice).await.expect("session still works");
+    let (ok, _, err) = laptop.run(&["whoami"]).await;
+    assert!(ok, "{err}");
+}
+
 async fn slugs_are_derived_once_unique_and_validated(b: Backend) {
     let app = spawn_app(b).await;
     let alice = app.signed_in("alice").await;
@@ -350,6 +374,7 @@ backend_tests!(
     logout_revokes_on_the_server_and_forgets_here,
     revoked_device_is_refused_at_once_and_others_keep_working,
     stolen_tokens_are_useless_without_the_device_key,
+    signing_out_with_a_device_token_ends_that_devices_sign_in,
     slugs_are_derived_once_unique_and_validated,
     approve_from_a_trusted_machine,
 );

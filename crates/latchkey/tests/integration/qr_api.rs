@@ -118,6 +118,25 @@ async fn native_desktop_is_signed_in_when_the_phone_approves(b: Backend) {
     assert_eq!(decide(&app, &session, &phone_url, "approve").await.status(), 409);
 }
 
+async fn the_client_library_speaks_the_pairing_api(b: Backend) {
+    let app = spawn_app(b).await;
+    qr_app(&app, "tray", true).await;
+    let session = app.signed_in("alice").await;
+    let started = app.client.start_pairing("tray", None).await.expect("start");
+    let code = started.phone_url.rsplit('/').next().unwrap_or_default().to_string();
+    app.client.decide_pairing(&session, &code, true).await.expect("approve");
+    let done = app.client.wait_pairing(&started.pairing_secret).await.expect("wait");
+    assert_eq!(done.status, "approved");
+    assert!(done.tokens.is_some_and(|t| !t.access_token.is_empty()));
+    // Collected once: the next wait says so.
+    let again = app.client.wait_pairing(&started.pairing_secret).await.expect("wait");
+    assert_eq!(again.status, "consumed");
+
+    let started = app.client.start_pairing("tray", None).await.expect("start");
+    app.client.cancel_pairing(&started.pairing_secret).await.expect("cancel");
+    assert_eq!(app.client.wait_pairing(&started.pairing_secret).await.expect("wait").status, "cancelled");
+}
+
 async fn return_to_must_be_the_apps_own_origin(b: Backend) {
     let app = spawn_app(b).await;
     qr_app(&app, "tray", true).await;
@@ -251,6 +270,7 @@ async fn starting_pairings_is_rate_limited(b: Backend) {
 }
 
 backend_tests!(
+    the_client_library_speaks_the_pairing_api,
     native_desktop_is_signed_in_when_the_phone_approves,
     return_to_must_be_the_apps_own_origin,
     the_switch_turns_every_part_off,

@@ -1,10 +1,10 @@
 //! Discovery: RFC 8414 and OIDC metadata (one document), and the JWK Set.
 
-use super::paths;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::Json;
 use latchkey_proto::oauth::{Discovery, JwkSet};
+use latchkey_proto::paths;
 
 /// Scopes this server grants.
 pub const SCOPES: &[&str] = &["openid", "profile", "offline_access"];

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use latchkey_domain::secret::SecretHash;
 
 /// The form body (RFC 7662 §2.1 and RFC 7009 §2.1 take the same one).
-pub use super::TokenParams as Params;
+pub use crate::routes::TokenParams as Params;
 
 /// `POST /oauth/revoke`: 200 whether or not the token was known (RFC 7009 §2.2).
 pub async fn handle(State(state): State<AppState>, headers: HeaderMap, Form(p): Form<Params>) -> ApiResult<StatusCode> {

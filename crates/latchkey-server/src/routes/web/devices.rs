@@ -2,13 +2,13 @@
 //! (after a confirmation step), and one-time enrollment keys for new machines.
 //!
 //! The work is done by the same functions as the JSON API (`devices::change`,
-//! `devices::revoke_own`, `enroll::create_for`); this file only shows forms.
+//! `devices::revoke_own`, `enrollment_keys::create_for`); this file only shows forms.
 
 use super::pages::{render, signin_redirect, utc, PageError, PageResult};
-use super::{devices, enroll};
+use crate::credential::Caller;
 use crate::error::ApiError;
 use crate::extract::{Form, Query};
-use crate::session::{MaybeSignedIn, SignedIn};
+use crate::routes::api::{devices, enrollment_keys};
 use crate::state::AppState;
 use askama::Template;
 use axum::extract::{Path, State};
@@ -88,7 +88,7 @@ fn notice(done: Option<&str>) -> Option<&'static str> {
 
 async fn list_page(
     state: &AppState,
-    w: &SignedIn,
+    w: &Caller,
     status: StatusCode,
     notice: Option<&'static str>,
     error: Option<String>,
@@ -99,7 +99,7 @@ async fn list_page(
         .await
         .map_err(ApiError::from)?
         .into_iter()
-        .map(|d| DeviceRow::new(devices::info(d, w.device_id.as_deref())))
+        .map(|d| DeviceRow::new(devices::info(d, w.device_id())))
         .collect();
     let active_count = devices.iter().filter(|r| r.active).count();
     Ok(render(
@@ -117,11 +117,7 @@ async fn list_page(
 }
 
 /// `GET /devices`.
-pub async fn list(
-    State(state): State<AppState>,
-    MaybeSignedIn(who): MaybeSignedIn,
-    Query(q): Query<DoneQuery>,
-) -> PageResult {
+pub async fn list(State(state): State<AppState>, who: Option<Caller>, Query(q): Query<DoneQuery>) -> PageResult {
     let Some(w) = who else { return Ok(signin_redirect("/devices")) };
     list_page(&state, &w, StatusCode::OK, notice(q.done.as_deref()), None).await
 }
@@ -141,7 +137,7 @@ pub struct MoveForm {
 }
 
 /// Runs a change; a refusal the person can fix is shown on the list, with the form.
-async fn changed(state: &AppState, w: &SignedIn, result: Result<(), ApiError>, done: &str) -> PageResult {
+async fn changed(state: &AppState, w: &Caller, result: Result<(), ApiError>, done: &str) -> PageResult {
     match result {
         Ok(()) => Ok(Redirect::to(&format!("/devices?done={done}")).into_response()),
         Err(e @ ApiError::Protocol { .. }) => {
@@ -155,7 +151,7 @@ async fn changed(state: &AppState, w: &SignedIn, result: Result<(), ApiError>, d
 /// `POST /devices/{id}/rename`.
 pub async fn rename(
     State(state): State<AppState>,
-    MaybeSignedIn(who): MaybeSignedIn,
+    who: Option<Caller>,
     Path(id): Path<String>,
     Form(f): Form<RenameForm>,
 ) -> PageResult {
@@ -168,7 +164,7 @@ pub async fn rename(
 /// `POST /devices/{id}/move`.
 pub async fn relocate(
     State(state): State<AppState>,
-    MaybeSignedIn(who): MaybeSignedIn,
+    who: Option<Caller>,
     Path(id): Path<String>,
     Form(f): Form<MoveForm>,
 ) -> PageResult {
@@ -179,20 +175,20 @@ pub async fn relocate(
 }
 
 /// One of the user's own active devices, for the confirmation page.
-async fn own_active(state: &AppState, w: &SignedIn, id: &str) -> Result<DeviceRow, PageError> {
+async fn own_active(state: &AppState, w: &Caller, id: &str) -> Result<DeviceRow, PageError> {
     let gone = || ApiError::not_found("you have no such device");
     if !devices::is_id(id) {
         return Err(gone().into());
     }
     let d = state.store.device(id).await.map_err(ApiError::from)?.filter(|d| d.owner_id == w.user.id);
-    let row = DeviceRow::new(devices::info(d.ok_or_else(gone)?, w.device_id.as_deref()));
+    let row = DeviceRow::new(devices::info(d.ok_or_else(gone)?, w.device_id()));
     if !row.active {
         return Err(ApiError::conflict("this device is already revoked").into());
     }
     Ok(row)
 }
 
-fn revoke_page(w: &SignedIn, status: StatusCode, row: DeviceRow, error: Option<String>) -> Response {
+fn revoke_page(w: &Caller, status: StatusCode, row: DeviceRow, error: Option<String>) -> Response {
     render(
         status,
         &RevokePage {
@@ -206,11 +202,7 @@ fn revoke_page(w: &SignedIn, status: StatusCode, row: DeviceRow, error: Option<S
 }
 
 /// `GET /devices/{id}/revoke`: what revoking means, and a confirmation form.
-pub async fn revoke_form(
-    State(state): State<AppState>,
-    MaybeSignedIn(who): MaybeSignedIn,
-    Path(id): Path<String>,
-) -> PageResult {
+pub async fn revoke_form(State(state): State<AppState>, who: Option<Caller>, Path(id): Path<String>) -> PageResult {
     let Some(w) = who else { return Ok(signin_redirect("/devices")) };
     let row = own_active(&state, &w, &id).await?;
     Ok(revoke_page(&w, StatusCode::OK, row, None))
@@ -226,7 +218,7 @@ pub struct RevokeForm {
 /// `POST /devices/{id}/revoke`: needs the confirmation box ticked.
 pub async fn revoke(
     State(state): State<AppState>,
-    MaybeSignedIn(who): MaybeSignedIn,
+    who: Option<Caller>,
     Path(id): Path<String>,
     Form(f): Form<RevokeForm>,
 ) -> PageResult {
@@ -248,14 +240,10 @@ pub struct CsrfForm {
 }
 
 /// `POST /devices/enrollment-key`: a one-time key for a new machine, shown once.
-pub async fn enrollment_key(
-    State(state): State<AppState>,
-    MaybeSignedIn(who): MaybeSignedIn,
-    Form(f): Form<CsrfForm>,
-) -> PageResult {
+pub async fn enrollment_key(State(state): State<AppState>, who: Option<Caller>, Form(f): Form<CsrfForm>) -> PageResult {
     let Some(w) = who else { return Ok(signin_redirect("/devices")) };
     w.check_csrf(Some(&f.csrf))?;
-    let (secret, info) = enroll::create_for(&state, &w, &EnrollmentKeyRequest::default()).await?;
+    let (secret, info) = enrollment_keys::create_for(&state, &w, &EnrollmentKeyRequest::default()).await?;
     let key = secret.expose().to_string();
     Ok(render(
         StatusCode::OK,

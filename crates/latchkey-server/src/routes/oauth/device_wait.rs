@@ -10,7 +10,7 @@ use super::token::{proof_key, redeem_once, Step};
 use crate::client_auth::{authenticate, FormCredentials};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Form;
-use crate::state::{now, AppState};
+use crate::state::AppState;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -32,31 +32,17 @@ pub async fn handle(State(state): State<AppState>, headers: HeaderMap, Form(p): 
         return Err(ApiError::unauthorized_client(format!("the app {:?} may not use device login", app.client_id)));
     }
     let code = p.device_code.as_deref().ok_or_else(|| ApiError::invalid_request("device_code is required"))?;
-    let jkt = proof_key(&state, &headers, super::paths::DEVICE_WAIT)?;
-    let deadline = tokio::time::Instant::now() + state.config.wait_timeout;
-    let mut shutdown = state.shutting_down.clone();
-
+    let jkt = proof_key(&state, &headers, latchkey_proto::paths::DEVICE_WAIT)?;
     let (grant_id, expires_at) = match redeem_once(&state, &app, code, RedeemMode::Wait, jkt.clone()).await? {
         Step::Tokens(resp) => return Ok(resp),
         Step::Pending { grant_id, expires_at } => (grant_id, expires_at),
     };
-    // Wake at expiry too, so an expired code is reported at once, not at the timeout.
-    let until_expiry = u64::try_from(expires_at.millis_since(now()).max(0)).unwrap_or(0);
-    let expiry = tokio::time::Instant::now() + std::time::Duration::from_millis(until_expiry + 5);
-    // Subscribe first, then look again: a decision landing in between is not lost.
-    let mut wait = state.store.notifier().subscribe(&grant_id);
-    loop {
-        if let Step::Tokens(resp) = redeem_once(&state, &app, code, RedeemMode::Wait, jkt.clone()).await? {
-            return Ok(resp);
-        }
-        tokio::select! {
-            _ = wait.changed() => {}
-            _ = tokio::time::sleep_until(deadline.min(expiry)) => break,
-            _ = shutdown.wait_for(|s| *s) => break,
-        }
-    }
-    match redeem_once(&state, &app, code, RedeemMode::Wait, jkt).await? {
-        Step::Tokens(resp) => Ok(resp),
-        Step::Pending { .. } => Err(ApiError::authorization_pending("not approved yet; call again to keep waiting")),
-    }
+    let answer = crate::long_poll::wait_for(&state, &grant_id, expires_at, || async {
+        Ok(match redeem_once(&state, &app, code, RedeemMode::Wait, jkt.clone()).await? {
+            Step::Tokens(resp) => Some(resp),
+            Step::Pending { .. } => None,
+        })
+    })
+    .await?;
+    answer.ok_or_else(|| ApiError::authorization_pending("not approved yet; call again to keep waiting"))
 }

@@ -4,11 +4,12 @@
 //! token; approving takes two deliberate steps even when the code arrives
 //! pre-filled in a link (RFC 8628 §5.4, §5.7).
 
+use crate::credential::Caller;
 use crate::device_flow;
 use crate::error::ApiError;
 use crate::extract::Query;
 use crate::extract::{ClientIp, Form};
-use crate::session::{cookie, set_cookie, MaybeSignedIn, SignedIn, SESSION_COOKIE, SIGNIN_CSRF_COOKIE};
+use crate::session::{cookie, set_cookie, SESSION_COOKIE, SIGNIN_CSRF_COOKIE};
 use crate::sign_in;
 use crate::state::AppState;
 use askama::Template;
@@ -165,7 +166,7 @@ pub fn utc(ms: i64) -> String {
 }
 
 /// `GET /`.
-pub async fn home(MaybeSignedIn(who): MaybeSignedIn) -> Response {
+pub async fn home(who: Option<Caller>) -> Response {
     match who {
         None => signin_redirect("/"),
         Some(w) => render(
@@ -203,11 +204,7 @@ fn signin_page(
 }
 
 /// `GET /signin`.
-pub async fn signin_form(
-    State(state): State<AppState>,
-    MaybeSignedIn(who): MaybeSignedIn,
-    Query(q): Query<NextQuery>,
-) -> Response {
+pub async fn signin_form(State(state): State<AppState>, who: Option<Caller>, Query(q): Query<NextQuery>) -> Response {
     let next = safe_next(q.next.as_deref());
     if who.is_some() {
         return Redirect::to(&next).into_response();
@@ -264,14 +261,10 @@ pub struct CsrfForm {
 }
 
 /// `POST /signout`.
-pub async fn signout(
-    State(state): State<AppState>,
-    MaybeSignedIn(who): MaybeSignedIn,
-    Form(f): Form<CsrfForm>,
-) -> PageResult {
+pub async fn signout(State(state): State<AppState>, who: Option<Caller>, Form(f): Form<CsrfForm>) -> PageResult {
     if let Some(w) = who {
         w.check_csrf(Some(&f.csrf))?;
-        sign_in::sign_out(&state, &w.token).await?;
+        w.sign_out(&state).await?;
     }
     let mut resp = Redirect::to("/signin").into_response();
     if let Ok(v) = HeaderValue::from_str(&set_cookie(&state, SESSION_COOKIE, "", 0)) {
@@ -286,7 +279,7 @@ pub struct CodeQuery {
     user_code: Option<String>,
 }
 
-fn entry_page(w: &SignedIn, status: StatusCode, user_code: String, prefilled: bool, error: Option<String>) -> Response {
+fn entry_page(w: &Caller, status: StatusCode, user_code: String, prefilled: bool, error: Option<String>) -> Response {
     render(
         status,
         &DeviceEntryPage {
@@ -301,7 +294,7 @@ fn entry_page(w: &SignedIn, status: StatusCode, user_code: String, prefilled: bo
 }
 
 /// `GET /device`.
-pub async fn device_form(MaybeSignedIn(who): MaybeSignedIn, Query(q): Query<CodeQuery>) -> Response {
+pub async fn device_form(who: Option<Caller>, Query(q): Query<CodeQuery>) -> Response {
     let Some(w) = who else {
         let back = match &q.user_code {
             Some(c) => format!("/device?{}", serde_urlencoded::to_string([("user_code", c)]).unwrap_or_default()),
@@ -332,7 +325,7 @@ pub struct CodeForm {
 /// `POST /device`: look the code up and show what approving it means.
 pub async fn device_lookup(
     State(state): State<AppState>,
-    MaybeSignedIn(who): MaybeSignedIn,
+    who: Option<Caller>,
     ClientIp(ip): ClientIp,
     Form(f): Form<CodeForm>,
 ) -> PageResult {
@@ -375,7 +368,7 @@ pub struct DecisionForm {
 /// `POST /device/decision`.
 pub async fn device_decide(
     State(state): State<AppState>,
-    MaybeSignedIn(who): MaybeSignedIn,
+    who: Option<Caller>,
     ClientIp(ip): ClientIp,
     Form(f): Form<DecisionForm>,
 ) -> PageResult {
@@ -411,7 +404,7 @@ pub async fn device_decide(
 
 /// `GET /static/latchkey.css`.
 pub async fn stylesheet() -> Response {
-    let mut resp = include_str!("../../static/latchkey.css").into_response();
+    let mut resp = include_str!("../../../static/latchkey.css").into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8"));
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
     resp

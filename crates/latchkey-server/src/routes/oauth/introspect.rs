@@ -4,10 +4,10 @@
 //! servers); public apps only tokens issued to themselves. Anything else,
 //! and anything invalid, revoked or expired, is `{"active": false}`.
 
-use super::no_store;
 use crate::client_auth::authenticate;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Form;
+use crate::routes::no_store;
 use crate::state::{now, AppState};
 use crate::tokens;
 use axum::extract::State;
@@ -18,7 +18,7 @@ use latchkey_proto::oauth::Introspection;
 use latchkey_store::{AppRecord, ClientKind};
 
 /// The form body (RFC 7662 §2.1 and RFC 7009 §2.1 take the same one).
-pub use super::TokenParams as Params;
+pub use crate::routes::TokenParams as Params;
 
 fn may_see(app: &AppRecord, client_id: &str) -> bool {
     app.kind == ClientKind::Confidential || app.client_id == client_id

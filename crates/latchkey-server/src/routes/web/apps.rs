@@ -2,9 +2,9 @@
 //! hosted QR sign-in URL of each, ready to copy.
 
 use super::pages::{render, signin_redirect, PageResult};
+use crate::credential::Caller;
 use crate::error::ApiError;
 use crate::extract::{Form, Query};
-use crate::session::{MaybeSignedIn, SignedIn};
 use crate::state::{now, AppState};
 use askama::Template;
 use axum::extract::{Path, State};
@@ -177,7 +177,7 @@ struct RefusedPage {
 }
 
 /// What anyone but a signed-in admin gets: the sign-in page, or a 403 page.
-fn not_admin(who: Option<SignedIn>, here: &str) -> Response {
+fn not_admin(who: Option<Caller>, here: &str) -> Response {
     match who {
         None => signin_redirect(here),
         Some(w) => render(
@@ -196,7 +196,7 @@ fn not_admin(who: Option<SignedIn>, here: &str) -> Response {
 
 async fn list_page(
     state: &AppState,
-    w: &SignedIn,
+    w: &Caller,
     status: StatusCode,
     form: AppForm,
     error: Option<String>,
@@ -216,7 +216,7 @@ async fn list_page(
 }
 
 /// `GET /apps`.
-pub async fn list(State(state): State<AppState>, MaybeSignedIn(who): MaybeSignedIn) -> PageResult {
+pub async fn list(State(state): State<AppState>, who: Option<Caller>) -> PageResult {
     let w = match who {
         Some(w) if w.user.is_admin => w,
         other => return Ok(not_admin(other, "/apps")),
@@ -226,11 +226,7 @@ pub async fn list(State(state): State<AppState>, MaybeSignedIn(who): MaybeSigned
 }
 
 /// `POST /apps`: register an app; a confidential app's secret is shown once.
-pub async fn create(
-    State(state): State<AppState>,
-    MaybeSignedIn(who): MaybeSignedIn,
-    Form(f): Form<AppForm>,
-) -> PageResult {
+pub async fn create(State(state): State<AppState>, who: Option<Caller>, Form(f): Form<AppForm>) -> PageResult {
     let w = match who {
         Some(w) if w.user.is_admin => w,
         other => return Ok(not_admin(other, "/apps")),
@@ -293,7 +289,7 @@ async fn editable(state: &AppState, client_id: &str) -> Result<AppRecord, ApiErr
 }
 
 fn edit_page(
-    w: &SignedIn,
+    w: &Caller,
     state: &AppState,
     status: StatusCode,
     app: AppRecord,
@@ -324,7 +320,7 @@ pub struct SavedQuery {
 /// `GET /apps/{client_id}/edit`.
 pub async fn edit_form(
     State(state): State<AppState>,
-    MaybeSignedIn(who): MaybeSignedIn,
+    who: Option<Caller>,
     Path(client_id): Path<String>,
     Query(q): Query<SavedQuery>,
 ) -> PageResult {
@@ -341,7 +337,7 @@ pub async fn edit_form(
 /// their waiting desktops are woken to re-check the switch.
 pub async fn edit(
     State(state): State<AppState>,
-    MaybeSignedIn(who): MaybeSignedIn,
+    who: Option<Caller>,
     Path(client_id): Path<String>,
     Form(f): Form<AppForm>,
 ) -> PageResult {

@@ -3,10 +3,10 @@
 //! A DPoP proof (RFC 9449) on the request names the key it was signed with;
 //! grants and refresh tokens bound to a device key are refused without it.
 
-use super::no_store;
 use crate::client_auth::{authenticate, FormCredentials};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Form;
+use crate::routes::no_store;
 use crate::state::{now, AppState};
 use crate::tokens;
 use axum::extract::State;
@@ -41,7 +41,7 @@ pub async fn handle(State(state): State<AppState>, headers: HeaderMap, Form(p): 
             app.client_id
         )));
     }
-    let jkt = proof_key(&state, &headers, super::paths::TOKEN)?;
+    let jkt = proof_key(&state, &headers, latchkey_proto::paths::TOKEN)?;
     match grant {
         GrantType::DeviceCode => {
             let code = p.device_code.as_deref().ok_or_else(|| ApiError::invalid_request("device_code is required"))?;

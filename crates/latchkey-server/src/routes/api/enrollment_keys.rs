@@ -1,25 +1,18 @@
-//! Enrollment keys (`/api/v1/enrollment-keys`) and enrolling with one (`/api/v1/enroll`):
-//! provisioning for machines that can never open a browser.
+//! Enrollment keys (`/api/v1/enrollment-keys`): one-time or reusable keys that
+//! provision machines which can never open a browser.
 
-use super::devices::info;
-use super::no_store;
+use crate::credential::{csrf_header, Caller};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Json;
-use crate::session::SignedIn;
+use crate::routes::no_store;
 use crate::state::{now, AppState};
-use crate::tokens;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use latchkey_domain::device::{parse_tag, Location};
-use latchkey_domain::names::DisplayName;
-use latchkey_domain::scope::Scope;
-use latchkey_domain::secret::{Secret, SecretHash, SecretKind};
-use latchkey_domain::slug::Slug;
-use latchkey_proto::api::{
-    EnrollRequest, EnrollResponse, EnrollmentKeyCreated, EnrollmentKeyInfo, EnrollmentKeyRequest,
-};
-use latchkey_store::{DeviceRequest, Enroll, Enrolled, EnrollmentKeyRecord, NewEnrollmentKey};
+use latchkey_domain::device::parse_tag;
+use latchkey_domain::secret::{Secret, SecretKind};
+use latchkey_proto::api::{EnrollmentKeyCreated, EnrollmentKeyInfo, EnrollmentKeyRequest};
+use latchkey_store::{EnrollmentKeyRecord, NewEnrollmentKey};
 
 /// Longest lifetime of a key a user makes for their own machine.
 pub const USER_KEY_MAX_SECS: i64 = 3600;
@@ -63,11 +56,11 @@ pub fn new_key(
 /// `POST /api/v1/enrollment-keys`: a key for one of the caller's own new machines.
 pub async fn create(
     State(state): State<AppState>,
-    who: SignedIn,
+    who: Caller,
     headers: HeaderMap,
     Json(req): Json<EnrollmentKeyRequest>,
 ) -> ApiResult<Response> {
-    who.check_csrf(headers.get("x-csrf-token").and_then(|v| v.to_str().ok()))?;
+    who.check_csrf(csrf_header(&headers))?;
     let (secret, info) = create_for(&state, &who, &req).await?;
     Ok(no_store(EnrollmentKeyCreated { key: secret.expose().to_string(), info }))
 }
@@ -77,7 +70,7 @@ pub async fn create(
 /// admins may make reusable, longer ones. The secret is returned once, here.
 pub async fn create_for(
     state: &AppState,
-    who: &SignedIn,
+    who: &Caller,
     req: &EnrollmentKeyRequest,
 ) -> ApiResult<(Secret, EnrollmentKeyInfo)> {
     let lifetime = req.expires_in.unwrap_or(DEFAULT_KEY_SECS);
@@ -109,7 +102,7 @@ pub async fn create_for(
 }
 
 /// `GET /api/v1/enrollment-keys`: the caller's keys (admins: everyone's), without secrets.
-pub async fn list(State(state): State<AppState>, who: SignedIn) -> ApiResult<axum::Json<Vec<EnrollmentKeyInfo>>> {
+pub async fn list(State(state): State<AppState>, who: Caller) -> ApiResult<axum::Json<Vec<EnrollmentKeyInfo>>> {
     let owner = (!who.user.is_admin).then_some(who.user.id.as_str());
     let keys = state.store.enrollment_keys(owner).await?;
     Ok(axum::Json(keys.into_iter().map(key_info).collect()))
@@ -118,74 +111,15 @@ pub async fn list(State(state): State<AppState>, who: SignedIn) -> ApiResult<axu
 /// `DELETE /api/v1/enrollment-keys/{id}`.
 pub async fn revoke(
     State(state): State<AppState>,
-    who: SignedIn,
+    who: Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
-    who.check_csrf(headers.get("x-csrf-token").and_then(|v| v.to_str().ok()))?;
+    who.check_csrf(csrf_header(&headers))?;
     let owner = (!who.user.is_admin).then_some(who.user.id.as_str());
     if super::devices::is_id(&id) && state.store.revoke_enrollment_key(&id, owner, &who.user.id, now()).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found("no live enrollment key with this ID"))
-    }
-}
-
-fn bad(e: impl std::fmt::Display) -> ApiError {
-    ApiError::invalid_request(e.to_string())
-}
-
-/// `POST /api/v1/enroll`: provision a device with an enrollment key, no browser.
-/// A DPoP proof on the request binds the device and its tokens to the proof's key.
-pub async fn enroll(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Json(req): Json<EnrollRequest>,
-) -> ApiResult<Response> {
-    let proof =
-        crate::dpop::verify(&state, &headers, &Method::POST, super::paths::ENROLL, None, StatusCode::BAD_REQUEST)?;
-    let name = DisplayName::parse(&req.name).map_err(|e| bad(format!("name: {e}")))?;
-    let location = Location::parse(&req.location).map_err(bad)?;
-    let slug = req.slug.as_deref().map(Slug::parse).transpose().map_err(|e| bad(format!("slug: {e}")))?;
-    let scope = Scope::parse(&req.scope).map_err(|e| ApiError::invalid_scope(e.to_string()))?;
-    if let Some(unknown) = scope.iter().find(|s| !super::discovery::SCOPES.contains(s)) {
-        return Err(ApiError::invalid_scope(format!("unknown scope {unknown:?}")));
-    }
-    if req.enrollment_key.len() > 128 {
-        return Err(ApiError::invalid_grant("unknown enrollment key"));
-    }
-    let t = now();
-    let (refresh, mint) = tokens::new_family(&state, t, true);
-    let enroll = Enroll {
-        key_hash: SecretHash::of(&req.enrollment_key),
-        device_id: uuid::Uuid::now_v7().to_string(),
-        name: name.to_string(),
-        device: DeviceRequest {
-            slug: slug.map(|s| s.to_string()),
-            location: location.name().map(str::to_string),
-            platform: parse_tag("platform", &req.platform).map_err(bad)?,
-            client_version: parse_tag("client_version", &req.client_version).map_err(bad)?,
-            jkt: proof.as_ref().map(|p| p.jkt.clone()),
-            public_jwk: proof.map(|p| p.jwk),
-        },
-        client_id: latchkey_proto::CLI_CLIENT_ID.into(),
-        scope: scope.to_string(),
-        mint,
-        device_cap: state.config.device_cap,
-    };
-    match state.store.enroll_device(enroll, t).await? {
-        Enrolled::Tokens { subject, device } => {
-            let tokens = tokens::respond(&state, &subject, refresh, t)?;
-            let device = info(*device, subject.device_id.as_deref());
-            Ok(no_store(EnrollResponse { tokens, device }))
-        }
-        Enrolled::Unknown => Err(ApiError::invalid_grant("unknown enrollment key; check it, or ask for a new one")),
-        Enrolled::Refused(e) => Err(ApiError::invalid_grant(e.to_string())),
-        Enrolled::DeviceLimit(cap) => Err(ApiError::conflict(format!(
-            "the key's owner already has {cap} active devices, the most allowed; revoke one first"
-        ))),
-        Enrolled::SlugTaken(s) => Err(ApiError::conflict(format!(
-            "another device of this owner is already called {s:?}; choose another --slug"
-        ))),
     }
 }

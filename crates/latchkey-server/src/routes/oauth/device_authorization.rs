@@ -1,10 +1,10 @@
 //! RFC 8628 §3.1–3.2: a device asks to sign in and gets its codes.
 
 use super::discovery::SCOPES;
-use super::no_store;
 use crate::client_auth::{authenticate, FormCredentials};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ClientIp, Form, UserAgent};
+use crate::routes::no_store;
 use crate::state::{now, AppState};
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode};
@@ -98,7 +98,7 @@ pub async fn handle(
         &state,
         &headers,
         &Method::POST,
-        super::paths::DEVICE_AUTHORIZATION,
+        latchkey_proto::paths::DEVICE_AUTHORIZATION,
         None,
         StatusCode::BAD_REQUEST,
     )?;

@@ -1,9 +1,9 @@
 //! The device registry API: list, rename, move, revoke (`/api/v1/devices`).
 
-use super::no_store;
+use crate::credential::{csrf_header, Caller};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Json;
-use crate::session::SignedIn;
+use crate::routes::no_store;
 use crate::state::{now, AppState};
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
@@ -31,10 +31,6 @@ pub fn info(d: DeviceRecord, current: Option<&str>) -> DeviceInfo {
     }
 }
 
-fn csrf(headers: &HeaderMap) -> Option<&str> {
-    headers.get("x-csrf-token").and_then(|v| v.to_str().ok())
-}
-
 /// Whether a path ID can name anything: IDs are UUIDs, so anything else (a NUL
 /// byte, 10 KB of text) is answered 404 without touching the database.
 pub fn is_id(id: &str) -> bool {
@@ -46,15 +42,15 @@ fn no_such_device(id: &str) -> ApiError {
 }
 
 /// `GET /api/v1/devices`: the signed-in user's devices, newest first.
-pub async fn list(State(state): State<AppState>, who: SignedIn) -> ApiResult<axum::Json<Vec<DeviceInfo>>> {
+pub async fn list(State(state): State<AppState>, who: Caller) -> ApiResult<axum::Json<Vec<DeviceInfo>>> {
     let devices = state.store.devices(&who.user.id).await?;
-    Ok(axum::Json(devices.into_iter().map(|d| info(d, who.device_id.as_deref())).collect()))
+    Ok(axum::Json(devices.into_iter().map(|d| info(d, who.device_id())).collect()))
 }
 
 /// `GET /api/v1/devices/{id}/locations`: where a device has been, oldest first.
 pub async fn locations(
     State(state): State<AppState>,
-    who: SignedIn,
+    who: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<Vec<LocationEntry>>> {
     if !is_id(&id) {
@@ -76,21 +72,21 @@ pub async fn locations(
 /// `PATCH /api/v1/devices/{id}`: rename (the slug stays) and/or move from now on.
 pub async fn update(
     State(state): State<AppState>,
-    who: SignedIn,
+    who: Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
     Json(req): Json<DeviceUpdate>,
 ) -> ApiResult<axum::Json<DeviceInfo>> {
-    who.check_csrf(csrf(&headers))?;
+    who.check_csrf(csrf_header(&headers))?;
     let changed = change(&state, &who, &id, req.name.as_deref(), req.location.as_deref()).await?;
-    Ok(axum::Json(info(changed, who.device_id.as_deref())))
+    Ok(axum::Json(info(changed, who.device_id())))
 }
 
 /// Renames (the slug stays) and/or moves one of the signed-in user's devices
 /// (shared by the API and the Devices page; the caller checks CSRF).
 pub async fn change(
     state: &AppState,
-    who: &SignedIn,
+    who: &Caller,
     id: &str,
     name: Option<&str>,
     location: Option<&str>,
@@ -122,18 +118,18 @@ pub async fn change(
 /// `DELETE /api/v1/devices/{id}`: revoke a device; its tokens stop working at once.
 pub async fn revoke(
     State(state): State<AppState>,
-    who: SignedIn,
+    who: Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    who.check_csrf(csrf(&headers))?;
+    who.check_csrf(csrf_header(&headers))?;
     let revoked = revoke_own(&state, &who, &id).await?;
-    Ok(no_store(info(revoked, who.device_id.as_deref())))
+    Ok(no_store(info(revoked, who.device_id())))
 }
 
 /// Revokes one of the signed-in user's devices and all its tokens at once
 /// (shared by the API and the Devices page; the caller checks CSRF).
-pub async fn revoke_own(state: &AppState, who: &SignedIn, id: &str) -> ApiResult<DeviceRecord> {
+pub async fn revoke_own(state: &AppState, who: &Caller, id: &str) -> ApiResult<DeviceRecord> {
     if !is_id(id) {
         return Err(no_such_device(id));
     }
@@ -142,18 +138,4 @@ pub async fn revoke_own(state: &AppState, who: &SignedIn, id: &str) -> ApiResult
         RevokeDevice::AlreadyRevoked => Err(ApiError::conflict("this device is already revoked")),
         RevokeDevice::NotFound => Err(no_such_device(id)),
     }
-}
-
-/// `GET /api/v1/me`: who is asking, and from which device.
-pub async fn me(State(state): State<AppState>, who: SignedIn) -> ApiResult<axum::Json<latchkey_proto::api::Me>> {
-    let device = match &who.device_id {
-        Some(id) => state.store.device(id).await?.map(|d| info(d, Some(id))),
-        None => None,
-    };
-    Ok(axum::Json(latchkey_proto::api::Me {
-        id: who.user.id.clone(),
-        username: who.user.username.clone(),
-        is_admin: who.user.is_admin,
-        device,
-    }))
 }

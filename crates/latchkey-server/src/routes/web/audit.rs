@@ -2,9 +2,9 @@
 //! newest first, 50 a page, filterable by kind, under the chain's verification status.
 
 use super::pages::{render, signin_redirect, utc, PageResult};
+use crate::credential::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Query;
-use crate::session::MaybeSignedIn;
 use crate::state::AppState;
 use askama::Template;
 use axum::extract::State;
@@ -119,11 +119,7 @@ fn href(kind: Option<&str>, before: Option<i64>) -> String {
 }
 
 /// `GET /audit?kind=…&before=<seq>`.
-pub async fn page(
-    State(state): State<AppState>,
-    MaybeSignedIn(who): MaybeSignedIn,
-    Query(q): Query<AuditQuery>,
-) -> PageResult {
+pub async fn page(State(state): State<AppState>, who: Option<Caller>, Query(q): Query<AuditQuery>) -> PageResult {
     let Some(w) = who else {
         return Ok(signin_redirect("/audit"));
     };

@@ -1,0 +1,82 @@
+//! Endpoint paths, the one list the server registers and the client calls.
+//! Paths with `{id}` are route templates; [`with_id`] fills them in.
+
+/// OIDC discovery document.
+pub const OPENID_CONFIGURATION: &str = "/.well-known/openid-configuration";
+/// RFC 8414 authorization server metadata (the same document).
+pub const OAUTH_AUTHORIZATION_SERVER: &str = "/.well-known/oauth-authorization-server";
+/// RFC 8628 device authorization.
+pub const DEVICE_AUTHORIZATION: &str = "/oauth/device_authorization";
+/// Token endpoint.
+pub const TOKEN: &str = "/oauth/token";
+/// Latchkey's instant-approval long-poll.
+pub const DEVICE_WAIT: &str = "/oauth/device/wait";
+/// RFC 7662 introspection.
+pub const INTROSPECT: &str = "/oauth/introspect";
+/// RFC 7009 revocation.
+pub const REVOKE: &str = "/oauth/revoke";
+/// OIDC userinfo.
+pub const USERINFO: &str = "/oauth/userinfo";
+/// JWK Set.
+pub const JWKS: &str = "/oauth/jwks";
+
+/// Password sign-in (`POST`) and sign-out (`DELETE`).
+pub const SESSION: &str = "/api/v1/session";
+/// Who is asking, and from which device.
+pub const ME: &str = "/api/v1/me";
+/// What approving a user code would let in.
+pub const DEVICE_LOOKUP: &str = "/api/v1/device/lookup";
+/// Approve or deny a device login.
+pub const DEVICE_DECISION: &str = "/api/v1/device/decision";
+/// The caller's devices.
+pub const DEVICES: &str = "/api/v1/devices";
+/// One device: rename or move (`PATCH`), revoke (`DELETE`).
+pub const DEVICE: &str = "/api/v1/devices/{id}";
+/// A device's location history.
+pub const DEVICE_LOCATIONS: &str = "/api/v1/devices/{id}/locations";
+/// Enrollment keys: list (`GET`), create (`POST`).
+pub const ENROLLMENT_KEYS: &str = "/api/v1/enrollment-keys";
+/// One enrollment key: revoke (`DELETE`).
+pub const ENROLLMENT_KEY: &str = "/api/v1/enrollment-keys/{id}";
+/// Enroll a device with an enrollment key.
+pub const ENROLL: &str = "/api/v1/enroll";
+/// Start a QR sign-in from a native desktop app.
+pub const PAIRINGS: &str = "/api/v1/pairings";
+/// The QR image of the caller's pairing.
+pub const PAIRING_QR: &str = "/api/v1/pairings/qr";
+/// The desktop's long-poll for the phone's decision.
+pub const PAIRING_WAIT: &str = "/api/v1/pairings/wait";
+/// The desktop gives up.
+pub const PAIRING_CANCEL: &str = "/api/v1/pairings/cancel";
+/// A phone app approves or denies.
+pub const PAIRING_DECISION: &str = "/api/v1/pairings/decision";
+/// Every other path under the API (answered with a JSON 404).
+pub const API_OTHER: &str = "/api/v1/{*rest}";
+
+/// The verification page people open to approve a device (RFC 8628 `verification_uri`).
+pub const VERIFICATION: &str = crate::VERIFICATION_PATH;
+/// The phone page a QR code opens.
+pub const PHONE_PAGE: &str = "/pair/{code}";
+/// The hosted desktop page of an app's QR sign-in.
+pub const QR_DESKTOP_PAGE: &str = "/apps/{client_id}/qr-sign-in";
+
+/// Fills the `{…}` placeholder of a route template with `segment` (already percent-encoded).
+pub fn with_id(template: &str, segment: &str) -> String {
+    match (template.find('{'), template.find('}')) {
+        (Some(a), Some(b)) if a < b => format!("{}{segment}{}", &template[..a], &template[b + 1..]),
+        _ => template.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_are_filled() {
+        assert_eq!(with_id(DEVICE, "abc"), "/api/v1/devices/abc");
+        assert_eq!(with_id(DEVICE_LOCATIONS, "abc"), "/api/v1/devices/abc/locations");
+        assert_eq!(with_id(PHONE_PAGE, "lkp_x"), "/pair/lkp_x");
+        assert_eq!(with_id(ME, "x"), ME);
+    }
+}

@@ -1,0 +1,242 @@
+//! QR cross-device sign-in: the one implementation behind the hosted desktop
+//! page, the phone page and the JSON API (start, wait, collect, decide, cancel).
+//!
+//! The desktop holds a secret; the QR carries the phone URL with a one-time
+//! code derived from it. Only hashes of both are stored. While an app's switch
+//! is off, every part of the flow answers 404, in-flight ones too.
+
+use crate::credential::looks_like_phone_code;
+use crate::error::{ApiError, ApiResult};
+use crate::state::{now, AppState};
+use crate::tokens;
+use latchkey_domain::pairing::{self, check_return_to, PairingError, PairingState, PairingStatus, PairingView};
+use latchkey_domain::secret::{Secret, SecretHash, SecretKind};
+use latchkey_proto::pairing::PairingWait;
+use latchkey_proto::paths;
+use latchkey_store::{AppRecord, Collected, NewPairing, PairingRecord, PairingResult, Requester, UserRecord};
+use std::net::IpAddr;
+
+fn status(s: &str) -> PairingWait {
+    PairingWait { status: s.into(), redirect_to: None, tokens: None }
+}
+
+/// A pairing just started.
+pub struct Started {
+    /// The app it signs in to.
+    pub app: AppRecord,
+    /// The desktop's secret (shown once to the desktop).
+    pub secret: Secret,
+    /// The URL the QR carries.
+    pub phone_url: String,
+    /// Seconds until it expires.
+    pub expires_in: i64,
+}
+
+fn off() -> ApiError {
+    ApiError::not_found("QR sign-in is not available for this app")
+}
+
+fn no_such_pairing() -> ApiError {
+    ApiError::not_found("no such QR sign-in; start a new one")
+}
+
+fn expired() -> ApiError {
+    ApiError::gone("this QR code has expired; show a new one on the computer")
+}
+
+fn used() -> ApiError {
+    ApiError::conflict("this QR code was already used")
+}
+
+/// The app, if it exists and has QR sign-in switched on.
+pub async fn enabled_app(state: &AppState, client_id: &str) -> ApiResult<AppRecord> {
+    if latchkey_domain::names::ClientId::parse(client_id).is_err() {
+        return Err(off());
+    }
+    match state.store.app(client_id).await? {
+        Some(app) if app.qr_sign_in && app.app_url.is_some() => Ok(app),
+        _ => Err(off()),
+    }
+}
+
+/// The phone URL the QR for `secret` carries.
+pub fn phone_url(state: &AppState, secret: &str) -> String {
+    state.config.url(&paths::with_id(paths::PHONE_PAGE, &pairing::phone_code(secret)))
+}
+
+/// Starts a pairing: the app's switch, rate limits, the `return_to` check, storage.
+pub async fn start(
+    state: &AppState,
+    client_id: &str,
+    ip: IpAddr,
+    user_agent: String,
+    return_to: Option<&str>,
+) -> ApiResult<Started> {
+    let app = enabled_app(state, client_id).await?;
+    let return_to = return_to
+        .map(|r| check_return_to(r, app.app_url.as_deref()))
+        .transpose()
+        .map_err(|e| ApiError::invalid_request(e.to_string()))?;
+    let net = crate::rate_limit::network_key(ip);
+    if !state.limits.pairing.try_take(&[net.as_str(), app.client_id.as_str()], now()) {
+        return Err(ApiError::too_many_requests("too many QR sign-ins started; wait a minute"));
+    }
+    let secret = Secret::generate(SecretKind::PairingSecret, &mut rand::rngs::OsRng);
+    let t = now();
+    let p = NewPairing {
+        id: uuid::Uuid::now_v7().to_string(),
+        client_id: app.client_id.clone(),
+        desktop_secret_hash: secret.hash(),
+        phone_code_hash: SecretHash::of(&pairing::phone_code(secret.expose())),
+        state: PairingState::new(t),
+        requester: Requester { ip: ip.to_string(), user_agent, device_name: None },
+        return_to,
+    };
+    state.store.create_pairing(p.clone(), t).await?;
+    Ok(Started {
+        phone_url: phone_url(state, secret.expose()),
+        expires_in: p.state.expires_at.millis_since(now()) / 1000,
+        app,
+        secret,
+    })
+}
+
+/// The desktop's pairing, if its app still allows QR sign-in.
+pub async fn live_pairing(state: &AppState, secret: &str) -> ApiResult<PairingRecord> {
+    let p = state.store.pairing_by_desktop_secret(&SecretHash::of(secret)).await?.ok_or_else(no_such_pairing)?;
+    enabled_app(state, &p.client_id).await?;
+    Ok(p)
+}
+
+/// Waits until the phone decides, the pairing expires, the switch goes off,
+/// or `wait_timeout` passes (then `pending`: call again).
+pub async fn wait(state: &AppState, secret: &str) -> ApiResult<PairingWait> {
+    let p = live_pairing(state, secret).await?;
+    let answer = crate::long_poll::wait_for(state, &p.id, p.state.expires_at, || async {
+        let p = live_pairing(state, secret).await?;
+        Ok(match p.state.seen_at(now()) {
+            PairingView::Expired => Some(status("expired")),
+            PairingView::Stored(PairingStatus::Approved) => Some(collect(state, secret).await?),
+            PairingView::Stored(PairingStatus::Pending) => None,
+            PairingView::Stored(other) => Some(status(other.as_str())),
+        })
+    })
+    .await?;
+    Ok(answer.unwrap_or_else(|| status("pending")))
+}
+
+/// Exchanges an approved pairing for tokens, exactly once.
+pub async fn collect(state: &AppState, secret: &str) -> ApiResult<PairingWait> {
+    let t = now();
+    // Browser apps get no refresh token in a URL, so none is minted or stored.
+    let (_, mint) = tokens::new_family(state, t, false);
+    match state.store.collect_pairing(&SecretHash::of(secret), mint, t).await? {
+        Collected::Tokens(subject, p) => {
+            // Browser apps get no refresh token in a URL; they come back through QR or their own session.
+            let tokens = tokens::respond(state, &subject, None, t)?;
+            let redirect_to = p.return_to.as_ref().map(|r| {
+                let mut frag = vec![
+                    ("access_token", tokens.access_token.clone()),
+                    ("token_type", tokens.token_type.clone()),
+                    ("expires_in", tokens.expires_in.to_string()),
+                ];
+                if let Some(id) = &tokens.id_token {
+                    frag.push(("id_token", id.clone()));
+                }
+                format!("{r}#{}", serde_urlencoded::to_string(frag).unwrap_or_default())
+            });
+            Ok(PairingWait { status: "approved".into(), redirect_to, tokens: Some(tokens) })
+        }
+        Collected::NotFound => Err(no_such_pairing()),
+        Collected::Refused(_) => Ok(status("consumed")),
+    }
+}
+
+/// The QR image for the desktop's pairing: `svg` (default) or `png`, `size` pixels; returns bytes and content type.
+pub async fn image(
+    state: &AppState,
+    secret: &str,
+    format: Option<&str>,
+    size: Option<u32>,
+) -> ApiResult<(Vec<u8>, &'static str)> {
+    // Only a live pairing of an enabled app gets an image.
+    live_pairing(state, secret).await?;
+    let url = phone_url(state, secret);
+    let size = size.unwrap_or(crate::qr::DEFAULT_SIZE);
+    if !crate::qr::SIZE_RANGE.contains(&size) {
+        return Err(ApiError::invalid_request(format!(
+            "size must be between {} and {} pixels",
+            crate::qr::SIZE_RANGE.start(),
+            crate::qr::SIZE_RANGE.end()
+        )));
+    }
+    let (body, ctype) = match format.unwrap_or("svg") {
+        "svg" => (crate::qr::svg(&url, size).map(String::into_bytes), "image/svg+xml"),
+        "png" => (crate::qr::png(&url, size), "image/png"),
+        other => return Err(ApiError::invalid_request(format!("format must be svg or png, not {other:?}"))),
+    };
+    Ok((body.map_err(|e| ApiError::Internal(e.to_string()))?, ctype))
+}
+
+/// The desktop gives up.
+pub async fn cancel(state: &AppState, secret: &str) -> ApiResult<()> {
+    live_pairing(state, secret).await?;
+    match state.store.cancel_pairing(&SecretHash::of(secret), now()).await? {
+        PairingResult::NotFound => Err(ApiError::not_found("no such QR sign-in")),
+        _ => Ok(()),
+    }
+}
+
+/// The pairing behind a phone code, if its app still allows QR sign-in.
+pub async fn by_phone_code(state: &AppState, code: &str) -> ApiResult<(PairingRecord, AppRecord)> {
+    let gone = || ApiError::not_found("this QR code is not valid (any more); show a new one on the computer");
+    if !looks_like_phone_code(code) {
+        return Err(gone());
+    }
+    let p = state.store.pairing_by_phone_code(&SecretHash::of(code)).await?.ok_or_else(gone)?;
+    let app = enabled_app(state, &p.client_id).await?;
+    Ok((p, app))
+}
+
+/// Refuses a pairing that no longer waits for the phone's decision.
+pub fn still_pending(p: &PairingRecord) -> ApiResult<()> {
+    match p.state.seen_at(now()) {
+        PairingView::Stored(PairingStatus::Pending) => Ok(()),
+        PairingView::Expired => Err(expired()),
+        PairingView::Stored(_) => Err(used()),
+    }
+}
+
+/// Parses the phone's `approve` / `deny` (`cancel` is a denial).
+pub fn parse_decision(s: &str) -> ApiResult<bool> {
+    match s {
+        "approve" => Ok(true),
+        "deny" | "cancel" => Ok(false),
+        other => Err(ApiError::invalid_request(format!("decision must be approve or deny, not {other:?}"))),
+    }
+}
+
+/// Records the phone user's decision; returns the app it was for. `token_app` is
+/// the app whose token the phone used, if any: a token of app B never approves
+/// a sign-in to app A.
+pub async fn decide(
+    state: &AppState,
+    code: &str,
+    user: &UserRecord,
+    approve: bool,
+    token_app: Option<&str>,
+) -> ApiResult<AppRecord> {
+    let (_, app) = by_phone_code(state, code).await?;
+    if let Some(other) = token_app.filter(|c| *c != app.client_id) {
+        return Err(ApiError::forbidden(format!(
+            "this token belongs to the app {other:?}; it cannot approve a sign-in to {:?}",
+            app.client_id
+        )));
+    }
+    match state.store.decide_pairing(&SecretHash::of(code), &user.id, approve, now()).await? {
+        PairingResult::Done(_) => Ok(app),
+        PairingResult::NotFound => Err(ApiError::not_found("this QR code is not valid")),
+        PairingResult::Refused(PairingError::Expired) => Err(expired()),
+        PairingResult::Refused(_) => Err(used()),
+    }
+}

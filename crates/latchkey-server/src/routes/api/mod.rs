@@ -1,0 +1,42 @@
+//! Latchkey's own JSON API (`/api/v1`): sessions, the signed-in user, device
+//! logins, the device registry, enrollment, and QR sign-in.
+
+pub mod device;
+pub mod devices;
+pub mod enroll;
+pub mod enrollment_keys;
+pub mod me;
+pub mod pairings;
+pub mod session;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::routing::{any, delete, get, patch, post};
+use axum::Router;
+use latchkey_proto::paths;
+
+/// The `/api/v1` routes, with a JSON 404 for unknown API paths.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(paths::SESSION, post(session::create_session).delete(session::delete_session))
+        .route(paths::ME, get(me::me))
+        .route(paths::DEVICES, get(devices::list))
+        .route(paths::DEVICE, patch(devices::update).delete(devices::revoke))
+        .route(paths::DEVICE_LOCATIONS, get(devices::locations))
+        .route(paths::ENROLLMENT_KEYS, get(enrollment_keys::list).post(enrollment_keys::create))
+        .route(paths::ENROLLMENT_KEY, delete(enrollment_keys::revoke))
+        .route(paths::ENROLL, post(enroll::enroll))
+        .route(paths::PAIRINGS, post(pairings::start_api))
+        .route(paths::PAIRING_QR, get(pairings::image))
+        .route(paths::PAIRING_WAIT, post(pairings::wait))
+        .route(paths::PAIRING_CANCEL, post(pairings::cancel))
+        .route(paths::PAIRING_DECISION, post(pairings::decide_api))
+        .route(paths::DEVICE_LOOKUP, post(device::lookup))
+        .route(paths::DEVICE_DECISION, post(device::decide))
+        .route(paths::API_OTHER, any(not_found))
+}
+
+/// Fallback for unknown API paths: a JSON 404, not an HTML page.
+pub async fn not_found() -> ApiError {
+    ApiError::not_found("no such API endpoint")
+}

@@ -1,0 +1,94 @@
+//! QR sign-in's JSON API (`/api/v1/pairings`): a native desktop app starts,
+//! shows the QR, waits and cancels with `Authorization: Pairing <secret>` (the
+//! hosted page sends the same secret as a cookie); a phone app decides with
+//! its own credential. The rules live in `qr_flow.rs`.
+
+use crate::credential::{AnyApp, Caller};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ClientIp, Json, Query, UserAgent};
+use crate::qr_flow;
+use crate::routes::no_store;
+use crate::session::cookie;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use latchkey_proto::pairing::{
+    PairingDecided, PairingDecision, PairingQrQuery, PairingStarted, StartPairing, AUTH_SCHEME,
+};
+
+/// Cookie that carries the desktop's secret on the hosted page.
+pub const PAIRING_COOKIE: &str = "latchkey_pairing";
+
+/// The desktop's secret: `Authorization: Pairing <secret>`, or the hosted page's cookie.
+fn desktop_secret(headers: &HeaderMap) -> ApiResult<String> {
+    let from_header = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(s, _)| s.eq_ignore_ascii_case(AUTH_SCHEME))
+        .map(|(_, t)| t.trim().to_string());
+    from_header
+        .or_else(|| cookie(headers, PAIRING_COOKIE).map(str::to_string))
+        .filter(|s| !s.is_empty() && s.len() <= 128)
+        .ok_or_else(|| ApiError::unauthenticated("send the pairing secret as Authorization: Pairing <secret>"))
+}
+
+/// `POST /api/v1/pairings`: start a pairing from a native desktop app.
+pub async fn start_api(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    UserAgent(ua): UserAgent,
+    Json(req): Json<StartPairing>,
+) -> ApiResult<Response> {
+    let started = qr_flow::start(&state, &req.client_id, ip, ua, req.return_to.as_deref()).await?;
+    Ok(no_store(PairingStarted {
+        pairing_secret: started.secret.expose().to_string(),
+        phone_url: started.phone_url,
+        expires_in: started.expires_in,
+    }))
+}
+
+/// `GET /api/v1/pairings/qr?format=svg|png&size=N`: the QR for the caller's pairing.
+pub async fn image(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<PairingQrQuery>,
+) -> ApiResult<Response> {
+    let secret = desktop_secret(&headers)?;
+    let (body, ctype) = qr_flow::image(&state, &secret, q.format.as_deref(), q.size).await?;
+    let mut resp = body.into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+    // The image carries a one-time code.
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}
+
+/// `POST /api/v1/pairings/wait`: long-poll until the phone decides (or `wait_timeout` passes).
+pub async fn wait(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+    let secret = desktop_secret(&headers)?;
+    Ok(no_store(qr_flow::wait(&state, &secret).await?))
+}
+
+/// `POST /api/v1/pairings/cancel`: the desktop gives up.
+pub async fn cancel(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<StatusCode> {
+    let secret = desktop_secret(&headers)?;
+    qr_flow::cancel(&state, &secret).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/v1/pairings/decision`: a phone app decides. It authenticates with the
+/// user's session, or with its own access token, which must belong to the same app:
+/// a token of app B never approves a sign-in to app A.
+pub async fn decide_api(
+    State(state): State<AppState>,
+    caller: Caller<AnyApp>,
+    Json(req): Json<PairingDecision>,
+) -> ApiResult<Response> {
+    if caller.is_browser() {
+        return Err(ApiError::forbidden("browsers approve on the /pair page, not through this API"));
+    }
+    let approve = qr_flow::parse_decision(&req.decision)?;
+    qr_flow::decide(&state, &req.phone_code, &caller.user, approve, caller.client_id()).await?;
+    Ok(no_store(PairingDecided { status: if approve { "approved" } else { "denied" }.into() }))
+}

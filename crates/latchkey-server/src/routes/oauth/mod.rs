@@ -1,0 +1,29 @@
+//! The OAuth / OIDC surface: the standard endpoints any OAuth library speaks,
+//! plus Latchkey's instant-approval long-poll.
+
+pub mod device_authorization;
+pub mod device_wait;
+pub mod discovery;
+pub mod introspect;
+pub mod revoke;
+pub mod token;
+pub mod userinfo;
+
+use crate::state::AppState;
+use axum::routing::{get, post};
+use axum::Router;
+use latchkey_proto::paths;
+
+/// The OAuth routes and the discovery documents.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(paths::DEVICE_AUTHORIZATION, post(device_authorization::handle))
+        .route(paths::TOKEN, post(token::handle))
+        .route(paths::DEVICE_WAIT, post(device_wait::handle))
+        .route(paths::INTROSPECT, post(introspect::handle))
+        .route(paths::REVOKE, post(revoke::handle))
+        .route(paths::USERINFO, get(userinfo::handle).post(userinfo::handle))
+        .route(paths::JWKS, get(discovery::jwks))
+        .route(paths::OPENID_CONFIGURATION, get(discovery::metadata))
+        .route(paths::OAUTH_AUTHORIZATION_SERVER, get(discovery::metadata))
+}

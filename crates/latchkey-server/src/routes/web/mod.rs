@@ -1,0 +1,36 @@
+//! The web pages: sign-in, device approval, Devices, Apps, Audit, and QR sign-in.
+
+pub mod apps;
+pub mod audit;
+pub mod devices;
+pub mod pages;
+pub mod qr;
+
+use crate::state::AppState;
+use axum::routing::{get, post};
+use axum::Router;
+use latchkey_proto::paths;
+
+/// The page routes and their static assets.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(pages::home))
+        .route("/signin", get(pages::signin_form).post(pages::signin_submit))
+        .route("/signout", post(pages::signout))
+        .route(paths::VERIFICATION, get(pages::device_form).post(pages::device_lookup))
+        .route("/device/decision", post(pages::device_decide))
+        .route("/static/latchkey.css", get(pages::stylesheet))
+        .route("/healthz", get(|| async { "ok" }))
+        .route(paths::QR_DESKTOP_PAGE, get(qr::desktop_page))
+        .route(paths::PHONE_PAGE, get(qr::phone_page))
+        .route("/pair/decision", post(qr::phone_decide))
+        .route("/static/qr-sign-in.js", get(qr::script))
+        .route("/devices", get(devices::list))
+        .route("/devices/enrollment-key", post(devices::enrollment_key))
+        .route("/devices/{id}/rename", post(devices::rename))
+        .route("/devices/{id}/move", post(devices::relocate))
+        .route("/devices/{id}/revoke", get(devices::revoke_form).post(devices::revoke))
+        .route("/apps", get(apps::list).post(apps::create))
+        .route("/apps/{client_id}/edit", get(apps::edit_form).post(apps::edit))
+        .route("/audit", get(audit::page))
+}

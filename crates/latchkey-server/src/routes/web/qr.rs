@@ -1,0 +1,187 @@
+//! QR sign-in's pages: the hosted desktop page that shows the QR and waits,
+//! and the phone page that approves. The rules live in `qr_flow.rs`.
+
+use crate::credential::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ClientIp, Form, Query, UserAgent};
+use crate::qr_flow;
+use crate::routes::api::pairings::PAIRING_COOKIE;
+use crate::routes::web::pages::PageResult;
+use crate::session::set_cookie;
+use crate::state::AppState;
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use latchkey_domain::pairing;
+use serde::Deserialize;
+
+#[derive(Template)]
+#[template(path = "qr_desktop.html")]
+struct DesktopPage {
+    signed_in_as: Option<String>,
+    csrf: String,
+    is_admin: bool,
+    app_name: String,
+    svg: String,
+    phone_url: String,
+    wait_url: String,
+    expires_in: i64,
+}
+
+/// Query of the hosted desktop page.
+#[derive(Deserialize)]
+pub struct StartQuery {
+    return_to: Option<String>,
+}
+
+fn page<T: Template>(status: StatusCode, t: &T) -> ApiResult<Response> {
+    let html = t.render().map_err(|e| ApiError::Internal(format!("template failed: {e}")))?;
+    let mut resp = (status, Html(html)).into_response();
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}
+
+/// `GET /apps/{client_id}/qr-sign-in?return_to=…`: the hosted desktop page.
+pub async fn desktop_page(
+    State(state): State<AppState>,
+    Path(client_id): Path<String>,
+    ClientIp(ip): ClientIp,
+    UserAgent(ua): UserAgent,
+    Query(q): Query<StartQuery>,
+) -> PageResult {
+    let started = qr_flow::start(&state, &client_id, ip, ua, q.return_to.as_deref()).await?;
+    let secret = started.secret;
+    let url = started.phone_url;
+    let svg = crate::qr::svg(&url, crate::qr::DEFAULT_SIZE).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut resp = page(
+        StatusCode::OK,
+        &DesktopPage {
+            signed_in_as: None,
+            csrf: String::new(),
+            is_admin: false,
+            app_name: started.app.display_name,
+            // The SVG comes from our own encoder, not from input: safe to embed.
+            svg: svg.split_once("?>").map(|(_, s)| s.to_string()).unwrap_or(svg),
+            phone_url: url,
+            wait_url: latchkey_proto::paths::PAIRING_WAIT.into(),
+            expires_in: started.expires_in,
+        },
+    )?;
+    let c = format!(
+        "{}; SameSite=Strict",
+        set_cookie(&state, PAIRING_COOKIE, secret.expose(), pairing::LIFETIME_SECS + 30).replace("; SameSite=Lax", "")
+    );
+    if let Ok(v) = HeaderValue::from_str(&c) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    Ok(resp)
+}
+
+// ---- the phone ----
+
+#[derive(Template)]
+#[template(path = "qr_phone.html")]
+struct PhonePage {
+    signed_in_as: Option<String>,
+    csrf: String,
+    is_admin: bool,
+    app_name: String,
+    client_id: String,
+    code: String,
+    desktop_ip: String,
+    desktop_user_agent: String,
+    requested_at: String,
+    different_network: bool,
+}
+
+#[derive(Template)]
+#[template(path = "device_done.html")]
+struct DonePage {
+    signed_in_as: Option<String>,
+    csrf: String,
+    is_admin: bool,
+    heading: String,
+    message: String,
+}
+
+/// `GET /pair/{code}`: what the phone shows before approving.
+pub async fn phone_page(
+    State(state): State<AppState>,
+    who: Option<Caller>,
+    ClientIp(ip): ClientIp,
+    Path(code): Path<String>,
+) -> PageResult {
+    let (p, app) = qr_flow::by_phone_code(&state, &code).await?;
+    let Some(w) = who else {
+        let q = serde_urlencoded::to_string([(
+            "next",
+            latchkey_proto::paths::with_id(latchkey_proto::paths::PHONE_PAGE, &code),
+        )])
+        .unwrap_or_default();
+        return Ok(Redirect::to(&format!("/signin?{q}")).into_response());
+    };
+    qr_flow::still_pending(&p)?;
+    let different_network = match p.requester.ip.parse() {
+        Ok(d) => !crate::extract::same_network(d, ip),
+        Err(_) => true,
+    };
+    Ok(page(
+        StatusCode::OK,
+        &PhonePage {
+            signed_in_as: Some(w.user.username.clone()),
+            csrf: w.csrf(),
+            is_admin: w.user.is_admin,
+            app_name: app.display_name,
+            client_id: app.client_id,
+            code,
+            desktop_ip: p.requester.ip,
+            desktop_user_agent: p.requester.user_agent,
+            requested_at: crate::routes::web::pages::utc(p.created_at.as_millis()),
+            different_network,
+        },
+    )?)
+}
+
+/// Phone decision form.
+#[derive(Deserialize)]
+pub struct DecisionForm {
+    csrf: String,
+    code: String,
+    decision: String,
+}
+
+/// `POST /pair/decision`: the phone approves or cancels.
+pub async fn phone_decide(
+    State(state): State<AppState>,
+    who: Option<Caller>,
+    Form(f): Form<DecisionForm>,
+) -> PageResult {
+    let Some(w) = who else { return Err(ApiError::unauthenticated("sign in on this phone first").into()) };
+    w.check_csrf(Some(&f.csrf))?;
+    let approve = qr_flow::parse_decision(&f.decision)?;
+    let app = qr_flow::decide(&state, &f.code, &w.user, approve, None).await?;
+    let (heading, message) = if approve {
+        ("Signed in", format!("The computer is now signed in to {} as {}.", app.display_name, w.user.username))
+    } else {
+        ("Cancelled", "Nothing was signed in. If you did not start this, someone may have shown you their code.".into())
+    };
+    Ok(page(
+        StatusCode::OK,
+        &DonePage {
+            signed_in_as: Some(w.user.username.clone()),
+            csrf: w.csrf(),
+            is_admin: w.user.is_admin,
+            heading: heading.into(),
+            message,
+        },
+    )?)
+}
+
+/// `GET /static/qr-sign-in.js`: the desktop page's waiting loop (no inline scripts: CSP).
+pub async fn script() -> Response {
+    let mut resp = include_str!("../../../static/qr-sign-in.js").into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/javascript; charset=utf-8"));
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    resp
+}
