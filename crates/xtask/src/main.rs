@@ -99,6 +99,14 @@ fn test(rt: &Runtime, cargo_test_args: &[String]) -> Result<ExitCode> {
     if !cargo_test_args.iter().take_while(|a| *a != "--").any(|a| names_package(a)) {
         cmd.arg("--workspace");
     }
+    // Passed on, the variables `cargo run` set for xtask itself would differ from a plain
+    // shell's, and cargo reruns build scripts that watch them (ring watches CARGO_PKG_NAME):
+    // every switch between `cargo xtask test` and plain cargo would rebuild half the workspace.
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(set_by_cargo_run) {
+            cmd.env_remove(name);
+        }
+    }
     cmd.args(cargo_test_args)
         .env(pg::URL_VAR, postgres.url())
         .env("LATCHKEY_CHROMIUM", &browser.chromium)
@@ -132,4 +140,46 @@ fn test(rt: &Runtime, cargo_test_args: &[String]) -> Result<ExitCode> {
 /// Whether a `cargo test` argument picks packages (`-p`, `--package`), so the whole workspace is not wanted.
 fn names_package(arg: &str) -> bool {
     arg == "--package" || arg.starts_with("--package=") || arg.starts_with("-p")
+}
+
+/// Whether `cargo run` sets this variable to describe the package it runs (here xtask).
+fn set_by_cargo_run(name: &str) -> bool {
+    name.starts_with("CARGO_PKG_")
+        || name.starts_with("CARGO_MANIFEST_")
+        || matches!(name, "CARGO_CRATE_NAME" | "CARGO_BIN_NAME" | "CARGO_PRIMARY_PACKAGE")
+}
+
+#[cfg(test)]
+#[allow(clippy::panic)]
+mod tests {
+    use super::{names_package, set_by_cargo_run, Cli, Task};
+    use clap::Parser;
+
+    /// The arguments `cargo xtask test ARGS…` passes on to `cargo test`.
+    fn passed_on(args: &[&str]) -> Vec<String> {
+        let argv = ["xtask", "test"].iter().chain(args);
+        match Cli::try_parse_from(argv) {
+            Ok(Cli { command: Task::Test { cargo_test_args } }) => cargo_test_args,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn arguments_after_the_separator_go_to_cargo_test_verbatim() {
+        assert_eq!(passed_on(&["--", "-p", "xtask", "--", "--nocapture"]), ["-p", "xtask", "--", "--nocapture"]);
+        assert_eq!(passed_on(&["--release"]), ["--release"]);
+        assert!(passed_on(&[]).is_empty());
+    }
+
+    #[test]
+    fn only_package_flags_narrow_the_run() {
+        assert!(names_package("-p") && names_package("-platchkey") && names_package("--package=latchkey"));
+        assert!(!names_package("--release") && !names_package("--nocapture"));
+    }
+
+    #[test]
+    fn only_the_running_package_s_variables_are_dropped() {
+        assert!(set_by_cargo_run("CARGO_PKG_NAME") && set_by_cargo_run("CARGO_MANIFEST_DIR"));
+        assert!(!set_by_cargo_run("CARGO_TARGET_DIR") && !set_by_cargo_run("CARGO_HOME") && !set_by_cargo_run("CARGO"));
+    }
 }

@@ -121,7 +121,9 @@ impl Cluster {
             bail!("running as root, where initdb refuses to run, and there is no `postgres` user to run it as");
         }
         let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-        let dir = std::env::temp_dir().join(format!("latchkey-test-pg-{}-{nanos}", std::process::id()));
+        // The postgres user must be able to reach the directory: a root's TMPDIR may be under /root.
+        let tmp = if as_postgres { PathBuf::from("/tmp") } else { std::env::temp_dir() };
+        let dir = tmp.join(format!("latchkey-test-pg-{}-{nanos}", std::process::id()));
         std::fs::DirBuilder::new()
             .mode(0o700)
             .create(&dir)
