@@ -14,6 +14,7 @@ use latchkey_server::config::ServerConfig;
 use latchkey_server::state::{now, AppState};
 use latchkey_server::tokens::{self, AccessClaims, ACCESS_TOKEN_TYP};
 use latchkey_server::Server;
+use latchkey_store::FamilyId;
 use latchkey_store::*;
 use std::sync::Arc;
 use std::time::Instant;
@@ -132,7 +133,7 @@ async fn measure(label: &str, store: Arc<dyn Store>) {
     for _ in 0..RUNS {
         let t = Instant::now();
         for _ in 0..m {
-            assert!(state.store.family_active(&family).await.expect("check"));
+            assert!(state.store.family_active(FamilyId(&family)).await.expect("check"));
         }
         runs.push(t.elapsed().as_nanos() as f64 / m as f64);
     }

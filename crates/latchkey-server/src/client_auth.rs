@@ -7,6 +7,7 @@ use axum::http::{header, HeaderMap};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use latchkey_domain::secret::SecretHash;
+use latchkey_store::AppId;
 use latchkey_store::{AppRecord, ClientKind};
 
 /// Client credentials as they appear in a form body.
@@ -64,7 +65,7 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap, form: &FormCred
     }
     // Many libraries send an empty secret for public clients; that is no secret.
     let secret = secret.filter(|s| !s.is_empty());
-    let app = state.store.app(&client_id).await?.ok_or_else(unknown)?;
+    let app = state.store.app(AppId(&client_id)).await?.ok_or_else(unknown)?;
     match (app.kind, &app.secret_hash, secret) {
         (ClientKind::Public, _, None) => Ok(app),
         (ClientKind::Public, _, Some(_)) => {

@@ -22,6 +22,7 @@ use axum::http::request::Parts;
 use axum::http::HeaderMap;
 use latchkey_domain::secret::SecretHash;
 use latchkey_store::UserRecord;
+use latchkey_store::{AppId, FamilyId};
 use std::marker::PhantomData;
 use subtle::ConstantTimeEq;
 
@@ -158,7 +159,7 @@ impl<A> Caller<A> {
                 crate::sign_in::sign_out(state, session_token).await
             }
             Credential::Device { claims } => {
-                state.store.revoke_family(&claims.sid, &claims.client_id, now()).await?;
+                state.store.revoke_family(FamilyId(&claims.sid), AppId(&claims.client_id), now()).await?;
                 Ok(())
             }
         }

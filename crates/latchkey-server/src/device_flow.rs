@@ -10,6 +10,7 @@ use latchkey_domain::device_grant::{DecideError, Decision};
 use latchkey_domain::secret::SecretHash;
 use latchkey_domain::user_code::UserCode;
 use latchkey_proto::api::{DecisionResponse, PendingDeviceLogin};
+use latchkey_store::AppId;
 use latchkey_store::{DecideResult, DeviceGrantRecord, GrantDecision};
 use std::net::IpAddr;
 
@@ -91,7 +92,8 @@ async fn describe(
     code: &UserCode,
     approver: IpAddr,
 ) -> ApiResult<PendingDeviceLogin> {
-    let app_name = state.store.app(&g.client_id).await?.map(|a| a.display_name).unwrap_or_else(|| g.client_id.clone());
+    let app_name =
+        state.store.app(AppId(&g.client_id)).await?.map(|a| a.display_name).unwrap_or_else(|| g.client_id.clone());
     let different_network = match g.requester.ip.parse::<IpAddr>() {
         Ok(requester) => !same_network(requester, approver),
         Err(_) => true,

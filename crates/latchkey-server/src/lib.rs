@@ -31,6 +31,7 @@ use crate::keys::KeyRing;
 use crate::state::{now, AppState};
 use axum::http::{header, HeaderName, HeaderValue};
 use axum::Router;
+use latchkey_store::AppId;
 use latchkey_store::{AppRecord, ClientKind, GrantType, Store, StoreError};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -62,7 +63,7 @@ pub fn builtin_cli_app() -> AppRecord {
 
 /// Registers the built-in CLI app if it is missing (idempotent, safe across replicas).
 pub async fn ensure_builtin_app(store: &dyn Store) -> Result<(), ApiError> {
-    if store.app(latchkey_proto::CLI_CLIENT_ID).await?.is_none() {
+    if store.app(AppId(latchkey_proto::CLI_CLIENT_ID)).await?.is_none() {
         match store.create_app(builtin_cli_app(), Some("system".into()), now()).await {
             Ok(()) | Err(StoreError::Conflict(_)) => {}
             Err(e) => return Err(e.into()),

@@ -13,6 +13,7 @@ use latchkey_domain::pairing::{self, check_return_to, PairingError, PairingState
 use latchkey_domain::secret::{Secret, SecretHash, SecretKind};
 use latchkey_proto::pairing::PairingWait;
 use latchkey_proto::paths;
+use latchkey_store::{AppId, UserId};
 use latchkey_store::{AppRecord, Collected, NewPairing, PairingRecord, PairingResult, Requester, UserRecord};
 use std::net::IpAddr;
 
@@ -53,7 +54,7 @@ pub async fn enabled_app(state: &AppState, client_id: &str) -> ApiResult<AppReco
     if latchkey_domain::names::ClientId::parse(client_id).is_err() {
         return Err(off());
     }
-    match state.store.app(client_id).await? {
+    match state.store.app(AppId(client_id)).await? {
         Some(app) if app.qr_sign_in && app.app_url.is_some() => Ok(app),
         _ => Err(off()),
     }
@@ -233,7 +234,7 @@ pub async fn decide(
             app.client_id
         )));
     }
-    match state.store.decide_pairing(&SecretHash::of(code), &user.id, approve, now()).await? {
+    match state.store.decide_pairing(&SecretHash::of(code), UserId(&user.id), approve, now()).await? {
         PairingResult::Done(_) => Ok(app),
         PairingResult::NotFound => Err(ApiError::not_found("this QR code is not valid")),
         PairingResult::Refused(PairingError::Expired) => Err(expired()),

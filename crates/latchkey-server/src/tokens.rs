@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use latchkey_domain::secret::{Secret, SecretKind};
 use latchkey_domain::Timestamp;
 use latchkey_proto::oauth::{Confirmation, TokenResponse};
+use latchkey_store::FamilyId;
 use latchkey_store::{MintRefresh, NewRefreshToken, TokenSubject};
 use serde::{Deserialize, Serialize};
 
@@ -136,7 +137,7 @@ pub async fn verify_access(state: &AppState, token: &str) -> ApiResult<Option<Ac
     let Some(claims) = state.keys.verify::<AccessClaims>(token, &state.config.public_url, ACCESS_TOKEN_TYP) else {
         return Ok(None);
     };
-    if !state.store.family_active(&claims.sid).await? {
+    if !state.store.family_active(FamilyId(&claims.sid)).await? {
         return Ok(None);
     }
     Ok(Some(claims))

@@ -69,8 +69,8 @@ macro_rules! impl_store {
             ) -> $crate::StoreResult<()> {
                 $write!(self, local [app, actor] |c| users::create_app(c, app, actor, now))
             }
-            async fn app(&self, client_id: &str) -> $crate::StoreResult<Option<$crate::AppRecord>> {
-                let id = client_id.to_string();
+            async fn app(&self, client_id: $crate::AppId<'_>) -> $crate::StoreResult<Option<$crate::AppRecord>> {
+                let id = client_id.0.to_string();
                 $read!(self, local [id] |c| users::app(c, &id))
             }
             async fn list_apps(&self) -> $crate::StoreResult<Vec<$crate::AppRecord>> {
@@ -78,12 +78,12 @@ macro_rules! impl_store {
             }
             async fn update_app(
                 &self,
-                client_id: &str,
+                client_id: $crate::AppId<'_>,
                 update: $crate::AppUpdate,
-                actor: &str,
+                actor: $crate::Actor<'_>,
                 now: $crate::__private::Timestamp,
             ) -> $crate::StoreResult<Option<$crate::AppRecord>> {
-                let (id, actor) = (client_id.to_string(), actor.to_string());
+                let (id, actor) = (client_id.0.to_string(), actor.0.to_string());
                 $write!(self, local [id, update, actor] |c| users::update_app(c, &id, &update, &actor, now))
             }
 
@@ -111,11 +111,11 @@ macro_rules! impl_store {
             async fn decide_pairing(
                 &self,
                 phone_code_hash: &$crate::__private::SecretHash,
-                user_id: &str,
+                user_id: $crate::UserId<'_>,
                 approve: bool,
                 now: $crate::__private::Timestamp,
             ) -> $crate::StoreResult<$crate::PairingResult> {
-                let (h, u) = (phone_code_hash.clone(), user_id.to_string());
+                let (h, u) = (phone_code_hash.clone(), user_id.0.to_string());
                 let result =
                     $write!(self, flow [h, u] |tx| $crate::flows::pairings::decide(tx, &h, &u, approve, now))?;
                 if let $crate::PairingResult::Done(p) = &result {
@@ -198,19 +198,19 @@ macro_rules! impl_store {
             async fn revoke_refresh_family(
                 &self,
                 token_hash: &$crate::__private::SecretHash,
-                client_id: &str,
+                client_id: $crate::AppId<'_>,
                 now: $crate::__private::Timestamp,
             ) -> $crate::StoreResult<bool> {
-                let (h, id) = (token_hash.clone(), client_id.to_string());
+                let (h, id) = (token_hash.clone(), client_id.0.to_string());
                 $write!(self, flow [h, id] |tx| $crate::flows::tokens::revoke_by_token(tx, &h, &id, now))
             }
             async fn revoke_family(
                 &self,
-                family_id: &str,
-                client_id: &str,
+                family_id: $crate::FamilyId<'_>,
+                client_id: $crate::AppId<'_>,
                 now: $crate::__private::Timestamp,
             ) -> $crate::StoreResult<bool> {
-                let (f, id) = (family_id.to_string(), client_id.to_string());
+                let (f, id) = (family_id.0.to_string(), client_id.0.to_string());
                 $write!(self, flow [f, id] |tx| $crate::flows::tokens::revoke_by_id(tx, &f, &id, now))
             }
             async fn refresh_token(
@@ -221,53 +221,53 @@ macro_rules! impl_store {
                 let found = $read!(self, flow [h] |tx| $crate::txn::Txn::refresh_token(tx, &h, false))?;
                 Ok(found.map(|(t, _)| t))
             }
-            async fn family_active(&self, family_id: &str) -> $crate::StoreResult<bool> {
-                let id = family_id.to_string();
+            async fn family_active(&self, family_id: $crate::FamilyId<'_>) -> $crate::StoreResult<bool> {
+                let id = family_id.0.to_string();
                 $read!(self, local [id] |c| tokens::family_active(c, &id))
             }
 
-            async fn devices(&self, owner_id: &str) -> $crate::StoreResult<Vec<$crate::DeviceRecord>> {
-                let id = owner_id.to_string();
+            async fn devices(&self, owner_id: $crate::UserId<'_>) -> $crate::StoreResult<Vec<$crate::DeviceRecord>> {
+                let id = owner_id.0.to_string();
                 $read!(self, local [id] |c| devices::list(c, &id))
             }
-            async fn device(&self, id: &str) -> $crate::StoreResult<Option<$crate::DeviceRecord>> {
-                let id = id.to_string();
+            async fn device(&self, id: $crate::DeviceId<'_>) -> $crate::StoreResult<Option<$crate::DeviceRecord>> {
+                let id = id.0.to_string();
                 $read!(self, flow [id] |tx| $crate::txn::Txn::device(tx, &id, false))
             }
             async fn rename_device(
                 &self,
-                id: &str,
-                owner_id: &str,
+                id: $crate::DeviceId<'_>,
+                owner_id: $crate::UserId<'_>,
                 name: &str,
                 now: $crate::__private::Timestamp,
             ) -> $crate::StoreResult<Option<$crate::DeviceRecord>> {
-                let (id, owner, name) = (id.to_string(), owner_id.to_string(), name.to_string());
+                let (id, owner, name) = (id.0.to_string(), owner_id.0.to_string(), name.to_string());
                 $write!(self, flow [id, owner, name] |tx| $crate::flows::devices::rename(tx, &id, &owner, &name, now))
             }
             async fn relocate_device(
                 &self,
-                id: &str,
-                owner_id: &str,
+                id: $crate::DeviceId<'_>,
+                owner_id: $crate::UserId<'_>,
                 location: Option<String>,
                 now: $crate::__private::Timestamp,
             ) -> $crate::StoreResult<Option<$crate::DeviceRecord>> {
-                let (id, owner) = (id.to_string(), owner_id.to_string());
+                let (id, owner) = (id.0.to_string(), owner_id.0.to_string());
                 $write!(self, flow [id, owner, location] |tx| {
                     $crate::flows::devices::relocate(tx, &id, &owner, location, now)
                 })
             }
-            async fn location_history(&self, id: &str) -> $crate::StoreResult<Vec<$crate::LocationChange>> {
-                let id = id.to_string();
+            async fn location_history(&self, id: $crate::DeviceId<'_>) -> $crate::StoreResult<Vec<$crate::LocationChange>> {
+                let id = id.0.to_string();
                 $read!(self, local [id] |c| devices::history(c, &id))
             }
             async fn revoke_device(
                 &self,
-                id: &str,
-                owner_id: Option<&str>,
-                actor: &str,
+                id: $crate::DeviceId<'_>,
+                owner_id: Option<$crate::UserId<'_>>,
+                actor: $crate::Actor<'_>,
                 now: $crate::__private::Timestamp,
             ) -> $crate::StoreResult<$crate::RevokeDevice> {
-                let (id, owner, actor) = (id.to_string(), owner_id.map(str::to_string), actor.to_string());
+                let (id, owner, actor) = (id.0.to_string(), owner_id.map(|o| o.0.to_string()), actor.0.to_string());
                 $write!(self, flow [id, owner, actor] |tx| {
                     $crate::flows::devices::revoke(tx, &id, owner.as_deref(), &actor, now)
                 })
@@ -282,19 +282,19 @@ macro_rules! impl_store {
             }
             async fn enrollment_keys(
                 &self,
-                owner_id: Option<&str>,
+                owner_id: Option<$crate::UserId<'_>>,
             ) -> $crate::StoreResult<Vec<$crate::EnrollmentKeyRecord>> {
-                let owner = owner_id.map(str::to_string);
+                let owner = owner_id.map(|o| o.0.to_string());
                 $read!(self, local [owner] |c| enrollment::list(c, owner.as_deref()))
             }
             async fn revoke_enrollment_key(
                 &self,
-                id: &str,
-                owner_id: Option<&str>,
-                actor: &str,
+                id: $crate::EnrollmentKeyId<'_>,
+                owner_id: Option<$crate::UserId<'_>>,
+                actor: $crate::Actor<'_>,
                 now: $crate::__private::Timestamp,
             ) -> $crate::StoreResult<bool> {
-                let (id, owner, actor) = (id.to_string(), owner_id.map(str::to_string), actor.to_string());
+                let (id, owner, actor) = (id.0.to_string(), owner_id.map(|o| o.0.to_string()), actor.0.to_string());
                 $write!(self, flow [id, owner, actor] |tx| {
                     $crate::flows::enrollment::revoke(tx, &id, owner.as_deref(), &actor, now)
                 })

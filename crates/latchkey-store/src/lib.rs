@@ -12,6 +12,7 @@ mod dispatch;
 mod error;
 pub mod events;
 pub mod flows;
+mod ids;
 mod notify;
 mod records;
 pub mod rows;
@@ -21,6 +22,7 @@ pub mod testsuite;
 pub mod txn;
 
 pub use error::StoreError;
+pub use ids::{Actor, AppId, DeviceId, EnrollmentKeyId, FamilyId, UserId};
 pub use notify::DecisionNotifier;
 pub use records::*;
 
@@ -67,15 +69,15 @@ pub trait Store: Send + Sync + 'static {
     /// Registers an app and records `app.created`.
     async fn create_app(&self, app: AppRecord, actor: Option<String>, now: Timestamp) -> StoreResult<()>;
     /// Looks an app up by client ID.
-    async fn app(&self, client_id: &str) -> StoreResult<Option<AppRecord>>;
+    async fn app(&self, client_id: AppId<'_>) -> StoreResult<Option<AppRecord>>;
     /// Every app, by client ID.
     async fn list_apps(&self) -> StoreResult<Vec<AppRecord>>;
     /// Changes an app's settings and records `app.updated`. `None` if there is no such app.
     async fn update_app(
         &self,
-        client_id: &str,
+        client_id: AppId<'_>,
         update: AppUpdate,
-        actor: &str,
+        actor: Actor<'_>,
         now: Timestamp,
     ) -> StoreResult<Option<AppRecord>>;
 
@@ -91,7 +93,7 @@ pub trait Store: Send + Sync + 'static {
     async fn decide_pairing(
         &self,
         phone_code_hash: &SecretHash,
-        user_id: &str,
+        user_id: UserId<'_>,
         approve: bool,
         now: Timestamp,
     ) -> StoreResult<PairingResult>;
@@ -127,46 +129,46 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke_refresh_family(
         &self,
         token_hash: &SecretHash,
-        client_id: &str,
+        client_id: AppId<'_>,
         now: Timestamp,
     ) -> StoreResult<bool>;
     /// Revokes a token family by ID (an access token's `sid`) if it was issued to `client_id`.
-    async fn revoke_family(&self, family_id: &str, client_id: &str, now: Timestamp) -> StoreResult<bool>;
+    async fn revoke_family(&self, family_id: FamilyId<'_>, client_id: AppId<'_>, now: Timestamp) -> StoreResult<bool>;
     /// Looks up a refresh token (for introspection).
     async fn refresh_token(&self, token_hash: &SecretHash) -> StoreResult<Option<RefreshTokenRecord>>;
     /// Whether a token family is still alive (access tokens carry their family's ID).
-    async fn family_active(&self, family_id: &str) -> StoreResult<bool>;
+    async fn family_active(&self, family_id: FamilyId<'_>) -> StoreResult<bool>;
 
     // ---- devices ----
 
     /// The owner's devices, newest first.
-    async fn devices(&self, owner_id: &str) -> StoreResult<Vec<DeviceRecord>>;
+    async fn devices(&self, owner_id: UserId<'_>) -> StoreResult<Vec<DeviceRecord>>;
     /// One device by ID.
-    async fn device(&self, id: &str) -> StoreResult<Option<DeviceRecord>>;
+    async fn device(&self, id: DeviceId<'_>) -> StoreResult<Option<DeviceRecord>>;
     /// Renames an owner's device (the slug stays). `None` if there is no such device.
     async fn rename_device(
         &self,
-        id: &str,
-        owner_id: &str,
+        id: DeviceId<'_>,
+        owner_id: UserId<'_>,
         name: &str,
         now: Timestamp,
     ) -> StoreResult<Option<DeviceRecord>>;
     /// Moves an owner's device from now on, keeping the history. `None` if there is no such device.
     async fn relocate_device(
         &self,
-        id: &str,
-        owner_id: &str,
+        id: DeviceId<'_>,
+        owner_id: UserId<'_>,
         location: Option<String>,
         now: Timestamp,
     ) -> StoreResult<Option<DeviceRecord>>;
     /// A device's locations, oldest first.
-    async fn location_history(&self, id: &str) -> StoreResult<Vec<LocationChange>>;
+    async fn location_history(&self, id: DeviceId<'_>) -> StoreResult<Vec<LocationChange>>;
     /// Revokes a device and all its token families at once. `owner_id: None` is an admin acting.
     async fn revoke_device(
         &self,
-        id: &str,
-        owner_id: Option<&str>,
-        actor: &str,
+        id: DeviceId<'_>,
+        owner_id: Option<UserId<'_>>,
+        actor: Actor<'_>,
         now: Timestamp,
     ) -> StoreResult<RevokeDevice>;
 
@@ -175,13 +177,13 @@ pub trait Store: Send + Sync + 'static {
     /// Stores an enrollment key and records its creation.
     async fn create_enrollment_key(&self, key: NewEnrollmentKey, now: Timestamp) -> StoreResult<()>;
     /// Keys, newest first; only `owner_id`'s when given.
-    async fn enrollment_keys(&self, owner_id: Option<&str>) -> StoreResult<Vec<EnrollmentKeyRecord>>;
+    async fn enrollment_keys(&self, owner_id: Option<UserId<'_>>) -> StoreResult<Vec<EnrollmentKeyRecord>>;
     /// Revokes a key (only `owner_id`'s when given). Returns whether one was revoked.
     async fn revoke_enrollment_key(
         &self,
-        id: &str,
-        owner_id: Option<&str>,
-        actor: &str,
+        id: EnrollmentKeyId<'_>,
+        owner_id: Option<UserId<'_>>,
+        actor: Actor<'_>,
         now: Timestamp,
     ) -> StoreResult<bool>;
     /// Uses a key: creates the device and its first token family in one transaction.

@@ -6,6 +6,7 @@ use clap::Subcommand;
 use latchkey_domain::audit::{ChainHead, ChainVerifier};
 use latchkey_domain::names::{check_password, ClientId, DisplayName, Username};
 use latchkey_domain::secret::{Secret, SecretKind};
+use latchkey_store::{Actor, DeviceId, EnrollmentKeyId};
 use latchkey_store::{AppRecord, ClientKind, GrantType, NewUser, Store};
 use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
@@ -404,7 +405,7 @@ async fn enroll_key(store: &dyn Store, command: EnrollKeyCommand) -> anyhow::Res
             }
         }
         EnrollKeyCommand::Revoke { id } => {
-            if store.revoke_enrollment_key(&id, None, "admin-cli", now()).await? {
+            if store.revoke_enrollment_key(EnrollmentKeyId(&id), None, Actor("admin-cli"), now()).await? {
                 println!("Revoked enrollment key {id}.");
             } else {
                 bail!("no live enrollment key {id}");
@@ -415,7 +416,7 @@ async fn enroll_key(store: &dyn Store, command: EnrollKeyCommand) -> anyhow::Res
 }
 
 async fn revoke_device(store: &dyn Store, id: &str) -> anyhow::Result<ExitCode> {
-    match store.revoke_device(id, None, "admin-cli", now()).await? {
+    match store.revoke_device(DeviceId(id), None, Actor("admin-cli"), now()).await? {
         latchkey_store::RevokeDevice::Revoked(d) => {
             println!("Revoked device {} ({}); its tokens no longer work.", d.display_name, d.slug);
             Ok(ExitCode::SUCCESS)

@@ -90,15 +90,15 @@ pub async fn apps_create_list_conflict(store: Arc<dyn Store>) {
     assert_last_event(store, &events::app_created(&alpha, None), at(0)).await;
     store.create_app(zeta.clone(), Some("u-admin".into()), at(5)).await.unwrap();
     assert_last_event(store, &events::app_created(&zeta, Some("u-admin")), at(5)).await;
-    assert_eq!(store.app("alpha").await.unwrap(), Some(alpha.clone()));
-    assert_eq!(store.app("Zeta").await.unwrap(), Some(zeta.clone()));
-    assert_eq!(store.app("zeta").await.unwrap(), None);
+    assert_eq!(store.app(AppId("alpha")).await.unwrap(), Some(alpha.clone()));
+    assert_eq!(store.app(AppId("Zeta")).await.unwrap(), Some(zeta.clone()));
+    assert_eq!(store.app(AppId("zeta")).await.unwrap(), None);
     assert_eq!(store.list_apps().await.unwrap(), vec![zeta.clone(), alpha.clone()]);
 
     let r = store.create_app(public_app("alpha", at(9)), None, at(9)).await;
     assert!(matches!(r, Err(StoreError::Conflict(_))), "a taken client ID must be a conflict, got {r:?}");
     assert_eq!(store.list_apps().await.unwrap().len(), 2);
-    assert_eq!(store.app("alpha").await.unwrap(), Some(alpha));
+    assert_eq!(store.app(AppId("alpha")).await.unwrap(), Some(alpha));
     assert_eq!(kinds(store).await, ["app.created", "app.created"]);
     verify_audit_chain(store).await;
 }
@@ -134,25 +134,32 @@ pub async fn app_update_persisted_and_audited(store: Arc<dyn Store>) {
         qr_sign_in: true,
         ..web.clone()
     };
-    assert_eq!(s.update_app("web", on.clone(), &user.id, at(100)).await.unwrap(), Some(updated.clone()));
+    assert_eq!(s.update_app(AppId("web"), on.clone(), Actor(&user.id), at(100)).await.unwrap(), Some(updated.clone()));
     assert_last_event(s, &events::app_updated("web", &on, &user.id), at(100)).await;
-    assert_eq!(s.app("web").await.unwrap(), Some(updated.clone()));
-    let cli = s.app("cli").await.unwrap();
+    assert_eq!(s.app(AppId("web")).await.unwrap(), Some(updated.clone()));
+    let cli = s.app(AppId("cli")).await.unwrap();
     assert_eq!(s.list_apps().await.unwrap(), [cli.clone().unwrap(), updated], "only that app changes");
 
     // Switching QR sign-in off and clearing the URL persist too.
     let off = AppUpdate { display_name: "Web".into(), grant_types: vec![], app_url: None, qr_sign_in: false };
     let cleared = AppRecord { grant_types: vec![], ..web.clone() };
-    assert_eq!(s.update_app("web", off.clone(), "u-admin", at(200)).await.unwrap(), Some(cleared.clone()));
+    assert_eq!(
+        s.update_app(AppId("web"), off.clone(), Actor("u-admin"), at(200)).await.unwrap(),
+        Some(cleared.clone())
+    );
     assert_last_event(s, &events::app_updated("web", &off, "u-admin"), at(200)).await;
-    assert_eq!(s.app("web").await.unwrap(), Some(cleared));
+    assert_eq!(s.app(AppId("web")).await.unwrap(), Some(cleared));
 
     let entries = all_entries(s).await.len();
-    assert_eq!(s.update_app("nope", on.clone(), &user.id, at(300)).await.unwrap(), None);
-    assert_eq!(s.update_app("WEB", on, &user.id, at(300)).await.unwrap(), None, "client IDs are case-sensitive");
+    assert_eq!(s.update_app(AppId("nope"), on.clone(), Actor(&user.id), at(300)).await.unwrap(), None);
+    assert_eq!(
+        s.update_app(AppId("WEB"), on, Actor(&user.id), at(300)).await.unwrap(),
+        None,
+        "client IDs are case-sensitive"
+    );
     assert_eq!(all_entries(s).await.len(), entries, "updating no app records nothing");
-    assert_eq!(s.app("nope").await.unwrap(), None);
-    assert_eq!(s.app("cli").await.unwrap(), cli);
+    assert_eq!(s.app(AppId("nope")).await.unwrap(), None);
+    assert_eq!(s.app(AppId("cli")).await.unwrap(), cli);
     assert_eq!(count_kind(s, AuditKind::AppUpdated).await, 2);
     verify_audit_chain(s).await;
 }

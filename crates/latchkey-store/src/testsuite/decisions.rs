@@ -40,6 +40,9 @@ async fn grant_in_state(s: &dyn Store, user: &UserRecord, tag: &str, jkt: Option
     }
 }
 
+/// One row of the redeem table: grant tag, client, key presented, mode, time (ms), expected answer.
+type RedeemCase = (&'static str, &'static str, Option<&'static str>, RedeemMode, i64, &'static str);
+
 /// The whole redeem table: client binding, key binding, poll accounting,
 /// every final state, and a device revoked between approval and collection.
 pub async fn redeem_decisions(store: Arc<dyn Store>) {
@@ -52,11 +55,12 @@ pub async fn redeem_decisions(store: Arc<dyn Store>) {
     grant_in_state(s, &user, "denied", None, Some(Decision::Deny)).await;
     grant_in_state(s, &user, "late", None, Some(Decision::Approve)).await;
     grant_in_state(s, &user, "revoked", Some("key-r"), Some(Decision::Approve)).await;
-    let revoked = s.revoke_device("dev-revoked", Some(&user.id), &user.id, at(1500)).await.unwrap();
+    let revoked =
+        s.revoke_device(DeviceId("dev-revoked"), Some(UserId(&user.id)), Actor(&user.id), at(1500)).await.unwrap();
     assert!(matches!(revoked, RevokeDevice::Revoked(_)), "{revoked:?}");
 
     use RedeemMode::{Poll, Wait};
-    let cases: Vec<(&str, &str, Option<&str>, RedeemMode, i64, &str)> = vec![
+    let cases: Vec<RedeemCase> = vec![
         ("never-issued", "cli", None, Poll, 2_000, "unknown"),
         ("pending", "other", None, Poll, 2_000, "unknown"),
         ("pending", "cli", None, Wait, 2_000, "pending"),
@@ -112,7 +116,7 @@ async fn register(
     match s.decide_device_grant(d, at(1000)).await.unwrap() {
         DecideResult::Decided(g) => {
             let id = g.device_id.unwrap_or_default();
-            let device = s.device(&id).await.unwrap().map(|d| d.slug).unwrap_or_default();
+            let device = s.device(DeviceId(&id)).await.unwrap().map(|d| d.slug).unwrap_or_default();
             format!("{id} as {device}")
         }
         other => format!("{other:?}"),
@@ -132,7 +136,7 @@ pub async fn registration_decisions(store: Arc<dyn Store>) {
     got.push(register(s, &user, "r4", "Renamed", None, Some("key-1"), 2).await);
     got.push(register(s, &user, "r5", "Desk", Some("desk"), None, 3).await);
     got.push(register(s, &user, "r6", "Desk", None, None, 2).await);
-    s.revoke_device("dev-r5", Some(&user.id), &user.id, at(1500)).await.unwrap();
+    s.revoke_device(DeviceId("dev-r5"), Some(UserId(&user.id)), Actor(&user.id), at(1500)).await.unwrap();
     // Revoked devices free their place under the cap but keep their slug.
     got.push(register(s, &user, "r7", "Other", Some("desk"), None, 3).await);
     got.push(register(s, &user, "r8", "Desk", None, None, 3).await);
@@ -172,7 +176,7 @@ pub async fn concurrent_explicit_slug_collisions(store: Arc<dyn Store>) {
     let won = results.iter().filter(|r| matches!(r, DecideResult::Decided(_))).count();
     let refused = results.iter().filter(|r| **r == DecideResult::SlugTaken("build-box".into())).count();
     assert_eq!((won, refused), (1, 5), "{results:?}");
-    let devices = store.devices(&user.id).await.unwrap();
+    let devices = store.devices(UserId(&user.id)).await.unwrap();
     assert_eq!(devices.iter().map(|d| d.slug.as_str()).collect::<Vec<_>>(), ["build-box"]);
     assert_eq!(count_kind(&*store, AuditKind::DeviceRegistered).await, 1);
     verify_audit_chain(&*store).await;

@@ -52,11 +52,11 @@ async fn approved_device(s: &dyn Store, user: &UserRecord, tag: &str, now: Times
 }
 
 async fn device(s: &dyn Store, id: &str) -> DeviceRecord {
-    s.device(id).await.unwrap().unwrap_or_else(|| panic!("device {id} is missing"))
+    s.device(DeviceId(id)).await.unwrap().unwrap_or_else(|| panic!("device {id} is missing"))
 }
 
 async fn slugs(s: &dyn Store, owner_id: &str) -> Vec<String> {
-    s.devices(owner_id).await.unwrap().into_iter().map(|d| d.slug).collect()
+    s.devices(UserId(owner_id)).await.unwrap().into_iter().map(|d| d.slug).collect()
 }
 
 fn rotate_with(token: &SecretHash, tag: &str, jkt: Option<&str>) -> RotateRefresh {
@@ -102,7 +102,7 @@ pub async fn device_registered_on_approval(store: Arc<dyn Store>) {
     )
     .await;
     assert_eq!(
-        s.location_history("dev-a").await.unwrap(),
+        s.location_history(DeviceId("dev-a")).await.unwrap(),
         vec![LocationChange { location: Some("Home office".into()), effective_at: at(1000) }]
     );
     assert_eq!(grant(s, "a").await.device_id.as_deref(), Some("dev-a"));
@@ -128,11 +128,11 @@ pub async fn device_registered_on_approval(store: Arc<dyn Store>) {
     let d = approved_device(s, &ops, "f", at(6000)).await;
     assert_eq!((d.owner_id.as_str(), d.slug.as_str()), (ops.id.as_str(), "my-laptop"));
 
-    let ids: Vec<String> = s.devices(&user.id).await.unwrap().into_iter().map(|d| d.id).collect();
+    let ids: Vec<String> = s.devices(UserId(&user.id)).await.unwrap().into_iter().map(|d| d.id).collect();
     assert_eq!(ids, ["dev-g", "dev-e", "dev-d", "dev-c", "dev-b", "dev-a"], "newest first");
     assert_eq!(slugs(s, &ops.id).await, ["my-laptop"]);
-    assert_eq!(s.devices("u-nobody").await.unwrap(), vec![]);
-    assert_eq!(s.device("dev-nope").await.unwrap(), None);
+    assert_eq!(s.devices(UserId("u-nobody")).await.unwrap(), vec![]);
+    assert_eq!(s.device(DeviceId("dev-nope")).await.unwrap(), None);
 
     // Redeeming hands out tokens for the device and counts as the device being seen.
     let Redeemed::Tokens(subject) =
@@ -157,16 +157,16 @@ pub async fn device_refusals_change_nothing(store: Arc<dyn Store>) {
     approved_device(s, &user, "a", at(1000)).await;
 
     request(s, "b", Some("Other box"), asks(Some("box"), None), at(0)).await;
-    let before = (kinds(s).await, s.devices(&user.id).await.unwrap(), grant(s, "b").await);
+    let before = (kinds(s).await, s.devices(UserId(&user.id)).await.unwrap(), grant(s, "b").await);
     assert_eq!(approve(s, &user, "b", DEFAULT_DEVICE_CAP, at(2000)).await, DecideResult::SlugTaken("box".into()));
-    let after = (kinds(s).await, s.devices(&user.id).await.unwrap(), grant(s, "b").await);
+    let after = (kinds(s).await, s.devices(UserId(&user.id)).await.unwrap(), grant(s, "b").await);
     assert_eq!(after, before, "a taken slug changes nothing");
     assert_eq!(after.2.state.status, GrantStatus::Pending);
-    assert_eq!(s.device("dev-b").await.unwrap(), None);
+    assert_eq!(s.device(DeviceId("dev-b")).await.unwrap(), None);
 
     // A revoked device keeps its slug: a slug names one device, ever.
     assert!(matches!(
-        s.revoke_device("dev-a", Some(&user.id), &user.id, at(2500)).await.unwrap(),
+        s.revoke_device(DeviceId("dev-a"), Some(UserId(&user.id)), Actor(&user.id), at(2500)).await.unwrap(),
         RevokeDevice::Revoked(_)
     ));
     assert_eq!(approve(s, &user, "b", DEFAULT_DEVICE_CAP, at(3000)).await, DecideResult::SlugTaken("box".into()));
@@ -183,9 +183,9 @@ pub async fn device_refusals_change_nothing(store: Arc<dyn Store>) {
         assert!(matches!(approve(s, &user, tag, 2, at(t)).await, DecideResult::Decided(_)));
     }
     request(s, "e", Some("Laptop"), asks(None, None), at(0)).await;
-    let before = (kinds(s).await, s.devices(&user.id).await.unwrap(), grant(s, "e").await);
+    let before = (kinds(s).await, s.devices(UserId(&user.id)).await.unwrap(), grant(s, "e").await);
     assert_eq!(approve(s, &user, "e", 2, at(6000)).await, DecideResult::DeviceLimit(2));
-    let after = (kinds(s).await, s.devices(&user.id).await.unwrap(), grant(s, "e").await);
+    let after = (kinds(s).await, s.devices(UserId(&user.id)).await.unwrap(), grant(s, "e").await);
     assert_eq!(after, before, "a full device cap changes nothing");
     assert_eq!(
         s.redeem_device_grant(redeem("e", "cli", RedeemMode::Wait, "e"), at(6500)).await.unwrap(),
@@ -193,7 +193,7 @@ pub async fn device_refusals_change_nothing(store: Arc<dyn Store>) {
         "the refused grant is still pending"
     );
     // Revoking one frees a place.
-    s.revoke_device("dev-c", None, "admin-cli", at(7000)).await.unwrap();
+    s.revoke_device(DeviceId("dev-c"), None, Actor("admin-cli"), at(7000)).await.unwrap();
     let DecideResult::Decided(g) = approve(s, &user, "e", 2, at(8000)).await else {
         panic!("approval after revoking a device was refused");
     };
@@ -212,21 +212,24 @@ pub async fn device_rename_and_relocate(store: Arc<dyn Store>) {
 
     let mut renamed = original.clone();
     renamed.display_name = "Work Laptop".into();
-    assert_eq!(s.rename_device("dev-a", &user.id, "Work Laptop", at(2000)).await.unwrap(), Some(renamed.clone()));
+    assert_eq!(
+        s.rename_device(DeviceId("dev-a"), UserId(&user.id), "Work Laptop", at(2000)).await.unwrap(),
+        Some(renamed.clone())
+    );
     assert_eq!(device(s, "dev-a").await, renamed);
     assert_eq!(renamed.slug, "laptop", "renaming never changes the slug");
     assert_last_event(s, &events::device_renamed(&user.id, "dev-a", "Work Laptop"), at(2000)).await;
 
     let before = kinds(s).await;
-    assert_eq!(s.rename_device("dev-a", &ops.id, "Mine now", at(2500)).await.unwrap(), None);
-    assert_eq!(s.rename_device("dev-nope", &user.id, "X", at(2500)).await.unwrap(), None);
+    assert_eq!(s.rename_device(DeviceId("dev-a"), UserId(&ops.id), "Mine now", at(2500)).await.unwrap(), None);
+    assert_eq!(s.rename_device(DeviceId("dev-nope"), UserId(&user.id), "X", at(2500)).await.unwrap(), None);
     assert_eq!(device(s, "dev-a").await, renamed);
     assert_eq!(kinds(s).await, before);
 
     let mut moved = renamed.clone();
     moved.location = Some("Berlin office".into());
     assert_eq!(
-        s.relocate_device("dev-a", &user.id, Some("Berlin office".into()), at(3000)).await.unwrap(),
+        s.relocate_device(DeviceId("dev-a"), UserId(&user.id), Some("Berlin office".into()), at(3000)).await.unwrap(),
         Some(moved.clone())
     );
     assert_eq!(device(s, "dev-a").await, moved);
@@ -235,22 +238,28 @@ pub async fn device_rename_and_relocate(store: Arc<dyn Store>) {
         LocationChange { location: Some("Home office".into()), effective_at: at(1000) },
         LocationChange { location: Some("Berlin office".into()), effective_at: at(3000) },
     ];
-    assert_eq!(s.location_history("dev-a").await.unwrap(), history);
+    assert_eq!(s.location_history(DeviceId("dev-a")).await.unwrap(), history);
 
     let before = kinds(s).await;
-    assert_eq!(s.relocate_device("dev-a", &ops.id, Some("Elsewhere".into()), at(3500)).await.unwrap(), None);
-    assert_eq!(s.location_history("dev-a").await.unwrap(), history);
+    assert_eq!(
+        s.relocate_device(DeviceId("dev-a"), UserId(&ops.id), Some("Elsewhere".into()), at(3500)).await.unwrap(),
+        None
+    );
+    assert_eq!(s.location_history(DeviceId("dev-a")).await.unwrap(), history);
     assert_eq!(kinds(s).await, before);
 
     // Deferring ("later") is a recorded move too.
     moved.location = None;
-    assert_eq!(s.relocate_device("dev-a", &user.id, None, at(4000)).await.unwrap(), Some(moved.clone()));
+    assert_eq!(
+        s.relocate_device(DeviceId("dev-a"), UserId(&user.id), None, at(4000)).await.unwrap(),
+        Some(moved.clone())
+    );
     assert_last_event(s, &events::device_relocated(&user.id, "dev-a", None), at(4000)).await;
-    let h = s.location_history("dev-a").await.unwrap();
+    let h = s.location_history(DeviceId("dev-a")).await.unwrap();
     assert_eq!(h.len(), 3);
     assert_eq!(h[..2], history[..]);
     assert_eq!(h[2], LocationChange { location: None, effective_at: at(4000) });
-    assert_eq!(s.location_history("dev-nope").await.unwrap(), vec![]);
+    assert_eq!(s.location_history(DeviceId("dev-nope")).await.unwrap(), vec![]);
     verify_audit_chain(s).await;
 }
 
@@ -277,27 +286,30 @@ pub async fn device_revoke_takes_its_tokens(store: Arc<dyn Store>) {
 
     let before = kinds(s).await;
     assert_eq!(
-        s.revoke_device("dev-a", Some(&ops.id), &ops.id, at(3500)).await.unwrap(),
+        s.revoke_device(DeviceId("dev-a"), Some(UserId(&ops.id)), Actor(&ops.id), at(3500)).await.unwrap(),
         RevokeDevice::NotFound,
         "another owner cannot revoke it"
     );
-    assert_eq!(s.revoke_device("dev-nope", None, "admin-cli", at(3500)).await.unwrap(), RevokeDevice::NotFound);
+    assert_eq!(
+        s.revoke_device(DeviceId("dev-nope"), None, Actor("admin-cli"), at(3500)).await.unwrap(),
+        RevokeDevice::NotFound
+    );
     assert_eq!(kinds(s).await, before);
-    assert!(s.family_active(&a.family_id).await.unwrap());
+    assert!(s.family_active(FamilyId(&a.family_id)).await.unwrap());
     assert_eq!(device(s, "dev-a").await.status, DeviceStatus::Active);
 
     let mut want = device(s, "dev-a").await;
     want.status = DeviceStatus::Revoked;
     want.revoked_at = Some(at(4000));
     assert_eq!(
-        s.revoke_device("dev-a", Some(&user.id), &user.id, at(4000)).await.unwrap(),
+        s.revoke_device(DeviceId("dev-a"), Some(UserId(&user.id)), Actor(&user.id), at(4000)).await.unwrap(),
         RevokeDevice::Revoked(Box::new(want.clone()))
     );
     assert_eq!(device(s, "dev-a").await, want);
     assert_last_event(s, &events::device_revoked(&user.id, "dev-a", 1), at(4000)).await;
-    assert!(!s.family_active(&a.family_id).await.unwrap());
-    assert!(s.family_active(&b.family_id).await.unwrap(), "other devices keep their tokens");
-    assert!(s.family_active(&c.family_id).await.unwrap(), "other devices keep their tokens");
+    assert!(!s.family_active(FamilyId(&a.family_id)).await.unwrap());
+    assert!(s.family_active(FamilyId(&b.family_id)).await.unwrap(), "other devices keep their tokens");
+    assert!(s.family_active(FamilyId(&c.family_id)).await.unwrap(), "other devices keep their tokens");
     assert!(s.refresh_token(&ta2).await.unwrap().unwrap().family_revoked);
     assert_eq!(s.rotate_refresh_token(rotate_with(&ta2, "a3", None), at(4500)).await.unwrap(), Rotated::Invalid);
     assert!(matches!(
@@ -307,18 +319,27 @@ pub async fn device_revoke_takes_its_tokens(store: Arc<dyn Store>) {
 
     let before = kinds(s).await;
     for owner in [Some(user.id.as_str()), None] {
-        assert_eq!(s.revoke_device("dev-a", owner, "admin-cli", at(5000)).await.unwrap(), RevokeDevice::AlreadyRevoked);
+        assert_eq!(
+            s.revoke_device(DeviceId("dev-a"), owner.map(UserId), Actor("admin-cli"), at(5000)).await.unwrap(),
+            RevokeDevice::AlreadyRevoked
+        );
     }
     assert_eq!(kinds(s).await, before);
 
     // An admin may revoke anyone's device; families already dead are not counted again.
-    assert!(s.revoke_refresh_family(&tc, "cli", at(5500)).await.unwrap());
-    assert!(matches!(s.revoke_device("dev-c", None, "admin-cli", at(6000)).await.unwrap(), RevokeDevice::Revoked(_)));
+    assert!(s.revoke_refresh_family(&tc, AppId("cli"), at(5500)).await.unwrap());
+    assert!(matches!(
+        s.revoke_device(DeviceId("dev-c"), None, Actor("admin-cli"), at(6000)).await.unwrap(),
+        RevokeDevice::Revoked(_)
+    ));
     assert_last_event(s, &events::device_revoked("admin-cli", "dev-c", 0), at(6000)).await;
-    assert!(matches!(s.revoke_device("dev-b", None, "admin-cli", at(7000)).await.unwrap(), RevokeDevice::Revoked(_)));
+    assert!(matches!(
+        s.revoke_device(DeviceId("dev-b"), None, Actor("admin-cli"), at(7000)).await.unwrap(),
+        RevokeDevice::Revoked(_)
+    ));
     assert_last_event(s, &events::device_revoked("admin-cli", "dev-b", 1), at(7000)).await;
-    assert!(!s.family_active(&b.family_id).await.unwrap());
-    assert!(s.devices(&user.id).await.unwrap().iter().all(|d| d.status == DeviceStatus::Revoked));
+    assert!(!s.family_active(FamilyId(&b.family_id)).await.unwrap());
+    assert!(s.devices(UserId(&user.id)).await.unwrap().iter().all(|d| d.status == DeviceStatus::Revoked));
     assert_eq!(count_kind(s, AuditKind::DeviceRevoked).await, 3);
     verify_audit_chain(s).await;
 }
@@ -434,12 +455,12 @@ pub async fn rotate_requires_device_key(store: Arc<dyn Store>) {
 
     // Without the key a replayed token is refused outright and cannot kill the family.
     assert_eq!(s.rotate_refresh_token(rotate_with(&t1, "y", None), at(5000)).await.unwrap(), Rotated::WrongKey);
-    assert!(s.family_active(&subject.family_id).await.unwrap());
+    assert!(s.family_active(FamilyId(&subject.family_id)).await.unwrap());
     assert_eq!(
         s.rotate_refresh_token(rotate_with(&t1, "y", Some("jkt-r")), at(5000)).await.unwrap(),
         Rotated::ReuseDetected
     );
-    assert!(!s.family_active(&subject.family_id).await.unwrap());
+    assert!(!s.family_active(FamilyId(&subject.family_id)).await.unwrap());
     verify_audit_chain(s).await;
 }
 
@@ -453,12 +474,12 @@ pub async fn device_same_key_is_same_device(store: Arc<dyn Store>) {
     let a = approved_device(s, &user, "a", at(1000)).await;
 
     request(s, "b", Some("Laptop again"), asks(None, Some("jkt-same")), at(0)).await;
-    let before = s.devices(&user.id).await.unwrap();
+    let before = s.devices(UserId(&user.id)).await.unwrap();
     let DecideResult::Decided(g) = approve(s, &user, "b", 1, at(2000)).await else {
         panic!("the same device logging in again was refused");
     };
     assert_eq!(g.device_id.as_deref(), Some("dev-a"));
-    assert_eq!(s.devices(&user.id).await.unwrap(), before, "no second device");
+    assert_eq!(s.devices(UserId(&user.id)).await.unwrap(), before, "no second device");
     assert_eq!(count_kind(s, AuditKind::DeviceRegistered).await, 1);
     assert_last_event(s, &events::grant_decided(&decision("b", &user, Decision::Approve), "grant-b"), at(2000)).await;
     let mut r = redeem("b", "cli", RedeemMode::Poll, "b");
@@ -474,8 +495,8 @@ pub async fn device_same_key_is_same_device(store: Arc<dyn Store>) {
     assert_eq!((c.owner_id.as_str(), c.slug.as_str()), (ops.id.as_str(), "laptop"));
 
     // Once revoked, the machine comes back as a new device.
-    s.revoke_device("dev-a", Some(&user.id), &user.id, at(5000)).await.unwrap();
-    assert!(!s.family_active(&subject.family_id).await.unwrap());
+    s.revoke_device(DeviceId("dev-a"), Some(UserId(&user.id)), Actor(&user.id), at(5000)).await.unwrap();
+    assert!(!s.family_active(FamilyId(&subject.family_id)).await.unwrap());
     request(s, "d", Some("Laptop"), asks(None, Some("jkt-same")), at(0)).await;
     let d = approved_device(s, &user, "d", at(6000)).await;
     assert_eq!(d.slug, "laptop-2");
@@ -511,7 +532,7 @@ pub async fn device_same_key_is_same_device(store: Arc<dyn Store>) {
         panic!("enrolling a known machine was refused");
     };
     assert_eq!((device.id.as_str(), subject.device_id.as_deref()), ("dev-d", Some("dev-d")));
-    assert_eq!(s.device("dev-e").await.unwrap(), None);
+    assert_eq!(s.device(DeviceId("dev-e")).await.unwrap(), None);
     assert_eq!(count_kind(s, AuditKind::DeviceRegistered).await, 3);
     assert_last_event(s, &events::enrollment_key_used("k", "dev-d"), at(8000)).await;
     verify_audit_chain(s).await;

@@ -46,7 +46,7 @@ async fn listed(s: &dyn Store, id: &str) -> EnrollmentKeyRecord {
 
 /// What may change when an enrollment is refused: nothing.
 async fn snapshot(s: &dyn Store, owner_id: &str) -> (Vec<String>, Vec<DeviceRecord>, Vec<EnrollmentKeyRecord>) {
-    (kinds(s).await, s.devices(owner_id).await.unwrap(), s.enrollment_keys(None).await.unwrap())
+    (kinds(s).await, s.devices(UserId(owner_id)).await.unwrap(), s.enrollment_keys(None).await.unwrap())
 }
 
 /// Keys are listed, used (once, or again when reusable), and revoked; using one
@@ -92,8 +92,8 @@ pub async fn enrollment_keys_lifecycle(store: Arc<dyn Store>) {
         uses: 0,
     };
     assert_eq!(s.enrollment_keys(None).await.unwrap(), vec![r2.clone(), r1.clone()], "newest first");
-    assert_eq!(s.enrollment_keys(Some(&user.id)).await.unwrap(), vec![r1.clone()]);
-    assert_eq!(s.enrollment_keys(Some("u-nobody")).await.unwrap(), vec![]);
+    assert_eq!(s.enrollment_keys(Some(UserId(&user.id))).await.unwrap(), vec![r1.clone()]);
+    assert_eq!(s.enrollment_keys(Some(UserId("u-nobody"))).await.unwrap(), vec![]);
 
     // Using k1 registers the device and starts its token family, bound to its key.
     let Enrolled::Tokens { subject, device } =
@@ -118,7 +118,7 @@ pub async fn enrollment_keys_lifecycle(store: Arc<dyn Store>) {
     };
     // Whether the returned record already shows the first use is not part of the contract.
     assert_eq!(DeviceRecord { last_seen_at: None, ..(*device).clone() }, want);
-    let stored = s.device("dev-e1").await.unwrap().unwrap();
+    let stored = s.device(DeviceId("dev-e1")).await.unwrap().unwrap();
     assert_eq!(DeviceRecord { last_seen_at: None, ..stored.clone() }, want);
     assert_eq!(stored.last_seen_at, Some(at(3000)));
     assert_eq!(
@@ -150,7 +150,7 @@ pub async fn enrollment_keys_lifecycle(store: Arc<dyn Store>) {
             jkt: Some("jkt-e1".into()),
         })
     );
-    assert!(s.family_active("family-e1").await.unwrap());
+    assert!(s.family_active(FamilyId("family-e1")).await.unwrap());
     assert_last_events(
         s,
         &[events::device_registered(&want, "enrollment_key"), events::enrollment_key_used("k1", "dev-e1")],
@@ -159,7 +159,7 @@ pub async fn enrollment_keys_lifecycle(store: Arc<dyn Store>) {
     .await;
     assert_eq!(listed(s, "k1").await.uses, 1);
     assert_eq!(
-        s.location_history("dev-e1").await.unwrap(),
+        s.location_history(DeviceId("dev-e1")).await.unwrap(),
         vec![LocationChange { location: Some("Rack 4".into()), effective_at: at(3000) }]
     );
 
@@ -183,14 +183,20 @@ pub async fn enrollment_keys_lifecycle(store: Arc<dyn Store>) {
         assert_eq!(device.slug, slug);
     }
     assert_eq!(listed(s, "k2").await.uses, 2);
-    assert_eq!(s.devices(&ops.id).await.unwrap().len(), 2);
+    assert_eq!(s.devices(UserId(&ops.id)).await.unwrap().len(), 2);
 
     // Revoking: only the owner (or an admin), only once; a revoked key is refused.
-    assert!(!s.revoke_enrollment_key("k2", Some(&user.id), &user.id, at(6000)).await.unwrap());
-    assert!(!s.revoke_enrollment_key("k-nope", None, "admin-cli", at(6000)).await.unwrap());
-    assert!(s.revoke_enrollment_key("k2", Some(&ops.id), &ops.id, at(6000)).await.unwrap());
+    assert!(!s
+        .revoke_enrollment_key(EnrollmentKeyId("k2"), Some(UserId(&user.id)), Actor(&user.id), at(6000))
+        .await
+        .unwrap());
+    assert!(!s.revoke_enrollment_key(EnrollmentKeyId("k-nope"), None, Actor("admin-cli"), at(6000)).await.unwrap());
+    assert!(s
+        .revoke_enrollment_key(EnrollmentKeyId("k2"), Some(UserId(&ops.id)), Actor(&ops.id), at(6000))
+        .await
+        .unwrap());
     assert_last_event(s, &events::enrollment_key_revoked(&ops.id, "k2"), at(6000)).await;
-    assert!(!s.revoke_enrollment_key("k2", None, "admin-cli", at(6500)).await.unwrap());
+    assert!(!s.revoke_enrollment_key(EnrollmentKeyId("k2"), None, Actor("admin-cli"), at(6500)).await.unwrap());
     assert_eq!(listed(s, "k2").await, EnrollmentKeyRecord { revoked_at: Some(at(6000)), uses: 2, ..r2 });
     let before = snapshot(s, &ops.id).await;
     assert_eq!(
@@ -198,7 +204,7 @@ pub async fn enrollment_keys_lifecycle(store: Arc<dyn Store>) {
         Enrolled::Refused(EnrollError::Revoked)
     );
     assert_eq!(snapshot(s, &ops.id).await, before);
-    assert!(s.revoke_enrollment_key("k1", None, "admin-cli", at(8000)).await.unwrap());
+    assert!(s.revoke_enrollment_key(EnrollmentKeyId("k1"), None, Actor("admin-cli"), at(8000)).await.unwrap());
     assert_last_event(s, &events::enrollment_key_revoked("admin-cli", "k1"), at(8000)).await;
     assert_eq!(count_kind(s, AuditKind::EnrollmentKeyUsed).await, 3);
     verify_audit_chain(s).await;
@@ -231,7 +237,7 @@ pub async fn enrollment_refusals(store: Arc<dyn Store>) {
     }
     assert_eq!(snapshot(s, &user.id).await, before);
     assert_eq!(s.refresh_token(&refresh_hash("l")).await.unwrap(), None);
-    assert!(!s.family_active("family-l").await.unwrap());
+    assert!(!s.family_active(FamilyId("family-l")).await.unwrap());
     assert!(matches!(s.enroll_device(enroll("once", "o", 2), at(7000)).await.unwrap(), Enrolled::Tokens { .. }));
 
     // An explicit slug that is taken.
@@ -243,7 +249,7 @@ pub async fn enrollment_refusals(store: Arc<dyn Store>) {
     e.device.slug = Some("runner".into());
     assert_eq!(s.enroll_device(e, at(9000)).await.unwrap(), Enrolled::SlugTaken("runner".into()));
     assert_eq!(snapshot(s, &user.id).await, before);
-    assert_eq!(s.device("dev-s2").await.unwrap(), None);
+    assert_eq!(s.device(DeviceId("dev-s2")).await.unwrap(), None);
     assert_eq!(count_kind(s, AuditKind::EnrollmentKeyUsed).await, 3);
     verify_audit_chain(s).await;
 }
@@ -275,10 +281,10 @@ pub async fn enrollment_single_use_under_concurrency(store: Arc<dyn Store>) {
     );
     for i in (0..8).filter(|&i| i != winners[0]) {
         assert_eq!(store.refresh_token(&refresh_hash(&format!("o{i}"))).await.unwrap(), None);
-        assert_eq!(store.device(&format!("dev-o{i}")).await.unwrap(), None);
+        assert_eq!(store.device(DeviceId(&format!("dev-o{i}"))).await.unwrap(), None);
     }
     assert_eq!(listed(&*store, "once").await.uses, 1);
-    assert_eq!(store.devices(&user.id).await.unwrap().len(), 1);
+    assert_eq!(store.devices(UserId(&user.id)).await.unwrap().len(), 1);
 
     let results = concurrently(8, |i| {
         let store = store.clone();
@@ -289,7 +295,7 @@ pub async fn enrollment_single_use_under_concurrency(store: Arc<dyn Store>) {
     let limited = results.iter().filter(|r| **r == Enrolled::DeviceLimit(4)).count();
     assert_eq!((enrolled, limited), (3, 5), "{results:?}");
     assert_eq!(listed(&*store, "many").await.uses, 3);
-    let mut slugs: Vec<String> = store.devices(&user.id).await.unwrap().into_iter().map(|d| d.slug).collect();
+    let mut slugs: Vec<String> = store.devices(UserId(&user.id)).await.unwrap().into_iter().map(|d| d.slug).collect();
     slugs.sort();
     assert_eq!(slugs, ["ci-runner", "ci-runner-2", "ci-runner-3", "ci-runner-4"]);
     assert_eq!(count_kind(&*store, AuditKind::EnrollmentKeyUsed).await, 4);

@@ -25,7 +25,7 @@ pub async fn pairing_approved_then_collected_once(store: Arc<dyn Store>) {
 
     let mut wait = s.notifier().subscribe(&p.id);
     let mut unrelated = s.notifier().subscribe("pairing-unrelated");
-    let got = s.decide_pairing(&h("phone-a"), &user.id, true, at(1000)).await.unwrap();
+    let got = s.decide_pairing(&h("phone-a"), UserId(&user.id), true, at(1000)).await.unwrap();
     let mut approved = pending.clone();
     approved.state.status = PairingStatus::Approved;
     approved.user_id = Some(user.id.clone());
@@ -42,7 +42,7 @@ pub async fn pairing_approved_then_collected_once(store: Arc<dyn Store>) {
     assert_last_event(s, &events::pairing_decided(&p.id, &user.id, true), at(1000)).await;
     assert_eq!(s.pairing_by_phone_code(&h("phone-a")).await.unwrap(), Some(approved.clone()));
     assert_eq!(
-        s.decide_pairing(&h("phone-a"), &user.id, false, at(1100)).await.unwrap(),
+        s.decide_pairing(&h("phone-a"), UserId(&user.id), false, at(1100)).await.unwrap(),
         PairingResult::Refused(PairingError::Finished),
         "a pairing is decided once"
     );
@@ -88,7 +88,7 @@ pub async fn pairing_approved_then_collected_once(store: Arc<dyn Store>) {
             assert_eq!(token, None, "collector {i} lost the race but its token was stored");
         }
     }
-    assert!(s.family_active(&family).await.unwrap());
+    assert!(s.family_active(FamilyId(&family)).await.unwrap());
     assert_eq!(s.pairing_by_desktop_secret(&h("desktop-a")).await.unwrap(), Some(consumed));
     assert_eq!(
         s.collect_pairing(&h("desktop-a"), mint("late"), at(3000)).await.unwrap(),
@@ -117,7 +117,7 @@ pub async fn pairing_denied_and_cancelled(store: Arc<dyn Store>) {
     denied.user_id = Some(user.id.clone());
     denied.decided_at = Some(at(1000));
     assert_eq!(
-        s.decide_pairing(&h("phone-d"), &user.id, false, at(1000)).await.unwrap(),
+        s.decide_pairing(&h("phone-d"), UserId(&user.id), false, at(1000)).await.unwrap(),
         PairingResult::Done(Box::new(denied.clone()))
     );
     assert!(tokio::time::timeout(WAKE_TIMEOUT, wait.changed()).await.is_ok(), "a denial must wake the desktop");
@@ -128,7 +128,7 @@ pub async fn pairing_denied_and_cancelled(store: Arc<dyn Store>) {
         Collected::Refused(PairingError::Finished)
     );
     assert_eq!(
-        s.decide_pairing(&h("phone-d"), &user.id, true, at(1100)).await.unwrap(),
+        s.decide_pairing(&h("phone-d"), UserId(&user.id), true, at(1100)).await.unwrap(),
         PairingResult::Refused(PairingError::Finished)
     );
     assert_eq!(
@@ -148,7 +148,7 @@ pub async fn pairing_denied_and_cancelled(store: Arc<dyn Store>) {
     assert_last_event(s, &events::pairing_cancelled("cli", &c.id), at(2000)).await;
     assert_eq!(s.pairing_by_phone_code(&h("phone-c")).await.unwrap(), Some(cancelled));
     assert_eq!(
-        s.decide_pairing(&h("phone-c"), &user.id, true, at(2100)).await.unwrap(),
+        s.decide_pairing(&h("phone-c"), UserId(&user.id), true, at(2100)).await.unwrap(),
         PairingResult::Refused(PairingError::Finished),
         "a cancelled pairing cannot be approved"
     );
@@ -159,7 +159,7 @@ pub async fn pairing_denied_and_cancelled(store: Arc<dyn Store>) {
 
     // Approved, then the desktop gives up: the approval is kept on record, the tokens never minted.
     assert!(matches!(
-        s.decide_pairing(&h("phone-ac"), &user.id, true, at(3000)).await.unwrap(),
+        s.decide_pairing(&h("phone-ac"), UserId(&user.id), true, at(3000)).await.unwrap(),
         PairingResult::Done(_)
     ));
     let mut withdrawn = pending_pairing(&ac, at(0));
@@ -198,14 +198,17 @@ pub async fn pairing_expiry(store: Arc<dyn Store>) {
     let end = latchkey_domain::pairing::LIFETIME_SECS * 1000;
     assert_eq!(p.state.expires_at, at(end));
     assert!(
-        matches!(s.decide_pairing(&h("phone-a"), &user.id, true, at(end - 1)).await.unwrap(), PairingResult::Done(_)),
+        matches!(
+            s.decide_pairing(&h("phone-a"), UserId(&user.id), true, at(end - 1)).await.unwrap(),
+            PairingResult::Done(_)
+        ),
         "the last millisecond is still in time"
     );
 
     let entries = all_entries(s).await.len();
     let expired = PairingResult::Refused(PairingError::Expired);
-    assert_eq!(s.decide_pairing(&h("phone-p"), &user.id, true, at(end)).await.unwrap(), expired);
-    assert_eq!(s.decide_pairing(&h("phone-p"), &user.id, false, at(end + 1)).await.unwrap(), expired);
+    assert_eq!(s.decide_pairing(&h("phone-p"), UserId(&user.id), true, at(end)).await.unwrap(), expired);
+    assert_eq!(s.decide_pairing(&h("phone-p"), UserId(&user.id), false, at(end + 1)).await.unwrap(), expired);
     assert_eq!(s.cancel_pairing(&h("desktop-p"), at(end)).await.unwrap(), expired);
     assert_eq!(
         s.collect_pairing(&h("desktop-p"), mint("p"), at(end)).await.unwrap(),
@@ -241,10 +244,16 @@ pub async fn pairing_lookups_and_refusals(store: Arc<dyn Store>) {
 
     let entries = all_entries(s).await.len();
     // Each secret works only for its own side.
-    assert_eq!(s.decide_pairing(&h("desktop-l"), &user.id, true, at(100)).await.unwrap(), PairingResult::NotFound);
+    assert_eq!(
+        s.decide_pairing(&h("desktop-l"), UserId(&user.id), true, at(100)).await.unwrap(),
+        PairingResult::NotFound
+    );
     assert_eq!(s.cancel_pairing(&h("phone-l"), at(100)).await.unwrap(), PairingResult::NotFound);
     assert_eq!(s.collect_pairing(&h("phone-l"), mint("l"), at(100)).await.unwrap(), Collected::NotFound);
-    assert_eq!(s.decide_pairing(&h("phone-x"), &user.id, true, at(100)).await.unwrap(), PairingResult::NotFound);
+    assert_eq!(
+        s.decide_pairing(&h("phone-x"), UserId(&user.id), true, at(100)).await.unwrap(),
+        PairingResult::NotFound
+    );
     assert_eq!(s.cancel_pairing(&h("desktop-x"), at(100)).await.unwrap(), PairingResult::NotFound);
     assert_eq!(s.collect_pairing(&h("desktop-x"), mint("l"), at(100)).await.unwrap(), Collected::NotFound);
 

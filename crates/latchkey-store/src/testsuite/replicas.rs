@@ -85,7 +85,7 @@ pub async fn devices_across_replicas(a: Arc<dyn Store>, b: Arc<dyn Store>) {
     let decided = results.iter().filter(|r| matches!(r, DecideResult::Decided(_))).count();
     let limited = results.iter().filter(|r| **r == DecideResult::DeviceLimit(5)).count();
     assert_eq!((decided, limited), (5, 3), "{results:?}");
-    let mut slugs: Vec<String> = b.devices(&user.id).await.unwrap().into_iter().map(|d| d.slug).collect();
+    let mut slugs: Vec<String> = b.devices(UserId(&user.id)).await.unwrap().into_iter().map(|d| d.slug).collect();
     slugs.sort();
     assert_eq!(slugs, ["laptop", "laptop-2", "laptop-3", "laptop-4", "laptop-5"]);
 
@@ -121,7 +121,7 @@ pub async fn devices_across_replicas(a: Arc<dyn Store>, b: Arc<dyn Store>) {
     let enrolled = results.iter().filter(|r| matches!(r, Enrolled::Tokens { .. })).count();
     let used = results.iter().filter(|r| **r == Enrolled::Refused(EnrollError::Used)).count();
     assert_eq!((enrolled, used), (1, 7), "{results:?}");
-    assert_eq!(a.devices(&user.id).await.unwrap().len(), 6);
+    assert_eq!(a.devices(UserId(&user.id)).await.unwrap().len(), 6);
     assert_eq!(verify_audit_chain(&*a).await, verify_audit_chain(&*b).await);
 }
 
@@ -130,7 +130,7 @@ pub async fn devices_across_replicas(a: Arc<dyn Store>, b: Arc<dyn Store>) {
 pub async fn pairing_collected_once_across_replicas(a: Arc<dyn Store>, b: Arc<dyn Store>) {
     let user = setup(&*a).await;
     a.create_pairing(new_pairing("x", at(0)), at(0)).await.unwrap();
-    let d = b.decide_pairing(&h("phone-x"), &user.id, true, at(1000)).await.unwrap();
+    let d = b.decide_pairing(&h("phone-x"), UserId(&user.id), true, at(1000)).await.unwrap();
     assert!(matches!(d, PairingResult::Done(_)), "{d:?}");
     let results = concurrently(16, |i| {
         let store = if i % 2 == 0 { a.clone() } else { b.clone() };
@@ -152,7 +152,7 @@ pub async fn pairing_wakeup_across_replicas(a: Arc<dyn Store>, b: Arc<dyn Store>
     a.create_pairing(new_pairing("c", at(0)), at(0)).await.unwrap();
     let mut wait = b.notifier().subscribe("pairing-w");
     let mut unrelated = b.notifier().subscribe("pairing-unrelated");
-    let d = a.decide_pairing(&h("phone-w"), &user.id, true, at(1000)).await.unwrap();
+    let d = a.decide_pairing(&h("phone-w"), UserId(&user.id), true, at(1000)).await.unwrap();
     assert!(matches!(d, PairingResult::Done(_)), "{d:?}");
     assert!(
         tokio::time::timeout(WAKE_TIMEOUT, wait.changed()).await.is_ok(),

@@ -46,11 +46,11 @@ pub async fn sweep_removes_expired(store: Arc<dyn Store>) {
     assert_eq!(s.sweep(at(7_200_001)).await.unwrap(), SweepReport { grants: 0, sessions: 0, refresh_tokens: 1 });
     assert_eq!(s.refresh_token(&token).await.unwrap(), None);
     // The emptied family lingers a day, then goes, and with it the family's access.
-    assert!(s.family_active(&subject.family_id).await.unwrap());
+    assert!(s.family_active(FamilyId(&subject.family_id)).await.unwrap());
     s.sweep(at(2000 + DAY_MS - 1)).await.unwrap();
-    assert!(s.family_active(&subject.family_id).await.unwrap());
+    assert!(s.family_active(FamilyId(&subject.family_id)).await.unwrap());
     s.sweep(at(2000 + DAY_MS + 1)).await.unwrap();
-    assert!(!s.family_active(&subject.family_id).await.unwrap());
+    assert!(!s.family_active(FamilyId(&subject.family_id)).await.unwrap());
     assert_eq!(s.sweep(at(2 * DAY_MS)).await.unwrap(), SweepReport::default());
     verify_audit_chain(s).await;
 }
@@ -63,7 +63,7 @@ pub async fn sweep_removes_old_pairings(store: Arc<dyn Store>) {
     for tag in ["old", "done"] {
         s.create_pairing(new_pairing(tag, at(0)), at(0)).await.unwrap();
     }
-    s.decide_pairing(&h("phone-done"), &user.id, true, at(1000)).await.unwrap();
+    s.decide_pairing(&h("phone-done"), UserId(&user.id), true, at(1000)).await.unwrap();
     let Collected::Tokens(subject, _) = s.collect_pairing(&h("desktop-done"), mint("done"), at(2000)).await.unwrap()
     else {
         panic!("approved pairing did not collect");
@@ -97,12 +97,12 @@ pub async fn sweep_removes_old_pairings(store: Arc<dyn Store>) {
         Collected::NotFound
     );
     assert_eq!(
-        s.decide_pairing(&h("phone-old"), &user.id, true, at(expiry + grace + 2)).await.unwrap(),
+        s.decide_pairing(&h("phone-old"), UserId(&user.id), true, at(expiry + grace + 2)).await.unwrap(),
         PairingResult::NotFound
     );
     assert!(s.pairing_by_phone_code(&h("phone-new")).await.unwrap().is_some(), "a younger pairing stays");
     assert!(s.refresh_token(&refresh_hash("done")).await.unwrap().is_some(), "collected tokens outlive the pairing");
-    assert!(s.family_active(&subject.family_id).await.unwrap());
+    assert!(s.family_active(FamilyId(&subject.family_id)).await.unwrap());
 
     s.sweep(at(600_000 + expiry + grace + 1)).await.unwrap();
     assert_eq!(s.pairing_by_phone_code(&h("phone-new")).await.unwrap(), None);

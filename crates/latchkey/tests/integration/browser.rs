@@ -10,6 +10,7 @@
 use crate::backend_tests;
 use crate::browser_support::*;
 use crate::support::*;
+use latchkey_store::{Actor, AppId};
 use latchkey_store::{AppRecord, AppUpdate, ClientKind, GrantType};
 use std::collections::HashMap;
 
@@ -228,14 +229,14 @@ async fn qr_switch_turned_off_stops_the_waiting_desktop(b: Backend) {
     }
 
     // An admin turns QR sign-in off (what the Apps page does).
-    let before = app.store.app(QR_APP).await.expect("app").expect("exists");
+    let before = app.store.app(AppId(QR_APP)).await.expect("app").expect("exists");
     let update = AppUpdate {
         display_name: before.display_name,
         grant_types: before.grant_types,
         app_url: before.app_url,
         qr_sign_in: false,
     };
-    app.store.update_app(QR_APP, update, &admin, now()).await.expect("update").expect("app exists");
+    app.store.update_app(AppId(QR_APP), update, Actor(&admin), now()).await.expect("update").expect("app exists");
     app.store.notifier().notify_all();
 
     // The desktop says so, clearly, and offers a way on.
@@ -411,7 +412,7 @@ async fn switching_qr_off_on_the_apps_page_stops_the_waiting_desktop(b: Backend)
     // The waiting desktop stops with a clear message; the phone URL is gone.
     desk.wait_text("#qr-status", "QR sign-in is turned off").await;
     assert_eq!(reqwest::get(&phone_url).await.expect("phone URL").status(), 404);
-    assert!(!app.store.app(QR_APP).await.expect("app").expect("exists").qr_sign_in);
+    assert!(!app.store.app(AppId(QR_APP)).await.expect("app").expect("exists").qr_sign_in);
     chrome.stop().await;
 }
 

@@ -2,6 +2,7 @@
 
 use crate::backend_tests;
 use crate::support::*;
+use latchkey_store::{Actor, AppId};
 use latchkey_store::{AppRecord, AppUpdate, ClientKind, GrantType};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -180,7 +181,7 @@ async fn the_switch_turns_every_part_off(b: Backend) {
         app_url: Some(app.url.clone()),
         qr_sign_in: false,
     };
-    app.store.update_app("tray", update, "test", now()).await.expect("update");
+    app.store.update_app(AppId("tray"), update, Actor("test"), now()).await.expect("update");
     app.store.notifier().notify_all();
     let status = tokio::time::timeout(Duration::from_secs(15), waiter).await.expect("released").expect("task");
     assert_eq!(status, 404, "the waiting desktop hears the switch at once");

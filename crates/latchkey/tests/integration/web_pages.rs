@@ -5,6 +5,7 @@ use crate::support::*;
 use latchkey_client::DeviceParams;
 use latchkey_domain::secret::SecretHash;
 use latchkey_proto::api::{DeviceUpdate, EnrollRequest};
+use latchkey_store::{AppId, DeviceId, UserId};
 use latchkey_store::{ClientKind, GrantType};
 use reqwest::header::HeaderMap;
 use std::time::{Duration, Instant};
@@ -160,18 +161,18 @@ async fn devices_page_renames_moves_and_revokes(b: Backend) {
     assert_eq!((p.status, p.location()), (303, "/devices?done=renamed"));
     let p = get(&c, &format!("{}{}", app.url, p.location())).await;
     assert!(p.html.contains("Device renamed") && p.html.contains("CI runner") && p.html.contains(&slug));
-    let d = app.store.device(&id).await.expect("load").expect("device");
+    let d = app.store.device(DeviceId(&id)).await.expect("load").expect("device");
     assert_eq!((d.display_name.as_str(), d.slug.as_str()), ("CI runner", slug.as_str()));
 
     // Move, then defer the location; the history keeps every step.
     let relocate = format!("{devices}/{id}/move");
     let p = post(&c, &relocate, &[("csrf", &csrf), ("location", "rack 9")]).await;
     assert_eq!((p.status, p.location()), (303, "/devices?done=moved"));
-    assert_eq!(app.store.device(&id).await.expect("load").expect("d").location.as_deref(), Some("rack 9"));
+    assert_eq!(app.store.device(DeviceId(&id)).await.expect("load").expect("d").location.as_deref(), Some("rack 9"));
     let p = post(&c, &relocate, &[("csrf", &csrf), ("location", "later")]).await;
     assert_eq!(p.status, 303);
-    assert_eq!(app.store.device(&id).await.expect("load").expect("d").location, None);
-    let history = app.store.location_history(&id).await.expect("history");
+    assert_eq!(app.store.device(DeviceId(&id)).await.expect("load").expect("d").location, None);
+    let history = app.store.location_history(DeviceId(&id)).await.expect("history");
     let names: Vec<_> = history.iter().map(|h| h.location.as_deref()).collect();
     assert_eq!(names, [Some("rack 4"), Some("rack 9"), None]);
 
@@ -233,7 +234,7 @@ async fn enrollment_key_is_shown_once(b: Backend) {
     assert!(p.html.contains("shown only once"));
 
     // Stored as a hash, owned by alice, single use, short-lived; never shown again.
-    let keys = app.store.enrollment_keys(Some(&alice)).await.expect("keys");
+    let keys = app.store.enrollment_keys(Some(UserId(&alice))).await.expect("keys");
     assert_eq!(keys.len(), 1);
     assert!(!keys[0].reusable);
     assert!(keys[0].expires_at.millis_since(now()) <= 15 * 60 * 1000);
@@ -243,7 +244,7 @@ async fn enrollment_key_is_shown_once(b: Backend) {
         200,
         "another press makes another key, it never shows the first again"
     );
-    assert_eq!(app.store.enrollment_keys(Some(&alice)).await.expect("keys").len(), 2);
+    assert_eq!(app.store.enrollment_keys(Some(UserId(&alice))).await.expect("keys").len(), 2);
 
     // It works once, on a machine with no browser.
     let req = EnrollRequest {
@@ -290,8 +291,8 @@ async fn apps_pages_are_for_admins_only(b: Backend) {
         ("app_url", "https://evil.example"),
     ];
     assert_eq!(post(&c, &format!("{}/apps/tray/edit", app.url), &edit).await.status, 403);
-    assert!(app.store.app("sneaky").await.expect("load").is_none());
-    assert_eq!(app.store.app("tray").await.expect("load").expect("tray").display_name, "App tray");
+    assert!(app.store.app(AppId("sneaky")).await.expect("load").is_none());
+    assert_eq!(app.store.app(AppId("tray")).await.expect("load").expect("tray").display_name, "App tray");
 
     // Admins see the Apps link.
     let (admin, _, _) = admin_browser(&app).await;
@@ -329,7 +330,7 @@ async fn admin_creates_and_edits_apps(b: Backend) {
     let hosted = format!("{}/apps/tray/qr-sign-in?return_to=https%3A%2F%2Ftray.example.com", app.url);
     assert!(p.html.contains(&hosted), "the hosted QR sign-in URL, ready to copy");
     assert!(!p.html.contains("Client secret"), "public apps have no secret");
-    let tray = app.store.app("tray").await.expect("load").expect("tray");
+    let tray = app.store.app(AppId("tray")).await.expect("load").expect("tray");
     assert_eq!(tray.display_name, "Tray App");
     assert_eq!(tray.kind, ClientKind::Public);
     assert_eq!(tray.grant_types, vec![GrantType::DeviceCode]);
@@ -352,7 +353,7 @@ async fn admin_creates_and_edits_apps(b: Backend) {
     assert_eq!(p.status, 201);
     let secret = value_by_id(&p.html, "client-secret");
     assert!(secret.starts_with("lkc_"), "{secret}");
-    let billing = app.store.app("billing").await.expect("load").expect("billing");
+    let billing = app.store.app(AppId("billing")).await.expect("load").expect("billing");
     assert_eq!(billing.kind, ClientKind::Confidential);
     assert_eq!(billing.secret_hash, Some(SecretHash::of(&secret)));
     assert_eq!(billing.grant_types, vec![GrantType::RefreshToken]);
@@ -372,7 +373,7 @@ async fn admin_creates_and_edits_apps(b: Backend) {
     let p = post(&c, &apps, &[("csrf", "forged"), ("client_id", "forged"), ("display_name", "X"), ("kind", "public")])
         .await;
     assert_eq!(p.status, 403);
-    assert!(app.store.app("forged").await.expect("load").is_none());
+    assert!(app.store.app(AppId("forged")).await.expect("load").is_none());
 
     // Edit: the form shows the settings; saving changes them all at once.
     let edit = format!("{apps}/tray/edit");
@@ -397,7 +398,7 @@ async fn admin_creates_and_edits_apps(b: Backend) {
     assert!(p.html.contains("Saved."));
     let new_hosted = format!("{}/apps/tray/qr-sign-in?return_to=https%3A%2F%2Ftray.example.org%3A8443", app.url);
     assert!(p.html.contains(&new_hosted));
-    let tray = app.store.app("tray").await.expect("load").expect("tray");
+    let tray = app.store.app(AppId("tray")).await.expect("load").expect("tray");
     assert_eq!(tray.display_name, "Tray");
     assert_eq!(tray.grant_types, vec![GrantType::DeviceCode, GrantType::RefreshToken]);
     assert_eq!(tray.app_url.as_deref(), Some("https://tray.example.org:8443"));
@@ -448,7 +449,7 @@ async fn qr_switch_needs_an_app_url(b: Backend) {
         assert_eq!(p.status, 400, "{bad}");
         assert!(p.html.contains("must be an http(s) URL"), "{bad}");
     }
-    assert!(app.store.app("web").await.expect("load").is_none());
+    assert!(app.store.app(AppId("web")).await.expect("load").is_none());
 
     // Editing: switching on without a URL is refused and changes nothing.
     app.add_app("tray", ClientKind::Public, None, &[GrantType::DeviceCode]).await;
@@ -462,7 +463,7 @@ async fn qr_switch_needs_an_app_url(b: Backend) {
     assert_eq!(p.status, 400);
     assert!(p.html.contains("QR sign-in needs an app URL"));
     assert!(p.html.contains("value=\"Renamed\""), "what was typed is kept");
-    let tray = app.store.app("tray").await.expect("load").expect("tray");
+    let tray = app.store.app(AppId("tray")).await.expect("load").expect("tray");
     assert!(!tray.qr_sign_in && tray.display_name == "App tray");
 
     // With a URL it goes on; a QR sign-in waiting on it stops the moment it is switched off.

@@ -11,6 +11,7 @@ use axum::response::Response;
 use latchkey_domain::device::{DeviceStatus, Location};
 use latchkey_domain::names::DisplayName;
 use latchkey_proto::api::{DeviceInfo, DeviceUpdate, LocationEntry};
+use latchkey_store::{Actor, DeviceId, UserId};
 use latchkey_store::{DeviceRecord, RevokeDevice};
 
 /// How the API shows a device; `current` marks the one asking.
@@ -43,7 +44,7 @@ fn no_such_device(id: &str) -> ApiError {
 
 /// `GET /api/v1/devices`: the signed-in user's devices, newest first.
 pub async fn list(State(state): State<AppState>, who: Caller) -> ApiResult<axum::Json<Vec<DeviceInfo>>> {
-    let devices = state.store.devices(&who.user.id).await?;
+    let devices = state.store.devices(UserId(&who.user.id)).await?;
     Ok(axum::Json(devices.into_iter().map(|d| info(d, who.device_id())).collect()))
 }
 
@@ -56,11 +57,11 @@ pub async fn locations(
     if !is_id(&id) {
         return Err(no_such_device(&id));
     }
-    let owned = state.store.device(&id).await?.filter(|d| d.owner_id == who.user.id);
+    let owned = state.store.device(DeviceId(&id)).await?.filter(|d| d.owner_id == who.user.id);
     if owned.is_none() {
         return Err(no_such_device(&id));
     }
-    let history = state.store.location_history(&id).await?;
+    let history = state.store.location_history(DeviceId(&id)).await?;
     Ok(axum::Json(
         history
             .into_iter()
@@ -99,18 +100,29 @@ pub async fn change(
     }
     let name = name.map(DisplayName::parse).transpose().map_err(|e| ApiError::invalid_request(e.to_string()))?;
     let location = location.map(Location::parse).transpose().map_err(|e| ApiError::invalid_request(e.to_string()))?;
-    let mut current =
-        state.store.device(id).await?.filter(|d| d.owner_id == who.user.id).ok_or_else(|| no_such_device(id))?;
+    let mut current = state
+        .store
+        .device(DeviceId(id))
+        .await?
+        .filter(|d| d.owner_id == who.user.id)
+        .ok_or_else(|| no_such_device(id))?;
     if current.status == DeviceStatus::Revoked {
         return Err(ApiError::conflict("this device is revoked; it cannot be changed"));
     }
     if let Some(n) = name {
-        current =
-            state.store.rename_device(id, &who.user.id, n.as_str(), now()).await?.ok_or_else(|| no_such_device(id))?;
+        current = state
+            .store
+            .rename_device(DeviceId(id), UserId(&who.user.id), n.as_str(), now())
+            .await?
+            .ok_or_else(|| no_such_device(id))?;
     }
     if let Some(l) = location {
         let l = l.name().map(str::to_string);
-        current = state.store.relocate_device(id, &who.user.id, l, now()).await?.ok_or_else(|| no_such_device(id))?;
+        current = state
+            .store
+            .relocate_device(DeviceId(id), UserId(&who.user.id), l, now())
+            .await?
+            .ok_or_else(|| no_such_device(id))?;
     }
     Ok(current)
 }
@@ -133,7 +145,7 @@ pub async fn revoke_own(state: &AppState, who: &Caller, id: &str) -> ApiResult<D
     if !is_id(id) {
         return Err(no_such_device(id));
     }
-    match state.store.revoke_device(id, Some(&who.user.id), &who.user.id, now()).await? {
+    match state.store.revoke_device(DeviceId(id), Some(UserId(&who.user.id)), Actor(&who.user.id), now()).await? {
         RevokeDevice::Revoked(d) => Ok(*d),
         RevokeDevice::AlreadyRevoked => Err(ApiError::conflict("this device is already revoked")),
         RevokeDevice::NotFound => Err(no_such_device(id)),

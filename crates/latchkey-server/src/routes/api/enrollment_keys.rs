@@ -12,6 +12,7 @@ use axum::response::Response;
 use latchkey_domain::device::parse_tag;
 use latchkey_domain::secret::{Secret, SecretKind};
 use latchkey_proto::api::{EnrollmentKeyCreated, EnrollmentKeyInfo, EnrollmentKeyRequest};
+use latchkey_store::{Actor, EnrollmentKeyId, UserId};
 use latchkey_store::{EnrollmentKeyRecord, NewEnrollmentKey};
 
 /// Longest lifetime of a key a user makes for their own machine.
@@ -93,7 +94,7 @@ pub async fn create_for(
     state.store.create_enrollment_key(key, now()).await?;
     let stored = state
         .store
-        .enrollment_keys(Some(&who.user.id))
+        .enrollment_keys(Some(UserId(&who.user.id)))
         .await?
         .into_iter()
         .find(|k| k.id == id)
@@ -104,7 +105,7 @@ pub async fn create_for(
 /// `GET /api/v1/enrollment-keys`: the caller's keys (admins: everyone's), without secrets.
 pub async fn list(State(state): State<AppState>, who: Caller) -> ApiResult<axum::Json<Vec<EnrollmentKeyInfo>>> {
     let owner = (!who.user.is_admin).then_some(who.user.id.as_str());
-    let keys = state.store.enrollment_keys(owner).await?;
+    let keys = state.store.enrollment_keys(owner.map(UserId)).await?;
     Ok(axum::Json(keys.into_iter().map(key_info).collect()))
 }
 
@@ -117,7 +118,12 @@ pub async fn revoke(
 ) -> ApiResult<StatusCode> {
     who.check_csrf(csrf_header(&headers))?;
     let owner = (!who.user.is_admin).then_some(who.user.id.as_str());
-    if super::devices::is_id(&id) && state.store.revoke_enrollment_key(&id, owner, &who.user.id, now()).await? {
+    if super::devices::is_id(&id)
+        && state
+            .store
+            .revoke_enrollment_key(EnrollmentKeyId(&id), owner.map(UserId), Actor(&who.user.id), now())
+            .await?
+    {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found("no live enrollment key with this ID"))

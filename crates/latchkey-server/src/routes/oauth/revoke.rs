@@ -9,6 +9,7 @@ use crate::tokens::{AccessClaims, ACCESS_TOKEN_TYP};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use latchkey_domain::secret::SecretHash;
+use latchkey_store::{AppId, FamilyId};
 
 /// The form body (RFC 7662 §2.1 and RFC 7009 §2.1 take the same one).
 pub use crate::routes::TokenParams as Params;
@@ -20,11 +21,11 @@ pub async fn handle(State(state): State<AppState>, headers: HeaderMap, Form(p): 
     if let Some(claims) = state.keys.verify::<AccessClaims>(token, &state.config.public_url, ACCESS_TOKEN_TYP) {
         // An access token names its sign-in (`sid`): revoking it ends that sign-in,
         // refresh token included (RFC 7009 §2.1 allows this), if it is the caller's.
-        state.store.revoke_family(&claims.sid, &app.client_id, now()).await?;
+        state.store.revoke_family(FamilyId(&claims.sid), AppId(&app.client_id), now()).await?;
         return Ok(StatusCode::OK);
     }
     if token.len() <= 128 {
-        state.store.revoke_refresh_family(&SecretHash::of(token), &app.client_id, now()).await?;
+        state.store.revoke_refresh_family(&SecretHash::of(token), AppId(&app.client_id), now()).await?;
     }
     Ok(StatusCode::OK)
 }

@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use latchkey_domain::names::{ClientId, DisplayName};
 use latchkey_domain::pairing::origin;
 use latchkey_domain::secret::{Secret, SecretKind};
+use latchkey_store::{Actor, AppId};
 use latchkey_store::{AppRecord, AppUpdate, ClientKind, GrantType, StoreError};
 use serde::Deserialize;
 
@@ -279,7 +280,7 @@ async fn editable(state: &AppState, client_id: &str) -> Result<AppRecord, ApiErr
     if ClientId::parse(client_id).is_err() {
         return Err(none());
     }
-    let app = state.store.app(client_id).await?.ok_or_else(none)?;
+    let app = state.store.app(AppId(client_id)).await?.ok_or_else(none)?;
     if app.client_id == latchkey_proto::CLI_CLIENT_ID {
         return Err(ApiError::forbidden(
             "the built-in app latchkey-cli cannot be changed: Latchkey's own CLI relies on it",
@@ -351,7 +352,8 @@ pub async fn edit(
         Ok(u) => u,
         Err(msg) => return Ok(edit_page(&w, &state, StatusCode::BAD_REQUEST, app, f, Some(msg), false)),
     };
-    let updated = state.store.update_app(&client_id, update, &w.user.id, now()).await.map_err(ApiError::from)?;
+    let updated =
+        state.store.update_app(AppId(&client_id), update, Actor(&w.user.id), now()).await.map_err(ApiError::from)?;
     state.store.notifier().notify_all();
     if updated.is_none() {
         return Err(ApiError::not_found("there is no app with this client ID").into());

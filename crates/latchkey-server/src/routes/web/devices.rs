@@ -15,6 +15,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use latchkey_proto::api::{DeviceInfo, EnrollmentKeyRequest};
+use latchkey_store::{DeviceId, UserId};
 use serde::Deserialize;
 
 /// A device as the page shows it.
@@ -95,7 +96,7 @@ async fn list_page(
 ) -> PageResult {
     let devices: Vec<DeviceRow> = state
         .store
-        .devices(&w.user.id)
+        .devices(UserId(&w.user.id))
         .await
         .map_err(ApiError::from)?
         .into_iter()
@@ -180,7 +181,7 @@ async fn own_active(state: &AppState, w: &Caller, id: &str) -> Result<DeviceRow,
     if !devices::is_id(id) {
         return Err(gone().into());
     }
-    let d = state.store.device(id).await.map_err(ApiError::from)?.filter(|d| d.owner_id == w.user.id);
+    let d = state.store.device(DeviceId(id)).await.map_err(ApiError::from)?.filter(|d| d.owner_id == w.user.id);
     let row = DeviceRow::new(devices::info(d.ok_or_else(gone)?, w.device_id()));
     if !row.active {
         return Err(ApiError::conflict("this device is already revoked").into());

@@ -20,6 +20,7 @@ use latchkey_domain::device_grant::Decision;
 use latchkey_domain::secret::{Secret, SecretKind};
 use latchkey_domain::user_code::UserCode;
 use latchkey_proto::api::PendingDeviceLogin;
+use latchkey_store::AppId;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
@@ -385,7 +386,7 @@ pub async fn device_decide(
     let done = device_flow::decide(&state, &w, ip, &f.user_code, decision).await?;
     let (heading, message) = match decision {
         Decision::Approve => {
-            let app = state.store.app(&done.client_id).await?.map(|a| a.display_name).unwrap_or(done.client_id);
+            let app = state.store.app(AppId(&done.client_id)).await?.map(|a| a.display_name).unwrap_or(done.client_id);
             ("Device approved", format!("{app} is signing in. You can close this page and return to your device."))
         }
         Decision::Deny => ("Sign-in denied", "The device was refused. If you did not start this sign-in, someone may have tried to trick you; nothing was shared.".to_string()),
