@@ -24,7 +24,9 @@
 # N1 (logins at C=1, default 2000), WARMUP (default 2000), PENDING (10000),
 # WAITERS (1000), HOLD (20), USERS (500), SOURCES (8), QUIET_WAIT, QUIET_PERCENT, RETRIES, DISTURBED, PGHOST/PGPORT/PGUSER (127.0.0.1/5432/postgres),
 # PGDATABASE_BENCH (latchkey_bench: dropped and re-created for each run!),
-# CARGO_TARGET_DIR, RESULTS (output directory), SKIP_BUILD=1.
+# CARGO_TARGET_DIR, RESULTS (output directory), SKIP_BUILD=1, LK_BIN (the server
+# binary to measure, e.g. an older build; default the one built here),
+# RUNS (which runs, default "c1 c16 c64 c64-poll soak").
 set -euo pipefail
 
 which_runs=${1:-all}
@@ -64,8 +66,10 @@ echo "open files limit: $(ulimit -n); results in $RESULTS"
 if [[ ${SKIP_BUILD:-0} != 1 ]]; then
     (cd "$ROOT" && cargo build --release -p latchkey -p latchkey-bench)
 fi
-LK=$TARGET/release/latchkey
+LK=${LK_BIN:-$TARGET/release/latchkey}
 BENCH=$TARGET/release/latchkey-bench
+RUNS=" ${RUNS:-c1 c16 c64 c64-poll soak} "
+wants() { [[ $RUNS == *" $1 "* ]]; }
 
 SERVER_PID=
 URL=
@@ -213,19 +217,21 @@ for CFG in "${configs[@]}"; do
     start_server "$CFG" "$DIR" "$RESULTS/$CFG.server.log"
     echo "server pid $SERVER_PID at $URL (sync=$(sync_mode "$CFG"))"
     memory_line "idle after start"
-    bench logins-c1 logins --logins "$N1" --concurrency 1 --warmup 200 --revoke-devices
-    bench logins-c16 logins --logins "$N" --concurrency 16 --warmup "$WARMUP" --revoke-devices
-    bench logins-c64 logins --logins "$N" --concurrency 64 --warmup "$WARMUP" --revoke-devices
-    bench logins-c64-poll logins --logins "$N" --concurrency 64 --token-via poll --revoke-devices
+    wants c1 && bench logins-c1 logins --logins "$N1" --concurrency 1 --warmup 200 --revoke-devices
+    wants c16 && bench logins-c16 logins --logins "$N" --concurrency 16 --warmup "$WARMUP" --revoke-devices
+    wants c64 && bench logins-c64 logins --logins "$N" --concurrency 64 --warmup "$WARMUP" --revoke-devices
+    wants c64-poll && bench logins-c64-poll logins --logins "$N" --concurrency 64 --token-via poll --revoke-devices
     memory_line "after the login runs"
     stop_server
 
-    # A fresh process, so its VmHWM is the soak's alone.
-    start_server "$CFG" "$DIR" "$RESULTS/$CFG.server-soak.log"
-    memory_line "soak server idle after start"
-    bench soak soak --pending "$PENDING" --waiters "$WAITERS" --hold-secs "$HOLD"
-    memory_line "after the soak"
-    stop_server
+    if wants soak; then
+        # A fresh process, so its VmHWM is the soak's alone.
+        start_server "$CFG" "$DIR" "$RESULTS/$CFG.server-soak.log"
+        memory_line "soak server idle after start"
+        bench soak soak --pending "$PENDING" --waiters "$WAITERS" --hold-secs "$HOLD"
+        memory_line "after the soak"
+        stop_server
+    fi
 done
 
 echo

@@ -232,13 +232,19 @@ async fn logout_revokes_on_the_server_and_forgets_here(b: Backend) {
     assert!(m.profile().load().expect("cleared").is_none());
 }
 
+/// Two of alice's machines, logged in: a laptop at home and a server in rack 4.
+async fn laptop_and_server(app: &TestApp, alice: &str) -> (Machine, Machine) {
+    let laptop = Machine::new(app);
+    laptop.login(app, alice, &["--yes", "--name", "Laptop", "--location", "home"]).await;
+    let server = Machine::new(app);
+    server.login(app, alice, &["--yes", "--name", "Server", "--location", "rack 4"]).await;
+    (laptop, server)
+}
+
 async fn revoked_device_is_refused_at_once_and_others_keep_working(b: Backend) {
     let app = spawn_app(b).await;
     let alice = app.signed_in("alice").await;
-    let laptop = Machine::new(&app);
-    laptop.login(&app, &alice, &["--yes", "--name", "Laptop", "--location", "home"]).await;
-    let server = Machine::new(&app);
-    server.login(&app, &alice, &["--yes", "--name", "Server", "--location", "rack 4"]).await;
+    let (laptop, server) = laptop_and_server(&app, &alice).await;
     let stolen = server.session();
 
     let (ok, out, err) = laptop.run(&["devices", "revoke", "server", "--yes"]).await;
@@ -300,10 +306,7 @@ async fn stolen_tokens_are_useless_without_the_device_key(b: Backend) {
 async fn signing_out_with_a_device_token_ends_that_devices_sign_in(b: Backend) {
     let app = spawn_app(b).await;
     let alice = app.signed_in("alice").await;
-    let laptop = Machine::new(&app);
-    laptop.login(&app, &alice, &["--yes", "--name", "Laptop", "--location", "home"]).await;
-    let server = Machine::new(&app);
-    server.login(&app, &alice, &["--yes", "--name", "Server", "--location", "rack 4"]).await;
+    let (laptop, server) = laptop_and_server(&app, &alice).await;
     let s = server.session();
     let client = Client::new(&app.url).expect("client").with_device_key(server.key());
     client.me(Auth::Access(&s.access_token)).await.expect("signed in before");
