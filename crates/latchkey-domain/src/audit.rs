@@ -73,11 +73,21 @@ pub enum AuditKind {
     PairingCancelled,
     /// The desktop collected its tokens.
     PairingConsumed,
+    /// An admin disabled an account: it gets nothing until enabled.
+    UserDisabled,
+    /// An admin enabled an account again.
+    UserEnabled,
+    /// An account and everything it held were deleted.
+    UserDeleted,
+    /// An account's password was changed; its other sessions ended.
+    PasswordChanged,
+    /// Everything an account held was ended at once.
+    UserRevokedAll,
 }
 
 impl AuditKind {
     /// Every kind, for filters and listings.
-    pub const ALL: [AuditKind; 25] = [
+    pub const ALL: [AuditKind; 30] = [
         AuditKind::UserCreated,
         AuditKind::SignInSucceeded,
         AuditKind::SignInFailed,
@@ -103,6 +113,11 @@ impl AuditKind {
         AuditKind::PairingDenied,
         AuditKind::PairingCancelled,
         AuditKind::PairingConsumed,
+        AuditKind::UserDisabled,
+        AuditKind::UserEnabled,
+        AuditKind::UserDeleted,
+        AuditKind::PasswordChanged,
+        AuditKind::UserRevokedAll,
     ];
 
     /// Stable text, hashed into the chain.
@@ -133,6 +148,11 @@ impl AuditKind {
             AuditKind::PairingDenied => "qr.denied",
             AuditKind::PairingCancelled => "qr.cancelled",
             AuditKind::PairingConsumed => "qr.consumed",
+            AuditKind::UserDisabled => "user.disabled",
+            AuditKind::UserEnabled => "user.enabled",
+            AuditKind::UserDeleted => "user.deleted",
+            AuditKind::PasswordChanged => "user.password_changed",
+            AuditKind::UserRevokedAll => "user.revoked_all",
         }
     }
 

@@ -5,6 +5,7 @@
 //! and the storage and HTTP layers stay thin.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod account;
 pub mod audit;
 pub mod device;
 pub mod device_grant;

@@ -133,7 +133,7 @@ async fn measure(label: &str, store: Arc<dyn Store>) {
     for _ in 0..RUNS {
         let t = Instant::now();
         for _ in 0..m {
-            assert!(state.store.family_active(FamilyId(&family)).await.expect("check"));
+            assert!(state.store.family_active(FamilyId(&family), now()).await.expect("check"));
         }
         runs.push(t.elapsed().as_nanos() as f64 / m as f64);
     }

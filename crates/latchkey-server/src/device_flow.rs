@@ -149,6 +149,7 @@ pub async fn decide(
                 client_id: g.client_id,
             }),
             DecideResult::NotFound => Err(not_found()),
+            DecideResult::AccountStopped(r) => Err(ApiError::from(r).into()),
             DecideResult::Refused(DecideError::Expired) => {
                 Err(ApiError::gone("this code has expired; start the sign-in again on your device").into())
             }

@@ -33,7 +33,14 @@ pub enum ApiError {
 
 macro_rules! constructors {
     ($($(#[$doc:meta])* $name:ident => ($status:expr, $code:literal);)*) => {
-        impl ApiError {
+        /// A stopped account asking an account API for something: 403 with the reason.
+impl From<latchkey_domain::account::AccountRefusal> for ApiError {
+    fn from(r: latchkey_domain::account::AccountRefusal) -> Self {
+        ApiError::forbidden(r.to_string())
+    }
+}
+
+impl ApiError {
             $(
                 $(#[$doc])*
                 pub fn $name(description: impl Into<String>) -> Self {

@@ -150,6 +150,7 @@ pub async fn collect(state: &AppState, secret: &str) -> ApiResult<PairingWait> {
         }
         Collected::NotFound => Err(no_such_pairing()),
         Collected::Refused(_) => Ok(status("consumed")),
+        Collected::AccountStopped(r) => Err(ApiError::access_denied(r.to_string())),
     }
 }
 
@@ -239,5 +240,6 @@ pub async fn decide(
         PairingResult::NotFound => Err(ApiError::not_found("this QR code is not valid")),
         PairingResult::Refused(PairingError::Expired) => Err(expired()),
         PairingResult::Refused(_) => Err(used()),
+        PairingResult::AccountStopped(r) => Err(r.into()),
     }
 }

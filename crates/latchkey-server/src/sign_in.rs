@@ -82,6 +82,13 @@ async fn check(
             return Err(ApiError::invalid_credentials("wrong username or password"));
         }
     };
+    // Said only to someone who knows the password: a stopped account is no secret to its owner.
+    if let Err(refusal) = user.status.check(t) {
+        let detail = serde_json::json!({"ip": ip.to_string(), "refused": refusal.to_string()}).to_string();
+        let who = Some(user.id.as_str());
+        state.store.append_audit(AuditEvent::new(AuditKind::SignInFailed, who, who).with_detail(detail), t).await?;
+        return Err(refusal.into());
+    }
     let token = Secret::generate(SecretKind::Session, &mut rand::rngs::OsRng);
     let detail = serde_json::json!({"ip": ip.to_string()}).to_string();
     state

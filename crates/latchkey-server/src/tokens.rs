@@ -6,7 +6,7 @@
 
 use crate::dpop;
 use crate::error::{ApiError, ApiResult};
-use crate::state::AppState;
+use crate::state::{now, AppState};
 use axum::http::{HeaderMap, Method, StatusCode};
 use latchkey_domain::secret::{Secret, SecretKind};
 use latchkey_domain::Timestamp;
@@ -137,7 +137,7 @@ pub async fn verify_access(state: &AppState, token: &str) -> ApiResult<Option<Ac
     let Some(claims) = state.keys.verify::<AccessClaims>(token, &state.config.public_url, ACCESS_TOKEN_TYP) else {
         return Ok(None);
     };
-    if !state.store.family_active(FamilyId(&claims.sid)).await? {
+    if !state.store.family_active(FamilyId(&claims.sid), now()).await? {
         return Ok(None);
     }
     Ok(Some(claims))

@@ -23,7 +23,6 @@ mod keys;
 mod listen;
 mod migrations;
 mod sweep;
-mod tokens;
 mod txn;
 mod users;
 

@@ -11,6 +11,7 @@
 use crate::audit;
 use crate::db::{conflict, describe, DbResult, Fail};
 use deadpool_postgres::GenericClient;
+use latchkey_domain::account::AccountStatus;
 use latchkey_domain::audit::AuditEvent;
 use latchkey_domain::device::DeviceStatus;
 use latchkey_domain::pairing::PairingStatus;
@@ -102,10 +103,14 @@ pub(crate) async fn all<T>(
 
 /// `sql`, holding the rows it reads until commit when `lock`.
 fn locked(sql: &str, lock: bool) -> std::borrow::Cow<'_, str> {
-    if lock {
-        format!("{sql} FOR UPDATE").into()
-    } else {
-        sql.into()
+    with_lock(sql, lock.then_some("FOR UPDATE"))
+}
+
+/// `sql` with a row-locking clause, if any.
+fn with_lock<'s>(sql: &'s str, clause: Option<&str>) -> std::borrow::Cow<'s, str> {
+    match clause {
+        Some(clause) => format!("{sql} {clause}").into(),
+        None => sql.into(),
     }
 }
 
@@ -131,6 +136,46 @@ impl<C: GenericClient + Sync> Txn for Pg<'_, C> {
         // the key-share locks that inserting rows referencing the user takes.
         exec(self.0, "SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE", &[&owner_id]).await?;
         Ok(())
+    }
+
+    async fn account(&self, user_id: &str, lock: bool) -> DbResult<Option<AccountStatus>> {
+        // FOR SHARE conflicts with the UPDATE that disables: a disable waits for a
+        // transaction holding this, and one that waited reads the disable.
+        one(self.0, &with_lock(sql::ACCOUNT_STATUS, lock.then_some("FOR SHARE")), &[&user_id], |r| {
+            rows::account_status(r)
+        })
+        .await
+    }
+    async fn users(&self) -> DbResult<Vec<UserRecord>> {
+        all(self.0, sql::USERS, &[], |r| rows::user(r)).await
+    }
+    async fn user(&self, user_id: &str) -> DbResult<Option<UserRecord>> {
+        one(self.0, sql::USER_BY_ID, &[&user_id], |r| rows::user(r)).await
+    }
+    async fn set_user_disabled(&self, user_id: &str, at: Option<Timestamp>) -> DbResult<bool> {
+        Ok(exec(self.0, sql::SET_USER_DISABLED, &[&at.map(|t| t.as_millis()), &user_id]).await? == 1)
+    }
+    async fn delete_user(&self, user_id: &str) -> DbResult<bool> {
+        Ok(exec(self.0, sql::DELETE_USER, &[&user_id]).await? == 1)
+    }
+    async fn set_password(&self, user_id: &str, password_hash: &str) -> DbResult<bool> {
+        Ok(exec(self.0, sql::SET_PASSWORD, &[&password_hash, &user_id]).await? == 1)
+    }
+    async fn delete_sessions_of(&self, user_id: &str, keep: Option<&SecretHash>) -> DbResult<u64> {
+        let keep = keep.map_or("", |h| h.as_str());
+        exec(self.0, sql::DELETE_SESSIONS_OF, &[&user_id, &keep]).await
+    }
+    async fn revoke_families_of(&self, user_id: &str, now: Timestamp) -> DbResult<u64> {
+        exec(self.0, sql::REVOKE_FAMILIES_OF, &[&now.as_millis(), &user_id]).await
+    }
+    async fn deny_approved_grants_of(&self, user_id: &str) -> DbResult<u64> {
+        exec(self.0, sql::DENY_APPROVED_GRANTS_OF, &[&user_id]).await
+    }
+    async fn cancel_approved_pairings_of(&self, user_id: &str) -> DbResult<u64> {
+        exec(self.0, sql::CANCEL_APPROVED_PAIRINGS_OF, &[&user_id]).await
+    }
+    async fn revoke_enrollment_keys_of(&self, user_id: &str, now: Timestamp) -> DbResult<u64> {
+        exec(self.0, sql::REVOKE_ENROLLMENT_KEYS_OF, &[&now.as_millis(), &user_id]).await
     }
 
     async fn insert_grant(&self, g: &NewDeviceGrant, now: Timestamp) -> DbResult<()> {
@@ -288,6 +333,9 @@ impl<C: GenericClient + Sync> Txn for Pg<'_, C> {
         let sql = "SELECT id FROM token_families WHERE device_id = $1 ORDER BY id FOR UPDATE";
         exec(self.0, sql, &[&device_id]).await?;
         Ok(())
+    }
+    async fn family_liveness(&self, family_id: &str) -> DbResult<Option<(bool, AccountStatus)>> {
+        one(self.0, sql::FAMILY_LIVENESS, &[&family_id], |r| rows::family_liveness(r)).await
     }
     async fn set_device_families_revoked(&self, device_id: &str, now: Timestamp) -> DbResult<u64> {
         exec(self.0, sql::SET_DEVICE_FAMILIES_REVOKED, &[&now.as_millis(), &device_id]).await

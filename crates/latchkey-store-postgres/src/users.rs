@@ -25,6 +25,7 @@ pub(crate) async fn create_user(
         password_hash: u.password_hash,
         is_admin: u.is_admin,
         created_at: now,
+        status: Default::default(),
     })
 }
 

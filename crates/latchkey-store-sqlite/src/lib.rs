@@ -17,7 +17,6 @@ mod keys;
 mod migrations;
 mod reader;
 mod sweep;
-mod tokens;
 mod txn;
 mod users;
 mod writer;

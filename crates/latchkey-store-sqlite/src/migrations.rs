@@ -8,6 +8,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_foundation.sql")),
     (2, include_str!("../migrations/0002_devices.sql")),
     (3, include_str!("../migrations/0003_qr_sign_in.sql")),
+    (4, include_str!("../migrations/0004_accounts.sql")),
 ];
 
 pub(crate) fn run(conn: &mut Connection) -> Result<(), StoreError> {

@@ -5,6 +5,7 @@
 //! Locks are ignored: one writer thread runs transactions one at a time.
 
 use crate::{audit, db_err, is_unique_violation};
+use latchkey_domain::account::AccountStatus;
 use latchkey_domain::audit::AuditEvent;
 use latchkey_domain::device::DeviceStatus;
 use latchkey_domain::pairing::PairingStatus;
@@ -121,6 +122,40 @@ impl Txn for Sql<'_> {
     }
     async fn lock_owner(&self, _owner_id: &str) -> StoreResult<()> {
         Ok(())
+    }
+    async fn account(&self, user_id: &str, _lock: bool) -> StoreResult<Option<AccountStatus>> {
+        one(self.0, sql::ACCOUNT_STATUS, [user_id], |r| rows::account_status(r))
+    }
+    async fn users(&self) -> StoreResult<Vec<UserRecord>> {
+        all(self.0, sql::USERS, [], |r| rows::user(r))
+    }
+    async fn user(&self, user_id: &str) -> StoreResult<Option<UserRecord>> {
+        one(self.0, sql::USER_BY_ID, [user_id], |r| rows::user(r))
+    }
+    async fn set_user_disabled(&self, user_id: &str, at: Option<Timestamp>) -> StoreResult<bool> {
+        Ok(exec(self.0, sql::SET_USER_DISABLED, params![at.map(|t| t.as_millis()), user_id])? == 1)
+    }
+    async fn delete_user(&self, user_id: &str) -> StoreResult<bool> {
+        Ok(exec(self.0, sql::DELETE_USER, [user_id])? == 1)
+    }
+    async fn set_password(&self, user_id: &str, password_hash: &str) -> StoreResult<bool> {
+        Ok(exec(self.0, sql::SET_PASSWORD, [password_hash, user_id])? == 1)
+    }
+    async fn delete_sessions_of(&self, user_id: &str, keep: Option<&SecretHash>) -> StoreResult<u64> {
+        let keep = keep.map_or("", |h| h.as_str());
+        Ok(exec(self.0, sql::DELETE_SESSIONS_OF, [user_id, keep])? as u64)
+    }
+    async fn revoke_families_of(&self, user_id: &str, now: Timestamp) -> StoreResult<u64> {
+        Ok(exec(self.0, sql::REVOKE_FAMILIES_OF, params![now.as_millis(), user_id])? as u64)
+    }
+    async fn deny_approved_grants_of(&self, user_id: &str) -> StoreResult<u64> {
+        Ok(exec(self.0, sql::DENY_APPROVED_GRANTS_OF, [user_id])? as u64)
+    }
+    async fn cancel_approved_pairings_of(&self, user_id: &str) -> StoreResult<u64> {
+        Ok(exec(self.0, sql::CANCEL_APPROVED_PAIRINGS_OF, [user_id])? as u64)
+    }
+    async fn revoke_enrollment_keys_of(&self, user_id: &str, now: Timestamp) -> StoreResult<u64> {
+        Ok(exec(self.0, sql::REVOKE_ENROLLMENT_KEYS_OF, params![now.as_millis(), user_id])? as u64)
     }
 
     async fn insert_grant(&self, g: &NewDeviceGrant, now: Timestamp) -> StoreResult<()> {
@@ -274,6 +309,9 @@ impl Txn for Sql<'_> {
     }
     async fn lock_device_families(&self, _device_id: &str) -> StoreResult<()> {
         Ok(())
+    }
+    async fn family_liveness(&self, family_id: &str) -> StoreResult<Option<(bool, AccountStatus)>> {
+        one(self.0, sql::FAMILY_LIVENESS, [family_id], |r| rows::family_liveness(r))
     }
     async fn set_device_families_revoked(&self, device_id: &str, now: Timestamp) -> StoreResult<u64> {
         Ok(exec(self.0, sql::SET_DEVICE_FAMILIES_REVOKED, params![now.as_millis(), device_id])? as u64)

@@ -23,6 +23,7 @@ pub(crate) fn create_user(
         password_hash: u.password_hash,
         is_admin: u.is_admin,
         created_at: now,
+        status: Default::default(),
     })
 }
 

@@ -14,7 +14,7 @@
 //! - `read!(…)`: the same two forms, on a read-only connection or snapshot.
 //!
 //! Both `store.notifier` (a [`DecisionNotifier`](crate::DecisionNotifier)) and
-//! the modules `users`, `devices`, `enrollment`, `tokens`, `keys`, `audit` and
+//! the modules `users`, `devices`, `enrollment`, `keys`, `audit` and
 //! `sweep` are looked up where the macro is invoked.
 
 /// Implements [`Store`](crate::Store) for a backend from its `write!` and `read!` macros.
@@ -38,6 +38,51 @@ macro_rules! impl_store {
             async fn count_users(&self) -> $crate::StoreResult<i64> {
                 $read!(self, local [] |c| users::count_users(c))
             }
+            async fn users(&self) -> $crate::StoreResult<Vec<$crate::UserRecord>> {
+                $read!(self, flow [] |tx| $crate::txn::Txn::users(tx))
+            }
+            async fn set_user_disabled(
+                &self,
+                user: $crate::UserId<'_>,
+                disabled: bool,
+                actor: $crate::Actor<'_>,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<Option<$crate::UserRecord>> {
+                let (u, actor) = (user.0.to_string(), actor.0.to_string());
+                $write!(self, flow [u, actor] |tx| $crate::flows::accounts::set_disabled(tx, &u, disabled, &actor, now))
+            }
+            async fn delete_user(
+                &self,
+                user: $crate::UserId<'_>,
+                actor: $crate::Actor<'_>,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<bool> {
+                let (u, actor) = (user.0.to_string(), actor.0.to_string());
+                $write!(self, flow [u, actor] |tx| $crate::flows::accounts::delete(tx, &u, &actor, now))
+            }
+            async fn change_password(
+                &self,
+                user: $crate::UserId<'_>,
+                password_hash: &str,
+                keep: Option<&$crate::__private::SecretHash>,
+                actor: $crate::Actor<'_>,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<bool> {
+                let (u, hash, keep, actor) =
+                    (user.0.to_string(), password_hash.to_string(), keep.cloned(), actor.0.to_string());
+                $write!(self, flow [u, hash, keep, actor] |tx| {
+                    $crate::flows::accounts::change_password(tx, &u, &hash, keep.as_ref(), &actor, now)
+                })
+            }
+            async fn revoke_everything(
+                &self,
+                user: $crate::UserId<'_>,
+                actor: $crate::Actor<'_>,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<Option<$crate::RevokedAll>> {
+                let (u, actor) = (user.0.to_string(), actor.0.to_string());
+                $write!(self, flow [u, actor] |tx| $crate::flows::accounts::revoke_everything(tx, &u, &actor, now))
+            }
             async fn create_session(
                 &self,
                 session: $crate::NewSession,
@@ -51,7 +96,9 @@ macro_rules! impl_store {
                 now: $crate::__private::Timestamp,
             ) -> $crate::StoreResult<Option<$crate::SessionRecord>> {
                 let h = token_hash.clone();
-                $read!(self, local [h] |c| users::session(c, &h, now))
+                let session = $read!(self, local [h] |c| users::session(c, &h, now))?;
+                // A stopped account's sessions stay stored but open nothing.
+                Ok(session.filter(|s: &$crate::SessionRecord| s.user.status.check(now).is_ok()))
             }
             async fn delete_session(
                 &self,
@@ -221,9 +268,13 @@ macro_rules! impl_store {
                 let found = $read!(self, flow [h] |tx| $crate::txn::Txn::refresh_token(tx, &h, false))?;
                 Ok(found.map(|(t, _)| t))
             }
-            async fn family_active(&self, family_id: $crate::FamilyId<'_>) -> $crate::StoreResult<bool> {
+            async fn family_active(
+                &self,
+                family_id: $crate::FamilyId<'_>,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<bool> {
                 let id = family_id.0.to_string();
-                $read!(self, local [id] |c| tokens::family_active(c, &id))
+                $read!(self, flow [id] |tx| $crate::flows::accounts::family_active(tx, &id, now))
             }
 
             async fn devices(&self, owner_id: $crate::UserId<'_>) -> $crate::StoreResult<Vec<$crate::DeviceRecord>> {

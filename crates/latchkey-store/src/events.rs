@@ -1,6 +1,6 @@
 //! The audit entries storage operations record, built once for every backend.
 
-use crate::records::{AppRecord, GrantDecision, NewDeviceGrant, NewUser, RefreshTokenRecord};
+use crate::records::{AppRecord, GrantDecision, NewDeviceGrant, NewUser, RefreshTokenRecord, RevokedAll};
 use latchkey_domain::audit::{AuditEvent, AuditKind};
 use latchkey_domain::device_grant::Decision;
 use serde_json::json;
@@ -15,6 +15,38 @@ pub fn user_created(u: &NewUser, actor: Option<&str>) -> AuditEvent {
 pub fn app_created(a: &AppRecord, actor: Option<&str>) -> AuditEvent {
     AuditEvent::new(AuditKind::AppCreated, actor, Some(&a.client_id))
         .with_detail(json!({"kind": a.kind.as_str()}).to_string())
+}
+
+/// `user.disabled` or `user.enabled` by `actor`.
+pub fn user_disabled(actor: &str, user_id: &str, disabled: bool) -> AuditEvent {
+    let kind = if disabled { AuditKind::UserDisabled } else { AuditKind::UserEnabled };
+    AuditEvent::new(kind, Some(actor), Some(user_id))
+}
+
+/// `user.deleted` by `actor`; the name is kept, as the account is gone.
+pub fn user_deleted(actor: &str, user_id: &str, username: &str) -> AuditEvent {
+    AuditEvent::new(AuditKind::UserDeleted, Some(actor), Some(user_id))
+        .with_detail(json!({"username": username}).to_string())
+}
+
+/// `user.password_changed` by `actor`, with how many other sessions it ended.
+pub fn password_changed(actor: &str, user_id: &str, sessions_ended: u64) -> AuditEvent {
+    AuditEvent::new(AuditKind::PasswordChanged, Some(actor), Some(user_id))
+        .with_detail(json!({"sessions_ended": sessions_ended}).to_string())
+}
+
+/// `user.revoked_all` by `actor`, with what was ended.
+pub fn revoked_all(actor: &str, user_id: &str, r: &RevokedAll) -> AuditEvent {
+    AuditEvent::new(AuditKind::UserRevokedAll, Some(actor), Some(user_id)).with_detail(
+        json!({
+            "sessions": r.sessions,
+            "families": r.families,
+            "grants": r.grants,
+            "pairings": r.pairings,
+            "enrollment_keys": r.enrollment_keys,
+        })
+        .to_string(),
+    )
 }
 
 /// `signin.signed_out`.

@@ -54,12 +54,44 @@ pub trait Store: Send + Sync + 'static {
     async fn user_by_name(&self, username: &str) -> StoreResult<Option<UserRecord>>;
     /// How many users exist (to know whether setup is needed).
     async fn count_users(&self) -> StoreResult<i64>;
+    /// Every account, by name.
+    async fn users(&self) -> StoreResult<Vec<UserRecord>>;
+    /// Disables (`true`) or enables an account and records it. A disabled account gets
+    /// nothing by any path until enabled. `None` if there is no such account.
+    async fn set_user_disabled(
+        &self,
+        user: UserId<'_>,
+        disabled: bool,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> StoreResult<Option<UserRecord>>;
+    /// Deletes an account and everything it held, and records it. Whether there was one.
+    async fn delete_user(&self, user: UserId<'_>, actor: Actor<'_>, now: Timestamp) -> StoreResult<bool>;
+    /// Stores a new password hash and ends every session but `keep`, and records it.
+    /// Whether there was such an account.
+    async fn change_password(
+        &self,
+        user: UserId<'_>,
+        password_hash: &str,
+        keep: Option<&SecretHash>,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Ends everything an account holds at once (sessions, token families, approved
+    /// grants and QR sign-ins not yet collected, enrollment keys) and records what.
+    /// `None` if there is no such account.
+    async fn revoke_everything(
+        &self,
+        user: UserId<'_>,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> StoreResult<Option<RevokedAll>>;
 
     // ---- sessions ----
 
     /// Stores a new session and records the successful sign-in.
     async fn create_session(&self, session: NewSession, now: Timestamp) -> StoreResult<()>;
-    /// The live session with this token hash and its user.
+    /// The live session with this token hash and its user, if the user may act at `now`.
     async fn session(&self, token_hash: &SecretHash, now: Timestamp) -> StoreResult<Option<SessionRecord>>;
     /// Ends a session (sign-out) and records it. Returns whether one was ended.
     async fn delete_session(&self, token_hash: &SecretHash, now: Timestamp) -> StoreResult<bool>;
@@ -136,8 +168,9 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke_family(&self, family_id: FamilyId<'_>, client_id: AppId<'_>, now: Timestamp) -> StoreResult<bool>;
     /// Looks up a refresh token (for introspection).
     async fn refresh_token(&self, token_hash: &SecretHash) -> StoreResult<Option<RefreshTokenRecord>>;
-    /// Whether a token family is still alive (access tokens carry their family's ID).
-    async fn family_active(&self, family_id: FamilyId<'_>) -> StoreResult<bool>;
+    /// Whether a token family still works at `now`: unrevoked, and its account may act
+    /// (access tokens carry their family's ID).
+    async fn family_active(&self, family_id: FamilyId<'_>, now: Timestamp) -> StoreResult<bool>;
 
     // ---- devices ----
 

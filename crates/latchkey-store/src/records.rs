@@ -18,6 +18,8 @@ pub struct UserRecord {
     pub is_admin: bool,
     /// When the account was made.
     pub created_at: Timestamp,
+    /// Whether it is disabled or locked.
+    pub status: latchkey_domain::account::AccountStatus,
 }
 
 /// An account to create.
@@ -252,6 +254,21 @@ pub struct GrantDecision {
     pub device_cap: i64,
 }
 
+/// What [`crate::Store::revoke_everything`] ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RevokedAll {
+    /// Sessions (browser and API sign-ins) ended.
+    pub sessions: u64,
+    /// Token families (device and app sign-ins) revoked.
+    pub families: u64,
+    /// Approved device grants not yet collected, now denied.
+    pub grants: u64,
+    /// Approved QR sign-ins not yet collected, now cancelled.
+    pub pairings: u64,
+    /// Enrollment keys revoked.
+    pub enrollment_keys: u64,
+}
+
 /// Outcome of [`crate::Store::decide_device_grant`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DecideResult {
@@ -265,6 +282,8 @@ pub enum DecideResult {
     DeviceLimit(i64),
     /// The device asked for an explicit slug another of the approver's devices has.
     SlugTaken(String),
+    /// The approver's account is stopped.
+    AccountStopped(latchkey_domain::account::AccountRefusal),
 }
 
 /// What to store when tokens are handed out: the family, and a refresh token
@@ -352,6 +371,8 @@ pub enum Redeemed {
     Unknown,
     /// The grant is bound to a device key and the request was not signed with it.
     WrongKey,
+    /// The account that approved it is stopped; nothing was consumed.
+    AccountStopped(latchkey_domain::account::AccountRefusal),
 }
 
 /// A refresh-token exchange.
@@ -378,6 +399,8 @@ pub enum Rotated {
     Invalid,
     /// The family is bound to a device key and the request was not signed with it.
     WrongKey,
+    /// The family's account is stopped; nothing changed.
+    AccountStopped(latchkey_domain::account::AccountRefusal),
 }
 
 /// A stored refresh token, for introspection.
@@ -578,6 +601,8 @@ pub enum Enrolled {
     DeviceLimit(i64),
     /// The explicit slug is taken.
     SlugTaken(String),
+    /// The key's owner is stopped; nothing changed.
+    AccountStopped(latchkey_domain::account::AccountRefusal),
 }
 
 /// A QR sign-in to create.
@@ -629,6 +654,8 @@ pub enum PairingResult {
     NotFound,
     /// The state machine refused.
     Refused(latchkey_domain::pairing::PairingError),
+    /// The deciding account is stopped; nothing changed.
+    AccountStopped(latchkey_domain::account::AccountRefusal),
 }
 
 /// Outcome of collecting an approved pairing.
@@ -640,6 +667,8 @@ pub enum Collected {
     NotFound,
     /// Not approved, already collected, expired.
     Refused(latchkey_domain::pairing::PairingError),
+    /// The approving account is stopped; nothing was consumed.
+    AccountStopped(latchkey_domain::account::AccountRefusal),
 }
 
 /// Which audit entries a listing wants.

@@ -7,6 +7,7 @@
 
 use crate::records::*;
 use crate::{StoreError, StoreResult};
+use latchkey_domain::account::AccountStatus;
 use latchkey_domain::device::{DeviceStatus, EnrollmentKeyState};
 use latchkey_domain::device_grant::{GrantState, GrantStatus};
 use latchkey_domain::pairing::{PairingState, PairingStatus};
@@ -163,12 +164,13 @@ pub fn user(r: &impl Columns) -> StoreResult<UserRecord> {
         password_hash: r.text(2)?,
         is_admin: r.flag(3)?,
         created_at: r.at(4)?,
+        status: AccountStatus { disabled_at: r.opt_at(5)?, locked_until: r.opt_at(6)? },
     })
 }
 
 /// A session from [`crate::sql::SESSION`]: the user followed by the session's `created_at, expires_at`.
 pub fn session(r: &impl Columns) -> StoreResult<SessionRecord> {
-    Ok(SessionRecord { user: user(r)?, created_at: r.at(5)?, expires_at: r.at(6)? })
+    Ok(SessionRecord { user: user(r)?, created_at: r.at(7)?, expires_at: r.at(8)? })
 }
 
 /// An app from [`crate::sql::APP`].
@@ -213,4 +215,15 @@ pub fn signing_key(r: &impl Columns) -> StoreResult<SigningKeyRecord> {
         created_at: r.at(3)?,
         retired_at: r.opt_at(4)?,
     })
+}
+
+/// An account's status from `disabled_at, locked_until`.
+pub fn account_status(r: &impl Columns) -> StoreResult<AccountStatus> {
+    Ok(AccountStatus { disabled_at: r.opt_at(0)?, locked_until: r.opt_at(1)? })
+}
+
+/// Whether a token family is unrevoked, and its account's status, from
+/// [`crate::sql::FAMILY_LIVENESS`].
+pub fn family_liveness(r: &impl Columns) -> StoreResult<(bool, AccountStatus)> {
+    Ok((r.flag(0)?, AccountStatus { disabled_at: r.opt_at(1)?, locked_until: r.opt_at(2)? }))
 }

@@ -36,7 +36,7 @@ macro_rules! pairing_columns {
 /// Columns of `users` (as `u`), as [`crate::rows::user`] reads them.
 macro_rules! user_columns {
     () => {
-        "u.id, u.username, u.password_hash, u.is_admin, u.created_at"
+        "u.id, u.username, u.password_hash, u.is_admin, u.created_at, u.disabled_at, u.locked_until"
     };
 }
 
@@ -65,6 +65,32 @@ pub const INSERT_USER: &str =
 pub const USER_BY_NAME: &str = concat!("SELECT ", user_columns!(), " FROM users u WHERE u.username = $1");
 /// How many users exist.
 pub const COUNT_USERS: &str = "SELECT COUNT(*) FROM users";
+/// An account's status; the backend may hold the row against a concurrent change.
+pub const ACCOUNT_STATUS: &str = "SELECT disabled_at, locked_until FROM users WHERE id = $1";
+/// Every account, by name.
+pub const USERS: &str = concat!("SELECT ", user_columns!(), " FROM users u ORDER BY u.username");
+/// A user by ID.
+pub const USER_BY_ID: &str = concat!("SELECT ", user_columns!(), " FROM users u WHERE u.id = $1");
+/// Disables (a time) or enables (NULL) an account.
+pub const SET_USER_DISABLED: &str = "UPDATE users SET disabled_at = $1 WHERE id = $2";
+/// Deletes an account; everything it held goes with it (foreign keys cascade).
+pub const DELETE_USER: &str = "DELETE FROM users WHERE id = $1";
+/// Stores a new password hash.
+pub const SET_PASSWORD: &str = "UPDATE users SET password_hash = $1 WHERE id = $2";
+/// Ends an account's sessions but one (pass a hash no session has to end them all).
+pub const DELETE_SESSIONS_OF: &str = "DELETE FROM sessions WHERE user_id = $1 AND token_hash <> $2";
+/// Revokes an account's live token families.
+pub const REVOKE_FAMILIES_OF: &str =
+    "UPDATE token_families SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL";
+/// Denies an account's approved grants that were not collected.
+pub const DENY_APPROVED_GRANTS_OF: &str =
+    "UPDATE device_grants SET status = 'denied' WHERE user_id = $1 AND status = 'approved'";
+/// Cancels an account's approved QR sign-ins that were not collected.
+pub const CANCEL_APPROVED_PAIRINGS_OF: &str =
+    "UPDATE pairings SET status = 'cancelled' WHERE user_id = $1 AND status = 'approved'";
+/// Revokes an account's live enrollment keys.
+pub const REVOKE_ENROLLMENT_KEYS_OF: &str =
+    "UPDATE enrollment_keys SET revoked_at = $1 WHERE owner_id = $2 AND revoked_at IS NULL";
 /// Creates a session.
 pub const INSERT_SESSION: &str =
     "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)";
@@ -173,8 +199,9 @@ pub const SET_FAMILY_REVOKED: &str = "UPDATE token_families SET revoked_at = $1 
 /// Revokes a device's live families.
 pub const SET_DEVICE_FAMILIES_REVOKED: &str =
     "UPDATE token_families SET revoked_at = $1 WHERE device_id = $2 AND revoked_at IS NULL";
-/// Whether a family is alive.
-pub const FAMILY_ACTIVE: &str = "SELECT revoked_at IS NULL FROM token_families WHERE id = $1";
+/// Whether a family is unrevoked, and its account's status.
+pub const FAMILY_LIVENESS: &str = "SELECT f.revoked_at IS NULL, u.disabled_at, u.locked_until
+     FROM token_families f JOIN users u ON u.id = f.user_id WHERE f.id = $1";
 
 // ---- pairings ----
 
@@ -296,7 +323,18 @@ mod tests {
             LIVE_FAMILY_OWNER,
             SET_FAMILY_REVOKED,
             SET_DEVICE_FAMILIES_REVOKED,
-            FAMILY_ACTIVE,
+            FAMILY_LIVENESS,
+            ACCOUNT_STATUS,
+            USERS,
+            USER_BY_ID,
+            SET_USER_DISABLED,
+            DELETE_USER,
+            SET_PASSWORD,
+            DELETE_SESSIONS_OF,
+            REVOKE_FAMILIES_OF,
+            DENY_APPROVED_GRANTS_OF,
+            CANCEL_APPROVED_PAIRINGS_OF,
+            REVOKE_ENROLLMENT_KEYS_OF,
             INSERT_PAIRING,
             PAIRING_BY_PHONE_CODE,
             PAIRING_BY_DESKTOP_SECRET,

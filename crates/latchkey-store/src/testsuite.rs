@@ -25,6 +25,7 @@ mod grants;
 mod keys;
 mod pairings;
 mod replicas;
+mod stopped;
 mod sweep;
 mod tokens;
 
@@ -37,6 +38,7 @@ pub use grants::*;
 pub use keys::*;
 pub use pairings::*;
 pub use replicas::*;
+pub use stopped::*;
 pub use sweep::*;
 pub use tokens::*;
 
@@ -81,6 +83,9 @@ macro_rules! for_each_check {
             redeem_decisions,
             registration_decisions,
             concurrent_explicit_slug_collisions,
+            disabled_account_gets_nothing,
+            disable_racing_redeems_lets_nothing_out_after_it,
+            revoke_everything_password_change_and_delete,
         );
     };
 }

@@ -11,6 +11,7 @@
 
 use crate::records::*;
 use crate::StoreError;
+use latchkey_domain::account::AccountStatus;
 use latchkey_domain::audit::AuditEvent;
 use latchkey_domain::device::DeviceStatus;
 use latchkey_domain::pairing::PairingStatus;
@@ -78,6 +79,29 @@ pub trait Txn {
     async fn username(&self, user_id: &str) -> Result<String, Self::Error>;
     /// Holds the owner's row, so registrations for one owner take turns.
     async fn lock_owner(&self, owner_id: &str) -> Result<(), Self::Error>;
+    /// An account's status; with `lock`, held so a concurrent disable waits for
+    /// this transaction (or this one reads the committed disable).
+    async fn account(&self, user_id: &str, lock: bool) -> Result<Option<AccountStatus>, Self::Error>;
+    /// Every account, by name.
+    async fn users(&self) -> Result<Vec<UserRecord>, Self::Error>;
+    /// One account by ID.
+    async fn user(&self, user_id: &str) -> Result<Option<UserRecord>, Self::Error>;
+    /// Disables (with a time) or enables (`None`) an account; false when there is none.
+    async fn set_user_disabled(&self, user_id: &str, at: Option<Timestamp>) -> Result<bool, Self::Error>;
+    /// Deletes an account and, by cascade, everything it held; false when there is none.
+    async fn delete_user(&self, user_id: &str) -> Result<bool, Self::Error>;
+    /// Stores a new password hash; false when there is no such account.
+    async fn set_password(&self, user_id: &str, password_hash: &str) -> Result<bool, Self::Error>;
+    /// Ends an account's sessions, except the one with hash `keep`; returns how many.
+    async fn delete_sessions_of(&self, user_id: &str, keep: Option<&SecretHash>) -> Result<u64, Self::Error>;
+    /// Revokes an account's live token families; returns how many.
+    async fn revoke_families_of(&self, user_id: &str, now: Timestamp) -> Result<u64, Self::Error>;
+    /// Denies an account's approved, uncollected grants; returns how many.
+    async fn deny_approved_grants_of(&self, user_id: &str) -> Result<u64, Self::Error>;
+    /// Cancels an account's approved, uncollected QR sign-ins; returns how many.
+    async fn cancel_approved_pairings_of(&self, user_id: &str) -> Result<u64, Self::Error>;
+    /// Revokes an account's live enrollment keys; returns how many.
+    async fn revoke_enrollment_keys_of(&self, user_id: &str, now: Timestamp) -> Result<u64, Self::Error>;
 
     // ---- device grants ----
 
@@ -149,6 +173,8 @@ pub trait Txn {
     async fn lock_device_families(&self, device_id: &str) -> Result<(), Self::Error>;
     /// Revokes every live family of a device; returns how many.
     async fn set_device_families_revoked(&self, device_id: &str, now: Timestamp) -> Result<u64, Self::Error>;
+    /// Whether a family is unrevoked, and its account's status.
+    async fn family_liveness(&self, family_id: &str) -> Result<Option<(bool, AccountStatus)>, Self::Error>;
 
     // ---- QR sign-in pairings ----
 

@@ -1,6 +1,6 @@
 //! Enrollment keys: for machines that can never open a browser.
 
-use crate::flows::{devices, tokens};
+use crate::flows::{accounts, devices, tokens};
 use crate::records::*;
 use crate::txn::{NewFamily, Txn};
 use crate::{events, StoreError};
@@ -35,6 +35,9 @@ pub async fn enroll<T: Txn>(tx: &T, e: Enroll, now: Timestamp) -> Result<Enrolle
     };
     if let Err(refusal) = key.state.check(now) {
         return Ok(Enrolled::Refused(refusal));
+    }
+    if let Err(refusal) = accounts::check_to_register(tx, &key.owner_id, now).await? {
+        return Ok(Enrolled::AccountStopped(refusal));
     }
     let new = devices::Registration {
         id: &e.device_id,

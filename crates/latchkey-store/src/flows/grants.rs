@@ -1,6 +1,6 @@
 //! RFC 8628 device grants: request, decide, redeem.
 
-use crate::flows::{devices, tokens};
+use crate::flows::{accounts, devices, tokens};
 use crate::records::*;
 use crate::txn::{GrantCode, NewFamily, Txn};
 use crate::{events, StoreError};
@@ -24,6 +24,13 @@ pub async fn decide<T: Txn>(tx: &T, d: GrantDecision, now: Timestamp) -> Result<
         Ok(s) => s,
         Err(e) => return Ok(DecideResult::Refused(e)),
     };
+    let may_act = match d.decision {
+        Decision::Approve => accounts::check_to_register(tx, &d.user_id, now).await?,
+        Decision::Deny => accounts::check(tx, &d.user_id, now).await?,
+    };
+    if let Err(refusal) = may_act {
+        return Ok(DecideResult::AccountStopped(refusal));
+    }
     if d.decision == Decision::Approve {
         let name = default_device_name(g.requester.device_name.as_deref(), &g.client_id);
         let new = devices::Registration {
@@ -108,6 +115,10 @@ async fn consume<T: Txn>(
     let Some(user_id) = g.user_id.as_deref() else {
         return Err(StoreError::Corrupt(format!("approved grant {} has no user", g.id)).into());
     };
+    // Checked before anything is consumed: a stopped account's grant stays as it is.
+    if let Err(refusal) = accounts::check(tx, user_id, now).await? {
+        return Ok(Redeemed::AccountStopped(refusal));
+    }
     // Conditional even where the row is locked: a second line of defence.
     if !tx.set_grant_consumed(&g.id).await? {
         return Ok(Redeemed::Spent);

@@ -6,6 +6,7 @@
 //! code is consumed, a device registered or a pairing collected can be read
 //! off the file and function names here.
 
+pub mod accounts;
 pub mod devices;
 pub mod enrollment;
 pub mod grants;

@@ -1,6 +1,6 @@
 //! QR cross-device sign-in: request, decide, cancel, collect.
 
-use crate::flows::tokens;
+use crate::flows::{accounts, tokens};
 use crate::records::*;
 use crate::txn::{NewFamily, PairingCode, Txn};
 use crate::{events, StoreError};
@@ -49,6 +49,9 @@ pub async fn decide<T: Txn>(
     approve: bool,
     now: Timestamp,
 ) -> Result<PairingResult, T::Error> {
+    if let Err(refusal) = accounts::check(tx, user_id, now).await? {
+        return Ok(PairingResult::AccountStopped(refusal));
+    }
     let action = if approve { PairingAction::Approve } else { PairingAction::Deny };
     let result = transition(tx, PairingCode::Phone, phone, action, Some(user_id), now).await?;
     if let PairingResult::Done(p) = &result {
@@ -76,10 +79,17 @@ pub async fn collect<T: Txn>(
     mint: &MintRefresh,
     now: Timestamp,
 ) -> Result<Collected, T::Error> {
+    // Checked before anything is consumed: a stopped account's sign-in stays uncollected.
+    if let Some(approver) = tx.pairing(PairingCode::Desktop, desktop, true).await?.and_then(|p| p.user_id) {
+        if let Err(refusal) = accounts::check(tx, &approver, now).await? {
+            return Ok(Collected::AccountStopped(refusal));
+        }
+    }
     let p = match transition(tx, PairingCode::Desktop, desktop, PairingAction::Consume, None, now).await? {
         PairingResult::Done(p) => p,
         PairingResult::NotFound => return Ok(Collected::NotFound),
         PairingResult::Refused(e) => return Ok(Collected::Refused(e)),
+        PairingResult::AccountStopped(r) => return Ok(Collected::AccountStopped(r)),
     };
     let Some(user_id) = p.user_id.as_deref() else {
         return Err(StoreError::Corrupt(format!("approved pairing {} has no user", p.id)).into());

@@ -1,6 +1,7 @@
 //! Token families and refresh tokens: start, rotate with reuse detection, revoke.
 
 use crate::events;
+use crate::flows::accounts;
 use crate::records::*;
 use crate::txn::{NewFamily, Txn};
 use latchkey_domain::refresh::{RefreshOutcome, RefreshState};
@@ -46,6 +47,9 @@ pub async fn rotate<T: Txn>(tx: &T, r: RotateRefresh, now: Timestamp) -> Result<
     if t.jkt.is_some() && t.jkt != r.presented_jkt {
         // A refresh token bound to a device key is useless without that key (RFC 9449 §5).
         return Ok(Rotated::WrongKey);
+    }
+    if let Err(refusal) = accounts::check(tx, &t.user_id, now).await? {
+        return Ok(Rotated::AccountStopped(refusal));
     }
     let state = RefreshState { rotated: t.rotated, family_revoked: t.family_revoked, expires_at: t.expires_at };
     match state.use_at(now) {

@@ -16,6 +16,7 @@ pub async fn users_create_and_conflict(store: Arc<dyn Store>) {
             password_hash: alice.password_hash.clone(),
             is_admin: true,
             created_at: at(0),
+            status: Default::default(),
         }
     );
     assert_last_event(store, &events::user_created(&alice, None), at(0)).await;

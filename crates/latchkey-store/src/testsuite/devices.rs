@@ -295,7 +295,7 @@ pub async fn device_revoke_takes_its_tokens(store: Arc<dyn Store>) {
         RevokeDevice::NotFound
     );
     assert_eq!(kinds(s).await, before);
-    assert!(s.family_active(FamilyId(&a.family_id)).await.unwrap());
+    assert!(s.family_active(FamilyId(&a.family_id), at(0)).await.unwrap());
     assert_eq!(device(s, "dev-a").await.status, DeviceStatus::Active);
 
     let mut want = device(s, "dev-a").await;
@@ -307,9 +307,9 @@ pub async fn device_revoke_takes_its_tokens(store: Arc<dyn Store>) {
     );
     assert_eq!(device(s, "dev-a").await, want);
     assert_last_event(s, &events::device_revoked(&user.id, "dev-a", 1), at(4000)).await;
-    assert!(!s.family_active(FamilyId(&a.family_id)).await.unwrap());
-    assert!(s.family_active(FamilyId(&b.family_id)).await.unwrap(), "other devices keep their tokens");
-    assert!(s.family_active(FamilyId(&c.family_id)).await.unwrap(), "other devices keep their tokens");
+    assert!(!s.family_active(FamilyId(&a.family_id), at(0)).await.unwrap());
+    assert!(s.family_active(FamilyId(&b.family_id), at(0)).await.unwrap(), "other devices keep their tokens");
+    assert!(s.family_active(FamilyId(&c.family_id), at(0)).await.unwrap(), "other devices keep their tokens");
     assert!(s.refresh_token(&ta2).await.unwrap().unwrap().family_revoked);
     assert_eq!(s.rotate_refresh_token(rotate_with(&ta2, "a3", None), at(4500)).await.unwrap(), Rotated::Invalid);
     assert!(matches!(
@@ -338,7 +338,7 @@ pub async fn device_revoke_takes_its_tokens(store: Arc<dyn Store>) {
         RevokeDevice::Revoked(_)
     ));
     assert_last_event(s, &events::device_revoked("admin-cli", "dev-b", 1), at(7000)).await;
-    assert!(!s.family_active(FamilyId(&b.family_id)).await.unwrap());
+    assert!(!s.family_active(FamilyId(&b.family_id), at(0)).await.unwrap());
     assert!(s.devices(UserId(&user.id)).await.unwrap().iter().all(|d| d.status == DeviceStatus::Revoked));
     assert_eq!(count_kind(s, AuditKind::DeviceRevoked).await, 3);
     verify_audit_chain(s).await;
@@ -455,12 +455,12 @@ pub async fn rotate_requires_device_key(store: Arc<dyn Store>) {
 
     // Without the key a replayed token is refused outright and cannot kill the family.
     assert_eq!(s.rotate_refresh_token(rotate_with(&t1, "y", None), at(5000)).await.unwrap(), Rotated::WrongKey);
-    assert!(s.family_active(FamilyId(&subject.family_id)).await.unwrap());
+    assert!(s.family_active(FamilyId(&subject.family_id), at(0)).await.unwrap());
     assert_eq!(
         s.rotate_refresh_token(rotate_with(&t1, "y", Some("jkt-r")), at(5000)).await.unwrap(),
         Rotated::ReuseDetected
     );
-    assert!(!s.family_active(FamilyId(&subject.family_id)).await.unwrap());
+    assert!(!s.family_active(FamilyId(&subject.family_id), at(0)).await.unwrap());
     verify_audit_chain(s).await;
 }
 
@@ -496,7 +496,7 @@ pub async fn device_same_key_is_same_device(store: Arc<dyn Store>) {
 
     // Once revoked, the machine comes back as a new device.
     s.revoke_device(DeviceId("dev-a"), Some(UserId(&user.id)), Actor(&user.id), at(5000)).await.unwrap();
-    assert!(!s.family_active(FamilyId(&subject.family_id)).await.unwrap());
+    assert!(!s.family_active(FamilyId(&subject.family_id), at(0)).await.unwrap());
     request(s, "d", Some("Laptop"), asks(None, Some("jkt-same")), at(0)).await;
     let d = approved_device(s, &user, "d", at(6000)).await;
     assert_eq!(d.slug, "laptop-2");

@@ -2,7 +2,13 @@
 
 use super::*;
 
-fn key(id: &str, owner: &UserRecord, reusable: bool, expires_at: Timestamp, created_by: &str) -> NewEnrollmentKey {
+pub(super) fn key(
+    id: &str,
+    owner: &UserRecord,
+    reusable: bool,
+    expires_at: Timestamp,
+    created_by: &str,
+) -> NewEnrollmentKey {
     NewEnrollmentKey {
         id: id.to_string(),
         key_hash: h(&format!("enroll-{id}")),
@@ -15,7 +21,7 @@ fn key(id: &str, owner: &UserRecord, reusable: bool, expires_at: Timestamp, crea
 }
 
 /// Enrolling device `dev-<tag>` with key `key_id`, minting refresh token `tag`.
-fn enroll(key_id: &str, tag: &str, cap: i64) -> Enroll {
+pub(super) fn enroll(key_id: &str, tag: &str, cap: i64) -> Enroll {
     Enroll {
         key_hash: h(&format!("enroll-{key_id}")),
         device_id: format!("dev-{tag}"),
@@ -150,7 +156,7 @@ pub async fn enrollment_keys_lifecycle(store: Arc<dyn Store>) {
             jkt: Some("jkt-e1".into()),
         })
     );
-    assert!(s.family_active(FamilyId("family-e1")).await.unwrap());
+    assert!(s.family_active(FamilyId("family-e1"), at(0)).await.unwrap());
     assert_last_events(
         s,
         &[events::device_registered(&want, "enrollment_key"), events::enrollment_key_used("k1", "dev-e1")],
@@ -237,7 +243,7 @@ pub async fn enrollment_refusals(store: Arc<dyn Store>) {
     }
     assert_eq!(snapshot(s, &user.id).await, before);
     assert_eq!(s.refresh_token(&refresh_hash("l")).await.unwrap(), None);
-    assert!(!s.family_active(FamilyId("family-l")).await.unwrap());
+    assert!(!s.family_active(FamilyId("family-l"), at(0)).await.unwrap());
     assert!(matches!(s.enroll_device(enroll("once", "o", 2), at(7000)).await.unwrap(), Enrolled::Tokens { .. }));
 
     // An explicit slug that is taken.

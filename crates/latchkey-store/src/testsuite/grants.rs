@@ -86,11 +86,11 @@ pub async fn grant_redeemed_exactly_once(store: Arc<dyn Store>) {
             jkt: None,
         })
     );
-    assert!(s.family_active(FamilyId(&family)).await.unwrap());
+    assert!(s.family_active(FamilyId(&family), at(0)).await.unwrap());
     for i in (0..16).filter(|&i| i != w) {
         let m = mint(&format!("a{i}"));
         assert_eq!(s.refresh_token(&refresh_hash(&format!("a{i}"))).await.unwrap(), None);
-        assert!(!s.family_active(FamilyId(&m.new_family_id)).await.unwrap());
+        assert!(!s.family_active(FamilyId(&m.new_family_id), at(0)).await.unwrap());
     }
     assert_last_event(s, &events::grant_consumed("cli", &g.id, &family), at(20_000)).await;
     assert_eq!(count_kind(s, AuditKind::GrantConsumed).await, 1);

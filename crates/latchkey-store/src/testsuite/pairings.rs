@@ -88,7 +88,7 @@ pub async fn pairing_approved_then_collected_once(store: Arc<dyn Store>) {
             assert_eq!(token, None, "collector {i} lost the race but its token was stored");
         }
     }
-    assert!(s.family_active(FamilyId(&family)).await.unwrap());
+    assert!(s.family_active(FamilyId(&family), at(0)).await.unwrap());
     assert_eq!(s.pairing_by_desktop_secret(&h("desktop-a")).await.unwrap(), Some(consumed));
     assert_eq!(
         s.collect_pairing(&h("desktop-a"), mint("late"), at(3000)).await.unwrap(),

@@ -46,11 +46,11 @@ pub async fn sweep_removes_expired(store: Arc<dyn Store>) {
     assert_eq!(s.sweep(at(7_200_001)).await.unwrap(), SweepReport { grants: 0, sessions: 0, refresh_tokens: 1 });
     assert_eq!(s.refresh_token(&token).await.unwrap(), None);
     // The emptied family lingers a day, then goes, and with it the family's access.
-    assert!(s.family_active(FamilyId(&subject.family_id)).await.unwrap());
+    assert!(s.family_active(FamilyId(&subject.family_id), at(0)).await.unwrap());
     s.sweep(at(2000 + DAY_MS - 1)).await.unwrap();
-    assert!(s.family_active(FamilyId(&subject.family_id)).await.unwrap());
+    assert!(s.family_active(FamilyId(&subject.family_id), at(0)).await.unwrap());
     s.sweep(at(2000 + DAY_MS + 1)).await.unwrap();
-    assert!(!s.family_active(FamilyId(&subject.family_id)).await.unwrap());
+    assert!(!s.family_active(FamilyId(&subject.family_id), at(0)).await.unwrap());
     assert_eq!(s.sweep(at(2 * DAY_MS)).await.unwrap(), SweepReport::default());
     verify_audit_chain(s).await;
 }
@@ -102,7 +102,7 @@ pub async fn sweep_removes_old_pairings(store: Arc<dyn Store>) {
     );
     assert!(s.pairing_by_phone_code(&h("phone-new")).await.unwrap().is_some(), "a younger pairing stays");
     assert!(s.refresh_token(&refresh_hash("done")).await.unwrap().is_some(), "collected tokens outlive the pairing");
-    assert!(s.family_active(FamilyId(&subject.family_id)).await.unwrap());
+    assert!(s.family_active(FamilyId(&subject.family_id), at(0)).await.unwrap());
 
     s.sweep(at(600_000 + expiry + grace + 1)).await.unwrap();
     assert_eq!(s.pairing_by_phone_code(&h("phone-new")).await.unwrap(), None);

@@ -29,7 +29,7 @@ pub async fn refresh_rotation_and_reuse(store: Arc<dyn Store>) {
     assert!(s.refresh_token(&t1).await.unwrap().unwrap().rotated);
     let r2 = s.refresh_token(&t2).await.unwrap().unwrap();
     assert_eq!((r2.family_id.as_str(), r2.created_at, r2.rotated), (subject.family_id.as_str(), at(30_000), false));
-    assert!(!s.family_active(FamilyId("family-r2")).await.unwrap());
+    assert!(!s.family_active(FamilyId("family-r2"), at(0)).await.unwrap());
 
     assert_eq!(rotate(&t2, "other", "x", at(31_000)).await.unwrap(), Rotated::Invalid);
     assert!(!s.refresh_token(&t2).await.unwrap().unwrap().rotated);
@@ -40,7 +40,7 @@ pub async fn refresh_rotation_and_reuse(store: Arc<dyn Store>) {
     let replayed = s.refresh_token(&t1).await.unwrap().unwrap();
     assert_eq!(rotate(&t1, "cli", "x", at(50_000)).await.unwrap(), Rotated::ReuseDetected);
     assert_last_event(s, &events::refresh_reused(&replayed), at(50_000)).await;
-    assert!(!s.family_active(FamilyId(&subject.family_id)).await.unwrap());
+    assert!(!s.family_active(FamilyId(&subject.family_id), at(0)).await.unwrap());
     assert_eq!(rotate(&t3, "cli", "x", at(51_000)).await.unwrap(), Rotated::Invalid);
     assert!(s.refresh_token(&t3).await.unwrap().unwrap().family_revoked);
     assert_eq!(rotate(&t1, "cli", "x", at(52_000)).await.unwrap(), Rotated::Invalid);
@@ -49,7 +49,7 @@ pub async fn refresh_rotation_and_reuse(store: Arc<dyn Store>) {
     // An expired token is refused, without revoking anything.
     let (other, e1) = tokens_for(s, &user, "exp").await;
     assert_eq!(rotate(&e1, "cli", "x", at(30 * DAY_MS)).await.unwrap(), Rotated::Invalid);
-    assert!(s.family_active(FamilyId(&other.family_id)).await.unwrap());
+    assert!(s.family_active(FamilyId(&other.family_id), at(0)).await.unwrap());
     verify_audit_chain(s).await;
 }
 
@@ -86,7 +86,7 @@ pub async fn refresh_concurrent_rotation(store: Arc<dyn Store>) {
         (1, 1, 6),
         "one rotation, one reuse, the rest refused: {results:?}"
     );
-    assert!(!store.family_active(FamilyId(&subject.family_id)).await.unwrap());
+    assert!(!store.family_active(FamilyId(&subject.family_id), at(0)).await.unwrap());
     assert_eq!(count_kind(&*store, AuditKind::RefreshReuseDetected).await, 1);
     verify_audit_chain(&*store).await;
 }
@@ -97,12 +97,12 @@ pub async fn revoke_refresh_family(store: Arc<dyn Store>) {
     let user = setup(s).await;
     let (subject, t1) = tokens_for(s, &user, "v").await;
     assert!(!s.revoke_refresh_family(&t1, AppId("other"), at(10_000)).await.unwrap());
-    assert!(s.family_active(FamilyId(&subject.family_id)).await.unwrap());
+    assert!(s.family_active(FamilyId(&subject.family_id), at(0)).await.unwrap());
     assert!(!s.revoke_refresh_family(&h("refresh-none"), AppId("cli"), at(10_000)).await.unwrap());
     let record = s.refresh_token(&t1).await.unwrap().unwrap();
     assert!(s.revoke_refresh_family(&t1, AppId("cli"), at(11_000)).await.unwrap());
     assert_last_event(s, &events::family_revoked(&record.family_id, &record.user_id, "cli"), at(11_000)).await;
-    assert!(!s.family_active(FamilyId(&subject.family_id)).await.unwrap());
+    assert!(!s.family_active(FamilyId(&subject.family_id), at(0)).await.unwrap());
     assert!(!s.revoke_refresh_family(&t1, AppId("cli"), at(12_000)).await.unwrap());
     assert_eq!(count_kind(s, AuditKind::TokenFamilyRevoked).await, 1);
     assert!(s.refresh_token(&t1).await.unwrap().unwrap().family_revoked);
@@ -120,6 +120,6 @@ pub async fn revoke_refresh_family(store: Arc<dyn Store>) {
         .unwrap(),
         Rotated::Invalid
     );
-    assert!(!s.family_active(FamilyId("no-such-family")).await.unwrap());
+    assert!(!s.family_active(FamilyId("no-such-family"), at(0)).await.unwrap());
     verify_audit_chain(s).await;
 }

@@ -44,7 +44,8 @@ pub enum DevicesCommand {
     },
 }
 
-fn confirm(question: &str, yes: bool) -> anyhow::Result<bool> {
+/// Asks `question` on the terminal unless `yes`; refuses to act without a terminal.
+pub(crate) fn confirm(question: &str, yes: bool) -> anyhow::Result<bool> {
     if yes {
         return Ok(true);
     }

@@ -74,6 +74,9 @@ pub async fn enroll(
         }
         Enrolled::Unknown => Err(ApiError::invalid_grant("unknown enrollment key; check it, or ask for a new one")),
         Enrolled::Refused(e) => Err(ApiError::invalid_grant(e.to_string())),
+        Enrolled::AccountStopped(r) => {
+            Err(ApiError::invalid_grant(format!("the key's owner cannot enroll devices: {r}")))
+        }
         Enrolled::DeviceLimit(cap) => Err(ApiError::conflict(format!(
             "the key's owner already has {cap} active devices, the most allowed; revoke one first"
         ))),

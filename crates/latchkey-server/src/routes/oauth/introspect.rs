@@ -15,6 +15,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use latchkey_domain::secret::SecretHash;
 use latchkey_proto::oauth::Introspection;
+use latchkey_store::FamilyId;
 use latchkey_store::{AppRecord, ClientKind};
 
 /// The form body (RFC 7662 §2.1 and RFC 7009 §2.1 take the same one).
@@ -55,7 +56,11 @@ pub async fn handle(State(state): State<AppState>, headers: HeaderMap, Form(p): 
         return inactive();
     };
     let t = now();
-    if r.rotated || r.family_revoked || t >= r.expires_at || !may_see(&app, &r.client_id) {
+    if r.rotated || t >= r.expires_at || !may_see(&app, &r.client_id) {
+        return inactive();
+    }
+    // Revoked, or its account stopped.
+    if !state.store.family_active(FamilyId(&r.family_id), t).await? {
         return inactive();
     }
     Ok(no_store(Introspection {

@@ -102,6 +102,7 @@ pub(crate) async fn redeem_once(
         Redeemed::Spent => Err(ApiError::invalid_grant("tokens were already issued for this device code")),
         Redeemed::Unknown => Err(ApiError::invalid_grant("unknown device code for this client")),
         Redeemed::WrongKey => Err(wrong_key()),
+        Redeemed::AccountStopped(r) => Err(ApiError::access_denied(r.to_string())),
     }
 }
 
@@ -126,5 +127,6 @@ async fn refresh(state: &AppState, app: &AppRecord, token: &str, presented_jkt: 
         )),
         Rotated::Invalid => Err(ApiError::invalid_grant("the refresh token is unknown, expired or revoked")),
         Rotated::WrongKey => Err(wrong_key()),
+        Rotated::AccountStopped(r) => Err(ApiError::invalid_grant(r.to_string())),
     }
 }

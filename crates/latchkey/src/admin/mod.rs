@@ -1,5 +1,7 @@
 //! `latchkey admin ...`: direct administration of the data store.
 
+mod users;
+
 use crate::settings::DataArgs;
 use anyhow::{bail, Context};
 use clap::Subcommand;
@@ -98,6 +100,40 @@ pub enum UserCommand {
         #[arg(long)]
         admin: bool,
     },
+    /// List the users with their status.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Disable an account: it gets nothing by any path (sign-in, sessions, tokens, approvals) until enabled.
+    Disable {
+        /// Sign-in name.
+        name: String,
+    },
+    /// Enable a disabled account.
+    Enable {
+        /// Sign-in name.
+        name: String,
+    },
+    /// Delete an account and everything it holds (devices, sessions, tokens, keys).
+    Delete {
+        /// Sign-in name.
+        name: String,
+        /// Do not ask for confirmation.
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// Set a new password (from a prompt, or stdin when piped); ends every session of the user.
+    ResetPassword {
+        /// Sign-in name.
+        name: String,
+    },
+    /// End everything the user holds: sessions, device and app sign-ins, approved logins not yet collected, enrollment keys.
+    RevokeAll {
+        /// Sign-in name.
+        name: String,
+    },
 }
 
 /// `admin app`.
@@ -170,6 +206,7 @@ pub async fn run(data: DataArgs, command: AdminCommand) -> anyhow::Result<ExitCo
     let store = store.as_ref();
     match command {
         AdminCommand::User { command: UserCommand::Add { name, admin } } => add_user(store, &name, admin).await,
+        AdminCommand::User { command } => users::run(store, command).await,
         AdminCommand::App {
             command: AppCommand::Add { client_id, name, confidential, grants, redirect_uris, app_url, qr_sign_in },
         } => add_app(store, &client_id, &name, confidential, &grants, redirect_uris, app_url, qr_sign_in).await,
@@ -182,7 +219,8 @@ pub async fn run(data: DataArgs, command: AdminCommand) -> anyhow::Result<ExitCo
     }
 }
 
-fn read_password() -> anyhow::Result<String> {
+/// A new password: from a prompt (asked twice), or the first line of stdin when piped.
+pub(crate) fn read_password() -> anyhow::Result<String> {
     if std::io::stdin().is_terminal() {
         let p = rpassword::prompt_password("Password: ")?;
         let again = rpassword::prompt_password("Password again: ")?;
