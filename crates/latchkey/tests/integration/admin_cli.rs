@@ -123,3 +123,39 @@ mod http {
         resp.split("\r\n\r\n").nth(1).map(|b| b.to_string())
     }
 }
+
+#[test]
+fn admin_user_commands_stop_restore_reset_and_delete_accounts() {
+    let dir = TempDir::new();
+    assert!(admin(&dir, &["user", "add", "alice"], "a long password\n").0);
+    let (ok, out, _) = admin(&dir, &["user", "list"], "");
+    assert!(ok && out.lines().any(|l| l.starts_with("alice") && l.contains("active")), "{out}");
+
+    let (ok, out, err) = admin(&dir, &["user", "disable", "alice"], "");
+    assert!(ok && out.contains("Disabled alice"), "{out}{err}");
+    let (_, out, _) = admin(&dir, &["user", "list", "--json"], "");
+    let list: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(list[0]["status"], "disabled", "{out}");
+    assert!(admin(&dir, &["user", "enable", "alice"], "").0);
+    let (_, out, _) = admin(&dir, &["user", "list", "--json"], "");
+    assert!(out.contains("\"active\""), "{out}");
+
+    let (ok, _, err) = admin(&dir, &["user", "reset-password", "alice"], "short\n");
+    assert!(!ok && err.contains("at least 8"), "a weak password is refused: {err}");
+    let (ok, out, err) = admin(&dir, &["user", "reset-password", "alice"], "another long password\n");
+    assert!(ok && out.contains("every session"), "{out}{err}");
+    let (ok, out, err) = admin(&dir, &["user", "revoke-all", "alice"], "");
+    assert!(ok && out.contains("0 sessions"), "{out}{err}");
+    let (ok, _, err) = admin(&dir, &["user", "disable", "nobody"], "");
+    assert!(!ok && err.contains("there is no user nobody"), "{err}");
+
+    // Deleting asks first; without a terminal it needs --yes.
+    let (ok, _, err) = admin(&dir, &["user", "delete", "alice"], "");
+    assert!(!ok && err.contains("--yes"), "{err}");
+    let (ok, out, err) = admin(&dir, &["user", "delete", "alice", "--yes"], "");
+    assert!(ok && out.contains("Deleted alice"), "{out}{err}");
+    let (_, out, _) = admin(&dir, &["user", "list", "--json"], "");
+    assert_eq!(out.trim(), "[]");
+    let (ok, out, err) = admin(&dir, &["audit", "verify"], "");
+    assert!(ok, "{out}{err}");
+}

@@ -8,6 +8,7 @@
 mod browser_support;
 mod support;
 
+mod accounts;
 mod admin_cli;
 mod audit;
 mod bad_input;

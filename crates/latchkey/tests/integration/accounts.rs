@@ -1,0 +1,83 @@
+//! Accounts that can be stopped, over real HTTP: a disabled account gets
+//! nothing by any path, and the admin commands that stop, restore, reset and
+//! end an account.
+
+use crate::backend_tests;
+use crate::support::*;
+use latchkey_proto::api::{EnrollRequest, EnrollmentKeyRequest};
+use latchkey_store::{Actor, UserId};
+
+/// The OAuth error code and HTTP status of a refusal.
+fn refusal(e: latchkey_client::ClientError) -> (Option<u16>, String) {
+    (e.status(), e.code().unwrap_or_default().to_string())
+}
+
+async fn a_disabled_account_gets_nothing_by_any_path(b: Backend) {
+    let app = spawn_app(b).await;
+    let alice = app.add_user("alice", false).await;
+    let session = app.client.sign_in("alice", PASSWORD).await.expect("sign in").session_token;
+    // Tokens from a finished login, a login approved but not yet collected, an enrollment key.
+    let done = app.start_login("openid").await;
+    app.client.decide_device_login(&session, &done.user_code, true).await.expect("approve");
+    let tokens = app.client.poll_token(&cli(), &done.device_code).await.expect("tokens");
+    let refresh = tokens.refresh_token.clone().expect("refresh token");
+    let waiting = app.start_login("openid").await;
+    app.client.decide_device_login(&session, &waiting.user_code, true).await.expect("approve");
+    let key = app
+        .client
+        .create_enrollment_key(&session, &EnrollmentKeyRequest { expires_in: Some(600), ..Default::default() })
+        .await
+        .expect("key")
+        .key;
+
+    app.store.set_user_disabled(UserId(&alice), true, Actor("admin-cli"), now()).await.expect("disable");
+
+    let err = app.client.sign_in("alice", PASSWORD).await.expect_err("password sign-in");
+    assert_eq!(err.status(), Some(403));
+    assert!(err.to_string().contains("disabled"), "{err}");
+    assert_eq!(app.client.me(&session).await.expect_err("session").status(), Some(401));
+    assert_eq!(app.client.userinfo(&tokens.access_token).await.expect_err("userinfo").status(), Some(401));
+    assert!(!app.client.introspect(&cli(), &tokens.access_token).await.expect("introspect").active);
+    assert!(!app.client.introspect(&cli(), &refresh).await.expect("introspect").active);
+    let e = app.client.refresh(&cli(), &refresh).await.expect_err("refresh");
+    assert_eq!(refusal(e), (Some(400), "invalid_grant".into()));
+    let e = app.client.poll_token(&cli(), &waiting.device_code).await.expect_err("token endpoint");
+    assert_eq!(refusal(e), (Some(400), "access_denied".into()));
+    let e = app.client.wait_token(&cli(), &waiting.device_code).await.expect_err("instant endpoint");
+    assert_eq!(refusal(e), (Some(400), "access_denied".into()));
+    let enroll = EnrollRequest {
+        enrollment_key: key,
+        name: "Headless box".into(),
+        slug: None,
+        location: "basement".into(),
+        platform: "linux-aarch64".into(),
+        client_version: "test".into(),
+        scope: "openid".into(),
+    };
+    let e = app.client.enroll(&enroll).await.expect_err("enrollment key");
+    assert_eq!(refusal(e), (Some(400), "invalid_grant".into()));
+
+    // Enabled again, what was not spent works again.
+    app.store.set_user_disabled(UserId(&alice), false, Actor("admin-cli"), now()).await.expect("enable");
+    app.client.userinfo(&tokens.access_token).await.expect("access token again");
+    app.client.me(&session).await.expect("session again");
+    app.client.wait_token(&cli(), &waiting.device_code).await.expect("the waiting login collects");
+    app.client.refresh(&cli(), &refresh).await.expect("refresh again");
+}
+
+async fn revoke_everything_ends_every_sign_in_at_once(b: Backend) {
+    let app = spawn_app(b).await;
+    let alice = app.add_user("alice", false).await;
+    let session = app.client.sign_in("alice", PASSWORD).await.expect("sign in").session_token;
+    let auth = app.start_login("openid").await;
+    app.client.decide_device_login(&session, &auth.user_code, true).await.expect("approve");
+    let tokens = app.client.poll_token(&cli(), &auth.device_code).await.expect("tokens");
+    let ended = app.store.revoke_everything(UserId(&alice), Actor("admin-cli"), now()).await.expect("revoke all");
+    assert_eq!(ended.map(|r| (r.sessions, r.families)), Some((1, 1)));
+    assert_eq!(app.client.me(&session).await.expect_err("session").status(), Some(401));
+    assert_eq!(app.client.userinfo(&tokens.access_token).await.expect_err("token").status(), Some(401));
+    // The account itself still signs in.
+    app.client.sign_in("alice", PASSWORD).await.expect("sign in again");
+}
+
+backend_tests!(a_disabled_account_gets_nothing_by_any_path, revoke_everything_ends_every_sign_in_at_once);
