@@ -75,6 +75,8 @@ constructors! {
     invalid_credentials => (StatusCode::UNAUTHORIZED, "invalid_credentials");
     /// 403 `forbidden`: signed in, but not allowed (e.g. a bad CSRF token).
     forbidden => (StatusCode::FORBIDDEN, "forbidden");
+    /// 403 `access_denied` (RFC 6749 §4.1.2.1's code): this kind of credential may never do this.
+    credential_refused => (StatusCode::FORBIDDEN, "access_denied");
     /// 404 `not_found`.
     not_found => (StatusCode::NOT_FOUND, "not_found");
     /// 409 `conflict`: the thing exists or was already decided.
