@@ -67,6 +67,8 @@ constructors! {
     access_denied => (StatusCode::BAD_REQUEST, "access_denied");
     /// 400 `expired_token` (RFC 8628 §3.5).
     expired_token => (StatusCode::BAD_REQUEST, "expired_token");
+    /// 400 `invalid_dpop_proof` (RFC 9449 §5): a token request's proof that cannot be honoured.
+    invalid_dpop_proof => (StatusCode::BAD_REQUEST, "invalid_dpop_proof");
     /// 401 `invalid_token`: a bearer token that is missing, expired or revoked (RFC 6750).
     invalid_token => (StatusCode::UNAUTHORIZED, "invalid_token");
     /// 401 `unauthenticated`: the JSON API needs a signed-in session.
