@@ -36,7 +36,8 @@ impl Client {
         Self::decode::<serde_json::Value>(resp).await.map(|_| ())
     }
 
-    /// A phone app approves (`approve = true`) or denies the QR sign-in behind `phone_code`.
+    /// A phone app approves (`approve = true`) or denies the QR sign-in behind `phone_code`,
+    /// with a session token or, from a client with its device key, that device's access token.
     pub async fn decide_pairing<'a>(
         &self,
         auth: impl Into<Auth<'a>>,

@@ -11,7 +11,7 @@
 //! (the account API) admits only tokens of Latchkey's own CLI app, so another
 //! app's token cannot revoke devices; `Caller<AnyApp>` admits any app's token
 //! and leaves the check to the route (a phone app approving a QR sign-in to
-//! itself).
+//! itself: `qr_flow::check_approver` decides which tokens may).
 
 use crate::error::{ApiError, ApiResult};
 use crate::session::{cookie, csrf_for, SESSION_COOKIE};

@@ -74,6 +74,8 @@ constructors! {
     access_denied => (StatusCode::BAD_REQUEST, "access_denied");
     /// 400 `expired_token` (RFC 8628 §3.5).
     expired_token => (StatusCode::BAD_REQUEST, "expired_token");
+    /// 400 `invalid_dpop_proof` (RFC 9449 §5): a token request's proof that cannot be honoured.
+    invalid_dpop_proof => (StatusCode::BAD_REQUEST, "invalid_dpop_proof");
     /// 401 `invalid_token`: a bearer token that is missing, expired or revoked (RFC 6750).
     invalid_token => (StatusCode::UNAUTHORIZED, "invalid_token");
     /// 401 `unauthenticated`: the JSON API needs a signed-in session.
@@ -82,6 +84,8 @@ constructors! {
     invalid_credentials => (StatusCode::UNAUTHORIZED, "invalid_credentials");
     /// 403 `forbidden`: signed in, but not allowed (e.g. a bad CSRF token).
     forbidden => (StatusCode::FORBIDDEN, "forbidden");
+    /// 403 `access_denied` (RFC 6749 §4.1.2.1's code): this kind of credential may never do this.
+    credential_refused => (StatusCode::FORBIDDEN, "access_denied");
     /// 404 `not_found`.
     not_found => (StatusCode::NOT_FOUND, "not_found");
     /// 409 `conflict`: the thing exists or was already decided.

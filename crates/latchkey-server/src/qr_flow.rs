@@ -5,16 +5,17 @@
 //! code derived from it. Only hashes of both are stored. While an app's switch
 //! is off, every part of the flow answers 404, in-flight ones too.
 
-use crate::credential::looks_like_phone_code;
+use crate::credential::{looks_like_phone_code, Caller, Credential};
 use crate::error::{ApiError, ApiResult};
 use crate::state::{now, AppState};
 use crate::tokens;
+use latchkey_domain::device::DeviceStatus;
 use latchkey_domain::pairing::{self, check_return_to, PairingError, PairingState, PairingStatus, PairingView};
 use latchkey_domain::secret::{Secret, SecretHash, SecretKind};
 use latchkey_proto::pairing::PairingWait;
 use latchkey_proto::paths;
-use latchkey_store::{AppId, UserId};
-use latchkey_store::{AppRecord, Collected, NewPairing, PairingRecord, PairingResult, Requester, UserRecord};
+use latchkey_store::{AppId, DeviceId, UserId};
+use latchkey_store::{AppRecord, Collected, NewPairing, PairingRecord, PairingResult, Requester};
 use std::net::IpAddr;
 
 fn status(s: &str) -> PairingWait {
@@ -218,28 +219,64 @@ pub fn parse_decision(s: &str) -> ApiResult<bool> {
     }
 }
 
-/// Records the phone user's decision; returns the app it was for. `token_app` is
-/// the app whose token the phone used, if any: a token of app B never approves
-/// a sign-in to app A.
-pub async fn decide(
-    state: &AppState,
-    code: &str,
-    user: &UserRecord,
-    approve: bool,
-    token_app: Option<&str>,
-) -> ApiResult<AppRecord> {
+/// Records the phone user's decision; returns the app it was for. Only a
+/// caller that [`check_approver`] accepts may decide, whichever route it came through.
+pub async fn decide<A>(state: &AppState, code: &str, caller: &Caller<A>, approve: bool) -> ApiResult<AppRecord> {
     let (_, app) = by_phone_code(state, code).await?;
-    if let Some(other) = token_app.filter(|c| *c != app.client_id) {
-        return Err(ApiError::forbidden(format!(
-            "this token belongs to the app {other:?}; it cannot approve a sign-in to {:?}",
-            app.client_id
-        )));
-    }
-    match state.store.decide_pairing(&SecretHash::of(code), UserId(&user.id), approve, now()).await? {
+    check_approver(state, caller, &app).await?;
+    match state.store.decide_pairing(&SecretHash::of(code), UserId(&caller.user.id), approve, now()).await? {
         PairingResult::Done(_) => Ok(app),
         PairingResult::NotFound => Err(ApiError::not_found("this QR code is not valid")),
         PairingResult::Refused(PairingError::Expired) => Err(expired()),
         PairingResult::Refused(_) => Err(used()),
         PairingResult::AccountStopped(r) => Err(r.into()),
+    }
+}
+
+/// The one rule for who may approve (or deny) a QR sign-in: a person signed in
+/// on the phone (a session: the page's cookie, CSRF-checked by the page, or a
+/// session token), or a registered device of that person proving its key.
+///
+/// Never a bare bearer access token: that is exactly what a QR sign-in hands
+/// to a desktop (in a URL fragment), so accepting one would let its holder
+/// approve a new pairing with it, collect a fresh sign-in, and repeat forever.
+/// A device token counts only when it is DPoP-bound (so the request carried a
+/// fresh proof from the key, checked by `tokens::authenticate`) and its
+/// `device_id` names an active device of the token's own user with that key:
+/// revoking the device ends its approvals at once.
+///
+/// Which app's token: the pairing's own app (a phone app approving sign-ins to
+/// itself), or Latchkey's CLI app, whose DPoP-bound tokens belong only to
+/// registered devices: that is "the phone (or computer) already signed in",
+/// and it may vouch for any app its user signs in to, just as a session may.
+/// A token of some third app never approves a sign-in to another app.
+pub async fn check_approver<A>(state: &AppState, caller: &Caller<A>, app: &AppRecord) -> ApiResult<()> {
+    let claims = match &caller.credential {
+        Credential::Cookie { .. } | Credential::SessionToken { .. } => return Ok(()),
+        Credential::Device { claims } => claims,
+    };
+    let not_a_device = || {
+        ApiError::credential_refused(
+            "this token cannot approve QR sign-ins: approve QR sign-ins from a signed-in browser or a registered device",
+        )
+    };
+    let (Some(cnf), Some(device_id)) = (&claims.cnf, claims.device_id.as_deref()) else {
+        return Err(not_a_device());
+    };
+    if claims.client_id != app.client_id && claims.client_id != latchkey_proto::CLI_CLIENT_ID {
+        return Err(ApiError::forbidden(format!(
+            "this token belongs to the app {:?}; it cannot approve a sign-in to {:?}",
+            claims.client_id, app.client_id
+        )));
+    }
+    match state.store.device(DeviceId(device_id)).await? {
+        Some(d)
+            if d.status == DeviceStatus::Active
+                && d.owner_id == claims.sub
+                && d.jkt.as_deref() == Some(cnf.jkt.as_str()) =>
+        {
+            Ok(())
+        }
+        _ => Err(not_a_device()),
     }
 }

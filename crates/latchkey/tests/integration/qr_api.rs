@@ -2,10 +2,19 @@
 
 use crate::backend_tests;
 use crate::support::*;
+use latchkey_client::dpop::DeviceKey;
+use latchkey_client::{AppCredentials, Auth, Client, ClientError};
+use latchkey_domain::pairing::PairingStatus;
+use latchkey_domain::secret::SecretHash;
+use latchkey_proto::oauth::TokenResponse;
 use latchkey_store::{Actor, AppId};
 use latchkey_store::{AppRecord, AppUpdate, ClientKind, GrantType};
 use serde_json::{json, Value};
+use std::sync::Arc;
 use std::time::Duration;
+
+/// What the server says to a credential that may never approve QR sign-ins.
+const NOT_A_DEVICE: &str = "approve QR sign-ins from a signed-in browser or a registered device";
 
 async fn qr_app(app: &TestApp, id: &str, on: bool) {
     let rec = AppRecord {
@@ -190,17 +199,159 @@ async fn the_switch_turns_every_part_off(b: Backend) {
     assert_eq!(r.status(), 404);
 }
 
+/// A registered device of the user signed in as `session`: a client holding the
+/// device's key, and the DPoP-bound tokens its device login got for `app_creds`.
+async fn keyed_device(app: &TestApp, session: &str, app_creds: &AppCredentials, name: &str) -> (Client, TokenResponse) {
+    let key = Arc::new(DeviceKey::generate().expect("key"));
+    let device = Client::new(&app.url).expect("client").with_device_key(key);
+    let auth = device.device_authorization(app_creds, "openid", Some(name)).await.expect("authorize");
+    app.client.decide_device_login(session, &auth.user_code, true).await.expect("approve");
+    let tokens = device.poll_token(app_creds, &auth.device_code).await.expect("tokens");
+    assert_eq!(tokens.token_type, "DPoP", "a device login with a key gets key-bound tokens");
+    (device, tokens)
+}
+
+/// The phone code a phone URL carries.
+fn code_of(phone_url: &str) -> String {
+    phone_url.rsplit('/').next().unwrap_or_default().to_string()
+}
+
+/// Whether the desktop's pairing still waits for a decision (nobody approved or denied it).
+async fn still_pending(app: &TestApp, secret: &str) -> bool {
+    let p = app.store.pairing_by_desktop_secret(&SecretHash::of(secret)).await.expect("read pairing");
+    p.map(|p| p.state.status) == Some(PairingStatus::Pending)
+}
+
+/// The server's refusal, as status, code and description.
+fn refusal(e: &ClientError) -> (Option<u16>, String, String) {
+    match e {
+        ClientError::Server { status, error, description } => {
+            (Some(*status), error.clone(), description.clone().unwrap_or_default())
+        }
+        other => (None, String::new(), other.to_string()),
+    }
+}
+
 async fn a_token_of_another_app_cannot_approve(b: Backend) {
     let app = spawn_app(b).await;
     qr_app(&app, "tray", true).await;
-    let started: Value = start(&app, "tray", None).await.json().await.expect("json");
-    let phone_url = started["phone_url"].as_str().expect("url").to_string();
-    // A latchkey-cli token (app B) of a real user.
+    app.add_app("other", ClientKind::Public, None, &[GrantType::DeviceCode]).await;
+    let session = app.signed_in("alice").await;
+    let started = app.client.start_pairing("tray", None).await.expect("start");
+    // Even a key-bound token of a registered device: app B's token never approves a sign-in to app A.
+    let (device, tokens) = keyed_device(&app, &session, &AppCredentials::public("other"), "other phone").await;
+    let e = device.decide_pairing(Auth::Access(&tokens.access_token), &code_of(&started.phone_url), true).await;
+    let e = e.expect_err("another app's token");
+    let (status, code, description) = refusal(&e);
+    assert_eq!((status, code), (Some(403), "forbidden".to_string()), "{description}");
+    assert!(description.contains("cannot approve"), "{description}");
+    assert!(still_pending(&app, &started.pairing_secret).await);
+}
+
+async fn a_qr_minted_token_cannot_approve_the_next_pairing(b: Backend) {
+    let app = spawn_app(b).await;
+    qr_app(&app, "tray", true).await;
+    let session = app.signed_in("alice").await;
+    // One honest QR sign-in, approved by a signed-in session: the desktop gets a bearer token.
+    let first = app.client.start_pairing("tray", None).await.expect("start");
+    app.client.decide_pairing(&session, &code_of(&first.phone_url), true).await.expect("approve");
+    let done = app.client.wait_pairing(&first.pairing_secret).await.expect("wait");
+    let minted = done.tokens.expect("tokens");
+    assert_eq!(minted.token_type, "Bearer");
+    app.client.userinfo(&minted.access_token).await.expect("the QR token works for the app");
+
+    // The chain: the holder starts a new pairing and approves it with that token.
+    let next = app.client.start_pairing("tray", None).await.expect("start");
+    let code = code_of(&next.phone_url);
+    for approve in [true, false] {
+        let e = app.client.decide_pairing(Auth::Access(&minted.access_token), &code, approve).await;
+        let (status, code, description) = refusal(&e.expect_err("a QR-minted token decides nothing"));
+        assert_eq!((status, code), (Some(403), "access_denied".to_string()), "{description}");
+        assert!(description.contains(NOT_A_DEVICE), "{description}");
+    }
+    // No new sign-in: the pairing still waits, and the desktop collects nothing.
+    assert!(still_pending(&app, &next.pairing_secret).await);
+    app.client.cancel_pairing(&next.pairing_secret).await.expect("cancel");
+    let after = app.client.wait_pairing(&next.pairing_secret).await.expect("wait");
+    assert_eq!(after.status, "cancelled");
+    assert!(after.tokens.is_none());
+}
+
+async fn a_bare_bearer_token_cannot_approve(b: Backend) {
+    let app = spawn_app(b).await;
+    qr_app(&app, "tray", true).await;
+    // A latchkey-cli login without a device key: a real device of a real user, but no key binding.
     let tokens = app.login("alice", "").await;
-    let r = decide(&app, &tokens.access_token, &phone_url, "approve").await;
+    assert_eq!(tokens.token_type, "Bearer");
+    let started = app.client.start_pairing("tray", None).await.expect("start");
+    let code = code_of(&started.phone_url);
+    let e = app.client.decide_pairing(Auth::Access(&tokens.access_token), &code, true).await;
+    let (status, err, description) = refusal(&e.expect_err("bare bearer"));
+    assert_eq!((status, err), (Some(403), "access_denied".to_string()), "{description}");
+    assert!(description.contains(NOT_A_DEVICE), "{description}");
+    // The phone page's form takes the same rule: the token cannot approve there either.
+    let r = reqwest::Client::new()
+        .post(format!("{}/pair/decision", app.url))
+        .bearer_auth(&tokens.access_token)
+        .form(&[("csrf", ""), ("code", code.as_str()), ("decision", "approve")])
+        .send()
+        .await
+        .expect("send");
     assert_eq!(r.status(), 403);
-    let body: Value = r.json().await.expect("json");
-    assert!(body["error_description"].as_str().unwrap_or("").contains("cannot approve"), "{body}");
+    assert!(still_pending(&app, &started.pairing_secret).await);
+}
+
+async fn a_registered_devices_key_bound_token_approves(b: Backend) {
+    let app = spawn_app(b).await;
+    qr_app(&app, "tray", true).await;
+    let session = app.signed_in("alice").await;
+    // The phone that is signed in: a latchkey-cli device with its key approves a sign-in to any app.
+    let (phone, tokens) = keyed_device(&app, &session, &cli(), "phone").await;
+    let started = app.client.start_pairing("tray", None).await.expect("start");
+    let decided = phone
+        .decide_pairing(Auth::Access(&tokens.access_token), &code_of(&started.phone_url), true)
+        .await
+        .expect("a registered device approves");
+    assert_eq!(decided.status, "approved");
+    let done = app.client.wait_pairing(&started.pairing_secret).await.expect("wait");
+    assert_eq!(done.status, "approved");
+    let me = app.client.userinfo(&done.tokens.expect("tokens").access_token).await.expect("userinfo");
+    assert_eq!(me.preferred_username, "alice");
+
+    // And the app's own phone app, on a registered device with its key, approves sign-ins to itself.
+    let (tray_phone, tray_tokens) = keyed_device(&app, &session, &AppCredentials::public("tray"), "tray phone").await;
+    let started = app.client.start_pairing("tray", None).await.expect("start");
+    tray_phone
+        .decide_pairing(Auth::Access(&tray_tokens.access_token), &code_of(&started.phone_url), true)
+        .await
+        .expect("the app's own device token approves");
+    assert_eq!(app.client.wait_pairing(&started.pairing_secret).await.expect("wait").status, "approved");
+}
+
+async fn a_revoked_devices_token_cannot_approve(b: Backend) {
+    let app = spawn_app(b).await;
+    qr_app(&app, "tray", true).await;
+    let session = app.signed_in("alice").await;
+    let (phone, tokens) = keyed_device(&app, &session, &cli(), "phone").await;
+    let id = app.client.devices(&session).await.expect("devices").into_iter().find(|d| d.name == "phone");
+    let id = id.expect("the phone is registered").id;
+    app.client.revoke_device(&session, &id).await.expect("revoke");
+    let started = app.client.start_pairing("tray", None).await.expect("start");
+    let code = code_of(&started.phone_url);
+    let e = phone.decide_pairing(Auth::Access(&tokens.access_token), &code, true).await.expect_err("revoked");
+    // Revoking a device revokes its tokens: refused as an invalid token, before any rule about approvers.
+    assert_eq!((e.status(), e.code()), (Some(401), Some("invalid_token")));
+    assert!(still_pending(&app, &started.pairing_secret).await);
+
+    // A device marked revoked whose token family somehow survived is refused by the approver rule itself.
+    let (phone, tokens) = keyed_device(&app, &session, &cli(), "phone 2").await;
+    let id = app.client.devices(&session).await.expect("devices").into_iter().find(|d| d.name == "phone 2");
+    let id = id.expect("registered").id;
+    app.raw_sql(&format!("UPDATE devices SET status = 'revoked' WHERE id = '{id}'")).await;
+    let e = phone.decide_pairing(Auth::Access(&tokens.access_token), &code, true).await.expect_err("revoked");
+    let (status, err, description) = refusal(&e);
+    assert_eq!((status, err), (Some(403), "access_denied".to_string()), "{description}");
+    assert!(still_pending(&app, &started.pairing_secret).await);
 }
 
 async fn denial_and_cancellation_are_reported(b: Backend) {
@@ -276,6 +427,10 @@ backend_tests!(
     return_to_must_be_the_apps_own_origin,
     the_switch_turns_every_part_off,
     a_token_of_another_app_cannot_approve,
+    a_qr_minted_token_cannot_approve_the_next_pairing,
+    a_bare_bearer_token_cannot_approve,
+    a_registered_devices_key_bound_token_approves,
+    a_revoked_devices_token_cannot_approve,
     denial_and_cancellation_are_reported,
     pages_that_approve_cannot_be_framed_and_codes_are_not_cached,
     starting_pairings_is_rate_limited,

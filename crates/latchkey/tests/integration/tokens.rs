@@ -6,8 +6,10 @@ use crate::support::*;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use latchkey_client::AppCredentials;
+use latchkey_client::dpop::DeviceKey;
+use latchkey_client::{AppCredentials, Client};
 use latchkey_store::{ClientKind, GrantType};
+use std::sync::Arc;
 
 #[derive(serde::Deserialize)]
 struct Claims {
@@ -65,6 +67,31 @@ async fn refresh_rotates_and_reuse_revokes_the_family(b: Backend) {
     assert_eq!(app.client.refresh(&cli(), &r2).await.expect_err("family revoked").code(), Some("invalid_grant"));
     assert!(!app.client.introspect(&cli(), &second.access_token).await.expect("introspect").active);
     assert_eq!(app.client.userinfo(&second.access_token).await.expect_err("revoked").status(), Some(401));
+}
+
+async fn a_dpop_proof_on_an_unbound_refresh_is_refused_without_spending_it(b: Backend) {
+    let app = spawn_app(b).await;
+    // A device login without a key: its family is not key-bound.
+    let first = app.login("alice", "").await;
+    assert_eq!(first.token_type, "Bearer");
+    let rt = first.refresh_token.expect("refresh");
+    let keyed = Client::new(&app.url).expect("client").with_device_key(Arc::new(DeviceKey::generate().expect("key")));
+    // RFC 9449: a proof the server cannot honour is an error, not a silent downgrade to bearer tokens.
+    let e = keyed.refresh(&cli(), &rt).await.expect_err("refused");
+    assert_eq!((e.status(), e.code()), (Some(400), Some("invalid_dpop_proof")));
+    assert!(e.to_string().contains("not started with a DPoP key"), "{e}");
+    // Refused before rotation: the token is still good without a proof, and no reuse was detected.
+    let second = app.client.refresh(&cli(), &rt).await.expect("the refused request spent nothing");
+    assert_eq!(second.token_type, "Bearer");
+    app.client.userinfo(&second.access_token).await.expect("the sign-in is alive");
+    // A replayed (rotated) token with a proof is still theft: the family is revoked, as without one.
+    let e = keyed.refresh(&cli(), &rt).await.expect_err("reuse");
+    assert_eq!(e.code(), Some("invalid_grant"));
+    let r2 = second.refresh_token.expect("new refresh");
+    assert_eq!(app.client.refresh(&cli(), &r2).await.expect_err("family revoked").code(), Some("invalid_grant"));
+    // Unknown tokens say what they always said, proof or not.
+    let e = keyed.refresh(&cli(), "lkr_nonsense").await.expect_err("unknown");
+    assert_eq!(e.code(), Some("invalid_grant"));
 }
 
 async fn introspection_reports_active_tokens_to_allowed_apps(b: Backend) {
@@ -132,6 +159,7 @@ async fn rotated_keys_stay_published_until_their_tokens_expire(b: Backend) {
 backend_tests!(
     access_tokens_verify_against_the_published_jwks,
     refresh_rotates_and_reuse_revokes_the_family,
+    a_dpop_proof_on_an_unbound_refresh_is_refused_without_spending_it,
     introspection_reports_active_tokens_to_allowed_apps,
     revoking_the_refresh_token_ends_the_sign_in_at_once,
     rotated_keys_stay_published_until_their_tokens_expire,

@@ -78,8 +78,8 @@ pub async fn cancel(State(state): State<AppState>, headers: HeaderMap) -> ApiRes
 }
 
 /// `POST /api/v1/pairings/decision`: a phone app decides. It authenticates with the
-/// user's session, or with its own access token, which must belong to the same app:
-/// a token of app B never approves a sign-in to app A.
+/// user's session token, or with a registered device's DPoP-bound token; who
+/// may decide is `qr_flow::check_approver`'s one rule.
 pub async fn decide_api(
     State(state): State<AppState>,
     caller: Caller<AnyApp>,
@@ -89,6 +89,6 @@ pub async fn decide_api(
         return Err(ApiError::forbidden("browsers approve on the /pair page, not through this API"));
     }
     let approve = qr_flow::parse_decision(&req.decision)?;
-    qr_flow::decide(&state, &req.phone_code, &caller.user, approve, caller.client_id()).await?;
+    qr_flow::decide(&state, &req.phone_code, &caller, approve).await?;
     Ok(no_store(PairingDecided { status: if approve { "approved" } else { "denied" }.into() }))
 }

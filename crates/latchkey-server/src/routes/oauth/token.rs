@@ -1,7 +1,8 @@
 //! The token endpoint: the RFC 8628 device-code grant and refresh tokens.
 //!
 //! A DPoP proof (RFC 9449) on the request names the key it was signed with;
-//! grants and refresh tokens bound to a device key are refused without it.
+//! grants and refresh tokens bound to a device key are refused without it, and
+//! a refresh token of an unbound sign-in is refused with one (RFC 9449 §5).
 
 use crate::client_auth::{authenticate, FormCredentials};
 use crate::error::{ApiError, ApiResult};
@@ -15,7 +16,7 @@ use axum::response::Response;
 use latchkey_domain::dpop::DpopError;
 use latchkey_domain::secret::SecretHash;
 use latchkey_domain::Timestamp;
-use latchkey_store::{AppRecord, GrantType, Redeem, RedeemMode, Redeemed, RotateRefresh, Rotated};
+use latchkey_store::{AppRecord, GrantType, Redeem, RedeemMode, Redeemed, RefreshTokenRecord, RotateRefresh, Rotated};
 use serde::Deserialize;
 
 /// The form body (fields of every grant type this endpoint takes).
@@ -80,6 +81,12 @@ pub(crate) enum Step {
 }
 
 /// One redemption; every final refusal (denied, expired, spent, unknown) is an error.
+///
+/// Not yet refused here: a proof sent for a device code whose grant is not
+/// key-bound still gets bearer tokens, because the grant's binding is visible
+/// only inside the store's redeem, which may already consume it; refusing
+/// after that would burn the code. It needs the domain's `plan_redeem` to
+/// answer that case itself (change nothing) before it can be refused.
 pub(crate) async fn redeem_once(
     state: &AppState,
     app: &AppRecord,
@@ -111,8 +118,32 @@ fn wrong_key() -> ApiError {
     crate::dpop::invalid_proof(DpopError::WrongKey, StatusCode::BAD_REQUEST)
 }
 
+/// A DPoP proof sent with a grant that was not bound to a key at sign-in
+/// (RFC 9449 §5, §10): binding happens when the sign-in starts, so the server
+/// cannot bind now, and answering with bearer tokens would let the client
+/// believe its tokens are key-bound when they are not.
+fn not_key_bound(what: &str) -> ApiError {
+    ApiError::invalid_dpop_proof(format!(
+        "{what} was not started with a DPoP key, so it cannot be redeemed with one; \
+         send the request without a DPoP proof, or sign in again with the key"
+    ))
+}
+
 async fn refresh(state: &AppState, app: &AppRecord, token: &str, presented_jkt: Option<String>) -> ApiResult<Response> {
     let t = now();
+    if presented_jkt.is_some() {
+        // Checked before rotating, so a refused request leaves the token usable.
+        // A family's binding never changes, so reading it first races with nothing.
+        // Only live tokens: unknown, foreign, expired or revoked ones fall through to
+        // the rotation's own answer, and a replayed one still revokes its family.
+        let found = state.store.refresh_token(&SecretHash::of(token)).await?;
+        let live_unbound = |r: &RefreshTokenRecord| {
+            r.client_id == app.client_id && r.jkt.is_none() && !r.rotated && !r.family_revoked && r.expires_at > t
+        };
+        if found.as_ref().is_some_and(live_unbound) {
+            return Err(not_key_bound("the sign-in behind this refresh token"));
+        }
+    }
     let (secret, replacement) = tokens::new_refresh_token(state, t);
     let rotate = RotateRefresh {
         token_hash: SecretHash::of(token),

@@ -160,7 +160,7 @@ pub async fn phone_decide(
     let Some(w) = who else { return Err(ApiError::unauthenticated("sign in on this phone first").into()) };
     w.check_csrf(Some(&f.csrf))?;
     let approve = qr_flow::parse_decision(&f.decision)?;
-    let app = qr_flow::decide(&state, &f.code, &w.user, approve, None).await?;
+    let app = qr_flow::decide(&state, &f.code, &w, approve).await?;
     let (heading, message) = if approve {
         ("Signed in", format!("The computer is now signed in to {} as {}.", app.display_name, w.user.username))
     } else {
