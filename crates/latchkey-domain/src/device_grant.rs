@@ -258,7 +258,7 @@ pub fn plan_redeem(grant: Redeemable<'_>, by: Presenter<'_>, now: Timestamp) -> 
     if grant.client_id != by.client_id {
         return RedeemPlan::Unknown;
     }
-    if grant.jkt.is_some() && grant.jkt != by.jkt {
+    if crate::dpop::binding(grant.jkt, by.jkt) == crate::dpop::Binding::WrongKey {
         return RedeemPlan::WrongKey;
     }
     let outcome = match by.mode {

@@ -184,6 +184,29 @@ impl ReplayWindow {
     }
 }
 
+/// How a request's DPoP key relates to the key a grant or token family is bound to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Binding {
+    /// Bound and proven with that key, or unbound and sent without a proof.
+    Holds,
+    /// Bound to a key the request did not prove (no proof, or another key).
+    WrongKey,
+    /// A proof came with something bound to no key: it cannot be bound now
+    /// (binding happens when a sign-in starts), and answering with bearer tokens
+    /// would let the client believe they are bound (RFC 9449 §5).
+    ProofWithoutBinding,
+}
+
+/// Compares the key something is bound to with the key a request proved.
+pub fn binding(bound: Option<&str>, presented: Option<&str>) -> Binding {
+    match (bound, presented) {
+        (Some(b), Some(p)) if b == p => Binding::Holds,
+        (Some(_), _) => Binding::WrongKey,
+        (None, Some(_)) => Binding::ProofWithoutBinding,
+        (None, None) => Binding::Holds,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,5 +281,14 @@ mod tests {
     fn htu_normalisation() {
         assert_eq!(normalize_htu("HTTPS://Lk.Example:8443/a/B?q#f"), "https://lk.example:8443/a/B");
         assert_eq!(normalize_htu("http://h"), "http://h/");
+    }
+
+    #[test]
+    fn binding_compares_bound_and_presented_keys() {
+        assert_eq!(binding(Some("a"), Some("a")), Binding::Holds);
+        assert_eq!(binding(None, None), Binding::Holds);
+        assert_eq!(binding(Some("a"), Some("b")), Binding::WrongKey);
+        assert_eq!(binding(Some("a"), None), Binding::WrongKey);
+        assert_eq!(binding(None, Some("a")), Binding::ProofWithoutBinding);
     }
 }

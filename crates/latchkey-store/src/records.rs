@@ -399,6 +399,8 @@ pub enum Rotated {
     Invalid,
     /// The family is bound to a device key and the request was not signed with it.
     WrongKey,
+    /// A DPoP proof came with a token bound to no key; nothing changed.
+    NotKeyBound,
     /// The family's account is stopped; nothing changed.
     AccountStopped(latchkey_domain::account::AccountRefusal),
 }

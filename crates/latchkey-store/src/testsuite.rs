@@ -86,6 +86,7 @@ macro_rules! for_each_check {
             disabled_account_gets_nothing,
             disable_racing_redeems_lets_nothing_out_after_it,
             revoke_everything_password_change_and_delete,
+            refresh_with_an_unneeded_proof_changes_nothing,
         );
     };
 }

@@ -4,6 +4,7 @@ use crate::events;
 use crate::flows::accounts;
 use crate::records::*;
 use crate::txn::{NewFamily, Txn};
+use latchkey_domain::dpop::{self, Binding};
 use latchkey_domain::refresh::{RefreshOutcome, RefreshState};
 use latchkey_domain::secret::SecretHash;
 use latchkey_domain::Timestamp;
@@ -44,7 +45,8 @@ pub async fn rotate<T: Txn>(tx: &T, r: RotateRefresh, now: Timestamp) -> Result<
     if t.client_id != r.client_id {
         return Ok(Rotated::Invalid);
     }
-    if t.jkt.is_some() && t.jkt != r.presented_jkt {
+    let binding = dpop::binding(t.jkt.as_deref(), r.presented_jkt.as_deref());
+    if binding == Binding::WrongKey {
         // A refresh token bound to a device key is useless without that key (RFC 9449 §5).
         return Ok(Rotated::WrongKey);
     }
@@ -59,6 +61,9 @@ pub async fn rotate<T: Txn>(tx: &T, r: RotateRefresh, now: Timestamp) -> Result<
             tx.append_audit(&events::refresh_reused(&t), now).await?;
             Ok(Rotated::ReuseDetected)
         }
+        // Only a live token is refused for an unneeded proof, changing nothing; a replayed
+        // one still revokes its family above.
+        RefreshOutcome::Rotate if binding == Binding::ProofWithoutBinding => Ok(Rotated::NotKeyBound),
         RefreshOutcome::Rotate => {
             tx.set_refresh_rotated(&r.token_hash, now).await?;
             tx.insert_refresh_token(&r.replacement, &t.family_id, now).await?;

@@ -123,3 +123,21 @@ pub async fn revoke_refresh_family(store: Arc<dyn Store>) {
     assert!(!s.family_active(FamilyId("no-such-family"), at(0)).await.unwrap());
     verify_audit_chain(s).await;
 }
+
+/// A proof presented with a refresh token bound to no key is refused and
+/// changes nothing; the same token then rotates without the proof.
+pub async fn refresh_with_an_unneeded_proof_changes_nothing(store: Arc<dyn Store>) {
+    let s = &*store;
+    let user = setup(s).await;
+    let (_, token) = tokens_for(s, &user, "plain").await;
+    let with_proof = RotateRefresh {
+        token_hash: token.clone(),
+        client_id: "cli".into(),
+        replacement: replacement("plain-2"),
+        presented_jkt: Some("some-key".into()),
+    };
+    assert_eq!(s.rotate_refresh_token(with_proof.clone(), at(3000)).await.unwrap(), Rotated::NotKeyBound);
+    assert_eq!(s.refresh_token(&refresh_hash("plain-2")).await.unwrap(), None);
+    let without = RotateRefresh { presented_jkt: None, ..with_proof };
+    assert!(matches!(s.rotate_refresh_token(without, at(4000)).await.unwrap(), Rotated::Tokens(_)));
+}

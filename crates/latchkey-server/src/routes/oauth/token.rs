@@ -16,7 +16,7 @@ use axum::response::Response;
 use latchkey_domain::dpop::DpopError;
 use latchkey_domain::secret::SecretHash;
 use latchkey_domain::Timestamp;
-use latchkey_store::{AppRecord, GrantType, Redeem, RedeemMode, Redeemed, RefreshTokenRecord, RotateRefresh, Rotated};
+use latchkey_store::{AppRecord, GrantType, Redeem, RedeemMode, Redeemed, RotateRefresh, Rotated};
 use serde::Deserialize;
 
 /// The form body (fields of every grant type this endpoint takes).
@@ -131,19 +131,6 @@ fn not_key_bound(what: &str) -> ApiError {
 
 async fn refresh(state: &AppState, app: &AppRecord, token: &str, presented_jkt: Option<String>) -> ApiResult<Response> {
     let t = now();
-    if presented_jkt.is_some() {
-        // Checked before rotating, so a refused request leaves the token usable.
-        // A family's binding never changes, so reading it first races with nothing.
-        // Only live tokens: unknown, foreign, expired or revoked ones fall through to
-        // the rotation's own answer, and a replayed one still revokes its family.
-        let found = state.store.refresh_token(&SecretHash::of(token)).await?;
-        let live_unbound = |r: &RefreshTokenRecord| {
-            r.client_id == app.client_id && r.jkt.is_none() && !r.rotated && !r.family_revoked && r.expires_at > t
-        };
-        if found.as_ref().is_some_and(live_unbound) {
-            return Err(not_key_bound("the sign-in behind this refresh token"));
-        }
-    }
     let (secret, replacement) = tokens::new_refresh_token(state, t);
     let rotate = RotateRefresh {
         token_hash: SecretHash::of(token),
@@ -158,6 +145,7 @@ async fn refresh(state: &AppState, app: &AppRecord, token: &str, presented_jkt: 
         )),
         Rotated::Invalid => Err(ApiError::invalid_grant("the refresh token is unknown, expired or revoked")),
         Rotated::WrongKey => Err(wrong_key()),
+        Rotated::NotKeyBound => Err(not_key_bound("the sign-in behind this refresh token")),
         Rotated::AccountStopped(r) => Err(ApiError::invalid_grant(r.to_string())),
     }
 }
