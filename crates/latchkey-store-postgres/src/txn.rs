@@ -38,26 +38,7 @@ fn decode_err(e: tokio_postgres::Error) -> StoreError {
     StoreError::Database(describe(&e))
 }
 
-impl Columns for Row<'_> {
-    fn text(&self, i: usize) -> StoreResult<String> {
-        self.0.try_get(i).map_err(decode_err)
-    }
-    fn opt_text(&self, i: usize) -> StoreResult<Option<String>> {
-        self.0.try_get(i).map_err(decode_err)
-    }
-    fn int(&self, i: usize) -> StoreResult<i64> {
-        self.0.try_get(i).map_err(decode_err)
-    }
-    fn opt_int(&self, i: usize) -> StoreResult<Option<i64>> {
-        self.0.try_get(i).map_err(decode_err)
-    }
-    fn flag(&self, i: usize) -> StoreResult<bool> {
-        self.0.try_get(i).map_err(decode_err)
-    }
-    fn bytes(&self, i: usize) -> StoreResult<Vec<u8>> {
-        self.0.try_get(i).map_err(decode_err)
-    }
-}
+latchkey_store::impl_columns!(Row<'_>, |row, i| row.0.try_get(i).map_err(decode_err));
 
 /// Statement parameters.
 type Params<'p> = [&'p (dyn ToSql + Sync)];

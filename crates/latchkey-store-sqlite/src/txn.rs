@@ -36,26 +36,7 @@ pub(crate) fn complete<T>(op: impl Future<Output = StoreResult<T>>) -> StoreResu
 /// A rusqlite row read through [`Columns`].
 pub(crate) struct Row<'a, 'r>(pub &'a rusqlite::Row<'r>);
 
-impl Columns for Row<'_, '_> {
-    fn text(&self, i: usize) -> StoreResult<String> {
-        self.0.get(i).map_err(db_err)
-    }
-    fn opt_text(&self, i: usize) -> StoreResult<Option<String>> {
-        self.0.get(i).map_err(db_err)
-    }
-    fn int(&self, i: usize) -> StoreResult<i64> {
-        self.0.get(i).map_err(db_err)
-    }
-    fn opt_int(&self, i: usize) -> StoreResult<Option<i64>> {
-        self.0.get(i).map_err(db_err)
-    }
-    fn flag(&self, i: usize) -> StoreResult<bool> {
-        self.0.get(i).map_err(db_err)
-    }
-    fn bytes(&self, i: usize) -> StoreResult<Vec<u8>> {
-        self.0.get(i).map_err(db_err)
-    }
-}
+latchkey_store::impl_columns!(Row<'_, '_>, |row, i| row.0.get(i).map_err(db_err));
 
 /// Runs a statement; returns how many rows it changed.
 pub(crate) fn exec(c: &Connection, sql: &str, p: impl Params) -> StoreResult<usize> {

@@ -39,6 +39,40 @@ pub trait Columns {
     }
 }
 
+/// Implements [`Columns`] for a backend's row type from one generic getter:
+/// `impl_columns!(Row<'_>, |row, i| row.0.try_get(i).map_err(to_store_error))`.
+#[macro_export]
+macro_rules! impl_columns {
+    ($row:ty, |$r:ident, $i:ident| $get:expr) => {
+        impl $crate::rows::Columns for $row {
+            fn text(&self, $i: usize) -> $crate::StoreResult<String> {
+                let $r = self;
+                $get
+            }
+            fn opt_text(&self, $i: usize) -> $crate::StoreResult<Option<String>> {
+                let $r = self;
+                $get
+            }
+            fn int(&self, $i: usize) -> $crate::StoreResult<i64> {
+                let $r = self;
+                $get
+            }
+            fn opt_int(&self, $i: usize) -> $crate::StoreResult<Option<i64>> {
+                let $r = self;
+                $get
+            }
+            fn flag(&self, $i: usize) -> $crate::StoreResult<bool> {
+                let $r = self;
+                $get
+            }
+            fn bytes(&self, $i: usize) -> $crate::StoreResult<Vec<u8>> {
+                let $r = self;
+                $get
+            }
+        }
+    };
+}
+
 fn corrupt(what: &str, value: &str) -> StoreError {
     StoreError::Corrupt(format!("unknown {what} {value:?}"))
 }
