@@ -7,7 +7,7 @@ use crate::state::{now, AppState};
 use latchkey_domain::audit::{AuditEvent, AuditKind};
 use latchkey_domain::names::Username;
 use latchkey_domain::secret::{Secret, SecretHash, SecretKind};
-use latchkey_store::{NewSession, UserId, UserRecord};
+use latchkey_store::{Actor, NewSession, UserId, UserRecord};
 use std::net::IpAddr;
 
 fn busy() -> ApiError {
@@ -134,6 +134,45 @@ async fn check(
         )
         .await?;
     Ok((user, token))
+}
+
+/// Changes `user`'s own password after checking the current one, and ends
+/// every other session (all of them when `keep` is `None`, as for a device
+/// token). Wrong current passwords count against the sign-in rate limits, so a
+/// stolen session cannot be used to guess the password faster than sign-in can.
+pub async fn change_password(
+    state: &AppState,
+    user: &UserRecord,
+    keep: Option<&SecretHash>,
+    current: &str,
+    new: &str,
+    ip: IpAddr,
+) -> ApiResult<()> {
+    latchkey_domain::names::check_password(new).map_err(|e| ApiError::invalid_request(e.to_string()))?;
+    let wrong = || ApiError::forbidden("the current password is wrong");
+    if current.len() > 1024 {
+        return Err(wrong());
+    }
+    let net = network_key(ip);
+    let keys = [user.username.as_str(), net.as_str()];
+    if !state.limits.sign_in.try_take(&keys, now()) {
+        return Err(ApiError::too_many_requests("too many wrong passwords; wait a few minutes and try again"));
+    }
+    let permit = tokio::time::timeout(HASH_QUEUE_WAIT, state.password_checks.clone().acquire_owned())
+        .await
+        .map_err(|_| busy())?
+        .map_err(|_| busy())?;
+    if !passwords::verify(current.to_string(), Some(user.password_hash.clone())).await? {
+        return Err(wrong());
+    }
+    let hash = passwords::hash(new.to_string()).await?;
+    drop(permit);
+    state.limits.sign_in.refund(&keys, now());
+    let me = UserId(&user.id);
+    if !state.store.change_password(me, &hash, keep, Actor(&user.id), now()).await? {
+        return Err(ApiError::Internal("the signed-in account no longer exists".into()));
+    }
+    Ok(())
 }
 
 /// Ends the session behind `token`.

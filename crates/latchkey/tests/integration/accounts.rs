@@ -127,7 +127,30 @@ async fn repeated_wrong_passwords_lock_until_lifted(b: Backend) {
     assert_eq!(sign_in_from(&app, guesser, PASSWORD).await.0, 200);
 }
 
+async fn changing_the_password_ends_the_other_sessions(b: Backend) {
+    let app = spawn_app(b).await;
+    app.add_user("alice", false).await;
+    let here = app.client.sign_in("alice", PASSWORD).await.expect("sign in").session_token;
+    let other = app.client.sign_in("alice", PASSWORD).await.expect("sign in").session_token;
+    let e = app.client.change_password(here.as_str(), "not the password", "new password 1").await.expect_err("wrong");
+    assert_eq!(refusal(e), (Some(403), "forbidden".into()));
+    let e = app.client.change_password(here.as_str(), PASSWORD, "short").await.expect_err("too short");
+    assert_eq!(refusal(e), (Some(400), "invalid_request".into()));
+    app.client.me(other.as_str()).await.expect("refusals change nothing");
+
+    app.client.change_password(here.as_str(), PASSWORD, "new password 1").await.expect("change");
+    app.client.me(here.as_str()).await.expect("this session stays");
+    assert_eq!(app.client.me(other.as_str()).await.expect_err("other session").status(), Some(401));
+    assert_eq!(app.client.sign_in("alice", PASSWORD).await.expect_err("old password").status(), Some(401));
+    app.client.sign_in("alice", "new password 1").await.expect("new password");
+    let entries = app.store.audit_entries(0, 10_000).await.expect("audit");
+    let changed: Vec<_> = entries.iter().filter(|e| e.kind == "user.password_changed").collect();
+    assert_eq!(changed.len(), 1);
+    assert!(changed[0].detail.contains("\"sessions_ended\":1"), "{}", changed[0].detail);
+}
+
 backend_tests!(
+    changing_the_password_ends_the_other_sessions,
     a_disabled_account_gets_nothing_by_any_path,
     revoke_everything_ends_every_sign_in_at_once,
     repeated_wrong_passwords_lock_until_lifted
