@@ -14,8 +14,8 @@ pub mod profile;
 use dpop::DeviceKey;
 use latchkey_proto::api::{
     DecisionRequest, DecisionResponse, DeviceInfo, DeviceUpdate, EnrollRequest, EnrollResponse, EnrollmentKeyCreated,
-    EnrollmentKeyInfo, EnrollmentKeyRequest, LocationEntry, LookupRequest, Me, PendingDeviceLogin, SignInRequest,
-    SignInResponse,
+    EnrollmentKeyInfo, EnrollmentKeyRequest, LocationEntry, LookupRequest, Me, PasswordChange, PendingDeviceLogin,
+    SignInRequest, SignInResponse,
 };
 use latchkey_proto::oauth::{
     DeviceAuthorization, Discovery, ErrorBody, Introspection, JwkSet, TokenResponse, UserInfo,
@@ -356,6 +356,22 @@ impl Client {
     pub async fn sign_out<'a>(&self, auth: impl Into<Auth<'a>>) -> ClientResult<()> {
         let req = self.auth(self.http.delete(self.url(paths::SESSION)), "DELETE", paths::SESSION, auth.into())?;
         let resp = req.send().await?;
+        if resp.status().is_success() {
+            return Ok(());
+        }
+        Self::decode::<serde_json::Value>(resp).await.map(|_| ())
+    }
+
+    /// Changes the signed-in user's password; the server ends their other sessions.
+    pub async fn change_password<'a>(
+        &self,
+        auth: impl Into<Auth<'a>>,
+        current_password: &str,
+        new_password: &str,
+    ) -> ClientResult<()> {
+        let body = PasswordChange { current_password: current_password.into(), new_password: new_password.into() };
+        let req = self.http.post(self.url(paths::PASSWORD)).json(&body);
+        let resp = self.auth(req, "POST", paths::PASSWORD, auth.into())?.send().await?;
         if resp.status().is_success() {
             return Ok(());
         }

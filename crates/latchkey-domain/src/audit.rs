@@ -83,11 +83,13 @@ pub enum AuditKind {
     PasswordChanged,
     /// Everything an account held was ended at once.
     UserRevokedAll,
+    /// Repeated wrong passwords locked an account for a while.
+    UserLocked,
 }
 
 impl AuditKind {
     /// Every kind, for filters and listings.
-    pub const ALL: [AuditKind; 30] = [
+    pub const ALL: [AuditKind; 31] = [
         AuditKind::UserCreated,
         AuditKind::SignInSucceeded,
         AuditKind::SignInFailed,
@@ -118,6 +120,7 @@ impl AuditKind {
         AuditKind::UserDeleted,
         AuditKind::PasswordChanged,
         AuditKind::UserRevokedAll,
+        AuditKind::UserLocked,
     ];
 
     /// Stable text, hashed into the chain.
@@ -153,6 +156,7 @@ impl AuditKind {
             AuditKind::UserDeleted => "user.deleted",
             AuditKind::PasswordChanged => "user.password_changed",
             AuditKind::UserRevokedAll => "user.revoked_all",
+            AuditKind::UserLocked => "user.locked",
         }
     }
 

@@ -14,6 +14,15 @@ pub struct SignInRequest {
     pub password: String,
 }
 
+/// `POST /api/v1/password`: change your own password.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PasswordChange {
+    /// The password now, proving it is you and not someone with your session.
+    pub current_password: String,
+    /// The new password.
+    pub new_password: String,
+}
+
 /// A new session, for non-browser clients (send as `Authorization: Bearer`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SignInResponse {

@@ -22,6 +22,8 @@ pub const JWKS: &str = "/oauth/jwks";
 
 /// Password sign-in (`POST`) and sign-out (`DELETE`).
 pub const SESSION: &str = "/api/v1/session";
+/// Change your own password (`POST`); ends your other sessions.
+pub const PASSWORD: &str = "/api/v1/password";
 /// Who is asking, and from which device.
 pub const ME: &str = "/api/v1/me";
 /// What approving a user code would let in.

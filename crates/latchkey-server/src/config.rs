@@ -204,6 +204,14 @@ settings! {
         /// Device authorizations per client network per minute (0: unlimited).
         #[arg(long, env = "LATCHKEY_DEVICE_AUTH_PER_MINUTE")]
         device_auth_per_minute: u32 = 120,
+        /// Wrong passwords in a row (within --lock-for) that lock an account (0: never lock).
+        #[arg(long, env = "LATCHKEY_LOCK_AFTER_FAILURES")]
+        lock_after_failures: u32 = 10,
+        /// How long such a lock lasts, e.g. 15m.
+        #[arg(long, env = "LATCHKEY_LOCK_FOR", value_parser = parse_duration)]
+        #[serde(deserialize_with = "deserialize_duration")]
+        #[range(secs(60), secs(86_400))]
+        lock_for: Duration = secs(15 * 60),
     }
 }
 
@@ -469,6 +477,17 @@ impl ServerConfig {
     /// The refresh token lifetime in whole seconds.
     pub fn refresh_token_lifetime_secs(&self) -> i64 {
         whole_secs(self.refresh_token_lifetime)
+    }
+
+    /// The lockout rule these settings give: `lock_after_failures` wrong passwords
+    /// within `lock_for` of the first lock the account for `lock_for`.
+    pub fn lock_policy(&self) -> latchkey_domain::account::LockPolicy {
+        let lock_for_secs = whole_secs(self.lock_for);
+        latchkey_domain::account::LockPolicy {
+            failures: self.lock_after_failures,
+            window_secs: lock_for_secs,
+            lock_for_secs,
+        }
     }
 
     /// The session lifetime in whole seconds.

@@ -36,7 +36,25 @@ macro_rules! constructors {
         /// A stopped account asking an account API for something: 403 with the reason.
 impl From<latchkey_domain::account::AccountRefusal> for ApiError {
     fn from(r: latchkey_domain::account::AccountRefusal) -> Self {
-        ApiError::forbidden(r.to_string())
+        use latchkey_domain::account::AccountRefusal;
+        match r {
+            // The owner needs the time to know how long to wait, and the other ways in.
+            AccountRefusal::Locked { until } => ApiError::forbidden(format!(
+                "this account is locked until {} after repeated wrong passwords; \
+                 wait, sign in from another network, or ask an administrator",
+                utc(until)
+            )),
+            AccountRefusal::Disabled => ApiError::forbidden(r.to_string()),
+        }
+    }
+}
+
+/// A moment as people read it: `2026-01-02 03:04:05 UTC`.
+fn utc(t: latchkey_domain::Timestamp) -> String {
+    let secs = u64::try_from(t.as_secs()).unwrap_or(0);
+    match std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(secs)) {
+        Some(t) => humantime::format_rfc3339_seconds(t).to_string().replace('T', " ").replace('Z', " UTC"),
+        None => format!("{} ms after 1970", t.as_millis()),
     }
 }
 

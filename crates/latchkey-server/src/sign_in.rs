@@ -7,7 +7,7 @@ use crate::state::{now, AppState};
 use latchkey_domain::audit::{AuditEvent, AuditKind};
 use latchkey_domain::names::Username;
 use latchkey_domain::secret::{Secret, SecretHash, SecretKind};
-use latchkey_store::{NewSession, UserRecord};
+use latchkey_store::{Actor, NewSession, UserId, UserRecord};
 use std::net::IpAddr;
 
 fn busy() -> ApiError {
@@ -24,6 +24,20 @@ const HASH_QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Checks the password and opens a session; records success or failure.
 /// Failures are limited per username and per network; hashing is bounded so
 /// a flood of sign-ins cannot exhaust memory (argon2 is memory-hard by design).
+///
+/// Lockout (the rule is [`LockPolicy`](latchkey_domain::account::LockPolicy)):
+/// `--lock-after-failures` wrong passwords for an existing account, each within
+/// `--lock-for` of the first, lock it for `--lock-for`. A wrong password always
+/// answers 401 "wrong username or password", locked or not, so the lock does not
+/// tell a stranger which usernames exist; a correct password while locked answers
+/// 403 with the time the lock ends, unless it comes from a network (IPv4
+/// address, IPv6 /64: [`network_key`]) that gave no wrong password for this
+/// account in the last `--lock-for`: then it lifts the lock and signs in. So an
+/// attacker can lock an account only for the networks it fails from, never for
+/// its owner elsewhere; the price is that an attacker who moves to a fresh
+/// network gets one guess there per network before that network is failing too
+/// (and the per-network and per-username rate limits still apply). Networks
+/// are recorded in the store, so this holds across replicas.
 pub async fn with_password(
     state: &AppState,
     username: &str,
@@ -79,18 +93,34 @@ async fn check(
                 .store
                 .append_audit(AuditEvent::new(AuditKind::SignInFailed, actor, actor).with_detail(detail.to_string()), t)
                 .await?;
+            if let Some(u) = &user {
+                let policy = state.config.lock_policy();
+                if let Some(until) =
+                    state.store.record_sign_in_failure(UserId(&u.id), &network_key(ip), policy, t).await?
+                {
+                    tracing::info!(user = %u.id, until = until.as_millis(), "account locked after repeated wrong passwords");
+                }
+            }
             return Err(ApiError::invalid_credentials("wrong username or password"));
         }
     };
     // Said only to someone who knows the password: a stopped account is no secret to its owner.
-    if let Err(refusal) = user.status.check(t) {
-        let detail = serde_json::json!({"ip": ip.to_string(), "refused": refusal.to_string()}).to_string();
-        let who = Some(user.id.as_str());
-        state.store.append_audit(AuditEvent::new(AuditKind::SignInFailed, who, who).with_detail(detail), t).await?;
-        return Err(refusal.into());
-    }
+    let policy = state.config.lock_policy();
+    let lifted = match state.store.record_sign_in_success(UserId(&user.id), &network_key(ip), policy, t).await? {
+        Ok(lifted) => lifted,
+        Err(refusal) => {
+            let detail = serde_json::json!({"ip": ip.to_string(), "refused": refusal.to_string()}).to_string();
+            let who = Some(user.id.as_str());
+            state.store.append_audit(AuditEvent::new(AuditKind::SignInFailed, who, who).with_detail(detail), t).await?;
+            return Err(refusal.into());
+        }
+    };
     let token = Secret::generate(SecretKind::Session, &mut rand::rngs::OsRng);
-    let detail = serde_json::json!({"ip": ip.to_string()}).to_string();
+    let detail = if lifted {
+        serde_json::json!({"ip": ip.to_string(), "lifted_lock": true}).to_string()
+    } else {
+        serde_json::json!({"ip": ip.to_string()}).to_string()
+    };
     state
         .store
         .create_session(
@@ -104,6 +134,45 @@ async fn check(
         )
         .await?;
     Ok((user, token))
+}
+
+/// Changes `user`'s own password after checking the current one, and ends
+/// every other session (all of them when `keep` is `None`, as for a device
+/// token). Wrong current passwords count against the sign-in rate limits, so a
+/// stolen session cannot be used to guess the password faster than sign-in can.
+pub async fn change_password(
+    state: &AppState,
+    user: &UserRecord,
+    keep: Option<&SecretHash>,
+    current: &str,
+    new: &str,
+    ip: IpAddr,
+) -> ApiResult<()> {
+    latchkey_domain::names::check_password(new).map_err(|e| ApiError::invalid_request(e.to_string()))?;
+    let wrong = || ApiError::forbidden("the current password is wrong");
+    if current.len() > 1024 {
+        return Err(wrong());
+    }
+    let net = network_key(ip);
+    let keys = [user.username.as_str(), net.as_str()];
+    if !state.limits.sign_in.try_take(&keys, now()) {
+        return Err(ApiError::too_many_requests("too many wrong passwords; wait a few minutes and try again"));
+    }
+    let permit = tokio::time::timeout(HASH_QUEUE_WAIT, state.password_checks.clone().acquire_owned())
+        .await
+        .map_err(|_| busy())?
+        .map_err(|_| busy())?;
+    if !passwords::verify(current.to_string(), Some(user.password_hash.clone())).await? {
+        return Err(wrong());
+    }
+    let hash = passwords::hash(new.to_string()).await?;
+    drop(permit);
+    state.limits.sign_in.refund(&keys, now());
+    let me = UserId(&user.id);
+    if !state.store.change_password(me, &hash, keep, Actor(&user.id), now()).await? {
+        return Err(ApiError::Internal("the signed-in account no longer exists".into()));
+    }
+    Ok(())
 }
 
 /// Ends the session behind `token`.

@@ -11,7 +11,7 @@
 use crate::audit;
 use crate::db::{conflict, describe, DbResult, Fail};
 use deadpool_postgres::GenericClient;
-use latchkey_domain::account::AccountStatus;
+use latchkey_domain::account::{AccountStatus, FailureRun};
 use latchkey_domain::audit::AuditEvent;
 use latchkey_domain::device::DeviceStatus;
 use latchkey_domain::pairing::PairingStatus;
@@ -135,6 +135,32 @@ impl<C: GenericClient + Sync> Txn for Pg<'_, C> {
     }
     async fn set_user_disabled(&self, user_id: &str, at: Option<Timestamp>) -> DbResult<bool> {
         Ok(exec(self.0, sql::SET_USER_DISABLED, &[&at.map(|t| t.as_millis()), &user_id]).await? == 1)
+    }
+    async fn failure_run(&self, user_id: &str) -> DbResult<Option<FailureRun>> {
+        one(self.0, sql::FAILURE_RUN, &[&user_id], |r| rows::failure_run(r)).await
+    }
+    async fn set_failure_run(&self, user_id: &str, run: FailureRun) -> DbResult<()> {
+        exec(self.0, sql::SET_FAILURE_RUN, &[&run.count, &run.first_at.map(|t| t.as_millis()), &user_id]).await?;
+        Ok(())
+    }
+    async fn set_locked_until(&self, user_id: &str, until: Option<Timestamp>) -> DbResult<()> {
+        exec(self.0, sql::SET_LOCKED_UNTIL, &[&until.map(|t| t.as_millis()), &user_id]).await?;
+        Ok(())
+    }
+    async fn add_network_failure(&self, user_id: &str, network: &str, now: Timestamp) -> DbResult<()> {
+        exec(self.0, sql::ADD_NETWORK_FAILURE, &[&user_id, &network, &now.as_millis()]).await?;
+        Ok(())
+    }
+    async fn prune_network_failures(&self, user_id: &str, before: Timestamp) -> DbResult<()> {
+        exec(self.0, sql::PRUNE_NETWORK_FAILURES, &[&user_id, &before.as_millis()]).await?;
+        Ok(())
+    }
+    async fn network_failed_at(&self, user_id: &str, network: &str) -> DbResult<Option<Timestamp>> {
+        one(self.0, sql::NETWORK_FAILED_AT, &[&user_id, &network], |r| r.at(0)).await
+    }
+    async fn clear_network_failures(&self, user_id: &str) -> DbResult<()> {
+        exec(self.0, sql::CLEAR_NETWORK_FAILURES, &[&user_id]).await?;
+        Ok(())
     }
     async fn delete_user(&self, user_id: &str) -> DbResult<bool> {
         Ok(exec(self.0, sql::DELETE_USER, &[&user_id]).await? == 1)

@@ -5,7 +5,7 @@
 //! Locks are ignored: one writer thread runs transactions one at a time.
 
 use crate::{audit, db_err, is_unique_violation};
-use latchkey_domain::account::AccountStatus;
+use latchkey_domain::account::{AccountStatus, FailureRun};
 use latchkey_domain::audit::AuditEvent;
 use latchkey_domain::device::DeviceStatus;
 use latchkey_domain::pairing::PairingStatus;
@@ -115,6 +115,32 @@ impl Txn for Sql<'_> {
     }
     async fn set_user_disabled(&self, user_id: &str, at: Option<Timestamp>) -> StoreResult<bool> {
         Ok(exec(self.0, sql::SET_USER_DISABLED, params![at.map(|t| t.as_millis()), user_id])? == 1)
+    }
+    async fn failure_run(&self, user_id: &str) -> StoreResult<Option<FailureRun>> {
+        one(self.0, sql::FAILURE_RUN, [user_id], |r| rows::failure_run(r))
+    }
+    async fn set_failure_run(&self, user_id: &str, run: FailureRun) -> StoreResult<()> {
+        exec(self.0, sql::SET_FAILURE_RUN, params![run.count, run.first_at.map(|t| t.as_millis()), user_id])?;
+        Ok(())
+    }
+    async fn set_locked_until(&self, user_id: &str, until: Option<Timestamp>) -> StoreResult<()> {
+        exec(self.0, sql::SET_LOCKED_UNTIL, params![until.map(|t| t.as_millis()), user_id])?;
+        Ok(())
+    }
+    async fn add_network_failure(&self, user_id: &str, network: &str, now: Timestamp) -> StoreResult<()> {
+        exec(self.0, sql::ADD_NETWORK_FAILURE, params![user_id, network, now.as_millis()])?;
+        Ok(())
+    }
+    async fn prune_network_failures(&self, user_id: &str, before: Timestamp) -> StoreResult<()> {
+        exec(self.0, sql::PRUNE_NETWORK_FAILURES, params![user_id, before.as_millis()])?;
+        Ok(())
+    }
+    async fn network_failed_at(&self, user_id: &str, network: &str) -> StoreResult<Option<Timestamp>> {
+        one(self.0, sql::NETWORK_FAILED_AT, [user_id, network], |r| r.at(0))
+    }
+    async fn clear_network_failures(&self, user_id: &str) -> StoreResult<()> {
+        exec(self.0, sql::CLEAR_NETWORK_FAILURES, [user_id])?;
+        Ok(())
     }
     async fn delete_user(&self, user_id: &str) -> StoreResult<bool> {
         Ok(exec(self.0, sql::DELETE_USER, [user_id])? == 1)

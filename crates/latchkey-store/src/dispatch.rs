@@ -51,6 +51,30 @@ macro_rules! impl_store {
                 let (u, actor) = (user.0.to_string(), actor.0.to_string());
                 $write!(self, flow [u, actor] |tx| $crate::flows::accounts::set_disabled(tx, &u, disabled, &actor, now))
             }
+            async fn record_sign_in_failure(
+                &self,
+                user: $crate::UserId<'_>,
+                network: &str,
+                policy: $crate::__private::LockPolicy,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<Option<$crate::__private::Timestamp>> {
+                let (u, net) = (user.0.to_string(), network.to_string());
+                $write!(self, flow [u, net] |tx| {
+                    $crate::flows::accounts::record_sign_in_failure(tx, &u, &net, policy, now)
+                })
+            }
+            async fn record_sign_in_success(
+                &self,
+                user: $crate::UserId<'_>,
+                network: &str,
+                policy: $crate::__private::LockPolicy,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<Result<bool, $crate::__private::AccountRefusal>> {
+                let (u, net) = (user.0.to_string(), network.to_string());
+                $write!(self, flow [u, net] |tx| {
+                    $crate::flows::accounts::record_sign_in_success(tx, &u, &net, policy, now)
+                })
+            }
             async fn delete_user(
                 &self,
                 user: $crate::UserId<'_>,

@@ -23,6 +23,12 @@ pub fn user_disabled(actor: &str, user_id: &str, disabled: bool) -> AuditEvent {
     AuditEvent::new(kind, Some(actor), Some(user_id))
 }
 
+/// `user.locked` by the system: repeated wrong passwords locked the account until `until`.
+pub fn user_locked(user_id: &str, until: latchkey_domain::Timestamp, failures: u32) -> AuditEvent {
+    AuditEvent::new(AuditKind::UserLocked, Some("system"), Some(user_id))
+        .with_detail(json!({"until": until.as_millis(), "failures": failures}).to_string())
+}
+
 /// `user.deleted` by `actor`; the name is kept, as the account is gone.
 pub fn user_deleted(actor: &str, user_id: &str, username: &str) -> AuditEvent {
     AuditEvent::new(AuditKind::UserDeleted, Some(actor), Some(user_id))

@@ -35,6 +35,7 @@ use latchkey_domain::Timestamp;
 #[doc(hidden)]
 pub mod __private {
     pub use async_trait::async_trait;
+    pub use latchkey_domain::account::{AccountRefusal, LockPolicy};
     pub use latchkey_domain::audit::{AuditEntry, AuditEvent, ChainHead};
     pub use latchkey_domain::secret::SecretHash;
     pub use latchkey_domain::Timestamp;
@@ -57,7 +58,8 @@ pub trait Store: Send + Sync + 'static {
     /// Every account, by name.
     async fn users(&self) -> StoreResult<Vec<UserRecord>>;
     /// Disables (`true`) or enables an account and records it. A disabled account gets
-    /// nothing by any path until enabled. `None` if there is no such account.
+    /// nothing by any path until enabled; enabling also lifts a lock and forgets
+    /// wrong passwords. `None` if there is no such account.
     async fn set_user_disabled(
         &self,
         user: UserId<'_>,
@@ -65,6 +67,26 @@ pub trait Store: Send + Sync + 'static {
         actor: Actor<'_>,
         now: Timestamp,
     ) -> StoreResult<Option<UserRecord>>;
+    /// Records a wrong password for an existing account from `network` (a
+    /// [`network key`](latchkey_domain::rate_limit)); under `policy` it may lock
+    /// the account, recorded as `user.locked`. Until when, if this failure locked it.
+    async fn record_sign_in_failure(
+        &self,
+        user: UserId<'_>,
+        network: &str,
+        policy: latchkey_domain::account::LockPolicy,
+        now: Timestamp,
+    ) -> StoreResult<Option<Timestamp>>;
+    /// Records a correct password from `network`: clears the failures and lifts a lock
+    /// if `network` has no recent failure for the account. Whether a lock was lifted,
+    /// or why the account may not act (disabled, or locked and this network may not lift it).
+    async fn record_sign_in_success(
+        &self,
+        user: UserId<'_>,
+        network: &str,
+        policy: latchkey_domain::account::LockPolicy,
+        now: Timestamp,
+    ) -> StoreResult<Result<bool, latchkey_domain::account::AccountRefusal>>;
     /// Deletes an account and everything it held, and records it. Whether there was one.
     async fn delete_user(&self, user: UserId<'_>, actor: Actor<'_>, now: Timestamp) -> StoreResult<bool>;
     /// Stores a new password hash and ends every session but `keep`, and records it.

@@ -7,7 +7,7 @@
 
 use crate::records::*;
 use crate::{StoreError, StoreResult};
-use latchkey_domain::account::AccountStatus;
+use latchkey_domain::account::{AccountStatus, FailureRun};
 use latchkey_domain::device::{DeviceStatus, EnrollmentKeyState};
 use latchkey_domain::device_grant::{GrantState, GrantStatus};
 use latchkey_domain::pairing::{PairingState, PairingStatus};
@@ -254,6 +254,11 @@ pub fn signing_key(r: &impl Columns) -> StoreResult<SigningKeyRecord> {
 /// An account's status from `disabled_at, locked_until`.
 pub fn account_status(r: &impl Columns) -> StoreResult<AccountStatus> {
     Ok(AccountStatus { disabled_at: r.opt_at(0)?, locked_until: r.opt_at(1)? })
+}
+
+/// An account's run of wrong passwords from `failed_sign_ins, first_failure_at`.
+pub fn failure_run(r: &impl Columns) -> StoreResult<FailureRun> {
+    Ok(FailureRun { count: r.int(0)?, first_at: r.opt_at(1)? })
 }
 
 /// Whether a token family is unrevoked, and its account's status, from

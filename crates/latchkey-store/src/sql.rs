@@ -73,6 +73,21 @@ pub const USERS: &str = concat!("SELECT ", user_columns!(), " FROM users u ORDER
 pub const USER_BY_ID: &str = concat!("SELECT ", user_columns!(), " FROM users u WHERE u.id = $1");
 /// Disables (a time) or enables (NULL) an account.
 pub const SET_USER_DISABLED: &str = "UPDATE users SET disabled_at = $1 WHERE id = $2";
+/// An account's current run of wrong passwords.
+pub const FAILURE_RUN: &str = "SELECT failed_sign_ins, first_failure_at FROM users WHERE id = $1";
+/// Stores an account's run of wrong passwords.
+pub const SET_FAILURE_RUN: &str = "UPDATE users SET failed_sign_ins = $1, first_failure_at = $2 WHERE id = $3";
+/// Locks an account until a time, or lifts the lock (NULL).
+pub const SET_LOCKED_UNTIL: &str = "UPDATE users SET locked_until = $1 WHERE id = $2";
+/// Records a network's latest wrong password for an account.
+pub const ADD_NETWORK_FAILURE: &str = "INSERT INTO sign_in_failures (user_id, network, at) VALUES ($1, $2, $3)
+     ON CONFLICT (user_id, network) DO UPDATE SET at = excluded.at";
+/// Forgets an account's network failures older than a time.
+pub const PRUNE_NETWORK_FAILURES: &str = "DELETE FROM sign_in_failures WHERE user_id = $1 AND at < $2";
+/// When a network's latest wrong password for an account came.
+pub const NETWORK_FAILED_AT: &str = "SELECT at FROM sign_in_failures WHERE user_id = $1 AND network = $2";
+/// Forgets every network failure of an account.
+pub const CLEAR_NETWORK_FAILURES: &str = "DELETE FROM sign_in_failures WHERE user_id = $1";
 /// Deletes an account; everything it held goes with it (foreign keys cascade).
 pub const DELETE_USER: &str = "DELETE FROM users WHERE id = $1";
 /// Stores a new password hash.
@@ -328,6 +343,13 @@ mod tests {
             USERS,
             USER_BY_ID,
             SET_USER_DISABLED,
+            FAILURE_RUN,
+            SET_FAILURE_RUN,
+            SET_LOCKED_UNTIL,
+            ADD_NETWORK_FAILURE,
+            PRUNE_NETWORK_FAILURES,
+            NETWORK_FAILED_AT,
+            CLEAR_NETWORK_FAILURES,
             DELETE_USER,
             SET_PASSWORD,
             DELETE_SESSIONS_OF,

@@ -87,6 +87,7 @@ macro_rules! for_each_check {
             disable_racing_redeems_lets_nothing_out_after_it,
             revoke_everything_password_change_and_delete,
             refresh_with_an_unneeded_proof_changes_nothing,
+            repeated_failures_lock_and_the_lock_can_be_lifted,
         );
     };
 }

@@ -11,7 +11,7 @@
 
 use crate::records::*;
 use crate::StoreError;
-use latchkey_domain::account::AccountStatus;
+use latchkey_domain::account::{AccountStatus, FailureRun};
 use latchkey_domain::audit::AuditEvent;
 use latchkey_domain::device::DeviceStatus;
 use latchkey_domain::pairing::PairingStatus;
@@ -88,6 +88,20 @@ pub trait Txn {
     async fn user(&self, user_id: &str) -> Result<Option<UserRecord>, Self::Error>;
     /// Disables (with a time) or enables (`None`) an account; false when there is none.
     async fn set_user_disabled(&self, user_id: &str, at: Option<Timestamp>) -> Result<bool, Self::Error>;
+    /// An account's current run of wrong passwords.
+    async fn failure_run(&self, user_id: &str) -> Result<Option<FailureRun>, Self::Error>;
+    /// Stores an account's run of wrong passwords.
+    async fn set_failure_run(&self, user_id: &str, run: FailureRun) -> Result<(), Self::Error>;
+    /// Locks an account until `until`, or lifts its lock (`None`).
+    async fn set_locked_until(&self, user_id: &str, until: Option<Timestamp>) -> Result<(), Self::Error>;
+    /// Records that `network` gave a wrong password for the account at `now`.
+    async fn add_network_failure(&self, user_id: &str, network: &str, now: Timestamp) -> Result<(), Self::Error>;
+    /// Forgets the account's network failures from before `before`.
+    async fn prune_network_failures(&self, user_id: &str, before: Timestamp) -> Result<(), Self::Error>;
+    /// When `network` last gave a wrong password for the account, if it did.
+    async fn network_failed_at(&self, user_id: &str, network: &str) -> Result<Option<Timestamp>, Self::Error>;
+    /// Forgets every network failure of the account.
+    async fn clear_network_failures(&self, user_id: &str) -> Result<(), Self::Error>;
     /// Deletes an account and, by cascade, everything it held; false when there is none.
     async fn delete_user(&self, user_id: &str) -> Result<bool, Self::Error>;
     /// Stores a new password hash; false when there is no such account.

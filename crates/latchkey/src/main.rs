@@ -48,6 +48,11 @@ enum Command {
         #[command(flatten)]
         common: ClientArgs,
     },
+    /// Change your password (asked on the terminal, or two lines on stdin: current, new); ends your other sessions.
+    Passwd {
+        #[command(flatten)]
+        common: ClientArgs,
+    },
     /// List, rename, move and revoke your devices.
     Devices {
         #[command(flatten)]
@@ -110,6 +115,7 @@ async fn main() -> std::process::ExitCode {
         Command::Login { common, args } => cli::login::login(&common, args).await,
         Command::Logout { common, args } => cli::login::logout(&common, args).await,
         Command::Whoami { common } => cli::account_cmds::whoami(&common).await,
+        Command::Passwd { common } => cli::account_cmds::passwd(&common).await,
         Command::Devices { common, command } => cli::account_cmds::devices(&common, command).await,
         Command::Approve { common, user_code, yes, deny } => {
             cli::account_cmds::approve(&common, &user_code, yes, deny).await

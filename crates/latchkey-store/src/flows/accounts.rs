@@ -4,7 +4,7 @@
 use crate::events;
 use crate::records::*;
 use crate::txn::Txn;
-use latchkey_domain::account::AccountRefusal;
+use latchkey_domain::account::{AccountRefusal, FailureRun, LockPolicy};
 use latchkey_domain::secret::SecretHash;
 use latchkey_domain::Timestamp;
 
@@ -50,8 +50,79 @@ pub async fn set_disabled<T: Txn>(
     if !tx.set_user_disabled(user_id, disabled.then_some(now)).await? {
         return Ok(None);
     }
+    if !disabled {
+        // Enabling is the admin's one "let this account in again": it lifts a lock too.
+        clear_failures(tx, user_id).await?;
+    }
     tx.append_audit(&events::user_disabled(actor, user_id, disabled), now).await?;
     tx.user(user_id).await
+}
+
+/// Records a wrong password for an existing account from `network` (see
+/// [`LockPolicy`] for the rule); returns until when it locked the account, if
+/// this failure locked it. Recorded as `user.locked` when it does.
+pub async fn record_sign_in_failure<T: Txn>(
+    tx: &T,
+    user_id: &str,
+    network: &str,
+    policy: LockPolicy,
+    now: Timestamp,
+) -> Result<Option<Timestamp>, T::Error> {
+    if policy.failures == 0 {
+        return Ok(None);
+    }
+    // Concurrent failures for one account take turns, so none is lost from the count.
+    tx.lock_owner(user_id).await?;
+    let Some(status) = tx.account(user_id, false).await? else {
+        return Ok(None);
+    };
+    let run = tx.failure_run(user_id).await?.unwrap_or_default();
+    let outcome = policy.on_failure(run, status, now);
+    tx.set_failure_run(user_id, outcome.run).await?;
+    // Older entries can no longer keep a network from lifting a lock; forgetting
+    // them bounds what an attacker cycling through networks leaves behind.
+    tx.prune_network_failures(user_id, now.plus_secs(-policy.lock_for_secs)).await?;
+    tx.add_network_failure(user_id, network, now).await?;
+    if let Some(until) = outcome.locks_until {
+        tx.set_locked_until(user_id, Some(until)).await?;
+        tx.append_audit(&events::user_locked(user_id, until, policy.failures), now).await?;
+    }
+    Ok(outcome.locks_until)
+}
+
+/// Records a correct password for an account from `network`: clears its run of
+/// failures and lifts a lock if `network` may lift it ([`LockPolicy::network_may_lift`]).
+/// `Ok(true)` when a lock was lifted; the refusal when the account may not act.
+pub async fn record_sign_in_success<T: Txn>(
+    tx: &T,
+    user_id: &str,
+    network: &str,
+    policy: LockPolicy,
+    now: Timestamp,
+) -> Result<Result<bool, AccountRefusal>, T::Error> {
+    tx.lock_owner(user_id).await?;
+    let Some(status) = tx.account(user_id, false).await? else {
+        return Ok(Err(AccountRefusal::Disabled));
+    };
+    let lifted = match status.check(now) {
+        Ok(()) => false,
+        Err(AccountRefusal::Disabled) => return Ok(Err(AccountRefusal::Disabled)),
+        Err(locked) => {
+            if !policy.network_may_lift(tx.network_failed_at(user_id, network).await?, now) {
+                return Ok(Err(locked));
+            }
+            true
+        }
+    };
+    clear_failures(tx, user_id).await?;
+    Ok(Ok(lifted))
+}
+
+/// Forgets an account's failures and lifts its lock.
+async fn clear_failures<T: Txn>(tx: &T, user_id: &str) -> Result<(), T::Error> {
+    tx.set_failure_run(user_id, FailureRun::default()).await?;
+    tx.set_locked_until(user_id, None).await?;
+    tx.clear_network_failures(user_id).await
 }
 
 /// Deletes an account and everything it held, and records it.

@@ -111,7 +111,7 @@ pub enum UserCommand {
         /// Sign-in name.
         name: String,
     },
-    /// Enable a disabled account.
+    /// Enable a disabled account; also lifts a lock from wrong passwords.
     Enable {
         /// Sign-in name.
         name: String,

@@ -80,7 +80,7 @@ async fn set_disabled(store: &dyn Store, name: &str, disabled: bool) -> anyhow::
     if disabled {
         println!("Disabled {}: it gets nothing until `latchkey admin user enable {}`", user.username, user.username);
     } else {
-        println!("Enabled {}", user.username);
+        println!("Enabled {} (any lock from wrong passwords is lifted)", user.username);
     }
     Ok(ExitCode::SUCCESS)
 }

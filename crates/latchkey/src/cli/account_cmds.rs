@@ -1,4 +1,4 @@
-//! Commands for a logged-in machine: `whoami`, `devices …`, `approve`, `enroll-key create`.
+//! Commands for a logged-in machine: `whoami`, `passwd`, `devices …`, `approve`, `enroll-key create`.
 
 use super::login::explain;
 use super::{output, ClientArgs};
@@ -88,6 +88,36 @@ pub async fn whoami(common: &ClientArgs) -> anyhow::Result<ExitCode> {
         if let Some(d) = &me.device {
             println!("this machine: \"{}\" ({}), location: {}", d.name, d.slug, output::location(&d.location));
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `latchkey passwd`: the current and the new password from the terminal
+/// (the new one twice), or the first two lines of stdin when piped.
+pub async fn passwd(common: &ClientArgs) -> anyhow::Result<ExitCode> {
+    let (current, new) = if std::io::stdin().is_terminal() {
+        let current = rpassword::prompt_password("Current password: ")?;
+        let new = rpassword::prompt_password("New password: ")?;
+        if rpassword::prompt_password("New password again: ")? != new {
+            bail!("the new passwords differ; nothing was changed");
+        }
+        (current, new)
+    } else {
+        let mut lines = std::io::stdin().lock().lines();
+        let mut next = || -> anyhow::Result<String> {
+            Ok(lines.next().transpose()?.unwrap_or_default().trim_end_matches('\r').to_string())
+        };
+        (next()?, next()?)
+    };
+    latchkey_domain::names::check_password(&new)?;
+    let mut account = common.account()?;
+    call(&mut account, |c, t| {
+        let (current, new) = (current.clone(), new.clone());
+        async move { c.change_password(Auth::Access(&t), &current, &new).await }
+    })
+    .await?;
+    if !common.json {
+        println!("Password changed; your other browser and API sessions were signed out.");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
 /// One machine: its own configuration directory.
@@ -42,6 +42,20 @@ impl Machine {
     /// Runs a command to completion: (success, stdout, stderr).
     async fn run(&self, args: &[&str]) -> (bool, String, String) {
         let out = tokio::time::timeout(Duration::from_secs(60), self.cmd(args).output())
+            .await
+            .expect("command finished")
+            .expect("command ran");
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    }
+
+    /// Runs a command with `input` on its stdin: (success, stdout, stderr).
+    async fn run_with_input(&self, args: &[&str], input: &str) -> (bool, String, String) {
+        let mut child =
+            self.cmd(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(input.as_bytes()).await.expect("write stdin");
+        drop(stdin);
+        let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
             .await
             .expect("command finished")
             .expect("command ran");
@@ -369,7 +383,28 @@ async fn approve_from_a_trusted_machine(b: Backend) {
     assert!(!ok && err.contains("--yes"), "{err}");
 }
 
+async fn passwd_changes_the_password_and_ends_the_sessions(b: Backend) {
+    let app = spawn_app(b).await;
+    let alice = app.signed_in("alice").await;
+    let m = Machine::new(&app);
+    m.login(&app, &alice, &["--yes", "--name", "Laptop", "--location", "desk"]).await;
+    let (ok, _, err) = m.run_with_input(&["passwd"], "not the password\nnew password 1\n").await;
+    assert!(!ok && err.contains("current password is wrong"), "{err}");
+    let (ok, _, err) = m.run_with_input(&["passwd"], &format!("{PASSWORD}\nshort\n")).await;
+    assert!(!ok, "a too-short new password is refused: {err}");
+    let (ok, out, err) = m.run_with_input(&["passwd"], &format!("{PASSWORD}\nnew password 1\n")).await;
+    assert!(ok, "{err}");
+    assert!(out.contains("Password changed"), "{out}");
+    // A device token keeps no session: every browser and API session ends; the machine stays signed in.
+    assert_eq!(app.client.me(alice.as_str()).await.expect_err("session ended").status(), Some(401));
+    assert_eq!(app.client.sign_in("alice", PASSWORD).await.expect_err("old password").status(), Some(401));
+    app.client.sign_in("alice", "new password 1").await.expect("new password");
+    let (ok, _, err) = m.run(&["whoami"]).await;
+    assert!(ok, "{err}");
+}
+
 backend_tests!(
+    passwd_changes_the_password_and_ends_the_sessions,
     first_login_names_the_machine_and_binds_its_key,
     installers_must_say_where_the_machine_is,
     enrollment_key_provisions_without_a_browser,

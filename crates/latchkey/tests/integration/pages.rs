@@ -134,7 +134,38 @@ async fn sign_in_form_needs_its_csrf_cookie(b: Backend) {
     assert_eq!(form_field(&html, "next"), "/");
 }
 
+async fn the_password_page_changes_it_and_signs_out_the_other_sessions(b: Backend) {
+    let app = spawn_app(b).await;
+    app.add_user("alice", false).await;
+    let other = app.client.sign_in("alice", PASSWORD).await.expect("sign in").session_token;
+    let c = browser();
+    sign_in(&app, &c, "/password").await;
+    let (s, html, _) = get(&c, &format!("{}/password", app.url)).await;
+    assert_eq!(s, 200);
+    let csrf = form_field(&html, "csrf");
+    let url = format!("{}/password", app.url);
+    let wrong = [("csrf", csrf.as_str()), ("current_password", "not it"), ("new_password", "new password 1")];
+    let (s, html, _) = post(&c, &url, &wrong).await;
+    assert_eq!(s, 403);
+    assert!(html.contains("current password is wrong"), "shown on the page");
+    let (s, _, _) =
+        post(&c, &url, &[("csrf", "forged"), ("current_password", PASSWORD), ("new_password", "x1234567")]).await;
+    assert_eq!(s, 403, "a forged form changes nothing");
+    app.client.me(other.as_str()).await.expect("refusals change nothing");
+
+    let right = [("csrf", csrf.as_str()), ("current_password", PASSWORD), ("new_password", "new password 1")];
+    let (s, _, h) = post(&c, &url, &right).await;
+    assert_eq!(s, 303);
+    assert_eq!(h.get("location").expect("location"), "/password?done=1");
+    let (s, html, _) = get(&c, &format!("{}/password?done=1", app.url)).await;
+    assert_eq!(s, 200, "this browser stays signed in");
+    assert!(html.contains("Password changed"));
+    assert_eq!(app.client.me(other.as_str()).await.expect_err("other session").status(), Some(401));
+    app.client.sign_in("alice", "new password 1").await.expect("new password");
+}
+
 backend_tests!(
+    the_password_page_changes_it_and_signs_out_the_other_sessions,
     verification_page_approves_a_device_in_two_deliberate_steps,
     wrong_code_on_the_page_says_so,
     sign_in_form_needs_its_csrf_cookie,

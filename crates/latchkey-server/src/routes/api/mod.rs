@@ -7,6 +7,7 @@ pub mod enroll;
 pub mod enrollment_keys;
 pub mod me;
 pub mod pairings;
+pub mod password;
 pub mod session;
 
 use crate::error::ApiError;
@@ -20,6 +21,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route(paths::SESSION, post(session::create_session).delete(session::delete_session))
         .route(paths::ME, get(me::me))
+        .route(paths::PASSWORD, post(password::change))
         .route(paths::DEVICES, get(devices::list))
         .route(paths::DEVICE, patch(devices::update).delete(devices::revoke))
         .route(paths::DEVICE_LOCATIONS, get(devices::locations))

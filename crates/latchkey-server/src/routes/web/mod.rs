@@ -1,9 +1,10 @@
-//! The web pages: sign-in, device approval, Devices, Apps, Audit, and QR sign-in.
+//! The web pages: sign-in, device approval, Devices, Apps, Audit, password, and QR sign-in.
 
 pub mod apps;
 pub mod audit;
 pub mod devices;
 pub mod pages;
+pub mod password;
 pub mod qr;
 
 use crate::state::AppState;
@@ -25,6 +26,7 @@ pub fn router() -> Router<AppState> {
         .route(paths::PHONE_PAGE, get(qr::phone_page))
         .route("/pair/decision", post(qr::phone_decide))
         .route("/static/qr-sign-in.js", get(qr::script))
+        .route("/password", get(password::form).post(password::submit))
         .route("/devices", get(devices::list))
         .route("/devices/enrollment-key", post(devices::enrollment_key))
         .route("/devices/{id}/rename", post(devices::rename))
