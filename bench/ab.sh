@@ -9,7 +9,8 @@
 # (any of bench/run.sh's). Each of ROUNDS (default 3) rounds runs bench/run.sh
 # once per binary, in alternating order, with RUNS (default "c64") on a fresh
 # database; N, USERS and the other run.sh settings pass through (defaults here:
-# N=6000, USERS=200, WARMUP=1000). Prints each run's logins/s and the median
+# N=6000, USERS=200, WARMUP=1000; SKIP_BUILD=1 uses the binaries as they are).
+# Prints each run's logins/s and the median
 # NEW/OLD ratio per run kind.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,7 +21,7 @@ ROUNDS=${ROUNDS:-3}
 export RUNS=${RUNS:-c64} N=${N:-6000} USERS=${USERS:-200} WARMUP=${WARMUP:-1000}
 OUT=$(mktemp -d "${TMPDIR:-/tmp}/latchkey-ab.XXXXXX")
 echo "A/B of $OLD (old) and $NEW (new) on $CFG, runs: $RUNS; results in $OUT"
-(cd "$ROOT" && cargo build --release -p latchkey -p latchkey-bench)
+[[ ${SKIP_BUILD:-0} == 1 ]] || (cd "$ROOT" && cargo build --release -p latchkey -p latchkey-bench)
 
 for round in $(seq 1 "$ROUNDS"); do
     # Alternate which goes first, so neither always gets the cooler machine.
