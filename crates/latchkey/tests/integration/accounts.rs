@@ -4,7 +4,7 @@
 
 use crate::backend_tests;
 use crate::support::*;
-use latchkey_proto::api::{EnrollRequest, EnrollmentKeyRequest};
+use latchkey_proto::api::EnrollmentKeyRequest;
 use latchkey_store::{Actor, UserId};
 
 /// The OAuth error code and HTTP status of a refusal.
@@ -45,15 +45,7 @@ async fn a_disabled_account_gets_nothing_by_any_path(b: Backend) {
     assert_eq!(refusal(e), (Some(400), "access_denied".into()));
     let e = app.client.wait_token(&cli(), &waiting.device_code).await.expect_err("instant endpoint");
     assert_eq!(refusal(e), (Some(400), "access_denied".into()));
-    let enroll = EnrollRequest {
-        enrollment_key: key,
-        name: "Headless box".into(),
-        slug: None,
-        location: "basement".into(),
-        platform: "linux-aarch64".into(),
-        client_version: "test".into(),
-        scope: "openid".into(),
-    };
+    let enroll = headless_enrollment(&key);
     let e = app.client.enroll(&enroll).await.expect_err("enrollment key");
     assert_eq!(refusal(e), (Some(400), "invalid_grant".into()));
 

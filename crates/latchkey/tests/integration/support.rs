@@ -92,6 +92,19 @@ pub fn cli() -> AppCredentials {
 }
 
 /// Current time.
+/// Enrolling "Headless box" in the basement with enrollment key `key`, as a machine with no browser would.
+pub fn headless_enrollment(key: &str) -> latchkey_proto::api::EnrollRequest {
+    latchkey_proto::api::EnrollRequest {
+        enrollment_key: key.into(),
+        name: "Headless box".into(),
+        slug: None,
+        location: "basement".into(),
+        platform: "linux-aarch64".into(),
+        client_version: "test".into(),
+        scope: "openid".into(),
+    }
+}
+
 pub fn now() -> Timestamp {
     latchkey_server::state::now()
 }

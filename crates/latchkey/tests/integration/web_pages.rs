@@ -4,7 +4,7 @@ use crate::backend_tests;
 use crate::support::*;
 use latchkey_client::DeviceParams;
 use latchkey_domain::secret::SecretHash;
-use latchkey_proto::api::{DeviceUpdate, EnrollRequest};
+use latchkey_proto::api::DeviceUpdate;
 use latchkey_store::{AppId, DeviceId, UserId};
 use latchkey_store::{ClientKind, GrantType};
 use reqwest::header::HeaderMap;
@@ -247,15 +247,7 @@ async fn enrollment_key_is_shown_once(b: Backend) {
     assert_eq!(app.store.enrollment_keys(Some(UserId(&alice))).await.expect("keys").len(), 2);
 
     // It works once, on a machine with no browser.
-    let req = EnrollRequest {
-        enrollment_key: key.clone(),
-        name: "Headless box".into(),
-        slug: None,
-        location: "basement".into(),
-        platform: "linux-aarch64".into(),
-        client_version: "test".into(),
-        scope: "openid".into(),
-    };
+    let req = headless_enrollment(&key);
     app.client.enroll(&req).await.expect("enrolled");
     assert!(app.client.enroll(&req).await.is_err(), "single use");
     let p = get(&c, &format!("{}/devices", app.url)).await;
