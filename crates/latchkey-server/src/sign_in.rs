@@ -89,17 +89,19 @@ async fn check(
                 _ => serde_json::json!({"unknown_username": true, "ip": ip.to_string()}),
             };
             let actor = user.as_ref().map(|u| u.id.as_str());
-            state
-                .store
-                .append_audit(AuditEvent::new(AuditKind::SignInFailed, actor, actor).with_detail(detail.to_string()), t)
-                .await?;
-            if let Some(u) = &user {
-                let policy = state.config.lock_policy();
-                if let Some(until) =
-                    state.store.record_sign_in_failure(UserId(&u.id), &network_key(ip), policy, t).await?
-                {
-                    tracing::info!(user = %u.id, until = until.as_millis(), "account locked after repeated wrong passwords");
+            let failure = AuditEvent::new(AuditKind::SignInFailed, actor, actor).with_detail(detail.to_string());
+            match &user {
+                // Counted towards a lock in the transaction that records it.
+                Some(u) => {
+                    let policy = state.config.lock_policy();
+                    let net = network_key(ip);
+                    if let Some(until) =
+                        state.store.record_sign_in_failure(UserId(&u.id), &net, failure, policy, t).await?
+                    {
+                        tracing::info!(user = %u.id, until = until.as_millis(), "account locked after repeated wrong passwords");
+                    }
                 }
+                None => state.store.append_audit(failure, t).await?,
             }
             return Err(ApiError::invalid_credentials("wrong username or password"));
         }

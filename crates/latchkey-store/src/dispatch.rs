@@ -55,12 +55,13 @@ macro_rules! impl_store {
                 &self,
                 user: $crate::UserId<'_>,
                 network: &str,
+                failure: $crate::__private::AuditEvent,
                 policy: $crate::__private::LockPolicy,
                 now: $crate::__private::Timestamp,
             ) -> $crate::StoreResult<Option<$crate::__private::Timestamp>> {
                 let (u, net) = (user.0.to_string(), network.to_string());
-                $write!(self, flow [u, net] |tx| {
-                    $crate::flows::accounts::record_sign_in_failure(tx, &u, &net, policy, now)
+                $write!(self, flow [u, net, failure] |tx| {
+                    $crate::flows::accounts::record_sign_in_failure(tx, &u, &net, &failure, policy, now)
                 })
             }
             async fn record_sign_in_success(

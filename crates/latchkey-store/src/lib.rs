@@ -74,6 +74,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         user: UserId<'_>,
         network: &str,
+        failure: AuditEvent,
         policy: latchkey_domain::account::LockPolicy,
         now: Timestamp,
     ) -> StoreResult<Option<Timestamp>>;

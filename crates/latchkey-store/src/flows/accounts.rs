@@ -5,6 +5,7 @@ use crate::events;
 use crate::records::*;
 use crate::txn::Txn;
 use latchkey_domain::account::{AccountRefusal, FailureRun, LockPolicy};
+use latchkey_domain::audit::AuditEvent;
 use latchkey_domain::secret::SecretHash;
 use latchkey_domain::Timestamp;
 
@@ -65,9 +66,12 @@ pub async fn record_sign_in_failure<T: Txn>(
     tx: &T,
     user_id: &str,
     network: &str,
+    failure: &AuditEvent,
     policy: LockPolicy,
     now: Timestamp,
 ) -> Result<Option<Timestamp>, T::Error> {
+    // The failure's own entry goes in with the count it changes.
+    tx.append_audit(failure, now).await?;
     if policy.failures == 0 {
         return Ok(None);
     }

@@ -177,14 +177,14 @@ pub async fn repeated_failures_lock_and_the_lock_can_be_lifted(store: Arc<dyn St
     let user = setup(s).await;
     let u = UserId(&user.id);
     let policy = LockPolicy { failures: 3, window_secs: 600, lock_for_secs: 900 };
-    assert_eq!(s.record_sign_in_failure(u, "10.0.0.1", policy, at(1000)).await.unwrap(), None);
-    assert_eq!(s.record_sign_in_failure(u, "10.0.0.1", policy, at(2000)).await.unwrap(), None);
+    assert_eq!(s.record_sign_in_failure(u, "10.0.0.1", failed(), policy, at(1000)).await.unwrap(), None);
+    assert_eq!(s.record_sign_in_failure(u, "10.0.0.1", failed(), policy, at(2000)).await.unwrap(), None);
     let until = at(3000 + 900_000);
-    assert_eq!(s.record_sign_in_failure(u, "10.0.0.2", policy, at(3000)).await.unwrap(), Some(until));
+    assert_eq!(s.record_sign_in_failure(u, "10.0.0.2", failed(), policy, at(3000)).await.unwrap(), Some(until));
     assert_eq!(s.user_by_name(&user.username).await.unwrap().map(|u| u.status.locked_until), Some(Some(until)));
     assert_eq!(kinds(s).await.iter().filter(|k| *k == "user.locked").count(), 1);
     // Failures while locked neither lengthen the lock nor lock it again.
-    assert_eq!(s.record_sign_in_failure(u, "10.0.0.1", policy, at(4000)).await.unwrap(), None);
+    assert_eq!(s.record_sign_in_failure(u, "10.0.0.1", failed(), policy, at(4000)).await.unwrap(), None);
     assert_eq!(s.user_by_name(&user.username).await.unwrap().map(|u| u.status.locked_until), Some(Some(until)));
 
     let locked = Err(AccountRefusal::Locked { until });
@@ -195,17 +195,30 @@ pub async fn repeated_failures_lock_and_the_lock_can_be_lifted(store: Arc<dyn St
     // Lifted, the failing network may sign in again, and the run starts over.
     assert_eq!(s.record_sign_in_success(u, "10.0.0.1", policy, at(6000)).await.unwrap(), Ok(false));
     for ms in [7000, 8000] {
-        assert_eq!(s.record_sign_in_failure(u, "10.0.0.1", policy, at(ms)).await.unwrap(), None);
+        assert_eq!(s.record_sign_in_failure(u, "10.0.0.1", failed(), policy, at(ms)).await.unwrap(), None);
     }
-    assert!(s.record_sign_in_failure(u, "10.0.0.1", policy, at(9000)).await.unwrap().is_some());
+    assert!(s.record_sign_in_failure(u, "10.0.0.1", failed(), policy, at(9000)).await.unwrap().is_some());
     // The admin's enable lifts a lock.
     let enabled = s.set_user_disabled(u, false, Actor("admin-cli"), at(10_000)).await.unwrap();
     assert_eq!(enabled.map(|u| u.status), Some(Default::default()));
     assert_eq!(s.record_sign_in_success(u, "10.0.0.1", policy, at(11_000)).await.unwrap(), Ok(false));
     // A policy of 0 never locks; nobody is locked for failing on an account that does not exist.
     for ms in 0..5 {
-        assert_eq!(s.record_sign_in_failure(u, "10.0.0.1", LockPolicy::NEVER, at(12_000 + ms)).await.unwrap(), None);
+        assert_eq!(
+            s.record_sign_in_failure(u, "10.0.0.1", failed(), LockPolicy::NEVER, at(12_000 + ms)).await.unwrap(),
+            None
+        );
     }
-    assert_eq!(s.record_sign_in_failure(UserId("u-nobody"), "10.0.0.1", policy, at(13_000)).await.unwrap(), None);
+    assert_eq!(
+        s.record_sign_in_failure(UserId("u-nobody"), "10.0.0.1", failed(), policy, at(13_000)).await.unwrap(),
+        None
+    );
+    // Every failure's own entry went in with it, locked, unlocked or never locking.
+    assert_eq!(count_kind(s, AuditKind::SignInFailed).await, 13);
     verify_audit_chain(s).await;
+}
+
+/// The audit entry a wrong password records.
+fn failed() -> AuditEvent {
+    AuditEvent::new(AuditKind::SignInFailed, Some("u-dev"), Some("u-dev"))
 }
