@@ -43,6 +43,7 @@ async fn add_qr_app(app: &TestApp) {
         redirect_uris: vec![],
         app_url: Some(app.url.clone()),
         qr_sign_in: true,
+        require_dpop: false,
         created_at: now(),
     };
     app.store.create_app(record, None, now()).await.expect("create app");
@@ -235,6 +236,7 @@ async fn qr_switch_turned_off_stops_the_waiting_desktop(b: Backend) {
         grant_types: before.grant_types,
         app_url: before.app_url,
         qr_sign_in: false,
+        require_dpop: false,
     };
     app.store.update_app(AppId(QR_APP), update, Actor(&admin), now()).await.expect("update").expect("app exists");
     app.store.notifier().notify_all();

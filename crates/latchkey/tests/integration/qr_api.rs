@@ -26,6 +26,7 @@ async fn qr_app(app: &TestApp, id: &str, on: bool) {
         redirect_uris: vec![],
         app_url: Some(app.url.clone()),
         qr_sign_in: on,
+        require_dpop: false,
         created_at: now(),
     };
     app.store.create_app(rec, None, now()).await.expect("app");
@@ -189,6 +190,7 @@ async fn the_switch_turns_every_part_off(b: Backend) {
         grant_types: vec![],
         app_url: Some(app.url.clone()),
         qr_sign_in: false,
+        require_dpop: false,
     };
     app.store.update_app(AppId("tray"), update, Actor("test"), now()).await.expect("update");
     app.store.notifier().notify_all();

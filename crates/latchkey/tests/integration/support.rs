@@ -241,6 +241,7 @@ impl TestApp {
             redirect_uris: vec![],
             app_url: None,
             qr_sign_in: false,
+            require_dpop: false,
             created_at: now(),
         };
         self.store.create_app(app, None, now()).await.expect("create app");
