@@ -44,10 +44,11 @@ pub async fn handle(State(state): State<AppState>, headers: HeaderMap, Form(p): 
             app.client_id
         )));
     }
-    let jkt = crate::dpop::required_by(&app, proof_key(&state, &headers, latchkey_proto::paths::TOKEN)?)?;
+    let proof = proof_key(&state, &headers, latchkey_proto::paths::TOKEN)?;
     match grant {
         GrantType::DeviceCode => {
             let code = p.device_code.as_deref().ok_or_else(|| ApiError::invalid_request("device_code is required"))?;
+            let jkt = crate::dpop::required_by(&app, proof)?;
             match redeem_once(&state, &app, code, RedeemMode::Poll, jkt).await? {
                 Step::Tokens(resp) => Ok(resp),
                 Step::Pending { .. } => {
@@ -58,7 +59,7 @@ pub async fn handle(State(state): State<AppState>, headers: HeaderMap, Form(p): 
         GrantType::RefreshToken => {
             let token =
                 p.refresh_token.as_deref().ok_or_else(|| ApiError::invalid_request("refresh_token is required"))?;
-            refresh(&state, &app, token, jkt).await
+            refresh(&state, &app, token, crate::dpop::required_by(&app, proof)?).await
         }
     }
 }
