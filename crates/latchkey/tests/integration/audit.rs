@@ -26,8 +26,9 @@ async fn every_step_of_a_login_is_recorded_in_order(b: Backend) {
     drop(r2);
     let k = kinds(&app).await;
     let expected = [
-        "app.created",
+        "app.created", // latchkey-cli
         "key.rotated",
+        "app.created", // the tests' device app
         "user.created",
         "signin.succeeded",
         "grant.requested",

@@ -88,8 +88,11 @@ async fn a_person_approves_a_device_login_by_typing_its_code(b: Backend) {
     let keep = keep_screenshots(&b);
     let app = spawn_app(b).await;
     app.add_user("alice", false).await;
-    let auth =
-        app.client.device_authorization(&device_app(), "openid profile", Some("Alice's laptop")).await.expect("device login");
+    let auth = app
+        .client
+        .device_authorization(&device_app(), "openid profile", Some("Alice's laptop"))
+        .await
+        .expect("device login");
     let chrome = Chrome::start().await;
     let desk = chrome.browser(DESKTOP).await;
 
@@ -315,6 +318,49 @@ async fn approved_device(app: &TestApp, session: &str, name: &str, location: &st
     (id, tokens.access_token)
 }
 
+/// The "notify" mitigation: a new sign-in elsewhere and a new device are announced
+/// on this browser's pages, each with a one-click "Not you? Revoke" that ends it.
+async fn new_sign_ins_are_announced_with_a_way_to_revoke_them(b: Backend) {
+    let keep = keep_screenshots(&b);
+    let app = spawn_app(b).await;
+    app.add_user("alice", false).await;
+    let chrome = Chrome::start().await;
+    let desk = chrome.browser(DESKTOP).await;
+    desk.goto(&format!("{}/signin", app.url)).await;
+    desk.sign_in("alice", PASSWORD).await;
+    desk.wait_text("h1", "Signed in as alice").await;
+    assert!(!desk.has(".news").await, "nothing new yet: this browser's own sign-in is not news");
+
+    // Elsewhere: another sign-in, then a new device approved from it.
+    let elsewhere = app.client.sign_in("alice", PASSWORD).await.expect("sign in elsewhere").session_token;
+    let (_, device_token) = approved_device(&app, &elsewhere, "Alice's new laptop", "Berlin").await;
+
+    desk.goto(&format!("{}/", app.url)).await;
+    let news = desk.wait_text(".news", "New device").await;
+    assert!(news.contains("Alice's new laptop (linux-x86_64) in Berlin, added just now"), "{news}");
+    assert!(news.contains("New sign-in: Latchkey on latchkey-client from 127.0.0.1, just now"), "{news}");
+    let forms = desk.webdriver().find_all(fantoccini::Locator::Css(".news form")).await.expect("forms");
+    assert_eq!(forms.len(), 2, "{news}");
+    keep_both_widths(&desk, keep, "new-sign-in-banner").await;
+
+    // "Not you? Revoke" on the sign-in: it ends at once, and the banner forgets it.
+    desk.click(".news form[action^='/sign-ins/'] button").await;
+    desk.wait_text("[role='status']", "Sign-in ended").await;
+    assert_eq!(app.client.me(&elsewhere).await.expect_err("ended").status(), Some(401));
+    let news = desk.text(".news").await;
+    assert!(!news.contains("New sign-in") && news.contains("New device"), "{news}");
+    let table = desk.text(".sign-ins").await;
+    assert!(table.contains("this browser") && !table.contains("latchkey-client"), "{table}");
+
+    // And on the device: its token stops, and nothing is left to announce.
+    app.client.userinfo(&device_token).await.expect("the device works until revoked");
+    desk.click(".news form[action^='/devices/'] button").await;
+    desk.wait_text("[role='status']", "Device revoked").await;
+    assert_eq!(app.client.userinfo(&device_token).await.expect_err("revoked").status(), Some(401));
+    assert!(!desk.has(".news").await, "nothing new is left");
+    chrome.stop().await;
+}
+
 async fn revoking_a_device_on_the_devices_page_stops_its_token(b: Backend) {
     let keep = keep_screenshots(&b);
     let app = spawn_app(b).await;
@@ -421,6 +467,7 @@ async fn switching_qr_off_on_the_apps_page_stops_the_waiting_desktop(b: Backend)
 backend_tests!(
     a_person_approves_a_device_login_by_typing_its_code,
     qr_sign_in_with_a_desktop_and_a_phone,
+    new_sign_ins_are_announced_with_a_way_to_revoke_them,
     qr_switch_turned_off_stops_the_waiting_desktop,
     qr_cancelled_on_the_phone_tells_the_desktop,
     revoking_a_device_on_the_devices_page_stops_its_token,

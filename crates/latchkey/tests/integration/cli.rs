@@ -403,7 +403,41 @@ async fn passwd_changes_the_password_and_ends_the_sessions(b: Backend) {
     assert!(ok, "{err}");
 }
 
+/// `latchkey sessions list` shows the sign-ins that are not devices (here two
+/// browser sessions) and `sessions revoke ID` ends one at once;
+/// `latchkey devices list` marks a machine added in the last 7 days.
+async fn sessions_are_listed_and_ended_from_the_cli(b: Backend) {
+    let app = spawn_app(b).await;
+    let alice = app.signed_in("alice").await;
+    let other = app.client.sign_in("alice", PASSWORD).await.expect("second browser").session_token;
+    let m = Machine::new(&app);
+    m.login(&app, &alice, &["--yes", "--name", "Laptop", "--location", "desk"]).await;
+
+    let (ok, out, err) = m.run(&["sessions", "list"]).await;
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().filter(|l| l.contains("Latchkey") && l.contains("127.0.0.1")).count(), 2, "{out}");
+    assert!(out.contains("+ new in the last 7 days"), "{out}");
+    let (ok, out, _) = m.run(&["sessions", "list", "--json"]).await;
+    assert!(ok);
+    let list: Vec<latchkey_proto::api::SignInInfo> = serde_json::from_str(&out).expect("json");
+    assert_eq!(list.len(), 2, "the machine itself is a device, not listed here: {list:?}");
+    let newest = &list[0];
+
+    let (ok, out, err) = m.run(&["sessions", "revoke", &newest.id]).await;
+    assert!(ok, "{err}");
+    assert!(out.contains("Ended the sign-in to Latchkey from latchkey-client"), "{out}");
+    assert_eq!(app.client.me(other.as_str()).await.expect_err("ended").status(), Some(401));
+    app.client.me(alice.as_str()).await.expect("the other one is untouched");
+    let (ok, _, err) = m.run(&["sessions", "revoke", &newest.id]).await;
+    assert!(!ok && err.contains("latchkey sessions list"), "a second time says what to do: {err}");
+
+    let (ok, out, _) = m.run(&["devices", "list"]).await;
+    assert!(ok);
+    assert!(out.contains("(* this device)"), "{out}");
+}
+
 backend_tests!(
+    sessions_are_listed_and_ended_from_the_cli,
     passwd_changes_the_password_and_ends_the_sessions,
     first_login_names_the_machine_and_binds_its_key,
     installers_must_say_where_the_machine_is,

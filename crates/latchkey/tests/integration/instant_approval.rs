@@ -44,7 +44,9 @@ async fn waiting_device_hears_expiry(b: Backend) {
     })
     .await;
     let auth = app.start_login("").await;
-    let r = tokio::time::timeout(LIVENESS, app.client.wait_token(&device_app(), &auth.device_code)).await.expect("answered");
+    let r = tokio::time::timeout(LIVENESS, app.client.wait_token(&device_app(), &auth.device_code))
+        .await
+        .expect("answered");
     assert_eq!(r.expect_err("expired").code(), Some("expired_token"));
 }
 

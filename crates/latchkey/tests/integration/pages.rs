@@ -66,7 +66,7 @@ async fn verification_page_approves_a_device_in_two_deliberate_steps(b: Backend)
     let (s, html, _) =
         post(&c, &format!("{}/device", app.url), &[("csrf", &csrf), ("user_code", &auth.user_code)]).await;
     assert_eq!(s, 200);
-    for shown in ["Latchkey CLI", "test device", "127.0.0.1", "latchkey-client/", "started this sign-in"] {
+    for shown in [DEVICE_APP_NAME, "test device", "127.0.0.1", "latchkey-client/", "started this sign-in"] {
         assert!(html.contains(shown), "confirmation page shows {shown:?}");
     }
     // Approving without ticking the confirmation is refused.

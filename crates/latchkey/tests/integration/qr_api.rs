@@ -308,7 +308,7 @@ async fn a_registered_devices_key_bound_token_approves(b: Backend) {
     qr_app(&app, "tray", true).await;
     let session = app.signed_in("alice").await;
     // The phone that is signed in: a latchkey-cli device with its key approves a sign-in to any app.
-    let (phone, tokens) = keyed_device(&app, &session, &device_app(), "phone").await;
+    let (phone, tokens) = keyed_device(&app, &session, &cli(), "phone").await;
     let started = app.client.start_pairing("tray", None).await.expect("start");
     let decided = phone
         .decide_pairing(Auth::Access(&tokens.access_token), &code_of(&started.phone_url), true)
@@ -334,7 +334,7 @@ async fn a_revoked_devices_token_cannot_approve(b: Backend) {
     let app = spawn_app(b).await;
     qr_app(&app, "tray", true).await;
     let session = app.signed_in("alice").await;
-    let (phone, tokens) = keyed_device(&app, &session, &device_app(), "phone").await;
+    let (phone, tokens) = keyed_device(&app, &session, &cli(), "phone").await;
     let id = app.client.devices(&session).await.expect("devices").into_iter().find(|d| d.name == "phone");
     let id = id.expect("the phone is registered").id;
     app.client.revoke_device(&session, &id).await.expect("revoke");
@@ -346,7 +346,7 @@ async fn a_revoked_devices_token_cannot_approve(b: Backend) {
     assert!(still_pending(&app, &started.pairing_secret).await);
 
     // A device marked revoked whose token family somehow survived is refused by the approver rule itself.
-    let (phone, tokens) = keyed_device(&app, &session, &device_app(), "phone 2").await;
+    let (phone, tokens) = keyed_device(&app, &session, &cli(), "phone 2").await;
     let id = app.client.devices(&session).await.expect("devices").into_iter().find(|d| d.name == "phone 2");
     let id = id.expect("registered").id;
     app.raw_sql(&format!("UPDATE devices SET status = 'revoked' WHERE id = '{id}'")).await;

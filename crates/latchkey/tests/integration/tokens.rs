@@ -34,13 +34,10 @@ async fn access_tokens_verify_against_the_published_jwks(b: Backend) {
     assert_eq!((jwk.kty.as_str(), jwk.crv.as_str(), jwk.alg.as_str()), ("OKP", "Ed25519", "EdDSA"));
     let key = DecodingKey::from_ed_components(&jwk.x).expect("key");
     let mut v = Validation::new(Algorithm::EdDSA);
-    v.set_audience(&["latchkey-cli"]);
+    v.set_audience(&[DEVICE_APP]);
     v.set_issuer(&[&app.url]);
     let claims = jsonwebtoken::decode::<Claims>(&tokens.access_token, &key, &v).expect("valid").claims;
-    assert_eq!(
-        (claims.iss, claims.aud, claims.scope.as_str()),
-        (app.url.clone(), "latchkey-cli".into(), "openid profile")
-    );
+    assert_eq!((claims.iss, claims.aud, claims.scope.as_str()), (app.url.clone(), DEVICE_APP.into(), "openid profile"));
     assert!(!claims.sub.is_empty() && !claims.sid.is_empty());
     // The ID token verifies with the same key set.
     let id = tokens.id_token.expect("id token");
@@ -101,7 +98,7 @@ async fn introspection_reports_active_tokens_to_allowed_apps(b: Backend) {
     assert!(i.active);
     assert_eq!(i.username.as_deref(), Some("alice"));
     assert_eq!(i.token_type.as_deref(), Some("Bearer"), "RFC 7662: the OAuth token type");
-    assert_eq!(i.client_id.as_deref(), Some("latchkey-cli"));
+    assert_eq!(i.client_id.as_deref(), Some(DEVICE_APP));
     let r = app.client.introspect(&device_app(), t.refresh_token.as_deref().expect("rt")).await.expect("introspect");
     assert!(r.active);
     assert_eq!(r.scope.as_deref(), Some("profile"));
@@ -130,7 +127,10 @@ async fn revoking_the_refresh_token_ends_the_sign_in_at_once(b: Backend) {
     app.client.revoke(&device_app(), &t2.access_token).await.expect("access token revocation is accepted");
     assert!(!app.client.introspect(&device_app(), &t2.access_token).await.expect("i").active);
     let rt2 = t2.refresh_token.expect("rt");
-    assert_eq!(app.client.refresh(&device_app(), &rt2).await.expect_err("family revoked").code(), Some("invalid_grant"));
+    assert_eq!(
+        app.client.refresh(&device_app(), &rt2).await.expect_err("family revoked").code(),
+        Some("invalid_grant")
+    );
 }
 
 async fn rotated_keys_stay_published_until_their_tokens_expire(b: Backend) {

@@ -142,13 +142,27 @@ async fn devices_page_renames_moves_and_revokes(b: Backend) {
     }
     assert!(!p.html.contains("this device"), "a browser session is none of these devices");
     assert!(p.html.contains(&format!("section class=\"card device\" aria-labelledby=\"device-{id}\"")));
-    // Asked with a device's own token, the page marks that device, and only it.
-    let r = reqwest::Client::new().get(&devices).bearer_auth(&other_tokens.access).send().await.expect("get");
+    // Asked with a device's own (latchkey-cli, DPoP-bound) token, the page marks that device, and only it.
+    let key = std::sync::Arc::new(latchkey_client::dpop::DeviceKey::generate().expect("key"));
+    let phone = latchkey_client::Client::new(&app.url).expect("client").with_device_key(key.clone());
+    let auth = phone.device_authorization(&cli(), "openid", Some("Phone")).await.expect("device login");
+    app.client.decide_device_login(&session, &auth.user_code, true).await.expect("approve");
+    let phone_token = phone.poll_token(&cli(), &auth.device_code).await.expect("tokens").access_token;
+    let phone_id = app.client.devices(&session).await.expect("devices").into_iter().find(|d| d.name == "Phone");
+    let phone_id = phone_id.expect("listed").id;
+    let r = reqwest::Client::new()
+        .get(&devices)
+        .header("authorization", format!("DPoP {phone_token}"))
+        .header("dpop", key.proof("GET", &devices, Some(&phone_token)).expect("proof"))
+        .send()
+        .await
+        .expect("get");
     assert_eq!(r.status(), 200);
     let html = r.text().await.expect("body");
     assert_eq!(html.matches("this device").count(), 1);
-    let laptop_card = html.split(&format!("aria-labelledby=\"device-{other}\"")).nth(1).expect("the laptop's card");
-    assert!(laptop_card.split("</section>").next().unwrap_or_default().contains("this device"));
+    let phone_card = html.split(&format!("aria-labelledby=\"device-{phone_id}\"")).nth(1).expect("the phone's card");
+    assert!(phone_card.split("</section>").next().unwrap_or_default().contains("this device"));
+    assert!(html.contains(&format!("aria-labelledby=\"device-{other}\"")), "the laptop is listed too");
 
     // Rename: a forged form is refused, a bad name explained, a good one saved (slug kept).
     let rename = format!("{devices}/{id}/rename");
@@ -207,7 +221,7 @@ async fn devices_page_renames_moves_and_revokes(b: Backend) {
     assert!(app.client.introspect(&device_app(), &other_tokens.refresh).await.expect("introspect").active);
 
     let p = get(&c, &format!("{devices}?done=revoked")).await;
-    assert!(p.html.contains("Device revoked") && p.html.contains("1 active") && p.html.contains("Revoked "));
+    assert!(p.html.contains("Device revoked") && p.html.contains("2 active") && p.html.contains("Revoked "));
     assert!(!p.html.contains(&format!("/devices/{id}/revoke")), "no second revoke");
     assert!(p.html.contains(&format!("/devices/{other}/revoke")));
     // A revoked device can no longer be renamed, moved or revoked.
