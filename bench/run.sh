@@ -206,6 +206,11 @@ for CFG in "${configs[@]}"; do
     seq 2 "$USERS" | xargs -P 2 -I{} sh -c 'echo "$LATCHKEY_BENCH_PASSWORD" | LATCHKEY_LOG=warn "$0" admin $1 user add "bench-{}" >/dev/null 2>>"$2"' \
         "$LK" "$(storage_args "$CFG" "$DIR")" "$ADMIN_LOG" || { tail "$ADMIN_LOG" >&2; exit 1; }
     echo "created $USERS approvers in $(($(date +%s) - t0)) s"
+    # The logins are an ordinary public app's (bearer tokens), as the reference provider's are;
+    # Latchkey's own CLI app requires DPoP.
+    # shellcheck disable=SC2046
+    LATCHKEY_LOG=warn "$LK" admin $(storage_args "$CFG" "$DIR") app add latchkey-bench --name "Latchkey bench" \
+        --grant device_code --grant refresh_token >/dev/null 2>>"$ADMIN_LOG" || { cat "$ADMIN_LOG" >&2; exit 1; }
 
     # Sign-ins hash passwords (Argon2, 19 MiB each): done once, in their own server process.
     start_server "$CFG" "$DIR" "$RESULTS/$CFG.server-signin.log"

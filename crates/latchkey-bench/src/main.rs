@@ -65,8 +65,9 @@ pub struct Common {
     /// (each sign-in costs the server a password hash).
     #[arg(long)]
     pub sessions_file: Option<std::path::PathBuf>,
-    /// The app that logs in (a public app allowed the device-code grant).
-    #[arg(long, default_value = latchkey_proto::CLI_CLIENT_ID)]
+    /// The app that logs in (a public app allowed the device-code grant, not requiring
+    /// DPoP; `bench/run.sh` registers this one).
+    #[arg(long, default_value = "latchkey-bench")]
     pub client_id: String,
     /// Scope requested by each login (`openid` adds an ID token to every response).
     #[arg(long, default_value = "openid profile offline_access")]

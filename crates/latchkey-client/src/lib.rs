@@ -15,7 +15,7 @@ use dpop::DeviceKey;
 use latchkey_proto::api::{
     DecisionRequest, DecisionResponse, DeviceInfo, DeviceUpdate, EnrollRequest, EnrollResponse, EnrollmentKeyCreated,
     EnrollmentKeyInfo, EnrollmentKeyRequest, LocationEntry, LookupRequest, Me, PasswordChange, PendingDeviceLogin,
-    SignInRequest, SignInResponse,
+    SignInInfo, SignInRequest, SignInResponse,
 };
 use latchkey_proto::oauth::{
     DeviceAuthorization, Discovery, ErrorBody, Introspection, JwkSet, TokenResponse, UserInfo,
@@ -410,6 +410,16 @@ impl Client {
     /// The signed-in user's devices.
     pub async fn devices<'a>(&self, auth: impl Into<Auth<'a>>) -> ClientResult<Vec<DeviceInfo>> {
         self.call(reqwest::Method::GET, paths::DEVICES, auth.into(), None).await
+    }
+
+    /// The signed-in user's sign-ins that are not devices, newest first.
+    pub async fn sign_ins<'a>(&self, auth: impl Into<Auth<'a>>) -> ClientResult<Vec<SignInInfo>> {
+        self.call(reqwest::Method::GET, paths::SIGN_INS, auth.into(), None).await
+    }
+
+    /// Ends one of the user's sign-ins at once; returns what it was.
+    pub async fn end_sign_in<'a>(&self, auth: impl Into<Auth<'a>>, id: &str) -> ClientResult<SignInInfo> {
+        self.call(reqwest::Method::DELETE, &paths::with_id(paths::SIGN_IN, &path_segment(id)), auth.into(), None).await
     }
 
     /// Renames and/or moves a device.

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod device;
 pub mod device_grant;
 pub mod dpop;
+pub mod humanize;
 pub mod names;
 pub mod pairing;
 pub mod rate_limit;

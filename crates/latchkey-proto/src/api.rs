@@ -126,6 +126,28 @@ pub struct DeviceInfo {
     pub current: bool,
 }
 
+/// A sign-in that is not a device, as the API shows it: a browser signed in to
+/// Latchkey, or an app signed in on the web (a QR sign-in).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SignInInfo {
+    /// ID to end it by.
+    pub id: String,
+    /// `browser` (Latchkey's own pages) or `app`.
+    pub kind: String,
+    /// The app's client ID (`None` for Latchkey's own pages).
+    pub client_id: Option<String>,
+    /// What to call it: the app's name, or "Latchkey".
+    pub app: String,
+    /// The browser's User-Agent where it started (empty when unknown).
+    pub user_agent: String,
+    /// The IP address it started from (empty when unknown).
+    pub ip: String,
+    /// When it started, ms since epoch.
+    pub created_at_ms: i64,
+    /// Whether this is the sign-in making the request.
+    pub current: bool,
+}
+
 /// `PATCH /api/v1/devices/{id}`: rename and/or move a device.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct DeviceUpdate {

@@ -36,6 +36,10 @@ pub const DEVICES: &str = "/api/v1/devices";
 pub const DEVICE: &str = "/api/v1/devices/{id}";
 /// A device's location history.
 pub const DEVICE_LOCATIONS: &str = "/api/v1/devices/{id}/locations";
+/// The caller's sign-ins that are not devices (browser sessions, QR and web sign-ins of apps).
+pub const SIGN_INS: &str = "/api/v1/sign-ins";
+/// One sign-in: end it (`DELETE`).
+pub const SIGN_IN: &str = "/api/v1/sign-ins/{id}";
 /// Enrollment keys: list (`GET`), create (`POST`).
 pub const ENROLLMENT_KEYS: &str = "/api/v1/enrollment-keys";
 /// One enrollment key: revoke (`DELETE`).

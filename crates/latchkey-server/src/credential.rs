@@ -52,11 +52,15 @@ pub enum Credential {
     Cookie {
         /// The raw session token (CSRF tokens derive from it).
         session_token: String,
+        /// The session's ID, as sign-in lists show it.
+        session_id: String,
     },
     /// A session token as `Authorization: Bearer`: no ambient authority, no CSRF.
     SessionToken {
         /// The raw session token.
         session_token: String,
+        /// The session's ID, as sign-in lists show it.
+        session_id: String,
     },
     /// A device's own access token, verified with its key binding.
     Device {
@@ -130,10 +134,19 @@ impl<A> Caller<A> {
         }
     }
 
+    /// The ID of the sign-in this credential stands for, as sign-in lists show it:
+    /// the session's, or the token family's (`sid`).
+    pub fn sign_in_id(&self) -> &str {
+        match &self.credential {
+            Credential::Cookie { session_id, .. } | Credential::SessionToken { session_id, .. } => session_id,
+            Credential::Device { claims } => &claims.sid,
+        }
+    }
+
     /// The CSRF token to put in this caller's forms (empty for device tokens, which need none).
     pub fn csrf(&self) -> String {
         match &self.credential {
-            Credential::Cookie { session_token } | Credential::SessionToken { session_token } => {
+            Credential::Cookie { session_token, .. } | Credential::SessionToken { session_token, .. } => {
                 csrf_for(session_token)
             }
             Credential::Device { .. } => String::new(),
@@ -142,7 +155,7 @@ impl<A> Caller<A> {
 
     /// Checks a presented CSRF token; only cookie sessions need one.
     pub fn check_csrf(&self, presented: Option<&str>) -> ApiResult<()> {
-        let Credential::Cookie { session_token } = &self.credential else {
+        let Credential::Cookie { session_token, .. } = &self.credential else {
             return Ok(());
         };
         match presented {
@@ -155,7 +168,7 @@ impl<A> Caller<A> {
     /// sign-in (its whole token family, so the refresh token dies with it).
     pub async fn sign_out(&self, state: &AppState) -> ApiResult<()> {
         match &self.credential {
-            Credential::Cookie { session_token } | Credential::SessionToken { session_token } => {
+            Credential::Cookie { session_token, .. } | Credential::SessionToken { session_token, .. } => {
                 crate::sign_in::sign_out(state, session_token).await
             }
             Credential::Device { claims } => {
@@ -169,21 +182,27 @@ impl<A> Caller<A> {
 /// Resolves the request's credential, if it presents one.
 async fn resolve<A: Admits>(parts: &Parts, state: &AppState) -> ApiResult<Option<Caller<A>>> {
     let headers = &parts.headers;
-    let (token, session) = match authorization(headers) {
-        Some((Scheme::Bearer, t)) if t.starts_with(SESSION_TOKEN_PREFIX) => {
-            (t, Credential::SessionToken { session_token: t.to_string() })
-        }
+    let (token, is_cookie) = match authorization(headers) {
+        Some((Scheme::Bearer, t)) if t.starts_with(SESSION_TOKEN_PREFIX) => (t, false),
         Some(_) => return device(parts, state).await.map(Some),
         None => match cookie(headers, SESSION_COOKIE) {
-            Some(t) => (t, Credential::Cookie { session_token: t.to_string() }),
+            Some(t) => (t, true),
             None => return Ok(None),
         },
     };
     if token.len() > MAX_SESSION_TOKEN_LEN {
         return Ok(None);
     }
-    let found = state.store.session(&SecretHash::of(token), now()).await?;
-    Ok(found.map(|s| Caller { user: s.user, credential: session, admits: PhantomData }))
+    let Some(s) = state.store.session(&SecretHash::of(token), now()).await? else {
+        return Ok(None);
+    };
+    let (session_token, session_id) = (token.to_string(), s.id);
+    let credential = if is_cookie {
+        Credential::Cookie { session_token, session_id }
+    } else {
+        Credential::SessionToken { session_token, session_id }
+    };
+    Ok(Some(Caller { user: s.user, credential, admits: PhantomData }))
 }
 
 /// A device acting with its own access token (key binding enforced).

@@ -21,6 +21,18 @@ pub fn invalid_proof(e: DpopError, status: StatusCode) -> ApiError {
     ApiError::Protocol { status, code: "invalid_dpop_proof", description: e.to_string() }
 }
 
+/// The key behind a token request's proof, refusing a request without one when
+/// `app` requires DPoP: every token such an app gets is bound to a key.
+pub fn required_by(app: &latchkey_store::AppRecord, jkt: Option<String>) -> ApiResult<Option<String>> {
+    if app.require_dpop && jkt.is_none() {
+        return Err(ApiError::invalid_dpop_proof(format!(
+            "the app {:?} requires DPoP: send a DPoP proof (RFC 9449) signed by the device's key with this request",
+            app.client_id
+        )));
+    }
+    Ok(jkt)
+}
+
 /// Verifies the request's `DPoP` header, if it has one. `access_token` is the token
 /// the proof must name (`ath`) at resource endpoints. `status` is what a bad
 /// proof answers: 400 at the token endpoint, 401 at resources.

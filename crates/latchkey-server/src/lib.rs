@@ -57,6 +57,8 @@ pub fn builtin_cli_app() -> AppRecord {
         redirect_uris: vec![],
         app_url: None,
         qr_sign_in: false,
+        // Its tokens open the account API; a copied token must be useless without the device's key.
+        require_dpop: true,
         created_at: now(),
     }
 }

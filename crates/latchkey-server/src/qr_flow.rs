@@ -50,13 +50,14 @@ fn used() -> ApiError {
     ApiError::conflict("this QR code was already used")
 }
 
-/// The app, if it exists and has QR sign-in switched on.
+/// The app, if it exists and has QR sign-in switched on. An app that requires
+/// DPoP never has: QR sign-in hands a web page tokens it cannot bind to a key.
 pub async fn enabled_app(state: &AppState, client_id: &str) -> ApiResult<AppRecord> {
     if latchkey_domain::names::ClientId::parse(client_id).is_err() {
         return Err(off());
     }
     match state.store.app(AppId(client_id)).await? {
-        Some(app) if app.qr_sign_in && app.app_url.is_some() => Ok(app),
+        Some(app) if app.qr_sign_in && app.app_url.is_some() && !app.require_dpop => Ok(app),
         _ => Err(off()),
     }
 }

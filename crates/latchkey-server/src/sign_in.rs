@@ -43,6 +43,7 @@ pub async fn with_password(
     username: &str,
     password: &str,
     ip: IpAddr,
+    user_agent: &str,
 ) -> ApiResult<(UserRecord, Secret)> {
     let refused = || ApiError::invalid_credentials("wrong username or password");
     if password.len() > 1024 || username.len() > 256 {
@@ -55,7 +56,7 @@ pub async fn with_password(
     if !state.limits.sign_in.try_take(&keys, now()) {
         return Err(ApiError::too_many_requests("too many failed sign-ins; wait a few minutes and try again"));
     }
-    let result = check(state, name.as_ref(), password, ip).await;
+    let result = check(state, name.as_ref(), password, ip, user_agent).await;
     if result.is_ok() {
         state.limits.sign_in.refund(&keys, now());
     }
@@ -67,6 +68,7 @@ async fn check(
     name: Option<&Username>,
     password: &str,
     ip: IpAddr,
+    user_agent: &str,
 ) -> ApiResult<(UserRecord, Secret)> {
     let user = match name {
         Some(n) => state.store.user_by_name(n.as_str()).await?,
@@ -128,6 +130,9 @@ async fn check(
         .create_session(
             NewSession {
                 token_hash: token.hash(),
+                id: uuid::Uuid::new_v4().simple().to_string(),
+                ip: ip.to_string(),
+                user_agent: user_agent.to_string(),
                 user_id: user.id.clone(),
                 expires_at: t.plus_secs(state.config.session_lifetime_secs()),
                 audit: AuditEvent::new(AuditKind::SignInSucceeded, Some(&user.id), Some(&user.id)).with_detail(detail),

@@ -308,6 +308,8 @@ impl<C: GenericClient + Sync> Txn for Pg<'_, C> {
                 &now.as_millis(),
                 &f.device_id,
                 &f.jkt,
+                &f.ip,
+                &f.user_agent,
             ],
             "a token family with this ID",
         )
@@ -340,6 +342,16 @@ impl<C: GenericClient + Sync> Txn for Pg<'_, C> {
         let sql = "SELECT id FROM token_families WHERE device_id = $1 ORDER BY id FOR UPDATE";
         exec(self.0, sql, &[&device_id]).await?;
         Ok(())
+    }
+    async fn sign_ins(&self, user_id: &str, live_since: Timestamp, now: Timestamp) -> DbResult<Vec<SignInRecord>> {
+        let p: [&(dyn ToSql + Sync); 3] = [&user_id, &now.as_millis(), &live_since.as_millis()];
+        all(self.0, sql::SIGN_INS, &p, |r| rows::sign_in(r)).await
+    }
+    async fn delete_session_of(&self, id: &str, user_id: &str) -> DbResult<bool> {
+        Ok(exec(self.0, sql::DELETE_SESSION_OF, &[&id, &user_id]).await? > 0)
+    }
+    async fn revoke_web_family(&self, id: &str, user_id: &str, now: Timestamp) -> DbResult<Option<String>> {
+        one(self.0, sql::REVOKE_WEB_FAMILY, &[&now.as_millis(), &id, &user_id], |r| r.text(0)).await
     }
     async fn family_liveness(&self, family_id: &str) -> DbResult<Option<(bool, AccountStatus)>> {
         one(self.0, sql::FAMILY_LIVENESS, &[&family_id], |r| rows::family_liveness(r)).await

@@ -38,8 +38,8 @@ pub(crate) async fn count_users(c: &impl GenericClient) -> DbResult<i64> {
 }
 
 pub(crate) async fn create_session(tx: &Tx<'_>, s: NewSession, now: Timestamp) -> DbResult<()> {
-    let p: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
-        [&s.token_hash.as_str(), &s.user_id, &now.as_millis(), &s.expires_at.as_millis()];
+    let p: [&(dyn tokio_postgres::types::ToSql + Sync); 7] =
+        [&s.token_hash.as_str(), &s.user_id, &now.as_millis(), &s.expires_at.as_millis(), &s.id, &s.ip, &s.user_agent];
     exec(tx, sql::INSERT_SESSION, &p).await?;
     audit::append(tx, &s.audit, now).await
 }
@@ -59,7 +59,7 @@ pub(crate) async fn delete_session(tx: &Tx<'_>, h: &SecretHash, now: Timestamp) 
 pub(crate) async fn create_app(tx: &Tx<'_>, a: AppRecord, actor: Option<String>, now: Timestamp) -> DbResult<()> {
     let (grants, uris) =
         (joined(a.grant_types.iter().map(|g| g.as_str())), joined(a.redirect_uris.iter().map(String::as_str)));
-    let p: [&(dyn tokio_postgres::types::ToSql + Sync); 9] = [
+    let p: [&(dyn tokio_postgres::types::ToSql + Sync); 10] = [
         &a.client_id,
         &a.display_name,
         &a.kind.as_str(),
@@ -69,6 +69,7 @@ pub(crate) async fn create_app(tx: &Tx<'_>, a: AppRecord, actor: Option<String>,
         &now.as_millis(),
         &a.app_url,
         &a.qr_sign_in,
+        &a.require_dpop,
     ];
     insert(tx, sql::INSERT_APP, &p, "an app with this client ID").await?;
     audit::append(tx, &events::app_created(&a, actor.as_deref()), now).await
@@ -91,8 +92,8 @@ pub(crate) async fn update_app(
     now: Timestamp,
 ) -> DbResult<Option<AppRecord>> {
     let grants = joined(u.grant_types.iter().map(|g| g.as_str()));
-    let p: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
-        [&u.display_name, &grants, &u.app_url, &u.qr_sign_in, &client_id];
+    let p: [&(dyn tokio_postgres::types::ToSql + Sync); 6] =
+        [&u.display_name, &grants, &u.app_url, &u.qr_sign_in, &u.require_dpop, &client_id];
     let Some(app) = one(tx, sql::UPDATE_APP, &p, |r| rows::app(r)).await? else {
         return Ok(None);
     };

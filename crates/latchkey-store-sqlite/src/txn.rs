@@ -284,7 +284,9 @@ impl Txn for Sql<'_> {
                 f.auth_time.as_millis(),
                 now.as_millis(),
                 f.device_id,
-                f.jkt
+                f.jkt,
+                f.ip,
+                f.user_agent
             ],
             "a token family with this ID",
         )
@@ -316,6 +318,15 @@ impl Txn for Sql<'_> {
     }
     async fn lock_device_families(&self, _device_id: &str) -> StoreResult<()> {
         Ok(())
+    }
+    async fn sign_ins(&self, user_id: &str, live_since: Timestamp, now: Timestamp) -> StoreResult<Vec<SignInRecord>> {
+        all(self.0, sql::SIGN_INS, params![user_id, now.as_millis(), live_since.as_millis()], |r| rows::sign_in(r))
+    }
+    async fn delete_session_of(&self, id: &str, user_id: &str) -> StoreResult<bool> {
+        Ok(exec(self.0, sql::DELETE_SESSION_OF, [id, user_id])? > 0)
+    }
+    async fn revoke_web_family(&self, id: &str, user_id: &str, now: Timestamp) -> StoreResult<Option<String>> {
+        one(self.0, sql::REVOKE_WEB_FAMILY, params![now.as_millis(), id, user_id], |r| r.text(0))
     }
     async fn family_liveness(&self, family_id: &str) -> StoreResult<Option<(bool, AccountStatus)>> {
         one(self.0, sql::FAMILY_LIVENESS, [family_id], |r| rows::family_liveness(r))

@@ -36,7 +36,9 @@ pub(crate) fn count_users(c: &Connection) -> StoreResult<i64> {
 }
 
 pub(crate) fn create_session(c: &Connection, s: NewSession, now: Timestamp) -> StoreResult<()> {
-    exec(c, sql::INSERT_SESSION, params![s.token_hash.as_str(), s.user_id, now.as_millis(), s.expires_at.as_millis()])?;
+    let p =
+        params![s.token_hash.as_str(), s.user_id, now.as_millis(), s.expires_at.as_millis(), s.id, s.ip, s.user_agent];
+    exec(c, sql::INSERT_SESSION, p)?;
     audit::append(c, &s.audit, now)
 }
 
@@ -62,7 +64,8 @@ pub(crate) fn create_app(c: &Connection, a: AppRecord, actor: Option<String>, no
         joined(a.redirect_uris.iter().map(String::as_str)),
         now.as_millis(),
         a.app_url,
-        a.qr_sign_in
+        a.qr_sign_in,
+        a.require_dpop
     ];
     insert(c, sql::INSERT_APP, p, "an app with this client ID")?;
     audit::append(c, &events::app_created(&a, actor.as_deref()), now)
@@ -85,7 +88,7 @@ pub(crate) fn update_app(
     now: Timestamp,
 ) -> StoreResult<Option<AppRecord>> {
     let grants = joined(u.grant_types.iter().map(|g| g.as_str()));
-    let p = params![u.display_name, grants, u.app_url, u.qr_sign_in, client_id];
+    let p = params![u.display_name, grants, u.app_url, u.qr_sign_in, u.require_dpop, client_id];
     let Some(app) = one(c, sql::UPDATE_APP, p, |r| rows::app(r))? else {
         return Ok(None);
     };

@@ -293,6 +293,25 @@ macro_rules! impl_store {
                 let found = $read!(self, flow [h] |tx| $crate::txn::Txn::refresh_token(tx, &h, false))?;
                 Ok(found.map(|(t, _)| t))
             }
+            async fn sign_ins(
+                &self,
+                user: $crate::UserId<'_>,
+                live_since: $crate::__private::Timestamp,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<Vec<$crate::SignInRecord>> {
+                let u = user.0.to_string();
+                $read!(self, flow [u] |tx| $crate::flows::sign_ins::list(tx, &u, live_since, now))
+            }
+            async fn end_sign_in(
+                &self,
+                user: $crate::UserId<'_>,
+                id: &str,
+                actor: $crate::Actor<'_>,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<Option<$crate::SignInKind>> {
+                let (u, id, actor) = (user.0.to_string(), id.to_string(), actor.0.to_string());
+                $write!(self, flow [u, id, actor] |tx| $crate::flows::sign_ins::end(tx, &u, &id, &actor, now))
+            }
             async fn family_active(
                 &self,
                 family_id: $crate::FamilyId<'_>,

@@ -60,6 +60,18 @@ pub fn signed_out(user_id: &str) -> AuditEvent {
     AuditEvent::new(AuditKind::SignedOut, Some(user_id), Some(user_id))
 }
 
+/// `signin.signed_out`: `actor` ended the user's session `session_id` from elsewhere.
+pub fn session_ended(user_id: &str, session_id: &str, actor: &str) -> AuditEvent {
+    AuditEvent::new(AuditKind::SignedOut, Some(actor), Some(user_id))
+        .with_detail(json!({"session": session_id}).to_string())
+}
+
+/// `token.family_revoked`: `actor` ended the user's web sign-in `family_id` to `client_id`.
+pub fn sign_in_ended(user_id: &str, family_id: &str, client_id: &str, actor: &str) -> AuditEvent {
+    AuditEvent::new(AuditKind::TokenFamilyRevoked, Some(actor), Some(family_id))
+        .with_detail(json!({"user_id": user_id, "client_id": client_id}).to_string())
+}
+
 /// `grant.requested`.
 pub fn grant_requested(g: &NewDeviceGrant) -> AuditEvent {
     AuditEvent::new(AuditKind::GrantRequested, Some(&g.client_id), Some(&g.id)).with_detail(
@@ -155,6 +167,7 @@ pub fn app_updated(client_id: &str, u: &crate::records::AppUpdate, actor: &str) 
             "name": u.display_name,
             "app_url": u.app_url,
             "qr_sign_in": u.qr_sign_in,
+            "require_dpop": u.require_dpop,
             "grant_types": u.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
         })
         .to_string(),

@@ -191,6 +191,20 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke_family(&self, family_id: FamilyId<'_>, client_id: AppId<'_>, now: Timestamp) -> StoreResult<bool>;
     /// Looks up a refresh token (for introspection).
     async fn refresh_token(&self, token_hash: &SecretHash) -> StoreResult<Option<RefreshTokenRecord>>;
+    /// The user's live sign-ins that are not devices (browser sessions, and app sign-ins
+    /// such as QR sign-ins), newest first. An app sign-in without a working refresh
+    /// token counts while started since `live_since` (its access tokens may still work).
+    async fn sign_ins(&self, user: UserId<'_>, live_since: Timestamp, now: Timestamp)
+        -> StoreResult<Vec<SignInRecord>>;
+    /// Ends one of the user's sign-ins that are not devices, at once, and records that
+    /// `actor` did. Which kind it was, or `None` if the user has no such live sign-in.
+    async fn end_sign_in(
+        &self,
+        user: UserId<'_>,
+        id: &str,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> StoreResult<Option<SignInKind>>;
     /// Whether a token family still works at `now`: unrevoked, and its account may act
     /// (access tokens carry their family's ID).
     async fn family_active(&self, family_id: FamilyId<'_>, now: Timestamp) -> StoreResult<bool>;

@@ -40,6 +40,12 @@ pub struct NewUser {
 pub struct NewSession {
     /// Hash of the session token.
     pub token_hash: SecretHash,
+    /// ID to show and end it by (the token's hash is never shown).
+    pub id: String,
+    /// Where it was opened: the browser's IP address.
+    pub ip: String,
+    /// Where it was opened: the browser's User-Agent.
+    pub user_agent: String,
     /// Whose session.
     pub user_id: String,
     /// When it stops working.
@@ -51,12 +57,61 @@ pub struct NewSession {
 /// A live session and its user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionRecord {
+    /// The session's ID (see [`NewSession::id`]).
+    pub id: String,
     /// The signed-in user.
     pub user: UserRecord,
     /// When the session started.
     pub created_at: Timestamp,
     /// When it stops working.
     pub expires_at: Timestamp,
+}
+
+/// What kind of sign-in a [`SignInRecord`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignInKind {
+    /// A browser signed in to Latchkey's own pages (a session).
+    Browser,
+    /// An app signed in without a device: a web sign-in such as a QR sign-in (a token family).
+    App,
+}
+
+impl SignInKind {
+    /// The stored and wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignInKind::Browser => "browser",
+            SignInKind::App => "app",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "browser" => Some(SignInKind::Browser),
+            "app" => Some(SignInKind::App),
+            _ => None,
+        }
+    }
+}
+
+/// A live sign-in that is not a device: shown to its user, who can end it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignInRecord {
+    /// Browser session or app sign-in.
+    pub kind: SignInKind,
+    /// The session's ID, or the token family's (the access tokens' `sid`).
+    pub id: String,
+    /// The app signed in to (`None` for Latchkey's own pages).
+    pub client_id: Option<String>,
+    /// The app's display name, when it still exists.
+    pub app_name: Option<String>,
+    /// Where it started: IP address (empty when not recorded).
+    pub ip: String,
+    /// Where it started: User-Agent (empty when not recorded).
+    pub user_agent: String,
+    /// When it started.
+    pub created_at: Timestamp,
 }
 
 /// Public apps hold no secret; confidential apps authenticate with one.
@@ -138,6 +193,8 @@ pub struct AppRecord {
     pub app_url: Option<String>,
     /// Whether QR cross-device sign-in is on (needs `app_url`).
     pub qr_sign_in: bool,
+    /// Whether token requests must carry a DPoP proof, so every token is key-bound.
+    pub require_dpop: bool,
     /// When it was registered.
     pub created_at: Timestamp,
 }
@@ -153,6 +210,8 @@ pub struct AppUpdate {
     pub app_url: Option<String>,
     /// QR sign-in switch.
     pub qr_sign_in: bool,
+    /// Whether token requests must carry a DPoP proof.
+    pub require_dpop: bool,
 }
 
 impl AppRecord {

@@ -204,7 +204,21 @@ pub fn user(r: &impl Columns) -> StoreResult<UserRecord> {
 
 /// A session from [`crate::sql::SESSION`]: the user followed by the session's `created_at, expires_at`.
 pub fn session(r: &impl Columns) -> StoreResult<SessionRecord> {
-    Ok(SessionRecord { user: user(r)?, created_at: r.at(7)?, expires_at: r.at(8)? })
+    Ok(SessionRecord { user: user(r)?, created_at: r.at(7)?, expires_at: r.at(8)?, id: r.text(9)? })
+}
+
+/// A sign-in from [`crate::sql::SIGN_INS`].
+pub fn sign_in(r: &impl Columns) -> StoreResult<SignInRecord> {
+    let kind = r.text(0)?;
+    Ok(SignInRecord {
+        kind: SignInKind::parse(&kind).ok_or_else(|| corrupt("sign-in kind", &kind))?,
+        id: r.text(1)?,
+        client_id: r.opt_text(2)?,
+        app_name: r.opt_text(3)?,
+        ip: r.opt_text(4)?.unwrap_or_default(),
+        user_agent: r.opt_text(5)?.unwrap_or_default(),
+        created_at: r.at(6)?,
+    })
 }
 
 /// An app from [`crate::sql::APP`].
@@ -227,6 +241,7 @@ pub fn app(r: &impl Columns) -> StoreResult<AppRecord> {
         created_at: r.at(6)?,
         app_url: r.opt_text(7)?,
         qr_sign_in: r.flag(8)?,
+        require_dpop: r.flag(9)?,
     })
 }
 

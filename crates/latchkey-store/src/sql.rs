@@ -43,7 +43,8 @@ macro_rules! user_columns {
 /// Columns of `apps`, as [`crate::rows::app`] reads them.
 macro_rules! app_columns {
     () => {
-        "client_id, display_name, kind, secret_hash, grant_types, redirect_uris, created_at, app_url, qr_sign_in"
+        "client_id, display_name, kind, secret_hash, grant_types, redirect_uris, created_at, app_url, qr_sign_in,
+         require_dpop"
     };
 }
 
@@ -108,24 +109,26 @@ pub const REVOKE_ENROLLMENT_KEYS_OF: &str =
     "UPDATE enrollment_keys SET revoked_at = $1 WHERE owner_id = $2 AND revoked_at IS NULL";
 /// Creates a session.
 pub const INSERT_SESSION: &str =
-    "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)";
+    "INSERT INTO sessions (token_hash, user_id, created_at, expires_at, id, ip, user_agent)
+     VALUES ($1, $2, $3, $4, $5, $6, $7)";
 /// A live session with its user.
 pub const SESSION: &str = concat!(
     "SELECT ",
     user_columns!(),
-    ", s.created_at, s.expires_at FROM sessions s JOIN users u ON u.id = s.user_id
+    ", s.created_at, s.expires_at, s.id FROM sessions s JOIN users u ON u.id = s.user_id
      WHERE s.token_hash = $1 AND s.expires_at > $2"
 );
 /// Ends a session; returns whose it was.
 pub const DELETE_SESSION: &str = "DELETE FROM sessions WHERE token_hash = $1 RETURNING user_id";
 /// Registers an app.
 pub const INSERT_APP: &str = "INSERT INTO apps (client_id, display_name, kind, secret_hash, grant_types, redirect_uris,
-        created_at, app_url, qr_sign_in) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+        created_at, app_url, qr_sign_in, require_dpop) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 /// An app by client ID.
 pub const APP: &str = concat!("SELECT ", app_columns!(), " FROM apps WHERE client_id = $1");
 /// Changes an app's settings; returns the app as it now stands.
 pub const UPDATE_APP: &str = concat!(
-    "UPDATE apps SET display_name = $1, grant_types = $2, app_url = $3, qr_sign_in = $4 WHERE client_id = $5
+    "UPDATE apps SET display_name = $1, grant_types = $2, app_url = $3, qr_sign_in = $4, require_dpop = $5
+     WHERE client_id = $6
      RETURNING ",
     app_columns!()
 );
@@ -195,7 +198,7 @@ pub const TOUCH_DEVICE: &str = "UPDATE devices SET last_seen_at = $1 WHERE id = 
 
 /// Starts a token family.
 pub const INSERT_FAMILY: &str = "INSERT INTO token_families (id, client_id, user_id, scope, auth_time, created_at,
-        device_id, jkt) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+        device_id, jkt, ip, user_agent) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 /// Stores a refresh token.
 pub const INSERT_REFRESH_TOKEN: &str =
     "INSERT INTO refresh_tokens (token_hash, family_id, created_at, expires_at) VALUES ($1, $2, $3, $4)";
@@ -217,6 +220,27 @@ pub const SET_DEVICE_FAMILIES_REVOKED: &str =
 /// Whether a family is unrevoked, and its account's status.
 pub const FAMILY_LIVENESS: &str = "SELECT f.revoked_at IS NULL, u.disabled_at, u.locked_until
      FROM token_families f JOIN users u ON u.id = f.user_id WHERE f.id = $1";
+
+// ---- sign-ins that are not devices ----
+
+/// A user's live sign-ins that are not devices, newest first, as [`crate::rows::sign_in`]
+/// reads them: sessions until they expire, and device-less token families while
+/// unrevoked and either started since `$3` (their access tokens may still work)
+/// or holding a refresh token that works at `$2`.
+pub const SIGN_INS: &str = "SELECT 'browser', s.id, NULL, NULL, s.ip, s.user_agent, s.created_at
+     FROM sessions s WHERE s.user_id = $1 AND s.expires_at > $2
+     UNION ALL
+     SELECT 'app', f.id, f.client_id, a.display_name, f.ip, f.user_agent, f.created_at
+     FROM token_families f LEFT JOIN apps a ON a.client_id = f.client_id
+     WHERE f.user_id = $1 AND f.device_id IS NULL AND f.revoked_at IS NULL
+       AND (f.created_at >= $3 OR EXISTS (SELECT 1 FROM refresh_tokens t
+            WHERE t.family_id = f.id AND t.rotated_at IS NULL AND t.expires_at > $2))
+     ORDER BY 7 DESC";
+/// Ends one of a user's sessions by ID.
+pub const DELETE_SESSION_OF: &str = "DELETE FROM sessions WHERE id = $1 AND user_id = $2";
+/// Revokes one of a user's live device-less token families; returns its app.
+pub const REVOKE_WEB_FAMILY: &str = "UPDATE token_families SET revoked_at = $1
+     WHERE id = $2 AND user_id = $3 AND device_id IS NULL AND revoked_at IS NULL RETURNING client_id";
 
 // ---- pairings ----
 

@@ -25,6 +25,7 @@ mod grants;
 mod keys;
 mod pairings;
 mod replicas;
+mod sign_ins;
 mod stopped;
 mod sweep;
 mod tokens;
@@ -38,6 +39,7 @@ pub use grants::*;
 pub use keys::*;
 pub use pairings::*;
 pub use replicas::*;
+pub use sign_ins::*;
 pub use stopped::*;
 pub use sweep::*;
 pub use tokens::*;
@@ -88,6 +90,8 @@ macro_rules! for_each_check {
             revoke_everything_password_change_and_delete,
             refresh_with_an_unneeded_proof_changes_nothing,
             repeated_failures_lock_and_the_lock_can_be_lifted,
+            sign_ins_listed_and_ended,
+            unbound_grant_is_bound_to_the_presented_key,
         );
     };
 }
@@ -125,6 +129,7 @@ fn public_app(client_id: &str, now: Timestamp) -> AppRecord {
         redirect_uris: vec![],
         app_url: None,
         qr_sign_in: false,
+        require_dpop: false,
         created_at: now,
     }
 }
@@ -179,6 +184,19 @@ fn pending_pairing(p: &NewPairing, now: Timestamp) -> PairingRecord {
         return_to: p.return_to.clone(),
         user_id: None,
         decided_at: None,
+    }
+}
+
+/// Session `session-{tag}` of `user` (ID `sid-{tag}`), opened from a browser, with its sign-in event.
+fn new_session(tag: &str, user: &UserRecord, expires_at: Timestamp) -> NewSession {
+    NewSession {
+        token_hash: h(&format!("session-{tag}")),
+        id: format!("sid-{tag}"),
+        ip: "192.0.2.4".to_string(),
+        user_agent: "Mozilla/5.0 (phone)".to_string(),
+        user_id: user.id.clone(),
+        expires_at,
+        audit: AuditEvent::new(AuditKind::SignInSucceeded, Some(&user.id), Some(&user.id)),
     }
 }
 

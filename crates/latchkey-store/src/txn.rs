@@ -54,6 +54,10 @@ pub struct NewFamily<'a> {
     pub device_id: Option<&'a str>,
     /// The key it is bound to.
     pub jkt: Option<&'a str>,
+    /// Where the sign-in started: IP address, if known.
+    pub ip: Option<&'a str>,
+    /// Where the sign-in started: User-Agent, if known.
+    pub user_agent: Option<&'a str>,
 }
 
 /// One transaction of a backend, seen as the statements the operations need.
@@ -187,6 +191,17 @@ pub trait Txn {
     async fn lock_device_families(&self, device_id: &str) -> Result<(), Self::Error>;
     /// Revokes every live family of a device; returns how many.
     async fn set_device_families_revoked(&self, device_id: &str, now: Timestamp) -> Result<u64, Self::Error>;
+    /// A user's live sign-ins that are not devices (see [`crate::sql::SIGN_INS`]).
+    async fn sign_ins(
+        &self,
+        user_id: &str,
+        live_since: Timestamp,
+        now: Timestamp,
+    ) -> Result<Vec<SignInRecord>, Self::Error>;
+    /// Ends one of a user's sessions by ID; whether there was one.
+    async fn delete_session_of(&self, id: &str, user_id: &str) -> Result<bool, Self::Error>;
+    /// Revokes one of a user's live device-less families; its app, if there was one.
+    async fn revoke_web_family(&self, id: &str, user_id: &str, now: Timestamp) -> Result<Option<String>, Self::Error>;
     /// Whether a family is unrevoked, and its account's status.
     async fn family_liveness(&self, family_id: &str) -> Result<Option<(bool, AccountStatus)>, Self::Error>;
 

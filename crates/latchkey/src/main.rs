@@ -60,6 +60,14 @@ enum Command {
         #[command(subcommand)]
         command: cli::account_cmds::DevicesCommand,
     },
+    /// List and end your sign-ins that are not devices: browsers signed in to Latchkey,
+    /// and apps signed in on the web (QR sign-ins).
+    Sessions {
+        #[command(flatten)]
+        common: ClientArgs,
+        #[command(subcommand)]
+        command: cli::account_cmds::SessionsCommand,
+    },
     /// Approve another device's login (its code) from this already trusted machine.
     Approve {
         #[command(flatten)]
@@ -117,6 +125,7 @@ async fn main() -> std::process::ExitCode {
         Command::Whoami { common } => cli::account_cmds::whoami(&common).await,
         Command::Passwd { common } => cli::account_cmds::passwd(&common).await,
         Command::Devices { common, command } => cli::account_cmds::devices(&common, command).await,
+        Command::Sessions { common, command } => cli::account_cmds::sessions(&common, command).await,
         Command::Approve { common, user_code, yes, deny } => {
             cli::account_cmds::approve(&common, &user_code, yes, deny).await
         }

@@ -65,6 +65,8 @@ pub async fn enroll<T: Txn>(tx: &T, e: Enroll, now: Timestamp) -> Result<Enrolle
         auth_time: now,
         device_id: Some(&device.id),
         jkt: e.device.jkt.as_deref(),
+        ip: None,
+        user_agent: None,
     };
     let subject = tokens::start_family(tx, &family, e.mint.refresh.as_ref(), now).await?;
     Ok(Enrolled::Tokens { subject, device })

@@ -100,16 +100,21 @@ pub async fn redeem<T: Txn>(tx: &T, r: Redeem, now: Timestamp) -> Result<Redeeme
     match plan {
         RedeemPlan::Pending { record_poll: true } => tx.set_grant_polled(&g.id, g.state.interval_secs, now).await?,
         RedeemPlan::SlowDown { new_interval_secs } => tx.set_grant_polled(&g.id, new_interval_secs, now).await?,
-        RedeemPlan::Consume => return consume(tx, g, &r.mint, now).await,
+        RedeemPlan::Consume => return consume(tx, g, &r.mint, r.presented_jkt.as_deref(), now).await,
         _ => {}
     }
     Ok(answer(g, plan).unwrap_or(Redeemed::Spent))
 }
 
+/// Consumes an approved grant and starts its token family. The family is bound
+/// to the device's registered key, or else to the key of the proof the token
+/// request carries (RFC 9449 §5: the token endpoint binds what it issues to the
+/// proof's key), so a client that proves a key never gets bearer tokens.
 async fn consume<T: Txn>(
     tx: &T,
     g: DeviceGrantRecord,
     mint: &MintRefresh,
+    presented_jkt: Option<&str>,
     now: Timestamp,
 ) -> Result<Redeemed, T::Error> {
     let Some(user_id) = g.user_id.as_deref() else {
@@ -130,7 +135,9 @@ async fn consume<T: Txn>(
         scope: &g.scope,
         auth_time: g.decided_at.unwrap_or(now),
         device_id: g.device_id.as_deref(),
-        jkt: g.device.jkt.as_deref(),
+        jkt: g.device.jkt.as_deref().or(presented_jkt),
+        ip: Some(&g.requester.ip),
+        user_agent: Some(&g.requester.user_agent),
     };
     let subject = tokens::start_family(tx, &family, mint.refresh.as_ref(), now).await?;
     tx.append_audit(&events::grant_consumed(&g.client_id, &g.id, &subject.family_id), now).await?;

@@ -11,4 +11,5 @@ pub mod devices;
 pub mod enrollment;
 pub mod grants;
 pub mod pairings;
+pub mod sign_ins;
 pub mod tokens;

@@ -102,6 +102,8 @@ pub async fn collect<T: Txn>(
         auth_time: p.decided_at.unwrap_or(now),
         device_id: None,
         jkt: None,
+        ip: Some(&p.requester.ip),
+        user_agent: Some(&p.requester.user_agent),
     };
     let subject = tokens::start_family(tx, &family, mint.refresh.as_ref(), now).await?;
     tx.append_audit(&events::pairing_consumed(&p.client_id, &p.id, &subject.family_id), now).await?;

@@ -44,21 +44,11 @@ pub async fn sessions_lifecycle(store: Arc<dyn Store>) {
     let store = &*store;
     let user = setup(store).await;
     let token = h("session-1");
-    let signin = AuditEvent::new(AuditKind::SignInSucceeded, Some(&user.id), Some(&user.id));
-    store
-        .create_session(
-            NewSession {
-                token_hash: token.clone(),
-                user_id: user.id.clone(),
-                expires_at: at(3_600_000),
-                audit: signin.clone(),
-            },
-            at(100),
-        )
-        .await
-        .unwrap();
+    let session = new_session("1", &user, at(3_600_000));
+    let signin = session.audit.clone();
+    store.create_session(session, at(100)).await.unwrap();
     assert_last_event(store, &signin, at(100)).await;
-    let want = SessionRecord { user: user.clone(), created_at: at(100), expires_at: at(3_600_000) };
+    let want = SessionRecord { id: "sid-1".into(), user: user.clone(), created_at: at(100), expires_at: at(3_600_000) };
     assert_eq!(store.session(&token, at(200)).await.unwrap(), Some(want));
     assert_eq!(store.session(&token, at(3_600_000)).await.unwrap(), None, "a session is over at its expiry instant");
     assert_eq!(store.session(&h("session-x"), at(200)).await.unwrap(), None);
@@ -85,6 +75,7 @@ pub async fn apps_create_list_conflict(store: Arc<dyn Store>) {
         redirect_uris: vec!["https://a.example/cb".into(), "https://b.example/cb?x=1".into()],
         app_url: None,
         qr_sign_in: false,
+        require_dpop: false,
         created_at: at(5),
     };
     store.create_app(alpha.clone(), None, at(0)).await.unwrap();
@@ -118,6 +109,7 @@ pub async fn app_update_persisted_and_audited(store: Arc<dyn Store>) {
         redirect_uris: vec!["https://app.example.com/cb".into()],
         app_url: None,
         qr_sign_in: false,
+        require_dpop: false,
         created_at: at(5),
     };
     s.create_app(web.clone(), Some(user.id.clone()), at(5)).await.unwrap();
@@ -127,12 +119,14 @@ pub async fn app_update_persisted_and_audited(store: Arc<dyn Store>) {
         grant_types: vec![GrantType::DeviceCode, GrantType::RefreshToken],
         app_url: Some("https://app.example.com/".into()),
         qr_sign_in: true,
+        require_dpop: true,
     };
     let updated = AppRecord {
         display_name: on.display_name.clone(),
         grant_types: on.grant_types.clone(),
         app_url: on.app_url.clone(),
         qr_sign_in: true,
+        require_dpop: true,
         ..web.clone()
     };
     assert_eq!(s.update_app(AppId("web"), on.clone(), Actor(&user.id), at(100)).await.unwrap(), Some(updated.clone()));
@@ -142,7 +136,13 @@ pub async fn app_update_persisted_and_audited(store: Arc<dyn Store>) {
     assert_eq!(s.list_apps().await.unwrap(), [cli.clone().unwrap(), updated], "only that app changes");
 
     // Switching QR sign-in off and clearing the URL persist too.
-    let off = AppUpdate { display_name: "Web".into(), grant_types: vec![], app_url: None, qr_sign_in: false };
+    let off = AppUpdate {
+        display_name: "Web".into(),
+        grant_types: vec![],
+        app_url: None,
+        qr_sign_in: false,
+        require_dpop: false,
+    };
     let cleared = AppRecord { grant_types: vec![], ..web.clone() };
     assert_eq!(
         s.update_app(AppId("web"), off.clone(), Actor("u-admin"), at(200)).await.unwrap(),

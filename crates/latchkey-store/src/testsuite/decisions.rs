@@ -74,7 +74,8 @@ pub async fn redeem_decisions(store: Arc<dyn Store>) {
         ("bound", "other", Some("key-a"), Poll, 2_000, "unknown"),
         ("bound", "cli", Some("key-a"), Wait, 2_000, "tokens for dev bound to Some(\"key-a\")"),
         ("bound", "cli", Some("key-a"), Poll, 2_100, "spent"),
-        ("unbound", "cli", Some("key-z"), Poll, 2_000, "tokens for dev bound to None"),
+        // RFC 9449 §5: a proof at the token request binds what it issues.
+        ("unbound", "cli", Some("key-z"), Poll, 2_000, "tokens for dev bound to Some(\"key-z\")"),
         ("unbound", "cli", None, Wait, 2_100, "spent"),
         ("denied", "cli", None, Poll, 2_000, "denied"),
         ("denied", "cli", None, Wait, 2_100, "denied"),

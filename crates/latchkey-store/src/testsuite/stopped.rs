@@ -19,13 +19,7 @@ async fn holding_everything(s: &dyn Store) -> (UserRecord, TokenSubject) {
     let p = s.decide_pairing(&h("phone-qr"), UserId(&user.id), true, at(1000)).await.unwrap();
     assert!(matches!(p, PairingResult::Done(_)), "{p:?}");
     s.create_enrollment_key(key("k1", &user, true, at(DAY_MS), "dev"), at(0)).await.unwrap();
-    let session = NewSession {
-        token_hash: h("session-1"),
-        user_id: user.id.clone(),
-        expires_at: at(DAY_MS),
-        audit: AuditEvent::new(AuditKind::SignInSucceeded, Some(&user.id), Some(&user.id)),
-    };
-    s.create_session(session, at(0)).await.unwrap();
+    s.create_session(new_session("1", &user, at(DAY_MS)), at(0)).await.unwrap();
     (user, subject)
 }
 
@@ -140,13 +134,7 @@ pub async fn revoke_everything_password_change_and_delete(store: Arc<dyn Store>)
     assert!(s.session(&h("session-2"), at(3000)).await.unwrap().is_none());
 
     for n in 2..=3 {
-        let session = NewSession {
-            token_hash: h(&format!("session-{n}")),
-            user_id: user.id.clone(),
-            expires_at: at(DAY_MS),
-            audit: AuditEvent::new(AuditKind::SignInSucceeded, Some(&user.id), Some(&user.id)),
-        };
-        s.create_session(session, at(3000)).await.unwrap();
+        s.create_session(new_session(&n.to_string(), &user, at(DAY_MS)), at(3000)).await.unwrap();
     }
     let keep = h("session-2");
     assert!(s

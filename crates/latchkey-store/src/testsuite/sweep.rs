@@ -7,17 +7,7 @@ pub async fn sweep_removes_expired(store: Arc<dyn Store>) {
     let s = &*store;
     let user = setup(s).await;
     s.create_device_grant(new_grant("open", at(0)), at(0)).await.unwrap();
-    s.create_session(
-        NewSession {
-            token_hash: h("session-s"),
-            user_id: user.id.clone(),
-            expires_at: at(3_600_000),
-            audit: AuditEvent::new(AuditKind::SignInSucceeded, Some(&user.id), Some(&user.id)),
-        },
-        at(0),
-    )
-    .await
-    .unwrap();
+    s.create_session(new_session("s", &user, at(3_600_000)), at(0)).await.unwrap();
     s.create_device_grant(new_grant("tok", at(0)), at(0)).await.unwrap();
     s.decide_device_grant(decision("tok", &user, Decision::Approve), at(1000)).await.unwrap();
     let mut r = redeem("tok", "cli", RedeemMode::Poll, "tok");

@@ -161,6 +161,9 @@ pub enum AppCommand {
         /// Turn QR cross-device sign-in on (needs --app-url).
         #[arg(long)]
         qr_sign_in: bool,
+        /// Require a DPoP proof on every token request, so all its tokens are bound to a key.
+        #[arg(long)]
+        require_dpop: bool,
     },
     /// List apps.
     List {
@@ -208,8 +211,12 @@ pub async fn run(data: DataArgs, command: AdminCommand) -> anyhow::Result<ExitCo
         AdminCommand::User { command: UserCommand::Add { name, admin } } => add_user(store, &name, admin).await,
         AdminCommand::User { command } => users::run(store, command).await,
         AdminCommand::App {
-            command: AppCommand::Add { client_id, name, confidential, grants, redirect_uris, app_url, qr_sign_in },
-        } => add_app(store, &client_id, &name, confidential, &grants, redirect_uris, app_url, qr_sign_in).await,
+            command:
+                AppCommand::Add { client_id, name, confidential, grants, redirect_uris, app_url, qr_sign_in, require_dpop },
+        } => {
+            let switches = AppSwitches { qr_sign_in, require_dpop };
+            add_app(store, &client_id, &name, confidential, &grants, redirect_uris, app_url, switches).await
+        }
         AdminCommand::App { command: AppCommand::List { json } } => list_apps(store, json).await,
         AdminCommand::Keys { command: KeysCommand::Rotate } => rotate_keys(store).await,
         AdminCommand::Keys { command: KeysCommand::List } => list_keys(store).await,
@@ -254,6 +261,12 @@ async fn add_user(store: &dyn Store, name: &str, admin: bool) -> anyhow::Result<
     Ok(ExitCode::SUCCESS)
 }
 
+/// The on/off settings of a new app.
+struct AppSwitches {
+    qr_sign_in: bool,
+    require_dpop: bool,
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn add_app(
     store: &dyn Store,
@@ -263,7 +276,7 @@ async fn add_app(
     grants: &[String],
     redirect_uris: Vec<String>,
     app_url: Option<String>,
-    qr_sign_in: bool,
+    AppSwitches { qr_sign_in, require_dpop }: AppSwitches,
 ) -> anyhow::Result<ExitCode> {
     if let Some(u) = &app_url {
         if latchkey_domain::pairing::origin(u).is_none() {
@@ -272,6 +285,11 @@ async fn add_app(
     }
     if qr_sign_in && app_url.is_none() {
         bail!("QR sign-in needs --app-url: it is the only place QR sign-in may return to");
+    }
+    if qr_sign_in && require_dpop {
+        bail!(
+            "--qr-sign-in and --require-dpop cannot go together: QR sign-in hands a web page tokens not bound to a key"
+        );
     }
     let id = ClientId::parse(client_id)?;
     let name = DisplayName::parse(name)?;
@@ -301,6 +319,7 @@ async fn add_app(
         redirect_uris,
         app_url,
         qr_sign_in,
+        require_dpop,
         created_at: now(),
     };
     store.create_app(app, Some("admin-cli".into()), now()).await?;
@@ -324,6 +343,7 @@ async fn list_apps(store: &dyn Store, json: bool) -> anyhow::Result<ExitCode> {
                     "kind": a.kind.as_str(),
                     "grant_types": a.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
                     "redirect_uris": a.redirect_uris,
+                    "require_dpop": a.require_dpop,
                 })
             })
             .collect();

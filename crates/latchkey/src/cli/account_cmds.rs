@@ -1,4 +1,4 @@
-//! Commands for a logged-in machine: `whoami`, `passwd`, `devices …`, `approve`, `enroll-key create`.
+//! Commands for a logged-in machine: `whoami`, `passwd`, `devices …`, `sessions …`, `approve`, `enroll-key create`.
 
 use super::login::explain;
 use super::{output, ClientArgs};
@@ -42,6 +42,46 @@ pub enum DevicesCommand {
         #[arg(long, short = 'y')]
         yes: bool,
     },
+}
+
+/// `latchkey sessions …`.
+#[derive(Subcommand, Debug)]
+pub enum SessionsCommand {
+    /// List your sign-ins that are not devices (browsers, and apps signed in on the web).
+    List,
+    /// End one of them: its session or tokens stop working at once.
+    Revoke {
+        /// Its ID, from `latchkey sessions list`.
+        id: String,
+    },
+}
+
+/// Runs `latchkey sessions …`.
+pub async fn sessions(common: &ClientArgs, cmd: SessionsCommand) -> anyhow::Result<ExitCode> {
+    let mut account = common.account()?;
+    match cmd {
+        SessionsCommand::List => {
+            let list = call(&mut account, |c, t| async move { c.sign_ins(Auth::Access(&t)).await }).await?;
+            if common.json {
+                output::json(&list)?;
+            } else {
+                output::sign_ins(&list, crate::cli::output::now_ms());
+            }
+        }
+        SessionsCommand::Revoke { id } => {
+            let s = call(&mut account, |c, t| {
+                let id = id.clone();
+                async move { c.end_sign_in(Auth::Access(&t), &id).await }
+            })
+            .await?;
+            if common.json {
+                output::json(&s)?;
+            } else {
+                println!("Ended the sign-in to {} from {}; it no longer works.", s.app, output::origin(&s));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Asks `question` on the terminal unless `yes`; refuses to act without a terminal.
@@ -131,7 +171,7 @@ pub async fn devices(common: &ClientArgs, cmd: DevicesCommand) -> anyhow::Result
             if common.json {
                 output::json(&list)?;
             } else {
-                output::devices(&list);
+                output::devices(&list, output::now_ms());
             }
         }
         DevicesCommand::Rename { device, name } => {

@@ -1,6 +1,6 @@
 //! Printing for people and for scripts.
 
-use latchkey_proto::api::DeviceInfo;
+use latchkey_proto::api::{DeviceInfo, SignInInfo};
 use serde::Serialize;
 
 /// Prints `value` as pretty JSON.
@@ -23,11 +23,40 @@ pub fn location(l: &Option<String>) -> String {
     l.clone().unwrap_or_else(|| "(not set yet)".into())
 }
 
-/// A table of devices.
-pub fn devices(list: &[DeviceInfo]) {
+/// How long a device or sign-in is marked new: 7 days, as the web pages announce them.
+const NEW_FOR_MS: i64 = 7 * 24 * 3600 * 1000;
+
+/// Now, in ms since epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// `*` for the one asking, `+` for one added in the last 7 days (check it was you).
+fn mark(current: bool, created_at_ms: i64, now_ms: i64) -> &'static str {
+    if current {
+        "*"
+    } else if now_ms - created_at_ms < NEW_FOR_MS {
+        "+"
+    } else {
+        ""
+    }
+}
+
+/// The legend under a table, for the marks it used.
+fn legend(current: bool, new: bool, what: &str) {
+    if current {
+        println!("(* this {what})");
+    }
+    if new {
+        println!("(+ new in the last 7 days: if it was not you, revoke it)");
+    }
+}
+
+/// A table of devices; `+` marks those added in the last 7 days.
+pub fn devices(list: &[DeviceInfo], now_ms: i64) {
     println!("{:<2}{:<38} {:<24} {:<22} {:<20} {:<8} LAST SEEN", "", "ID", "SLUG", "NAME", "LOCATION", "STATUS");
     for d in list {
-        let mark = if d.current { "*" } else { "" };
+        let mark = mark(d.current, d.created_at_ms, now_ms);
         let seen = d.last_seen_at_ms.map(when).unwrap_or_else(|| "never".into());
         println!(
             "{:<2}{:<38} {:<24} {:<22} {:<20} {:<8} {}",
@@ -40,9 +69,40 @@ pub fn devices(list: &[DeviceInfo]) {
             seen
         );
     }
-    if list.iter().any(|d| d.current) {
-        println!("(* this device)");
+    let new = list.iter().any(|d| mark(d.current, d.created_at_ms, now_ms) == "+");
+    legend(list.iter().any(|d| d.current), new, "device");
+}
+
+/// Where a sign-in came from, for people: browser and IP address.
+pub fn origin(s: &SignInInfo) -> String {
+    let ua = if s.user_agent.is_empty() { "an unknown browser" } else { s.user_agent.as_str() };
+    if s.ip.is_empty() {
+        truncate(ua, 60)
+    } else {
+        format!("{} at {}", truncate(ua, 60), s.ip)
     }
+}
+
+/// A table of sign-ins that are not devices; `+` marks those from the last 7 days.
+pub fn sign_ins(list: &[SignInInfo], now_ms: i64) {
+    if list.is_empty() {
+        println!("No sign-ins besides your devices (`latchkey devices list` shows those).");
+        return;
+    }
+    println!("{:<2}{:<38} {:<20} {:<21} {:<40} IP", "", "ID", "APP", "SINCE", "BROWSER");
+    for s in list {
+        println!(
+            "{:<2}{:<38} {:<20} {:<21} {:<40} {}",
+            mark(s.current, s.created_at_ms, now_ms),
+            s.id,
+            truncate(&s.app, 20),
+            when(s.created_at_ms),
+            truncate(&s.user_agent, 40),
+            s.ip
+        );
+    }
+    let new = list.iter().any(|s| mark(s.current, s.created_at_ms, now_ms) == "+");
+    legend(list.iter().any(|s| s.current), new, "sign-in");
 }
 
 fn truncate(s: &str, n: usize) -> String {

@@ -19,7 +19,7 @@ async fn a_disabled_account_gets_nothing_by_any_path(b: Backend) {
     // Tokens from a finished login, a login approved but not yet collected, an enrollment key.
     let done = app.start_login("openid").await;
     app.client.decide_device_login(&session, &done.user_code, true).await.expect("approve");
-    let tokens = app.client.poll_token(&cli(), &done.device_code).await.expect("tokens");
+    let tokens = app.client.poll_token(&device_app(), &done.device_code).await.expect("tokens");
     let refresh = tokens.refresh_token.clone().expect("refresh token");
     let waiting = app.start_login("openid").await;
     app.client.decide_device_login(&session, &waiting.user_code, true).await.expect("approve");
@@ -37,24 +37,24 @@ async fn a_disabled_account_gets_nothing_by_any_path(b: Backend) {
     assert!(err.to_string().contains("disabled"), "{err}");
     assert_eq!(app.client.me(&session).await.expect_err("session").status(), Some(401));
     assert_eq!(app.client.userinfo(&tokens.access_token).await.expect_err("userinfo").status(), Some(401));
-    assert!(!app.client.introspect(&cli(), &tokens.access_token).await.expect("introspect").active);
-    assert!(!app.client.introspect(&cli(), &refresh).await.expect("introspect").active);
-    let e = app.client.refresh(&cli(), &refresh).await.expect_err("refresh");
+    assert!(!app.client.introspect(&device_app(), &tokens.access_token).await.expect("introspect").active);
+    assert!(!app.client.introspect(&device_app(), &refresh).await.expect("introspect").active);
+    let e = app.client.refresh(&device_app(), &refresh).await.expect_err("refresh");
     assert_eq!(refusal(e), (Some(400), "invalid_grant".into()));
-    let e = app.client.poll_token(&cli(), &waiting.device_code).await.expect_err("token endpoint");
+    let e = app.client.poll_token(&device_app(), &waiting.device_code).await.expect_err("token endpoint");
     assert_eq!(refusal(e), (Some(400), "access_denied".into()));
-    let e = app.client.wait_token(&cli(), &waiting.device_code).await.expect_err("instant endpoint");
+    let e = app.client.wait_token(&device_app(), &waiting.device_code).await.expect_err("instant endpoint");
     assert_eq!(refusal(e), (Some(400), "access_denied".into()));
     let enroll = headless_enrollment(&key);
-    let e = app.client.enroll(&enroll).await.expect_err("enrollment key");
+    let e = app.keyed_client().enroll(&enroll).await.expect_err("enrollment key");
     assert_eq!(refusal(e), (Some(400), "invalid_grant".into()));
 
     // Enabled again, what was not spent works again.
     app.store.set_user_disabled(UserId(&alice), false, Actor("admin-cli"), now()).await.expect("enable");
     app.client.userinfo(&tokens.access_token).await.expect("access token again");
     app.client.me(&session).await.expect("session again");
-    app.client.wait_token(&cli(), &waiting.device_code).await.expect("the waiting login collects");
-    app.client.refresh(&cli(), &refresh).await.expect("refresh again");
+    app.client.wait_token(&device_app(), &waiting.device_code).await.expect("the waiting login collects");
+    app.client.refresh(&device_app(), &refresh).await.expect("refresh again");
 }
 
 async fn revoke_everything_ends_every_sign_in_at_once(b: Backend) {
@@ -63,7 +63,7 @@ async fn revoke_everything_ends_every_sign_in_at_once(b: Backend) {
     let session = app.client.sign_in("alice", PASSWORD).await.expect("sign in").session_token;
     let auth = app.start_login("openid").await;
     app.client.decide_device_login(&session, &auth.user_code, true).await.expect("approve");
-    let tokens = app.client.poll_token(&cli(), &auth.device_code).await.expect("tokens");
+    let tokens = app.client.poll_token(&device_app(), &auth.device_code).await.expect("tokens");
     let ended = app.store.revoke_everything(UserId(&alice), Actor("admin-cli"), now()).await.expect("revoke all");
     assert_eq!(ended.map(|r| (r.sessions, r.families)), Some((1, 1)));
     assert_eq!(app.client.me(&session).await.expect_err("session").status(), Some(401));

@@ -21,8 +21,8 @@ async fn every_step_of_a_login_is_recorded_in_order(b: Backend) {
     let app = spawn_app(b).await;
     let t = app.login("alice", "").await;
     let _ = app.client.sign_in("alice", "wrong password").await;
-    let r2 = app.client.refresh(&cli(), t.refresh_token.as_deref().expect("rt")).await.expect("refresh");
-    let _ = app.client.refresh(&cli(), t.refresh_token.as_deref().expect("rt")).await; // reuse
+    let r2 = app.client.refresh(&device_app(), t.refresh_token.as_deref().expect("rt")).await.expect("refresh");
+    let _ = app.client.refresh(&device_app(), t.refresh_token.as_deref().expect("rt")).await; // reuse
     drop(r2);
     let k = kinds(&app).await;
     let expected = [

@@ -44,6 +44,7 @@ async fn add_qr_app(app: &TestApp) {
         redirect_uris: vec![],
         app_url: Some(app.url.clone()),
         qr_sign_in: true,
+        require_dpop: false,
         created_at: now(),
     };
     app.store.create_app(record, None, now()).await.expect("create app");
@@ -89,7 +90,7 @@ async fn a_person_approves_a_device_login_by_typing_its_code(b: Backend) {
     let app = spawn_app(b).await;
     app.add_user("alice", false).await;
     let auth =
-        app.client.device_authorization(&cli(), "openid profile", Some("Alice's laptop")).await.expect("device login");
+        app.client.device_authorization(&device_app(), "openid profile", Some("Alice's laptop")).await.expect("device login");
     let chrome = Chrome::start().await;
     let desk = chrome.browser(DESKTOP).await;
 
@@ -118,9 +119,9 @@ async fn a_person_approves_a_device_login_by_typing_its_code(b: Backend) {
     desk.click("form[action='/device'] button[type='submit']").await;
 
     // What approving means: the app, the device, where it asked from, the code.
-    desk.wait_text("h1", "Let Latchkey CLI sign in as alice?").await;
+    desk.wait_text("h1", &format!("Let {DEVICE_APP_NAME} sign in as alice?")).await;
     let page = desk.body_text().await;
-    for shown in [auth.user_code.as_str(), "Latchkey CLI", "Alice's laptop", "127.0.0.1", "latchkey-client/"] {
+    for shown in [auth.user_code.as_str(), DEVICE_APP_NAME, "Alice's laptop", "127.0.0.1", "latchkey-client/"] {
         assert!(page.contains(shown), "the confirmation page shows {shown:?}:\n{page}");
     }
     assert_eq!(desk.text(".bigcode").await, auth.user_code, "the code is shown canonically");
@@ -129,7 +130,7 @@ async fn a_person_approves_a_device_login_by_typing_its_code(b: Backend) {
     // Approve is refused by the page itself until the box is ticked.
     desk.click("button[name='decision'][value='approve']").await;
     assert!(desk.has("input[name='confirm']").await, "still on the confirmation page");
-    let pending = app.client.poll_token(&cli(), &auth.device_code).await.expect_err("still pending");
+    let pending = app.client.poll_token(&device_app(), &auth.device_code).await.expect_err("still pending");
     assert_eq!(pending.code(), Some("authorization_pending"));
 
     desk.click("input[name='confirm']").await;
@@ -139,7 +140,7 @@ async fn a_person_approves_a_device_login_by_typing_its_code(b: Backend) {
     keep_both_widths(&desk, keep, "device-approved").await;
 
     // The device has its tokens, and they work.
-    let tokens = app.client.poll_token(&cli(), &auth.device_code).await.expect("tokens after Approve");
+    let tokens = app.client.poll_token(&device_app(), &auth.device_code).await.expect("tokens after Approve");
     let me = app.client.userinfo(&tokens.access_token).await.expect("userinfo");
     assert_eq!(me.preferred_username, "alice");
     chrome.stop().await;
@@ -236,6 +237,7 @@ async fn qr_switch_turned_off_stops_the_waiting_desktop(b: Backend) {
         grant_types: before.grant_types,
         app_url: before.app_url,
         qr_sign_in: false,
+        require_dpop: false,
     };
     app.store.update_app(AppId(QR_APP), update, Actor(&admin), now()).await.expect("update").expect("app exists");
     app.store.notifier().notify_all();
@@ -299,9 +301,9 @@ async fn approved_device(app: &TestApp, session: &str, name: &str, location: &st
         platform: Some("linux-x86_64".into()),
         ..Default::default()
     };
-    let auth = app.client.device_authorization_as(&cli(), "openid", &params).await.expect("device login");
+    let auth = app.client.device_authorization_as(&device_app(), "openid", &params).await.expect("device login");
     app.client.decide_device_login(session, &auth.user_code, true).await.expect("approve");
-    let tokens = app.client.poll_token(&cli(), &auth.device_code).await.expect("tokens");
+    let tokens = app.client.poll_token(&device_app(), &auth.device_code).await.expect("tokens");
     let id = app
         .client
         .devices(session)
@@ -451,7 +453,7 @@ async fn an_admin_stops_an_account_on_the_users_page(b: Backend) {
     desk.wait_text("[role='status']", "Account disabled").await;
     assert!(desk.text(&bob_row).await.contains("disabled"));
     assert_eq!(app.client.userinfo(&bob_token).await.expect_err("disabled").status(), Some(401));
-    assert!(!app.client.introspect(&cli(), &bob_token).await.expect("introspect").active);
+    assert!(!app.client.introspect(&device_app(), &bob_token).await.expect("introspect").active);
     desk.click(&format!("form[action='/users/{bob}/enable'] button")).await;
     desk.wait_text("[role='status']", "Account enabled").await;
     assert!(desk.text(&bob_row).await.contains("active"));
@@ -491,7 +493,7 @@ async fn an_admin_stops_an_account_on_the_users_page(b: Backend) {
     desk.click("form[action$='/revoke-all'] button[type='submit']").await;
     desk.wait_text("[role='status']", "Everything the account held was ended").await;
     assert_eq!(app.client.userinfo(&bob_token).await.expect_err("revoked").status(), Some(401));
-    assert!(!app.client.introspect(&cli(), &bob_token).await.expect("introspect").active);
+    assert!(!app.client.introspect(&device_app(), &bob_token).await.expect("introspect").active);
 
     // Delete: confirmed, bob is gone from the list and cannot sign in.
     desk.click(&format!("a[href='/users/{bob}/delete']")).await;

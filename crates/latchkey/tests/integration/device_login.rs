@@ -29,17 +29,17 @@ async fn full_login_by_polling(b: Backend) {
     let app = spawn_app(b).await;
     let session = app.signed_in("alice").await;
     let auth = app.start_login("openid profile").await;
-    assert_eq!(code(app.client.poll_token(&cli(), &auth.device_code).await), "authorization_pending");
+    assert_eq!(code(app.client.poll_token(&device_app(), &auth.device_code).await), "authorization_pending");
 
     let pending = app.client.lookup_device_login(&session, &auth.user_code).await.expect("lookup");
-    assert_eq!(pending.app_name, "Latchkey CLI");
+    assert_eq!(pending.app_name, DEVICE_APP_NAME);
     assert_eq!(pending.device_name.as_deref(), Some("test device"));
     assert_eq!(pending.requester_ip, "127.0.0.1");
     assert!(pending.requester_user_agent.starts_with("latchkey-client/"));
     assert!(!pending.different_network);
 
     app.client.decide_device_login(&session, &auth.user_code, true).await.expect("approve");
-    let tokens = app.client.poll_token(&cli(), &auth.device_code).await.expect("tokens");
+    let tokens = app.client.poll_token(&device_app(), &auth.device_code).await.expect("tokens");
     assert_eq!(tokens.token_type, "Bearer");
     assert_eq!(tokens.scope.as_deref(), Some("openid profile"));
     assert!(tokens.refresh_token.as_deref().is_some_and(|r| r.starts_with("lkr_")));
@@ -49,7 +49,7 @@ async fn full_login_by_polling(b: Backend) {
     assert_eq!(me.preferred_username, "alice");
 
     // The code is spent: a second poll is refused.
-    assert_eq!(code(app.client.poll_token(&cli(), &auth.device_code).await), "invalid_grant");
+    assert_eq!(code(app.client.poll_token(&device_app(), &auth.device_code).await), "invalid_grant");
 }
 
 async fn user_code_is_accepted_in_any_case_and_spacing(b: Backend) {
@@ -60,18 +60,18 @@ async fn user_code_is_accepted_in_any_case_and_spacing(b: Backend) {
     app.client.lookup_device_login(&session, &sloppy).await.expect("lowercase with a space");
     let undashed = auth.user_code.replace('-', "");
     app.client.decide_device_login(&session, &undashed, true).await.expect("no dash");
-    let tokens = app.client.poll_token(&cli(), &auth.device_code).await.expect("tokens");
+    let tokens = app.client.poll_token(&device_app(), &auth.device_code).await.expect("tokens");
     assert!(tokens.id_token.is_none(), "no openid scope, no ID token");
 }
 
 async fn polling_too_fast_earns_slow_down_and_a_longer_interval(b: Backend) {
     let app = spawn_app(b).await;
     let auth = app.start_login("").await;
-    assert_eq!(code(app.client.poll_token(&cli(), &auth.device_code).await), "authorization_pending");
-    let err = app.client.poll_token(&cli(), &auth.device_code).await.expect_err("too fast");
+    assert_eq!(code(app.client.poll_token(&device_app(), &auth.device_code).await), "authorization_pending");
+    let err = app.client.poll_token(&device_app(), &auth.device_code).await.expect_err("too fast");
     assert_eq!(err.code(), Some("slow_down"));
     assert!(err.to_string().contains("10 seconds"), "{err}");
-    let err = app.client.poll_token(&cli(), &auth.device_code).await.expect_err("still too fast");
+    let err = app.client.poll_token(&device_app(), &auth.device_code).await.expect_err("still too fast");
     assert!(err.to_string().contains("15 seconds"), "{err}");
 }
 
@@ -81,7 +81,7 @@ async fn denied_login_is_reported_and_cannot_be_approved_after(b: Backend) {
     let auth = app.start_login("").await;
     let d = app.client.decide_device_login(&session, &auth.user_code, false).await.expect("deny");
     assert_eq!(d.status, "denied");
-    assert_eq!(code(app.client.poll_token(&cli(), &auth.device_code).await), "access_denied");
+    assert_eq!(code(app.client.poll_token(&device_app(), &auth.device_code).await), "access_denied");
     let again = app.client.decide_device_login(&session, &auth.user_code, true).await.expect_err("second decision");
     assert_eq!((again.status(), again.code()), (Some(409), Some("conflict")));
 }
@@ -100,7 +100,7 @@ async fn expired_code_is_reported_and_cannot_be_approved(b: Backend) {
     let session = app.signed_in("alice").await;
     let auth = app.start_login("").await;
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    assert_eq!(code(app.client.poll_token(&cli(), &auth.device_code).await), "expired_token");
+    assert_eq!(code(app.client.poll_token(&device_app(), &auth.device_code).await), "expired_token");
     let late = app.client.decide_device_login(&session, &auth.user_code, true).await.expect_err("expired");
     assert_eq!((late.status(), late.code()), (Some(410), Some("expired")));
 }
@@ -115,9 +115,9 @@ async fn concurrent_pollers_get_tokens_exactly_once(b: Backend) {
         let code = auth.device_code.clone();
         async move {
             if i % 2 == 0 {
-                client.poll_token(&cli(), &code).await
+                client.poll_token(&device_app(), &code).await
             } else {
-                client.wait_token(&cli(), &code).await
+                client.wait_token(&device_app(), &code).await
             }
         }
     });
@@ -129,7 +129,7 @@ async fn concurrent_pollers_get_tokens_exactly_once(b: Backend) {
 
 async fn unknown_codes_and_clients_are_refused(b: Backend) {
     let app = spawn_app(b).await;
-    assert_eq!(code(app.client.poll_token(&cli(), "lkd_nonsense").await), "invalid_grant");
+    assert_eq!(code(app.client.poll_token(&device_app(), "lkd_nonsense").await), "invalid_grant");
     let stranger = AppCredentials::public("no-such-app");
     let err = app.client.device_authorization(&stranger, "", None).await.expect_err("unknown client");
     assert_eq!((err.status(), err.code()), (Some(401), Some("invalid_client")));
@@ -175,7 +175,7 @@ async fn confidential_apps_must_authenticate(b: Backend) {
 
 async fn unknown_scopes_are_refused(b: Backend) {
     let app = spawn_app(b).await;
-    let err = app.client.device_authorization(&cli(), "openid admin:everything", None).await.expect_err("scope");
+    let err = app.client.device_authorization(&device_app(), "openid admin:everything", None).await.expect_err("scope");
     assert_eq!(err.code(), Some("invalid_scope"));
 }
 
@@ -206,7 +206,7 @@ async fn approving_needs_a_signed_in_user(b: Backend) {
     app.client.sign_out(&session).await.expect("sign out");
     let err = app.client.decide_device_login(&session, &auth.user_code, true).await.expect_err("signed out");
     assert_eq!(err.status(), Some(401));
-    assert_eq!(code(app.client.poll_token(&cli(), &auth.device_code).await), "authorization_pending");
+    assert_eq!(code(app.client.poll_token(&device_app(), &auth.device_code).await), "authorization_pending");
 }
 
 async fn wrong_password_is_refused(b: Backend) {

@@ -47,7 +47,7 @@ async fn device_authorizations_are_limited_per_network(b: Backend) {
     for _ in 0..3 {
         app.start_login("").await;
     }
-    let e = app.client.device_authorization(&cli(), "", None).await.expect_err("limited");
+    let e = app.client.device_authorization(&device_app(), "", None).await.expect_err("limited");
     assert_eq!(e.status(), Some(429));
 }
 
@@ -138,7 +138,7 @@ async fn a_device_revoked_before_collecting_gets_nothing(b: Backend) {
     app.client.decide_device_login(&session, &auth.user_code, true).await.expect("approve");
     let device = app.client.devices(&session).await.expect("devices").pop().expect("the new device");
     app.client.revoke_device(&session, &device.id).await.expect("revoke");
-    let e = app.client.poll_token(&cli(), &auth.device_code).await.expect_err("no tokens");
+    let e = app.client.poll_token(&device_app(), &auth.device_code).await.expect_err("no tokens");
     assert_eq!(e.code(), Some("access_denied"));
 }
 
@@ -161,7 +161,7 @@ async fn a_slow_poller_that_waits_its_interval_is_not_told_to_slow_down(b: Backe
     let app = spawn_app_with(b, |c| c.poll_interval = std::time::Duration::from_secs(1)).await;
     let auth = app.start_login("").await;
     for _ in 0..3 {
-        let e = app.client.poll_token(&cli(), &auth.device_code).await.expect_err("pending");
+        let e = app.client.poll_token(&device_app(), &auth.device_code).await.expect_err("pending");
         assert_eq!(e.code(), Some("authorization_pending"));
         tokio::time::sleep(Duration::from_millis(1000)).await;
     }

@@ -14,7 +14,7 @@ async fn waiting_device_gets_tokens_on_approval(b: Backend) {
     let auth = app.start_login("openid").await;
     let waiter = {
         let (client, code) = (app.client.clone(), auth.device_code.clone());
-        tokio::spawn(async move { client.wait_token(&cli(), &code).await })
+        tokio::spawn(async move { client.wait_token(&device_app(), &code).await })
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(!waiter.is_finished(), "nothing decided yet, so the device is still waiting");
@@ -29,7 +29,7 @@ async fn waiting_device_hears_denial(b: Backend) {
     let auth = app.start_login("").await;
     let waiter = {
         let (client, code) = (app.client.clone(), auth.device_code.clone());
-        tokio::spawn(async move { client.wait_token(&cli(), &code).await })
+        tokio::spawn(async move { client.wait_token(&device_app(), &code).await })
     };
     tokio::time::sleep(Duration::from_millis(100)).await;
     app.client.decide_device_login(&session, &auth.user_code, false).await.expect("deny");
@@ -44,7 +44,7 @@ async fn waiting_device_hears_expiry(b: Backend) {
     })
     .await;
     let auth = app.start_login("").await;
-    let r = tokio::time::timeout(LIVENESS, app.client.wait_token(&cli(), &auth.device_code)).await.expect("answered");
+    let r = tokio::time::timeout(LIVENESS, app.client.wait_token(&device_app(), &auth.device_code)).await.expect("answered");
     assert_eq!(r.expect_err("expired").code(), Some("expired_token"));
 }
 
@@ -52,7 +52,7 @@ async fn wait_times_out_with_authorization_pending_and_never_slow_down(b: Backen
     let app = spawn_app_outside_limits(b, |c| c.wait_timeout = Duration::from_millis(200)).await;
     let auth = app.start_login("").await;
     for _ in 0..3 {
-        let err = app.client.wait_token(&cli(), &auth.device_code).await.expect_err("pending");
+        let err = app.client.wait_token(&device_app(), &auth.device_code).await.expect_err("pending");
         assert_eq!(err.code(), Some("authorization_pending"), "waiting again at once is not polling too fast");
     }
 }
@@ -63,7 +63,7 @@ async fn client_library_waits_through_timeouts_until_approval(b: Backend) {
     let auth = app.start_login("").await;
     let waiter = {
         let (client, auth) = (app.client.clone(), auth.clone());
-        tokio::spawn(async move { client.wait_for_approval(&cli(), &auth).await })
+        tokio::spawn(async move { client.wait_for_approval(&device_app(), &auth).await })
     };
     tokio::time::sleep(Duration::from_millis(800)).await;
     app.client.decide_device_login(&session, &auth.user_code, true).await.expect("approve");
@@ -75,7 +75,7 @@ async fn shutdown_releases_waiting_devices(b: Backend) {
     let auth = app.start_login("").await;
     let waiter = {
         let (client, code) = (app.client.clone(), auth.device_code.clone());
-        tokio::spawn(async move { client.wait_token(&cli(), &code).await })
+        tokio::spawn(async move { client.wait_token(&device_app(), &code).await })
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
     tokio::time::timeout(LIVENESS, app.stop()).await.expect("graceful shutdown finishes");

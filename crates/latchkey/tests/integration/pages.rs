@@ -86,7 +86,7 @@ async fn verification_page_approves_a_device_in_two_deliberate_steps(b: Backend)
     .await;
     assert_eq!(s, 403);
     assert_eq!(
-        app.client.poll_token(&cli(), &auth.device_code).await.expect_err("still pending").code(),
+        app.client.poll_token(&device_app(), &auth.device_code).await.expect_err("still pending").code(),
         Some("authorization_pending")
     );
 
@@ -98,7 +98,7 @@ async fn verification_page_approves_a_device_in_two_deliberate_steps(b: Backend)
     .await;
     assert_eq!(s, 200);
     assert!(html.contains("Device approved"));
-    app.client.poll_token(&cli(), &auth.device_code).await.expect("tokens");
+    app.client.poll_token(&device_app(), &auth.device_code).await.expect("tokens");
 }
 
 async fn wrong_code_on_the_page_says_so(b: Backend) {

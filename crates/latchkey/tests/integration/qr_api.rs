@@ -26,6 +26,7 @@ async fn qr_app(app: &TestApp, id: &str, on: bool) {
         redirect_uris: vec![],
         app_url: Some(app.url.clone()),
         qr_sign_in: on,
+        require_dpop: false,
         created_at: now(),
     };
     app.store.create_app(rec, None, now()).await.expect("app");
@@ -189,6 +190,7 @@ async fn the_switch_turns_every_part_off(b: Backend) {
         grant_types: vec![],
         app_url: Some(app.url.clone()),
         qr_sign_in: false,
+        require_dpop: false,
     };
     app.store.update_app(AppId("tray"), update, Actor("test"), now()).await.expect("update");
     app.store.notifier().notify_all();
@@ -306,7 +308,7 @@ async fn a_registered_devices_key_bound_token_approves(b: Backend) {
     qr_app(&app, "tray", true).await;
     let session = app.signed_in("alice").await;
     // The phone that is signed in: a latchkey-cli device with its key approves a sign-in to any app.
-    let (phone, tokens) = keyed_device(&app, &session, &cli(), "phone").await;
+    let (phone, tokens) = keyed_device(&app, &session, &device_app(), "phone").await;
     let started = app.client.start_pairing("tray", None).await.expect("start");
     let decided = phone
         .decide_pairing(Auth::Access(&tokens.access_token), &code_of(&started.phone_url), true)
@@ -332,7 +334,7 @@ async fn a_revoked_devices_token_cannot_approve(b: Backend) {
     let app = spawn_app(b).await;
     qr_app(&app, "tray", true).await;
     let session = app.signed_in("alice").await;
-    let (phone, tokens) = keyed_device(&app, &session, &cli(), "phone").await;
+    let (phone, tokens) = keyed_device(&app, &session, &device_app(), "phone").await;
     let id = app.client.devices(&session).await.expect("devices").into_iter().find(|d| d.name == "phone");
     let id = id.expect("the phone is registered").id;
     app.client.revoke_device(&session, &id).await.expect("revoke");
@@ -344,7 +346,7 @@ async fn a_revoked_devices_token_cannot_approve(b: Backend) {
     assert!(still_pending(&app, &started.pairing_secret).await);
 
     // A device marked revoked whose token family somehow survived is refused by the approver rule itself.
-    let (phone, tokens) = keyed_device(&app, &session, &cli(), "phone 2").await;
+    let (phone, tokens) = keyed_device(&app, &session, &device_app(), "phone 2").await;
     let id = app.client.devices(&session).await.expect("devices").into_iter().find(|d| d.name == "phone 2");
     let id = id.expect("registered").id;
     app.raw_sql(&format!("UPDATE devices SET status = 'revoked' WHERE id = '{id}'")).await;
@@ -412,6 +414,54 @@ async fn pages_that_approve_cannot_be_framed_and_codes_are_not_cached(b: Backend
     assert!(r.headers()["location"].to_str().unwrap_or("").starts_with("/signin?next=%2Fpair%2Flkp_"));
 }
 
+/// QR sign-ins become visible: listed with the user's browser sessions (app,
+/// browser, IP, time), and ending one stops its tokens at once. Devices are not
+/// listed here, and nobody ends another user's sign-in.
+async fn web_sign_ins_are_listed_and_ended(b: Backend) {
+    let app = spawn_app(b).await;
+    qr_app(&app, "tray", true).await;
+    let session = app.signed_in("alice").await;
+    let other_browser = app.client.sign_in("alice", PASSWORD).await.expect("second sign-in").session_token;
+    let device = app.login("bob", "openid").await;
+    app.client.userinfo(&device.access_token).await.expect("bob's device works");
+    let started = app.client.start_pairing("tray", None).await.expect("start");
+    app.client.decide_pairing(&session, &code_of(&started.phone_url), true).await.expect("approve");
+    let qr = app.client.wait_pairing(&started.pairing_secret).await.expect("wait").tokens.expect("tokens");
+    app.client.userinfo(&qr.access_token).await.expect("the QR sign-in works");
+
+    let listed = app.client.sign_ins(&session).await.expect("list");
+    let shown: Vec<(&str, &str, bool)> = listed.iter().map(|s| (s.kind.as_str(), s.app.as_str(), s.current)).collect();
+    assert_eq!(shown, [("app", "App tray", false), ("browser", "Latchkey", false), ("browser", "Latchkey", true)]);
+    for s in &listed {
+        assert_eq!(s.ip, "127.0.0.1", "{s:?}");
+        assert!(s.user_agent.starts_with("latchkey-client/") || s.kind == "app", "{s:?}");
+    }
+    let qr_entry = &listed[0];
+    assert_eq!(qr_entry.client_id.as_deref(), Some("tray"));
+    assert!(qr_entry.user_agent.starts_with("latchkey-client/"), "the desktop's browser: {qr_entry:?}");
+
+    // Another user cannot see or end them; unknown and malformed IDs are 404.
+    let bob_session = app.client.sign_in("bob", PASSWORD).await.expect("bob").session_token;
+    assert!(app.client.sign_ins(&bob_session).await.expect("bob's").iter().all(|s| s.kind == "browser"));
+    for id in [qr_entry.id.as_str(), "00000000000000000000000000000000", "not an id", "%00"] {
+        let e = app.client.end_sign_in(&bob_session, id).await.expect_err("not bob's");
+        assert_eq!(e.status(), Some(404), "{id}: {e}");
+    }
+    app.client.userinfo(&qr.access_token).await.expect("still works");
+
+    // Ending the QR sign-in stops its token at once; ending the other browser signs it out.
+    let ended = app.client.end_sign_in(&session, &qr_entry.id).await.expect("end");
+    assert_eq!(ended.app, "App tray");
+    assert_eq!(app.client.userinfo(&qr.access_token).await.expect_err("ended").status(), Some(401));
+    let other = listed.iter().find(|s| s.kind == "browser" && !s.current).expect("the other browser");
+    app.client.end_sign_in(&session, &other.id).await.expect("end the other browser");
+    assert_eq!(app.client.me(&other_browser).await.expect_err("signed out").status(), Some(401));
+    let left = app.client.sign_ins(&session).await.expect("list");
+    assert_eq!(left.iter().map(|s| s.current).collect::<Vec<_>>(), [true], "only this browser is left");
+    assert_eq!(app.client.end_sign_in(&session, &qr_entry.id).await.expect_err("again").status(), Some(404));
+    app.client.userinfo(&device.access_token).await.expect("a device is not a web sign-in");
+}
+
 async fn starting_pairings_is_rate_limited(b: Backend) {
     let app = spawn_app_with(b, |c| c.pairings_per_minute = 3).await;
     qr_app(&app, "tray", true).await;
@@ -434,4 +484,5 @@ backend_tests!(
     denial_and_cancellation_are_reported,
     pages_that_approve_cannot_be_framed_and_codes_are_not_cached,
     starting_pairings_is_rate_limited,
+    web_sign_ins_are_listed_and_ended,
 );

@@ -16,7 +16,7 @@ async fn approval_on_one_replica_wakes_a_device_waiting_on_another() {
     let auth = a.start_login("").await;
     let waiter = {
         let (client, code) = (replica.client.clone(), auth.device_code.clone());
-        tokio::spawn(async move { client.wait_token(&cli(), &code).await })
+        tokio::spawn(async move { client.wait_token(&device_app(), &code).await })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
     a.client.decide_device_login(&session, &auth.user_code, true).await.expect("approve on A");
@@ -35,7 +35,7 @@ async fn concurrent_pollers_on_two_replicas_get_tokens_exactly_once() {
     let polls = (0..20).map(|i| {
         let client = if i % 2 == 0 { a.client.clone() } else { replica.client.clone() };
         let code = auth.device_code.clone();
-        async move { client.poll_token(&cli(), &code).await }
+        async move { client.poll_token(&device_app(), &code).await }
     });
     let results = futures::future::join_all(polls).await;
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");

@@ -86,7 +86,18 @@ pub struct TestApp {
     handle: Option<JoinHandle<std::io::Result<()>>>,
 }
 
-/// The built-in CLI app's credentials.
+/// The public app most tests log in as: device code and refresh tokens, DPoP
+/// optional (Latchkey's own CLI app requires DPoP; tests of that use [`cli`]).
+pub const DEVICE_APP: &str = "test-device-app";
+/// [`DEVICE_APP`]'s display name, as pages show it.
+pub const DEVICE_APP_NAME: &str = "Test device app";
+
+/// [`DEVICE_APP`]'s credentials.
+pub fn device_app() -> AppCredentials {
+    AppCredentials::public(DEVICE_APP)
+}
+
+/// The built-in CLI app's credentials (its token requests need a DPoP proof).
 pub fn cli() -> AppCredentials {
     AppCredentials::public(latchkey_proto::CLI_CLIENT_ID)
 }
@@ -191,6 +202,23 @@ async fn start(
         config.validate().unwrap_or_else(|e| panic!("test settings are invalid: {e}"));
     }
     let server = Server::new(store.clone(), config).await.expect("server");
+    let device_app = AppRecord {
+        client_id: DEVICE_APP.into(),
+        display_name: DEVICE_APP_NAME.into(),
+        kind: ClientKind::Public,
+        secret_hash: None,
+        grant_types: vec![GrantType::DeviceCode, GrantType::RefreshToken],
+        redirect_uris: vec![],
+        app_url: None,
+        qr_sign_in: false,
+        require_dpop: false,
+        created_at: now(),
+    };
+    // A replica shares the first server's database, and its apps.
+    match store.create_app(device_app, None, now()).await {
+        Ok(()) | Err(latchkey_store::StoreError::Conflict(_)) => {}
+        Err(e) => panic!("registering the test device app: {e}"),
+    }
     let (tx, rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(server.run(listener, async {
         let _ = rx.await;
@@ -241,14 +269,22 @@ impl TestApp {
             redirect_uris: vec![],
             app_url: None,
             qr_sign_in: false,
+            require_dpop: false,
             created_at: now(),
         };
         self.store.create_app(app, None, now()).await.expect("create app");
     }
 
-    /// Starts a device login as the CLI app.
+    /// A client of this server with a fresh device key: every token request and
+    /// account call it makes carries a DPoP proof, as `latchkey` does.
+    pub fn keyed_client(&self) -> Client {
+        let key = latchkey_client::dpop::DeviceKey::generate().expect("device key");
+        Client::new(&self.url).expect("client").with_device_key(Arc::new(key))
+    }
+
+    /// Starts a device login as the test device app.
     pub async fn start_login(&self, scope: &str) -> DeviceAuthorization {
-        self.client.device_authorization(&cli(), scope, Some("test device")).await.expect("device authorization")
+        self.client.device_authorization(&device_app(), scope, Some("test device")).await.expect("device authorization")
     }
 
     /// A complete device login for a new user; returns the tokens.
@@ -256,7 +292,7 @@ impl TestApp {
         let session = self.signed_in(user).await;
         let auth = self.start_login(scope).await;
         self.client.decide_device_login(&session, &auth.user_code, true).await.expect("approve");
-        self.client.poll_token(&cli(), &auth.device_code).await.expect("tokens")
+        self.client.poll_token(&device_app(), &auth.device_code).await.expect("tokens")
     }
 
     /// Stops the server gracefully and waits for it.

@@ -56,16 +56,16 @@ async fn refresh_rotates_and_reuse_revokes_the_family(b: Backend) {
     let app = spawn_app(b).await;
     let first = app.login("alice", "").await;
     let r1 = first.refresh_token.clone().expect("refresh");
-    let second = app.client.refresh(&cli(), &r1).await.expect("rotate");
+    let second = app.client.refresh(&device_app(), &r1).await.expect("rotate");
     let r2 = second.refresh_token.clone().expect("new refresh");
     assert_ne!(r1, r2);
     app.client.userinfo(&second.access_token).await.expect("new access token works");
 
     // Replaying the old token is theft: everything of this sign-in dies.
-    let err = app.client.refresh(&cli(), &r1).await.expect_err("reuse");
+    let err = app.client.refresh(&device_app(), &r1).await.expect_err("reuse");
     assert_eq!(err.code(), Some("invalid_grant"));
-    assert_eq!(app.client.refresh(&cli(), &r2).await.expect_err("family revoked").code(), Some("invalid_grant"));
-    assert!(!app.client.introspect(&cli(), &second.access_token).await.expect("introspect").active);
+    assert_eq!(app.client.refresh(&device_app(), &r2).await.expect_err("family revoked").code(), Some("invalid_grant"));
+    assert!(!app.client.introspect(&device_app(), &second.access_token).await.expect("introspect").active);
     assert_eq!(app.client.userinfo(&second.access_token).await.expect_err("revoked").status(), Some(401));
 }
 
@@ -77,32 +77,32 @@ async fn a_dpop_proof_on_an_unbound_refresh_is_refused_without_spending_it(b: Ba
     let rt = first.refresh_token.expect("refresh");
     let keyed = Client::new(&app.url).expect("client").with_device_key(Arc::new(DeviceKey::generate().expect("key")));
     // RFC 9449: a proof the server cannot honour is an error, not a silent downgrade to bearer tokens.
-    let e = keyed.refresh(&cli(), &rt).await.expect_err("refused");
+    let e = keyed.refresh(&device_app(), &rt).await.expect_err("refused");
     assert_eq!((e.status(), e.code()), (Some(400), Some("invalid_dpop_proof")));
     assert!(e.to_string().contains("not started with a DPoP key"), "{e}");
     // Refused before rotation: the token is still good without a proof, and no reuse was detected.
-    let second = app.client.refresh(&cli(), &rt).await.expect("the refused request spent nothing");
+    let second = app.client.refresh(&device_app(), &rt).await.expect("the refused request spent nothing");
     assert_eq!(second.token_type, "Bearer");
     app.client.userinfo(&second.access_token).await.expect("the sign-in is alive");
     // A replayed (rotated) token with a proof is still theft: the family is revoked, as without one.
-    let e = keyed.refresh(&cli(), &rt).await.expect_err("reuse");
+    let e = keyed.refresh(&device_app(), &rt).await.expect_err("reuse");
     assert_eq!(e.code(), Some("invalid_grant"));
     let r2 = second.refresh_token.expect("new refresh");
-    assert_eq!(app.client.refresh(&cli(), &r2).await.expect_err("family revoked").code(), Some("invalid_grant"));
+    assert_eq!(app.client.refresh(&device_app(), &r2).await.expect_err("family revoked").code(), Some("invalid_grant"));
     // Unknown tokens say what they always said, proof or not.
-    let e = keyed.refresh(&cli(), "lkr_nonsense").await.expect_err("unknown");
+    let e = keyed.refresh(&device_app(), "lkr_nonsense").await.expect_err("unknown");
     assert_eq!(e.code(), Some("invalid_grant"));
 }
 
 async fn introspection_reports_active_tokens_to_allowed_apps(b: Backend) {
     let app = spawn_app(b).await;
     let t = app.login("alice", "profile").await;
-    let i = app.client.introspect(&cli(), &t.access_token).await.expect("introspect");
+    let i = app.client.introspect(&device_app(), &t.access_token).await.expect("introspect");
     assert!(i.active);
     assert_eq!(i.username.as_deref(), Some("alice"));
     assert_eq!(i.token_type.as_deref(), Some("Bearer"), "RFC 7662: the OAuth token type");
     assert_eq!(i.client_id.as_deref(), Some("latchkey-cli"));
-    let r = app.client.introspect(&cli(), t.refresh_token.as_deref().expect("rt")).await.expect("introspect");
+    let r = app.client.introspect(&device_app(), t.refresh_token.as_deref().expect("rt")).await.expect("introspect");
     assert!(r.active);
     assert_eq!(r.scope.as_deref(), Some("profile"));
     // Another public app may not learn about our tokens.
@@ -119,18 +119,18 @@ async fn revoking_the_refresh_token_ends_the_sign_in_at_once(b: Backend) {
     let app = spawn_app(b).await;
     let t = app.login("alice", "").await;
     let rt = t.refresh_token.clone().expect("rt");
-    app.client.revoke(&cli(), &rt).await.expect("revoke");
-    assert!(!app.client.introspect(&cli(), &rt).await.expect("i").active);
-    assert!(!app.client.introspect(&cli(), &t.access_token).await.expect("i").active, "not at expiry: now");
-    assert_eq!(app.client.refresh(&cli(), &rt).await.expect_err("dead").code(), Some("invalid_grant"));
+    app.client.revoke(&device_app(), &rt).await.expect("revoke");
+    assert!(!app.client.introspect(&device_app(), &rt).await.expect("i").active);
+    assert!(!app.client.introspect(&device_app(), &t.access_token).await.expect("i").active, "not at expiry: now");
+    assert_eq!(app.client.refresh(&device_app(), &rt).await.expect_err("dead").code(), Some("invalid_grant"));
     // Revoking an unknown token is not an error (RFC 7009 §2.2).
-    app.client.revoke(&cli(), "lkr_unknown").await.expect("unknown is fine");
+    app.client.revoke(&device_app(), "lkr_unknown").await.expect("unknown is fine");
     // Revoking an access token ends its whole sign-in too (what libraries do at logout).
     let t2 = app.login("bob", "").await;
-    app.client.revoke(&cli(), &t2.access_token).await.expect("access token revocation is accepted");
-    assert!(!app.client.introspect(&cli(), &t2.access_token).await.expect("i").active);
+    app.client.revoke(&device_app(), &t2.access_token).await.expect("access token revocation is accepted");
+    assert!(!app.client.introspect(&device_app(), &t2.access_token).await.expect("i").active);
     let rt2 = t2.refresh_token.expect("rt");
-    assert_eq!(app.client.refresh(&cli(), &rt2).await.expect_err("family revoked").code(), Some("invalid_grant"));
+    assert_eq!(app.client.refresh(&device_app(), &rt2).await.expect_err("family revoked").code(), Some("invalid_grant"));
 }
 
 async fn rotated_keys_stay_published_until_their_tokens_expire(b: Backend) {
@@ -151,12 +151,80 @@ async fn rotated_keys_stay_published_until_their_tokens_expire(b: Backend) {
     }
     assert!(jwks.keys.iter().any(|k| k.kid == new_kid), "new key published");
     assert!(jwks.keys.iter().any(|k| k.kid == old_kid), "old key still published");
-    let after = app.client.refresh(&cli(), before.refresh_token.as_deref().expect("rt")).await.expect("refresh");
+    let after = app.client.refresh(&device_app(), before.refresh_token.as_deref().expect("rt")).await.expect("refresh");
     assert_eq!(jsonwebtoken::decode_header(&after.access_token).expect("h").kid.as_deref(), Some(new_kid.as_str()));
     app.client.userinfo(&before.access_token).await.expect("old token still valid");
 }
 
+/// An app that requires DPoP (Latchkey's own CLI app by default) refuses every
+/// token request without a proof, and the switch can be set per app.
+async fn an_app_that_requires_dpop_refuses_requests_without_a_proof(b: Backend) {
+    let app = spawn_app(b).await;
+    let session = app.signed_in("alice").await;
+    let cli_app = app.store.app(latchkey_store::AppId(latchkey_proto::CLI_CLIENT_ID)).await.expect("app");
+    assert!(cli_app.expect("built in").require_dpop, "on by default for latchkey-cli");
+    let auth = app.client.device_authorization(&cli(), "openid", Some("laptop")).await.expect("authorize");
+    app.client.decide_device_login(&session, &auth.user_code, true).await.expect("approve");
+    for e in [
+        app.client.poll_token(&cli(), &auth.device_code).await.expect_err("no proof"),
+        app.client.wait_token(&cli(), &auth.device_code).await.expect_err("no proof"),
+    ] {
+        assert_eq!((e.status(), e.code()), (Some(400), Some("invalid_dpop_proof")), "{e}");
+        assert!(e.to_string().contains("requires DPoP"), "{e}");
+    }
+    // Nothing was spent: the device with a key collects.
+    let keyed = app.keyed_client();
+    let tokens = keyed.poll_token(&cli(), &auth.device_code).await.expect("with a proof");
+    assert_eq!(tokens.token_type, "DPoP");
+    let e = app.client.refresh(&cli(), &tokens.refresh_token.expect("refresh")).await.expect_err("no proof");
+    assert_eq!(e.code(), Some("invalid_dpop_proof"));
+    let headless = headless_enrollment("lke_whatever");
+    let e = app.client.enroll(&headless).await.expect_err("enrollment without a key");
+    assert_eq!(e.code(), Some("invalid_dpop_proof"));
+
+    // Switched on for another app, the same holds there.
+    app.add_app("strict", ClientKind::Public, None, &[GrantType::DeviceCode]).await;
+    let mut strict = app.store.app(latchkey_store::AppId("strict")).await.expect("app").expect("exists");
+    strict.require_dpop = true;
+    let update = latchkey_store::AppUpdate {
+        display_name: strict.display_name,
+        grant_types: strict.grant_types,
+        app_url: None,
+        qr_sign_in: false,
+        require_dpop: true,
+    };
+    let actor = latchkey_store::Actor("test");
+    app.store.update_app(latchkey_store::AppId("strict"), update, actor, now()).await.expect("update");
+    let strict = AppCredentials::public("strict");
+    let auth = app.client.device_authorization(&strict, "openid", None).await.expect("authorize");
+    app.client.decide_device_login(&session, &auth.user_code, true).await.expect("approve");
+    let e = app.client.poll_token(&strict, &auth.device_code).await.expect_err("no proof");
+    assert_eq!(e.code(), Some("invalid_dpop_proof"));
+}
+
+/// A device code redeemed with a DPoP proof gets tokens bound to the proof's key
+/// (RFC 9449 §5), even when the device registered no key: never bearer tokens
+/// that the client would believe bound.
+async fn a_proof_at_the_token_request_binds_the_tokens(b: Backend) {
+    let app = spawn_app(b).await;
+    let session = app.signed_in("alice").await;
+    let auth = app.client.device_authorization(&device_app(), "openid", None).await.expect("authorize");
+    app.client.decide_device_login(&session, &auth.user_code, true).await.expect("approve");
+    let keyed = app.keyed_client();
+    let tokens = keyed.poll_token(&device_app(), &auth.device_code).await.expect("tokens");
+    assert_eq!(tokens.token_type, "DPoP");
+    keyed.userinfo(&tokens.access_token).await.expect("with the key");
+    let e = app.client.userinfo(&tokens.access_token).await.expect_err("as a bearer token");
+    assert_eq!(e.status(), Some(401));
+    let rt = tokens.refresh_token.expect("refresh");
+    assert_eq!(app.client.refresh(&device_app(), &rt).await.expect_err("no proof").code(), Some("invalid_dpop_proof"));
+    let again = keyed.refresh(&device_app(), &rt).await.expect("with the key");
+    assert_eq!(again.token_type, "DPoP");
+}
+
 backend_tests!(
+    an_app_that_requires_dpop_refuses_requests_without_a_proof,
+    a_proof_at_the_token_request_binds_the_tokens,
     access_tokens_verify_against_the_published_jwks,
     refresh_rotates_and_reuse_revokes_the_family,
     a_dpop_proof_on_an_unbound_refresh_is_refused_without_spending_it,

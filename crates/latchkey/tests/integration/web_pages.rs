@@ -82,9 +82,9 @@ async fn approved_device(app: &TestApp, session: &str, name: &str, location: &st
         platform: Some("linux-x86_64".into()),
         ..Default::default()
     };
-    let auth = app.client.device_authorization_as(&cli(), "openid", &params).await.expect("device login");
+    let auth = app.client.device_authorization_as(&device_app(), "openid", &params).await.expect("device login");
     app.client.decide_device_login(session, &auth.user_code, true).await.expect("approve");
-    let tokens = app.client.poll_token(&cli(), &auth.device_code).await.expect("tokens");
+    let tokens = app.client.poll_token(&device_app(), &auth.device_code).await.expect("tokens");
     let device = app.client.devices(session).await.expect("devices").into_iter().find(|d| d.name == name);
     let id = device.expect("the new device is listed").id;
     (id, TokenPair { access: tokens.access_token, refresh: tokens.refresh_token.expect("a refresh token") })
@@ -201,10 +201,10 @@ async fn devices_page_renames_moves_and_revokes(b: Backend) {
     // Its tokens are rejected at once, by userinfo and introspection; the other device is untouched.
     let e = app.client.userinfo(&tokens.access).await.expect_err("revoked");
     assert_eq!(e.status(), Some(401));
-    assert!(!app.client.introspect(&cli(), &tokens.access).await.expect("introspect").active);
-    assert!(!app.client.introspect(&cli(), &tokens.refresh).await.expect("introspect").active);
+    assert!(!app.client.introspect(&device_app(), &tokens.access).await.expect("introspect").active);
+    assert!(!app.client.introspect(&device_app(), &tokens.refresh).await.expect("introspect").active);
     app.client.userinfo(&other_tokens.access).await.expect("the other device still works");
-    assert!(app.client.introspect(&cli(), &other_tokens.refresh).await.expect("introspect").active);
+    assert!(app.client.introspect(&device_app(), &other_tokens.refresh).await.expect("introspect").active);
 
     let p = get(&c, &format!("{devices}?done=revoked")).await;
     assert!(p.html.contains("Device revoked") && p.html.contains("1 active") && p.html.contains("Revoked "));
@@ -248,8 +248,9 @@ async fn enrollment_key_is_shown_once(b: Backend) {
 
     // It works once, on a machine with no browser.
     let req = headless_enrollment(&key);
-    app.client.enroll(&req).await.expect("enrolled");
-    assert!(app.client.enroll(&req).await.is_err(), "single use");
+    let machine = app.keyed_client();
+    machine.enroll(&req).await.expect("enrolled");
+    assert!(machine.enroll(&req).await.is_err(), "single use");
     let p = get(&c, &format!("{}/devices", app.url)).await;
     assert!(p.html.contains("Headless box") && p.html.contains("basement"));
 }

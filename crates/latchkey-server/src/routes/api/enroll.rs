@@ -47,6 +47,9 @@ pub async fn enroll(
     if req.enrollment_key.len() > 128 {
         return Err(ApiError::invalid_grant("unknown enrollment key"));
     }
+    let cli = state.store.app(latchkey_store::AppId(latchkey_proto::CLI_CLIENT_ID)).await?;
+    let cli = cli.ok_or_else(|| ApiError::Internal("the built-in app latchkey-cli is missing".into()))?;
+    crate::dpop::required_by(&cli, proof.as_ref().map(|p| p.jkt.clone()))?;
     let t = now();
     let (refresh, mint) = tokens::new_family(&state, t, true);
     let enroll = Enroll {

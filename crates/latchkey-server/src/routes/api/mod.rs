@@ -9,6 +9,7 @@ pub mod me;
 pub mod pairings;
 pub mod password;
 pub mod session;
+pub mod sign_ins;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -25,6 +26,8 @@ pub fn router() -> Router<AppState> {
         .route(paths::DEVICES, get(devices::list))
         .route(paths::DEVICE, patch(devices::update).delete(devices::revoke))
         .route(paths::DEVICE_LOCATIONS, get(devices::locations))
+        .route(paths::SIGN_INS, get(sign_ins::list))
+        .route(paths::SIGN_IN, delete(sign_ins::end))
         .route(paths::ENROLLMENT_KEYS, get(enrollment_keys::list).post(enrollment_keys::create))
         .route(paths::ENROLLMENT_KEY, delete(enrollment_keys::revoke))
         .route(paths::ENROLL, post(enroll::enroll))

@@ -21,7 +21,7 @@ pub async fn change(
 ) -> ApiResult<StatusCode> {
     who.check_csrf(csrf_header(&headers))?;
     let keep = match &who.credential {
-        Credential::Cookie { session_token } | Credential::SessionToken { session_token } => {
+        Credential::Cookie { session_token, .. } | Credential::SessionToken { session_token, .. } => {
             Some(SecretHash::of(session_token))
         }
         Credential::Device { .. } => None,

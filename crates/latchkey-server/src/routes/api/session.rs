@@ -2,7 +2,7 @@
 
 use crate::credential::{csrf_header, Caller};
 use crate::error::ApiResult;
-use crate::extract::{ClientIp, Json};
+use crate::extract::{ClientIp, Json, UserAgent};
 use crate::routes::no_store;
 use crate::sign_in;
 use crate::state::AppState;
@@ -15,9 +15,10 @@ use latchkey_proto::api::{Me, SignInRequest, SignInResponse};
 pub async fn create_session(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
+    UserAgent(ua): UserAgent,
     Json(req): Json<SignInRequest>,
 ) -> ApiResult<Response> {
-    let (user, token) = sign_in::with_password(&state, &req.username, &req.password, ip).await?;
+    let (user, token) = sign_in::with_password(&state, &req.username, &req.password, ip, &ua).await?;
     Ok(no_store(SignInResponse {
         session_token: token.expose().to_string(),
         expires_in: state.config.session_lifetime_secs(),

@@ -1,8 +1,10 @@
 //! The token endpoint: the RFC 8628 device-code grant and refresh tokens.
 //!
-//! A DPoP proof (RFC 9449) on the request names the key it was signed with;
-//! grants and refresh tokens bound to a device key are refused without it, and
-//! a refresh token of an unbound sign-in is refused with one (RFC 9449 §5).
+//! A DPoP proof (RFC 9449) on the request names the key it was signed with:
+//! grants and refresh tokens bound to a key are refused without it; a device
+//! code's tokens are bound to it when the grant was not bound yet; a refresh
+//! token of an unbound sign-in is refused with one (RFC 9449 §5); and an app
+//! that requires DPoP is refused any token request without one.
 
 use crate::client_auth::{authenticate, FormCredentials};
 use crate::error::{ApiError, ApiResult};
@@ -42,10 +44,11 @@ pub async fn handle(State(state): State<AppState>, headers: HeaderMap, Form(p): 
             app.client_id
         )));
     }
-    let jkt = proof_key(&state, &headers, latchkey_proto::paths::TOKEN)?;
+    let proof = proof_key(&state, &headers, latchkey_proto::paths::TOKEN)?;
     match grant {
         GrantType::DeviceCode => {
             let code = p.device_code.as_deref().ok_or_else(|| ApiError::invalid_request("device_code is required"))?;
+            let jkt = crate::dpop::required_by(&app, proof)?;
             match redeem_once(&state, &app, code, RedeemMode::Poll, jkt).await? {
                 Step::Tokens(resp) => Ok(resp),
                 Step::Pending { .. } => {
@@ -56,7 +59,7 @@ pub async fn handle(State(state): State<AppState>, headers: HeaderMap, Form(p): 
         GrantType::RefreshToken => {
             let token =
                 p.refresh_token.as_deref().ok_or_else(|| ApiError::invalid_request("refresh_token is required"))?;
-            refresh(&state, &app, token, jkt).await
+            refresh(&state, &app, token, crate::dpop::required_by(&app, proof)?).await
         }
     }
 }
@@ -81,12 +84,8 @@ pub(crate) enum Step {
 }
 
 /// One redemption; every final refusal (denied, expired, spent, unknown) is an error.
-///
-/// Not yet refused here: a proof sent for a device code whose grant is not
-/// key-bound still gets bearer tokens, because the grant's binding is visible
-/// only inside the store's redeem, which may already consume it; refusing
-/// after that would burn the code. It needs the domain's `plan_redeem` to
-/// answer that case itself (change nothing) before it can be refused.
+/// A proof from a key binds the tokens to it when the grant was not bound to a
+/// device key already; a proof from another key than the grant's is refused.
 pub(crate) async fn redeem_once(
     state: &AppState,
     app: &AppRecord,

@@ -25,6 +25,7 @@ struct AppRow {
     grants: Vec<&'static str>,
     app_url: Option<String>,
     qr_sign_in: bool,
+    require_dpop: bool,
     /// The hosted QR sign-in page, when the app has a URL to return to.
     qr_url: Option<String>,
     builtin: bool,
@@ -41,6 +42,7 @@ impl AppRow {
             display_name: a.display_name,
             app_url: a.app_url,
             qr_sign_in: a.qr_sign_in,
+            require_dpop: a.require_dpop,
         }
     }
 }
@@ -76,6 +78,7 @@ pub struct AppForm {
     #[serde(default)]
     app_url: String,
     qr_sign_in: Option<String>,
+    require_dpop: Option<String>,
 }
 
 impl AppForm {
@@ -90,6 +93,7 @@ impl AppForm {
             grant_refresh_token: on(a.allows(GrantType::RefreshToken)),
             app_url: a.app_url.clone().unwrap_or_default(),
             qr_sign_in: on(a.qr_sign_in),
+            require_dpop: on(a.require_dpop),
         }
     }
 
@@ -109,6 +113,10 @@ impl AppForm {
         self.qr_sign_in.is_some()
     }
 
+    fn dpop(&self) -> bool {
+        self.require_dpop.is_some()
+    }
+
     /// Everything but the ID and kind, checked; the error is for a person.
     fn settings(&self) -> Result<AppUpdate, String> {
         let display_name = DisplayName::parse(&self.display_name).map_err(|e| format!("Display name: {e}."))?;
@@ -124,12 +132,21 @@ impl AppForm {
         if self.qr() && app_url.is_none() {
             return Err("QR sign-in needs an app URL: it is the only place QR sign-in may send people back to.".into());
         }
+        if self.qr() && self.dpop() {
+            return Err("QR sign-in and Require DPoP cannot both be on: QR sign-in hands a web page tokens that are not bound to a key.".into());
+        }
         let grant_types =
             [(self.device_code(), GrantType::DeviceCode), (self.refresh_token(), GrantType::RefreshToken)]
                 .into_iter()
                 .filter_map(|(on, g)| on.then_some(g))
                 .collect();
-        Ok(AppUpdate { display_name: display_name.to_string(), grant_types, app_url, qr_sign_in: self.qr() })
+        Ok(AppUpdate {
+            display_name: display_name.to_string(),
+            grant_types,
+            app_url,
+            qr_sign_in: self.qr(),
+            require_dpop: self.dpop(),
+        })
     }
 }
 
@@ -252,6 +269,7 @@ pub async fn create(State(state): State<AppState>, who: Option<Caller>, Form(f):
         redirect_uris: vec![],
         app_url: settings.app_url,
         qr_sign_in: settings.qr_sign_in,
+        require_dpop: settings.require_dpop,
         created_at: now(),
     };
     match state.store.create_app(app.clone(), Some(w.user.id.clone()), now()).await {

@@ -5,6 +5,7 @@
 //! `devices::revoke_own`, `enrollment_keys::create_for`); this file only shows forms.
 
 use super::pages::{render, signin_redirect, utc, PageError, PageResult};
+use super::sign_ins::{NewsItem, SignInRow};
 use crate::credential::Caller;
 use crate::error::ApiError;
 use crate::extract::{Form, Query};
@@ -47,6 +48,8 @@ struct DevicesPage {
     is_admin: bool,
     devices: Vec<DeviceRow>,
     active_count: usize,
+    sign_ins: Vec<SignInRow>,
+    news: Vec<NewsItem>,
     notice: Option<&'static str>,
     error: Option<String>,
 }
@@ -83,6 +86,7 @@ fn notice(done: Option<&str>) -> Option<&'static str> {
         "renamed" => Some("Device renamed. Its slug stays the same."),
         "moved" => Some("Location changed. The old one stays in the device's history."),
         "revoked" => Some("Device revoked. Its tokens stopped working at once."),
+        "ended" => Some("Sign-in ended. It stopped working at once."),
         _ => None,
     }
 }
@@ -103,6 +107,8 @@ async fn list_page(
         .map(|d| DeviceRow::new(devices::info(d, w.device_id())))
         .collect();
     let active_count = devices.iter().filter(|r| r.active).count();
+    let sign_ins = super::sign_ins::rows(state, w).await?;
+    let news = super::sign_ins::news(state, w).await?;
     Ok(render(
         status,
         &DevicesPage {
@@ -111,6 +117,8 @@ async fn list_page(
             is_admin: w.user.is_admin,
             devices,
             active_count,
+            sign_ins,
+            news,
             notice,
             error,
         },

@@ -1,4 +1,4 @@
-//! The web pages: sign-in, device approval, Devices, Apps, Users, Audit, password, and QR sign-in.
+//! The web pages: sign-in, device approval, Devices (with other sign-ins), Apps, Users, Audit, password, and QR sign-in.
 
 pub mod apps;
 pub mod audit;
@@ -6,6 +6,7 @@ pub mod devices;
 pub mod pages;
 pub mod password;
 pub mod qr;
+pub mod sign_ins;
 pub mod users;
 
 use crate::state::AppState;
@@ -33,6 +34,7 @@ pub fn router() -> Router<AppState> {
         .route("/devices/{id}/rename", post(devices::rename))
         .route("/devices/{id}/move", post(devices::relocate))
         .route("/devices/{id}/revoke", get(devices::revoke_form).post(devices::revoke))
+        .route("/sign-ins/{id}/end", post(sign_ins::end))
         .route("/apps", get(apps::list).post(apps::create))
         .route("/apps/{client_id}/edit", get(apps::edit_form).post(apps::edit))
         .route("/users", get(users::list))

@@ -8,7 +8,7 @@ use crate::credential::Caller;
 use crate::device_flow;
 use crate::error::ApiError;
 use crate::extract::Query;
-use crate::extract::{ClientIp, Form};
+use crate::extract::{ClientIp, Form, UserAgent};
 use crate::session::{cookie, set_cookie, SESSION_COOKIE, SIGNIN_CSRF_COOKIE};
 use crate::sign_in;
 use crate::state::AppState;
@@ -89,6 +89,7 @@ struct HomePage {
     csrf: String,
     is_admin: bool,
     username: String,
+    news: Vec<super::sign_ins::NewsItem>,
 }
 
 #[derive(Template)]
@@ -166,20 +167,20 @@ pub fn utc(ms: i64) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-/// `GET /`.
-pub async fn home(who: Option<Caller>) -> Response {
-    match who {
-        None => signin_redirect("/"),
-        Some(w) => render(
-            StatusCode::OK,
-            &HomePage {
-                signed_in_as: Some(w.user.username.clone()),
-                csrf: w.csrf(),
-                is_admin: w.user.is_admin,
-                username: w.user.username.clone(),
-            },
-        ),
-    }
+/// `GET /`: who is signed in, and new sign-ins to check.
+pub async fn home(State(state): State<AppState>, who: Option<Caller>) -> PageResult {
+    let Some(w) = who else { return Ok(signin_redirect("/")) };
+    let news = super::sign_ins::news(&state, &w).await?;
+    Ok(render(
+        StatusCode::OK,
+        &HomePage {
+            signed_in_as: Some(w.user.username.clone()),
+            csrf: w.csrf(),
+            is_admin: w.user.is_admin,
+            username: w.user.username.clone(),
+            news,
+        },
+    ))
 }
 
 /// Query of the sign-in page.
@@ -226,6 +227,7 @@ pub struct SignInForm {
 pub async fn signin_submit(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
+    UserAgent(ua): UserAgent,
     headers: HeaderMap,
     Form(f): Form<SignInForm>,
 ) -> PageResult {
@@ -235,7 +237,7 @@ pub async fn signin_submit(
         let msg = "The form expired. Please sign in again.".to_string();
         return Ok(signin_page(&state, StatusCode::FORBIDDEN, next, f.username, Some(msg)));
     }
-    match sign_in::with_password(&state, &f.username, &f.password, ip).await {
+    match sign_in::with_password(&state, &f.username, &f.password, ip, &ua).await {
         Ok((_, token)) => {
             let mut resp = Redirect::to(&next).into_response();
             let session = set_cookie(&state, SESSION_COOKIE, token.expose(), state.config.session_lifetime_secs());

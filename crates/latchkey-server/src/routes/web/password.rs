@@ -67,7 +67,7 @@ pub async fn submit(
     let Some(w) = who else { return Ok(signin_redirect("/password")) };
     w.check_csrf(Some(&f.csrf))?;
     let keep = match &w.credential {
-        Credential::Cookie { session_token } | Credential::SessionToken { session_token } => {
+        Credential::Cookie { session_token, .. } | Credential::SessionToken { session_token, .. } => {
             Some(SecretHash::of(session_token))
         }
         Credential::Device { .. } => None,
