@@ -182,6 +182,17 @@ pub async fn change_password(
     Ok(())
 }
 
+/// Checks a password someone else chose for an account (an admin's reset) against
+/// the password rules and hashes it, in a hashing slot like every other password.
+pub async fn hash_new_password(state: &AppState, new: &str) -> ApiResult<String> {
+    latchkey_domain::names::check_password(new).map_err(|e| ApiError::invalid_request(e.to_string()))?;
+    let _permit = tokio::time::timeout(HASH_QUEUE_WAIT, state.password_checks.clone().acquire_owned())
+        .await
+        .map_err(|_| busy())?
+        .map_err(|_| busy())?;
+    passwords::hash(new.to_string()).await
+}
+
 /// Ends the session behind `token`.
 pub async fn sign_out(state: &AppState, token: &str) -> ApiResult<()> {
     state.store.delete_session(&SecretHash::of(token), now()).await?;

@@ -4,8 +4,9 @@
 //! (a desktop and a phone, separate cookie jars) whose QR is decoded with a
 //! real decoder; the QR switch turned off while the desktop waits (from the
 //! store, and from the Apps page); a denial on the phone; a device revoked on
-//! the Devices page, whose token then stops working. With `LATCHKEY_SCREENSHOTS=1` the tests also (re)write the
-//! README's screenshots in `docs/screenshots/`.
+//! the Devices page, whose token then stops working; an admin disabling, enabling,
+//! resetting, revoking and deleting an account on the Users page. With `LATCHKEY_SCREENSHOTS=1` the tests also
+//! (re)write the README's screenshots in `docs/screenshots/`.
 
 use crate::backend_tests;
 use crate::browser_support::*;
@@ -464,6 +465,115 @@ async fn switching_qr_off_on_the_apps_page_stops_the_waiting_desktop(b: Backend)
     chrome.stop().await;
 }
 
+async fn an_admin_stops_an_account_on_the_users_page(b: Backend) {
+    let keep = keep_screenshots(&b);
+    let app = spawn_app(b).await;
+    let root = app.add_user("root", true).await;
+    let bob = app.add_user("bob", false).await;
+    let bob_session = app.client.sign_in("bob", PASSWORD).await.expect("bob signs in").session_token;
+    let (_, bob_token) = approved_device(&app, &bob_session, "Bob's laptop", "desk").await;
+    app.client.userinfo(&bob_token).await.expect("bob's token works");
+    let chrome = Chrome::start().await;
+    let desk = chrome.browser(DESKTOP).await;
+
+    // Signed out, the page sends the admin to sign in and back.
+    desk.goto(&format!("{}/users", app.url)).await;
+    desk.wait_url(&format!("{}/signin?next=%2Fusers", app.url)).await;
+    desk.sign_in("root", PASSWORD).await;
+    desk.wait_text("main h1", "Users").await;
+    assert_eq!(desk.text("nav a[aria-current='page']").await, "Users", "the nav marks the page");
+    let bob_row = format!("#user-{bob}");
+    let row = desk.text(&bob_row).await;
+    for shown in ["bob", "no", "active", "Disable", "Reset password", "Revoke everything", "Delete"] {
+        assert!(row.contains(shown), "bob's row shows {shown:?}: {row}");
+    }
+    let own = desk.text(&format!("#user-{root}")).await;
+    assert!(own.contains("root") && own.contains("yes") && own.contains("you"), "{own}");
+    for action in ["disable", "delete", "password"] {
+        assert!(!desk.has(&format!("[action='/users/{root}/{action}'], [href='/users/{root}/{action}']")).await);
+    }
+    keep_both_widths(&desk, keep, "users").await;
+
+    // Disable: bob's token stops at once; Enable: it works again.
+    desk.click(&format!("form[action='/users/{bob}/disable'] button")).await;
+    desk.wait_text("[role='status']", "Account disabled").await;
+    assert!(desk.text(&bob_row).await.contains("disabled"));
+    assert_eq!(app.client.userinfo(&bob_token).await.expect_err("disabled").status(), Some(401));
+    assert!(!app.client.introspect(&device_app(), &bob_token).await.expect("introspect").active);
+    desk.click(&format!("form[action='/users/{bob}/enable'] button")).await;
+    desk.wait_text("[role='status']", "Account enabled").await;
+    assert!(desk.text(&bob_row).await.contains("active"));
+    app.client.userinfo(&bob_token).await.expect("enabled again, the token works");
+
+    // Reset password: the two fields must agree; then only the new password signs in.
+    desk.click(&format!("a[href='/users/{bob}/password']")).await;
+    desk.wait_text("h1", "Reset the password of bob").await;
+    keep_both_widths(&desk, keep, "user-password").await;
+    desk.type_into("#new_password", "a new password for bob").await;
+    desk.type_into("#repeat_password", "a new password for Bob").await;
+    desk.click("form[action$='/password'] button[type='submit']").await;
+    desk.wait_text("[role='alert']", "The two passwords differ").await;
+    desk.type_into("#new_password", "a new password for bob").await;
+    desk.type_into("#repeat_password", "a new password for bob").await;
+    desk.click("form[action$='/password'] button[type='submit']").await;
+    desk.wait_text("[role='status']", "Password set").await;
+    assert_eq!(app.client.sign_in("bob", PASSWORD).await.expect_err("old password").status(), Some(401));
+    app.client.sign_in("bob", "a new password for bob").await.expect("the new password signs in");
+    assert_eq!(app.client.me(&bob_session).await.expect_err("old session").status(), Some(401));
+    app.client.userinfo(&bob_token).await.expect("devices stay signed in");
+
+    // Revoke everything: a confirmation page, which insists on the tick (here and on the server).
+    desk.click(&format!("a[href='/users/{bob}/revoke-all']")).await;
+    desk.wait_text("h1", "Revoke everything bob holds?").await;
+    keep_both_widths(&desk, keep, "user-revoke-all").await;
+    desk.click("form[action$='/revoke-all'] button[type='submit']").await;
+    desk.wait_text("h1", "Revoke everything bob holds?").await;
+    desk.webdriver()
+        .execute("document.querySelector(\"input[name='confirm']\").required = false;", vec![])
+        .await
+        .expect("let the form go without the tick");
+    desk.click("form[action$='/revoke-all'] button[type='submit']").await;
+    desk.wait_text("[role='alert']", "Tick the box to confirm").await;
+    app.client.userinfo(&bob_token).await.expect("nothing revoked without the tick");
+    desk.click("input[name='confirm']").await;
+    desk.click("form[action$='/revoke-all'] button[type='submit']").await;
+    desk.wait_text("[role='status']", "Everything the account held was ended").await;
+    assert_eq!(app.client.userinfo(&bob_token).await.expect_err("revoked").status(), Some(401));
+    assert!(!app.client.introspect(&device_app(), &bob_token).await.expect("introspect").active);
+
+    // Delete: confirmed, bob is gone from the list and cannot sign in.
+    desk.click(&format!("a[href='/users/{bob}/delete']")).await;
+    desk.wait_text("h1", "Delete bob?").await;
+    keep_both_widths(&desk, keep, "user-delete").await;
+    desk.click("input[name='confirm']").await;
+    desk.click("form[action$='/delete'] button[type='submit']").await;
+    desk.wait_text("[role='status']", "Account deleted").await;
+    assert!(!desk.has(&bob_row).await, "bob is gone from the list");
+    assert!(!desk.text("table").await.contains("bob"));
+    assert!(desk.has(&format!("#user-{root}")).await);
+    assert_eq!(app.client.sign_in("bob", "a new password for bob").await.expect_err("deleted").status(), Some(401));
+
+    // The audit log has each action, by the admin, on bob.
+    let entries = app.store.audit_entries(0, 10_000).await.expect("audit");
+    let by_root: Vec<&str> = entries
+        .iter()
+        .filter(|e| e.actor.as_deref() == Some(root.as_str()) && e.subject.as_deref() == Some(bob.as_str()))
+        .map(|e| e.kind.as_str())
+        .collect();
+    assert_eq!(
+        by_root,
+        ["user.disabled", "user.enabled", "user.password_changed", "user.revoked_all", "user.deleted"],
+        "every action is recorded with the admin as actor"
+    );
+    desk.goto(&format!("{}/audit?kind=user.deleted", app.url)).await;
+    desk.wait_text("main h1", "Audit log").await;
+    let rows = desk.webdriver().find_all(fantoccini::Locator::Css("table.log tbody tr")).await.expect("rows");
+    assert_eq!(rows.len(), 1, "one deletion: {}", desk.body_text().await);
+    let actor = rows[0].find(fantoccini::Locator::Css("td[data-label='Actor']")).await.expect("actor cell");
+    assert_eq!(actor.text().await.expect("text"), "you", "the admin sees their own action as theirs");
+    chrome.stop().await;
+}
+
 backend_tests!(
     a_person_approves_a_device_login_by_typing_its_code,
     qr_sign_in_with_a_desktop_and_a_phone,
@@ -472,4 +582,5 @@ backend_tests!(
     qr_cancelled_on_the_phone_tells_the_desktop,
     revoking_a_device_on_the_devices_page_stops_its_token,
     switching_qr_off_on_the_apps_page_stops_the_waiting_desktop,
+    an_admin_stops_an_account_on_the_users_page,
 );

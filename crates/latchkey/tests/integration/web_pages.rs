@@ -1,4 +1,4 @@
-//! The account pages (Devices, Apps, Audit) over real HTTP, as a browser without JavaScript uses them.
+//! The account pages (Devices, Apps, Users, Audit) over real HTTP, as a browser without JavaScript uses them.
 
 use crate::backend_tests;
 use crate::support::*;
@@ -597,6 +597,128 @@ async fn audit_page_lists_filters_and_pages(b: Backend) {
     assert!(p.html.contains("Chain broken") && p.html.contains("entry 3 was altered"), "the break is named");
 }
 
+async fn users_pages_are_for_admins_only(b: Backend) {
+    let app = spawn_app(b).await;
+    let root = app.add_user("root", true).await;
+    app.add_user("alice", false).await;
+    let c = browser();
+    // Signed out: sent to sign in, and nothing is done.
+    let p = get(&c, &format!("{}/users", app.url)).await;
+    assert_eq!((p.status, p.location()), (303, "/signin?next=%2Fusers"));
+    let p = post(&c, &format!("{}/users/{root}/disable", app.url), &[("csrf", "x")]).await;
+    assert_eq!((p.status, p.location()), (303, "/signin?next=%2Fusers"));
+
+    // A non-admin gets 403 on every page and action, and sees no Users link.
+    let csrf = sign_in(&app, &c, "alice").await;
+    for path in ["/users".to_string(), format!("/users/{root}/password"), format!("/users/{root}/delete")] {
+        let p = get(&c, &format!("{}{path}", app.url)).await;
+        assert_eq!(p.status, 403, "{path}");
+        assert!(p.html.contains("Admins only") && !p.html.contains("root</td>"), "{path}");
+    }
+    for action in ["disable", "enable", "password", "revoke-all", "delete"] {
+        let form = [
+            ("csrf", csrf.as_str()),
+            ("confirm", "yes"),
+            ("new_password", "a password of alice's"),
+            ("repeat_password", "a password of alice's"),
+        ];
+        let p = post(&c, &format!("{}/users/{root}/{action}", app.url), &form).await;
+        assert_eq!(p.status, 403, "{action}");
+    }
+    assert!(!get(&c, &format!("{}/devices", app.url)).await.html.contains("href=\"/users\""));
+    let r = app.store.user_by_name("root").await.expect("load").expect("root is still there");
+    assert!(r.status.check(now()).is_ok(), "root was not stopped");
+    let entries = app.store.audit_entries(0, 10_000).await.expect("audit");
+    assert!(!entries.iter().any(|e| e.kind.starts_with("user.") && e.kind != "user.created"), "nothing was done");
+    app.client.sign_in("root", PASSWORD).await.expect("root's password is unchanged");
+}
+
+async fn users_page_refuses_what_it_must(b: Backend) {
+    let app = spawn_app_with(b, |c| c.lock_after_failures = 2).await;
+    let (c, csrf, root) = admin_browser(&app).await;
+    let alice = app.add_user("alice", false).await;
+    let users = format!("{}/users", app.url);
+    let p = get(&c, &users).await;
+    assert_eq!(p.status, 200);
+    assert_eq!(p.headers["cache-control"], "no-store");
+    assert!(p.html.contains("<a href=\"/users\" aria-current=\"page\">Users</a>"), "the nav marks the page");
+    assert!(p.html.contains(&format!("action=\"/users/{alice}/disable\"")));
+    for own in ["disable", "delete", "password"] {
+        assert!(!p.html.contains(&format!("/users/{root}/{own}\"")), "no {own} offered for one's own account");
+    }
+
+    // A forged form changes nothing.
+    let p = post(&c, &format!("{users}/{alice}/disable"), &[("csrf", "forged")]).await;
+    assert_eq!(p.status, 403);
+    let a = app.store.user_by_name("alice").await.expect("load").expect("alice");
+    assert!(a.status.check(now()).is_ok(), "a forged form disables nobody");
+
+    // One's own account cannot be disabled or deleted here (409), nor reset without the current password.
+    let p = post(&c, &format!("{users}/{root}/disable"), &[("csrf", &csrf)]).await;
+    assert_eq!(p.status, 409);
+    assert!(p.html.contains("cannot disable your own account"), "{}", p.html);
+    assert_eq!(get(&c, &format!("{users}/{root}/delete")).await.status, 409);
+    let p = post(&c, &format!("{users}/{root}/delete"), &[("csrf", &csrf), ("confirm", "yes")]).await;
+    assert_eq!(p.status, 409);
+    assert!(p.html.contains("cannot delete your own account"), "{}", p.html);
+    assert_eq!(get(&c, &format!("{users}/{root}/password")).await.status, 409);
+    let form = [("csrf", csrf.as_str()), ("new_password", "my new password"), ("repeat_password", "my new password")];
+    let p = post(&c, &format!("{users}/{root}/password"), &form).await;
+    assert_eq!(p.status, 409);
+    assert!(p.html.contains("/password"), "points to the Password page: {}", p.html);
+    assert_eq!(get(&c, &users).await.status, 200, "the admin is still signed in and enabled");
+    app.client.sign_in("root", PASSWORD).await.expect("root's password is unchanged");
+
+    // An unknown ID is 404, on every page and action.
+    for id in [uuid::Uuid::now_v7().to_string(), "not-an-id".into()] {
+        for page in ["password", "revoke-all", "delete"] {
+            assert_eq!(get(&c, &format!("{users}/{id}/{page}")).await.status, 404, "{id} {page}");
+        }
+        for action in ["disable", "enable", "password", "revoke-all", "delete"] {
+            let form = [("csrf", csrf.as_str()), ("confirm", "yes"), ("new_password", "x"), ("repeat_password", "x")];
+            assert_eq!(post(&c, &format!("{users}/{id}/{action}"), &form).await.status, 404, "{id} {action}");
+        }
+    }
+
+    // Bad new passwords are explained on the form; nothing changes.
+    let reset = format!("{users}/{alice}/password");
+    let p = post(&c, &reset, &[("csrf", &csrf), ("new_password", "short"), ("repeat_password", "short")]).await;
+    assert_eq!(p.status, 400);
+    assert!(p.html.contains("role=\"alert\"") && p.html.contains("at least 8 characters"), "{}", p.html);
+    let p =
+        post(&c, &reset, &[("csrf", &csrf), ("new_password", "long enough 1"), ("repeat_password", "long enough 2")])
+            .await;
+    assert_eq!(p.status, 400);
+    assert!(p.html.contains("The two passwords differ"));
+    app.client.sign_in("alice", PASSWORD).await.expect("alice's password is unchanged");
+
+    // The destructive actions insist on the tick.
+    for action in ["revoke-all", "delete"] {
+        let p = post(&c, &format!("{users}/{alice}/{action}"), &[("csrf", &csrf)]).await;
+        assert_eq!(p.status, 400, "{action}");
+        assert!(p.html.contains("Tick the box to confirm"), "{action}");
+    }
+    assert!(app.store.user_by_name("alice").await.expect("load").is_some());
+
+    // A locked account shows until when, and Unlock lifts the lock.
+    for _ in 0..2 {
+        let _ = app.client.sign_in("alice", "not the password").await;
+    }
+    let p = get(&c, &users).await;
+    assert!(p.html.contains("locked until ") && p.html.contains(" UTC"), "{}", p.html);
+    assert!(p.html.contains("Unlock"));
+    let p = post(&c, &format!("{users}/{alice}/enable"), &[("csrf", &csrf)]).await;
+    assert_eq!((p.status, p.location()), (303, "/users?done=enabled"));
+    let p = get(&c, &format!("{users}?done=enabled")).await;
+    assert!(p.html.contains("Account enabled") && !p.html.contains("locked until"));
+    app.client.sign_in("alice", PASSWORD).await.expect("unlocked");
+
+    // Only the fixed notices are shown, never the query's text.
+    let p = get(&c, &format!("{users}?done=%3Cscript%3Ealert(1)%3C%2Fscript%3E")).await;
+    assert_eq!(p.status, 200);
+    assert!(!p.html.contains("alert(1)") && !p.html.contains("role=\"status\""));
+}
+
 backend_tests!(
     signed_out_visitors_are_sent_to_sign_in,
     devices_page_renames_moves_and_revokes,
@@ -605,4 +727,6 @@ backend_tests!(
     admin_creates_and_edits_apps,
     qr_switch_needs_an_app_url,
     audit_page_lists_filters_and_pages,
+    users_pages_are_for_admins_only,
+    users_page_refuses_what_it_must,
 );

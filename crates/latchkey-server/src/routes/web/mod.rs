@@ -1,4 +1,4 @@
-//! The web pages: sign-in, device approval, Devices (with other sign-ins), Apps, Audit, password, and QR sign-in.
+//! The web pages: sign-in, device approval, Devices (with other sign-ins), Apps, Users, Audit, password, and QR sign-in.
 
 pub mod apps;
 pub mod audit;
@@ -7,6 +7,7 @@ pub mod pages;
 pub mod password;
 pub mod qr;
 pub mod sign_ins;
+pub mod users;
 
 use crate::state::AppState;
 use axum::routing::{get, post};
@@ -36,5 +37,11 @@ pub fn router() -> Router<AppState> {
         .route("/sign-ins/{id}/end", post(sign_ins::end))
         .route("/apps", get(apps::list).post(apps::create))
         .route("/apps/{client_id}/edit", get(apps::edit_form).post(apps::edit))
+        .route("/users", get(users::list))
+        .route("/users/{id}/disable", post(users::disable))
+        .route("/users/{id}/enable", post(users::enable))
+        .route("/users/{id}/password", get(users::password_form).post(users::password))
+        .route("/users/{id}/revoke-all", get(users::revoke_all_form).post(users::revoke_all))
+        .route("/users/{id}/delete", get(users::delete_form).post(users::delete))
         .route("/audit", get(audit::page))
 }
