@@ -248,3 +248,153 @@ pub struct LookupRequest {
     /// The code, as the device shows it.
     pub user_code: String,
 }
+
+// ---- multi-machine sync: events ----
+
+/// `PUT /api/v1/events/kinds/{name}`: declare one of the calling app's event kinds.
+/// Declaring the same kind again is safe; its identity cannot change once declared.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct KindDeclaration {
+    /// The identity fields, in order: `{"name": "title", "type": "string"|"integer"|"timestamp"}`.
+    pub identity: Vec<IdentityField>,
+    /// How precisely times are compared: `minute`, `second` (the default) or `millisecond`.
+    #[serde(default = "default_precision")]
+    pub precision: String,
+    /// `exact` (the default) or `interval`.
+    #[serde(default = "default_merge")]
+    pub merge: String,
+    /// Delete events this many days after they were first seen (`None`: keep them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_days: Option<i64>,
+}
+
+fn default_precision() -> String {
+    "second".into()
+}
+
+fn default_merge() -> String {
+    "exact".into()
+}
+
+/// One identity field of a kind.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct IdentityField {
+    /// The field's name in captures.
+    pub name: String,
+    /// `string`, `integer` or `timestamp`.
+    #[serde(rename = "type")]
+    pub ty: String,
+}
+
+/// A kind as the server has it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct KindInfo {
+    /// Its name.
+    pub name: String,
+    /// The declaration.
+    #[serde(flatten)]
+    pub declaration: KindDeclaration,
+}
+
+/// One captured event, as a device sends it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Capture {
+    /// The event kind (declared by the app).
+    pub kind: String,
+    /// The identity fields.
+    pub identity: serde_json::Map<String, serde_json::Value>,
+    /// Start of the interval (interval kinds), RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<String>,
+    /// End of the interval (interval kinds), RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<String>,
+    /// The ID the client computed; the server recomputes it and says when they differ.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+}
+
+/// `POST /api/v1/events`: a batch of captures (at most 1,000).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct IngestRequest {
+    /// The captures, each taken on its own.
+    pub events: Vec<Capture>,
+}
+
+/// What became of one capture.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct IngestResult {
+    /// `created`, `duplicate`, `merged` or `rejected`.
+    pub status: String,
+    /// The stored event it is now part of (absent when rejected).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Why it was rejected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The answer to a batch: one result per capture, in order.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct IngestResponse {
+    /// Results, in the order of the captures.
+    pub results: Vec<IngestResult>,
+}
+
+/// A device that observed an event.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Observer {
+    /// The device.
+    pub device_id: String,
+    /// When it first sent the event, ms since epoch.
+    pub first_seen_at_ms: i64,
+}
+
+/// A part of an interval event, as one device captured it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Part {
+    /// The device.
+    pub device_id: String,
+    /// RFC 3339 start.
+    pub start: String,
+    /// RFC 3339 end.
+    pub end: String,
+}
+
+/// An event as a pull returns it: its state after its latest change.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SyncedEvent {
+    /// Canonical event ID.
+    pub id: String,
+    /// Position in the user's stream; pull with `after` set to the last one seen.
+    pub seq: i64,
+    /// The app whose event it is.
+    pub client_id: String,
+    /// The kind.
+    pub kind: String,
+    /// The identity fields, canonical.
+    pub identity: serde_json::Value,
+    /// Interval start (interval kinds), RFC 3339 UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<String>,
+    /// Interval end (interval kinds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<String>,
+    /// Set when the event was merged into a larger one: drop it, keep that one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_into: Option<String>,
+    /// The devices that observed it, each with when it first did.
+    pub observers: Vec<Observer>,
+    /// For interval events: which device captured which part.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<Part>,
+}
+
+/// `GET /api/v1/events?after=N&limit=M&wait=S`: changes after a cursor.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PullResponse {
+    /// Events changed after the cursor, in stream order.
+    pub events: Vec<SyncedEvent>,
+    /// The cursor to pull after next time.
+    pub cursor: i64,
+}

@@ -40,6 +40,12 @@ pub const DEVICE_LOCATIONS: &str = "/api/v1/devices/{id}/locations";
 pub const SIGN_INS: &str = "/api/v1/sign-ins";
 /// One sign-in: end it (`DELETE`).
 pub const SIGN_IN: &str = "/api/v1/sign-ins/{id}";
+/// A user's event stream: ingest a batch of captures (`POST`), pull after a cursor (`GET`).
+pub const EVENTS: &str = "/api/v1/events";
+/// The calling app's event kinds.
+pub const EVENT_KINDS: &str = "/api/v1/events/kinds";
+/// One event kind: declare it (`PUT`).
+pub const EVENT_KIND: &str = "/api/v1/events/kinds/{name}";
 /// Enrollment keys: list (`GET`), create (`POST`).
 pub const ENROLLMENT_KEYS: &str = "/api/v1/enrollment-keys";
 /// One enrollment key: revoke (`DELETE`).
