@@ -403,8 +403,8 @@ impl<C: GenericClient + Sync> Txn for Pg<'_, C> {
     async fn move_parts(&self, from: &str, to: &str) -> DbResult<()> {
         exec(self.0, sql::MOVE_PARTS, &[&to, &from]).await.map(drop)
     }
-    async fn events_after(&self, user_id: &str, after: i64, limit: i64) -> DbResult<Vec<StoredEvent>> {
-        all(self.0, sql::EVENTS_AFTER, &[&user_id, &after, &limit], |r| rows::stored_event(r)).await
+    async fn events_after(&self, user_id: &str, client_id: &str, after: i64, limit: i64) -> DbResult<Vec<StoredEvent>> {
+        all(self.0, sql::EVENTS_AFTER, &[&user_id, &client_id, &after, &limit], |r| rows::stored_event(r)).await
     }
     async fn observers_between(&self, user_id: &str, after: i64, last: i64) -> DbResult<Vec<(String, EventObserver)>> {
         all(self.0, sql::OBSERVERS_BETWEEN, &[&user_id, &after, &last], |r| rows::event_observer(r)).await

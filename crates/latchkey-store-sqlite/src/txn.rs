@@ -373,8 +373,14 @@ impl Txn for Sql<'_> {
     async fn move_parts(&self, from: &str, to: &str) -> StoreResult<()> {
         exec(self.0, sql::MOVE_PARTS, [to, from]).map(drop)
     }
-    async fn events_after(&self, user_id: &str, after: i64, limit: i64) -> StoreResult<Vec<StoredEvent>> {
-        all(self.0, sql::EVENTS_AFTER, params![user_id, after, limit], |r| rows::stored_event(r))
+    async fn events_after(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        after: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<StoredEvent>> {
+        all(self.0, sql::EVENTS_AFTER, params![user_id, client_id, after, limit], |r| rows::stored_event(r))
     }
     async fn observers_between(
         &self,

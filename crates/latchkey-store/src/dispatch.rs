@@ -347,11 +347,12 @@ macro_rules! impl_store {
             async fn pull_events(
                 &self,
                 user: $crate::UserId<'_>,
+                client_id: $crate::AppId<'_>,
                 after: i64,
                 limit: i64,
             ) -> $crate::StoreResult<$crate::Pulled> {
-                let u = user.0.to_string();
-                $read!(self, flow [u] |tx| $crate::flows::events::pull(tx, &u, after, limit))
+                let (u, c) = (user.0.to_string(), client_id.0.to_string());
+                $read!(self, flow [u, c] |tx| $crate::flows::events::pull(tx, &u, &c, after, limit))
             }
             async fn family_active(
                 &self,

@@ -275,8 +275,8 @@ pub trait Store: Send + Sync + 'static {
     /// Stores a device's captures in its user's stream, each logical event once,
     /// and wakes the user's waiting pulls. One result per capture, in order.
     async fn ingest_events(&self, batch: IngestBatch, now: Timestamp) -> StoreResult<Vec<Ingested>>;
-    /// The user's stream after `after`, at most `limit` events.
-    async fn pull_events(&self, user: UserId<'_>, after: i64, limit: i64) -> StoreResult<Pulled>;
+    /// The user's stream of one app's events after `after`, at most `limit`.
+    async fn pull_events(&self, user: UserId<'_>, client_id: AppId<'_>, after: i64, limit: i64) -> StoreResult<Pulled>;
 
     // ---- signing keys ----
 

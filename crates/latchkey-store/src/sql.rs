@@ -348,9 +348,9 @@ pub const MOVE_OBSERVERS: &str = "INSERT INTO event_observers (event_id, device_
 pub const MOVE_PARTS: &str = "INSERT INTO event_parts (event_id, device_id, start_at, end_at)
      SELECT CAST($1 AS TEXT), device_id, start_at, end_at FROM event_parts WHERE event_id = $2
      ON CONFLICT (event_id, device_id, start_at, end_at) DO NOTHING";
-/// A user's events changed after a cursor, as [`crate::rows::stored_event`] reads them.
+/// A user's events of one app changed after a cursor, as [`crate::rows::stored_event`] reads them.
 pub const EVENTS_AFTER: &str = "SELECT id, seq, client_id, kind, identity, start_at, end_at, merged_into
-     FROM events WHERE user_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
+     FROM events WHERE user_id = $1 AND client_id = $2 AND seq > $3 ORDER BY seq LIMIT $4";
 /// Observers of a user's events changed in a range of the stream.
 pub const OBSERVERS_BETWEEN: &str = "SELECT o.event_id, o.device_id, o.first_seen_at
      FROM event_observers o JOIN events e ON e.id = o.event_id

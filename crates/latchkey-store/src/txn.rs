@@ -259,8 +259,14 @@ pub trait Txn {
     async fn move_observers(&self, from: &str, to: &str) -> Result<(), Self::Error>;
     /// Copies an event's parts to another.
     async fn move_parts(&self, from: &str, to: &str) -> Result<(), Self::Error>;
-    /// A user's events changed after `after`, in stream order, at most `limit` (observers and parts empty).
-    async fn events_after(&self, user_id: &str, after: i64, limit: i64) -> Result<Vec<StoredEvent>, Self::Error>;
+    /// A user's events of one app changed after `after`, in stream order, at most `limit` (observers and parts empty).
+    async fn events_after(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, Self::Error>;
     /// Observers of the user's events changed in `(after, last]`, by event ID.
     async fn observers_between(
         &self,

@@ -171,9 +171,9 @@ async fn interval<T: Txn>(
     }
 }
 
-/// The user's stream after `after`, at most `limit` events, with their observers and parts.
-pub async fn pull<T: Txn>(tx: &T, user_id: &str, after: i64, limit: i64) -> Result<Pulled, T::Error> {
-    let mut events = tx.events_after(user_id, after, limit).await?;
+/// The user's stream of one app's events after `after`, at most `limit`, with their observers and parts.
+pub async fn pull<T: Txn>(tx: &T, user_id: &str, client_id: &str, after: i64, limit: i64) -> Result<Pulled, T::Error> {
+    let mut events = tx.events_after(user_id, client_id, after, limit).await?;
     let Some(last) = events.last().map(|e| e.seq) else {
         return Ok(Pulled { events, cursor: after });
     };

@@ -60,7 +60,7 @@ async fn pulled_view(s: &dyn Store, user: &UserRecord, page: i64) -> View {
     let mut view = View::new();
     let mut cursor = 0;
     loop {
-        let p = s.pull_events(UserId(&user.id), cursor, page).await.unwrap();
+        let p = s.pull_events(UserId(&user.id), AppId("cli"), cursor, page).await.unwrap();
         assert!(p.events.windows(2).all(|w| w[0].seq < w[1].seq), "stream order");
         if p.events.is_empty() {
             assert_eq!(p.cursor, cursor, "an empty page keeps the cursor");
@@ -165,13 +165,13 @@ pub async fn events_are_stored_once_whatever_the_order(store: Arc<dyn Store>) {
             assert!(ivs.windows(2).all(|w| w[0].1 < w[1].0), "seed {seed}: {window} intervals overlap: {ivs:?}");
         }
         // Sending everything again changes nothing.
-        let before = s.pull_events(UserId(&shuffled.id), 0, 10_000).await.unwrap().cursor;
+        let before = s.pull_events(UserId(&shuffled.id), AppId("cli"), 0, 10_000).await.unwrap().cursor;
         for (device, c) in &mine {
             let r = s.ingest_events(batch(&shuffled, device, vec![c.clone()]), at(3000)).await.unwrap();
             assert!(matches!(r[0], Ingested::Duplicate(_)), "seed {seed}: a resent capture is a duplicate: {r:?}");
         }
         assert_eq!(
-            s.pull_events(UserId(&shuffled.id), 0, 10_000).await.unwrap().cursor,
+            s.pull_events(UserId(&shuffled.id), AppId("cli"), 0, 10_000).await.unwrap().cursor,
             before,
             "resending changed the stream"
         );
@@ -189,16 +189,16 @@ pub async fn event_outcomes_and_the_stream(store: Arc<dyn Store>) {
     let id = standup.series.clone();
     let r = s.ingest_events(batch(&user, "laptop", vec![standup.clone(), standup.clone()]), at(100)).await.unwrap();
     assert_eq!(r, [Ingested::Created(id.clone()), Ingested::Duplicate(id.clone())]);
-    let p = s.pull_events(UserId(&user.id), 0, 100).await.unwrap();
+    let p = s.pull_events(UserId(&user.id), AppId("cli"), 0, 100).await.unwrap();
     assert_eq!((p.events.len(), p.cursor), (1, 1));
     let r = s.ingest_events(batch(&user, "desktop", vec![standup.clone()]), at(200)).await.unwrap();
     assert_eq!(r, [Ingested::Duplicate(id.clone())]);
-    let p = s.pull_events(UserId(&user.id), 1, 100).await.unwrap();
+    let p = s.pull_events(UserId(&user.id), AppId("cli"), 1, 100).await.unwrap();
     assert_eq!(p.cursor, 2, "a new observer is a change");
     let observers: Vec<(&str, i64)> =
         p.events[0].observers.iter().map(|o| (o.device_id.as_str(), o.first_seen_at.as_millis())).collect();
     assert_eq!(observers, [("laptop", T0 + 100), ("desktop", T0 + 200)]);
-    assert_eq!(s.pull_events(UserId(&user.id), 2, 100).await.unwrap().events, []);
+    assert_eq!(s.pull_events(UserId(&user.id), AppId("cli"), 2, 100).await.unwrap().events, []);
 
     let w = |s, e| prepare(&a, &user.id, serde_json::json!({"window": "editor"}), Some((s, e)));
     let r = s.ingest_events(batch(&user, "laptop", vec![w(0, 10_000), w(20_000, 30_000)]), at(300)).await.unwrap();
@@ -211,7 +211,7 @@ pub async fn event_outcomes_and_the_stream(store: Arc<dyn Store>) {
     let r = s.ingest_events(batch(&user, "phone", vec![w(-5_000, 0)]), at(600)).await.unwrap();
     let Ingested::Merged(widened) = &r[0] else { panic!("{r:?}") };
     assert_ne!(widened, &first, "a new start is a new ID");
-    let p = s.pull_events(UserId(&user.id), 2, 100).await.unwrap();
+    let p = s.pull_events(UserId(&user.id), AppId("cli"), 2, 100).await.unwrap();
     let live: Vec<&StoredEvent> = {
         let mut latest = BTreeMap::new();
         for e in &p.events {
@@ -256,6 +256,10 @@ pub async fn event_kinds_retention_and_deletion(store: Arc<dyn Store>) {
     let c = prepare(&meeting(), &user.id, serde_json::json!({"title": "New", "starts": "2026-01-01T09:00:00Z"}), None);
     s.ingest_events(batch(&user, "laptop", vec![c]), at(4_000_000)).await.unwrap();
     assert!(s.delete_user(UserId(&user.id), Actor("admin"), at(4_000_001)).await.unwrap());
-    assert_eq!(s.pull_events(UserId(&user.id), 0, 100).await.unwrap().events, [], "the account's events go with it");
+    assert_eq!(
+        s.pull_events(UserId(&user.id), AppId("cli"), 0, 100).await.unwrap().events,
+        [],
+        "the account's events go with it"
+    );
     verify_audit_chain(s).await;
 }
