@@ -601,3 +601,79 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod vectors {
+    //! The test vectors of `docs/events.md`: another implementation checks itself against these.
+    use super::*;
+
+    #[test]
+    fn the_written_vectors_hold() {
+        let f = |name: &str, ty| FieldSpec { name: name.into(), ty };
+        let meeting = KindSpec::new(
+            "meeting",
+            vec![f("title", FieldType::String), f("starts", FieldType::Timestamp), f("occurrence", FieldType::Integer)],
+            Precision::Minute,
+            MergePolicy::Exact,
+        )
+        .unwrap();
+        let activity =
+            KindSpec::new("activity", vec![f("window", FieldType::String)], Precision::Second, MergePolicy::Interval)
+                .unwrap();
+        let clip = KindSpec::new(
+            "clipboard.item",
+            vec![f("sha256", FieldType::String)],
+            Precision::Millisecond,
+            MergePolicy::Exact,
+        )
+        .unwrap();
+        let standup = "b41b5afa8904186f3987ad90249dd61f31b2b7d9eb46e233a5f35e0f079a90a3";
+        let cases: Vec<(&KindSpec, serde_json::Value, Option<(&str, &str)>, &str, Option<&str>)> = vec![
+            (
+                &meeting,
+                serde_json::json!({"title": "Caf\u{e9}", "starts": "2026-11-30T11:00:42+01:00", "occurrence": 1}),
+                None,
+                standup,
+                None,
+            ),
+            (
+                &meeting,
+                serde_json::json!({"title": "Cafe\u{301}", "starts": "2026-11-30T10:00:59Z", "occurrence": 1}),
+                None,
+                standup,
+                None,
+            ),
+            (
+                &meeting,
+                serde_json::json!({"title": "Caf\u{e9}", "starts": "2026-11-30T10:00:00Z", "occurrence": 2}),
+                None,
+                "0ab67b4d9a685995665a7eaccea424d6c35fc1617d85b8f62f89d08bfdccbc49",
+                None,
+            ),
+            (
+                &clip,
+                serde_json::json!({"sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}),
+                None,
+                "7caaeefcd506109d2572877d10354e94876991db517f46b104f318edf73c58bc",
+                None,
+            ),
+            (
+                &activity,
+                serde_json::json!({"window": "editor \u{2014} main.rs"}),
+                Some(("2026-11-30T10:00:00.750Z", "2026-11-30T10:20:00Z")),
+                "dc5527ad9da18e3910350dba52a34ca134c41e78c8cbd3247ba150910bd2f778",
+                Some("485e7df641cf692e20f0fa488f8fe4312486c6b3c140a6390b90935fdc986d28"),
+            ),
+        ];
+        for (kind, identity, interval, series, event) in cases {
+            let c = canonicalize(kind, identity.as_object().unwrap(), interval.map(|i| i.0), interval.map(|i| i.1))
+                .unwrap();
+            let got = series_id("tray", "u1", kind.name.as_str(), &c.identity);
+            assert_eq!(got, series, "{identity}");
+            if let Some(event) = event {
+                assert_eq!(event_id(&got, c.interval, kind.precision), event, "{identity}");
+            }
+        }
+    }
+}
