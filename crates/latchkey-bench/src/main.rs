@@ -2,12 +2,15 @@
 //!
 //! * `logins`: N complete device logins (authorize → approve → token) at
 //!   concurrency C; reports logins/s and latency percentiles per step.
+//! * `events`: two devices of one user send overlapping captures at once, in
+//!   batches; reports ingest and pull events/s.
 //! * `soak`: many pending grants and many clients parked on the instant
 //!   endpoint; reports what the server holds in memory meanwhile.
 //!
 //! Every HTTP call goes through `latchkey-client`, over one shared
 //! connection pool. Numbers are printed, never asserted.
 
+mod events;
 mod logins;
 mod procfs;
 mod soak;
@@ -30,6 +33,8 @@ struct Cli {
 enum Command {
     /// Run complete device logins and report throughput and latency per step.
     Logins(logins::LoginsArgs),
+    /// Two devices send overlapping event captures at once; report ingest and pull events/s.
+    Events(events::EventsArgs),
     /// Hold many pending grants and parked waiters; report server memory.
     Soak(soak::SoakArgs),
     /// Sign the approvers in and keep their sessions in --sessions-file (for later runs).
@@ -228,6 +233,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Logins(a) => logins::run(a).await,
             Command::Soak(a) => soak::run(a).await,
+            Command::Events(a) => events::run(a).await,
             Command::SignIn(c) => sign_in(c).await,
         }
     });

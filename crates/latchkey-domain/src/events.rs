@@ -629,7 +629,9 @@ mod vectors {
         )
         .unwrap();
         let standup = "b41b5afa8904186f3987ad90249dd61f31b2b7d9eb46e233a5f35e0f079a90a3";
-        let cases: Vec<(&KindSpec, serde_json::Value, Option<(&str, &str)>, &str, Option<&str>)> = vec![
+        // (kind, identity, interval, series ID, interval event ID)
+        type Vector<'a> = (&'a KindSpec, serde_json::Value, Option<(&'a str, &'a str)>, &'a str, Option<&'a str>);
+        let cases: Vec<Vector> = vec![
             (
                 &meeting,
                 serde_json::json!({"title": "Caf\u{e9}", "starts": "2026-11-30T11:00:42+01:00", "occurrence": 1}),
