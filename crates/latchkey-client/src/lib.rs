@@ -8,14 +8,16 @@
 
 pub mod account;
 pub mod dpop;
+pub mod outbox;
 pub mod pairing;
 pub mod profile;
 
 use dpop::DeviceKey;
 use latchkey_proto::api::{
-    DecisionRequest, DecisionResponse, DeviceInfo, DeviceUpdate, EnrollRequest, EnrollResponse, EnrollmentKeyCreated,
-    EnrollmentKeyInfo, EnrollmentKeyRequest, LocationEntry, LookupRequest, Me, PasswordChange, PendingDeviceLogin,
-    SignInInfo, SignInRequest, SignInResponse,
+    Capture, DecisionRequest, DecisionResponse, DeviceInfo, DeviceUpdate, EnrollRequest, EnrollResponse,
+    EnrollmentKeyCreated, EnrollmentKeyInfo, EnrollmentKeyRequest, IngestRequest, IngestResponse, KindDeclaration,
+    KindInfo, LocationEntry, LookupRequest, Me, PasswordChange, PendingDeviceLogin, PullResponse, SignInInfo,
+    SignInRequest, SignInResponse,
 };
 use latchkey_proto::oauth::{
     DeviceAuthorization, Discovery, ErrorBody, Introspection, JwkSet, TokenResponse, UserInfo,
@@ -24,6 +26,9 @@ use latchkey_proto::{form, paths};
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// How much longer than its `wait` a long-polling pull may take before the client gives up.
+const PULL_GRACE: Duration = Duration::from_secs(30);
 
 /// What went wrong talking to the server.
 #[derive(Debug, thiserror::Error)]
@@ -458,6 +463,51 @@ impl Client {
     /// The caller's enrollment keys (without secrets).
     pub async fn enrollment_keys<'a>(&self, auth: impl Into<Auth<'a>>) -> ClientResult<Vec<EnrollmentKeyInfo>> {
         self.call(reqwest::Method::GET, paths::ENROLLMENT_KEYS, auth.into(), None).await
+    }
+
+    /// Declares one of the calling app's event kinds (safe to repeat; 409 if its identity would change).
+    pub async fn declare_event_kind<'a>(
+        &self,
+        auth: impl Into<Auth<'a>>,
+        name: &str,
+        declaration: &KindDeclaration,
+    ) -> ClientResult<KindInfo> {
+        let body = serde_json::to_value(declaration).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let path = paths::with_id(paths::EVENT_KIND, &path_segment(name));
+        self.call(reqwest::Method::PUT, &path, auth.into(), Some(body)).await
+    }
+
+    /// The calling app's event kinds.
+    pub async fn event_kinds<'a>(&self, auth: impl Into<Auth<'a>>) -> ClientResult<Vec<KindInfo>> {
+        self.call(reqwest::Method::GET, paths::EVENT_KINDS, auth.into(), None).await
+    }
+
+    /// Sends a batch of captures (at most 1,000); one result per capture, in order. Safe to resend.
+    pub async fn push_events<'a>(
+        &self,
+        auth: impl Into<Auth<'a>>,
+        captures: &[Capture],
+    ) -> ClientResult<IngestResponse> {
+        let body = serde_json::to_value(IngestRequest { events: captures.to_vec() })
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        self.call(reqwest::Method::POST, paths::EVENTS, auth.into(), Some(body)).await
+    }
+
+    /// The user's events changed after cursor `after` (at most `limit`); when there are none yet,
+    /// waits up to `wait_secs` seconds (the server caps it at 60) for some to arrive.
+    pub async fn pull_events<'a>(
+        &self,
+        auth: impl Into<Auth<'a>>,
+        after: i64,
+        limit: i64,
+        wait_secs: u64,
+    ) -> ClientResult<PullResponse> {
+        let path = paths::EVENTS;
+        let query = [("after", after.to_string()), ("limit", limit.to_string()), ("wait", wait_secs.to_string())];
+        // The client has no overall timeout; a pull that hangs longer than the server may wait is dead.
+        let timeout = Duration::from_secs(wait_secs.min(3600)) + PULL_GRACE;
+        let req = self.http.get(self.url(path)).query(&query).timeout(timeout);
+        Self::decode(self.auth(req, "GET", path, auth.into())?.send().await?).await
     }
 
     /// Provisions this machine with an enrollment key (bound to the client's device key, if it has one).
