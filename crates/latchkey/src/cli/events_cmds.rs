@@ -294,7 +294,7 @@ async fn send(
             out["queued"] = q.into();
         }
         output::json(&out)?;
-    } else {
+    } else if outcome.is_ok() || report.total() > 0 {
         for (c, reason) in &report.rejected {
             eprintln!("rejected {}: {reason}", serde_json::to_string(c)?);
         }
@@ -307,8 +307,9 @@ async fn send(
         );
     }
     if let Err(e) = outcome {
+        let (n, are) = if pending == 1 { ("capture", "is") } else { ("captures", "are") };
         eprintln!(
-            "{pending} captures are still queued in {}; `latchkey events flush` sends them.",
+            "{pending} {n} {are} still queued in {}; `latchkey events flush` sends them.",
             outbox.path().display()
         );
         return Err(e);
