@@ -85,11 +85,13 @@ pub enum AuditKind {
     UserRevokedAll,
     /// Repeated wrong passwords locked an account for a while.
     UserLocked,
+    /// An app declared an event kind (or changed its retention).
+    EventKindDeclared,
 }
 
 impl AuditKind {
     /// Every kind, for filters and listings.
-    pub const ALL: [AuditKind; 31] = [
+    pub const ALL: [AuditKind; 32] = [
         AuditKind::UserCreated,
         AuditKind::SignInSucceeded,
         AuditKind::SignInFailed,
@@ -121,6 +123,7 @@ impl AuditKind {
         AuditKind::PasswordChanged,
         AuditKind::UserRevokedAll,
         AuditKind::UserLocked,
+        AuditKind::EventKindDeclared,
     ];
 
     /// Stable text, hashed into the chain.
@@ -157,6 +160,7 @@ impl AuditKind {
             AuditKind::PasswordChanged => "user.password_changed",
             AuditKind::UserRevokedAll => "user.revoked_all",
             AuditKind::UserLocked => "user.locked",
+            AuditKind::EventKindDeclared => "events.kind_declared",
         }
     }
 

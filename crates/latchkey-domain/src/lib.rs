@@ -10,6 +10,7 @@ pub mod audit;
 pub mod device;
 pub mod device_grant;
 pub mod dpop;
+pub mod events;
 pub mod humanize;
 pub mod names;
 pub mod pairing;

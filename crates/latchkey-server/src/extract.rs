@@ -19,10 +19,10 @@ fn content_type_is(headers: &HeaderMap, want: &str) -> bool {
         .is_some_and(|v| v.trim().eq_ignore_ascii_case(want))
 }
 
-async fn body_bytes(req: Request) -> Result<axum::body::Bytes, ApiError> {
-    axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
+async fn body_bytes(req: Request, limit: usize) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::to_bytes(req.into_body(), limit)
         .await
-        .map_err(|_| ApiError::too_large(format!("the request body is larger than {MAX_BODY_BYTES} bytes")))
+        .map_err(|_| ApiError::too_large(format!("the request body is larger than {limit} bytes")))
 }
 
 /// An `application/x-www-form-urlencoded` body (what OAuth endpoints take).
@@ -37,7 +37,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Form<T> {
                 "send the parameters as application/x-www-form-urlencoded (RFC 6749 §3.2)",
             ));
         }
-        let bytes = body_bytes(req).await?;
+        let bytes = body_bytes(req, MAX_BODY_BYTES).await?;
         // serde_urlencoded refuses repeated fields, which RFC 6749 §3.1 forbids too.
         serde_urlencoded::from_bytes(&bytes)
             .map(Form)
@@ -45,17 +45,17 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Form<T> {
     }
 }
 
-/// A JSON body (what Latchkey's own API takes).
-pub struct Json<T>(pub T);
+/// A JSON body (what Latchkey's own API takes) of at most `LIMIT` bytes.
+pub struct Json<T, const LIMIT: usize = MAX_BODY_BYTES>(pub T);
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+impl<T: DeserializeOwned, S: Send + Sync, const LIMIT: usize> FromRequest<S> for Json<T, LIMIT> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
         if !content_type_is(req.headers(), "application/json") {
             return Err(ApiError::unsupported_media_type("send a JSON body with Content-Type: application/json"));
         }
-        let bytes = body_bytes(req).await?;
+        let bytes = body_bytes(req, LIMIT).await?;
         serde_json::from_slice(&bytes).map(Json).map_err(|e| {
             // serde names Rust types in some messages; keep only what helps the caller.
             let msg = e.to_string();

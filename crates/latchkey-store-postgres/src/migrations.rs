@@ -10,6 +10,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("../migrations/0004_accounts.sql")),
     (5, include_str!("../migrations/0005_sign_in_lockout.sql")),
     (6, include_str!("../migrations/0006_sign_ins.sql")),
+    (7, include_str!("../migrations/0007_events.sql")),
 ];
 
 /// Advisory-lock class for migrations; the second key is the schema's hash,

@@ -14,5 +14,6 @@ pub(crate) async fn sweep(tx: &Tx<'_>, now: Timestamp) -> DbResult<SweepReport> 
     let sessions = exec(tx, sql::SWEEP_SESSIONS, &[&cut.sessions.as_millis()]).await?;
     let refresh_tokens = exec(tx, sql::SWEEP_REFRESH_TOKENS, &[&cut.refresh_tokens.as_millis()]).await?;
     exec(tx, sql::SWEEP_EMPTY_FAMILIES, &[&cut.empty_families.as_millis()]).await?;
-    Ok(SweepReport { grants, sessions, refresh_tokens })
+    let events = exec(tx, sql::SWEEP_EVENTS, &[&now.as_millis()]).await?;
+    Ok(SweepReport { events, grants, sessions, refresh_tokens })
 }

@@ -14,12 +14,13 @@ use deadpool_postgres::GenericClient;
 use latchkey_domain::account::{AccountStatus, FailureRun};
 use latchkey_domain::audit::AuditEvent;
 use latchkey_domain::device::DeviceStatus;
+use latchkey_domain::events::Interval;
 use latchkey_domain::pairing::PairingStatus;
 use latchkey_domain::secret::SecretHash;
 use latchkey_domain::Timestamp;
 use latchkey_store::rows::{self, Columns};
 use latchkey_store::sql;
-use latchkey_store::txn::{GrantCode, NewFamily, PairingCode, Txn};
+use latchkey_store::txn::{GrantCode, NewEvent, NewFamily, PairingCode, Txn};
 use latchkey_store::*;
 use std::collections::HashSet;
 use tokio_postgres::types::ToSql;
@@ -342,6 +343,74 @@ impl<C: GenericClient + Sync> Txn for Pg<'_, C> {
         let sql = "SELECT id FROM token_families WHERE device_id = $1 ORDER BY id FOR UPDATE";
         exec(self.0, sql, &[&device_id]).await?;
         Ok(())
+    }
+    async fn event_kind(&self, client_id: &str, name: &str, lock: bool) -> DbResult<Option<EventKindRecord>> {
+        let q = with_lock(sql::EVENT_KIND, lock.then_some("FOR UPDATE"));
+        one(self.0, &q, &[&client_id, &name], |r| rows::event_kind(r)).await
+    }
+    async fn insert_event_kind(&self, k: &EventKindRecord, now: Timestamp) -> DbResult<()> {
+        let spec = rows::kind_spec_text(&k.spec)?;
+        let p: [&(dyn ToSql + Sync); 5] =
+            [&k.client_id, &k.spec.name.as_str(), &spec, &k.retention_secs, &now.as_millis()];
+        insert(self.0, sql::INSERT_EVENT_KIND, &p, "an event kind with this name").await
+    }
+    async fn set_event_kind_retention(&self, client_id: &str, name: &str, secs: Option<i64>) -> DbResult<()> {
+        exec(self.0, sql::SET_EVENT_KIND_RETENTION, &[&secs, &client_id, &name]).await.map(drop)
+    }
+    async fn event_kinds(&self, client_id: &str) -> DbResult<Vec<EventKindRecord>> {
+        all(self.0, sql::EVENT_KINDS, &[&client_id], |r| rows::event_kind(r)).await
+    }
+    async fn ensure_event_head(&self, user_id: &str) -> DbResult<()> {
+        exec(self.0, sql::ENSURE_EVENT_HEAD, &[&user_id]).await.map(drop)
+    }
+    async fn event_head(&self, user_id: &str, lock: bool) -> DbResult<i64> {
+        // FOR UPDATE: one batch of a user at a time, so numbers are handed out in commit order.
+        let q = with_lock(sql::EVENT_HEAD, lock.then_some("FOR UPDATE"));
+        Ok(one(self.0, &q, &[&user_id], |r| r.int(0)).await?.unwrap_or(0))
+    }
+    async fn set_event_head(&self, user_id: &str, seq: i64) -> DbResult<()> {
+        exec(self.0, sql::SET_EVENT_HEAD, &[&seq, &user_id]).await.map(drop)
+    }
+    async fn insert_event(&self, e: &NewEvent<'_>, seq: i64, now: Timestamp) -> DbResult<bool> {
+        let (start, end) = (e.interval.map(|i| i.start.as_millis()), e.interval.map(|i| i.end.as_millis()));
+        let p: [&(dyn ToSql + Sync); 10] =
+            [&e.id, &e.user_id, &e.client_id, &e.kind, &e.series, &e.identity, &start, &end, &now.as_millis(), &seq];
+        Ok(exec(self.0, sql::INSERT_EVENT, &p).await? > 0)
+    }
+    async fn set_event_seq(&self, id: &str, seq: i64) -> DbResult<()> {
+        exec(self.0, sql::SET_EVENT_SEQ, &[&seq, &id]).await.map(drop)
+    }
+    async fn add_observer(&self, event_id: &str, device_id: &str, now: Timestamp) -> DbResult<bool> {
+        Ok(exec(self.0, sql::ADD_OBSERVER, &[&event_id, &device_id, &now.as_millis()]).await? > 0)
+    }
+    async fn add_part(&self, event_id: &str, device_id: &str, i: Interval) -> DbResult<bool> {
+        let p: [&(dyn ToSql + Sync); 4] = [&event_id, &device_id, &i.start.as_millis(), &i.end.as_millis()];
+        Ok(exec(self.0, sql::ADD_PART, &p).await? > 0)
+    }
+    async fn series_events(&self, series: &str) -> DbResult<Vec<(String, Interval)>> {
+        all(self.0, sql::SERIES_EVENTS, &[&series], |r| rows::series_event(r)).await
+    }
+    async fn set_event_interval(&self, id: &str, i: Interval, seq: i64) -> DbResult<()> {
+        let p: [&(dyn ToSql + Sync); 4] = [&i.start.as_millis(), &i.end.as_millis(), &seq, &id];
+        exec(self.0, sql::SET_EVENT_INTERVAL, &p).await.map(drop)
+    }
+    async fn set_merged_into(&self, id: &str, into: &str, seq: i64) -> DbResult<()> {
+        exec(self.0, sql::SET_MERGED_INTO, &[&into, &seq, &id]).await.map(drop)
+    }
+    async fn move_observers(&self, from: &str, to: &str) -> DbResult<()> {
+        exec(self.0, sql::MOVE_OBSERVERS, &[&to, &from]).await.map(drop)
+    }
+    async fn move_parts(&self, from: &str, to: &str) -> DbResult<()> {
+        exec(self.0, sql::MOVE_PARTS, &[&to, &from]).await.map(drop)
+    }
+    async fn events_after(&self, user_id: &str, client_id: &str, after: i64, limit: i64) -> DbResult<Vec<StoredEvent>> {
+        all(self.0, sql::EVENTS_AFTER, &[&user_id, &client_id, &after, &limit], |r| rows::stored_event(r)).await
+    }
+    async fn observers_between(&self, user_id: &str, after: i64, last: i64) -> DbResult<Vec<(String, EventObserver)>> {
+        all(self.0, sql::OBSERVERS_BETWEEN, &[&user_id, &after, &last], |r| rows::event_observer(r)).await
+    }
+    async fn parts_between(&self, user_id: &str, after: i64, last: i64) -> DbResult<Vec<(String, EventPart)>> {
+        all(self.0, sql::PARTS_BETWEEN, &[&user_id, &after, &last], |r| rows::event_part(r)).await
     }
     async fn sign_ins(&self, user_id: &str, live_since: Timestamp, now: Timestamp) -> DbResult<Vec<SignInRecord>> {
         let p: [&(dyn ToSql + Sync); 3] = [&user_id, &now.as_millis(), &live_since.as_millis()];

@@ -11,6 +11,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("../migrations/0004_accounts.sql")),
     (5, include_str!("../migrations/0005_sign_in_lockout.sql")),
     (6, include_str!("../migrations/0006_sign_ins.sql")),
+    (7, include_str!("../migrations/0007_events.sql")),
 ];
 
 pub(crate) fn run(conn: &mut Connection) -> Result<(), StoreError> {

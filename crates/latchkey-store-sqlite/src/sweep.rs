@@ -14,5 +14,11 @@ pub(crate) fn sweep(c: &Connection, now: Timestamp) -> StoreResult<SweepReport> 
     let sessions = exec(c, sql::SWEEP_SESSIONS, [cut.sessions.as_millis()])?;
     let refresh_tokens = exec(c, sql::SWEEP_REFRESH_TOKENS, [cut.refresh_tokens.as_millis()])?;
     exec(c, sql::SWEEP_EMPTY_FAMILIES, [cut.empty_families.as_millis()])?;
-    Ok(SweepReport { grants: grants as u64, sessions: sessions as u64, refresh_tokens: refresh_tokens as u64 })
+    let events = exec(c, sql::SWEEP_EVENTS, [now.as_millis()])?;
+    Ok(SweepReport {
+        events: events as u64,
+        grants: grants as u64,
+        sessions: sessions as u64,
+        refresh_tokens: refresh_tokens as u64,
+    })
 }

@@ -8,12 +8,13 @@ use crate::{audit, db_err, is_unique_violation};
 use latchkey_domain::account::{AccountStatus, FailureRun};
 use latchkey_domain::audit::AuditEvent;
 use latchkey_domain::device::DeviceStatus;
+use latchkey_domain::events::Interval;
 use latchkey_domain::pairing::PairingStatus;
 use latchkey_domain::secret::SecretHash;
 use latchkey_domain::Timestamp;
 use latchkey_store::rows::{self, Columns};
 use latchkey_store::sql;
-use latchkey_store::txn::{GrantCode, NewFamily, PairingCode, Txn};
+use latchkey_store::txn::{GrantCode, NewEvent, NewFamily, PairingCode, Txn};
 use latchkey_store::*;
 use rusqlite::{params, Connection, Params};
 use std::collections::HashSet;
@@ -318,6 +319,79 @@ impl Txn for Sql<'_> {
     }
     async fn lock_device_families(&self, _device_id: &str) -> StoreResult<()> {
         Ok(())
+    }
+    async fn event_kind(&self, client_id: &str, name: &str, _lock: bool) -> StoreResult<Option<EventKindRecord>> {
+        one(self.0, sql::EVENT_KIND, [client_id, name], |r| rows::event_kind(r))
+    }
+    async fn insert_event_kind(&self, k: &EventKindRecord, now: Timestamp) -> StoreResult<()> {
+        let spec = rows::kind_spec_text(&k.spec)?;
+        let p = params![k.client_id, k.spec.name.as_str(), spec, k.retention_secs, now.as_millis()];
+        insert(self.0, sql::INSERT_EVENT_KIND, p, "an event kind with this name")
+    }
+    async fn set_event_kind_retention(&self, client_id: &str, name: &str, secs: Option<i64>) -> StoreResult<()> {
+        exec(self.0, sql::SET_EVENT_KIND_RETENTION, params![secs, client_id, name]).map(drop)
+    }
+    async fn event_kinds(&self, client_id: &str) -> StoreResult<Vec<EventKindRecord>> {
+        all(self.0, sql::EVENT_KINDS, [client_id], |r| rows::event_kind(r))
+    }
+    async fn ensure_event_head(&self, user_id: &str) -> StoreResult<()> {
+        exec(self.0, sql::ENSURE_EVENT_HEAD, [user_id]).map(drop)
+    }
+    async fn event_head(&self, user_id: &str, _lock: bool) -> StoreResult<i64> {
+        Ok(one(self.0, sql::EVENT_HEAD, [user_id], |r| r.int(0))?.unwrap_or(0))
+    }
+    async fn set_event_head(&self, user_id: &str, seq: i64) -> StoreResult<()> {
+        exec(self.0, sql::SET_EVENT_HEAD, params![seq, user_id]).map(drop)
+    }
+    async fn insert_event(&self, e: &NewEvent<'_>, seq: i64, now: Timestamp) -> StoreResult<bool> {
+        let (start, end) = (e.interval.map(|i| i.start.as_millis()), e.interval.map(|i| i.end.as_millis()));
+        let p = params![e.id, e.user_id, e.client_id, e.kind, e.series, e.identity, start, end, now.as_millis(), seq];
+        Ok(exec(self.0, sql::INSERT_EVENT, p)? > 0)
+    }
+    async fn set_event_seq(&self, id: &str, seq: i64) -> StoreResult<()> {
+        exec(self.0, sql::SET_EVENT_SEQ, params![seq, id]).map(drop)
+    }
+    async fn add_observer(&self, event_id: &str, device_id: &str, now: Timestamp) -> StoreResult<bool> {
+        Ok(exec(self.0, sql::ADD_OBSERVER, params![event_id, device_id, now.as_millis()])? > 0)
+    }
+    async fn add_part(&self, event_id: &str, device_id: &str, i: Interval) -> StoreResult<bool> {
+        let p = params![event_id, device_id, i.start.as_millis(), i.end.as_millis()];
+        Ok(exec(self.0, sql::ADD_PART, p)? > 0)
+    }
+    async fn series_events(&self, series: &str) -> StoreResult<Vec<(String, Interval)>> {
+        all(self.0, sql::SERIES_EVENTS, [series], |r| rows::series_event(r))
+    }
+    async fn set_event_interval(&self, id: &str, i: Interval, seq: i64) -> StoreResult<()> {
+        exec(self.0, sql::SET_EVENT_INTERVAL, params![i.start.as_millis(), i.end.as_millis(), seq, id]).map(drop)
+    }
+    async fn set_merged_into(&self, id: &str, into: &str, seq: i64) -> StoreResult<()> {
+        exec(self.0, sql::SET_MERGED_INTO, params![into, seq, id]).map(drop)
+    }
+    async fn move_observers(&self, from: &str, to: &str) -> StoreResult<()> {
+        exec(self.0, sql::MOVE_OBSERVERS, [to, from]).map(drop)
+    }
+    async fn move_parts(&self, from: &str, to: &str) -> StoreResult<()> {
+        exec(self.0, sql::MOVE_PARTS, [to, from]).map(drop)
+    }
+    async fn events_after(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        after: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<StoredEvent>> {
+        all(self.0, sql::EVENTS_AFTER, params![user_id, client_id, after, limit], |r| rows::stored_event(r))
+    }
+    async fn observers_between(
+        &self,
+        user_id: &str,
+        after: i64,
+        last: i64,
+    ) -> StoreResult<Vec<(String, EventObserver)>> {
+        all(self.0, sql::OBSERVERS_BETWEEN, params![user_id, after, last], |r| rows::event_observer(r))
+    }
+    async fn parts_between(&self, user_id: &str, after: i64, last: i64) -> StoreResult<Vec<(String, EventPart)>> {
+        all(self.0, sql::PARTS_BETWEEN, params![user_id, after, last], |r| rows::event_part(r))
     }
     async fn sign_ins(&self, user_id: &str, live_since: Timestamp, now: Timestamp) -> StoreResult<Vec<SignInRecord>> {
         all(self.0, sql::SIGN_INS, params![user_id, now.as_millis(), live_since.as_millis()], |r| rows::sign_in(r))

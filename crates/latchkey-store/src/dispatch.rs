@@ -312,6 +312,48 @@ macro_rules! impl_store {
                 let (u, id, actor) = (user.0.to_string(), id.to_string(), actor.0.to_string());
                 $write!(self, flow [u, id, actor] |tx| $crate::flows::sign_ins::end(tx, &u, &id, &actor, now))
             }
+            async fn declare_event_kind(
+                &self,
+                kind: $crate::EventKindRecord,
+                actor: $crate::Actor<'_>,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<$crate::DeclaredKind> {
+                let actor = actor.0.to_string();
+                $write!(self, flow [kind, actor] |tx| $crate::flows::events::declare_kind(tx, &kind, &actor, now))
+            }
+            async fn event_kind(
+                &self,
+                client_id: $crate::AppId<'_>,
+                name: &str,
+            ) -> $crate::StoreResult<Option<$crate::EventKindRecord>> {
+                let (c, n) = (client_id.0.to_string(), name.to_string());
+                $read!(self, flow [c, n] |tx| $crate::txn::Txn::event_kind(tx, &c, &n, false))
+            }
+            async fn event_kinds(&self, client_id: $crate::AppId<'_>) -> $crate::StoreResult<Vec<$crate::EventKindRecord>> {
+                let c = client_id.0.to_string();
+                $read!(self, flow [c] |tx| $crate::txn::Txn::event_kinds(tx, &c))
+            }
+            async fn ingest_events(
+                &self,
+                batch: $crate::IngestBatch,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<Vec<$crate::Ingested>> {
+                let user = batch.user_id.clone();
+                let result = $write!(self, flow [batch] |tx| $crate::flows::events::ingest(tx, &batch, now))?;
+                // After commit, so a woken pull reads what woke it.
+                self.notifier.notify(&$crate::flows::events::stream_subject(&user));
+                Ok(result)
+            }
+            async fn pull_events(
+                &self,
+                user: $crate::UserId<'_>,
+                client_id: $crate::AppId<'_>,
+                after: i64,
+                limit: i64,
+            ) -> $crate::StoreResult<$crate::Pulled> {
+                let (u, c) = (user.0.to_string(), client_id.0.to_string());
+                $read!(self, flow [u, c] |tx| $crate::flows::events::pull(tx, &u, &c, after, limit))
+            }
             async fn family_active(
                 &self,
                 family_id: $crate::FamilyId<'_>,

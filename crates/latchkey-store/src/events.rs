@@ -41,6 +41,13 @@ pub fn password_changed(actor: &str, user_id: &str, sessions_ended: u64) -> Audi
         .with_detail(json!({"sessions_ended": sessions_ended}).to_string())
 }
 
+/// `events.kind_declared` by `actor`: an app's event kind and its retention.
+pub fn event_kind_declared(k: &crate::records::EventKindRecord, actor: &str) -> AuditEvent {
+    AuditEvent::new(AuditKind::EventKindDeclared, Some(actor), Some(&k.client_id)).with_detail(
+        json!({"kind": k.spec.name.as_str(), "spec": k.spec, "retention_secs": k.retention_secs}).to_string(),
+    )
+}
+
 /// `user.revoked_all` by `actor`, with what was ended.
 pub fn revoked_all(actor: &str, user_id: &str, r: &RevokedAll) -> AuditEvent {
     AuditEvent::new(AuditKind::UserRevokedAll, Some(actor), Some(user_id)).with_detail(

@@ -259,6 +259,25 @@ pub trait Store: Send + Sync + 'static {
     /// Uses a key: creates the device and its first token family in one transaction.
     async fn enroll_device(&self, enroll: Enroll, now: Timestamp) -> StoreResult<Enrolled>;
 
+    // ---- multi-machine sync: events ----
+
+    /// Declares an app's event kind and records it; its identity never changes once declared.
+    async fn declare_event_kind(
+        &self,
+        kind: EventKindRecord,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> StoreResult<DeclaredKind>;
+    /// One of an app's event kinds.
+    async fn event_kind(&self, client_id: AppId<'_>, name: &str) -> StoreResult<Option<EventKindRecord>>;
+    /// An app's event kinds, by name.
+    async fn event_kinds(&self, client_id: AppId<'_>) -> StoreResult<Vec<EventKindRecord>>;
+    /// Stores a device's captures in its user's stream, each logical event once,
+    /// and wakes the user's waiting pulls. One result per capture, in order.
+    async fn ingest_events(&self, batch: IngestBatch, now: Timestamp) -> StoreResult<Vec<Ingested>>;
+    /// The user's stream of one app's events after `after`, at most `limit`.
+    async fn pull_events(&self, user: UserId<'_>, client_id: AppId<'_>, after: i64, limit: i64) -> StoreResult<Pulled>;
+
     // ---- signing keys ----
 
     /// All signing keys, newest first.

@@ -509,12 +509,140 @@ pub struct SigningKeyRecord {
 /// What a sweep removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SweepReport {
+    /// Events past their kind's retention deleted.
+    pub events: u64,
     /// Device grants deleted.
     pub grants: u64,
     /// Sessions deleted.
     pub sessions: u64,
     /// Refresh tokens deleted.
     pub refresh_tokens: u64,
+}
+
+/// An app's declared event kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventKindRecord {
+    /// The app that declared it.
+    pub client_id: String,
+    /// Its name, identity fields, precision and merge policy.
+    pub spec: latchkey_domain::events::KindSpec,
+    /// Events are deleted this long after they were first stored (`None`: kept).
+    pub retention_secs: Option<i64>,
+    /// When it was declared.
+    pub created_at: Timestamp,
+}
+
+/// Outcome of [`crate::Store::declare_event_kind`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeclaredKind {
+    /// A new kind.
+    Created(EventKindRecord),
+    /// Already declared just so.
+    Unchanged(EventKindRecord),
+    /// Already declared; its retention changed.
+    Updated(EventKindRecord),
+    /// Declared with another identity, which cannot change: the kind as it is.
+    Conflict(EventKindRecord),
+}
+
+/// A capture the server checked and made canonical, ready to store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreparedCapture {
+    /// The kind's name.
+    pub kind: String,
+    /// The identity's hash: an exact event's ID, or an interval series'.
+    pub series: String,
+    /// The canonical identity, as JSON text.
+    pub identity: String,
+    /// The captured interval (interval kinds).
+    pub interval: Option<latchkey_domain::events::Interval>,
+    /// The kind's precision (an interval event's ID names its start at it).
+    pub precision: latchkey_domain::events::Precision,
+    /// How it combines with stored events.
+    pub merge: latchkey_domain::events::MergePolicy,
+}
+
+/// A device's batch of captures for its user's stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestBatch {
+    /// Whose stream.
+    pub user_id: String,
+    /// The app sending them.
+    pub client_id: String,
+    /// The device that captured them.
+    pub device_id: String,
+    /// The captures, each taken on its own.
+    pub captures: Vec<PreparedCapture>,
+}
+
+/// What became of one stored capture.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ingested {
+    /// A new event, with this ID.
+    Created(String),
+    /// Already stored as this event (this device may now be one of its observers).
+    Duplicate(String),
+    /// Merged with interval events into this one.
+    Merged(String),
+}
+
+impl Ingested {
+    /// The event the capture is now part of.
+    pub fn id(&self) -> &str {
+        match self {
+            Ingested::Created(id) | Ingested::Duplicate(id) | Ingested::Merged(id) => id,
+        }
+    }
+}
+
+/// A device that observed an event, and when it first did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventObserver {
+    /// The device.
+    pub device_id: String,
+    /// When its first capture of the event was stored.
+    pub first_seen_at: Timestamp,
+}
+
+/// The part of an interval event one device captured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventPart {
+    /// The device.
+    pub device_id: String,
+    /// What it captured.
+    pub interval: latchkey_domain::events::Interval,
+}
+
+/// An event as stored, after its latest change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    /// Canonical ID.
+    pub id: String,
+    /// Position of its latest change in the user's stream.
+    pub seq: i64,
+    /// The app.
+    pub client_id: String,
+    /// The kind.
+    pub kind: String,
+    /// Canonical identity (JSON text).
+    pub identity: String,
+    /// Its interval (interval kinds).
+    pub interval: Option<latchkey_domain::events::Interval>,
+    /// Set when merged into a larger interval event: a tombstone.
+    pub merged_into: Option<String>,
+    /// Devices that observed it.
+    pub observers: Vec<EventObserver>,
+    /// Which device captured which part (interval kinds).
+    pub parts: Vec<EventPart>,
+}
+
+/// A page of a user's stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pulled {
+    /// Changed events in stream order.
+    pub events: Vec<StoredEvent>,
+    /// Where to pull from next.
+    pub cursor: i64,
 }
 
 /// A registered device.

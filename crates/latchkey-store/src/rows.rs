@@ -10,6 +10,7 @@ use crate::{StoreError, StoreResult};
 use latchkey_domain::account::{AccountStatus, FailureRun};
 use latchkey_domain::device::{DeviceStatus, EnrollmentKeyState};
 use latchkey_domain::device_grant::{GrantState, GrantStatus};
+use latchkey_domain::events::Interval;
 use latchkey_domain::pairing::{PairingState, PairingStatus};
 use latchkey_domain::secret::SecretHash;
 use latchkey_domain::Timestamp;
@@ -280,4 +281,57 @@ pub fn failure_run(r: &impl Columns) -> StoreResult<FailureRun> {
 /// [`crate::sql::FAMILY_LIVENESS`].
 pub fn family_liveness(r: &impl Columns) -> StoreResult<(bool, AccountStatus)> {
     Ok((r.flag(0)?, AccountStatus { disabled_at: r.opt_at(1)?, locked_until: r.opt_at(2)? }))
+}
+
+/// An event kind from [`crate::sql::EVENT_KIND`].
+pub fn event_kind(r: &impl Columns) -> StoreResult<EventKindRecord> {
+    let spec = r.text(2)?;
+    let spec = serde_json::from_str(&spec).map_err(|e| StoreError::Corrupt(format!("event kind spec: {e}")))?;
+    Ok(EventKindRecord { client_id: r.text(0)?, spec, retention_secs: r.opt_int(3)?, created_at: r.at(4)? })
+}
+
+/// An interval from two nullable columns (`None` for exact events).
+fn opt_interval(r: &impl Columns, start: usize, end: usize) -> StoreResult<Option<Interval>> {
+    Ok(match (r.opt_at(start)?, r.opt_at(end)?) {
+        (Some(start), Some(end)) => Some(Interval { start, end }),
+        _ => None,
+    })
+}
+
+/// A series' live event from [`crate::sql::SERIES_EVENTS`].
+pub fn series_event(r: &impl Columns) -> StoreResult<(String, Interval)> {
+    let id = r.text(0)?;
+    let interval =
+        opt_interval(r, 1, 2)?.ok_or_else(|| StoreError::Corrupt(format!("interval event {id} has none")))?;
+    Ok((id, interval))
+}
+
+/// An event from [`crate::sql::EVENTS_AFTER`], without observers and parts.
+pub fn stored_event(r: &impl Columns) -> StoreResult<StoredEvent> {
+    Ok(StoredEvent {
+        id: r.text(0)?,
+        seq: r.int(1)?,
+        client_id: r.text(2)?,
+        kind: r.text(3)?,
+        identity: r.text(4)?,
+        interval: opt_interval(r, 5, 6)?,
+        merged_into: r.opt_text(7)?,
+        observers: Vec::new(),
+        parts: Vec::new(),
+    })
+}
+
+/// An observer from [`crate::sql::OBSERVERS_BETWEEN`], with its event's ID.
+pub fn event_observer(r: &impl Columns) -> StoreResult<(String, EventObserver)> {
+    Ok((r.text(0)?, EventObserver { device_id: r.text(1)?, first_seen_at: r.at(2)? }))
+}
+
+/// A part from [`crate::sql::PARTS_BETWEEN`], with its event's ID.
+pub fn event_part(r: &impl Columns) -> StoreResult<(String, EventPart)> {
+    Ok((r.text(0)?, EventPart { device_id: r.text(1)?, interval: Interval { start: r.at(2)?, end: r.at(3)? } }))
+}
+
+/// An event kind's spec as stored (JSON text), as [`event_kind`] reads it back.
+pub fn kind_spec_text(spec: &latchkey_domain::events::KindSpec) -> StoreResult<String> {
+    serde_json::to_string(spec).map_err(|e| StoreError::Corrupt(format!("event kind spec: {e}")))
 }

@@ -299,6 +299,71 @@ pub const SWEEP_REFRESH_TOKENS: &str = "DELETE FROM refresh_tokens WHERE expires
 pub const SWEEP_EMPTY_FAMILIES: &str = "DELETE FROM token_families WHERE created_at < $1
        AND NOT EXISTS (SELECT 1 FROM refresh_tokens t WHERE t.family_id = token_families.id)";
 
+// ---- events ----
+
+/// An app's event kind, as [`crate::rows::event_kind`] reads it.
+pub const EVENT_KIND: &str =
+    "SELECT client_id, name, spec, retention_secs, created_at FROM event_kinds WHERE client_id = $1 AND name = $2";
+/// An app's event kinds, by name.
+pub const EVENT_KINDS: &str =
+    "SELECT client_id, name, spec, retention_secs, created_at FROM event_kinds WHERE client_id = $1 ORDER BY name";
+/// Declares an event kind.
+pub const INSERT_EVENT_KIND: &str =
+    "INSERT INTO event_kinds (client_id, name, spec, retention_secs, created_at) VALUES ($1, $2, $3, $4, $5)";
+/// Changes a kind's retention.
+pub const SET_EVENT_KIND_RETENTION: &str =
+    "UPDATE event_kinds SET retention_secs = $1 WHERE client_id = $2 AND name = $3";
+/// Creates a user's stream head if missing.
+pub const ENSURE_EVENT_HEAD: &str =
+    "INSERT INTO event_heads (user_id, seq) VALUES ($1, 0) ON CONFLICT (user_id) DO NOTHING";
+/// The last number handed out in a user's stream; the backend may hold the row.
+pub const EVENT_HEAD: &str = "SELECT seq FROM event_heads WHERE user_id = $1";
+/// Stores the last number handed out.
+pub const SET_EVENT_HEAD: &str = "UPDATE event_heads SET seq = $1 WHERE user_id = $2";
+/// Stores an event unless its ID is taken.
+pub const INSERT_EVENT: &str = "INSERT INTO events (id, user_id, client_id, kind, series, identity, start_at, end_at,
+        created_at, seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING";
+/// Moves an event to a new place in its stream.
+pub const SET_EVENT_SEQ: &str = "UPDATE events SET seq = $1 WHERE id = $2";
+/// Records a device's first sighting of an event.
+pub const ADD_OBSERVER: &str = "INSERT INTO event_observers (event_id, device_id, first_seen_at) VALUES ($1, $2, $3)
+     ON CONFLICT (event_id, device_id) DO NOTHING";
+/// Records the part of an interval event a device captured.
+pub const ADD_PART: &str = "INSERT INTO event_parts (event_id, device_id, start_at, end_at) VALUES ($1, $2, $3, $4)
+     ON CONFLICT (event_id, device_id, start_at, end_at) DO NOTHING";
+/// A series' live events, as [`crate::rows::series_event`] reads them.
+pub const SERIES_EVENTS: &str =
+    "SELECT id, start_at, end_at FROM events WHERE series = $1 AND merged_into IS NULL ORDER BY start_at";
+/// Widens an interval event.
+pub const SET_EVENT_INTERVAL: &str = "UPDATE events SET start_at = $1, end_at = $2, seq = $3 WHERE id = $4";
+/// Marks an event merged into another.
+pub const SET_MERGED_INTO: &str = "UPDATE events SET merged_into = $1, seq = $2 WHERE id = $3";
+/// Copies an event's observers to another, keeping each device's earliest sighting.
+pub const MOVE_OBSERVERS: &str = "INSERT INTO event_observers (event_id, device_id, first_seen_at)
+     SELECT CAST($1 AS TEXT), device_id, first_seen_at FROM event_observers WHERE event_id = $2
+     ON CONFLICT (event_id, device_id) DO UPDATE SET first_seen_at = CASE
+         WHEN excluded.first_seen_at < event_observers.first_seen_at THEN excluded.first_seen_at
+         ELSE event_observers.first_seen_at END";
+/// Copies an event's parts to another.
+pub const MOVE_PARTS: &str = "INSERT INTO event_parts (event_id, device_id, start_at, end_at)
+     SELECT CAST($1 AS TEXT), device_id, start_at, end_at FROM event_parts WHERE event_id = $2
+     ON CONFLICT (event_id, device_id, start_at, end_at) DO NOTHING";
+/// A user's events of one app changed after a cursor, as [`crate::rows::stored_event`] reads them.
+pub const EVENTS_AFTER: &str = "SELECT id, seq, client_id, kind, identity, start_at, end_at, merged_into
+     FROM events WHERE user_id = $1 AND client_id = $2 AND seq > $3 ORDER BY seq LIMIT $4";
+/// Observers of a user's events changed in a range of the stream.
+pub const OBSERVERS_BETWEEN: &str = "SELECT o.event_id, o.device_id, o.first_seen_at
+     FROM event_observers o JOIN events e ON e.id = o.event_id
+     WHERE e.user_id = $1 AND e.seq > $2 AND e.seq <= $3 ORDER BY o.first_seen_at, o.device_id";
+/// Parts of a user's events changed in a range of the stream.
+pub const PARTS_BETWEEN: &str = "SELECT p.event_id, p.device_id, p.start_at, p.end_at
+     FROM event_parts p JOIN events e ON e.id = p.event_id
+     WHERE e.user_id = $1 AND e.seq > $2 AND e.seq <= $3 ORDER BY p.start_at, p.end_at, p.device_id";
+/// Deletes events past their kind's retention.
+pub const SWEEP_EVENTS: &str = "DELETE FROM events WHERE EXISTS (SELECT 1 FROM event_kinds k
+     WHERE k.client_id = events.client_id AND k.name = events.kind AND k.retention_secs IS NOT NULL
+       AND events.created_at + k.retention_secs * 1000 < $1)";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -326,6 +391,29 @@ mod tests {
     #[test]
     fn parameters_first_appear_in_order_so_sqlite_binds_them_as_postgresql_does() {
         let all = [
+            EVENT_KIND,
+            EVENT_KINDS,
+            INSERT_EVENT_KIND,
+            SET_EVENT_KIND_RETENTION,
+            ENSURE_EVENT_HEAD,
+            EVENT_HEAD,
+            SET_EVENT_HEAD,
+            INSERT_EVENT,
+            SET_EVENT_SEQ,
+            ADD_OBSERVER,
+            ADD_PART,
+            SERIES_EVENTS,
+            SET_EVENT_INTERVAL,
+            SET_MERGED_INTO,
+            MOVE_OBSERVERS,
+            MOVE_PARTS,
+            EVENTS_AFTER,
+            OBSERVERS_BETWEEN,
+            PARTS_BETWEEN,
+            SWEEP_EVENTS,
+            SIGN_INS,
+            DELETE_SESSION_OF,
+            REVOKE_WEB_FAMILY,
             USERNAME,
             INSERT_USER,
             USER_BY_NAME,

@@ -28,6 +28,7 @@ mod replicas;
 mod sign_ins;
 mod stopped;
 mod sweep;
+mod sync;
 mod tokens;
 
 pub use accounts::*;
@@ -42,6 +43,7 @@ pub use replicas::*;
 pub use sign_ins::*;
 pub use stopped::*;
 pub use sweep::*;
+pub use sync::*;
 pub use tokens::*;
 
 /// Calls `$m!(check, ...)` with the name of every single-store check, so a
@@ -92,6 +94,9 @@ macro_rules! for_each_check {
             repeated_failures_lock_and_the_lock_can_be_lifted,
             sign_ins_listed_and_ended,
             unbound_grant_is_bound_to_the_presented_key,
+            events_are_stored_once_whatever_the_order,
+            event_outcomes_and_the_stream,
+            event_kinds_retention_and_deletion,
         );
     };
 }

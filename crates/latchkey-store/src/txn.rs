@@ -60,6 +60,25 @@ pub struct NewFamily<'a> {
     pub user_agent: Option<&'a str>,
 }
 
+/// An event to insert.
+#[derive(Debug, Clone)]
+pub struct NewEvent<'a> {
+    /// Canonical ID.
+    pub id: &'a str,
+    /// Whose stream.
+    pub user_id: &'a str,
+    /// The app.
+    pub client_id: &'a str,
+    /// The kind.
+    pub kind: &'a str,
+    /// The identity's hash.
+    pub series: &'a str,
+    /// Canonical identity (JSON text).
+    pub identity: &'a str,
+    /// Its interval (interval kinds).
+    pub interval: Option<latchkey_domain::events::Interval>,
+}
+
 /// One transaction of a backend, seen as the statements the operations need.
 ///
 /// The futures are not required to be `Send`: SQLite's transaction lives on
@@ -191,6 +210,78 @@ pub trait Txn {
     async fn lock_device_families(&self, device_id: &str) -> Result<(), Self::Error>;
     /// Revokes every live family of a device; returns how many.
     async fn set_device_families_revoked(&self, device_id: &str, now: Timestamp) -> Result<u64, Self::Error>;
+    // ---- events ----
+
+    /// An app's event kind; with `lock`, held against a concurrent declaration.
+    async fn event_kind(&self, client_id: &str, name: &str, lock: bool)
+        -> Result<Option<EventKindRecord>, Self::Error>;
+    /// Stores a new event kind.
+    async fn insert_event_kind(&self, kind: &EventKindRecord, now: Timestamp) -> Result<(), Self::Error>;
+    /// Changes a kind's retention.
+    async fn set_event_kind_retention(&self, client_id: &str, name: &str, secs: Option<i64>)
+        -> Result<(), Self::Error>;
+    /// An app's event kinds, by name.
+    async fn event_kinds(&self, client_id: &str) -> Result<Vec<EventKindRecord>, Self::Error>;
+    /// Makes sure the user's stream head exists.
+    async fn ensure_event_head(&self, user_id: &str) -> Result<(), Self::Error>;
+    /// The last number handed out in the user's stream; with `lock`, held until commit.
+    async fn event_head(&self, user_id: &str, lock: bool) -> Result<i64, Self::Error>;
+    /// Stores the last number handed out.
+    async fn set_event_head(&self, user_id: &str, seq: i64) -> Result<(), Self::Error>;
+    /// Inserts an event at `seq` unless its ID is stored; whether it was inserted.
+    async fn insert_event(&self, event: &NewEvent<'_>, seq: i64, now: Timestamp) -> Result<bool, Self::Error>;
+    /// Moves an event to a new place in the stream (it changed).
+    async fn set_event_seq(&self, id: &str, seq: i64) -> Result<(), Self::Error>;
+    /// Records that a device observed an event; whether it is new.
+    async fn add_observer(&self, event_id: &str, device_id: &str, now: Timestamp) -> Result<bool, Self::Error>;
+    /// Records the part of an interval event a device captured; whether it is new.
+    async fn add_part(
+        &self,
+        event_id: &str,
+        device_id: &str,
+        interval: latchkey_domain::events::Interval,
+    ) -> Result<bool, Self::Error>;
+    /// A series' live events and their intervals.
+    async fn series_events(
+        &self,
+        series: &str,
+    ) -> Result<Vec<(String, latchkey_domain::events::Interval)>, Self::Error>;
+    /// Widens an interval event, at `seq`.
+    async fn set_event_interval(
+        &self,
+        id: &str,
+        interval: latchkey_domain::events::Interval,
+        seq: i64,
+    ) -> Result<(), Self::Error>;
+    /// Marks an event merged into another, at `seq`.
+    async fn set_merged_into(&self, id: &str, into: &str, seq: i64) -> Result<(), Self::Error>;
+    /// Copies an event's observers to another (keeping the earliest sighting).
+    async fn move_observers(&self, from: &str, to: &str) -> Result<(), Self::Error>;
+    /// Copies an event's parts to another.
+    async fn move_parts(&self, from: &str, to: &str) -> Result<(), Self::Error>;
+    /// A user's events of one app changed after `after`, in stream order, at most `limit` (observers and parts empty).
+    async fn events_after(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, Self::Error>;
+    /// Observers of the user's events changed in `(after, last]`, by event ID.
+    async fn observers_between(
+        &self,
+        user_id: &str,
+        after: i64,
+        last: i64,
+    ) -> Result<Vec<(String, EventObserver)>, Self::Error>;
+    /// Parts of the user's events changed in `(after, last]`, by event ID.
+    async fn parts_between(
+        &self,
+        user_id: &str,
+        after: i64,
+        last: i64,
+    ) -> Result<Vec<(String, EventPart)>, Self::Error>;
+
     /// A user's live sign-ins that are not devices (see [`crate::sql::SIGN_INS`]).
     async fn sign_ins(
         &self,

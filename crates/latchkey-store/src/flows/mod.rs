@@ -9,6 +9,7 @@
 pub mod accounts;
 pub mod devices;
 pub mod enrollment;
+pub mod events;
 pub mod grants;
 pub mod pairings;
 pub mod sign_ins;

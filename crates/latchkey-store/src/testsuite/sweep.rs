@@ -24,16 +24,25 @@ pub async fn sweep_removes_expired(store: Arc<dyn Store>) {
         s.redeem_device_grant(redeem("open", "cli", RedeemMode::Poll, "x"), at(1_200_000)).await.unwrap(),
         Redeemed::Expired
     );
-    assert_eq!(s.sweep(at(1_200_001)).await.unwrap(), SweepReport { grants: 2, sessions: 0, refresh_tokens: 0 });
+    assert_eq!(
+        s.sweep(at(1_200_001)).await.unwrap(),
+        SweepReport { events: 0, grants: 2, sessions: 0, refresh_tokens: 0 }
+    );
     assert_eq!(s.device_grant_by_user_code(&h("user-open")).await.unwrap(), None);
     assert_eq!(
         s.redeem_device_grant(redeem("open", "cli", RedeemMode::Poll, "x"), at(1_200_002)).await.unwrap(),
         Redeemed::Unknown
     );
-    assert_eq!(s.sweep(at(3_600_001)).await.unwrap(), SweepReport { grants: 0, sessions: 1, refresh_tokens: 0 });
+    assert_eq!(
+        s.sweep(at(3_600_001)).await.unwrap(),
+        SweepReport { events: 0, grants: 0, sessions: 1, refresh_tokens: 0 }
+    );
     assert!(!s.delete_session(&h("session-s"), at(3_600_002)).await.unwrap());
     assert!(s.refresh_token(&token).await.unwrap().is_some());
-    assert_eq!(s.sweep(at(7_200_001)).await.unwrap(), SweepReport { grants: 0, sessions: 0, refresh_tokens: 1 });
+    assert_eq!(
+        s.sweep(at(7_200_001)).await.unwrap(),
+        SweepReport { events: 0, grants: 0, sessions: 0, refresh_tokens: 1 }
+    );
     assert_eq!(s.refresh_token(&token).await.unwrap(), None);
     // The emptied family lingers a day, then goes, and with it the family's access.
     assert!(s.family_active(FamilyId(&subject.family_id), at(0)).await.unwrap());

@@ -15,6 +15,7 @@ mod bad_input;
 mod browser;
 mod cli;
 mod device_login;
+mod events;
 mod events_cli;
 mod hardening;
 mod instant_approval;

@@ -5,6 +5,7 @@ pub mod device;
 pub mod devices;
 pub mod enroll;
 pub mod enrollment_keys;
+pub mod events;
 pub mod me;
 pub mod pairings;
 pub mod password;
@@ -13,7 +14,7 @@ pub mod sign_ins;
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use axum::routing::{any, delete, get, patch, post};
+use axum::routing::{any, delete, get, patch, post, put};
 use axum::Router;
 use latchkey_proto::paths;
 
@@ -26,6 +27,9 @@ pub fn router() -> Router<AppState> {
         .route(paths::DEVICES, get(devices::list))
         .route(paths::DEVICE, patch(devices::update).delete(devices::revoke))
         .route(paths::DEVICE_LOCATIONS, get(devices::locations))
+        .route(paths::EVENTS, get(events::pull).post(events::ingest))
+        .route(paths::EVENT_KINDS, get(events::kinds))
+        .route(paths::EVENT_KIND, put(events::declare))
         .route(paths::SIGN_INS, get(sign_ins::list))
         .route(paths::SIGN_IN, delete(sign_ins::end))
         .route(paths::ENROLLMENT_KEYS, get(enrollment_keys::list).post(enrollment_keys::create))

@@ -1,0 +1,195 @@
+//! Multi-machine sync: declaring event kinds, ingesting a device's captures
+//! (each logical event stored once), and pulling a user's stream.
+//!
+//! The rules are `latchkey_domain::events`; this file executes them. A batch
+//! holds the user's stream head for its whole transaction, so concurrent
+//! batches of one user take turns and every change gets the next `seq`.
+
+use crate::events as audit_events;
+use crate::records::*;
+use crate::txn::{NewEvent, Txn};
+use latchkey_domain::events::{event_id, plan_interval, Interval, IntervalPlan, MergePolicy};
+use latchkey_domain::Timestamp;
+
+/// Declares an app's event kind, or confirms it. A kind's identity never
+/// changes once declared (its events' IDs depend on it); its retention may.
+pub async fn declare_kind<T: Txn>(
+    tx: &T,
+    kind: &EventKindRecord,
+    actor: &str,
+    now: Timestamp,
+) -> Result<DeclaredKind, T::Error> {
+    match tx.event_kind(&kind.client_id, kind.spec.name.as_str(), true).await? {
+        None => {
+            tx.insert_event_kind(kind, now).await?;
+            tx.append_audit(&audit_events::event_kind_declared(kind, actor), now).await?;
+            Ok(DeclaredKind::Created(kind.clone()))
+        }
+        Some(existing) if existing.spec != kind.spec => Ok(DeclaredKind::Conflict(existing)),
+        Some(existing) if existing.retention_secs == kind.retention_secs => Ok(DeclaredKind::Unchanged(existing)),
+        Some(existing) => {
+            tx.set_event_kind_retention(&kind.client_id, kind.spec.name.as_str(), kind.retention_secs).await?;
+            tx.append_audit(&audit_events::event_kind_declared(kind, actor), now).await?;
+            Ok(DeclaredKind::Updated(EventKindRecord { retention_secs: kind.retention_secs, ..existing }))
+        }
+    }
+}
+
+/// The next number in the user's stream.
+struct Head {
+    seq: i64,
+    changed: bool,
+}
+
+impl Head {
+    fn next(&mut self) -> i64 {
+        self.seq += 1;
+        self.changed = true;
+        self.seq
+    }
+}
+
+/// Stores a device's captures for `user_id`, each on its own: created, a
+/// duplicate of a stored event, or merged with the interval events it touches.
+/// Announces the user's stream if anything changed.
+pub async fn ingest<T: Txn>(tx: &T, batch: &IngestBatch, now: Timestamp) -> Result<Vec<Ingested>, T::Error> {
+    let user = batch.user_id.as_str();
+    tx.ensure_event_head(user).await?;
+    let mut head = Head { seq: tx.event_head(user, true).await?, changed: false };
+    let mut out = Vec::with_capacity(batch.captures.len());
+    for c in &batch.captures {
+        let result = match c.merge {
+            MergePolicy::Exact => exact(tx, batch, c, &mut head, now).await?,
+            MergePolicy::Interval => interval(tx, batch, c, &mut head, now).await?,
+        };
+        out.push(result);
+    }
+    if head.changed {
+        tx.set_event_head(user, head.seq).await?;
+        tx.announce_decided(&stream_subject(user)).await?;
+    }
+    Ok(out)
+}
+
+/// The wake-up subject of a user's event stream.
+pub fn stream_subject(user_id: &str) -> String {
+    format!("events:{user_id}")
+}
+
+fn new_event<'a>(
+    batch: &'a IngestBatch,
+    c: &'a PreparedCapture,
+    id: &'a str,
+    interval: Option<Interval>,
+) -> NewEvent<'a> {
+    NewEvent {
+        id,
+        user_id: &batch.user_id,
+        client_id: &batch.client_id,
+        kind: &c.kind,
+        series: &c.series,
+        identity: &c.identity,
+        interval,
+    }
+}
+
+async fn exact<T: Txn>(
+    tx: &T,
+    batch: &IngestBatch,
+    c: &PreparedCapture,
+    head: &mut Head,
+    now: Timestamp,
+) -> Result<Ingested, T::Error> {
+    let id = c.series.as_str();
+    // Inserted with the next number; if the ID is taken, the number is not used.
+    let seq = head.seq + 1;
+    if tx.insert_event(&new_event(batch, c, id, None), seq, now).await? {
+        head.next();
+        tx.add_observer(id, &batch.device_id, now).await?;
+        return Ok(Ingested::Created(id.to_string()));
+    }
+    if tx.add_observer(id, &batch.device_id, now).await? {
+        tx.set_event_seq(id, head.next()).await?;
+    }
+    Ok(Ingested::Duplicate(id.to_string()))
+}
+
+async fn interval<T: Txn>(
+    tx: &T,
+    batch: &IngestBatch,
+    c: &PreparedCapture,
+    head: &mut Head,
+    now: Timestamp,
+) -> Result<Ingested, T::Error> {
+    let Some(capture) = c.interval else {
+        return Err(
+            crate::StoreError::Corrupt(format!("interval capture of kind {} without an interval", c.kind)).into()
+        );
+    };
+    let existing = tx.series_events(&c.series).await?;
+    let intervals: Vec<Interval> = existing.iter().map(|(_, i)| *i).collect();
+    let device = batch.device_id.as_str();
+    match plan_interval(&intervals, capture) {
+        IntervalPlan::Within(i) => {
+            let id = existing[i].0.as_str();
+            let observed = tx.add_observer(id, device, now).await?;
+            let part = tx.add_part(id, device, capture).await?;
+            if observed || part {
+                tx.set_event_seq(id, head.next()).await?;
+            }
+            Ok(Ingested::Duplicate(id.to_string()))
+        }
+        IntervalPlan::New(iv) => {
+            let id = event_id(&c.series, Some(iv), c.precision);
+            if !tx.insert_event(&new_event(batch, c, &id, Some(iv)), head.next(), now).await? {
+                return Err(crate::StoreError::Corrupt(format!("interval event {id} exists but is not live")).into());
+            }
+            tx.add_observer(&id, device, now).await?;
+            tx.add_part(&id, device, capture).await?;
+            Ok(Ingested::Created(id))
+        }
+        IntervalPlan::Merge { absorbed, merged } => {
+            let id = event_id(&c.series, Some(merged), c.precision);
+            // The union keeps the ID of an absorbed event that starts where it does.
+            if absorbed.iter().any(|&i| existing[i].0 == id) {
+                tx.set_event_interval(&id, merged, head.next()).await?;
+            } else if !tx.insert_event(&new_event(batch, c, &id, Some(merged)), head.next(), now).await? {
+                return Err(crate::StoreError::Corrupt(format!("interval event {id} exists but is not live")).into());
+            }
+            for &i in &absorbed {
+                let old = existing[i].0.as_str();
+                if old != id {
+                    tx.move_observers(old, &id).await?;
+                    tx.move_parts(old, &id).await?;
+                    tx.set_merged_into(old, &id, head.next()).await?;
+                }
+            }
+            tx.add_observer(&id, device, now).await?;
+            tx.add_part(&id, device, capture).await?;
+            Ok(Ingested::Merged(id))
+        }
+    }
+}
+
+/// The user's stream of one app's events after `after`, at most `limit`, with their observers and parts.
+pub async fn pull<T: Txn>(tx: &T, user_id: &str, client_id: &str, after: i64, limit: i64) -> Result<Pulled, T::Error> {
+    let mut events = tx.events_after(user_id, client_id, after, limit).await?;
+    let Some(last) = events.last().map(|e| e.seq) else {
+        return Ok(Pulled { events, cursor: after });
+    };
+    let observers = tx.observers_between(user_id, after, last).await?;
+    let parts = tx.parts_between(user_id, after, last).await?;
+    let index: std::collections::HashMap<String, usize> =
+        events.iter().enumerate().map(|(i, e)| (e.id.clone(), i)).collect();
+    for (event_id, o) in observers {
+        if let Some(&i) = index.get(&event_id) {
+            events[i].observers.push(o);
+        }
+    }
+    for (event_id, p) in parts {
+        if let Some(&i) = index.get(&event_id) {
+            events[i].parts.push(p);
+        }
+    }
+    Ok(Pulled { events, cursor: last })
+}
