@@ -8,6 +8,7 @@
 
 pub mod account;
 pub mod dpop;
+pub mod outbox;
 pub mod pairing;
 pub mod profile;
 

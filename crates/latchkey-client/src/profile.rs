@@ -128,6 +128,11 @@ impl Profile {
         self.dir.join("device.key")
     }
 
+    /// The outbox of events captured on this machine and not yet sent (see [`crate::outbox`]).
+    pub fn outbox_path(&self) -> PathBuf {
+        self.dir.join("outbox.sqlite3")
+    }
+
     fn ensure_dir(&self) -> Result<(), ProfileError> {
         fs::create_dir_all(&self.dir).map_err(io("cannot create", &self.dir))?;
         #[cfg(unix)]

@@ -68,6 +68,14 @@ enum Command {
         #[command(subcommand)]
         command: cli::account_cmds::SessionsCommand,
     },
+    /// Capture events on this machine and sync them with your other devices: each event is stored
+    /// once, however many devices saw it.
+    Events {
+        #[command(flatten)]
+        common: ClientArgs,
+        #[command(subcommand)]
+        command: cli::events_cmds::EventsCommand,
+    },
     /// Approve another device's login (its code) from this already trusted machine.
     Approve {
         #[command(flatten)]
@@ -126,6 +134,7 @@ async fn main() -> std::process::ExitCode {
         Command::Passwd { common } => cli::account_cmds::passwd(&common).await,
         Command::Devices { common, command } => cli::account_cmds::devices(&common, command).await,
         Command::Sessions { common, command } => cli::account_cmds::sessions(&common, command).await,
+        Command::Events { common, command } => cli::events_cmds::events(&common, command).await,
         Command::Approve { common, user_code, yes, deny } => {
             cli::account_cmds::approve(&common, &user_code, yes, deny).await
         }

@@ -99,7 +99,8 @@ pub(crate) fn confirm(question: &str, yes: bool) -> anyhow::Result<bool> {
     Ok(matches!(line.trim(), "y" | "Y" | "yes"))
 }
 
-async fn call<T, F, Fut>(account: &mut Account, f: F) -> anyhow::Result<T>
+/// Runs an account-API call with a fresh token (refreshing once on 401), with errors that say what to do.
+pub(crate) async fn call<T, F, Fut>(account: &mut Account, f: F) -> anyhow::Result<T>
 where
     F: Fn(latchkey_client::Client, String) -> Fut,
     Fut: std::future::Future<Output = Result<T, ClientError>>,

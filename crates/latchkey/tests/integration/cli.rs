@@ -13,19 +13,19 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
-/// One machine: its own configuration directory.
-struct Machine {
+/// One machine: its own configuration directory (also used by `events_cli`).
+pub(crate) struct Machine {
     dir: PathBuf,
     server: String,
 }
 
 impl Machine {
-    fn new(app: &TestApp) -> Self {
+    pub(crate) fn new(app: &TestApp) -> Self {
         let dir = std::env::temp_dir().join(format!("latchkey-machine-{}", uuid::Uuid::new_v4().simple()));
         Machine { dir, server: app.url.clone() }
     }
 
-    fn cmd(&self, args: &[&str]) -> Command {
+    pub(crate) fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_latchkey"));
         c.args(args)
             .arg("--server")
@@ -40,7 +40,7 @@ impl Machine {
     }
 
     /// Runs a command to completion: (success, stdout, stderr).
-    async fn run(&self, args: &[&str]) -> (bool, String, String) {
+    pub(crate) async fn run(&self, args: &[&str]) -> (bool, String, String) {
         let out = tokio::time::timeout(Duration::from_secs(60), self.cmd(args).output())
             .await
             .expect("command finished")
@@ -49,7 +49,7 @@ impl Machine {
     }
 
     /// Runs a command with `input` on its stdin: (success, stdout, stderr).
-    async fn run_with_input(&self, args: &[&str], input: &str) -> (bool, String, String) {
+    pub(crate) async fn run_with_input(&self, args: &[&str], input: &str) -> (bool, String, String) {
         let mut child =
             self.cmd(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
         let mut stdin = child.stdin.take().expect("stdin");
@@ -83,20 +83,20 @@ impl Machine {
         (child, code)
     }
 
-    fn profile(&self) -> Profile {
+    pub(crate) fn profile(&self) -> Profile {
         Profile::at(self.dir.join("profiles").join("default"))
     }
 
-    fn session(&self) -> Session {
+    pub(crate) fn session(&self) -> Session {
         self.profile().load().expect("readable").expect("a session")
     }
 
-    fn key(&self) -> Arc<DeviceKey> {
+    pub(crate) fn key(&self) -> Arc<DeviceKey> {
         Arc::new(self.profile().device_key().expect("key"))
     }
 
     /// Logs in by approving with `approver`'s session.
-    async fn login(&self, app: &TestApp, approver: &str, args: &[&str]) -> String {
+    pub(crate) async fn login(&self, app: &TestApp, approver: &str, args: &[&str]) -> String {
         let (child, code) = self.start_login(args).await;
         app.client.decide_device_login(approver, &code, true).await.expect("approve");
         let out =
@@ -247,7 +247,7 @@ async fn logout_revokes_on_the_server_and_forgets_here(b: Backend) {
 }
 
 /// Two of alice's machines, logged in: a laptop at home and a server in rack 4.
-async fn laptop_and_server(app: &TestApp, alice: &str) -> (Machine, Machine) {
+pub(crate) async fn laptop_and_server(app: &TestApp, alice: &str) -> (Machine, Machine) {
     let laptop = Machine::new(app);
     laptop.login(app, alice, &["--yes", "--name", "Laptop", "--location", "home"]).await;
     let server = Machine::new(app);

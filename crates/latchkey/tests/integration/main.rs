@@ -16,6 +16,7 @@ mod browser;
 mod cli;
 mod device_login;
 mod events;
+mod events_cli;
 mod hardening;
 mod instant_approval;
 mod pages;
