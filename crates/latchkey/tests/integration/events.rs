@@ -247,7 +247,75 @@ async fn a_waiting_pull_wakes_when_another_device_adds(b: Backend) {
     assert_eq!((again.events.len(), again.cursor), (0, pulled.cursor));
 }
 
+/// A small deterministic shuffle (Fisher–Yates over an LCG), so a failure can be replayed from its seed.
+fn shuffle<T>(items: &mut [T], seed: u64) {
+    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    for i in (1..items.len()).rev() {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        items.swap(i, ((x >> 33) % (i as u64 + 1)) as usize);
+    }
+}
+
+/// Three devices send overlapping captures (meetings and activity) in their own
+/// random orders and batch sizes, all at once: no event is stored twice, and
+/// every device pulls the same view.
+async fn three_devices_in_random_orders_converge(b: Backend) {
+    let app = spawn_app(b).await;
+    let session = app.signed_in("alice").await;
+    let mut devices = Vec::new();
+    for name in ["desktop", "laptop", "phone"] {
+        devices.push(device(&app, &session, name).await);
+    }
+    declare_kinds(&devices[0].0, &devices[0].1).await;
+    for seed in 1..=3u64 {
+        // Everything that happened: 20 meetings and 30 activity intervals; each device saw most of it.
+        let mut world = Vec::new();
+        for i in 0..20 {
+            world.push(meeting(&format!("Meeting {seed}-{i}"), &format!("2026-12-{:02}T09:00:00Z", i + 1)));
+        }
+        for i in 0..30u64 {
+            let start = (i * 7 + seed * 3) % 120;
+            let end = start + (i % 5) * 2;
+            let at = |m: u64| format!("2026-11-{:02}T{:02}:{:02}:00Z", seed + 1, 10 + m / 60, m % 60);
+            world.push(activity(if i % 2 == 0 { "editor" } else { "browser" }, &at(start), &at(end)));
+        }
+        let sends = devices.iter().enumerate().map(|(d, (client, token))| {
+            let mut mine: Vec<Capture> =
+                world.iter().enumerate().filter(|(i, _)| (i + d) % 4 != 0).map(|(_, c)| c.clone()).collect();
+            shuffle(&mut mine, seed * 10 + d as u64);
+            let size = 1 + (seed as usize + d) % 7;
+            async move {
+                for chunk in mine.chunks(size) {
+                    let r = client.push_events(Auth::Access(token), chunk).await.expect("push");
+                    assert!(r.results.iter().all(|r| r.status != "rejected"), "{r:?}");
+                }
+            }
+        });
+        futures::future::join_all(sends).await;
+        let mut views = Vec::new();
+        for (client, token) in &devices {
+            views.push(view(client, token).await);
+        }
+        assert!(views.windows(2).all(|w| w[0] == w[1]), "seed {seed}: the devices' views differ");
+        let v = &views[0];
+        let titles: Vec<&serde_json::Value> =
+            v.values().filter(|e| e.kind == "meeting").map(|e| &e.identity["title"]).collect();
+        let unique: std::collections::BTreeSet<String> = titles.iter().map(|t| t.to_string()).collect();
+        assert_eq!(titles.len(), unique.len(), "seed {seed}: a meeting stored twice");
+        for window in ["editor", "browser"] {
+            let mut ivs: Vec<(String, String)> = v
+                .values()
+                .filter(|e| e.kind == "activity" && e.identity["window"] == window)
+                .map(|e| (e.start.clone().unwrap_or_default(), e.end.clone().unwrap_or_default()))
+                .collect();
+            ivs.sort();
+            assert!(ivs.windows(2).all(|w| w[0].1 < w[1].0), "seed {seed}: {window} events overlap: {ivs:?}");
+        }
+    }
+}
+
 backend_tests!(
+    three_devices_in_random_orders_converge,
     kinds_are_declared_once_by_an_apps_device,
     two_devices_capturing_the_same_events_store_them_once,
     bad_captures_are_refused_one_by_one,
