@@ -9,6 +9,9 @@
 # file, so password hashing stays out of the measured processes), and runs:
 #   * complete device logins (authorize → approve → token): C=1, C=16, C=64
 #     through the instant endpoint, and C=64 with one RFC 8628 poll instead;
+#   * multi-machine sync: two devices of one user send EVENTS (EVENTS1) captures
+#     each at once, half of them the same as the other's, in batches of 1,000 (1);
+#     then one pulls the stream;
 #   * a soak on a restarted server: 10,000 pending grants, 1,000 devices parked
 #     on the instant endpoint for 20 s;
 # and reads the server's VmHWM / VmRSS from /proc. It prints a summary table at
@@ -26,7 +29,8 @@
 # PGDATABASE_BENCH (latchkey_bench: dropped and re-created for each run!),
 # CARGO_TARGET_DIR, RESULTS (output directory), SKIP_BUILD=1, LK_BIN (the server
 # binary to measure, e.g. an older build; default the one built here),
-# RUNS (which runs, default "c1 c16 c64 c64-poll soak").
+# EVENTS (captures per device, batches of 1,000, default 100000), EVENTS1 (batches of 1, default 3000),
+# RUNS (which runs, default "c1 c16 c64 c64-poll events soak").
 set -euo pipefail
 
 which_runs=${1:-all}
@@ -51,6 +55,8 @@ WAITERS=${WAITERS:-1000}
 USERS=${USERS:-500}
 SOURCES=${SOURCES:-8}
 HOLD=${HOLD:-20}
+EVENTS=${EVENTS:-100000}
+EVENTS1=${EVENTS1:-3000}
 PGHOST=${PGHOST:-127.0.0.1}
 PGPORT=${PGPORT:-5432}
 PGUSER=${PGUSER:-postgres}
@@ -68,7 +74,7 @@ if [[ ${SKIP_BUILD:-0} != 1 ]]; then
 fi
 LK=${LK_BIN:-$TARGET/release/latchkey}
 BENCH=$TARGET/release/latchkey-bench
-RUNS=" ${RUNS:-c1 c16 c64 c64-poll soak} "
+RUNS=" ${RUNS:-c1 c16 c64 c64-poll events soak} "
 wants() { [[ $RUNS == *" $1 "* ]]; }
 
 SERVER_PID=
@@ -226,6 +232,8 @@ for CFG in "${configs[@]}"; do
     wants c16 && bench logins-c16 logins --logins "$N" --concurrency 16 --warmup "$WARMUP" --revoke-devices
     wants c64 && bench logins-c64 logins --logins "$N" --concurrency 64 --warmup "$WARMUP" --revoke-devices
     wants c64-poll && bench logins-c64-poll logins --logins "$N" --concurrency 64 --token-via poll --revoke-devices
+    wants events && bench events-b1000 events --events "$EVENTS" --batch 1000
+    wants events && bench events-b1 events --events "$EVENTS1" --batch 1
     memory_line "after the login runs"
     stop_server
 

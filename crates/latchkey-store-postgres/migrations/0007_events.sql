@@ -35,7 +35,8 @@ CREATE TABLE events (
     merged_into TEXT                  -- set when merged into a larger interval event
 );
 CREATE UNIQUE INDEX events_user_seq ON events(user_id, seq);
-CREATE INDEX events_series ON events(series) WHERE merged_into IS NULL;
+-- Only interval events are looked up by series (an exact event's series is its ID).
+CREATE INDEX events_series ON events(series) WHERE merged_into IS NULL AND start_at IS NOT NULL;
 CREATE INDEX events_created ON events(created_at);
 
 CREATE TABLE event_observers (

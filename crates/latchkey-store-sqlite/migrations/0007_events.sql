@@ -34,7 +34,8 @@ CREATE TABLE events (
     merged_into TEXT                  -- set when merged into a larger interval event
 );
 CREATE UNIQUE INDEX events_user_seq ON events(user_id, seq);
-CREATE INDEX events_series ON events(series) WHERE merged_into IS NULL;
+-- Only interval events are looked up by series (an exact event's series is its ID).
+CREATE INDEX events_series ON events(series) WHERE merged_into IS NULL AND start_at IS NOT NULL;
 CREATE INDEX events_created ON events(created_at);
 
 CREATE TABLE event_observers (
@@ -42,7 +43,7 @@ CREATE TABLE event_observers (
     device_id     TEXT NOT NULL,
     first_seen_at INTEGER NOT NULL,
     PRIMARY KEY (event_id, device_id)
-);
+) WITHOUT ROWID;  -- one B-tree, keyed as it is looked up
 
 CREATE TABLE event_parts (
     event_id  TEXT NOT NULL REFERENCES events(id) ON DELETE CASCADE,
@@ -50,4 +51,4 @@ CREATE TABLE event_parts (
     start_at  INTEGER NOT NULL,
     end_at    INTEGER NOT NULL,
     PRIMARY KEY (event_id, device_id, start_at, end_at)
-);
+) WITHOUT ROWID;

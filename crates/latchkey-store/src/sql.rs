@@ -333,7 +333,8 @@ pub const ADD_PART: &str = "INSERT INTO event_parts (event_id, device_id, start_
      ON CONFLICT (event_id, device_id, start_at, end_at) DO NOTHING";
 /// A series' live events, as [`crate::rows::series_event`] reads them.
 pub const SERIES_EVENTS: &str =
-    "SELECT id, start_at, end_at FROM events WHERE series = $1 AND merged_into IS NULL ORDER BY start_at";
+    "SELECT id, start_at, end_at FROM events WHERE series = $1 AND merged_into IS NULL AND start_at IS NOT NULL
+     ORDER BY start_at";
 /// Widens an interval event.
 pub const SET_EVENT_INTERVAL: &str = "UPDATE events SET start_at = $1, end_at = $2, seq = $3 WHERE id = $4";
 /// Marks an event merged into another.
