@@ -1,7 +1,8 @@
 //! The Apps pages (admins only): list, create and edit OAuth apps, and the
 //! hosted QR sign-in URL of each, ready to copy.
 
-use super::pages::{render, signin_redirect, PageResult};
+use super::admin::Admin;
+use super::pages::{render, PageResult};
 use crate::credential::Caller;
 use crate::error::ApiError;
 use crate::extract::{Form, Query};
@@ -183,35 +184,6 @@ struct EditPage {
     saved: bool,
 }
 
-#[derive(Template)]
-#[template(path = "error.html")]
-struct RefusedPage {
-    signed_in_as: Option<String>,
-    csrf: String,
-    is_admin: bool,
-    heading: String,
-    message: String,
-    back: String,
-}
-
-/// What anyone but a signed-in admin gets: the sign-in page, or a 403 page.
-fn not_admin(who: Option<Caller>, here: &str) -> Response {
-    match who {
-        None => signin_redirect(here),
-        Some(w) => render(
-            StatusCode::FORBIDDEN,
-            &RefusedPage {
-                signed_in_as: Some(w.user.username.clone()),
-                csrf: w.csrf(),
-                is_admin: w.user.is_admin,
-                heading: "Admins only".into(),
-                message: "Only administrators can see and change apps.".into(),
-                back: "/devices".into(),
-            },
-        ),
-    }
-}
-
 async fn list_page(
     state: &AppState,
     w: &Caller,
@@ -234,21 +206,13 @@ async fn list_page(
 }
 
 /// `GET /apps`.
-pub async fn list(State(state): State<AppState>, who: Option<Caller>) -> PageResult {
-    let w = match who {
-        Some(w) if w.user.is_admin => w,
-        other => return Ok(not_admin(other, "/apps")),
-    };
+pub async fn list(State(state): State<AppState>, Admin(w): Admin) -> PageResult {
     let form = AppForm { kind: "public".into(), ..AppForm::default() };
     list_page(&state, &w, StatusCode::OK, form, None).await
 }
 
 /// `POST /apps`: register an app; a confidential app's secret is shown once.
-pub async fn create(State(state): State<AppState>, who: Option<Caller>, Form(f): Form<AppForm>) -> PageResult {
-    let w = match who {
-        Some(w) if w.user.is_admin => w,
-        other => return Ok(not_admin(other, "/apps")),
-    };
+pub async fn create(State(state): State<AppState>, Admin(w): Admin, Form(f): Form<AppForm>) -> PageResult {
     w.check_csrf(Some(&f.csrf))?;
     let checked = ClientId::parse(&f.client_id).map_err(|e| format!("Client ID: {e}.")).and_then(|id| {
         let kind = ClientKind::parse(&f.kind).ok_or("Choose public or confidential.")?;
@@ -339,14 +303,10 @@ pub struct SavedQuery {
 /// `GET /apps/{client_id}/edit`.
 pub async fn edit_form(
     State(state): State<AppState>,
-    who: Option<Caller>,
+    Admin(w): Admin,
     Path(client_id): Path<String>,
     Query(q): Query<SavedQuery>,
 ) -> PageResult {
-    let w = match who {
-        Some(w) if w.user.is_admin => w,
-        other => return Ok(not_admin(other, &format!("/apps/{client_id}/edit"))),
-    };
     let app = editable(&state, &client_id).await?;
     let form = AppForm::from_app(&app);
     Ok(edit_page(&w, &state, StatusCode::OK, app, form, None, q.saved.is_some()))
@@ -356,14 +316,10 @@ pub async fn edit_form(
 /// their waiting desktops are woken to re-check the switch.
 pub async fn edit(
     State(state): State<AppState>,
-    who: Option<Caller>,
+    Admin(w): Admin,
     Path(client_id): Path<String>,
     Form(f): Form<AppForm>,
 ) -> PageResult {
-    let w = match who {
-        Some(w) if w.user.is_admin => w,
-        other => return Ok(not_admin(other, &format!("/apps/{client_id}/edit"))),
-    };
     w.check_csrf(Some(&f.csrf))?;
     let app = editable(&state, &client_id).await?;
     let update = match f.settings() {

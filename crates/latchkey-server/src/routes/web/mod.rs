@@ -1,5 +1,6 @@
 //! The web pages: sign-in, device approval, Devices (with other sign-ins), Apps, Users, Audit, password, and QR sign-in.
 
+pub mod admin;
 pub mod apps;
 pub mod audit;
 pub mod devices;

@@ -71,15 +71,16 @@ pub(crate) fn render<T: Template>(status: StatusCode, t: &T) -> Response {
     }
 }
 
+/// A page that only says something went wrong or was refused, and where to go back to.
 #[derive(Template)]
 #[template(path = "error.html")]
-struct ErrorPage {
-    signed_in_as: Option<String>,
-    csrf: String,
-    is_admin: bool,
-    heading: String,
-    message: String,
-    back: String,
+pub(crate) struct ErrorPage {
+    pub signed_in_as: Option<String>,
+    pub csrf: String,
+    pub is_admin: bool,
+    pub heading: String,
+    pub message: String,
+    pub back: String,
 }
 
 #[derive(Template)]

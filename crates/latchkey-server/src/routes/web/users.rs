@@ -8,7 +8,8 @@
 //! themselves out by a slip; their own password is changed on the Password
 //! page, which asks for the current one.
 
-use super::pages::{render, signin_redirect, utc, PageError, PageResult};
+use super::admin::Admin;
+use super::pages::{render, utc, PageError, PageResult};
 use crate::credential::Caller;
 use crate::error::ApiError;
 use crate::extract::{Form, Query};
@@ -110,35 +111,6 @@ struct PasswordPage {
     error: Option<String>,
 }
 
-#[derive(Template)]
-#[template(path = "error.html")]
-struct RefusedPage {
-    signed_in_as: Option<String>,
-    csrf: String,
-    is_admin: bool,
-    heading: String,
-    message: String,
-    back: String,
-}
-
-/// What anyone but a signed-in admin gets: the sign-in page, or a 403 page.
-fn not_admin(who: Option<Caller>, here: &str) -> Response {
-    match who {
-        None => signin_redirect(here),
-        Some(w) => render(
-            StatusCode::FORBIDDEN,
-            &RefusedPage {
-                signed_in_as: Some(w.user.username.clone()),
-                csrf: w.csrf(),
-                is_admin: w.user.is_admin,
-                heading: "Admins only".into(),
-                message: "Only administrators can see and change accounts.".into(),
-                back: "/devices".into(),
-            },
-        ),
-    }
-}
-
 /// `?done=` after a change: which fixed message to show (never echoed text).
 #[derive(Deserialize)]
 pub struct DoneQuery {
@@ -177,11 +149,7 @@ fn done(what: &str) -> Response {
 }
 
 /// `GET /users`.
-pub async fn list(State(state): State<AppState>, who: Option<Caller>, Query(q): Query<DoneQuery>) -> PageResult {
-    let w = match who {
-        Some(w) if w.user.is_admin => w,
-        other => return Ok(not_admin(other, "/users")),
-    };
+pub async fn list(State(state): State<AppState>, Admin(w): Admin, Query(q): Query<DoneQuery>) -> PageResult {
     let users = state.store.users().await?.into_iter().map(|u| UserRow::new(u, &w)).collect();
     Ok(render(
         StatusCode::OK,
@@ -204,14 +172,10 @@ pub struct CsrfForm {
 /// `POST /users/{id}/disable`: the account gets nothing until enabled. Not one's own.
 pub async fn disable(
     State(state): State<AppState>,
-    who: Option<Caller>,
+    Admin(w): Admin,
     Path(id): Path<String>,
     Form(f): Form<CsrfForm>,
 ) -> PageResult {
-    let w = match who {
-        Some(w) if w.user.is_admin => w,
-        other => return Ok(not_admin(other, "/users")),
-    };
     w.check_csrf(Some(&f.csrf))?;
     let row = account(&state, &w, &id).await?;
     if row.me {
@@ -230,14 +194,10 @@ pub async fn disable(
 /// `POST /users/{id}/enable`: enables the account and lifts any lock.
 pub async fn enable(
     State(state): State<AppState>,
-    who: Option<Caller>,
+    Admin(w): Admin,
     Path(id): Path<String>,
     Form(f): Form<CsrfForm>,
 ) -> PageResult {
-    let w = match who {
-        Some(w) if w.user.is_admin => w,
-        other => return Ok(not_admin(other, "/users")),
-    };
     w.check_csrf(Some(&f.csrf))?;
     let row = account(&state, &w, &id).await?;
     if state.store.set_user_disabled(UserId(&row.id), false, Actor(&w.user.id), now()).await?.is_none() {
@@ -265,11 +225,7 @@ fn password_page(w: &Caller, status: StatusCode, row: UserRow, error: Option<Str
 }
 
 /// `GET /users/{id}/password`: the reset form.
-pub async fn password_form(State(state): State<AppState>, who: Option<Caller>, Path(id): Path<String>) -> PageResult {
-    let w = match who {
-        Some(w) if w.user.is_admin => w,
-        other => return Ok(not_admin(other, &format!("/users/{id}/password"))),
-    };
+pub async fn password_form(State(state): State<AppState>, Admin(w): Admin, Path(id): Path<String>) -> PageResult {
     let row = account(&state, &w, &id).await?;
     not_own_password(&row)?;
     Ok(password_page(&w, StatusCode::OK, row, None))
@@ -286,14 +242,10 @@ pub struct PasswordForm {
 /// `POST /users/{id}/password`: sets a new password and ends the account's sessions.
 pub async fn password(
     State(state): State<AppState>,
-    who: Option<Caller>,
+    Admin(w): Admin,
     Path(id): Path<String>,
     Form(f): Form<PasswordForm>,
 ) -> PageResult {
-    let w = match who {
-        Some(w) if w.user.is_admin => w,
-        other => return Ok(not_admin(other, "/users")),
-    };
     w.check_csrf(Some(&f.csrf))?;
     let row = account(&state, &w, &id).await?;
     not_own_password(&row)?;
@@ -363,11 +315,7 @@ fn confirm_page(w: &Caller, status: StatusCode, what: Drastic, row: UserRow, err
     )
 }
 
-async fn drastic_form(state: &AppState, who: Option<Caller>, id: &str, what: Drastic) -> PageResult {
-    let w = match who {
-        Some(w) if w.user.is_admin => w,
-        other => return Ok(not_admin(other, &format!("/users/{id}/{}", what.path()))),
-    };
+async fn drastic_form(state: &AppState, w: Caller, id: &str, what: Drastic) -> PageResult {
     let row = account(state, &w, id).await?;
     not_own_delete(what, &row)?;
     Ok(confirm_page(&w, StatusCode::OK, what, row, None))
@@ -380,11 +328,7 @@ pub struct ConfirmForm {
     confirm: Option<String>,
 }
 
-async fn drastic(state: &AppState, who: Option<Caller>, id: &str, what: Drastic, f: ConfirmForm) -> PageResult {
-    let w = match who {
-        Some(w) if w.user.is_admin => w,
-        other => return Ok(not_admin(other, "/users")),
-    };
+async fn drastic(state: &AppState, w: Caller, id: &str, what: Drastic, f: ConfirmForm) -> PageResult {
     w.check_csrf(Some(&f.csrf))?;
     let row = account(state, &w, id).await?;
     not_own_delete(what, &row)?;
@@ -407,31 +351,31 @@ async fn drastic(state: &AppState, who: Option<Caller>, id: &str, what: Drastic,
 }
 
 /// `GET /users/{id}/revoke-all`: what revoking everything means, and a confirmation form.
-pub async fn revoke_all_form(State(state): State<AppState>, who: Option<Caller>, Path(id): Path<String>) -> PageResult {
-    drastic_form(&state, who, &id, Drastic::RevokeAll).await
+pub async fn revoke_all_form(State(state): State<AppState>, Admin(w): Admin, Path(id): Path<String>) -> PageResult {
+    drastic_form(&state, w, &id, Drastic::RevokeAll).await
 }
 
 /// `POST /users/{id}/revoke-all`: ends every sign-in of the account; needs the box ticked.
 pub async fn revoke_all(
     State(state): State<AppState>,
-    who: Option<Caller>,
+    Admin(w): Admin,
     Path(id): Path<String>,
     Form(f): Form<ConfirmForm>,
 ) -> PageResult {
-    drastic(&state, who, &id, Drastic::RevokeAll, f).await
+    drastic(&state, w, &id, Drastic::RevokeAll, f).await
 }
 
 /// `GET /users/{id}/delete`: what deleting means, and a confirmation form. Not one's own.
-pub async fn delete_form(State(state): State<AppState>, who: Option<Caller>, Path(id): Path<String>) -> PageResult {
-    drastic_form(&state, who, &id, Drastic::Delete).await
+pub async fn delete_form(State(state): State<AppState>, Admin(w): Admin, Path(id): Path<String>) -> PageResult {
+    drastic_form(&state, w, &id, Drastic::Delete).await
 }
 
 /// `POST /users/{id}/delete`: deletes the account and all it holds; needs the box ticked.
 pub async fn delete(
     State(state): State<AppState>,
-    who: Option<Caller>,
+    Admin(w): Admin,
     Path(id): Path<String>,
     Form(f): Form<ConfirmForm>,
 ) -> PageResult {
-    drastic(&state, who, &id, Drastic::Delete, f).await
+    drastic(&state, w, &id, Drastic::Delete, f).await
 }
