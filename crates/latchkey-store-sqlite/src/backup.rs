@@ -86,7 +86,15 @@ fn copy_to_new_file(src: &Connection, dest: &Path) -> Result<DatabaseCheck, Stor
     let result = copy_to(src, &tmp).and_then(|()| {
         let checked = check(&tmp)?;
         // A hard link, not a rename: it fails if `dest` appeared meanwhile rather than replacing it.
-        std::fs::hard_link(&tmp, dest).map_err(io_err)?;
+        // Where the file system has no hard links, a rename after one more look.
+        match std::fs::hard_link(&tmp, dest) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(io_err(e)),
+            Err(_) => {
+                refuse_existing(dest)?;
+                std::fs::rename(&tmp, dest).map_err(io_err)?;
+            }
+        }
         Ok(checked)
     });
     let _ = std::fs::remove_file(&tmp);

@@ -3,6 +3,7 @@
 
 use crate::support::*;
 use latchkey_domain::audit::ChainVerifier;
+use latchkey_store_sqlite::{Durability, SqliteStore};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -135,6 +136,22 @@ async fn restore_refuses_what_is_not_a_latchkey_backup_and_backup_refuses_postgr
     rusqlite::Connection::open(&other).expect("open").execute_batch("CREATE TABLE t (x)").expect("create");
     let (ok, _, err) = admin(&dir, &["restore", other.to_str().expect("utf-8")]).await;
     assert!(!ok && err.contains("not a Latchkey database"), "{err}");
+
+    // A backup from a newer Latchkey, with a migration this one does not know.
+    let newer = temp_path("newer");
+    let _n = Cleanup(newer.clone());
+    std::fs::create_dir_all(&newer).expect("dir");
+    drop(SqliteStore::open(newer.join("latchkey.sqlite3"), Durability::Normal).await.expect("open"));
+    let newer_backup = newer.join("backup.sqlite3");
+    let (ok, out, err) = admin(&newer, &["backup", newer_backup.to_str().expect("utf-8")]).await;
+    assert!(ok, "{out}{err}");
+    rusqlite::Connection::open(&newer_backup)
+        .expect("open")
+        .execute_batch("INSERT INTO schema_migrations (version, applied_at) VALUES (999, 0)")
+        .expect("a future migration");
+    let (ok, _, err) = admin(&dir, &["restore", newer_backup.to_str().expect("utf-8")]).await;
+    assert!(!ok && err.contains("schema migration 999") && err.contains("does not know"), "{err}");
+    assert!(!dir.join("latchkey.sqlite3").exists(), "nothing is left behind");
 
     let (ok, _, err) = admin(&dir, &["backup", "x.db"]).await;
     assert!(!ok && err.contains("there is no database"), "{err}");
