@@ -11,6 +11,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod audit;
+mod backup;
 mod devices;
 mod enrollment;
 mod keys;
@@ -21,6 +22,7 @@ mod txn;
 mod users;
 mod writer;
 
+pub use backup::{backup, check, restore, DatabaseCheck};
 use latchkey_store::*;
 use std::path::{Path, PathBuf};
 use txn::{complete, Sql};

@@ -10,9 +10,12 @@ use clap::{Parser, Subcommand};
 use cli::ClientArgs;
 use settings::DataArgs;
 
+/// `latchkey --version`: the crate version and the git revision it was built from (see build.rs).
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("LATCHKEY_GIT_REV"), ")");
+
 /// Latchkey: sign people in on their devices, and keep track of those devices.
 #[derive(Parser)]
-#[command(name = "latchkey", version, about)]
+#[command(name = "latchkey", version = VERSION, about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

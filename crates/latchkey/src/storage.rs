@@ -10,7 +10,7 @@ pub async fn open(settings: &StorageSettings) -> anyhow::Result<Arc<dyn Store>> 
     Ok(match settings {
         StorageSettings::Sqlite { data_dir, durability } => {
             private_dir(data_dir)?;
-            let path = data_dir.join("latchkey.sqlite3");
+            let path = sqlite_path(data_dir);
             private_file(&path)?;
             let store = latchkey_store_sqlite::SqliteStore::open(&path, *durability)
                 .await
@@ -26,8 +26,13 @@ pub async fn open(settings: &StorageSettings) -> anyhow::Result<Arc<dyn Store>> 
     })
 }
 
+/// The SQLite database file in a data directory.
+pub fn sqlite_path(data_dir: &std::path::Path) -> std::path::PathBuf {
+    data_dir.join("latchkey.sqlite3")
+}
+
 /// Creates the data directory readable by its owner only: it holds hashes and signing keys.
-fn private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+pub fn private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
     let mut b = std::fs::DirBuilder::new();
     b.recursive(true);
     #[cfg(unix)]

@@ -11,6 +11,7 @@ use latchkey_domain::secret::{Secret, SecretKind};
 use latchkey_store::{Actor, DeviceId, EnrollmentKeyId};
 use latchkey_store::{AppRecord, ClientKind, GrantType, NewUser, Store};
 use std::io::{BufRead, IsTerminal};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Admin subcommands.
@@ -45,6 +46,17 @@ pub enum AdminCommand {
     Device {
         #[command(subcommand)]
         command: DeviceCommand,
+    },
+    /// Copy the SQLite database into a new FILE: a consistent snapshot, taken while the server runs.
+    /// (PostgreSQL: use pg_dump, see README.md.)
+    Backup {
+        /// Where to write the copy; must not exist yet.
+        file: PathBuf,
+    },
+    /// Put a backup made by `admin backup` into an empty --data-dir, and check it.
+    Restore {
+        /// The backup file.
+        file: PathBuf,
     },
 }
 
@@ -205,6 +217,20 @@ pub async fn run(data: DataArgs, command: AdminCommand) -> anyhow::Result<ExitCo
         }
         crate::settings::StorageSettings::Postgres { .. } => eprintln!("using PostgreSQL"),
     }
+    // Backup and restore work on the file, not through the store: neither may migrate or create a database.
+    match (&command, &resolved) {
+        (AdminCommand::Backup { file }, crate::settings::StorageSettings::Sqlite { data_dir, .. }) => {
+            return backup(data_dir, file);
+        }
+        (AdminCommand::Restore { file }, crate::settings::StorageSettings::Sqlite { data_dir, .. }) => {
+            return restore(data_dir, file);
+        }
+        (AdminCommand::Backup { .. } | AdminCommand::Restore { .. }, _) => bail!(
+            "admin backup and restore work on SQLite only; back PostgreSQL up with pg_dump and restore it \
+             with pg_restore (README.md, \"Run it in production\", shows the commands)"
+        ),
+        _ => {}
+    }
     let store = crate::storage::open(&resolved).await?;
     let store = store.as_ref();
     match command {
@@ -223,7 +249,61 @@ pub async fn run(data: DataArgs, command: AdminCommand) -> anyhow::Result<ExitCo
         AdminCommand::Audit { command: AuditCommand::Verify } => verify_audit(store).await,
         AdminCommand::EnrollKey { command } => enroll_key(store, command).await,
         AdminCommand::Device { command: DeviceCommand::Revoke { id } } => revoke_device(store, &id).await,
+        // Answered above, before the store opened.
+        AdminCommand::Backup { .. } | AdminCommand::Restore { .. } => Ok(ExitCode::FAILURE),
     }
+}
+
+/// `admin backup FILE`: an online copy of the data directory's database.
+fn backup(data_dir: &Path, file: &Path) -> anyhow::Result<ExitCode> {
+    let db = crate::storage::sqlite_path(data_dir);
+    if !db.exists() {
+        bail!("there is no database in {} (is --data-dir the one the server uses?)", data_dir.display());
+    }
+    if file.symlink_metadata().is_ok() {
+        bail!("{} already exists; a backup never overwrites: pick a new name", file.display());
+    }
+    let checked = latchkey_store_sqlite::backup(&db, file)
+        .with_context(|| format!("cannot back {} up into {}", db.display(), file.display()))?;
+    println!(
+        "Backed up {} into {} ({} bytes, schema version {}, integrity checked).",
+        db.display(),
+        file.display(),
+        checked.bytes,
+        checked.schema_version
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `admin restore FILE`: a backup into an empty data directory, checked before and after.
+fn restore(data_dir: &Path, file: &Path) -> anyhow::Result<ExitCode> {
+    let db = crate::storage::sqlite_path(data_dir);
+    let existing =
+        ["", "-wal", "-shm"].iter().map(|s| PathBuf::from(format!("{}{s}", db.display()))).find(|p| p.exists());
+    if let Some(p) = existing {
+        bail!(
+            "{} already has a database ({}); restore into an empty --data-dir; move the old one away first",
+            data_dir.display(),
+            p.display()
+        );
+    }
+    if !file.is_file() {
+        bail!("there is no backup file {}", file.display());
+    }
+    crate::storage::private_dir(data_dir)?;
+    let checked = latchkey_store_sqlite::restore(file, &db)
+        .with_context(|| format!("cannot restore {} into {}", file.display(), data_dir.display()))?;
+    println!(
+        "Restored {} into {} (schema version {}, integrity checked).",
+        file.display(),
+        db.display(),
+        checked.schema_version
+    );
+    println!(
+        "Start the server on it with --data-dir {}; `latchkey admin audit verify` checks the audit chain.",
+        data_dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// A new password: from a prompt (asked twice), or the first line of stdin when piped.

@@ -159,3 +159,14 @@ fn admin_user_commands_stop_restore_reset_and_delete_accounts() {
     let (ok, out, err) = admin(&dir, &["audit", "verify"], "");
     assert!(ok, "{out}{err}");
 }
+
+#[test]
+fn version_names_the_crate_version_and_the_git_revision() {
+    let out = bin().arg("--version").output().expect("run");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let expected = format!("latchkey {} (", env!("CARGO_PKG_VERSION"));
+    assert!(text.starts_with(&expected) && text.trim_end().ends_with(')'), "{text}");
+    let rev = text.trim_end().trim_end_matches(')').rsplit('(').next().unwrap_or_default();
+    assert!(rev == "unknown" || rev.chars().all(|c| c.is_ascii_hexdigit()) && rev.len() >= 7, "revision {rev:?}");
+}

@@ -173,6 +173,13 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut ServerConf
     start(store, storage, Checks::Validate, tweak).await
 }
 
+/// A server over an existing SQLite data directory (e.g. one a backup was restored into),
+/// which it deletes when dropped.
+pub async fn spawn_app_on_sqlite_dir(dir: PathBuf, tweak: impl FnOnce(&mut ServerConfig)) -> TestApp {
+    let store = SqliteStore::open(dir.join("latchkey.sqlite3"), Durability::Normal).await.expect("open SQLite");
+    start(Arc::new(store), Storage::Sqlite(dir), Checks::Validate, tweak).await
+}
+
 /// A fresh server with settings no operator may choose (e.g. a 1-second device code, to
 /// see it expire); only for timings a test cannot wait out at the allowed values.
 pub async fn spawn_app_outside_limits(backend: Backend, tweak: impl FnOnce(&mut ServerConfig)) -> TestApp {
@@ -241,6 +248,14 @@ impl TestApp {
         // Replicas sit behind one load balancer: one public URL, one issuer.
         let issuer = self.url.clone();
         start(store, Storage::Shared, Checks::Validate, move |c| c.public_url = issuer).await
+    }
+
+    /// The data directory of a SQLite test server.
+    pub fn sqlite_dir(&self) -> Option<&std::path::Path> {
+        match &self.storage {
+            Storage::Sqlite(dir) => Some(dir),
+            _ => None,
+        }
     }
 
     /// Creates a user with [`PASSWORD`].
