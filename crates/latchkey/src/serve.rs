@@ -4,6 +4,7 @@ use crate::settings::{DataArgs, StorageSettings};
 use anyhow::Context;
 use clap::Args;
 use latchkey_server::config::ServerConfig;
+use latchkey_server::tls::{Tls, TlsReloader};
 use latchkey_server::Server;
 use std::process::ExitCode;
 
@@ -25,14 +26,21 @@ pub async fn run(args: ServeCommand) -> anyhow::Result<ExitCode> {
         format!("cannot listen on {listen} (is another server using it? pick another with --listen)")
     })?;
     let addr = listener.local_addr()?;
+    // Checked before the files are read, so a missing half is named as such.
+    settings.validate()?;
+    let tls = match (&settings.tls_cert, &settings.tls_key) {
+        (Some(cert), Some(key)) => Some(Tls::from_pem_files(cert, key)?),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let public_url = match &settings.public_url {
         Some(u) => u.clone(),
         None if addr.ip().is_unspecified() => {
             // 0.0.0.0 is not an address anyone can reach; links need a real one.
             eprintln!("note: listening on all interfaces; set --public-url to the address clients use");
-            format!("http://localhost:{}", addr.port())
+            format!("{scheme}://localhost:{}", addr.port())
         }
-        None => format!("http://{addr}"),
+        None => format!("{scheme}://{addr}"),
     };
     let config = ServerConfig::from_settings(settings, public_url);
     config.validate()?;
@@ -46,7 +54,7 @@ pub async fn run(args: ServeCommand) -> anyhow::Result<ExitCode> {
         StorageSettings::Sqlite { data_dir, .. } => format!("SQLite in {}", data_dir.display()),
         StorageSettings::Postgres { .. } => "PostgreSQL".to_string(),
     };
-    println!("Latchkey listening on http://{addr} (public URL {public_url}, {where_})");
+    println!("Latchkey listening on {scheme}://{addr} (public URL {public_url}, {where_})");
     if users == 0 {
         let dir = match &storage {
             StorageSettings::Sqlite { data_dir, .. } => {
@@ -58,9 +66,43 @@ pub async fn run(args: ServeCommand) -> anyhow::Result<ExitCode> {
         println!("    latchkey admin{dir} user add <name> --admin");
         println!("  (from a checkout: cargo run --release -- admin{dir} user add <name> --admin)");
     }
-    server.run(listener, shutdown_signal()).await?;
+    match &tls {
+        Some(tls) => {
+            let reloads = tokio::spawn(reload_on_sighup(tls.reloader()));
+            let served = server.run_tls(listener, tls, shutdown_signal()).await;
+            reloads.abort();
+            served?;
+        }
+        None => server.run(listener, shutdown_signal()).await?,
+    }
     println!("Latchkey stopped.");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Re-reads the TLS certificate and key on every SIGHUP; a bad pair keeps the one in use.
+async fn reload_on_sighup(reloader: TlsReloader) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot watch for SIGHUP; the TLS certificate will not be reloaded");
+                return;
+            }
+        };
+        while hangups.recv().await.is_some() {
+            match reloader.reload() {
+                Ok(()) => tracing::info!("SIGHUP: reloaded the TLS certificate"),
+                Err(e) => tracing::error!(error = %e, "SIGHUP: kept the TLS certificate in use"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = reloader;
+        std::future::pending::<()>().await;
+    }
 }
 
 async fn shutdown_signal() {
