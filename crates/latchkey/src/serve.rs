@@ -54,6 +54,7 @@ pub async fn run(args: ServeCommand) -> anyhow::Result<ExitCode> {
         StorageSettings::Sqlite { data_dir, .. } => format!("SQLite in {}", data_dir.display()),
         StorageSettings::Postgres { .. } => "PostgreSQL".to_string(),
     };
+    let reloads = tls.as_ref().map(|tls| reload_on_sighup(tls.reloader()));
     println!("Latchkey listening on {scheme}://{addr} (public URL {public_url}, {where_})");
     if users == 0 {
         let dir = match &storage {
@@ -66,42 +67,44 @@ pub async fn run(args: ServeCommand) -> anyhow::Result<ExitCode> {
         println!("    latchkey admin{dir} user add <name> --admin");
         println!("  (from a checkout: cargo run --release -- admin{dir} user add <name> --admin)");
     }
-    match &tls {
-        Some(tls) => {
-            let reloads = tokio::spawn(reload_on_sighup(tls.reloader()));
-            let served = server.run_tls(listener, tls, shutdown_signal()).await;
-            reloads.abort();
-            served?;
-        }
-        None => server.run(listener, shutdown_signal()).await?,
+    let served = match &tls {
+        Some(tls) => server.run_tls(listener, tls, shutdown_signal()).await,
+        None => server.run(listener, shutdown_signal()).await,
+    };
+    if let Some(reloads) = reloads {
+        reloads.abort();
     }
+    served?;
     println!("Latchkey stopped.");
     Ok(ExitCode::SUCCESS)
 }
 
 /// Re-reads the TLS certificate and key on every SIGHUP; a bad pair keeps the one in use.
-async fn reload_on_sighup(reloader: TlsReloader) {
+/// Subscribes before returning, so a SIGHUP sent once the server has said it listens
+/// reloads rather than kills it (SIGHUP's default action).
+fn reload_on_sighup(reloader: TlsReloader) -> tokio::task::JoinHandle<()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        let mut hangups = match signal(SignalKind::hangup()) {
-            Ok(s) => s,
+        match signal(SignalKind::hangup()) {
+            Ok(mut hangups) => tokio::spawn(async move {
+                while hangups.recv().await.is_some() {
+                    match reloader.reload() {
+                        Ok(()) => tracing::info!("SIGHUP: reloaded the TLS certificate"),
+                        Err(e) => tracing::error!(error = %e, "SIGHUP: kept the TLS certificate in use"),
+                    }
+                }
+            }),
             Err(e) => {
                 tracing::error!(error = %e, "cannot watch for SIGHUP; the TLS certificate will not be reloaded");
-                return;
-            }
-        };
-        while hangups.recv().await.is_some() {
-            match reloader.reload() {
-                Ok(()) => tracing::info!("SIGHUP: reloaded the TLS certificate"),
-                Err(e) => tracing::error!(error = %e, "SIGHUP: kept the TLS certificate in use"),
+                tokio::spawn(async {})
             }
         }
     }
     #[cfg(not(unix))]
     {
         let _ = reloader;
-        std::future::pending::<()>().await;
+        tokio::spawn(async {})
     }
 }
 
