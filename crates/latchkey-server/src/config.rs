@@ -126,12 +126,13 @@ macro_rules! settings {
                 Self { $($($field: resolve_value!($gvar.$field, defaults.$field $(, $default)?),)*)* }
             }
 
-            /// Checks every declared range, then the URLs.
+            /// Checks every declared range, then the URLs, then that TLS files come in pairs.
             pub fn validate(&self) -> Result<(), SettingsError> {
                 $($($(
                     check_range(stringify!($field), &self.$field, $lo, $hi)?;
                 )?)*)*
-                self.check_urls()
+                self.check_urls()?;
+                self.check_tls()
             }
         }
     };
@@ -164,6 +165,12 @@ settings! {
         /// Public base URL, used as the issuer and in links (default http://<listen address>).
         #[arg(long, env = "LATCHKEY_PUBLIC_URL")]
         public_url: String,
+        /// Serve HTTPS with this certificate chain (PEM, leaf first); needs --tls-key. Re-read on SIGHUP.
+        #[arg(long, env = "LATCHKEY_TLS_CERT")]
+        tls_cert: PathBuf,
+        /// The private key (PEM) of --tls-cert; needs --tls-cert. Re-read on SIGHUP.
+        #[arg(long, env = "LATCHKEY_TLS_KEY")]
+        tls_key: PathBuf,
         /// Take client IPs from the right-most X-Forwarded-For entry (only behind a proxy you control).
         #[arg(long, env = "LATCHKEY_TRUST_PROXY_HEADERS", num_args = 0..=1, default_missing_value = "true")]
         trust_proxy_headers: bool = false,
@@ -246,6 +253,14 @@ pub enum SettingsError {
     /// A database that is not a PostgreSQL URL.
     #[error("{} must be a postgres:// URL (leave it out to use SQLite in --data-dir)", describe("database"))]
     Database,
+    /// A TLS certificate without its key, or a key without its certificate.
+    #[error("{} needs {} as well: give both to serve HTTPS, or neither", describe(.given), describe(.missing))]
+    TlsPair {
+        /// The setting given.
+        given: &'static str,
+        /// The setting missing.
+        missing: &'static str,
+    },
     /// A config file that does not parse.
     #[error("{0}")]
     File(String),
@@ -340,6 +355,14 @@ impl Settings {
             Some(url) if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) => {
                 Err(SettingsError::Database)
             }
+            _ => Ok(()),
+        }
+    }
+
+    fn check_tls(&self) -> Result<(), SettingsError> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => Err(SettingsError::TlsPair { given: "tls_cert", missing: "tls_key" }),
+            (None, Some(_)) => Err(SettingsError::TlsPair { given: "tls_key", missing: "tls_cert" }),
             _ => Ok(()),
         }
     }
@@ -616,5 +639,24 @@ mod tests {
         s.session_lifetime = secs(0);
         assert!(s.validate().expect_err("zero").to_string().ends_with("between 5m and 30d, not 0s"));
         assert_eq!(Bounded::show(&secs(90_061)), "1d 1h 1m 1s");
+    }
+
+    #[test]
+    fn tls_certificate_and_key_come_together() {
+        let cli = parse(&["--tls-cert", "/etc/latchkey/cert.pem"]);
+        let s = Settings::resolve(cli.storage, cli.serve);
+        assert_eq!(
+            s.validate().expect_err("key missing").to_string(),
+            "--tls-cert (environment LATCHKEY_TLS_CERT, file key tls_cert) needs \
+             --tls-key (environment LATCHKEY_TLS_KEY, file key tls_key) as well: give both to serve HTTPS, or neither"
+        );
+        let file = SettingsFile::parse("tls_key = \"/etc/latchkey/key.pem\"\n").expect("file parses");
+        let only_key = Settings::resolve(StorageArgs::default(), file.serve());
+        assert_eq!(only_key.validate(), Err(SettingsError::TlsPair { given: "tls_key", missing: "tls_cert" }));
+        let both = parse(&["--tls-cert", "c.pem", "--tls-key", "k.pem"]);
+        let s = Settings::resolve(both.storage, both.serve);
+        s.validate().expect("both given");
+        assert_eq!(s.tls_cert, Some(PathBuf::from("c.pem")));
+        Settings::default().validate().expect("neither given");
     }
 }

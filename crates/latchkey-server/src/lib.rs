@@ -2,7 +2,8 @@
 //!
 //! [`Server::new`] prepares state over any [`latchkey_store::Store`];
 //! [`Server::run`] serves a listener until a shutdown future resolves, then
-//! lets in-flight requests finish (long-polls are released at once).
+//! lets in-flight requests finish (long-polls are released at once);
+//! [`Server::run_tls`] does the same over HTTPS (see [`tls`]).
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod client_auth;
@@ -23,6 +24,7 @@ pub mod routes;
 pub mod session;
 pub mod sign_in;
 pub mod state;
+pub mod tls;
 pub mod tokens;
 
 use crate::config::ServerConfig;
@@ -30,6 +32,7 @@ use crate::error::ApiError;
 use crate::keys::KeyRing;
 use crate::state::{now, AppState};
 use axum::http::{header, HeaderName, HeaderValue};
+use axum::serve::{Listener, ListenerExt};
 use axum::Router;
 use latchkey_store::AppId;
 use latchkey_store::{AppRecord, ClientKind, GrantType, Store, StoreError};
@@ -109,10 +112,30 @@ impl Server {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        self.serve(listener, shutdown).await
+    }
+
+    /// Serves HTTPS on `listener` with `tls` until `shutdown` resolves, then drains
+    /// in-flight requests; `tls.reloader()` swaps the certificate meanwhile.
+    pub async fn run_tls(
+        self,
+        listener: TcpListener,
+        tls: &tls::Tls,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let listener = tls::TlsListener::new(listener, tls)?;
+        self.serve(listener, shutdown).await
+    }
+
+    async fn serve<L>(self, listener: L, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()>
+    where
+        L: Listener<Addr = SocketAddr>,
+    {
         let janitor = tokio::spawn(janitor::run(self.state.clone()));
         let app = self.router().into_make_service_with_connect_info::<SocketAddr>();
         let tx = self.shutdown_tx;
-        let result = axum::serve(listener, app)
+        // `tap_io` gives any listener whose address is a SocketAddr the ConnectInfo handlers read.
+        let result = axum::serve(listener.tap_io(|_| {}), app)
             .with_graceful_shutdown(async move {
                 shutdown.await;
                 tracing::info!("shutting down: finishing in-flight requests");

@@ -1,13 +1,16 @@
 //! The connection pool, transactions, and how PostgreSQL failures map onto [`StoreError`].
 
+use crate::tls::{split_ssl_params, TlsMode};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use latchkey_store::{StoreError, StoreResult};
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 use tokio_postgres::config::Host;
+use tokio_postgres::config::SslMode;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Config, NoTls};
+use tokio_postgres::Config;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// A transaction on a pooled connection.
 pub(crate) type Tx<'a> = deadpool_postgres::Transaction<'a>;
@@ -163,11 +166,40 @@ pub(crate) fn check_schema(schema: &str) -> StoreResult<()> {
     }
 }
 
-/// Parses `url` and, for a schema, makes every session start with it as `search_path`.
-pub(crate) fn config(url: &str, schema: Option<&str>) -> StoreResult<Config> {
+/// Where and how to connect: tokio-postgres's configuration and the TLS connector `sslmode` asks for.
+#[derive(Clone)]
+pub(crate) struct PgConfig {
+    pub(crate) pg: Config,
+    pub(crate) tls: MakeRustlsConnect,
+}
+
+impl PgConfig {
+    /// Opens one connection outside the pool.
+    pub(crate) async fn connect(
+        &self,
+    ) -> Result<
+        (tokio_postgres::Client, tokio_postgres::Connection<tokio_postgres::Socket, TlsStream>),
+        tokio_postgres::Error,
+    > {
+        self.pg.connect(self.tls.clone()).await
+    }
+}
+
+/// The stream of a connection, encrypted or not.
+pub(crate) type TlsStream = <MakeRustlsConnect as tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket>>::Stream;
+
+/// Parses `url` (with libpq's `sslmode` and `sslrootcert`, see [`crate::tls`]) and,
+/// for a schema, makes every session start with it as `search_path`.
+pub(crate) fn config(url: &str, schema: Option<&str>) -> StoreResult<PgConfig> {
+    let (url, sslmode, sslrootcert) = split_ssl_params(url);
     let mut config: Config = url.parse().map_err(|e: tokio_postgres::Error| {
         StoreError::Database(format!("invalid PostgreSQL URL: {}", describe(&e)))
     })?;
+    // A key=value string's `sslmode=require` reaches us already parsed.
+    let sslmode = sslmode.or_else(|| (config.get_ssl_mode() == SslMode::Require).then(|| "require".to_string()));
+    let mode = TlsMode::from_params(sslmode.as_deref(), sslrootcert.as_deref())?;
+    // Plain never even asks the server for TLS, as with `NoTls` before; the others insist on it.
+    config.ssl_mode(if mode.encrypts() { SslMode::Require } else { SslMode::Disable });
     if let Some(schema) = schema {
         check_schema(schema)?;
         let options = match config.get_options() {
@@ -184,7 +216,7 @@ pub(crate) fn config(url: &str, schema: Option<&str>) -> StoreResult<Config> {
     if config.get_application_name().is_none() {
         config.application_name("latchkey");
     }
-    Ok(config)
+    Ok(PgConfig { pg: config, tls: mode.connector()? })
 }
 
 /// The pool every operation draws from.
@@ -194,8 +226,9 @@ pub(crate) struct Db {
 }
 
 impl Db {
-    pub(crate) fn new(config: Config) -> StoreResult<Self> {
-        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+    pub(crate) fn new(config: PgConfig) -> StoreResult<Self> {
+        let manager =
+            Manager::from_config(config.pg, config.tls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
             .wait_timeout(Some(POOL_WAIT))

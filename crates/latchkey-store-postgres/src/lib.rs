@@ -23,13 +23,13 @@ mod keys;
 mod listen;
 mod migrations;
 mod sweep;
+mod tls;
 mod txn;
 mod users;
 
 use db::{pg_err, target, Db};
 use latchkey_store::*;
 use tokio::task::JoinHandle;
-use tokio_postgres::NoTls;
 use txn::Pg;
 
 /// The PostgreSQL store. Cheap to share behind an `Arc`; dropping it stops its listener.
@@ -52,7 +52,7 @@ impl PgStore {
                 StoreError::Unavailable(why) | StoreError::Database(why) => why,
                 other => other.to_string(),
             };
-            StoreError::Unavailable(format!("cannot connect to PostgreSQL at {}: {why}", target(&config)))
+            StoreError::Unavailable(format!("cannot connect to PostgreSQL at {}: {why}", target(&config.pg)))
         })?;
         drop(first);
         let schema_owned = schema.map(str::to_string);
@@ -70,10 +70,10 @@ impl PgStore {
     pub async fn drop_schema(url: &str, schema: &str) -> Result<(), StoreError> {
         db::check_schema(schema)?;
         let config = db::config(url, None)?;
-        let (client, connection) = config.connect(NoTls).await.map_err(|e| {
+        let (client, connection) = config.connect().await.map_err(|e| {
             StoreError::Unavailable(format!(
                 "cannot connect to PostgreSQL at {}: {}",
-                target(&config),
+                target(&config.pg),
                 db::describe(&e)
             ))
         })?;

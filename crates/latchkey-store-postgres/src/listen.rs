@@ -8,13 +8,13 @@
 //! every local waiter: each re-checks its grant, and any decided meanwhile
 //! is answered at once instead of at the wait timeout.
 
-use crate::db::{describe, pg_err, target};
+use crate::db::{describe, pg_err, target, PgConfig};
 use crate::txn::CHANNEL;
 use futures::stream::{self, BoxStream, StreamExt};
 use latchkey_store::{DecisionNotifier, StoreError, StoreResult};
 use std::time::Duration;
 use tokio::task::JoinHandle;
-use tokio_postgres::{AsyncMessage, Client, Config, NoTls};
+use tokio_postgres::{AsyncMessage, Client};
 
 /// First pause before reconnecting; doubles up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(250);
@@ -30,11 +30,11 @@ struct Listening {
 }
 
 /// Opens a connection and subscribes it to the channel.
-async fn subscribe(config: &Config) -> StoreResult<Listening> {
-    let (client, mut connection) = config.connect(NoTls).await.map_err(|e| {
+async fn subscribe(config: &PgConfig) -> StoreResult<Listening> {
+    let (client, mut connection) = config.connect().await.map_err(|e| {
         StoreError::Unavailable(format!(
             "cannot open the PostgreSQL listener connection to {}: {}",
-            target(config),
+            target(&config.pg),
             describe(&e)
         ))
     })?;
@@ -84,13 +84,13 @@ async fn forward(mut l: Listening, notifier: &DecisionNotifier) -> String {
 
 /// Subscribes once (so `connect` fails loudly if it cannot), then keeps
 /// listening in the background, reconnecting as needed.
-pub(crate) async fn start(mut config: Config, notifier: DecisionNotifier) -> StoreResult<JoinHandle<()>> {
-    config.keepalives(true).keepalives_idle(KEEPALIVE_IDLE);
+pub(crate) async fn start(mut config: PgConfig, notifier: DecisionNotifier) -> StoreResult<JoinHandle<()>> {
+    config.pg.keepalives(true).keepalives_idle(KEEPALIVE_IDLE);
     let first = subscribe(&config).await?;
     Ok(tokio::spawn(run(config, notifier, first)))
 }
 
-async fn run(config: Config, notifier: DecisionNotifier, first: Listening) {
+async fn run(config: PgConfig, notifier: DecisionNotifier, first: Listening) {
     let mut listening = first;
     loop {
         let why = forward(listening, &notifier).await;

@@ -4,6 +4,7 @@ use crate::settings::{DataArgs, StorageSettings};
 use anyhow::Context;
 use clap::Args;
 use latchkey_server::config::ServerConfig;
+use latchkey_server::tls::{Tls, TlsReloader};
 use latchkey_server::Server;
 use std::process::ExitCode;
 
@@ -25,14 +26,21 @@ pub async fn run(args: ServeCommand) -> anyhow::Result<ExitCode> {
         format!("cannot listen on {listen} (is another server using it? pick another with --listen)")
     })?;
     let addr = listener.local_addr()?;
+    // Checked before the files are read, so a missing half is named as such.
+    settings.validate()?;
+    let tls = match (&settings.tls_cert, &settings.tls_key) {
+        (Some(cert), Some(key)) => Some(Tls::from_pem_files(cert, key)?),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let public_url = match &settings.public_url {
         Some(u) => u.clone(),
         None if addr.ip().is_unspecified() => {
             // 0.0.0.0 is not an address anyone can reach; links need a real one.
             eprintln!("note: listening on all interfaces; set --public-url to the address clients use");
-            format!("http://localhost:{}", addr.port())
+            format!("{scheme}://localhost:{}", addr.port())
         }
-        None => format!("http://{addr}"),
+        None => format!("{scheme}://{addr}"),
     };
     let config = ServerConfig::from_settings(settings, public_url);
     config.validate()?;
@@ -46,7 +54,8 @@ pub async fn run(args: ServeCommand) -> anyhow::Result<ExitCode> {
         StorageSettings::Sqlite { data_dir, .. } => format!("SQLite in {}", data_dir.display()),
         StorageSettings::Postgres { .. } => "PostgreSQL".to_string(),
     };
-    println!("Latchkey listening on http://{addr} (public URL {public_url}, {where_})");
+    let reloads = tls.as_ref().map(|tls| reload_on_sighup(tls.reloader()));
+    println!("Latchkey listening on {scheme}://{addr} (public URL {public_url}, {where_})");
     if users == 0 {
         let dir = match &storage {
             StorageSettings::Sqlite { data_dir, .. } => {
@@ -58,9 +67,45 @@ pub async fn run(args: ServeCommand) -> anyhow::Result<ExitCode> {
         println!("    latchkey admin{dir} user add <name> --admin");
         println!("  (from a checkout: cargo run --release -- admin{dir} user add <name> --admin)");
     }
-    server.run(listener, shutdown_signal()).await?;
+    let served = match &tls {
+        Some(tls) => server.run_tls(listener, tls, shutdown_signal()).await,
+        None => server.run(listener, shutdown_signal()).await,
+    };
+    if let Some(reloads) = reloads {
+        reloads.abort();
+    }
+    served?;
     println!("Latchkey stopped.");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Re-reads the TLS certificate and key on every SIGHUP; a bad pair keeps the one in use.
+/// Subscribes before returning, so a SIGHUP sent once the server has said it listens
+/// reloads rather than kills it (SIGHUP's default action).
+fn reload_on_sighup(reloader: TlsReloader) -> tokio::task::JoinHandle<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::hangup()) {
+            Ok(mut hangups) => tokio::spawn(async move {
+                while hangups.recv().await.is_some() {
+                    match reloader.reload() {
+                        Ok(()) => tracing::info!("SIGHUP: reloaded the TLS certificate"),
+                        Err(e) => tracing::error!(error = %e, "SIGHUP: kept the TLS certificate in use"),
+                    }
+                }
+            }),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot watch for SIGHUP; the TLS certificate will not be reloaded");
+                tokio::spawn(async {})
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = reloader;
+        tokio::spawn(async {})
+    }
 }
 
 async fn shutdown_signal() {

@@ -110,6 +110,79 @@ fn serve_prints_setup_instructions_and_stops_gracefully_on_sigterm() {
     assert!(status.success(), "exit status {status:?}");
 }
 
+/// Writes a fresh self-signed certificate for `localhost` and its key into `dir`; returns the certificate.
+fn write_self_signed(dir: &TempDir) -> String {
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("rcgen");
+    std::fs::write(dir.0.join("cert.pem"), made.cert.pem()).expect("write cert");
+    std::fs::write(dir.0.join("key.pem"), made.key_pair.serialize_pem()).expect("write key");
+    made.cert.pem()
+}
+
+/// The status of GET /healthz over HTTPS at `addr` as `localhost`, trusting only `root`.
+fn https_healthz(rt: &tokio::runtime::Runtime, addr: std::net::SocketAddr, root: &str) -> Result<u16, String> {
+    let client = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(root.as_bytes()).expect("pem"))
+        .resolve("localhost", addr)
+        .build()
+        .expect("client");
+    let url = format!("https://localhost:{}/healthz", addr.port());
+    rt.block_on(async { client.get(url).send().await.map(|r| r.status().as_u16()).map_err(|e| format!("{e:?}")) })
+}
+
+#[test]
+fn serve_over_https_reloads_its_certificate_on_sighup() {
+    let dir = TempDir::new();
+    let first = write_self_signed(&dir);
+    let (cert, key) = (dir.0.join("cert.pem").display().to_string(), dir.0.join("key.pem").display().to_string());
+    let mut child = bin()
+        .args(["serve", "--data-dir", &dir.arg(), "--listen", "127.0.0.1:0", "--tls-cert", &cert, "--tls-key", &key])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let first_line = lines.next().expect("a line").expect("text");
+    let addr =
+        first_line.strip_prefix("Latchkey listening on https://").expect("https").split(' ').next().expect("addr");
+    assert!(first_line.contains(&format!("public URL https://{addr}")), "{first_line}");
+    let addr: std::net::SocketAddr = addr.parse().expect("socket address");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    assert_eq!(https_healthz(&rt, addr, &first), Ok(200));
+
+    let second = write_self_signed(&dir);
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-HUP", &pid]).status().expect("kill").success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while https_healthz(&rt, addr, &second).is_err() {
+        assert!(std::time::Instant::now() < deadline, "the new certificate is not served after SIGHUP");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(https_healthz(&rt, addr, &first).is_err(), "the old certificate is no longer served");
+
+    // A bad key on SIGHUP keeps the certificate in use, and the server up.
+    std::fs::write(dir.0.join("key.pem"), "not a key").expect("write");
+    assert!(Command::new("kill").args(["-HUP", &pid]).status().expect("kill").success());
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(https_healthz(&rt, addr, &second), Ok(200));
+
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "exit status {status:?}");
+}
+
+#[test]
+fn serve_refuses_a_certificate_without_its_key() {
+    let dir = TempDir::new();
+    let out = bin()
+        .args(["serve", "--data-dir", &dir.arg(), "--listen", "127.0.0.1:0", "--tls-cert", "/nonexistent/cert.pem"])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--tls-cert") && err.contains("needs --tls-key"), "{err}");
+}
+
 mod http {
     /// A plain blocking GET over std (the async client needs a runtime; this test has none).
     pub fn get(url: &str) -> Option<String> {
