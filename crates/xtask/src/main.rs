@@ -111,6 +111,13 @@ fn test(rt: &Runtime, cargo_test_args: &[String]) -> Result<ExitCode> {
         .env(pg::URL_VAR, postgres.url())
         .env("LATCHKEY_CHROMIUM", &browser.chromium)
         .env("LATCHKEY_CHROMEDRIVER", &browser.chromedriver);
+    // The PostgreSQL TLS test starts a cluster of its own: where PostgreSQL's binaries
+    // are here it must run (and fail loudly if it cannot), not skip.
+    if pg::find_bin().is_some() {
+        cmd.env("LATCHKEY_TEST_POSTGRES_TLS", "1");
+    } else {
+        eprintln!("xtask: initdb and pg_ctl not found: the PostgreSQL TLS test will say it skips");
+    }
     eprintln!("xtask: --- {}", sys::describe(&cmd));
     let mut child = cmd.spawn().with_context(|| format!("cannot run `{}`", sys::describe(&cmd)))?;
     // Poll rather than block, so that a SIGTERM sent to xtask alone still ends the tests.

@@ -226,7 +226,7 @@ impl Drop for Cluster {
 }
 
 /// The directory with initdb and pg_ctl: on PATH, else Debian's newest /usr/lib/postgresql/<version>/bin.
-fn find_bin() -> Option<PathBuf> {
+pub fn find_bin() -> Option<PathBuf> {
     // Resolve symlinks (e.g. /usr/local/bin/pg_ctl): initdb must sit next to the real pg_ctl.
     let on_path = sys::find_program("pg_ctl", &[])
         .and_then(|p| std::fs::canonicalize(p).ok())
