@@ -219,6 +219,9 @@ settings! {
         #[serde(deserialize_with = "deserialize_duration")]
         #[range(secs(60), secs(86_400))]
         lock_for: Duration = secs(15 * 60),
+        /// Address to serve Prometheus metrics on, at /metrics (off when unset; port 0 picks a free one).
+        #[arg(long, env = "LATCHKEY_METRICS_LISTEN")]
+        metrics_listen: String,
     }
 }
 

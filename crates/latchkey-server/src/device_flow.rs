@@ -4,6 +4,7 @@
 use crate::credential::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::same_network;
+use crate::metrics::{Limit, Outcome};
 use crate::rate_limit::{network_key, GLOBAL};
 use crate::state::{now, AppState};
 use latchkey_domain::device_grant::{DecideError, Decision};
@@ -25,6 +26,7 @@ where
     let net = network_key(ip);
     let keys = [who.user.id.as_str(), net.as_str(), GLOBAL];
     if !state.limits.code_entry.try_take(&keys, now()) {
+        state.metrics.rate_limited(Limit::CodeEntry);
         return Err(ApiError::too_many_requests(
             "too many wrong codes; wait a few minutes, then type the code exactly as your device shows it",
         ));
@@ -141,13 +143,14 @@ pub async fn decide(
             device_cap: state.config.device_cap,
         };
         match state.store.decide_device_grant(d, now()).await? {
-            DecideResult::Decided(g) => Ok(DecisionResponse {
-                status: match decision {
-                    Decision::Approve => "approved".into(),
-                    Decision::Deny => "denied".into(),
-                },
-                client_id: g.client_id,
-            }),
+            DecideResult::Decided(g) => {
+                let (status, outcome) = match decision {
+                    Decision::Approve => ("approved", Outcome::Approved),
+                    Decision::Deny => ("denied", Outcome::Denied),
+                };
+                state.metrics.device_login(outcome);
+                Ok(DecisionResponse { status: status.into(), client_id: g.client_id })
+            }
             DecideResult::NotFound => Err(not_found()),
             DecideResult::AccountStopped(r) => Err(ApiError::from(r).into()),
             DecideResult::Refused(DecideError::Expired) => {

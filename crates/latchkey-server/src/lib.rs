@@ -16,10 +16,12 @@ pub mod extract;
 pub mod janitor;
 pub mod keys;
 pub mod long_poll;
+pub mod metrics;
 pub mod passwords;
 pub mod qr;
 pub mod qr_flow;
 pub mod rate_limit;
+pub mod readiness;
 pub mod routes;
 pub mod session;
 pub mod sign_in;
@@ -47,6 +49,8 @@ use tower_http::set_header::SetResponseHeaderLayer;
 pub struct Server {
     state: AppState,
     shutdown_tx: watch::Sender<bool>,
+    /// The `/metrics` listener, bound when `--metrics-listen` is set.
+    metrics_listener: Option<TcpListener>,
 }
 
 /// The built-in public app our own CLI signs in as.
@@ -78,8 +82,19 @@ pub async fn ensure_builtin_app(store: &dyn Store) -> Result<(), ApiError> {
 }
 
 impl Server {
-    /// Loads keys (making the first), registers the built-in app, and builds state.
+    /// Loads keys (making the first), registers the built-in app, binds the
+    /// metrics listener if `--metrics-listen` is set, and builds state.
     pub async fn new(store: Arc<dyn Store>, config: ServerConfig) -> Result<Self, ApiError> {
+        let metrics_listener = match &config.metrics_listen {
+            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
+                ApiError::Internal(format!(
+                    "cannot listen on {addr} for metrics (pick another with --metrics-listen): {e}"
+                ))
+            })?),
+            None => None,
+        };
+        let metrics =
+            if metrics_listener.is_some() { metrics::Metrics::enabled() } else { metrics::Metrics::disabled() };
         ensure_builtin_app(store.as_ref()).await?;
         let max_lifetime = config.access_token_lifetime_secs();
         let keys = KeyRing::load(store.as_ref(), max_lifetime).await?;
@@ -92,8 +107,14 @@ impl Server {
             keys: Arc::new(keys),
             dpop_replay: Arc::default(),
             shutting_down,
+            metrics: Arc::new(metrics),
         };
-        Ok(Self { state, shutdown_tx })
+        Ok(Self { state, shutdown_tx, metrics_listener })
+    }
+
+    /// Where `/metrics` is served (`None` when `--metrics-listen` is unset).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The shared state (for tests and admin tooling).
@@ -106,7 +127,8 @@ impl Server {
         router(self.state.clone())
     }
 
-    /// Serves `listener` until `shutdown` resolves, then drains in-flight requests.
+    /// Serves `listener` (and the metrics listener, if any) until `shutdown`
+    /// resolves, then drains in-flight requests.
     pub async fn run(
         self,
         listener: TcpListener,
@@ -116,7 +138,8 @@ impl Server {
     }
 
     /// Serves HTTPS on `listener` with `tls` until `shutdown` resolves, then drains
-    /// in-flight requests; `tls.reloader()` swaps the certificate meanwhile.
+    /// in-flight requests; `tls.reloader()` swaps the certificate meanwhile. The
+    /// metrics listener, if any, stays plain HTTP (keep it on a private address).
     pub async fn run_tls(
         self,
         listener: TcpListener,
@@ -131,30 +154,104 @@ impl Server {
     where
         L: Listener<Addr = SocketAddr>,
     {
-        let janitor = tokio::spawn(janitor::run(self.state.clone()));
         let app = self.router().into_make_service_with_connect_info::<SocketAddr>();
-        let tx = self.shutdown_tx;
+        let Self { state, shutdown_tx: tx, metrics_listener } = self;
+        let janitor = tokio::spawn(janitor::run(state.clone()));
+        let metrics = metrics_listener.map(|l| {
+            let state = state.clone();
+            let mut stopping = state.shutting_down.clone();
+            tokio::spawn(async move {
+                let upkeep = metrics_upkeep(state.clone());
+                let app = Router::new()
+                    .route("/metrics", axum::routing::get(metrics::scrape))
+                    .with_state(state)
+                    .into_make_service();
+                let serve = axum::serve(l, app).with_graceful_shutdown(async move {
+                    let _ = stopping.wait_for(|s| *s).await;
+                });
+                tokio::select! {
+                    r = serve => r,
+                    () = upkeep => Ok(()),
+                }
+            })
+        });
         // `tap_io` gives any listener whose address is a SocketAddr the ConnectInfo handlers read.
         let result = axum::serve(listener.tap_io(|_| {}), app)
             .with_graceful_shutdown(async move {
                 shutdown.await;
                 tracing::info!("shutting down: finishing in-flight requests");
-                // Releases long-polls so they answer `authorization_pending` now.
+                // Releases long-polls so they answer `authorization_pending` now,
+                // and stops the metrics listener.
                 let _ = tx.send(true);
             })
             .await;
         janitor.abort();
+        if let Some(m) = metrics {
+            match m.await {
+                Ok(Err(e)) => tracing::warn!(error = %e, "metrics listener failed"),
+                Err(e) => tracing::warn!(error = %e, "metrics listener task failed"),
+                Ok(Ok(())) => {}
+            }
+        }
         result
+    }
+}
+
+/// Keeps histogram memory flat between scrapes; never returns.
+async fn metrics_upkeep(state: AppState) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        every.tick().await;
+        state.metrics.upkeep();
     }
 }
 
 fn router(state: AppState) -> Router {
     let all = routes::router()
+        .route("/readyz", axum::routing::get(readiness::readyz))
+        // Inside routing: hands the matched route template to `metrics::track`.
+        .route_layer(axum::middleware::from_fn(metrics::tag_route))
         .fallback(|| async { ApiError::not_found("no such page or endpoint") })
         .layer(axum::middleware::map_response(json_405))
         // A client that trickles its body ties up a connection; bodies are tiny, so 10 s is plenty.
-        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(std::time::Duration::from_secs(10)));
-    with_security_headers(all).with_state(state)
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(std::time::Duration::from_secs(10)))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track));
+    with_request_id(with_security_headers(all)).with_state(state)
+}
+
+/// `x-request-id` on every request and response: the caller's if it is a sane
+/// short token, otherwise a new UUID; the request's tracing span carries it, so
+/// every log line of the request names it.
+fn with_request_id(router: Router<AppState>) -> Router<AppState> {
+    use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+    let span = |req: &axum::http::Request<axum::body::Body>| {
+        let id = req.extensions().get::<RequestId>().and_then(|id| id.header_value().to_str().ok()).unwrap_or("-");
+        // The path only: a query string may carry a user code.
+        tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+    };
+    // Layers run outside-in from the last one added: clean, set, trace, then copy onto the response.
+    router
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(span))
+        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+        .layer(axum::middleware::map_request(drop_odd_request_id))
+}
+
+/// The request ID header.
+static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Removes an incoming `x-request-id` that is not 1 to 64 of `[A-Za-z0-9._:-]`, so
+/// what lands in logs and echoes back is bounded and harmless; a new one replaces it.
+async fn drop_odd_request_id(mut req: axum::extract::Request) -> axum::extract::Request {
+    let sane = |v: &HeaderValue| {
+        let b = v.as_bytes();
+        (1..=64).contains(&b.len()) && b.iter().all(|c| c.is_ascii_alphanumeric() || b"._:-".contains(c))
+    };
+    let all: Vec<&HeaderValue> = req.headers().get_all(&REQUEST_ID).iter().collect();
+    if !(all.len() == 1 && sane(all[0])) {
+        req.headers_mut().remove(&REQUEST_ID);
+    }
+    req
 }
 
 /// axum answers a wrong method with an empty 405; give it the same error body as everything else.

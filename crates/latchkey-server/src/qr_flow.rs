@@ -7,6 +7,7 @@
 
 use crate::credential::{looks_like_phone_code, Caller, Credential};
 use crate::error::{ApiError, ApiResult};
+use crate::metrics::{Limit, Outcome};
 use crate::state::{now, AppState};
 use crate::tokens;
 use latchkey_domain::device::DeviceStatus;
@@ -82,6 +83,7 @@ pub async fn start(
         .map_err(|e| ApiError::invalid_request(e.to_string()))?;
     let net = crate::rate_limit::network_key(ip);
     if !state.limits.pairing.try_take(&[net.as_str(), app.client_id.as_str()], now()) {
+        state.metrics.rate_limited(Limit::Pairing);
         return Err(ApiError::too_many_requests("too many QR sign-ins started; wait a minute"));
     }
     let secret = Secret::generate(SecretKind::PairingSecret, &mut rand::rngs::OsRng);
@@ -96,6 +98,7 @@ pub async fn start(
         return_to,
     };
     state.store.create_pairing(p.clone(), t).await?;
+    state.metrics.qr_sign_in(Outcome::Started);
     Ok(Started {
         phone_url: phone_url(state, secret.expose()),
         expires_in: p.state.expires_at.millis_since(now()) / 1000,
@@ -118,7 +121,10 @@ pub async fn wait(state: &AppState, secret: &str) -> ApiResult<PairingWait> {
     let answer = crate::long_poll::wait_for(state, &p.id, p.state.expires_at, || async {
         let p = live_pairing(state, secret).await?;
         Ok(match p.state.seen_at(now()) {
-            PairingView::Expired => Some(status("expired")),
+            PairingView::Expired => {
+                state.metrics.qr_sign_in(Outcome::Expired);
+                Some(status("expired"))
+            }
             PairingView::Stored(PairingStatus::Approved) => Some(collect(state, secret).await?),
             PairingView::Stored(PairingStatus::Pending) => None,
             PairingView::Stored(other) => Some(status(other.as_str())),
@@ -226,7 +232,10 @@ pub async fn decide<A>(state: &AppState, code: &str, caller: &Caller<A>, approve
     let (_, app) = by_phone_code(state, code).await?;
     check_approver(state, caller, &app).await?;
     match state.store.decide_pairing(&SecretHash::of(code), UserId(&caller.user.id), approve, now()).await? {
-        PairingResult::Done(_) => Ok(app),
+        PairingResult::Done(_) => {
+            state.metrics.qr_sign_in(if approve { Outcome::Approved } else { Outcome::Denied });
+            Ok(app)
+        }
         PairingResult::NotFound => Err(ApiError::not_found("this QR code is not valid")),
         PairingResult::Refused(PairingError::Expired) => Err(expired()),
         PairingResult::Refused(_) => Err(used()),

@@ -1,6 +1,7 @@
 //! Password sign-in and sign-out, shared by the JSON API and the sign-in page.
 
 use crate::error::{ApiError, ApiResult};
+use crate::metrics::Limit;
 use crate::passwords;
 use crate::rate_limit::network_key;
 use crate::state::{now, AppState};
@@ -54,6 +55,7 @@ pub async fn with_password(
     let net = network_key(ip);
     let keys = [name_key.as_str(), net.as_str()];
     if !state.limits.sign_in.try_take(&keys, now()) {
+        state.metrics.rate_limited(Limit::SignIn);
         return Err(ApiError::too_many_requests("too many failed sign-ins; wait a few minutes and try again"));
     }
     let result = check(state, name.as_ref(), password, ip, user_agent).await;
@@ -163,6 +165,7 @@ pub async fn change_password(
     let net = network_key(ip);
     let keys = [user.username.as_str(), net.as_str()];
     if !state.limits.sign_in.try_take(&keys, now()) {
+        state.metrics.rate_limited(Limit::SignIn);
         return Err(ApiError::too_many_requests("too many wrong passwords; wait a few minutes and try again"));
     }
     let permit = tokio::time::timeout(HASH_QUEUE_WAIT, state.password_checks.clone().acquire_owned())

@@ -26,6 +26,8 @@ pub struct AppState {
     pub dpop_replay: Arc<std::sync::Mutex<latchkey_domain::dpop::ReplayWindow>>,
     /// Flips to true when the server starts shutting down, so long-polls let go.
     pub shutting_down: watch::Receiver<bool>,
+    /// Prometheus metrics (recording nothing unless `--metrics-listen` is set).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The current time, read once per request step.

@@ -17,8 +17,20 @@ const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("LATCHKEY_GI
 #[derive(Parser)]
 #[command(name = "latchkey", version = VERSION, about)]
 struct Cli {
+    /// Log lines on stderr as text for people (`text`) or one JSON object per line (`json`).
+    #[arg(long, global = true, env = "LATCHKEY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, with the request's span (and its request_id) as fields.
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -102,10 +114,14 @@ enum Command {
     },
 }
 
-fn init_logging() {
+fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("LATCHKEY_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let fmt = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => fmt.init(),
+        LogFormat::Json => fmt.json().init(),
+    }
 }
 
 /// Argon2 allocates 19 MiB per password check. Once such a block is freed, glibc
@@ -127,7 +143,7 @@ fn pin_malloc_mmap_threshold() {}
 async fn main() -> std::process::ExitCode {
     pin_malloc_mmap_threshold();
     let cli = Cli::parse();
-    init_logging();
+    init_logging(cli.log_format);
     let result = match cli.command {
         Command::Serve(args) => serve::run(args).await,
         Command::Admin { storage, command } => admin::run(storage, command).await,

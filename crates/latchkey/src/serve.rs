@@ -56,6 +56,9 @@ pub async fn run(args: ServeCommand) -> anyhow::Result<ExitCode> {
     };
     let reloads = tls.as_ref().map(|tls| reload_on_sighup(tls.reloader()));
     println!("Latchkey listening on {scheme}://{addr} (public URL {public_url}, {where_})");
+    if let Some(m) = server.metrics_addr() {
+        println!("Prometheus metrics on http://{m}/metrics");
+    }
     if users == 0 {
         let dir = match &storage {
             StorageSettings::Sqlite { data_dir, .. } => {

@@ -20,6 +20,7 @@ mod events;
 mod events_cli;
 mod hardening;
 mod instant_approval;
+mod observability;
 mod pages;
 mod qr_api;
 mod replicas;

@@ -81,6 +81,8 @@ pub struct TestApp {
     pub client: Client,
     /// The store behind it, for setup and inspection.
     pub store: Arc<dyn Store>,
+    /// Base URL of the metrics listener (`None` unless the test set `metrics_listen`).
+    pub metrics_url: Option<String>,
     storage: Storage,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<std::io::Result<()>>>,
@@ -209,6 +211,7 @@ async fn start(
         config.validate().unwrap_or_else(|e| panic!("test settings are invalid: {e}"));
     }
     let server = Server::new(store.clone(), config).await.expect("server");
+    let metrics_url = server.metrics_addr().map(|a| format!("http://{a}"));
     let device_app = AppRecord {
         client_id: DEVICE_APP.into(),
         display_name: DEVICE_APP_NAME.into(),
@@ -234,6 +237,7 @@ async fn start(
         client: Client::new(&url).expect("client"),
         url,
         store,
+        metrics_url,
         storage,
         shutdown: Some(tx),
         handle: Some(handle),
@@ -325,6 +329,8 @@ impl TestApp {
         match &self.storage {
             Storage::Sqlite(dir) => {
                 let conn = rusqlite::Connection::open(dir.join("latchkey.sqlite3")).expect("open");
+                // The server's writer may be mid-commit (the janitor); wait for it rather than fail.
+                conn.busy_timeout(std::time::Duration::from_secs(5)).expect("busy timeout");
                 conn.execute_batch(sql).expect("sql");
             }
             Storage::Shared => panic!("raw_sql on a replica"),

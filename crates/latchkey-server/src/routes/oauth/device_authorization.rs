@@ -4,6 +4,7 @@ use super::discovery::SCOPES;
 use crate::client_auth::{authenticate, FormCredentials};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ClientIp, Form, UserAgent};
+use crate::metrics::{Limit, Outcome};
 use crate::routes::no_store;
 use crate::state::{now, AppState};
 use axum::extract::State;
@@ -75,6 +76,7 @@ pub async fn handle(
 ) -> ApiResult<Response> {
     let net = crate::rate_limit::network_key(ip);
     if !state.limits.device_authorization.try_take(&[net.as_str()], now()) {
+        state.metrics.rate_limited(Limit::DeviceAuthorization);
         return Err(ApiError::too_many_requests("too many sign-in requests from this network; wait a minute"));
     }
     let app = authenticate(&state, &headers, &p.creds).await?;
@@ -126,6 +128,7 @@ pub async fn handle(
         };
         match state.store.create_device_grant(grant, t).await {
             Ok(()) => {
+                state.metrics.device_login(Outcome::Started);
                 let verification_uri = c.url(latchkey_proto::VERIFICATION_PATH);
                 return Ok(no_store(DeviceAuthorization {
                     device_code: device_code.expose().to_string(),

@@ -104,7 +104,10 @@ pub(crate) async fn redeem_once(
             "polling too fast; wait at least {interval_secs} seconds between requests"
         ))),
         Redeemed::Denied => Err(ApiError::access_denied("the user denied this sign-in")),
-        Redeemed::Expired => Err(ApiError::expired_token("the code expired before it was approved; start again")),
+        Redeemed::Expired => {
+            state.metrics.device_login(crate::metrics::Outcome::Expired);
+            Err(ApiError::expired_token("the code expired before it was approved; start again"))
+        }
         Redeemed::Spent => Err(ApiError::invalid_grant("tokens were already issued for this device code")),
         Redeemed::Unknown => Err(ApiError::invalid_grant("unknown device code for this client")),
         Redeemed::WrongKey => Err(wrong_key()),
