@@ -232,7 +232,9 @@ fn with_request_id(router: Router<AppState>) -> Router<AppState> {
     // Layers run outside-in from the last one added: clean, set, trace, then copy onto the response.
     router
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
-        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(span))
+        // Failures are logged once, with their cause, where they happen (`ApiError::log`);
+        // the layer's own failure line would repeat every 5xx at error level.
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(span).on_failure(()))
         .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
         .layer(axum::middleware::map_request(drop_odd_request_id))
 }

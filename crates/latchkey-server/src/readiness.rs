@@ -8,11 +8,11 @@
 //! when the store is opened, before the server starts, and a running server
 //! never undoes them, so a schema that answers is the one this binary migrated.
 
-use crate::error::ApiError;
 use crate::state::AppState;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use latchkey_proto::oauth::ErrorBody;
 
 /// How long the probe may take before the replica counts as not ready.
 const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -32,7 +32,9 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
+/// The usual error body, built here rather than through `ApiError`, which would
+/// log every failed probe a second time, at error level.
 fn not_ready(why: &str) -> Response {
-    ApiError::Protocol { status: StatusCode::SERVICE_UNAVAILABLE, code: "not_ready", description: why.to_string() }
-        .into_response()
+    let body = ErrorBody { error: "not_ready".into(), error_description: Some(why.to_string()) };
+    (StatusCode::SERVICE_UNAVAILABLE, [(header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response()
 }
