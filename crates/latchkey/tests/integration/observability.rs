@@ -55,6 +55,82 @@ async fn metrics_count_requests_logins_and_refusals(b: Backend) {
     assert!(!text.contains("page-7f3a"), "raw paths never become labels:\n{text}");
 }
 
+/// A device waiting on the instant endpoint shows in the gauge; when its code
+/// expires it is told so and counted; QR sign-ins are counted by outcome.
+async fn metrics_count_waiting_devices_expiries_and_qr_sign_ins(b: Backend) {
+    let app = spawn_app_outside_limits(b, |c| {
+        c.metrics_listen = Some("127.0.0.1:0".into());
+        c.device_code_lifetime = std::time::Duration::from_secs(3);
+    })
+    .await;
+    let auth = app.start_login("openid").await;
+    let waiter = {
+        let (client, code) = (app.client.clone(), auth.device_code.clone());
+        tokio::spawn(async move { client.wait_token(&device_app(), &code).await })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while app.store.notifier().waiting_subjects() == 0 {
+        assert!(std::time::Instant::now() < deadline, "the device never started waiting");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let text = scrape(&app).await;
+    assert_eq!(sample(&text, "latchkey_waiting_devices"), Some(1.0), "{text}");
+    let told = waiter.await.expect("task").expect_err("expired");
+    assert_eq!(told.code(), Some("expired_token"));
+    let text = scrape(&app).await;
+    assert_eq!(sample(&text, "latchkey_device_logins_total{outcome=\"expired\"}"), Some(1.0), "{text}");
+    assert_eq!(sample(&text, "latchkey_waiting_devices"), Some(0.0), "{text}");
+
+    // QR sign-ins: one approved, one denied, from the phone's session.
+    app.store
+        .create_app(
+            latchkey_store::AppRecord {
+                client_id: "tray".into(),
+                display_name: "Tray".into(),
+                kind: latchkey_store::ClientKind::Public,
+                secret_hash: None,
+                grant_types: vec![latchkey_store::GrantType::DeviceCode],
+                redirect_uris: vec![],
+                app_url: Some(app.url.clone()),
+                qr_sign_in: true,
+                require_dpop: false,
+                created_at: now(),
+            },
+            None,
+            now(),
+        )
+        .await
+        .expect("app");
+    let session = app.signed_in("alice").await;
+    let http = reqwest::Client::new();
+    for decision in ["approve", "deny"] {
+        let started: serde_json::Value = http
+            .post(format!("{}/api/v1/pairings", app.url))
+            .json(&serde_json::json!({"client_id": "tray"}))
+            .send()
+            .await
+            .expect("start")
+            .json()
+            .await
+            .expect("json");
+        let phone_url = started["phone_url"].as_str().expect("phone url");
+        let code = phone_url.rsplit('/').next().unwrap_or_default();
+        let r = http
+            .post(format!("{}/api/v1/pairings/decision", app.url))
+            .bearer_auth(&session)
+            .json(&serde_json::json!({"phone_code": code, "decision": decision}))
+            .send()
+            .await
+            .expect("decide");
+        assert_eq!(r.status(), 200, "{decision}");
+    }
+    let text = scrape(&app).await;
+    assert_eq!(sample(&text, "latchkey_qr_sign_ins_total{outcome=\"started\"}"), Some(2.0), "{text}");
+    assert_eq!(sample(&text, "latchkey_qr_sign_ins_total{outcome=\"approved\"}"), Some(1.0), "{text}");
+    assert_eq!(sample(&text, "latchkey_qr_sign_ins_total{outcome=\"denied\"}"), Some(1.0), "{text}");
+    assert!(text.contains("route=\"/api/v1/pairings/decision\""), "{text}");
+}
+
 async fn metrics_are_off_by_default(b: Backend) {
     let app = spawn_app(b).await;
     assert!(app.metrics_url.is_none());
@@ -117,6 +193,7 @@ async fn every_response_carries_a_request_id(b: Backend) {
 
 backend_tests!(
     metrics_count_requests_logins_and_refusals,
+    metrics_count_waiting_devices_expiries_and_qr_sign_ins,
     metrics_are_off_by_default,
     readyz_follows_the_database,
     every_response_carries_a_request_id,
