@@ -25,6 +25,14 @@ pub const QR_SIGN_INS: &str = "latchkey_qr_sign_ins_total";
 pub const WAITING: &str = "latchkey_waiting_devices";
 /// Requests refused by a rate limit, by limit.
 pub const RATE_LIMITED: &str = "latchkey_rate_limited_total";
+/// SQLite: operations waiting for the writer thread.
+pub const SQLITE_QUEUE: &str = "latchkey_sqlite_writer_queue";
+/// SQLite: transactions the writer committed.
+pub const SQLITE_COMMITS: &str = "latchkey_sqlite_commits_total";
+/// SQLite: seconds the writer spent running and committing them (rate / commits rate = mean commit latency).
+pub const SQLITE_COMMIT_SECONDS: &str = "latchkey_sqlite_commit_seconds_total";
+/// PostgreSQL: pool connections, by state (`open`, `idle`), and the pool's maximum (`max`).
+pub const PG_POOL: &str = "latchkey_pg_pool_connections";
 
 /// The `route` label of a request no route matched (never the raw path: it is unbounded).
 pub const UNMATCHED: &str = "unmatched";
@@ -124,6 +132,14 @@ impl Metrics {
                 "Requests waiting on the instant endpoints (device logins, QR desktops)."
             );
             metrics::describe_counter!(RATE_LIMITED, "Requests refused by a rate limit, by limit.");
+            metrics::describe_gauge!(SQLITE_QUEUE, "SQLite: operations waiting for the writer thread.");
+            metrics::describe_counter!(SQLITE_COMMITS, "SQLite: transactions the writer committed.");
+            metrics::describe_gauge!(
+                SQLITE_COMMIT_SECONDS,
+                metrics::Unit::Seconds,
+                "SQLite: seconds the writer spent running and committing transactions (only grows)."
+            );
+            metrics::describe_gauge!(PG_POOL, "PostgreSQL: pool connections by state (open, idle) and its maximum.");
         });
         Self { inner: Some(Enabled { recorder, handle }) }
     }
@@ -165,10 +181,24 @@ impl Metrics {
         self.record(|| metrics::counter!(RATE_LIMITED, "limit" => limit.as_str()).increment(1));
     }
 
-    /// The exposition text, with the sampled gauges brought up to date.
-    pub fn render(&self, waiting: usize) -> Option<String> {
+    /// The exposition text, with the sampled gauges (waiters, the backend's load) brought up to date.
+    pub fn render(&self, waiting: usize, backend: latchkey_store::BackendStats) -> Option<String> {
         let m = self.inner.as_ref()?;
-        metrics::with_local_recorder(&m.recorder, || metrics::gauge!(WAITING).set(waiting as f64));
+        metrics::with_local_recorder(&m.recorder, || {
+            metrics::gauge!(WAITING).set(waiting as f64);
+            if let Some(q) = backend.writer_queue {
+                metrics::gauge!(SQLITE_QUEUE).set(q as f64);
+            }
+            if let Some((commits, secs)) = backend.commits {
+                metrics::counter!(SQLITE_COMMITS).absolute(commits);
+                metrics::gauge!(SQLITE_COMMIT_SECONDS).set(secs);
+            }
+            if let Some((open, idle, max)) = backend.pool {
+                metrics::gauge!(PG_POOL, "state" => "open").set(open as f64);
+                metrics::gauge!(PG_POOL, "state" => "idle").set(idle as f64);
+                metrics::gauge!(PG_POOL, "state" => "max").set(max as f64);
+            }
+        });
         Some(m.handle.render())
     }
 
@@ -221,7 +251,7 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
 /// `GET /metrics` on the metrics listener.
 pub async fn scrape(State(state): State<AppState>) -> Response {
     let waiting = state.store.notifier().waiting_subjects();
-    match state.metrics.render(waiting) {
+    match state.metrics.render(waiting, state.store.stats()) {
         Some(text) => {
             ([(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"))], text)
                 .into_response()

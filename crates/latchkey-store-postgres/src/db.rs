@@ -226,6 +226,12 @@ pub(crate) struct Db {
 }
 
 impl Db {
+    /// Connections held, idle, and the most there may be.
+    pub(crate) fn pool_status(&self) -> (u64, u64, u64) {
+        let s = self.pool.status();
+        (s.size as u64, s.available as u64, s.max_size as u64)
+    }
+
     pub(crate) fn new(config: PgConfig) -> StoreResult<Self> {
         let manager =
             Manager::from_config(config.pg, config.tls, ManagerConfig { recycling_method: RecyclingMethod::Fast });

@@ -40,6 +40,11 @@ pub struct PgStore {
 }
 
 impl PgStore {
+    /// The pool's use, for [`Store::stats`].
+    fn backend_stats(&self) -> BackendStats {
+        BackendStats { pool: Some(self.db.pool_status()), ..BackendStats::default() }
+    }
+
     /// Connects to `url`, applies migrations and starts listening for decisions.
     /// With `schema`, creates it if missing and keeps every table in it.
     pub async fn connect(url: &str, schema: Option<&str>) -> Result<PgStore, StoreError> {

@@ -95,6 +95,12 @@ fn open_conn(path: &Path, durability: Durability) -> Result<rusqlite::Connection
 }
 
 impl SqliteStore {
+    /// The writer's queue and commits, for [`Store::stats`].
+    fn backend_stats(&self) -> BackendStats {
+        let (queued, commits, secs) = self.writer.load();
+        BackendStats { writer_queue: Some(queued), commits: Some((commits, secs)), pool: None }
+    }
+
     /// Opens (creating if needed) the database at `path`, runs migrations, starts the writer.
     pub async fn open(path: impl AsRef<Path>, durability: Durability) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();

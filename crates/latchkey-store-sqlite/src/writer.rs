@@ -3,7 +3,9 @@
 use crate::db_err;
 use latchkey_store::{StoreError, StoreResult};
 use rusqlite::Connection;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
+use std::sync::Arc;
 use tokio::sync::oneshot;
 
 /// Most operations committed in one transaction; bounds latency under a flood.
@@ -47,16 +49,37 @@ impl<T: Send, F: FnOnce(&Connection) -> StoreResult<T> + Send> Job for Op<T, F> 
 /// Handle to the writer thread.
 pub(crate) struct Writer {
     tx: mpsc::Sender<Box<dyn Job>>,
+    counters: Arc<Counters>,
+}
+
+/// The writer's load, kept as it runs (read by metrics).
+#[derive(Default)]
+pub(crate) struct Counters {
+    /// Operations sent and not yet taken into a batch.
+    queued: AtomicU64,
+    /// Batches committed.
+    commits: AtomicU64,
+    /// Time spent running and committing batches, in microseconds.
+    commit_micros: AtomicU64,
 }
 
 impl Writer {
     pub(crate) fn start(conn: Connection) -> Result<Self, StoreError> {
         let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
+        let counters = Arc::new(Counters::default());
+        let c = counters.clone();
         std::thread::Builder::new()
             .name("latchkey-sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx))
+            .spawn(move || writer_loop(conn, rx, &c))
             .map_err(|e| StoreError::Database(format!("cannot start the SQLite writer: {e}")))?;
-        Ok(Self { tx })
+        Ok(Self { tx, counters })
+    }
+
+    /// Operations waiting, batches committed, and the seconds the batches took.
+    pub(crate) fn load(&self) -> (u64, u64, f64) {
+        let c = &self.counters;
+        let secs = c.commit_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        (c.queued.load(Ordering::Relaxed), c.commits.load(Ordering::Relaxed), secs)
     }
 
     /// Runs `f` in the next batch and returns its result after the batch commits.
@@ -67,12 +90,13 @@ impl Writer {
     {
         let (reply, rx) = oneshot::channel();
         let job: Box<dyn Job> = Box::new(Op { f: Some(f), result: None, reply });
+        self.counters.queued.fetch_add(1, Ordering::Relaxed);
         self.tx.send(job).map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?;
         rx.await.map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?
     }
 }
 
-fn writer_loop(conn: Connection, rx: mpsc::Receiver<Box<dyn Job>>) {
+fn writer_loop(conn: Connection, rx: mpsc::Receiver<Box<dyn Job>>, counters: &Counters) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
     // Blocks until work arrives; ends when every sender (the store) is dropped.
     while let Ok(first) = rx.recv() {
@@ -83,7 +107,12 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Box<dyn Job>>) {
                 Err(_) => break,
             }
         }
+        counters.queued.fetch_sub(batch.len() as u64, Ordering::Relaxed);
+        let started = std::time::Instant::now();
         let commit = run_batch(&conn, &mut batch);
+        let took = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        counters.commits.fetch_add(1, Ordering::Relaxed);
+        counters.commit_micros.fetch_add(took, Ordering::Relaxed);
         if let Err(e) = &commit {
             tracing::error!(error = %e, ops = batch.len(), "SQLite batch failed");
         }

@@ -483,6 +483,9 @@ macro_rules! impl_store {
             async fn sweep(&self, now: $crate::__private::Timestamp) -> $crate::StoreResult<$crate::SweepReport> {
                 $write!(self, local [] |c| sweep::sweep(c, now))
             }
+            fn stats(&self) -> $crate::BackendStats {
+                self.backend_stats()
+            }
             fn notifier(&self) -> &$crate::DecisionNotifier {
                 &self.notifier
             }

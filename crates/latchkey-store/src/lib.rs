@@ -300,6 +300,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes grants, sessions and refresh tokens that ended before `now` (with grace).
     async fn sweep(&self, now: Timestamp) -> StoreResult<SweepReport>;
+    /// The backend's own load (writer queue, commits, pool), for metrics.
+    fn stats(&self) -> BackendStats;
     /// The notifier through which this store announces decided grants and pairings (across replicas where the backend can).
     fn notifier(&self) -> &DecisionNotifier;
 }

@@ -519,6 +519,17 @@ pub struct SweepReport {
     pub refresh_tokens: u64,
 }
 
+/// What a backend reports about its own load, for metrics (sampled at scrape time).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct BackendStats {
+    /// SQLite: operations waiting for the writer thread.
+    pub writer_queue: Option<u64>,
+    /// SQLite: transactions the writer committed, and the seconds they took in all.
+    pub commits: Option<(u64, f64)>,
+    /// PostgreSQL: connections the pool holds, those idle, and its maximum.
+    pub pool: Option<(u64, u64, u64)>,
+}
+
 /// An app's declared event kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventKindRecord {

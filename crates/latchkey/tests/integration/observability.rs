@@ -22,6 +22,7 @@ async fn scrape(app: &TestApp) -> String {
 }
 
 async fn metrics_count_requests_logins_and_refusals(b: Backend) {
+    let sqlite = matches!(b, Backend::Sqlite);
     let app = spawn_app_with(b, |c| c.metrics_listen = Some("127.0.0.1:0".into())).await;
     app.login("alice", "openid").await;
 
@@ -53,6 +54,15 @@ async fn metrics_count_requests_logins_and_refusals(b: Backend) {
     assert_eq!(sample(&text, "latchkey_waiting_devices"), Some(0.0), "{text}");
     assert!(text.contains("route=\"unmatched\""), "{text}");
     assert!(!text.contains("page-7f3a"), "raw paths never become labels:\n{text}");
+    // The backend's own load: SQLite's writer, or PostgreSQL's pool.
+    if sqlite {
+        assert!(sample(&text, "latchkey_sqlite_commits_total").unwrap_or(0.0) >= 1.0, "{text}");
+        assert!(sample(&text, "latchkey_sqlite_commit_seconds_total").unwrap_or(0.0) > 0.0, "{text}");
+        assert_eq!(sample(&text, "latchkey_sqlite_writer_queue"), Some(0.0), "{text}");
+    } else {
+        assert!(sample(&text, "latchkey_pg_pool_connections{state=\"open\"}").unwrap_or(0.0) >= 1.0, "{text}");
+        assert!(sample(&text, "latchkey_pg_pool_connections{state=\"max\"}").unwrap_or(0.0) >= 1.0, "{text}");
+    }
 }
 
 /// A device waiting on the instant endpoint shows in the gauge; when its code
