@@ -31,6 +31,8 @@ pub const SQLITE_QUEUE: &str = "latchkey_sqlite_writer_queue";
 pub const SQLITE_COMMITS: &str = "latchkey_sqlite_commits_total";
 /// SQLite: seconds the writer spent running and committing them (rate / commits rate = mean commit latency).
 pub const SQLITE_COMMIT_SECONDS: &str = "latchkey_sqlite_commit_seconds_total";
+/// Entries in the audit log (its chain's length).
+pub const AUDIT_ENTRIES: &str = "latchkey_audit_entries";
 /// PostgreSQL: pool connections, by state (`open`, `idle`), and the pool's maximum (`max`).
 pub const PG_POOL: &str = "latchkey_pg_pool_connections";
 
@@ -139,6 +141,7 @@ impl Metrics {
                 metrics::Unit::Seconds,
                 "SQLite: seconds the writer spent running and committing transactions (only grows)."
             );
+            metrics::describe_gauge!(AUDIT_ENTRIES, "Entries in the audit log (the length of its hash chain).");
             metrics::describe_gauge!(PG_POOL, "PostgreSQL: pool connections by state (open, idle) and its maximum.");
         });
         Self { inner: Some(Enabled { recorder, handle }) }
@@ -182,10 +185,18 @@ impl Metrics {
     }
 
     /// The exposition text, with the sampled gauges (waiters, the backend's load) brought up to date.
-    pub fn render(&self, waiting: usize, backend: latchkey_store::BackendStats) -> Option<String> {
+    pub fn render(
+        &self,
+        waiting: usize,
+        backend: latchkey_store::BackendStats,
+        audit_entries: Option<i64>,
+    ) -> Option<String> {
         let m = self.inner.as_ref()?;
         metrics::with_local_recorder(&m.recorder, || {
             metrics::gauge!(WAITING).set(waiting as f64);
+            if let Some(n) = audit_entries {
+                metrics::gauge!(AUDIT_ENTRIES).set(n as f64);
+            }
             if let Some(q) = backend.writer_queue {
                 metrics::gauge!(SQLITE_QUEUE).set(q as f64);
             }
@@ -251,7 +262,9 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
 /// `GET /metrics` on the metrics listener.
 pub async fn scrape(State(state): State<AppState>) -> Response {
     let waiting = state.store.notifier().waiting_subjects();
-    match state.metrics.render(waiting, state.store.stats()) {
+    // A database that does not answer leaves the gauge out; /readyz reports that.
+    let audit_entries = state.store.audit_head().await.ok().map(|h| h.seq);
+    match state.metrics.render(waiting, state.store.stats(), audit_entries) {
         Some(text) => {
             ([(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"))], text)
                 .into_response()

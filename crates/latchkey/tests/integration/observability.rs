@@ -54,6 +54,7 @@ async fn metrics_count_requests_logins_and_refusals(b: Backend) {
     assert_eq!(sample(&text, "latchkey_waiting_devices"), Some(0.0), "{text}");
     assert!(text.contains("route=\"unmatched\""), "{text}");
     assert!(!text.contains("page-7f3a"), "raw paths never become labels:\n{text}");
+    assert!(sample(&text, "latchkey_audit_entries").unwrap_or(0.0) >= 5.0, "{text}");
     // The backend's own load: SQLite's writer, or PostgreSQL's pool.
     if sqlite {
         assert!(sample(&text, "latchkey_sqlite_commits_total").unwrap_or(0.0) >= 1.0, "{text}");
