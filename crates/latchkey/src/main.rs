@@ -2,6 +2,8 @@
 
 mod admin;
 mod cli;
+#[cfg(feature = "otel")]
+mod otel;
 mod serve;
 mod settings;
 mod storage;
@@ -115,13 +117,20 @@ enum Command {
 }
 
 fn init_logging(format: LogFormat) {
-    use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer};
+    // One filter for every layer: what is logged is what is exported.
     let filter = EnvFilter::try_from_env("LATCHKEY_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let fmt = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => fmt.init(),
-        LogFormat::Json => fmt.json().init(),
-    }
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = match format {
+        LogFormat::Text => fmt.boxed(),
+        LogFormat::Json => fmt.json().boxed(),
+    };
+    let registry = tracing_subscriber::registry().with(filter).with(fmt);
+    #[cfg(feature = "otel")]
+    let registry = registry.with(otel::layer());
+    registry.init();
 }
 
 /// Argon2 allocates 19 MiB per password check. Once such a block is freed, glibc
@@ -159,6 +168,8 @@ async fn main() -> std::process::ExitCode {
         }
         Command::EnrollKey { common, expires } => cli::account_cmds::create_enrollment_key(&common, expires).await,
     };
+    #[cfg(feature = "otel")]
+    otel::shutdown();
     match result {
         Ok(code) => code,
         Err(e) => {
