@@ -29,6 +29,12 @@ pub(crate) async fn run(tx: &Tx<'_>, schema: Option<&str>) -> DbResult<()> {
         "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
     )
     .await?;
+    // A newer server's database: refuse rather than run on a schema this build does not know.
+    let found: i64 = tx.query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[]).await?.get(0);
+    let known = MIGRATIONS.iter().map(|(v, _)| *v).max().unwrap_or(0);
+    if found > known {
+        return Err(latchkey_store::StoreError::NewerSchema { found, known }.into());
+    }
     for (version, sql) in MIGRATIONS {
         let applied = tx.query_opt("SELECT 1 FROM schema_migrations WHERE version = $1", &[version]).await?.is_some();
         if !applied {

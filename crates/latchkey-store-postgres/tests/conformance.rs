@@ -216,3 +216,21 @@ async fn listener_reconnects_after_losing_its_connection() {
     .await;
     fixture.finish(outcome).await;
 }
+
+/// A schema that a newer Latchkey migrated is refused with a clear reason, never run on.
+#[tokio::test]
+async fn a_database_from_a_newer_latchkey_is_refused() {
+    let Some(f) = Fixture::new() else { return };
+    let (url, schema) = (f.url.clone(), f.schema.clone());
+    let outcome = tokio::spawn(async move {
+        drop(PgStore::connect(&url, Some(&schema)).await.unwrap());
+        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(conn);
+        let sql = format!("INSERT INTO {schema}.schema_migrations (version, applied_at) VALUES (999, 0)");
+        client.batch_execute(&sql).await.unwrap();
+        let e = PgStore::connect(&url, Some(&schema)).await.err().expect("refused");
+        assert!(matches!(e, latchkey_store::StoreError::NewerSchema { found: 999, .. }), "{e}");
+    })
+    .await;
+    f.finish(outcome).await;
+}

@@ -98,3 +98,16 @@ async fn pairing_collected_once_across_replicas() {
 async fn grant_for_unknown_app_is_not_a_conflict() {
     run(testsuite::grant_for_unknown_app_is_not_a_conflict).await;
 }
+
+/// A database that a newer Latchkey migrated is refused with a clear reason, never run on.
+#[tokio::test]
+async fn a_database_from_a_newer_latchkey_is_refused() {
+    let f = Fixture::new();
+    drop(f.store().await);
+    let conn = rusqlite::Connection::open(f.dir.join("latchkey.db")).unwrap();
+    conn.execute_batch("INSERT INTO schema_migrations (version, applied_at) VALUES (999, 0)").unwrap();
+    drop(conn);
+    let e = SqliteStore::open(f.dir.join("latchkey.db"), Durability::Normal).await.err().expect("refused");
+    assert!(matches!(e, latchkey_store::StoreError::NewerSchema { found: 999, .. }), "{e}");
+    assert!(e.to_string().contains("newer Latchkey"), "{e}");
+}

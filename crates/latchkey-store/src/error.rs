@@ -6,6 +6,17 @@ use thiserror::Error;
 /// not errors: they are values in the operation's result.
 #[derive(Debug, Error)]
 pub enum StoreError {
+    /// The database was migrated by a newer Latchkey: this server must not run on it.
+    #[error(
+        "this database was migrated by a newer Latchkey (schema version {found}; this server knows up to {known}): \
+         run the newer version on every replica, or restore a backup taken before the upgrade"
+    )]
+    NewerSchema {
+        /// The highest migration the database has.
+        found: i64,
+        /// The highest migration this build knows.
+        known: i64,
+    },
     /// A unique value is taken (a username, a client ID).
     #[error("{0} already exists")]
     Conflict(&'static str),
