@@ -8,7 +8,7 @@ mod serve;
 mod settings;
 mod storage;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use cli::ClientArgs;
 use settings::DataArgs;
 
@@ -37,6 +37,13 @@ enum LogFormat {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Print a shell completion script: `latchkey completions bash > ~/.local/share/bash-completion/completions/latchkey`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `latchkey man > ~/.local/share/man/man1/latchkey.1`.
+    Man,
     /// Run the server.
     Serve(serve::ServeCommand),
     /// Administer users, apps, keys, enrollment keys and the audit log (works whether or not the server runs).
@@ -148,12 +155,33 @@ fn pin_malloc_mmap_threshold() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn pin_malloc_mmap_threshold() {}
 
+/// Writes generated text to stdout; a closed pipe is an ordinary failure, not a panic.
+fn print_bytes(bytes: &[u8]) -> anyhow::Result<std::process::ExitCode> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes).and_then(|()| out.flush())?;
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     pin_malloc_mmap_threshold();
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let result = match cli.command {
+        Command::Completions { shell } => {
+            // Into memory first: the generator panics on a failed write (a closed pipe).
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "latchkey", &mut script);
+            print_bytes(&script)
+        }
+        Command::Man => {
+            let mut page = Vec::new();
+            match clap_mangen::Man::new(Cli::command()).render(&mut page) {
+                Ok(()) => print_bytes(&page),
+                Err(e) => Err(e.into()),
+            }
+        }
         Command::Serve(args) => serve::run(args).await,
         Command::Admin { storage, command } => admin::run(storage, command).await,
         Command::Login { common, args } => cli::login::login(&common, args).await,
@@ -184,6 +212,28 @@ mod tests {
     use super::Cli;
     use clap::CommandFactory;
     use std::collections::BTreeSet;
+
+    /// Completions and the man page come from the same clap definitions, so every command is in them.
+    #[test]
+    fn completions_and_man_page_name_every_command() {
+        let names: Vec<String> = Cli::command().get_subcommands().map(|c| c.get_name().to_string()).collect();
+        for shell in [clap_complete::Shell::Bash, clap_complete::Shell::Zsh, clap_complete::Shell::Fish] {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "latchkey", &mut script);
+            let script = String::from_utf8(script).expect("utf-8");
+            for name in &names {
+                assert!(script.contains(name.as_str()), "{shell} completions lack {name}");
+            }
+        }
+        let mut page = Vec::new();
+        clap_mangen::Man::new(Cli::command()).render(&mut page).expect("man page");
+        let page = String::from_utf8(page).expect("utf-8");
+        assert!(page.starts_with(".ie") && page.contains(".TH latchkey 1"), "{page}");
+        for name in &names {
+            // roff writes a hyphen as `\-`.
+            assert!(page.contains(&name.replace('-', "\\-")), "the man page lacks {name}");
+        }
+    }
 
     /// `(flag, environment variable)` of every `latchkey serve` setting, from clap itself.
     fn serve_settings() -> BTreeSet<(String, String)> {
