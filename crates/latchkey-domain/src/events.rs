@@ -194,6 +194,34 @@ impl KindSpec {
     }
 }
 
+/// What declaring a kind does, given how it is declared already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Declaration {
+    /// Not declared yet: store it.
+    Create,
+    /// Declared just so: nothing to do.
+    Unchanged,
+    /// Declared with the same identity: only its retention changes.
+    ChangeRetention,
+    /// Declared with another identity, precision or merge policy, on which its
+    /// events' IDs depend: refused.
+    Conflict,
+}
+
+/// Plans a declaration of `spec` with `retention_secs` against `existing` (its spec and retention).
+pub fn plan_declaration(
+    existing: Option<(&KindSpec, Option<i64>)>,
+    spec: &KindSpec,
+    retention_secs: Option<i64>,
+) -> Declaration {
+    match existing {
+        None => Declaration::Create,
+        Some((old, _)) if old != spec => Declaration::Conflict,
+        Some((_, old)) if old == retention_secs => Declaration::Unchanged,
+        Some(_) => Declaration::ChangeRetention,
+    }
+}
+
 /// Why one capture was refused (the rest of its batch still lands).
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum CaptureError {
@@ -512,6 +540,19 @@ mod tests {
         let i =
             canonicalize(&a, &m, Some("2026-11-30T10:00:00.900Z"), Some("2026-11-30T10:00:00Z")).expect("same second");
         assert_eq!(i.interval.map(|i| i.start == i.end), Some(true), "truncated to the second, a zero-length interval");
+    }
+
+    #[test]
+    fn a_kinds_identity_never_changes_but_its_retention_may() {
+        let (m, a) = (meeting(), activity());
+        assert_eq!(plan_declaration(None, &m, None), Declaration::Create);
+        assert_eq!(plan_declaration(Some((&m, None)), &m, None), Declaration::Unchanged);
+        assert_eq!(plan_declaration(Some((&m, Some(60))), &m, Some(60)), Declaration::Unchanged);
+        assert_eq!(plan_declaration(Some((&m, None)), &m, Some(60)), Declaration::ChangeRetention);
+        assert_eq!(plan_declaration(Some((&m, Some(60))), &m, None), Declaration::ChangeRetention);
+        assert_eq!(plan_declaration(Some((&m, None)), &a, None), Declaration::Conflict);
+        let finer = KindSpec { precision: Precision::Second, ..m.clone() };
+        assert_eq!(plan_declaration(Some((&m, None)), &finer, None), Declaration::Conflict);
     }
 
     #[test]

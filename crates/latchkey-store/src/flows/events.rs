@@ -8,7 +8,9 @@
 use crate::events as audit_events;
 use crate::records::*;
 use crate::txn::{NewEvent, Txn};
-use latchkey_domain::events::{event_id, plan_interval, Interval, IntervalPlan, MergePolicy};
+use latchkey_domain::events::{
+    event_id, plan_declaration, plan_interval, Declaration, Interval, IntervalPlan, MergePolicy,
+};
 use latchkey_domain::Timestamp;
 
 /// Declares an app's event kind, or confirms it. A kind's identity never
@@ -19,15 +21,18 @@ pub async fn declare_kind<T: Txn>(
     actor: &str,
     now: Timestamp,
 ) -> Result<DeclaredKind, T::Error> {
-    match tx.event_kind(&kind.client_id, kind.spec.name.as_str(), true).await? {
-        None => {
+    let existing = tx.event_kind(&kind.client_id, kind.spec.name.as_str(), true).await?;
+    let plan =
+        plan_declaration(existing.as_ref().map(|e| (&e.spec, e.retention_secs)), &kind.spec, kind.retention_secs);
+    match (plan, existing) {
+        (Declaration::Create, _) | (_, None) => {
             tx.insert_event_kind(kind, now).await?;
             tx.append_audit(&audit_events::event_kind_declared(kind, actor), now).await?;
             Ok(DeclaredKind::Created(kind.clone()))
         }
-        Some(existing) if existing.spec != kind.spec => Ok(DeclaredKind::Conflict(existing)),
-        Some(existing) if existing.retention_secs == kind.retention_secs => Ok(DeclaredKind::Unchanged(existing)),
-        Some(existing) => {
+        (Declaration::Conflict, Some(existing)) => Ok(DeclaredKind::Conflict(existing)),
+        (Declaration::Unchanged, Some(existing)) => Ok(DeclaredKind::Unchanged(existing)),
+        (Declaration::ChangeRetention, Some(existing)) => {
             tx.set_event_kind_retention(&kind.client_id, kind.spec.name.as_str(), kind.retention_secs).await?;
             tx.append_audit(&audit_events::event_kind_declared(kind, actor), now).await?;
             Ok(DeclaredKind::Updated(EventKindRecord { retention_secs: kind.retention_secs, ..existing }))
