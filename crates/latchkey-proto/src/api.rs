@@ -126,6 +126,10 @@ pub struct DeviceInfo {
     pub current: bool,
 }
 
+/// How long a new sign-in or device counts as new: announced on the user's other
+/// browsers, and marked in `latchkey devices list` and `latchkey sessions list` (7 days).
+pub const NEW_FOR_SECS: i64 = 7 * 24 * 3600;
+
 /// A sign-in that is not a device, as the API shows it: a browser signed in to
 /// Latchkey, or an app signed in on the web (a QR sign-in).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

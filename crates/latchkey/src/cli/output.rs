@@ -24,7 +24,7 @@ pub fn location(l: &Option<String>) -> String {
 }
 
 /// How long a device or sign-in is marked new: 7 days, as the web pages announce them.
-const NEW_FOR_MS: i64 = 7 * 24 * 3600 * 1000;
+const NEW_FOR_MS: i64 = latchkey_proto::api::NEW_FOR_SECS * 1000;
 
 /// Now, in ms since epoch.
 pub fn now_ms() -> i64 {

@@ -11,9 +11,7 @@ use latchkey_domain::Timestamp;
 use latchkey_proto::api::SignInInfo;
 use latchkey_store::{Actor, SignInKind, SignInRecord, UserId};
 
-/// How long a new sign-in or device is announced to its user's other browsers
-/// (and marked new in lists): 7 days.
-pub const NEW_FOR_SECS: i64 = 7 * 24 * 3600;
+pub use latchkey_proto::api::NEW_FOR_SECS;
 
 /// What the API calls Latchkey's own pages, where an app name would go.
 pub const LATCHKEY: &str = "Latchkey";
