@@ -21,6 +21,8 @@ pub mod scope;
 pub mod secret;
 pub mod slug;
 pub mod time;
+pub mod trust;
+pub mod trusted_session;
 pub mod user_code;
 
 pub use time::Timestamp;
