@@ -8,6 +8,7 @@ pub mod form;
 pub mod oauth;
 pub mod pairing;
 pub mod paths;
+pub mod trust;
 
 /// Path of the verification page people open to approve a device (RFC 8628 `verification_uri`).
 pub const VERIFICATION_PATH: &str = "/device";

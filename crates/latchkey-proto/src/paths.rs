@@ -62,6 +62,32 @@ pub const PAIRING_WAIT: &str = "/api/v1/pairings/wait";
 pub const PAIRING_CANCEL: &str = "/api/v1/pairings/cancel";
 /// A phone app approves or denies.
 pub const PAIRING_DECISION: &str = "/api/v1/pairings/decision";
+/// Trust statements between the caller's devices: list (`GET`), add one signed by the calling device (`POST`).
+pub const TRUSTS: &str = "/api/v1/trusts";
+/// The calling device's trust in another: remove it (`DELETE`).
+pub const TRUST: &str = "/api/v1/trusts/{id}";
+/// A device's public keys, fingerprint and key rotations.
+pub const DEVICE_KEYS: &str = "/api/v1/devices/{id}/keys";
+/// Replace the calling device's key (`POST`).
+pub const DEVICE_KEY: &str = "/api/v1/device/key";
+/// Publish the calling device's session key (`PUT`).
+pub const DEVICE_SESSION_KEY: &str = "/api/v1/device/session-key";
+/// The calling device's trusted sessions (`GET`); make one (`POST`).
+pub const TRUSTED_SESSIONS: &str = "/api/v1/trusted-sessions";
+/// Ask who a new session would have, without making it (`POST`).
+pub const TRUSTED_SESSION_PLAN: &str = "/api/v1/trusted-sessions/plan";
+/// One trusted session: show (`GET`), close (`DELETE`, creator only).
+pub const TRUSTED_SESSION: &str = "/api/v1/trusted-sessions/{id}";
+/// Issue invitations at the current key generation (`POST`).
+pub const TRUSTED_SESSION_INVITATIONS: &str = "/api/v1/trusted-sessions/{id}/invitations";
+/// Accept an invitation (`POST`).
+pub const TRUSTED_SESSION_JOIN: &str = "/api/v1/trusted-sessions/{id}/join";
+/// Leave a session (`POST`).
+pub const TRUSTED_SESSION_LEAVE: &str = "/api/v1/trusted-sessions/{id}/leave";
+/// Relay a message to the other members (`POST`).
+pub const TRUSTED_SESSION_MESSAGES: &str = "/api/v1/trusted-sessions/{id}/messages";
+/// The calling device's channel: Server-Sent Events while it is online (`GET`).
+pub const CHANNEL: &str = "/api/v1/channel";
 /// Every other path under the API (answered with a JSON 404).
 pub const API_OTHER: &str = "/api/v1/{*rest}";
 
