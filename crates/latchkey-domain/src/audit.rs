@@ -87,11 +87,29 @@ pub enum AuditKind {
     UserLocked,
     /// An app declared an event kind (or changed its retention).
     EventKindDeclared,
+    /// A device signed its trust in another device's key.
+    TrustAdded,
+    /// A device's trust in another was removed.
+    TrustRemoved,
+    /// A device replaced its key (with or without a signed chain).
+    DeviceKeyRotated,
+    /// A device made a trusted session with other devices.
+    SessionCreated,
+    /// A member accepted its invitation, proving its device key.
+    SessionJoined,
+    /// A member left a trusted session.
+    SessionLeft,
+    /// A member was removed from a trusted session (revoked, trust ended, key changed).
+    SessionMemberRemoved,
+    /// A member issued a new session key after the members changed.
+    SessionRekeyed,
+    /// A trusted session was closed or expired.
+    SessionClosed,
 }
 
 impl AuditKind {
     /// Every kind, for filters and listings.
-    pub const ALL: [AuditKind; 32] = [
+    pub const ALL: [AuditKind; 41] = [
         AuditKind::UserCreated,
         AuditKind::SignInSucceeded,
         AuditKind::SignInFailed,
@@ -124,6 +142,15 @@ impl AuditKind {
         AuditKind::UserRevokedAll,
         AuditKind::UserLocked,
         AuditKind::EventKindDeclared,
+        AuditKind::TrustAdded,
+        AuditKind::TrustRemoved,
+        AuditKind::DeviceKeyRotated,
+        AuditKind::SessionCreated,
+        AuditKind::SessionJoined,
+        AuditKind::SessionLeft,
+        AuditKind::SessionMemberRemoved,
+        AuditKind::SessionRekeyed,
+        AuditKind::SessionClosed,
     ];
 
     /// Stable text, hashed into the chain.
@@ -161,6 +188,15 @@ impl AuditKind {
             AuditKind::UserRevokedAll => "user.revoked_all",
             AuditKind::UserLocked => "user.locked",
             AuditKind::EventKindDeclared => "events.kind_declared",
+            AuditKind::TrustAdded => "trust.added",
+            AuditKind::TrustRemoved => "trust.removed",
+            AuditKind::DeviceKeyRotated => "device.key_rotated",
+            AuditKind::SessionCreated => "tsession.created",
+            AuditKind::SessionJoined => "tsession.joined",
+            AuditKind::SessionLeft => "tsession.left",
+            AuditKind::SessionMemberRemoved => "tsession.member_removed",
+            AuditKind::SessionRekeyed => "tsession.rekeyed",
+            AuditKind::SessionClosed => "tsession.closed",
         }
     }
 

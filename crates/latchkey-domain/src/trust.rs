@@ -171,6 +171,12 @@ pub fn session_key_statement(device: &str, protocol: u32, kem_key: &[u8]) -> Res
     .into_bytes())
 }
 
+/// Reads a base64url X25519 session key.
+pub fn parse_session_key(text: &str) -> Result<[u8; 32], TrustError> {
+    let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|e| TrustError::BadKey(e.to_string()))?;
+    bytes.as_slice().try_into().map_err(|_| TrustError::BadKey(format!("session key of {} bytes", bytes.len())))
+}
+
 /// One key replacement of a device, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rotation {

@@ -330,16 +330,16 @@ fn check_shape(inv: &Invitation, now: Timestamp) -> Result<(), InvitationError> 
     Ok(())
 }
 
-/// What the server checks before it relays a set of invitations from
-/// `sender`: each signed by `sender_key`, each describing exactly
-/// `expected`, one for every other member.
-pub fn check_issue(
+/// What the server checks of each invitation it relays from `sender`:
+/// signed by `sender_key`, describing exactly `expected`, in date, and the
+/// recipients and nonces distinct. Returns the recipients.
+pub fn check_each<'a>(
     expected: &Descriptor,
     sender: &str,
     sender_key: &PublicKey,
-    invitations: &[SignedInvitation],
+    invitations: &'a [SignedInvitation],
     now: Timestamp,
-) -> Result<(), InvitationError> {
+) -> Result<BTreeSet<&'a str>, InvitationError> {
     let mut recipients = BTreeSet::new();
     let mut nonces = BTreeSet::new();
     for signed in invitations {
@@ -356,6 +356,19 @@ pub fn check_issue(
             return Err(InvitationError::Recipients);
         }
     }
+    Ok(recipients)
+}
+
+/// What the server checks before it relays a full set of invitations (a new
+/// session, or a new key): [`check_each`], and one for every other member.
+pub fn check_issue(
+    expected: &Descriptor,
+    sender: &str,
+    sender_key: &PublicKey,
+    invitations: &[SignedInvitation],
+    now: Timestamp,
+) -> Result<(), InvitationError> {
+    let recipients = check_each(expected, sender, sender_key, invitations, now)?;
     let others: BTreeSet<&str> = expected.members.iter().map(String::as_str).filter(|m| *m != sender).collect();
     if recipients != others {
         return Err(InvitationError::Recipients);

@@ -11,6 +11,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../migrations/0005_sign_in_lockout.sql")),
     (6, include_str!("../migrations/0006_sign_ins.sql")),
     (7, include_str!("../migrations/0007_events.sql")),
+    (8, include_str!("../migrations/0008_trusted_sessions.sql")),
 ];
 
 /// Advisory-lock class for migrations; the second key is the schema's hash,

@@ -4,7 +4,8 @@ use crate::db::{DbResult, Tx};
 use crate::txn::exec;
 use latchkey_domain::retention::Cutoffs;
 use latchkey_domain::Timestamp;
-use latchkey_store::{sql, SweepReport};
+use latchkey_store::flows::trusted_sessions::trusted_cutoffs;
+use latchkey_store::{sql, sql_trust, SweepReport};
 
 pub(crate) async fn sweep(tx: &Tx<'_>, now: Timestamp) -> DbResult<SweepReport> {
     let cut = Cutoffs::at(now);
@@ -15,5 +16,9 @@ pub(crate) async fn sweep(tx: &Tx<'_>, now: Timestamp) -> DbResult<SweepReport> 
     let refresh_tokens = exec(tx, sql::SWEEP_REFRESH_TOKENS, &[&cut.refresh_tokens.as_millis()]).await?;
     exec(tx, sql::SWEEP_EMPTY_FAMILIES, &[&cut.empty_families.as_millis()]).await?;
     let events = exec(tx, sql::SWEEP_EVENTS, &[&now.as_millis()]).await?;
+    let (old, stale) = trusted_cutoffs(now);
+    exec(tx, sql_trust::SWEEP_SESSIONS_EXPIRED, &[&now.as_millis()]).await?;
+    exec(tx, sql_trust::SWEEP_OLD_SESSIONS, &[&old.as_millis()]).await?;
+    exec(tx, sql_trust::SWEEP_CHANNELS, &[&stale.as_millis()]).await?;
     Ok(SweepReport { events, grants, sessions, refresh_tokens })
 }

@@ -17,9 +17,11 @@ use latchkey_domain::device::DeviceStatus;
 use latchkey_domain::events::Interval;
 use latchkey_domain::pairing::PairingStatus;
 use latchkey_domain::secret::SecretHash;
+use latchkey_domain::trusted_session::SignedInvitation;
 use latchkey_domain::Timestamp;
 use latchkey_store::rows::{self, Columns};
 use latchkey_store::sql;
+use latchkey_store::sql_trust as st;
 use latchkey_store::txn::{GrantCode, NewEvent, NewFamily, PairingCode, Txn};
 use latchkey_store::*;
 use std::collections::HashSet;
@@ -497,5 +499,176 @@ impl<C: GenericClient + Sync> Txn for Pg<'_, C> {
     async fn set_key_revoked(&self, id: &str, owner_id: Option<&str>, now: Timestamp) -> DbResult<bool> {
         let changed = exec(self.0, sql::SET_KEY_REVOKED, &[&now.as_millis(), &id, &owner_id]).await?;
         Ok(changed > 0)
+    }
+    async fn devices_with_slug(&self, owner_id: &str, slug: &str) -> DbResult<Vec<DeviceRecord>> {
+        all(self.0, sql::DEVICES_WITH_SLUG, &[&owner_id, &slug], |r| rows::device(r)).await
+    }
+    async fn rotations(&self, device_id: &str) -> DbResult<Vec<RotationRecord>> {
+        all(self.0, st::ROTATIONS, &[&device_id], |r| rows::rotation(r)).await
+    }
+    async fn insert_rotation(&self, device_id: &str, r: &RotationRecord, now: Timestamp) -> DbResult<()> {
+        let p: &Params<'_> = &[&device_id, &r.old_key, &r.new_key, &r.signature, &now.as_millis()];
+        insert(self.0, st::INSERT_ROTATION, p, "a rotation of this key").await
+    }
+    async fn set_device_key(&self, device_id: &str, jwk: &str, jkt: &str) -> DbResult<()> {
+        exec(self.0, st::SET_DEVICE_KEY, &[&jwk, &jkt, &device_id]).await.map(drop)
+    }
+    async fn session_key(&self, device_id: &str) -> DbResult<Option<SessionKeyRecord>> {
+        one(self.0, st::SESSION_KEY, &[&device_id], |r| rows::session_key(r)).await
+    }
+    async fn upsert_session_key(&self, device_id: &str, k: &SessionKeyRecord, now: Timestamp) -> DbResult<()> {
+        let p: &Params<'_> =
+            &[&device_id, &i64::from(k.protocol), &k.key, &k.signed_by, &k.signature, &now.as_millis()];
+        exec(self.0, st::UPSERT_SESSION_KEY, p).await.map(drop)
+    }
+    async fn upsert_trust(&self, t: &NewTrust, truster_key: &str, now: Timestamp) -> DbResult<()> {
+        let p: &Params<'_> = &[
+            &t.truster,
+            &t.trustee,
+            &truster_key,
+            &t.trustee_key,
+            &t.issued_at.as_millis(),
+            &t.signature,
+            &now.as_millis(),
+        ];
+        exec(self.0, st::UPSERT_TRUST, p).await.map(drop)
+    }
+    async fn delete_trust(&self, truster: &str, trustee: &str) -> DbResult<bool> {
+        Ok(exec(self.0, st::DELETE_TRUST, &[&truster, &trustee]).await? > 0)
+    }
+    async fn delete_trusts_of_device(&self, device_id: &str) -> DbResult<u64> {
+        exec(self.0, st::DELETE_TRUSTS_OF_DEVICE, &[&device_id]).await
+    }
+    async fn trusts_of_user(&self, user_id: &str) -> DbResult<Vec<TrustRecord>> {
+        all(self.0, st::TRUSTS_OF_USER, &[&user_id], |r| rows::trust(r)).await
+    }
+    async fn channel_count(&self, device_id: &str, since: Timestamp) -> DbResult<i64> {
+        Ok(one(self.0, st::CHANNEL_COUNT, &[&device_id, &since.as_millis()], |r| r.int(0)).await?.unwrap_or(0))
+    }
+    async fn insert_channel(&self, id: &str, device_id: &str, now: Timestamp) -> DbResult<()> {
+        insert(self.0, st::INSERT_CHANNEL, &[&id, &device_id, &now.as_millis()], "a channel with this ID").await
+    }
+    async fn touch_channel(&self, id: &str, now: Timestamp) -> DbResult<()> {
+        exec(self.0, st::TOUCH_CHANNEL, &[&now.as_millis(), &id]).await.map(drop)
+    }
+    async fn delete_channel(&self, id: &str) -> DbResult<()> {
+        exec(self.0, st::DELETE_CHANNEL, &[&id]).await.map(drop)
+    }
+    async fn insert_session(&self, s: &TrustedSessionRecord) -> DbResult<()> {
+        let p: &Params<'_> = &[
+            &s.id,
+            &s.user_id,
+            &s.creator,
+            &i64::from(s.epoch),
+            &i64::from(s.protocol),
+            &s.created_at.as_millis(),
+            &s.expires_at.as_millis(),
+        ];
+        insert(self.0, st::INSERT_SESSION, p, "a session with this ID").await
+    }
+    async fn session(&self, id: &str, lock: bool) -> DbResult<Option<TrustedSessionRecord>> {
+        one(self.0, &locked(st::SESSION, lock), &[&id], |r| rows::trusted_session(r)).await
+    }
+    async fn sessions_of_device(&self, device_id: &str, now: Timestamp) -> DbResult<Vec<TrustedSessionRecord>> {
+        all(self.0, st::SESSIONS_OF_DEVICE, &[&now.as_millis(), &device_id], |r| rows::trusted_session(r)).await
+    }
+    async fn set_session_epoch(&self, id: &str, epoch: u32, rekey_needed: bool) -> DbResult<()> {
+        exec(self.0, st::SET_SESSION_EPOCH, &[&i64::from(epoch), &i64::from(rekey_needed), &id]).await.map(drop)
+    }
+    async fn close_session(&self, id: &str, now: Timestamp) -> DbResult<bool> {
+        Ok(exec(self.0, st::CLOSE_SESSION, &[&now.as_millis(), &id]).await? > 0)
+    }
+    async fn insert_member(
+        &self,
+        session_id: &str,
+        device_id: &str,
+        status: &str,
+        joined_epoch: Option<u32>,
+        now: Timestamp,
+    ) -> DbResult<()> {
+        let p: &Params<'_> = &[&session_id, &device_id, &status, &joined_epoch.map(i64::from), &now.as_millis()];
+        insert(self.0, st::INSERT_MEMBER, p, "this member").await
+    }
+    async fn members(&self, session_id: &str) -> DbResult<Vec<(String, String, Option<i64>)>> {
+        all(self.0, st::MEMBERS, &[&session_id], |r| rows::member(r)).await
+    }
+    async fn set_member(
+        &self,
+        session_id: &str,
+        device_id: &str,
+        status: &str,
+        joined_epoch: Option<u32>,
+        now: Timestamp,
+    ) -> DbResult<bool> {
+        let p: &Params<'_> = &[&status, &joined_epoch.map(i64::from), &now.as_millis(), &session_id, &device_id];
+        Ok(exec(self.0, st::SET_MEMBER, p).await? > 0)
+    }
+    async fn open_sessions_with_member(&self, device_id: &str) -> DbResult<Vec<String>> {
+        all(self.0, st::OPEN_SESSIONS_WITH_MEMBER, &[&device_id], |r| r.text(0)).await
+    }
+    async fn insert_invitation(&self, inv: &SignedInvitation) -> DbResult<()> {
+        let i = &inv.invitation;
+        let body = rows::invitation_text(inv)?;
+        let p: &Params<'_> =
+            &[&i.nonce, &i.descriptor.session_id, &i.recipient, &i64::from(i.descriptor.epoch), &body, &i.expires_at];
+        insert(self.0, st::INSERT_INVITATION, p, "an invitation with this nonce").await
+    }
+    async fn invitation(&self, nonce: &str) -> DbResult<Option<InvitationState>> {
+        one(self.0, st::INVITATION, &[&nonce], |r| rows::invitation_state(r)).await
+    }
+    async fn use_invitation(&self, nonce: &str, now: Timestamp) -> DbResult<bool> {
+        Ok(exec(self.0, st::USE_INVITATION, &[&now.as_millis(), &nonce]).await? > 0)
+    }
+    async fn pending_invitations(&self, device_id: &str, now: Timestamp) -> DbResult<Vec<SignedInvitation>> {
+        all(self.0, st::PENDING_INVITATIONS, &[&device_id, &now.as_millis()], |r| rows::invitation_body(r)).await
+    }
+    async fn has_pending_invitation(&self, session_id: &str, device_id: &str, now: Timestamp) -> DbResult<bool> {
+        let p: &Params<'_> = &[&session_id, &device_id, &now.as_millis()];
+        Ok(one(self.0, st::HAS_PENDING_INVITATION, p, |r| r.int(0)).await?.unwrap_or(0) > 0)
+    }
+    async fn ensure_log_head(&self, user_id: &str) -> DbResult<()> {
+        exec(self.0, st::ENSURE_LOG_HEAD, &[&user_id]).await.map(drop)
+    }
+    async fn log_head(&self, user_id: &str, lock: bool) -> DbResult<i64> {
+        // FOR UPDATE: one append per user at a time, so positions are handed out in commit order.
+        Ok(one(self.0, &locked(st::LOG_HEAD, lock), &[&user_id], |r| r.int(0)).await?.unwrap_or(0))
+    }
+    async fn set_log_head(&self, user_id: &str, pos: i64) -> DbResult<()> {
+        exec(self.0, st::SET_LOG_HEAD, &[&pos, &user_id]).await.map(drop)
+    }
+    async fn insert_log(&self, user_id: &str, e: &LogEntry, now: Timestamp) -> DbResult<()> {
+        let (sender, seq, body) = match &e.message {
+            Some((s, q, b)) => (Some(s.as_str()), Some(*q), Some(b.as_str())),
+            None => (None, None, None),
+        };
+        let (event, device) = match &e.event {
+            Some((ev, d)) => (Some(ev.as_str()), d.as_deref()),
+            None => (None, None),
+        };
+        let p: &Params<'_> = &[
+            &user_id,
+            &e.pos,
+            &e.session_id,
+            &i64::from(e.epoch),
+            &sender,
+            &seq,
+            &body,
+            &event,
+            &device,
+            &now.as_millis(),
+        ];
+        insert(self.0, st::INSERT_LOG, p, "a log entry at this position").await
+    }
+    async fn last_seq(&self, session_id: &str, sender: &str, epoch: u32) -> DbResult<i64> {
+        Ok(one(self.0, st::LAST_SEQ, &[&session_id, &sender, &i64::from(epoch)], |r| r.int(0)).await?.unwrap_or(0))
+    }
+    async fn prune_log(&self, session_id: &str, keep: i64) -> DbResult<()> {
+        exec(self.0, st::PRUNE_LOG, &[&session_id, &keep]).await.map(drop)
+    }
+    async fn log_after(&self, device_id: &str, user_id: &str, after: i64, limit: i64) -> DbResult<Vec<LogEntry>> {
+        all(self.0, st::LOG_AFTER, &[&device_id, &user_id, &after, &limit], |r| rows::log_entry(r)).await
+    }
+    async fn oldest_log(&self, user_id: &str) -> DbResult<i64> {
+        Ok(one(self.0, st::OLDEST_LOG, &[&user_id], |r| r.int(0)).await?.unwrap_or(0))
     }
 }

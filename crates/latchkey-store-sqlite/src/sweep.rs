@@ -3,7 +3,8 @@
 use crate::txn::exec;
 use latchkey_domain::retention::Cutoffs;
 use latchkey_domain::Timestamp;
-use latchkey_store::{sql, StoreResult, SweepReport};
+use latchkey_store::flows::trusted_sessions::trusted_cutoffs;
+use latchkey_store::{sql, sql_trust, StoreResult, SweepReport};
 use rusqlite::Connection;
 
 pub(crate) fn sweep(c: &Connection, now: Timestamp) -> StoreResult<SweepReport> {
@@ -15,6 +16,10 @@ pub(crate) fn sweep(c: &Connection, now: Timestamp) -> StoreResult<SweepReport> 
     let refresh_tokens = exec(c, sql::SWEEP_REFRESH_TOKENS, [cut.refresh_tokens.as_millis()])?;
     exec(c, sql::SWEEP_EMPTY_FAMILIES, [cut.empty_families.as_millis()])?;
     let events = exec(c, sql::SWEEP_EVENTS, [now.as_millis()])?;
+    let (old, stale) = trusted_cutoffs(now);
+    exec(c, sql_trust::SWEEP_SESSIONS_EXPIRED, [now.as_millis()])?;
+    exec(c, sql_trust::SWEEP_OLD_SESSIONS, [old.as_millis()])?;
+    exec(c, sql_trust::SWEEP_CHANNELS, [stale.as_millis()])?;
     Ok(SweepReport {
         events: events as u64,
         grants: grants as u64,

@@ -11,9 +11,11 @@ use latchkey_domain::device::DeviceStatus;
 use latchkey_domain::events::Interval;
 use latchkey_domain::pairing::PairingStatus;
 use latchkey_domain::secret::SecretHash;
+use latchkey_domain::trusted_session::SignedInvitation;
 use latchkey_domain::Timestamp;
 use latchkey_store::rows::{self, Columns};
 use latchkey_store::sql;
+use latchkey_store::sql_trust as st;
 use latchkey_store::txn::{GrantCode, NewEvent, NewFamily, PairingCode, Txn};
 use latchkey_store::*;
 use rusqlite::{params, Connection, Params};
@@ -477,5 +479,174 @@ impl Txn for Sql<'_> {
     async fn set_key_revoked(&self, id: &str, owner_id: Option<&str>, now: Timestamp) -> StoreResult<bool> {
         let changed = exec(self.0, sql::SET_KEY_REVOKED, params![now.as_millis(), id, owner_id])?;
         Ok(changed > 0)
+    }
+    async fn devices_with_slug(&self, owner_id: &str, slug: &str) -> StoreResult<Vec<DeviceRecord>> {
+        all(self.0, sql::DEVICES_WITH_SLUG, [owner_id, slug], |r| rows::device(r))
+    }
+    async fn rotations(&self, device_id: &str) -> StoreResult<Vec<RotationRecord>> {
+        all(self.0, st::ROTATIONS, [device_id], |r| rows::rotation(r))
+    }
+    async fn insert_rotation(&self, device_id: &str, r: &RotationRecord, now: Timestamp) -> StoreResult<()> {
+        let p = params![device_id, r.old_key, r.new_key, r.signature, now.as_millis()];
+        insert(self.0, st::INSERT_ROTATION, p, "a rotation of this key")
+    }
+    async fn set_device_key(&self, device_id: &str, jwk: &str, jkt: &str) -> StoreResult<()> {
+        exec(self.0, st::SET_DEVICE_KEY, params![jwk, jkt, device_id]).map(drop)
+    }
+    async fn session_key(&self, device_id: &str) -> StoreResult<Option<SessionKeyRecord>> {
+        one(self.0, st::SESSION_KEY, [device_id], |r| rows::session_key(r))
+    }
+    async fn upsert_session_key(&self, device_id: &str, k: &SessionKeyRecord, now: Timestamp) -> StoreResult<()> {
+        let p = params![device_id, i64::from(k.protocol), k.key, k.signed_by, k.signature, now.as_millis()];
+        exec(self.0, st::UPSERT_SESSION_KEY, p).map(drop)
+    }
+    async fn upsert_trust(&self, t: &NewTrust, truster_key: &str, now: Timestamp) -> StoreResult<()> {
+        let p = params![
+            t.truster,
+            t.trustee,
+            truster_key,
+            t.trustee_key,
+            t.issued_at.as_millis(),
+            t.signature,
+            now.as_millis()
+        ];
+        exec(self.0, st::UPSERT_TRUST, p).map(drop)
+    }
+    async fn delete_trust(&self, truster: &str, trustee: &str) -> StoreResult<bool> {
+        Ok(exec(self.0, st::DELETE_TRUST, [truster, trustee])? > 0)
+    }
+    async fn delete_trusts_of_device(&self, device_id: &str) -> StoreResult<u64> {
+        Ok(exec(self.0, st::DELETE_TRUSTS_OF_DEVICE, [device_id])? as u64)
+    }
+    async fn trusts_of_user(&self, user_id: &str) -> StoreResult<Vec<TrustRecord>> {
+        all(self.0, st::TRUSTS_OF_USER, [user_id], |r| rows::trust(r))
+    }
+    async fn channel_count(&self, device_id: &str, since: Timestamp) -> StoreResult<i64> {
+        Ok(one(self.0, st::CHANNEL_COUNT, params![device_id, since.as_millis()], |r| r.int(0))?.unwrap_or(0))
+    }
+    async fn insert_channel(&self, id: &str, device_id: &str, now: Timestamp) -> StoreResult<()> {
+        insert(self.0, st::INSERT_CHANNEL, params![id, device_id, now.as_millis()], "a channel with this ID")
+    }
+    async fn touch_channel(&self, id: &str, now: Timestamp) -> StoreResult<()> {
+        exec(self.0, st::TOUCH_CHANNEL, params![now.as_millis(), id]).map(drop)
+    }
+    async fn delete_channel(&self, id: &str) -> StoreResult<()> {
+        exec(self.0, st::DELETE_CHANNEL, [id]).map(drop)
+    }
+    async fn insert_session(&self, s: &TrustedSessionRecord) -> StoreResult<()> {
+        let p = params![
+            s.id,
+            s.user_id,
+            s.creator,
+            i64::from(s.epoch),
+            i64::from(s.protocol),
+            s.created_at.as_millis(),
+            s.expires_at.as_millis()
+        ];
+        insert(self.0, st::INSERT_SESSION, p, "a session with this ID")
+    }
+    async fn session(&self, id: &str, _lock: bool) -> StoreResult<Option<TrustedSessionRecord>> {
+        one(self.0, st::SESSION, [id], |r| rows::trusted_session(r))
+    }
+    async fn sessions_of_device(&self, device_id: &str, now: Timestamp) -> StoreResult<Vec<TrustedSessionRecord>> {
+        all(self.0, st::SESSIONS_OF_DEVICE, params![now.as_millis(), device_id], |r| rows::trusted_session(r))
+    }
+    async fn set_session_epoch(&self, id: &str, epoch: u32, rekey_needed: bool) -> StoreResult<()> {
+        exec(self.0, st::SET_SESSION_EPOCH, params![i64::from(epoch), i64::from(rekey_needed), id]).map(drop)
+    }
+    async fn close_session(&self, id: &str, now: Timestamp) -> StoreResult<bool> {
+        Ok(exec(self.0, st::CLOSE_SESSION, params![now.as_millis(), id])? > 0)
+    }
+    async fn insert_member(
+        &self,
+        session_id: &str,
+        device_id: &str,
+        status: &str,
+        joined_epoch: Option<u32>,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        let p = params![session_id, device_id, status, joined_epoch.map(i64::from), now.as_millis()];
+        insert(self.0, st::INSERT_MEMBER, p, "this member")
+    }
+    async fn members(&self, session_id: &str) -> StoreResult<Vec<(String, String, Option<i64>)>> {
+        all(self.0, st::MEMBERS, [session_id], |r| rows::member(r))
+    }
+    async fn set_member(
+        &self,
+        session_id: &str,
+        device_id: &str,
+        status: &str,
+        joined_epoch: Option<u32>,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let p = params![status, joined_epoch.map(i64::from), now.as_millis(), session_id, device_id];
+        Ok(exec(self.0, st::SET_MEMBER, p)? > 0)
+    }
+    async fn open_sessions_with_member(&self, device_id: &str) -> StoreResult<Vec<String>> {
+        all(self.0, st::OPEN_SESSIONS_WITH_MEMBER, [device_id], |r| r.text(0))
+    }
+    async fn insert_invitation(&self, inv: &SignedInvitation) -> StoreResult<()> {
+        let i = &inv.invitation;
+        let body = rows::invitation_text(inv)?;
+        let p =
+            params![i.nonce, i.descriptor.session_id, i.recipient, i64::from(i.descriptor.epoch), body, i.expires_at];
+        insert(self.0, st::INSERT_INVITATION, p, "an invitation with this nonce")
+    }
+    async fn invitation(&self, nonce: &str) -> StoreResult<Option<InvitationState>> {
+        one(self.0, st::INVITATION, [nonce], |r| rows::invitation_state(r))
+    }
+    async fn use_invitation(&self, nonce: &str, now: Timestamp) -> StoreResult<bool> {
+        Ok(exec(self.0, st::USE_INVITATION, params![now.as_millis(), nonce])? > 0)
+    }
+    async fn pending_invitations(&self, device_id: &str, now: Timestamp) -> StoreResult<Vec<SignedInvitation>> {
+        all(self.0, st::PENDING_INVITATIONS, params![device_id, now.as_millis()], |r| rows::invitation_body(r))
+    }
+    async fn has_pending_invitation(&self, session_id: &str, device_id: &str, now: Timestamp) -> StoreResult<bool> {
+        let p = params![session_id, device_id, now.as_millis()];
+        Ok(one(self.0, st::HAS_PENDING_INVITATION, p, |r| r.int(0))?.unwrap_or(0) > 0)
+    }
+    async fn ensure_log_head(&self, user_id: &str) -> StoreResult<()> {
+        exec(self.0, st::ENSURE_LOG_HEAD, [user_id]).map(drop)
+    }
+    async fn log_head(&self, user_id: &str, _lock: bool) -> StoreResult<i64> {
+        Ok(one(self.0, st::LOG_HEAD, [user_id], |r| r.int(0))?.unwrap_or(0))
+    }
+    async fn set_log_head(&self, user_id: &str, pos: i64) -> StoreResult<()> {
+        exec(self.0, st::SET_LOG_HEAD, params![pos, user_id]).map(drop)
+    }
+    async fn insert_log(&self, user_id: &str, e: &LogEntry, now: Timestamp) -> StoreResult<()> {
+        let (sender, seq, body) = match &e.message {
+            Some((s, q, b)) => (Some(s.as_str()), Some(*q), Some(b.as_str())),
+            None => (None, None, None),
+        };
+        let (event, device) = match &e.event {
+            Some((ev, d)) => (Some(ev.as_str()), d.as_deref()),
+            None => (None, None),
+        };
+        let p = params![
+            user_id,
+            e.pos,
+            e.session_id,
+            i64::from(e.epoch),
+            sender,
+            seq,
+            body,
+            event,
+            device,
+            now.as_millis()
+        ];
+        insert(self.0, st::INSERT_LOG, p, "a log entry at this position")
+    }
+    async fn last_seq(&self, session_id: &str, sender: &str, epoch: u32) -> StoreResult<i64> {
+        Ok(one(self.0, st::LAST_SEQ, params![session_id, sender, i64::from(epoch)], |r| r.int(0))?.unwrap_or(0))
+    }
+    async fn prune_log(&self, session_id: &str, keep: i64) -> StoreResult<()> {
+        exec(self.0, st::PRUNE_LOG, params![session_id, keep]).map(drop)
+    }
+    async fn log_after(&self, device_id: &str, user_id: &str, after: i64, limit: i64) -> StoreResult<Vec<LogEntry>> {
+        all(self.0, st::LOG_AFTER, params![device_id, user_id, after, limit], |r| rows::log_entry(r))
+    }
+    async fn oldest_log(&self, user_id: &str) -> StoreResult<i64> {
+        Ok(one(self.0, st::OLDEST_LOG, [user_id], |r| r.int(0))?.unwrap_or(0))
     }
 }

@@ -405,9 +405,200 @@ macro_rules! impl_store {
                 now: $crate::__private::Timestamp,
             ) -> $crate::StoreResult<$crate::RevokeDevice> {
                 let (id, owner, actor) = (id.0.to_string(), owner_id.map(|o| o.0.to_string()), actor.0.to_string());
-                $write!(self, flow [id, owner, actor] |tx| {
+                let result = $write!(self, flow [id, owner, actor] |tx| {
                     $crate::flows::devices::revoke(tx, &id, owner.as_deref(), &actor, now)
-                })
+                })?;
+                if let $crate::RevokeDevice::Revoked(d) = &result {
+                    // Its sessions changed: wake the owner's channels (and end its own).
+                    self.notifier.notify(&$crate::flows::trusted_sessions::channel_subject(&d.owner_id));
+                }
+                Ok(result)
+            }
+
+            async fn device_keys(
+                &self,
+                user: $crate::UserId<'_>,
+                device: $crate::DeviceId<'_>,
+            ) -> $crate::StoreResult<Option<$crate::DeviceKeysRecord>> {
+                let (u, d) = (user.0.to_string(), device.0.to_string());
+                $read!(self, flow [u, d] |tx| $crate::flows::trust::device_keys(tx, &u, &d))
+            }
+            async fn publish_session_key(
+                &self,
+                user: $crate::UserId<'_>,
+                device: $crate::DeviceId<'_>,
+                key: $crate::SessionKeyRecord,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<Result<(), $crate::TrustRefusal>> {
+                let (u, d) = (user.0.to_string(), device.0.to_string());
+                $write!(self, flow [u, d, key] |tx| $crate::flows::trust::publish_session_key(tx, &u, &d, &key, now))
+            }
+            async fn add_trust(
+                &self,
+                trust: $crate::NewTrust,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<Result<$crate::TrustRecord, $crate::TrustRefusal>> {
+                $write!(self, flow [trust] |tx| $crate::flows::trust::add(tx, &trust, now))
+            }
+            async fn remove_trust(
+                &self,
+                user: $crate::UserId<'_>,
+                truster: $crate::DeviceId<'_>,
+                trustee: $crate::DeviceId<'_>,
+                actor: $crate::Actor<'_>,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<bool> {
+                let (u, a, b, actor) =
+                    (user.0.to_string(), truster.0.to_string(), trustee.0.to_string(), actor.0.to_string());
+                let removed = $write!(self, flow [u, a, b, actor] |tx| {
+                    $crate::flows::trust::remove(tx, &u, &a, &b, &actor, now)
+                })?;
+                self.notifier.notify(&$crate::flows::trusted_sessions::channel_subject(user.0));
+                Ok(removed)
+            }
+            async fn trusts(&self, user: $crate::UserId<'_>) -> $crate::StoreResult<Vec<$crate::TrustRecord>> {
+                let u = user.0.to_string();
+                $read!(self, flow [u] |tx| $crate::flows::trust::list(tx, &u))
+            }
+            async fn rotate_device_key(
+                &self,
+                rotate: $crate::RotateKey,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<Result<$crate::TokenSubject, $crate::TrustRefusal>> {
+                let user = rotate.user_id.clone();
+                let result = $write!(self, flow [rotate] |tx| $crate::flows::trust::rotate_key(tx, &rotate, now))?;
+                self.notifier.notify(&$crate::flows::trusted_sessions::channel_subject(&user));
+                Ok(result)
+            }
+            async fn plan_trusted_session(
+                &self,
+                ask: $crate::SessionAsk,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<$crate::SessionPlanned> {
+                $read!(self, flow [ask] |tx| $crate::flows::trusted_sessions::plan(tx, &ask, now))
+            }
+            async fn create_trusted_session(
+                &self,
+                user: $crate::UserId<'_>,
+                creator: $crate::DeviceId<'_>,
+                descriptor: $crate::__private::Descriptor,
+                invitations: Vec<$crate::__private::SignedInvitation>,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<Result<$crate::SessionMade, $crate::SessionRefusal>> {
+                let (u, c) = (user.0.to_string(), creator.0.to_string());
+                let result = $write!(self, flow [u, c, descriptor, invitations] |tx| {
+                    $crate::flows::trusted_sessions::create(tx, &u, &c, &descriptor, &invitations, now)
+                })?;
+                self.notifier.notify(&$crate::flows::trusted_sessions::channel_subject(user.0));
+                Ok(result)
+            }
+            async fn issue_invitations(
+                &self,
+                user: $crate::UserId<'_>,
+                issue: $crate::Issue,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<Result<(), $crate::SessionRefusal>> {
+                let u = user.0.to_string();
+                let result = $write!(self, flow [u, issue] |tx| $crate::flows::trusted_sessions::issue(tx, &u, &issue, now))?;
+                self.notifier.notify(&$crate::flows::trusted_sessions::channel_subject(user.0));
+                Ok(result)
+            }
+            async fn join_trusted_session(
+                &self,
+                user: $crate::UserId<'_>,
+                join: $crate::Join,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<Result<$crate::TrustedSessionRecord, $crate::SessionRefusal>> {
+                let u = user.0.to_string();
+                let result = $write!(self, flow [u, join] |tx| $crate::flows::trusted_sessions::join(tx, &u, &join, now))?;
+                self.notifier.notify(&$crate::flows::trusted_sessions::channel_subject(user.0));
+                Ok(result)
+            }
+            async fn leave_trusted_session(
+                &self,
+                user: $crate::UserId<'_>,
+                session_id: &str,
+                device: $crate::DeviceId<'_>,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<Result<(), $crate::SessionRefusal>> {
+                let (u, s, d) = (user.0.to_string(), session_id.to_string(), device.0.to_string());
+                let result = $write!(self, flow [u, s, d] |tx| {
+                    $crate::flows::trusted_sessions::leave(tx, &u, &s, &d, now)
+                })?;
+                self.notifier.notify(&$crate::flows::trusted_sessions::channel_subject(user.0));
+                Ok(result)
+            }
+            async fn close_trusted_session(
+                &self,
+                user: $crate::UserId<'_>,
+                session_id: &str,
+                device: $crate::DeviceId<'_>,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<Result<(), $crate::SessionRefusal>> {
+                let (u, s, d) = (user.0.to_string(), session_id.to_string(), device.0.to_string());
+                let result = $write!(self, flow [u, s, d] |tx| {
+                    $crate::flows::trusted_sessions::close(tx, &u, &s, &d, now)
+                })?;
+                self.notifier.notify(&$crate::flows::trusted_sessions::channel_subject(user.0));
+                Ok(result)
+            }
+            async fn trusted_session(
+                &self,
+                session_id: &str,
+                device: $crate::DeviceId<'_>,
+            ) -> $crate::StoreResult<Option<$crate::TrustedSessionRecord>> {
+                let (s, d) = (session_id.to_string(), device.0.to_string());
+                $read!(self, flow [s, d] |tx| $crate::flows::trusted_sessions::get(tx, &s, &d))
+            }
+            async fn trusted_sessions(
+                &self,
+                device: $crate::DeviceId<'_>,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<Vec<$crate::TrustedSessionRecord>> {
+                let d = device.0.to_string();
+                $read!(self, flow [d] |tx| $crate::flows::trusted_sessions::list(tx, &d, now))
+            }
+            async fn relay_message(
+                &self,
+                user: $crate::UserId<'_>,
+                relay: $crate::Relay,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<Result<i64, $crate::SessionRefusal>> {
+                let u = user.0.to_string();
+                let result = $write!(self, flow [u, relay] |tx| $crate::flows::trusted_sessions::relay(tx, &u, &relay, now))?;
+                self.notifier.notify(&$crate::flows::trusted_sessions::channel_subject(user.0));
+                Ok(result)
+            }
+            async fn channel_batch(
+                &self,
+                user: $crate::UserId<'_>,
+                device: $crate::DeviceId<'_>,
+                after: i64,
+                limit: i64,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<$crate::ChannelBatch> {
+                let (u, d) = (user.0.to_string(), device.0.to_string());
+                $read!(self, flow [u, d] |tx| $crate::flows::trusted_sessions::channel_batch(tx, &u, &d, after, limit, now))
+            }
+            async fn open_channel(
+                &self,
+                user: $crate::UserId<'_>,
+                device: $crate::DeviceId<'_>,
+                channel_id: &str,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<()> {
+                let (u, d, c) = (user.0.to_string(), device.0.to_string(), channel_id.to_string());
+                $write!(self, flow [u, d, c] |tx| $crate::flows::trusted_sessions::open_channel(tx, &u, &d, &c, now))?;
+                self.notifier.notify(&$crate::flows::trusted_sessions::channel_subject(user.0));
+                Ok(())
+            }
+            async fn touch_channel(&self, channel_id: &str, now: $crate::__private::Timestamp) -> $crate::StoreResult<()> {
+                let c = channel_id.to_string();
+                $write!(self, flow [c] |tx| $crate::txn::Txn::touch_channel(tx, &c, now))
+            }
+            async fn close_channel(&self, channel_id: &str) -> $crate::StoreResult<()> {
+                let c = channel_id.to_string();
+                $write!(self, flow [c] |tx| $crate::txn::Txn::delete_channel(tx, &c))
             }
 
             async fn create_enrollment_key(

@@ -203,3 +203,50 @@ pub fn pairing_consumed(client_id: &str, pairing_id: &str, family_id: &str) -> A
     AuditEvent::new(AuditKind::PairingConsumed, Some(client_id), Some(pairing_id))
         .with_detail(json!({"family_id": family_id}).to_string())
 }
+
+/// `trust.added`: device `truster` signed its trust in `trustee`'s key.
+pub fn trust_added(user_id: &str, truster: &str, trustee: &str, key: &latchkey_domain::trust::PublicKey) -> AuditEvent {
+    AuditEvent::new(AuditKind::TrustAdded, Some(user_id), Some(trustee))
+        .with_detail(json!({"truster": truster, "fingerprint": key.fingerprint().to_string()}).to_string())
+}
+
+/// `trust.removed` by `actor`.
+pub fn trust_removed(actor: &str, truster: &str, trustee: &str) -> AuditEvent {
+    AuditEvent::new(AuditKind::TrustRemoved, Some(actor), Some(trustee))
+        .with_detail(json!({"truster": truster}).to_string())
+}
+
+/// `device.key_rotated`: with or without the old key's signature, and how many token families ended.
+pub fn device_key_rotated(actor: &str, device_id: &str, chained: bool, families: u64) -> AuditEvent {
+    AuditEvent::new(AuditKind::DeviceKeyRotated, Some(actor), Some(device_id))
+        .with_detail(json!({"chained": chained, "families_revoked": families}).to_string())
+}
+
+/// `tsession.created` by the creator device, with its members.
+pub fn session_created(user_id: &str, session_id: &str, creator: &str, members: &[String]) -> AuditEvent {
+    AuditEvent::new(AuditKind::SessionCreated, Some(user_id), Some(session_id))
+        .with_detail(json!({"creator": creator, "members": members}).to_string())
+}
+
+/// `tsession.joined`: a member proved its key and accepted.
+pub fn session_joined(user_id: &str, session_id: &str, device_id: &str, epoch: u32) -> AuditEvent {
+    AuditEvent::new(AuditKind::SessionJoined, Some(user_id), Some(session_id))
+        .with_detail(json!({"device": device_id, "epoch": epoch}).to_string())
+}
+
+/// `tsession.left` or `tsession.member_removed`.
+pub fn session_member_removed(actor: &str, session_id: &str, device_id: &str, status: &str) -> AuditEvent {
+    let kind = if status == "left" { AuditKind::SessionLeft } else { AuditKind::SessionMemberRemoved };
+    AuditEvent::new(kind, Some(actor), Some(session_id)).with_detail(json!({"device": device_id}).to_string())
+}
+
+/// `tsession.rekeyed`: `device_id` issued the key of generation `epoch`.
+pub fn session_rekeyed(user_id: &str, session_id: &str, device_id: &str, epoch: u32) -> AuditEvent {
+    AuditEvent::new(AuditKind::SessionRekeyed, Some(user_id), Some(session_id))
+        .with_detail(json!({"device": device_id, "epoch": epoch}).to_string())
+}
+
+/// `tsession.closed` by `actor` (`system` when it expired).
+pub fn session_closed(actor: &str, session_id: &str) -> AuditEvent {
+    AuditEvent::new(AuditKind::SessionClosed, Some(actor), Some(session_id))
+}

@@ -17,14 +17,17 @@ mod notify;
 mod records;
 pub mod rows;
 pub mod sql;
+pub mod sql_trust;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
+mod trust_records;
 pub mod txn;
 
 pub use error::StoreError;
 pub use ids::{Actor, AppId, DeviceId, EnrollmentKeyId, FamilyId, UserId};
 pub use notify::DecisionNotifier;
 pub use records::*;
+pub use trust_records::*;
 
 use async_trait::async_trait;
 use latchkey_domain::audit::{AuditEntry, AuditEvent, ChainHead};
@@ -38,6 +41,7 @@ pub mod __private {
     pub use latchkey_domain::account::{AccountRefusal, LockPolicy};
     pub use latchkey_domain::audit::{AuditEntry, AuditEvent, ChainHead};
     pub use latchkey_domain::secret::SecretHash;
+    pub use latchkey_domain::trusted_session::{Descriptor, SignedInvitation};
     pub use latchkey_domain::Timestamp;
 }
 
@@ -277,6 +281,120 @@ pub trait Store: Send + Sync + 'static {
     async fn ingest_events(&self, batch: IngestBatch, now: Timestamp) -> StoreResult<Vec<Ingested>>;
     /// The user's stream of one app's events after `after`, at most `limit`.
     async fn pull_events(&self, user: UserId<'_>, client_id: AppId<'_>, after: i64, limit: i64) -> StoreResult<Pulled>;
+
+    // ---- trusted devices ----
+
+    /// One of the user's devices with its keys, for another device to trust or seal to.
+    async fn device_keys(&self, user: UserId<'_>, device: DeviceId<'_>) -> StoreResult<Option<DeviceKeysRecord>>;
+    /// Publishes the calling device's session key, if its device key signed it.
+    async fn publish_session_key(
+        &self,
+        user: UserId<'_>,
+        device: DeviceId<'_>,
+        key: SessionKeyRecord,
+        now: Timestamp,
+    ) -> StoreResult<Result<(), TrustRefusal>>;
+    /// Stores a device's signed trust in another device's current key, and records it.
+    async fn add_trust(&self, trust: NewTrust, now: Timestamp) -> StoreResult<Result<TrustRecord, TrustRefusal>>;
+    /// Removes one device's trust in another, takes each out of the sessions the other
+    /// made, and records it. Whether there was such a statement.
+    async fn remove_trust(
+        &self,
+        user: UserId<'_>,
+        truster: DeviceId<'_>,
+        trustee: DeviceId<'_>,
+        actor: Actor<'_>,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Every trust statement between the user's devices, with whether each holds.
+    async fn trusts(&self, user: UserId<'_>) -> StoreResult<Vec<TrustRecord>>;
+    /// Replaces a device's key (trust carries over only with the old key's signature),
+    /// ends its old tokens and starts a family bound to the new key; records it.
+    async fn rotate_device_key(
+        &self,
+        rotate: RotateKey,
+        now: Timestamp,
+    ) -> StoreResult<Result<TokenSubject, TrustRefusal>>;
+
+    // ---- trusted sessions ----
+
+    /// One answer per target of a new session and, if it can be made, what to sign.
+    async fn plan_trusted_session(&self, ask: SessionAsk, now: Timestamp) -> StoreResult<SessionPlanned>;
+    /// Makes a planned session with the creator's signed invitations, all at once.
+    async fn create_trusted_session(
+        &self,
+        user: UserId<'_>,
+        creator: DeviceId<'_>,
+        descriptor: latchkey_domain::trusted_session::Descriptor,
+        invitations: Vec<latchkey_domain::trusted_session::SignedInvitation>,
+        now: Timestamp,
+    ) -> StoreResult<Result<SessionMade, SessionRefusal>>;
+    /// Stores invitations at a session's current key (a new key, or a fresh invitation).
+    async fn issue_invitations(
+        &self,
+        user: UserId<'_>,
+        issue: Issue,
+        now: Timestamp,
+    ) -> StoreResult<Result<(), SessionRefusal>>;
+    /// Accepts an invitation, once.
+    async fn join_trusted_session(
+        &self,
+        user: UserId<'_>,
+        join: Join,
+        now: Timestamp,
+    ) -> StoreResult<Result<TrustedSessionRecord, SessionRefusal>>;
+    /// The calling member leaves; the others will need a new key.
+    async fn leave_trusted_session(
+        &self,
+        user: UserId<'_>,
+        session_id: &str,
+        device: DeviceId<'_>,
+        now: Timestamp,
+    ) -> StoreResult<Result<(), SessionRefusal>>;
+    /// The creator closes its session.
+    async fn close_trusted_session(
+        &self,
+        user: UserId<'_>,
+        session_id: &str,
+        device: DeviceId<'_>,
+        now: Timestamp,
+    ) -> StoreResult<Result<(), SessionRefusal>>;
+    /// A session the device is or was a member of.
+    async fn trusted_session(
+        &self,
+        session_id: &str,
+        device: DeviceId<'_>,
+    ) -> StoreResult<Option<TrustedSessionRecord>>;
+    /// The open sessions the device is a member of.
+    async fn trusted_sessions(&self, device: DeviceId<'_>, now: Timestamp) -> StoreResult<Vec<TrustedSessionRecord>>;
+    /// Relays a member's encrypted message; its position in the user's log.
+    async fn relay_message(
+        &self,
+        user: UserId<'_>,
+        relay: Relay,
+        now: Timestamp,
+    ) -> StoreResult<Result<i64, SessionRefusal>>;
+    /// What the device's channel delivers after `after` (at most `limit` log entries).
+    async fn channel_batch(
+        &self,
+        user: UserId<'_>,
+        device: DeviceId<'_>,
+        after: i64,
+        limit: i64,
+        now: Timestamp,
+    ) -> StoreResult<ChannelBatch>;
+    /// A device opened its channel (it is online).
+    async fn open_channel(
+        &self,
+        user: UserId<'_>,
+        device: DeviceId<'_>,
+        channel_id: &str,
+        now: Timestamp,
+    ) -> StoreResult<()>;
+    /// A channel is still held.
+    async fn touch_channel(&self, channel_id: &str, now: Timestamp) -> StoreResult<()>;
+    /// A channel was closed.
+    async fn close_channel(&self, channel_id: &str) -> StoreResult<()>;
 
     // ---- signing keys ----
 

@@ -6,6 +6,7 @@
 //! row two ways.
 
 use crate::records::*;
+use crate::trust_records::*;
 use crate::{StoreError, StoreResult};
 use latchkey_domain::account::{AccountStatus, FailureRun};
 use latchkey_domain::device::{DeviceStatus, EnrollmentKeyState};
@@ -334,4 +335,94 @@ pub fn event_part(r: &impl Columns) -> StoreResult<(String, EventPart)> {
 /// An event kind's spec as stored (JSON text), as [`event_kind`] reads it back.
 pub fn kind_spec_text(spec: &latchkey_domain::events::KindSpec) -> StoreResult<String> {
     serde_json::to_string(spec).map_err(|e| StoreError::Corrupt(format!("event kind spec: {e}")))
+}
+
+/// A key replacement from `old_key, new_key, signature`.
+pub fn rotation(r: &impl Columns) -> StoreResult<RotationRecord> {
+    Ok(RotationRecord { old_key: r.text(0)?, new_key: r.text(1)?, signature: r.opt_text(2)? })
+}
+
+fn small(r: &impl Columns, i: usize, what: &str) -> StoreResult<u32> {
+    u32::try_from(r.int(i)?).map_err(|_| StoreError::Corrupt(format!("{what} out of range")))
+}
+
+/// A session key from `protocol, session_key, signed_by, signature`.
+pub fn session_key(r: &impl Columns) -> StoreResult<SessionKeyRecord> {
+    Ok(SessionKeyRecord {
+        protocol: small(r, 0, "session key protocol")?,
+        key: r.text(1)?,
+        signed_by: r.text(2)?,
+        signature: r.text(3)?,
+    })
+}
+
+/// A trust statement from [`crate::sql_trust::TRUSTS_OF_USER`] (`holds` left false).
+pub fn trust(r: &impl Columns) -> StoreResult<TrustRecord> {
+    Ok(TrustRecord {
+        truster: r.text(0)?,
+        truster_name: r.text(1)?,
+        trustee: r.text(2)?,
+        trustee_name: r.text(3)?,
+        truster_key: r.text(4)?,
+        trustee_key: r.text(5)?,
+        created_at: r.at(6)?,
+        holds: false,
+    })
+}
+
+/// A trusted session from its columns (members left empty).
+pub fn trusted_session(r: &impl Columns) -> StoreResult<TrustedSessionRecord> {
+    Ok(TrustedSessionRecord {
+        id: r.text(0)?,
+        user_id: r.text(1)?,
+        creator: r.text(2)?,
+        epoch: small(r, 3, "session epoch")?,
+        protocol: small(r, 4, "session protocol")?,
+        rekey_needed: r.int(5)? != 0,
+        created_at: r.at(6)?,
+        expires_at: r.at(7)?,
+        closed_at: r.opt_at(8)?,
+        members: Vec::new(),
+    })
+}
+
+/// A member from `device_id, status, joined_epoch`.
+pub fn member(r: &impl Columns) -> StoreResult<(String, String, Option<i64>)> {
+    Ok((r.text(0)?, r.text(1)?, r.opt_int(2)?))
+}
+
+/// An invitation's state from `session_id, recipient, epoch, expires_at, used_at`.
+pub fn invitation_state(r: &impl Columns) -> StoreResult<InvitationState> {
+    Ok(InvitationState {
+        session_id: r.text(0)?,
+        recipient: r.text(1)?,
+        epoch: small(r, 2, "invitation epoch")?,
+        expires_at: r.at(3)?,
+        used_at: r.opt_at(4)?,
+    })
+}
+
+/// A signed invitation from its stored JSON.
+pub fn invitation_body(r: &impl Columns) -> StoreResult<latchkey_domain::trusted_session::SignedInvitation> {
+    serde_json::from_str(&r.text(0)?).map_err(|e| StoreError::Corrupt(format!("stored invitation: {e}")))
+}
+
+/// A log entry from [`crate::sql_trust::LOG_AFTER`].
+pub fn log_entry(r: &impl Columns) -> StoreResult<LogEntry> {
+    let message = match (r.opt_text(3)?, r.opt_int(4)?, r.opt_text(5)?) {
+        (Some(sender), Some(seq), Some(body)) => Some((sender, seq, body)),
+        _ => None,
+    };
+    Ok(LogEntry {
+        pos: r.int(0)?,
+        session_id: r.text(1)?,
+        epoch: small(r, 2, "log epoch")?,
+        message,
+        event: r.opt_text(6)?.map(|e| Ok::<_, StoreError>((e, r.opt_text(7)?))).transpose()?,
+    })
+}
+
+/// A signed invitation as stored: its JSON, exactly as signed and relayed.
+pub fn invitation_text(inv: &latchkey_domain::trusted_session::SignedInvitation) -> StoreResult<String> {
+    serde_json::to_string(inv).map_err(|e| StoreError::Corrupt(format!("invitation: {e}")))
 }

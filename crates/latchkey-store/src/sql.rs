@@ -164,6 +164,9 @@ pub const SET_GRANT_CONSUMED: &str =
 
 /// One device.
 pub const DEVICE: &str = concat!("SELECT ", device_columns!(), " FROM devices WHERE id = $1");
+/// The owner's devices with this slug (a revoked device keeps its slug).
+pub const DEVICES_WITH_SLUG: &str =
+    concat!("SELECT ", device_columns!(), " FROM devices WHERE owner_id = $1 AND slug = $2 ORDER BY created_at DESC");
 /// A device's status.
 pub const DEVICE_STATUS: &str = "SELECT status FROM devices WHERE id = $1";
 /// The owner's newest active device with a key.
@@ -487,7 +490,7 @@ mod tests {
             SWEEP_REFRESH_TOKENS,
             SWEEP_EMPTY_FAMILIES,
         ];
-        for sql in all {
+        for sql in all.into_iter().chain(crate::sql_trust::ALL).chain([DEVICES_WITH_SLUG]) {
             let seen = first_appearances(sql);
             let expected: Vec<u32> = (1..=seen.len() as u32).collect();
             assert_eq!(seen, expected, "parameters out of order in: {sql}");

@@ -10,6 +10,7 @@
 //! writer, which already runs transactions one at a time, and ignores it.
 
 use crate::records::*;
+use crate::trust_records::*;
 use crate::StoreError;
 use latchkey_domain::account::{AccountStatus, FailureRun};
 use latchkey_domain::audit::AuditEvent;
@@ -327,4 +328,123 @@ pub trait Txn {
     async fn count_key_use(&self, id: &str) -> Result<bool, Self::Error>;
     /// Revokes a live key (only `owner_id`'s when given); false when none was.
     async fn set_key_revoked(&self, id: &str, owner_id: Option<&str>, now: Timestamp) -> Result<bool, Self::Error>;
+
+    // ---- trusted devices ----
+
+    /// The owner's devices with this slug, newest first.
+    async fn devices_with_slug(&self, owner_id: &str, slug: &str) -> Result<Vec<DeviceRecord>, Self::Error>;
+    /// A device's key replacements, oldest first.
+    async fn rotations(&self, device_id: &str) -> Result<Vec<RotationRecord>, Self::Error>;
+    /// Records a key replacement.
+    async fn insert_rotation(&self, device_id: &str, r: &RotationRecord, now: Timestamp) -> Result<(), Self::Error>;
+    /// Replaces a device's key (JWK text and thumbprint).
+    async fn set_device_key(&self, device_id: &str, jwk: &str, jkt: &str) -> Result<(), Self::Error>;
+    /// A device's published session key.
+    async fn session_key(&self, device_id: &str) -> Result<Option<SessionKeyRecord>, Self::Error>;
+    /// Publishes or replaces a device's session key.
+    async fn upsert_session_key(
+        &self,
+        device_id: &str,
+        k: &SessionKeyRecord,
+        now: Timestamp,
+    ) -> Result<(), Self::Error>;
+    /// Stores or replaces a trust statement, signed with `truster_key`.
+    async fn upsert_trust(&self, t: &NewTrust, truster_key: &str, now: Timestamp) -> Result<(), Self::Error>;
+    /// Removes a trust statement; whether there was one.
+    async fn delete_trust(&self, truster: &str, trustee: &str) -> Result<bool, Self::Error>;
+    /// Removes every statement by or about a device; how many.
+    async fn delete_trusts_of_device(&self, device_id: &str) -> Result<u64, Self::Error>;
+    /// Every statement between the user's devices (`holds` not computed).
+    async fn trusts_of_user(&self, user_id: &str) -> Result<Vec<TrustRecord>, Self::Error>;
+    /// How many channels the device holds that were seen since `since`.
+    async fn channel_count(&self, device_id: &str, since: Timestamp) -> Result<i64, Self::Error>;
+    /// Opens a channel.
+    async fn insert_channel(&self, id: &str, device_id: &str, now: Timestamp) -> Result<(), Self::Error>;
+    /// Marks a channel seen.
+    async fn touch_channel(&self, id: &str, now: Timestamp) -> Result<(), Self::Error>;
+    /// Closes a channel.
+    async fn delete_channel(&self, id: &str) -> Result<(), Self::Error>;
+
+    // ---- trusted sessions ----
+
+    /// Stores a new session (members separately).
+    async fn insert_session(&self, s: &TrustedSessionRecord) -> Result<(), Self::Error>;
+    /// One session without its members; with `lock`, held until commit.
+    async fn session(&self, id: &str, lock: bool) -> Result<Option<TrustedSessionRecord>, Self::Error>;
+    /// The open sessions a device is a current member of (members not loaded).
+    async fn sessions_of_device(
+        &self,
+        device_id: &str,
+        now: Timestamp,
+    ) -> Result<Vec<TrustedSessionRecord>, Self::Error>;
+    /// Sets a session's key generation and whether a new key is needed.
+    async fn set_session_epoch(&self, id: &str, epoch: u32, rekey_needed: bool) -> Result<(), Self::Error>;
+    /// Closes a session; whether it was open.
+    async fn close_session(&self, id: &str, now: Timestamp) -> Result<bool, Self::Error>;
+    /// Adds a member.
+    async fn insert_member(
+        &self,
+        session_id: &str,
+        device_id: &str,
+        status: &str,
+        joined_epoch: Option<u32>,
+        now: Timestamp,
+    ) -> Result<(), Self::Error>;
+    /// A session's members: device, status, the generation it joined at.
+    async fn members(&self, session_id: &str) -> Result<Vec<(String, String, Option<i64>)>, Self::Error>;
+    /// Changes a member's status; whether it is a member.
+    async fn set_member(
+        &self,
+        session_id: &str,
+        device_id: &str,
+        status: &str,
+        joined_epoch: Option<u32>,
+        now: Timestamp,
+    ) -> Result<bool, Self::Error>;
+    /// Open sessions in which the device is a current member.
+    async fn open_sessions_with_member(&self, device_id: &str) -> Result<Vec<String>, Self::Error>;
+    /// Stores an invitation; [`StoreError::Conflict`] when its nonce was ever used.
+    async fn insert_invitation(
+        &self,
+        inv: &latchkey_domain::trusted_session::SignedInvitation,
+    ) -> Result<(), Self::Error>;
+    /// An invitation's state by nonce.
+    async fn invitation(&self, nonce: &str) -> Result<Option<InvitationState>, Self::Error>;
+    /// Uses an invitation; false when it was used already.
+    async fn use_invitation(&self, nonce: &str, now: Timestamp) -> Result<bool, Self::Error>;
+    /// The device's invitations still to accept.
+    async fn pending_invitations(
+        &self,
+        device_id: &str,
+        now: Timestamp,
+    ) -> Result<Vec<latchkey_domain::trusted_session::SignedInvitation>, Self::Error>;
+    /// Whether the member has an invitation to accept at the session's current key.
+    async fn has_pending_invitation(
+        &self,
+        session_id: &str,
+        device_id: &str,
+        now: Timestamp,
+    ) -> Result<bool, Self::Error>;
+    /// Makes sure the user's log head exists.
+    async fn ensure_log_head(&self, user_id: &str) -> Result<(), Self::Error>;
+    /// The last position handed out in the user's log; with `lock`, held until commit.
+    async fn log_head(&self, user_id: &str, lock: bool) -> Result<i64, Self::Error>;
+    /// Stores the last position handed out.
+    async fn set_log_head(&self, user_id: &str, pos: i64) -> Result<(), Self::Error>;
+    /// Appends an entry to the user's log.
+    async fn insert_log(&self, user_id: &str, entry: &LogEntry, now: Timestamp) -> Result<(), Self::Error>;
+    /// The sender's last counter in a session at a key generation (0 if none).
+    async fn last_seq(&self, session_id: &str, sender: &str, epoch: u32) -> Result<i64, Self::Error>;
+    /// Keeps only a session's newest `keep` messages.
+    async fn prune_log(&self, session_id: &str, keep: i64) -> Result<(), Self::Error>;
+    /// What the device may see of its user's log after `after`, at most `limit`.
+    async fn log_after(
+        &self,
+        device_id: &str,
+        user_id: &str,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<LogEntry>, Self::Error>;
+    /// The oldest position still in the user's log (0 when empty).
+    async fn oldest_log(&self, user_id: &str) -> Result<i64, Self::Error>;
 }

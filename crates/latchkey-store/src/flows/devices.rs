@@ -144,6 +144,8 @@ pub async fn revoke<T: Txn>(
     // After the device's row: sees every family committed while this transaction waited for it.
     let families = tx.set_device_families_revoked(id, now).await?;
     tx.append_audit(&events::device_revoked(actor, id, families), now).await?;
+    // Out of its trusted sessions at once; the others get a new key it never sees.
+    crate::flows::trusted_sessions::remove_everywhere(tx, id, "removed", actor, now).await?;
     d.status = DeviceStatus::Revoked;
     d.revoked_at = Some(now);
     Ok(RevokeDevice::Revoked(Box::new(d)))

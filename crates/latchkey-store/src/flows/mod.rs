@@ -14,3 +14,5 @@ pub mod grants;
 pub mod pairings;
 pub mod sign_ins;
 pub mod tokens;
+pub mod trust;
+pub mod trusted_sessions;
