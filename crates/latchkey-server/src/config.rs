@@ -208,6 +208,10 @@ settings! {
         #[arg(long, env = "LATCHKEY_DEVICE_CAP")]
         #[range(1, 10_000)]
         device_cap: i64 = latchkey_domain::device::DEFAULT_DEVICE_CAP,
+        /// Most members a trusted session may have, its creator included.
+        #[arg(long, env = "LATCHKEY_SESSION_MEMBER_LIMIT")]
+        #[range(2, 64)]
+        session_member_limit: i64 = latchkey_domain::trusted_session::DEFAULT_MEMBER_LIMIT as i64,
         /// Device authorizations per client network per minute (0: unlimited).
         #[arg(long, env = "LATCHKEY_DEVICE_AUTH_PER_MINUTE")]
         device_auth_per_minute: u32 = 120,

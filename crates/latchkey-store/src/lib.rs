@@ -25,7 +25,7 @@ pub mod txn;
 
 pub use error::StoreError;
 pub use ids::{Actor, AppId, DeviceId, EnrollmentKeyId, FamilyId, UserId};
-pub use notify::DecisionNotifier;
+pub use notify::{DecisionNotifier, DecisionWait};
 pub use records::*;
 pub use trust_records::*;
 

@@ -1,6 +1,7 @@
 //! Latchkey's own JSON API (`/api/v1`): sessions, the signed-in user, device
 //! logins, the device registry, enrollment, and QR sign-in.
 
+pub mod channel;
 pub mod device;
 pub mod devices;
 pub mod enroll;
@@ -11,6 +12,8 @@ pub mod pairings;
 pub mod password;
 pub mod session;
 pub mod sign_ins;
+pub mod trust;
+pub mod trusted_sessions;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -42,6 +45,19 @@ pub fn router() -> Router<AppState> {
         .route(paths::PAIRING_DECISION, post(pairings::decide_api))
         .route(paths::DEVICE_LOOKUP, post(device::lookup))
         .route(paths::DEVICE_DECISION, post(device::decide))
+        .route(paths::TRUSTS, get(trust::list).post(trust::add))
+        .route(paths::TRUST, delete(trust::remove))
+        .route(paths::DEVICE_KEYS, get(trust::device_keys))
+        .route(paths::DEVICE_KEY, post(trust::rotate))
+        .route(paths::DEVICE_SESSION_KEY, put(trust::publish_session_key))
+        .route(paths::TRUSTED_SESSIONS, get(trusted_sessions::list).post(trusted_sessions::create))
+        .route(paths::TRUSTED_SESSION_PLAN, post(trusted_sessions::plan))
+        .route(paths::TRUSTED_SESSION, get(trusted_sessions::show).delete(trusted_sessions::close))
+        .route(paths::TRUSTED_SESSION_INVITATIONS, post(trusted_sessions::issue))
+        .route(paths::TRUSTED_SESSION_JOIN, post(trusted_sessions::join))
+        .route(paths::TRUSTED_SESSION_LEAVE, post(trusted_sessions::leave))
+        .route(paths::TRUSTED_SESSION_MESSAGES, post(trusted_sessions::send))
+        .route(paths::CHANNEL, get(channel::channel))
         .route(paths::API_OTHER, any(not_found))
 }
 
