@@ -30,6 +30,7 @@ mod stopped;
 mod sweep;
 mod sync;
 mod tokens;
+mod trusted;
 
 pub use accounts::*;
 pub use audit::*;
@@ -45,6 +46,7 @@ pub use stopped::*;
 pub use sweep::*;
 pub use sync::*;
 pub use tokens::*;
+pub use trusted::*;
 
 /// Calls `$m!(check, ...)` with the name of every single-store check, so a
 /// backend's test file gets one test per check and never misses a new one.
@@ -97,6 +99,9 @@ macro_rules! for_each_check {
             events_are_stored_once_whatever_the_order,
             event_outcomes_and_the_stream,
             event_kinds_retention_and_deletion,
+            trust_is_signed_mutual_and_removable,
+            trusted_session_lifecycle,
+            key_rotation_keeps_trust_only_with_a_chain,
         );
     };
 }
