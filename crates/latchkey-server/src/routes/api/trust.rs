@@ -55,7 +55,8 @@ pub fn keys_info(k: DeviceKeysRecord) -> ApiResult<DeviceKeys> {
     })
 }
 
-fn trust_info(t: TrustRecord) -> TrustInfo {
+/// How the API and the Devices page show a trust statement.
+pub fn trust_info(t: TrustRecord) -> TrustInfo {
     let trustee_fingerprint =
         PublicKey::from_b64(&t.trustee_key).map(|p| p.fingerprint().to_string()).unwrap_or_default();
     TrustInfo {

@@ -16,6 +16,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use latchkey_proto::api::{DeviceInfo, EnrollmentKeyRequest};
+use latchkey_proto::trust::TrustInfo;
 use latchkey_store::{DeviceId, UserId};
 use serde::Deserialize;
 
@@ -49,6 +50,7 @@ struct DevicesPage {
     devices: Vec<DeviceRow>,
     active_count: usize,
     sign_ins: Vec<SignInRow>,
+    trusts: Vec<TrustInfo>,
     news: Vec<NewsItem>,
     notice: Option<&'static str>,
     error: Option<String>,
@@ -87,6 +89,7 @@ fn notice(done: Option<&str>) -> Option<&'static str> {
         "moved" => Some("Location changed. The old one stays in the device's history."),
         "revoked" => Some("Device revoked. Its tokens stopped working at once."),
         "ended" => Some("Sign-in ended. It stopped working at once."),
+        "untrusted" => Some("Trust removed. The two devices no longer open sessions together."),
         _ => None,
     }
 }
@@ -109,6 +112,8 @@ async fn list_page(
     let active_count = devices.iter().filter(|r| r.active).count();
     let sign_ins = super::sign_ins::rows(state, w).await?;
     let news = super::sign_ins::news(state, w).await?;
+    let trusts = state.store.trusts(UserId(&w.user.id)).await.map_err(ApiError::from)?;
+    let trusts = trusts.into_iter().map(crate::routes::api::trust::trust_info).collect();
     Ok(render(
         status,
         &DevicesPage {
@@ -118,6 +123,7 @@ async fn list_page(
             devices,
             active_count,
             sign_ins,
+            trusts,
             news,
             notice,
             error,
@@ -240,6 +246,20 @@ pub async fn revoke(
     }
     devices::revoke_own(&state, &w, &id).await?;
     Ok(Redirect::to("/devices?done=revoked").into_response())
+}
+
+/// `POST /devices/{id}/untrust/{trustee}`: device `id` no longer trusts `trustee`.
+/// Trust is added only on a device (it signs with its own key); it can be removed here.
+pub async fn untrust(
+    State(state): State<AppState>,
+    who: Option<Caller>,
+    Path((id, trustee)): Path<(String, String)>,
+    Form(f): Form<CsrfForm>,
+) -> PageResult {
+    let Some(w) = who else { return Ok(signin_redirect("/devices")) };
+    w.check_csrf(Some(&f.csrf))?;
+    let result = crate::routes::api::trust::remove_statement(&state, &w.user.id, &id, &trustee).await.map(drop);
+    changed(&state, &w, result, "untrusted").await
 }
 
 /// A form with only a CSRF token.

@@ -35,6 +35,7 @@ pub fn router() -> Router<AppState> {
         .route("/devices/{id}/rename", post(devices::rename))
         .route("/devices/{id}/move", post(devices::relocate))
         .route("/devices/{id}/revoke", get(devices::revoke_form).post(devices::revoke))
+        .route("/devices/{id}/untrust/{trustee}", post(devices::untrust))
         .route("/sign-ins/{id}/end", post(sign_ins::end))
         .route("/apps", get(apps::list).post(apps::create))
         .route("/apps/{client_id}/edit", get(apps::edit_form).post(apps::edit))
