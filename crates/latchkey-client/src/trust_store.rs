@@ -83,6 +83,9 @@ impl HeldSession {
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct SessionsFile {
     sessions: BTreeMap<String, HeldSession>,
+    /// Where the channel was read up to.
+    #[serde(default)]
+    cursor: i64,
 }
 
 /// The trust and session state of one device, in one directory.
@@ -174,6 +177,16 @@ impl TrustStore {
                 s.next_seq = s.next_seq.max(seq + 1);
             }
         })
+    }
+
+    /// Where this device's channel was last read up to (0 when never).
+    pub fn cursor(&self) -> Result<i64, TrustedError> {
+        Ok(self.read::<SessionsFile>(SESSIONS_FILE)?.cursor)
+    }
+
+    /// Records where the channel was read up to (never moves back).
+    pub fn set_cursor(&self, cursor: i64) -> Result<(), TrustedError> {
+        self.update::<SessionsFile, _>(SESSIONS_FILE, |f| f.cursor = f.cursor.max(cursor))
     }
 
     /// Forgets a session (closed, left, or removed); whether it was held.
@@ -319,6 +332,10 @@ mod tests {
         s.put_key(&other, &k1, 20_000).unwrap();
         assert_eq!(s.session("s1").unwrap(), None);
         assert!(s.forget_session("s2").unwrap());
+        assert_eq!(s.cursor().unwrap(), 0);
+        s.set_cursor(9).unwrap();
+        s.set_cursor(4).unwrap();
+        assert_eq!(s.cursor().unwrap(), 9, "the cursor never moves back");
         let _ = fs::remove_dir_all(s.dir());
     }
 

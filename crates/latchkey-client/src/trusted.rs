@@ -119,6 +119,14 @@ impl TrustedError {
             _ => None,
         }
     }
+
+    /// The HTTP status, if the server answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            TrustedError::Client(c) => c.status(),
+            _ => None,
+        }
+    }
 }
 
 /// Result of a trusted-session call.
