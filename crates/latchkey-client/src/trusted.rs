@@ -268,7 +268,7 @@ fn to_json<T: Serialize>(value: &T) -> TrustedResult<serde_json::Value> {
 }
 
 /// One device taking part in trusted sessions.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct TrustedDevice {
     client: Client,
     key: Arc<DeviceKey>,
@@ -276,6 +276,13 @@ pub struct TrustedDevice {
     token: String,
     store: TrustStore,
     rekey_step: Duration,
+}
+
+impl std::fmt::Debug for TrustedDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the access token.
+        f.debug_struct("TrustedDevice").field("device_id", &self.device_id).field("store", &self.store).finish()
+    }
 }
 
 impl TrustedDevice {

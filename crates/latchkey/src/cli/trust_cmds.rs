@@ -458,11 +458,23 @@ async fn listen(
     count: Option<u64>,
 ) -> anyhow::Result<u64> {
     let mut got = 0u64;
+    let mut refresh = false;
     loop {
-        let mut channel = match with_device(account, dev, |d| async move { d.channel(after).await }).await {
+        if refresh {
+            account.refresh().await?;
+            refresh = false;
+        }
+        dev.set_access_token(account.access_token().await?);
+        let mut channel = match dev.channel(after).await {
             Ok(c) => c,
+            Err(e) if e.status() == Some(401) => {
+                refresh = true;
+                continue;
+            }
+            // Refused (revoked, not found, …): trying again will not help.
+            Err(e) if e.status().is_some() => return Err(explain_trusted(e)),
             Err(e) => {
-                eprintln!("warning: cannot open the channel ({e:#}); trying again");
+                eprintln!("warning: cannot open the channel ({}); trying again", explain_trusted(e));
                 tokio::time::sleep(RECONNECT_AFTER).await;
                 continue;
             }
@@ -492,7 +504,11 @@ async fn listen(
                 Ok(Update::Ready { .. }) => eprintln!("online; waiting for invitations and messages"),
                 Ok(Update::Gap { oldest }) => eprintln!("warning: messages before {oldest} were dropped by the server"),
                 Ok(Update::Own { .. }) => {}
-                Err(e) if e.status() == Some(401) => break,
+                Err(e) if e.status() == Some(401) => {
+                    // The token expired while listening: refresh and open the channel again.
+                    refresh = true;
+                    break;
+                }
                 Err(e) => eprintln!("warning: {}", explain_trusted(e)),
             }
             after = channel.last_id();
@@ -503,12 +519,9 @@ async fn listen(
                 return Ok(got);
             }
         }
-        // The channel ended: refresh the token if it is due, and open it again where it stopped.
-        match account.access_token().await {
-            Ok(t) => dev.set_access_token(t),
-            Err(e) => return Err(e.into()),
+        if !refresh {
+            tokio::time::sleep(RECONNECT_AFTER).await;
         }
-        tokio::time::sleep(RECONNECT_AFTER).await;
     }
 }
 
