@@ -14,14 +14,15 @@ use latchkey_client::dpop::DeviceKey;
 use latchkey_client::trusted::{Received, TrustedDevice, TrustedError, Update};
 use latchkey_client::Client;
 use latchkey_domain::time::Timestamp;
-use latchkey_domain::trust::{session_key_statement, trust_statement, PublicKey, PROTOCOL_VERSION};
+use latchkey_domain::trust::{rotation_statement, session_key_statement, trust_statement, PublicKey, PROTOCOL_VERSION};
 use latchkey_domain::trusted_session::{
     check_issue, join_statement, plan_targets, Descriptor, Resolved, SessionOptions, TargetFacts, DEFAULT_MEMBER_LIMIT,
 };
 use latchkey_proto::paths;
 use latchkey_proto::trust::{
-    ChannelEvent, CreateSession, DeviceKeys, IssueInvitations, JoinRequest, MemberInfo, SendMessage, Sent,
-    SessionCreated, SessionInfo, SessionKey, SessionPlan, SessionRequest, TargetResult, TrustInfo, TrustRequest,
+    ChannelEvent, CreateSession, DeviceKeys, IssueInvitations, JoinRequest, KeyRotation, MemberInfo, RotateKeyRequest,
+    SendMessage, Sent, SessionCreated, SessionInfo, SessionKey, SessionPlan, SessionRequest, TargetResult, TrustInfo,
+    TrustRequest,
 };
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -33,6 +34,7 @@ use tokio::sync::mpsc;
 struct Dev {
     pk: PublicKey,
     session_key: Option<SessionKey>,
+    rotations: Vec<KeyRotation>,
 }
 
 struct Sess {
@@ -111,7 +113,7 @@ impl World {
             public_key: d.pk.to_b64(),
             fingerprint: d.pk.fingerprint().to_string(),
             session_key: d.session_key.clone(),
-            rotations: vec![],
+            rotations: d.rotations.clone(),
         })
     }
 }
@@ -125,6 +127,33 @@ async fn publish(State(w): State<Shared>, h: HeaderMap, Json(b): Json<SessionKey
     dev.pk.verify_b64(&stmt, &b.signature).map_err(|_| refuse(StatusCode::BAD_REQUEST, "invalid_signature"))?;
     dev.session_key = Some(b);
     Ok(StatusCode::NO_CONTENT)
+}
+
+async fn rotate(
+    State(w): State<Shared>,
+    h: HeaderMap,
+    Json(b): Json<RotateKeyRequest>,
+) -> Result<Json<latchkey_proto::oauth::TokenResponse>, Refusal> {
+    let me = who(&h)?;
+    let mut w = w.lock().unwrap();
+    let dev = w.devs.get_mut(&me).ok_or_else(|| refuse(StatusCode::NOT_FOUND, "not_found"))?;
+    let new = PublicKey::from_jwk(&b.public_jwk).map_err(|_| refuse(StatusCode::BAD_REQUEST, "invalid_request"))?;
+    if let Some(sig) = &b.chain_signature {
+        let stmt = rotation_statement(&me, &dev.pk, &new).unwrap();
+        dev.pk.verify_b64(&stmt, sig).map_err(|_| refuse(StatusCode::BAD_REQUEST, "invalid_signature"))?;
+    }
+    dev.rotations.push(KeyRotation { old: dev.pk.to_b64(), new: new.to_b64(), signature: b.chain_signature });
+    dev.pk = new;
+    // The published session key was signed by the old key.
+    dev.session_key = None;
+    Ok(Json(latchkey_proto::oauth::TokenResponse {
+        access_token: me,
+        token_type: "DPoP".into(),
+        expires_in: 3600,
+        refresh_token: None,
+        scope: None,
+        id_token: None,
+    }))
 }
 
 async fn device_keys(
@@ -397,6 +426,7 @@ async fn serve(world: Shared) -> String {
     let app = Router::new()
         .route(paths::DEVICE_SESSION_KEY, put(publish))
         .route(paths::DEVICE_KEYS, get(device_keys))
+        .route(paths::DEVICE_KEY, post(rotate))
         .route(paths::TRUSTS, post(add_trust))
         .route(paths::TRUSTED_SESSION_PLAN, post(plan))
         .route(paths::TRUSTED_SESSIONS, post(create))
@@ -418,6 +448,18 @@ struct Fixture {
     dir: std::path::PathBuf,
 }
 
+/// Waits until every member of the session has joined.
+async fn all_joined(dev: &TrustedDevice, session: &str) {
+    for _ in 0..200 {
+        let info = dev.session(session).await.unwrap();
+        if info.members.iter().all(|m| m.status == "joined") {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("not every member joined");
+}
+
 async fn fixture(ids: &[&str]) -> Fixture {
     let world: Shared = Arc::default();
     let base = serve(world.clone()).await;
@@ -425,7 +467,11 @@ async fn fixture(ids: &[&str]) -> Fixture {
     let mut devices = BTreeMap::new();
     for id in ids {
         let key = Arc::new(DeviceKey::generate().unwrap());
-        world.lock().unwrap().devs.insert(id.to_string(), Dev { pk: key.public_key().unwrap(), session_key: None });
+        world
+            .lock()
+            .unwrap()
+            .devs
+            .insert(id.to_string(), Dev { pk: key.public_key().unwrap(), session_key: None, rotations: vec![] });
         let dev = TrustedDevice::new(Client::new(&base).unwrap(), key, *id, *id, dir.join(id))
             .with_rekey_step(Duration::from_millis(50));
         dev.publish_session_key().await.unwrap();
@@ -495,16 +541,7 @@ async fn three_devices_talk_and_rekey_when_one_leaves() {
     let session = created.session.expect("made").id;
 
     // b and c join from the invitations on their channels, then hear a.
-    let mut joined = false;
-    for _ in 0..100 {
-        let info = a.session(&session).await.unwrap();
-        if info.members.iter().all(|m| m.status == "joined") {
-            joined = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(joined, "both members joined");
+    all_joined(&a, &session).await;
     send_when_ready(&a, &session, "hello").await;
     for rx in [&mut from_a_at_b, &mut from_a_at_c] {
         let m = next(rx).await;
@@ -545,5 +582,66 @@ async fn a_session_is_not_made_when_a_target_is_refused() {
     assert!(created.session.is_none());
     let outcomes: Vec<&str> = created.targets.iter().map(|t| t.outcome.as_str()).collect();
     assert_eq!(outcomes, vec!["not_trusted", "unknown_device"]);
+    let _ = std::fs::remove_dir_all(&f.dir);
+}
+
+#[tokio::test]
+async fn trust_follows_a_signed_rotation_and_stops_at_an_unsigned_one() {
+    let f = fixture(&["a", "b"]).await;
+    trust_all(&f).await;
+    let a = f.devices["a"].clone();
+    let mut b = f.devices["b"].clone();
+    let old = b.device_key().public_key().unwrap();
+    let rotated = b.rotate_key(true).await.unwrap();
+    b.adopt(&rotated);
+    b.publish_session_key().await.unwrap();
+    let new = b.device_key().public_key().unwrap();
+    assert_ne!(old, new);
+    let mut at_b = run(b.clone());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let req = SessionRequest { targets: vec!["b".into()], ..SessionRequest::default() };
+    let session = a.create_session(&req).await.unwrap().session.expect("made").id;
+    assert_eq!(a.store().trusted_key("b").unwrap(), Some(new), "a's store followed the signed rotation");
+    all_joined(&a, &session).await;
+    send_when_ready(&a, &session, "to the new key").await;
+    assert_eq!(next(&mut at_b).await.plaintext, b"to the new key");
+
+    // Without the old key's signature, a no longer seals to b.
+    let rotated = b.rotate_key(false).await.unwrap();
+    b.adopt(&rotated);
+    b.publish_session_key().await.unwrap();
+    let e = a.create_session(&req).await.expect_err("refused");
+    assert!(matches!(e, TrustedError::KeyChanged { ref device, .. } if device == "b"), "{e}");
+    let _ = std::fs::remove_dir_all(&f.dir);
+}
+
+#[tokio::test]
+async fn invitations_not_signed_by_a_trusted_key_are_refused() {
+    let f = fixture(&["a", "b"]).await;
+    trust_all(&f).await;
+    let b = f.devices["b"].clone();
+    let d = Descriptor {
+        session_id: "s-forged".into(),
+        creator: "a".into(),
+        members: vec!["a".into(), "b".into()],
+        epoch: 1,
+        protocol: PROTOCOL_VERSION,
+        expires_at: now() + 60_000,
+    };
+    let key = latchkey_client::seal::SessionKey::generate().unwrap();
+    let b_session = b.device_key().session_key_pair().public;
+    // Someone (the server, say) signs an invitation in a's name with another key.
+    let mallory = DeviceKey::generate().unwrap();
+    let forged = latchkey_client::seal::invite(&mallory, "a", &d, &key, "b", &b_session, now()).unwrap();
+    let e = b.handle(ChannelEvent::Invitation { invitation: Box::new(forged) }).await.expect_err("refused");
+    assert!(matches!(e, TrustedError::Invitation(latchkey_domain::trusted_session::InvitationError::Signature)), "{e}");
+    // A well-signed invitation from a device this machine does not trust is refused too.
+    let a = f.devices["a"].clone();
+    let genuine = latchkey_client::seal::invite(a.device_key(), "a", &d, &key, "b", &b_session, now()).unwrap();
+    assert!(b.store().remove_trusted("a").unwrap());
+    let e = b.handle(ChannelEvent::Invitation { invitation: Box::new(genuine) }).await.expect_err("refused");
+    assert!(matches!(e, TrustedError::NotTrusted(ref d) if d == "a"), "{e}");
+    assert!(b.store().session("s-forged").unwrap().is_none(), "no key was kept");
     let _ = std::fs::remove_dir_all(&f.dir);
 }
