@@ -77,7 +77,7 @@ pub enum SessionCommand {
     Send {
         /// Session ID.
         session: String,
-        /// The message.
+        /// The message (`-`: read it from stdin).
         message: String,
     },
     /// Stay online: join invitations and print each message as a JSON line {session, sender, seq, text}.
@@ -179,6 +179,9 @@ pub async fn trust(common: &ClientArgs, cmd: TrustCommand) -> anyhow::Result<Exi
             .await?;
             if keys.device_id != target.id {
                 bail!("the server answered with the keys of another device");
+            }
+            if keys.status != "active" {
+                bail!("\"{}\" is {}; only active devices can be trusted", keys.name, keys.status);
             }
             // The fingerprint shown is computed here from the key that will be signed, not taken from the server.
             let key = PublicKey::from_b64(&keys.public_key)?;
@@ -391,6 +394,13 @@ pub async fn session(common: &ClientArgs, cmd: SessionCommand) -> anyhow::Result
             }
         }
         SessionCommand::Send { session, message } => {
+            let message = if message == "-" {
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).context("cannot read stdin")?;
+                text
+            } else {
+                message
+            };
             let sent = with_device(&mut account, &mut dev, |d| {
                 let (session, message) = (session.clone(), message.clone());
                 async move { d.send(&session, message.as_bytes()).await }
