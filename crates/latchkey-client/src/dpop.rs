@@ -46,6 +46,8 @@ pub enum KeyError {
 pub struct DeviceKey {
     pkcs8: Vec<u8>,
     public: Vec<u8>,
+    pair: Ed25519KeyPair,
+    public_key: latchkey_domain::trust::PublicKey,
 }
 
 impl std::fmt::Debug for DeviceKey {
@@ -75,7 +77,10 @@ impl DeviceKey {
     /// Loads a key from its PKCS#8 document.
     pub fn from_pkcs8(pkcs8: &[u8]) -> Result<Self, KeyError> {
         let pair = Ed25519KeyPair::from_pkcs8(pkcs8).map_err(|e| KeyError::Invalid(e.to_string()))?;
-        Ok(Self { pkcs8: pkcs8.to_vec(), public: pair.public_key().as_ref().to_vec() })
+        let public = pair.public_key().as_ref().to_vec();
+        let public_key =
+            latchkey_domain::trust::PublicKey::from_bytes(&public).map_err(|e| KeyError::Invalid(e.to_string()))?;
+        Ok(Self { pkcs8: pkcs8.to_vec(), public, pair, public_key })
     }
 
     /// The PKCS#8 document, for storing (0600) on this machine only.
@@ -95,19 +100,18 @@ impl DeviceKey {
     }
 
     /// The Ed25519 public key, as trust statements name it.
-    pub fn public_key(&self) -> Result<latchkey_domain::trust::PublicKey, KeyError> {
-        latchkey_domain::trust::PublicKey::from_bytes(&self.public).map_err(|e| KeyError::Invalid(e.to_string()))
+    pub fn public_key(&self) -> latchkey_domain::trust::PublicKey {
+        self.public_key
     }
 
     /// An Ed25519 signature over `message` (raw bytes, no hashing or framing).
-    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
-        let pair = Ed25519KeyPair::from_pkcs8(&self.pkcs8).map_err(|e| KeyError::Invalid(e.to_string()))?;
-        Ok(pair.sign(message).as_ref().to_vec())
+    pub fn sign(&self, message: &[u8]) -> Vec<u8> {
+        self.pair.sign(message).as_ref().to_vec()
     }
 
     /// [`DeviceKey::sign`], base64url without padding, as signatures travel.
-    pub fn sign_b64(&self, message: &[u8]) -> Result<String, KeyError> {
-        Ok(URL_SAFE_NO_PAD.encode(self.sign(message)?))
+    pub fn sign_b64(&self, message: &[u8]) -> String {
+        URL_SAFE_NO_PAD.encode(self.sign(message))
     }
 
     /// The X25519 session key pair, derived from this key: `SHA-256("latchkey session key
@@ -163,11 +167,11 @@ mod tests {
     #[test]
     fn signs_raw_bytes_and_derives_a_stable_session_key() -> Result<(), KeyError> {
         let k = DeviceKey::generate()?;
-        let pk = k.public_key()?;
-        let sig = k.sign(b"hello")?;
+        let pk = k.public_key();
+        let sig = k.sign(b"hello");
         assert!(pk.verify(b"hello", &sig).is_ok());
         assert!(pk.verify(b"hellO", &sig).is_err());
-        assert!(pk.verify_b64(b"hello", &k.sign_b64(b"hello")?).is_ok());
+        assert!(pk.verify_b64(b"hello", &k.sign_b64(b"hello")).is_ok());
         let again = DeviceKey::from_pkcs8(k.pkcs8())?;
         assert_eq!(k.session_key_pair().public, again.session_key_pair().public, "derived, so the same every time");
         let other = DeviceKey::generate()?;

@@ -142,7 +142,7 @@ pub fn invite(
         enc,
         sealed_key,
     };
-    let signature = sender_key.sign_b64(&invitation_bytes(&invitation)?)?;
+    let signature = sender_key.sign_b64(&invitation_bytes(&invitation)?);
     Ok(SignedInvitation { invitation, signature })
 }
 
@@ -228,10 +228,10 @@ mod tests {
         assert_eq!(inv.expires_at - inv.issued_at, INVITATION_SECS * 1000);
         assert_eq!(URL_SAFE_NO_PAD.decode(&inv.nonce).unwrap().len(), 16);
         // The domain's own check accepts what we sign.
-        let a_pk = alice.public_key().unwrap();
+        let a_pk = alice.public_key();
         assert_eq!(check_invitation(&signed, &a_pk, "b", Timestamp::from_millis(now + 1)), Ok(()));
         assert_eq!(
-            check_invitation(&signed, &bob.public_key().unwrap(), "b", Timestamp::from_millis(now + 1)),
+            check_invitation(&signed, &bob.public_key(), "b", Timestamp::from_millis(now + 1)),
             Err(InvitationError::Signature)
         );
         assert_eq!(open_session_key(inv, &bob.session_key_pair()).unwrap(), key);

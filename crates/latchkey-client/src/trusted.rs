@@ -354,7 +354,7 @@ impl TrustedDevice {
         let body = PublishedSessionKey {
             protocol: PROTOCOL_VERSION,
             key: base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, pair.public),
-            signature: self.key.sign_b64(&stmt)?,
+            signature: self.key.sign_b64(&stmt),
         };
         self.call_empty(Method::PUT, paths::DEVICE_SESSION_KEY, Some(to_json(&body)?)).await
     }
@@ -386,7 +386,7 @@ impl TrustedDevice {
             trustee: keys.device_id.clone(),
             trustee_key: key.to_b64(),
             issued_at_ms,
-            signature: self.key.sign_b64(&stmt)?,
+            signature: self.key.sign_b64(&stmt),
         };
         let info: TrustInfo = self.call(Method::POST, paths::TRUSTS, Some(to_json(&body)?)).await?;
         self.store.set_trusted(&keys.device_id, &key, &keys.name, issued_at_ms)?;
@@ -416,8 +416,8 @@ impl TrustedDevice {
     pub async fn rotate_key(&self, chained: bool) -> TrustedResult<Rotated> {
         let new = DeviceKey::generate()?;
         let chain_signature = if chained {
-            let stmt = rotation_statement(&self.device_id, &self.key.public_key()?, &new.public_key()?)?;
-            Some(self.key.sign_b64(&stmt)?)
+            let stmt = rotation_statement(&self.device_id, &self.key.public_key(), &new.public_key())?;
+            Some(self.key.sign_b64(&stmt))
         } else {
             None
         };
@@ -547,7 +547,7 @@ impl TrustedDevice {
         let key = open_session_key(inv, &self.key.session_key_pair())?;
         let d = &inv.descriptor;
         let stmt = join_statement(&d.session_id, d.epoch, &self.device_id, &inv.nonce);
-        let body = JoinRequest { nonce: inv.nonce.clone(), signature: self.key.sign_b64(&stmt)? };
+        let body = JoinRequest { nonce: inv.nonce.clone(), signature: self.key.sign_b64(&stmt) };
         let path = paths::with_id(paths::TRUSTED_SESSION_JOIN, &path_segment(&d.session_id));
         match self.call::<SessionInfo>(Method::POST, &path, Some(to_json(&body)?)).await {
             Ok(_) => {}
@@ -699,7 +699,7 @@ mod tests {
     use latchkey_proto::trust::{KeyRotation, MemberInfo};
 
     fn keys_of(id: &str, key: &DeviceKey, rotations: Vec<KeyRotation>) -> DeviceKeys {
-        let pk = key.public_key().unwrap();
+        let pk = key.public_key();
         let pair = key.session_key_pair();
         let stmt = session_key_statement(id, PROTOCOL_VERSION, &pair.public).unwrap();
         DeviceKeys {
@@ -712,15 +712,15 @@ mod tests {
             session_key: Some(PublishedSessionKey {
                 protocol: PROTOCOL_VERSION,
                 key: URL_SAFE_NO_PAD.encode(pair.public),
-                signature: key.sign_b64(&stmt).unwrap(),
+                signature: key.sign_b64(&stmt),
             }),
             rotations,
         }
     }
 
     fn rotation(id: &str, old: &DeviceKey, new: &DeviceKey, signed: bool) -> KeyRotation {
-        let (o, n) = (old.public_key().unwrap(), new.public_key().unwrap());
-        let signature = signed.then(|| old.sign_b64(&rotation_statement(id, &o, &n).unwrap()).unwrap());
+        let (o, n) = (old.public_key(), new.public_key());
+        let signature = signed.then(|| old.sign_b64(&rotation_statement(id, &o, &n).unwrap()));
         KeyRotation { old: o.to_b64(), new: n.to_b64(), signature }
     }
 
@@ -729,24 +729,24 @@ mod tests {
         let k1 = DeviceKey::generate().unwrap();
         let other = DeviceKey::generate().unwrap();
         let keys = keys_of("b", &k1, vec![]);
-        assert_eq!(current_key(&keys, &k1.public_key().unwrap()).unwrap(), k1.public_key().unwrap());
-        assert!(matches!(current_key(&keys, &other.public_key().unwrap()), Err(TrustedError::KeyChanged { .. })));
+        assert_eq!(current_key(&keys, &k1.public_key()).unwrap(), k1.public_key());
+        assert!(matches!(current_key(&keys, &other.public_key()), Err(TrustedError::KeyChanged { .. })));
         let revoked = DeviceKeys { status: "revoked".into(), ..keys };
-        assert!(matches!(current_key(&revoked, &k1.public_key().unwrap()), Err(TrustedError::Revoked(_))));
+        assert!(matches!(current_key(&revoked, &k1.public_key()), Err(TrustedError::Revoked(_))));
     }
 
     #[test]
     fn trust_follows_signed_rotations_only() {
         let (k1, k2, k3) =
             (DeviceKey::generate().unwrap(), DeviceKey::generate().unwrap(), DeviceKey::generate().unwrap());
-        let t = k1.public_key().unwrap();
+        let t = k1.public_key();
         let chained = keys_of("b", &k3, vec![rotation("b", &k1, &k2, true), rotation("b", &k2, &k3, true)]);
-        assert_eq!(current_key(&chained, &t).unwrap(), k3.public_key().unwrap());
+        assert_eq!(current_key(&chained, &t).unwrap(), k3.public_key());
         let unchained = keys_of("b", &k3, vec![rotation("b", &k1, &k2, true), rotation("b", &k2, &k3, false)]);
         assert!(matches!(current_key(&unchained, &t), Err(TrustedError::KeyChanged { .. })));
         // A signature the server made up (by a key not the old one) does not chain.
         let mut forged = rotation("b", &k1, &k2, true);
-        forged.signature = Some(k2.sign_b64(b"anything").unwrap());
+        forged.signature = Some(k2.sign_b64(b"anything"));
         assert!(current_key(&keys_of("b", &k2, vec![forged]), &t).is_err());
         // A rotation signed for another device does not chain.
         let elsewhere = rotation("c", &k1, &k2, true);
@@ -757,10 +757,10 @@ mod tests {
     fn a_session_key_must_be_signed_by_the_device_key() {
         let k = DeviceKey::generate().unwrap();
         let keys = keys_of("b", &k, vec![]);
-        let pk = k.public_key().unwrap();
+        let pk = k.public_key();
         assert_eq!(session_key_of(&keys, &pk).unwrap(), k.session_key_pair().public);
         let other = DeviceKey::generate().unwrap();
-        assert!(matches!(session_key_of(&keys, &other.public_key().unwrap()), Err(TrustedError::SessionKey { .. })));
+        assert!(matches!(session_key_of(&keys, &other.public_key()), Err(TrustedError::SessionKey { .. })));
         let mut swapped = keys.clone();
         if let Some(sk) = swapped.session_key.as_mut() {
             sk.key = URL_SAFE_NO_PAD.encode(other.session_key_pair().public);
@@ -787,11 +787,11 @@ mod tests {
         let (k1, k2) = (DeviceKey::generate().unwrap(), DeviceKey::generate().unwrap());
         let before = keys_of("b", &k1, vec![]);
         assert!(matches!(a.check_device(&before), Err(TrustedError::NotTrusted(_))));
-        a.store().set_trusted("b", &k1.public_key().unwrap(), "b", 1).unwrap();
-        assert_eq!(a.check_device(&before).unwrap(), k1.public_key().unwrap());
+        a.store().set_trusted("b", &k1.public_key(), "b", 1).unwrap();
+        assert_eq!(a.check_device(&before).unwrap(), k1.public_key());
         let after = keys_of("b", &k2, vec![rotation("b", &k1, &k2, true)]);
-        assert_eq!(a.check_device(&after).unwrap(), k2.public_key().unwrap());
-        assert_eq!(a.store().trusted_key("b").unwrap(), Some(k2.public_key().unwrap()), "the store follows the chain");
+        assert_eq!(a.check_device(&after).unwrap(), k2.public_key());
+        assert_eq!(a.store().trusted_key("b").unwrap(), Some(k2.public_key()), "the store follows the chain");
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -815,9 +815,9 @@ mod tests {
         };
         let members = vec![keys_of("a", &ka, vec![]), keys_of("b", &kb, vec![]), keys_of("c", &kc, vec![])];
         let key = SessionKey::generate().unwrap();
-        a.store().set_trusted("b", &kb.public_key().unwrap(), "b", 1).unwrap();
+        a.store().set_trusted("b", &kb.public_key(), "b", 1).unwrap();
         assert!(matches!(a.invitations(&d, &key, &members, None), Err(TrustedError::NotTrusted(c)) if c == "c"));
-        a.store().set_trusted("c", &kc.public_key().unwrap(), "c", 1).unwrap();
+        a.store().set_trusted("c", &kc.public_key(), "c", 1).unwrap();
         let invs = a.invitations(&d, &key, &members, None).unwrap();
         assert_eq!(invs.iter().map(|i| i.invitation.recipient.as_str()).collect::<Vec<_>>(), vec!["b", "c"]);
         let only = a.invitations(&d, &key, &members, Some("c")).unwrap();
@@ -826,14 +826,14 @@ mod tests {
         latchkey_domain::trusted_session::check_issue(
             &d,
             "a",
-            &ka.public_key().unwrap(),
+            &ka.public_key(),
             &invs,
             Timestamp::from_millis(now_ms()),
         )
         .unwrap();
         // b checks what a sent and opens it.
         let for_b = &invs[0];
-        check_invitation(for_b, &ka.public_key().unwrap(), "b", Timestamp::from_millis(now_ms())).unwrap();
+        check_invitation(for_b, &ka.public_key(), "b", Timestamp::from_millis(now_ms())).unwrap();
         assert_eq!(open_session_key(&for_b.invitation, &b.device_key().session_key_pair()).unwrap(), key);
         // Messages a sends with the key, b decrypts once it holds it.
         a.store().put_key(&d, &key, now_ms()).unwrap();

@@ -471,7 +471,7 @@ async fn fixture(ids: &[&str]) -> Fixture {
             .lock()
             .unwrap()
             .devs
-            .insert(id.to_string(), Dev { pk: key.public_key().unwrap(), session_key: None, rotations: vec![] });
+            .insert(id.to_string(), Dev { pk: key.public_key(), session_key: None, rotations: vec![] });
         let dev = TrustedDevice::new(Client::new(&base).unwrap(), key, *id, *id, dir.join(id))
             .with_rekey_step(Duration::from_millis(50));
         dev.publish_session_key().await.unwrap();
@@ -591,11 +591,11 @@ async fn trust_follows_a_signed_rotation_and_stops_at_an_unsigned_one() {
     trust_all(&f).await;
     let a = f.devices["a"].clone();
     let mut b = f.devices["b"].clone();
-    let old = b.device_key().public_key().unwrap();
+    let old = b.device_key().public_key();
     let rotated = b.rotate_key(true).await.unwrap();
     b.adopt(&rotated);
     b.publish_session_key().await.unwrap();
-    let new = b.device_key().public_key().unwrap();
+    let new = b.device_key().public_key();
     assert_ne!(old, new);
     let mut at_b = run(b.clone());
     tokio::time::sleep(Duration::from_millis(100)).await;

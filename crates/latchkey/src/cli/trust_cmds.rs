@@ -259,7 +259,7 @@ pub async fn device_cmd(common: &ClientArgs, cmd: DeviceCommand) -> anyhow::Resu
             if !profile.has_device_key() {
                 bail!("this profile has no device key yet; run `latchkey login` first");
             }
-            let fp = profile.device_key()?.public_key()?.fingerprint().to_string();
+            let fp = profile.device_key()?.public_key().fingerprint().to_string();
             if common.json {
                 output::json(&serde_json::json!({"fingerprint": fp}))?;
             } else {
@@ -279,7 +279,7 @@ pub async fn device_cmd(common: &ClientArgs, cmd: DeviceCommand) -> anyhow::Resu
             account.profile().save_rotated(&rotated.key, &next)?;
             dev.adopt(&rotated);
             let published = dev.publish_session_key().await;
-            let fp = rotated.key.public_key()?.fingerprint().to_string();
+            let fp = rotated.key.public_key().fingerprint().to_string();
             if common.json {
                 output::json(&serde_json::json!({"fingerprint": fp, "chained": !unchained}))?;
             } else {
