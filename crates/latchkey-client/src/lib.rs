@@ -7,10 +7,14 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod account;
+pub mod channel;
 pub mod dpop;
 pub mod outbox;
 pub mod pairing;
 pub mod profile;
+pub mod seal;
+pub mod trust_store;
+pub mod trusted;
 
 use dpop::DeviceKey;
 use latchkey_proto::api::{
@@ -208,6 +212,42 @@ impl Client {
             req = req.json(&b);
         }
         Self::decode(self.auth(req, method.as_str(), path, auth)?.send().await?).await
+    }
+
+    /// Like [`Client::call`] for answers without a body (204).
+    async fn call_empty(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        auth: Auth<'_>,
+        body: Option<serde_json::Value>,
+    ) -> ClientResult<()> {
+        let mut req = self.http.request(method.clone(), self.url(path));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = self.auth(req, method.as_str(), path, auth)?.send().await?;
+        if resp.status().is_success() {
+            return Ok(());
+        }
+        Self::decode::<serde_json::Value>(resp).await.map(|_| ())
+    }
+
+    /// Opens a long-lived `GET` (Server-Sent Events) at `path?after=N`; the proof covers the URL without its query.
+    async fn open_stream(&self, path: &str, after: i64, auth: Auth<'_>) -> ClientResult<reqwest::Response> {
+        let req = self
+            .http
+            .get(self.url(path))
+            .query(&[("after", after)])
+            .header(reqwest::header::ACCEPT, "text/event-stream");
+        let resp = self.auth(req, "GET", path, auth)?.send().await?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        Err(Self::decode::<serde_json::Value>(resp)
+            .await
+            .err()
+            .unwrap_or_else(|| ClientError::Protocol("the channel failed".into())))
     }
 
     /// The server's base URL.

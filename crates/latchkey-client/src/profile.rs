@@ -227,6 +227,15 @@ impl Profile {
         })
     }
 
+    /// After the server accepted a key rotation: stores the new device key and the session
+    /// with the tokens bound to it, together under the lock (the old key is of no use any more).
+    pub fn save_rotated(&self, key: &DeviceKey, session: &Session) -> Result<(), ProfileError> {
+        self.locked(|| {
+            self.write_atomic(&self.key_path(), key.pkcs8())?;
+            self.write_atomic(&self.session_path(), &json(session)?)
+        })
+    }
+
     fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<(), ProfileError> {
         let tmp = self.dir.join(format!(".tmp-{}", uuid::Uuid::new_v4().simple()));
         let mut opts = OpenOptions::new();
@@ -314,6 +323,10 @@ mod tests {
         let a = p.device_key()?;
         let b = p.device_key()?;
         assert_eq!(a.thumbprint(), b.thumbprint());
+        let rotated = DeviceKey::generate().map_err(|_| ProfileError::BadName)?;
+        p.save_rotated(&rotated, &session(3))?;
+        assert_eq!(p.device_key()?.thumbprint(), rotated.thumbprint());
+        assert_eq!(p.load()?.map(|s| s.login_started_at_ms), Some(3));
         let _ = fs::remove_dir_all(p.dir());
         Ok(())
     }

@@ -100,6 +100,27 @@ enum Command {
         #[command(subcommand)]
         command: cli::events_cmds::EventsCommand,
     },
+    /// Trust your other devices (after comparing key fingerprints), so they can make sessions together.
+    Trust {
+        #[command(flatten)]
+        common: ClientArgs,
+        #[command(subcommand)]
+        command: cli::trust_cmds::TrustCommand,
+    },
+    /// This machine's own key: show its fingerprint, or replace it.
+    Device {
+        #[command(flatten)]
+        common: ClientArgs,
+        #[command(subcommand)]
+        command: cli::trust_cmds::DeviceCommand,
+    },
+    /// End-to-end encrypted sessions between your trusted devices: create, listen, send, leave, close.
+    Session {
+        #[command(flatten)]
+        common: ClientArgs,
+        #[command(subcommand)]
+        command: cli::trust_cmds::SessionCommand,
+    },
     /// Approve another device's login (its code) from this already trusted machine.
     Approve {
         #[command(flatten)]
@@ -191,6 +212,9 @@ async fn main() -> std::process::ExitCode {
         Command::Devices { common, command } => cli::account_cmds::devices(&common, command).await,
         Command::Sessions { common, command } => cli::account_cmds::sessions(&common, command).await,
         Command::Events { common, command } => cli::events_cmds::events(&common, command).await,
+        Command::Trust { common, command } => cli::trust_cmds::trust(&common, command).await,
+        Command::Device { common, command } => cli::trust_cmds::device_cmd(&common, command).await,
+        Command::Session { common, command } => cli::trust_cmds::session(&common, command).await,
         Command::Approve { common, user_code, yes, deny } => {
             cli::account_cmds::approve(&common, &user_code, yes, deny).await
         }

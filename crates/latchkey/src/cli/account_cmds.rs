@@ -111,7 +111,7 @@ where
     })
 }
 
-async fn resolve(account: &mut Account, id_or_slug: &str) -> anyhow::Result<DeviceInfo> {
+pub(crate) async fn resolve(account: &mut Account, id_or_slug: &str) -> anyhow::Result<DeviceInfo> {
     let list = call(account, |c, t| async move { c.devices(Auth::Access(&t)).await }).await?;
     list.into_iter()
         .find(|d| d.id == id_or_slug || d.slug == id_or_slug)

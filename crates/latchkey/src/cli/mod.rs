@@ -4,6 +4,7 @@ pub mod account_cmds;
 pub mod events_cmds;
 pub mod login;
 pub mod output;
+pub mod trust_cmds;
 
 use clap::Args;
 use latchkey_client::account::Account;
