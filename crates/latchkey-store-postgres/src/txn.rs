@@ -659,8 +659,8 @@ impl<C: GenericClient + Sync> Txn for Pg<'_, C> {
         ];
         insert(self.0, st::INSERT_LOG, p, "a log entry at this position").await
     }
-    async fn last_seq(&self, session_id: &str, sender: &str, epoch: u32) -> DbResult<i64> {
-        Ok(one(self.0, st::LAST_SEQ, &[&session_id, &sender, &i64::from(epoch)], |r| r.int(0)).await?.unwrap_or(0))
+    async fn last_seq(&self, session_id: &str, sender: &str) -> DbResult<i64> {
+        Ok(one(self.0, st::LAST_SEQ, &[&session_id, &sender], |r| r.int(0)).await?.unwrap_or(0))
     }
     async fn prune_log(&self, session_id: &str, keep: i64) -> DbResult<()> {
         exec(self.0, st::PRUNE_LOG, &[&session_id, &keep]).await.map(drop)

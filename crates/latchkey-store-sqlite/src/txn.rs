@@ -637,8 +637,8 @@ impl Txn for Sql<'_> {
         ];
         insert(self.0, st::INSERT_LOG, p, "a log entry at this position")
     }
-    async fn last_seq(&self, session_id: &str, sender: &str, epoch: u32) -> StoreResult<i64> {
-        Ok(one(self.0, st::LAST_SEQ, params![session_id, sender, i64::from(epoch)], |r| r.int(0))?.unwrap_or(0))
+    async fn last_seq(&self, session_id: &str, sender: &str) -> StoreResult<i64> {
+        Ok(one(self.0, st::LAST_SEQ, [session_id, sender], |r| r.int(0))?.unwrap_or(0))
     }
     async fn prune_log(&self, session_id: &str, keep: i64) -> StoreResult<()> {
         exec(self.0, st::PRUNE_LOG, params![session_id, keep]).map(drop)

@@ -121,9 +121,8 @@ pub const SET_LOG_HEAD: &str = "UPDATE session_log_heads SET pos = $1 WHERE user
 pub const INSERT_LOG: &str =
     "INSERT INTO session_log (user_id, pos, session_id, epoch, sender, seq, body, event, device,
        created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
-/// A sender's last counter in a session at a key generation.
-pub const LAST_SEQ: &str = "SELECT COALESCE(MAX(seq), 0) FROM session_log WHERE session_id = $1 AND sender = $2
-       AND epoch = $3";
+/// A sender's last counter in a session (it runs on across key generations).
+pub const LAST_SEQ: &str = "SELECT COALESCE(MAX(seq), 0) FROM session_log WHERE session_id = $1 AND sender = $2";
 /// Drops a session's messages beyond the newest `$2`.
 pub const PRUNE_LOG: &str = "DELETE FROM session_log WHERE session_id = $1 AND sender IS NOT NULL AND pos <
        (SELECT COALESCE(MIN(pos), 0) FROM (SELECT pos FROM session_log WHERE session_id = $1 AND sender IS NOT NULL

@@ -433,8 +433,8 @@ pub trait Txn {
     async fn set_log_head(&self, user_id: &str, pos: i64) -> Result<(), Self::Error>;
     /// Appends an entry to the user's log.
     async fn insert_log(&self, user_id: &str, entry: &LogEntry, now: Timestamp) -> Result<(), Self::Error>;
-    /// The sender's last counter in a session at a key generation (0 if none).
-    async fn last_seq(&self, session_id: &str, sender: &str, epoch: u32) -> Result<i64, Self::Error>;
+    /// The sender's last counter in a session, across key generations (0 if none).
+    async fn last_seq(&self, session_id: &str, sender: &str) -> Result<i64, Self::Error>;
     /// Keeps only a session's newest `keep` messages.
     async fn prune_log(&self, session_id: &str, keep: i64) -> Result<(), Self::Error>;
     /// What the device may see of its user's log after `after`, at most `limit`.

@@ -476,7 +476,7 @@ pub async fn relay<T: Txn>(
     if r.epoch != s.epoch {
         return Ok(Err(SessionRefusal::WrongEpoch(s.epoch)));
     }
-    let expected = tx.last_seq(&s.id, &r.sender, s.epoch).await? + 1;
+    let expected = tx.last_seq(&s.id, &r.sender).await? + 1;
     if r.seq != expected {
         return Ok(Err(SessionRefusal::OutOfOrder(expected)));
     }

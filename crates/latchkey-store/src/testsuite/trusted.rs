@@ -243,7 +243,7 @@ pub async fn trusted_session_lifecycle(store: Arc<dyn Store>) {
     assert!(s.issue_invitations(u, issue(reused), at(520)).await.unwrap().is_err(), "a nonce works once, ever");
     s.issue_invitations(u, issue(vec![invite(&a, &d2, &b.id, "n2-b", at(530))]), at(530)).await.unwrap().unwrap();
     s.join_trusted_session(u, join(&b, "ts-1", 2, "n2-b"), at(540)).await.unwrap().unwrap();
-    s.relay_message(u, relay(&a, 2, 1), at(550)).await.unwrap().unwrap();
+    s.relay_message(u, relay(&a, 2, 2), at(550)).await.unwrap().unwrap();
     let c_sees = s.channel_batch(u, DeviceId(&c.id), 0, 100, at(560)).await.unwrap();
     assert!(
         c_sees.entries.iter().all(|e| e.message.is_none() || e.epoch == 1),
@@ -255,7 +255,7 @@ pub async fn trusted_session_lifecycle(store: Arc<dyn Store>) {
     s.leave_trusted_session(u, "ts-1", DeviceId(&b.id), at(600)).await.unwrap().unwrap();
     let ended = s.trusted_session("ts-1", DeviceId(&a.id)).await.unwrap().unwrap();
     assert!(ended.closed_at.is_some());
-    assert_eq!(s.relay_message(u, relay(&a, 2, 2), at(610)).await.unwrap(), Err(SessionRefusal::Ended));
+    assert_eq!(s.relay_message(u, relay(&a, 2, 3), at(610)).await.unwrap(), Err(SessionRefusal::Ended));
     verify_audit_chain(s).await;
 }
 
