@@ -458,7 +458,12 @@ impl TrustedDevice {
         let key = SessionKey::generate()?;
         let invitations = self.invitations(&d, &key, &plan.members, None)?;
         let body = CreateSession { descriptor: d.clone(), invitations };
-        let created: SessionCreated = self.call(Method::POST, paths::TRUSTED_SESSIONS, Some(to_json(&body)?)).await?;
+        let mut created: SessionCreated =
+            self.call(Method::POST, paths::TRUSTED_SESSIONS, Some(to_json(&body)?)).await?;
+        if created.session.is_some() {
+            // The server re-checked the members by ID; answer the targets as they were named.
+            created.targets = plan.targets;
+        }
         if let Some(s) = &created.session {
             if s.id != d.session_id {
                 return Err(TrustedError::Protocol("the session made is not the one planned".into()));

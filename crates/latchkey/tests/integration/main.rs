@@ -25,4 +25,5 @@ mod pages;
 mod qr_api;
 mod replicas;
 mod tokens;
+mod trusted_sessions;
 mod web_pages;

@@ -324,6 +324,70 @@ impl TestApp {
         }
     }
 
+    /// Every row of every table of the test's database as text (blobs as hex),
+    /// plus, for SQLite, the raw bytes of its files as hex: for checking what is
+    /// (not) stored.
+    pub async fn database_text(&self) -> String {
+        match &self.storage {
+            Storage::Sqlite(dir) => {
+                let conn = rusqlite::Connection::open(dir.join("latchkey.sqlite3")).expect("open");
+                conn.busy_timeout(std::time::Duration::from_secs(5)).expect("busy timeout");
+                let tables: Vec<String> = conn
+                    .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+                    .expect("tables")
+                    .query_map([], |r| r.get(0))
+                    .expect("tables")
+                    .collect::<Result<_, _>>()
+                    .expect("tables");
+                let mut out = String::new();
+                for t in tables {
+                    let mut stmt = conn.prepare(&format!("SELECT * FROM \"{t}\"")).expect("select");
+                    let n = stmt.column_count();
+                    let mut rows = stmt.query([]).expect("rows");
+                    while let Some(row) = rows.next().expect("row") {
+                        for i in 0..n {
+                            use rusqlite::types::ValueRef;
+                            match row.get_ref(i).expect("value") {
+                                ValueRef::Text(b) => out.push_str(&String::from_utf8_lossy(b)),
+                                ValueRef::Blob(b) => out.push_str(&hex::encode(b)),
+                                ValueRef::Integer(v) => out.push_str(&v.to_string()),
+                                ValueRef::Real(v) => out.push_str(&v.to_string()),
+                                ValueRef::Null => {}
+                            }
+                            out.push(' ');
+                        }
+                        out.push('\n');
+                    }
+                }
+                for file in ["latchkey.sqlite3", "latchkey.sqlite3-wal"] {
+                    if let Ok(bytes) = std::fs::read(dir.join(file)) {
+                        out.push_str(&hex::encode(bytes));
+                    }
+                }
+                out
+            }
+            Storage::Shared => panic!("database_text on a replica"),
+            Storage::Postgres { url, schema } => {
+                let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect");
+                tokio::spawn(conn);
+                let tables = client
+                    .query("SELECT table_name FROM information_schema.tables WHERE table_schema = $1", &[schema])
+                    .await
+                    .expect("tables");
+                let mut out = String::new();
+                for t in tables {
+                    let name: String = t.get(0);
+                    let q = format!("SELECT CAST(row_to_json(t) AS TEXT) FROM {schema}.\"{name}\" t");
+                    for row in client.query(q.as_str(), &[]).await.expect("rows") {
+                        out.push_str(&row.get::<_, String>(0));
+                        out.push('\n');
+                    }
+                }
+                out
+            }
+        }
+    }
+
     /// Runs SQL against the test's own database (for tampering tests).
     pub async fn raw_sql(&self, sql: &str) {
         match &self.storage {
