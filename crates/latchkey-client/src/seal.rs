@@ -167,11 +167,11 @@ pub fn encrypt_message(
         .map_err(|_| TrustedError::Crypto("cannot encrypt the message".into()))?;
     let mut raw = nonce.to_vec();
     raw.extend_from_slice(&in_out);
-    let body = URL_SAFE_NO_PAD.encode(raw);
-    if body.len() > MAX_MESSAGE_BYTES {
-        return Err(TrustedError::TooLarge(body.len()));
+    // The relay's limit is on the ciphertext's bytes (nonce and tag included), as the server counts them.
+    if raw.len() > MAX_MESSAGE_BYTES {
+        return Err(TrustedError::TooLarge(raw.len()));
     }
-    Ok(body)
+    Ok(URL_SAFE_NO_PAD.encode(raw))
 }
 
 /// Decrypts one relayed message; fails if any of its bound facts differ from what it was sealed with.

@@ -63,6 +63,9 @@ pub struct HeldSession {
     pub keys: BTreeMap<u32, String>,
     /// The `seq` of this device's next message.
     pub next_seq: i64,
+    /// The highest `seq` read from each other member: a message at or below it is a replay.
+    #[serde(default)]
+    pub received: BTreeMap<String, i64>,
 }
 
 impl HeldSession {
@@ -158,6 +161,7 @@ impl TrustStore {
                 expires_at: d.expires_at,
                 keys: BTreeMap::new(),
                 next_seq: 1,
+                received: BTreeMap::new(),
             });
             if s.keys.keys().all(|e| *e <= d.epoch) {
                 s.members = d.members.clone();
@@ -175,6 +179,16 @@ impl TrustStore {
         self.update::<SessionsFile, _>(SESSIONS_FILE, |f| {
             if let Some(s) = f.sessions.get_mut(session) {
                 s.next_seq = s.next_seq.max(seq + 1);
+            }
+        })
+    }
+
+    /// Notes that `sender`'s message `seq` was read in `session`.
+    pub fn received(&self, session: &str, sender: &str, seq: i64) -> Result<(), TrustedError> {
+        self.update::<SessionsFile, _>(SESSIONS_FILE, |f| {
+            if let Some(s) = f.sessions.get_mut(session) {
+                let last = s.received.entry(sender.to_string()).or_insert(0);
+                *last = (*last).max(seq);
             }
         })
     }

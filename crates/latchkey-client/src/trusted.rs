@@ -578,7 +578,12 @@ impl TrustedDevice {
     ) -> TrustedResult<Received> {
         let held = self.store.session(session_id)?.ok_or_else(|| TrustedError::NoKey(session_id.into()))?;
         let key = held.key(epoch)?.ok_or_else(|| TrustedError::NoKey(format!("{session_id} (epoch {epoch})")))?;
+        // The server orders each sender's messages; one it hands over twice is refused here.
+        if held.received.get(sender).is_some_and(|last| seq <= *last) {
+            return Err(TrustedError::Protocol(format!("message {seq} from {sender} was already read (a replay)")));
+        }
         let plaintext = decrypt_message(&key, session_id, epoch, sender, seq, body)?;
+        self.store.received(session_id, sender, seq)?;
         Ok(Received { id, session_id: session_id.into(), sender: sender.into(), seq, epoch, plaintext })
     }
 

@@ -33,99 +33,7 @@ pub enum ApiError {
 
 macro_rules! constructors {
     ($($(#[$doc:meta])* $name:ident => ($status:expr, $code:literal);)*) => {
-        /// A stopped account asking an account API for something: 403 with the reason.
-impl From<latchkey_domain::account::AccountRefusal> for ApiError {
-    fn from(r: latchkey_domain::account::AccountRefusal) -> Self {
-        use latchkey_domain::account::AccountRefusal;
-        match r {
-            // The owner needs the time to know how long to wait, and the other ways in.
-            AccountRefusal::Locked { until } => ApiError::forbidden(format!(
-                "this account is locked until {} after repeated wrong passwords; \
-                 wait, sign in from another network, or ask an administrator",
-                utc(until)
-            )),
-            AccountRefusal::Disabled => ApiError::forbidden(r.to_string()),
-        }
-    }
-}
-
-impl From<latchkey_store::TrustRefusal> for ApiError {
-    fn from(r: latchkey_store::TrustRefusal) -> Self {
-        use latchkey_store::TrustRefusal;
-        match r {
-            TrustRefusal::UnknownDevice => ApiError::not_found(
-                "no such device among yours (with a key); `latchkey devices list` shows their IDs",
-            ),
-            TrustRefusal::SelfTrust => ApiError::invalid_request("a device cannot trust itself"),
-            TrustRefusal::Revoked => ApiError::conflict("the device is revoked; it can neither trust nor be trusted"),
-            TrustRefusal::WrongKey => ApiError::Protocol {
-                status: StatusCode::CONFLICT,
-                code: "wrong_key",
-                description: "that is not the device's current key; fetch its keys again and compare the fingerprint"
-                    .into(),
-            },
-            TrustRefusal::BadSignature => ApiError::Protocol {
-                status: StatusCode::BAD_REQUEST,
-                code: "invalid_signature",
-                description: "the signature does not match this device's key and the statement".into(),
-            },
-            TrustRefusal::Invalid(why) => ApiError::invalid_request(why),
-        }
-    }
-}
-
-impl From<latchkey_store::SessionRefusal> for ApiError {
-    fn from(r: latchkey_store::SessionRefusal) -> Self {
-        use latchkey_store::SessionRefusal as R;
-        let refused = |status, code, description: String| ApiError::Protocol { status, code, description };
-        match r {
-            R::NotFound => ApiError::not_found("no such trusted session of this device"),
-            R::NotMember => ApiError::forbidden("this device is not a member of the session (any more)"),
-            R::NotCreator => ApiError::forbidden("only the device that made the session can close it; leave it instead"),
-            R::Ended => ApiError::gone("the session is closed or expired"),
-            R::Invitation(e) => refused(StatusCode::BAD_REQUEST, "invalid_invitation", e.to_string()),
-            R::NotNeeded => ApiError::conflict("no invitations are needed now (another member issued them)"),
-            R::UnknownInvitation => ApiError::not_found("no invitation with this nonce for this device in this session"),
-            R::InvitationUsed => refused(StatusCode::CONFLICT, "invitation_used", "this invitation was used already".into()),
-            R::InvitationExpired => refused(
-                StatusCode::CONFLICT,
-                "invitation_expired",
-                "this invitation expired or is for an older session key; wait for a fresh one".into(),
-            ),
-            R::BadSignature => refused(
-                StatusCode::BAD_REQUEST,
-                "invalid_signature",
-                "the join signature does not match this device's key".into(),
-            ),
-            R::RekeyNeeded => refused(
-                StatusCode::CONFLICT,
-                "rekey_needed",
-                "the members changed; a member must issue a new session key before messages flow".into(),
-            ),
-            R::WrongEpoch(current) => refused(
-                StatusCode::CONFLICT,
-                "wrong_epoch",
-                format!("the session's key generation is {current}; encrypt under it"),
-            ),
-            R::OutOfOrder(expected) => refused(
-                StatusCode::CONFLICT,
-                "out_of_order",
-                format!("this sender's next message must have seq {expected}"),
-            ),
-        }
-    }
-}
-
-/// A moment as people read it: `2026-01-02 03:04:05 UTC`.
-fn utc(t: latchkey_domain::Timestamp) -> String {
-    let secs = u64::try_from(t.as_secs()).unwrap_or(0);
-    match std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(secs)) {
-        Some(t) => humantime::format_rfc3339_seconds(t).to_string().replace('T', " ").replace('Z', " UTC"),
-        None => format!("{} ms after 1970", t.as_millis()),
-    }
-}
-
-impl ApiError {
+        impl ApiError {
             $(
                 $(#[$doc])*
                 pub fn $name(description: impl Into<String>) -> Self {
@@ -183,6 +91,104 @@ constructors! {
     unsupported_media_type => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
     /// 429 `too_many_requests`.
     too_many_requests => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests");
+}
+
+/// A stopped account asking an account API for something: 403 with the reason.
+impl From<latchkey_domain::account::AccountRefusal> for ApiError {
+    fn from(r: latchkey_domain::account::AccountRefusal) -> Self {
+        use latchkey_domain::account::AccountRefusal;
+        match r {
+            // The owner needs the time to know how long to wait, and the other ways in.
+            AccountRefusal::Locked { until } => ApiError::forbidden(format!(
+                "this account is locked until {} after repeated wrong passwords; \
+                 wait, sign in from another network, or ask an administrator",
+                utc(until)
+            )),
+            AccountRefusal::Disabled => ApiError::forbidden(r.to_string()),
+        }
+    }
+}
+
+impl From<latchkey_store::TrustRefusal> for ApiError {
+    fn from(r: latchkey_store::TrustRefusal) -> Self {
+        use latchkey_store::TrustRefusal;
+        match r {
+            TrustRefusal::UnknownDevice => {
+                ApiError::not_found("no such device among yours (with a key); `latchkey devices list` shows their IDs")
+            }
+            TrustRefusal::SelfTrust => ApiError::invalid_request("a device cannot trust itself"),
+            TrustRefusal::Revoked => ApiError::conflict("the device is revoked; it can neither trust nor be trusted"),
+            TrustRefusal::WrongKey => ApiError::Protocol {
+                status: StatusCode::CONFLICT,
+                code: "wrong_key",
+                description: "that is not the device's current key; fetch its keys again and compare the fingerprint"
+                    .into(),
+            },
+            TrustRefusal::BadSignature => ApiError::Protocol {
+                status: StatusCode::BAD_REQUEST,
+                code: "invalid_signature",
+                description: "the signature does not match this device's key and the statement".into(),
+            },
+            TrustRefusal::Invalid(why) => ApiError::invalid_request(why),
+        }
+    }
+}
+
+impl From<latchkey_store::SessionRefusal> for ApiError {
+    fn from(r: latchkey_store::SessionRefusal) -> Self {
+        use latchkey_store::SessionRefusal as R;
+        let refused = |status, code, description: String| ApiError::Protocol { status, code, description };
+        match r {
+            R::NotFound => ApiError::not_found("no such trusted session of this device"),
+            R::NotMember => ApiError::forbidden("this device is not a member of the session (any more)"),
+            R::NotCreator => {
+                ApiError::forbidden("only the device that made the session can close it; leave it instead")
+            }
+            R::Ended => ApiError::gone("the session is closed or expired"),
+            R::Invitation(e) => refused(StatusCode::BAD_REQUEST, "invalid_invitation", e.to_string()),
+            R::NotNeeded => ApiError::conflict("no invitations are needed now (another member issued them)"),
+            R::UnknownInvitation => {
+                ApiError::not_found("no invitation with this nonce for this device in this session")
+            }
+            R::InvitationUsed => {
+                refused(StatusCode::CONFLICT, "invitation_used", "this invitation was used already".into())
+            }
+            R::InvitationExpired => refused(
+                StatusCode::CONFLICT,
+                "invitation_expired",
+                "this invitation expired or is for an older session key; wait for a fresh one".into(),
+            ),
+            R::BadSignature => refused(
+                StatusCode::BAD_REQUEST,
+                "invalid_signature",
+                "the join signature does not match this device's key".into(),
+            ),
+            R::RekeyNeeded => refused(
+                StatusCode::CONFLICT,
+                "rekey_needed",
+                "the members changed; a member must issue a new session key before messages flow".into(),
+            ),
+            R::WrongEpoch(current) => refused(
+                StatusCode::CONFLICT,
+                "wrong_epoch",
+                format!("the session's key generation is {current}; encrypt under it"),
+            ),
+            R::OutOfOrder(expected) => refused(
+                StatusCode::CONFLICT,
+                "out_of_order",
+                format!("this sender's next message must have seq {expected}"),
+            ),
+        }
+    }
+}
+
+/// A moment as people read it: `2026-01-02 03:04:05 UTC`.
+fn utc(t: latchkey_domain::Timestamp) -> String {
+    let secs = u64::try_from(t.as_secs()).unwrap_or(0);
+    match std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(secs)) {
+        Some(t) => humantime::format_rfc3339_seconds(t).to_string().replace('T', " ").replace('Z', " UTC"),
+        None => format!("{} ms after 1970", t.as_millis()),
+    }
 }
 
 impl ApiError {

@@ -659,16 +659,22 @@ impl<C: GenericClient + Sync> Txn for Pg<'_, C> {
         ];
         insert(self.0, st::INSERT_LOG, p, "a log entry at this position").await
     }
-    async fn last_seq(&self, session_id: &str, sender: &str) -> DbResult<i64> {
-        Ok(one(self.0, st::LAST_SEQ, &[&session_id, &sender], |r| r.int(0)).await?.unwrap_or(0))
+    async fn member_seq(&self, session_id: &str, device_id: &str) -> DbResult<i64> {
+        Ok(one(self.0, st::MEMBER_SEQ, &[&session_id, &device_id], |r| r.int(0)).await?.unwrap_or(0))
     }
-    async fn prune_log(&self, session_id: &str, keep: i64) -> DbResult<()> {
-        exec(self.0, st::PRUNE_LOG, &[&session_id, &keep]).await.map(drop)
+    async fn set_member_seq(&self, session_id: &str, device_id: &str, seq: i64) -> DbResult<()> {
+        exec(self.0, st::SET_MEMBER_SEQ, &[&seq, &session_id, &device_id]).await.map(drop)
+    }
+    async fn prune_log(&self, session_id: &str, keep: i64) -> DbResult<u64> {
+        exec(self.0, st::PRUNE_LOG, &[&session_id, &keep]).await
+    }
+    async fn set_pruned(&self, session_id: &str) -> DbResult<()> {
+        exec(self.0, st::SET_PRUNED, &[&session_id]).await.map(drop)
     }
     async fn log_after(&self, device_id: &str, user_id: &str, after: i64, limit: i64) -> DbResult<Vec<LogEntry>> {
         all(self.0, st::LOG_AFTER, &[&device_id, &user_id, &after, &limit], |r| rows::log_entry(r)).await
     }
-    async fn oldest_log(&self, user_id: &str) -> DbResult<i64> {
-        Ok(one(self.0, st::OLDEST_LOG, &[&user_id], |r| r.int(0)).await?.unwrap_or(0))
+    async fn channel_gap(&self, device_id: &str) -> DbResult<i64> {
+        Ok(one(self.0, st::CHANNEL_GAP, &[&device_id], |r| r.int(0)).await?.unwrap_or(0))
     }
 }

@@ -47,23 +47,26 @@ CREATE TABLE trusted_sessions (
     rekey_needed INTEGER NOT NULL,
     created_at   INTEGER NOT NULL,
     expires_at   INTEGER NOT NULL,
-    closed_at    INTEGER
+    closed_at    INTEGER,
+    pruned_before INTEGER NOT NULL DEFAULT 0 -- the oldest message kept (older ones were dropped)
 );
 CREATE INDEX trusted_sessions_user ON trusted_sessions (user_id);
 
 -- status: invited | joined | left | removed. joined_epoch: the key generation it last joined at.
+-- last_seq: the member's last message number (kept here, as messages are dropped from the log).
 CREATE TABLE trusted_session_members (
     session_id   TEXT NOT NULL REFERENCES trusted_sessions(id) ON DELETE CASCADE,
     device_id    TEXT NOT NULL,
     status       TEXT NOT NULL,
     joined_epoch INTEGER,
+    last_seq     INTEGER NOT NULL DEFAULT 0, -- the member's own message counter
     changed_at   INTEGER NOT NULL,
     PRIMARY KEY (session_id, device_id)
 );
 CREATE INDEX trusted_session_members_device ON trusted_session_members (device_id);
 
 -- Signed invitations, relayed as sent. Also the replay store: a nonce is
--- stored once, and `used_at` is set once.
+-- stored once (kept with its session), and `used_at` is set once.
 CREATE TABLE session_invitations (
     nonce      TEXT PRIMARY KEY,
     session_id TEXT NOT NULL REFERENCES trusted_sessions(id) ON DELETE CASCADE,

@@ -637,16 +637,22 @@ impl Txn for Sql<'_> {
         ];
         insert(self.0, st::INSERT_LOG, p, "a log entry at this position")
     }
-    async fn last_seq(&self, session_id: &str, sender: &str) -> StoreResult<i64> {
-        Ok(one(self.0, st::LAST_SEQ, [session_id, sender], |r| r.int(0))?.unwrap_or(0))
+    async fn member_seq(&self, session_id: &str, device_id: &str) -> StoreResult<i64> {
+        Ok(one(self.0, st::MEMBER_SEQ, [session_id, device_id], |r| r.int(0))?.unwrap_or(0))
     }
-    async fn prune_log(&self, session_id: &str, keep: i64) -> StoreResult<()> {
-        exec(self.0, st::PRUNE_LOG, params![session_id, keep]).map(drop)
+    async fn set_member_seq(&self, session_id: &str, device_id: &str, seq: i64) -> StoreResult<()> {
+        exec(self.0, st::SET_MEMBER_SEQ, params![seq, session_id, device_id]).map(drop)
+    }
+    async fn prune_log(&self, session_id: &str, keep: i64) -> StoreResult<u64> {
+        Ok(exec(self.0, st::PRUNE_LOG, params![session_id, keep])? as u64)
+    }
+    async fn set_pruned(&self, session_id: &str) -> StoreResult<()> {
+        exec(self.0, st::SET_PRUNED, [session_id]).map(drop)
     }
     async fn log_after(&self, device_id: &str, user_id: &str, after: i64, limit: i64) -> StoreResult<Vec<LogEntry>> {
         all(self.0, st::LOG_AFTER, params![device_id, user_id, after, limit], |r| rows::log_entry(r))
     }
-    async fn oldest_log(&self, user_id: &str) -> StoreResult<i64> {
-        Ok(one(self.0, st::OLDEST_LOG, [user_id], |r| r.int(0))?.unwrap_or(0))
+    async fn channel_gap(&self, device_id: &str) -> StoreResult<i64> {
+        Ok(one(self.0, st::CHANNEL_GAP, [device_id], |r| r.int(0))?.unwrap_or(0))
     }
 }

@@ -483,11 +483,12 @@ macro_rules! impl_store {
                 creator: $crate::DeviceId<'_>,
                 descriptor: $crate::__private::Descriptor,
                 invitations: Vec<$crate::__private::SignedInvitation>,
+                member_limit: usize,
                 now: $crate::__private::Timestamp,
             ) -> $crate::StoreResult<Result<$crate::SessionMade, $crate::SessionRefusal>> {
                 let (u, c) = (user.0.to_string(), creator.0.to_string());
                 let result = $write!(self, flow [u, c, descriptor, invitations] |tx| {
-                    $crate::flows::trusted_sessions::create(tx, &u, &c, &descriptor, &invitations, now)
+                    $crate::flows::trusted_sessions::create(tx, &u, &c, &descriptor, &invitations, member_limit, now)
                 })?;
                 self.notifier.notify(&$crate::flows::trusted_sessions::channel_subject(user.0));
                 Ok(result)

@@ -320,13 +320,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// One answer per target of a new session and, if it can be made, what to sign.
     async fn plan_trusted_session(&self, ask: SessionAsk, now: Timestamp) -> StoreResult<SessionPlanned>;
-    /// Makes a planned session with the creator's signed invitations, all at once.
+    /// Makes a planned session with the creator's signed invitations, all at once; its
+    /// members are checked again (at most `member_limit`, the creator included).
     async fn create_trusted_session(
         &self,
         user: UserId<'_>,
         creator: DeviceId<'_>,
         descriptor: latchkey_domain::trusted_session::Descriptor,
         invitations: Vec<latchkey_domain::trusted_session::SignedInvitation>,
+        member_limit: usize,
         now: Timestamp,
     ) -> StoreResult<Result<SessionMade, SessionRefusal>>;
     /// Stores invitations at a session's current key (a new key, or a fresh invitation).

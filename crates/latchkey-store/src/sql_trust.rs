@@ -87,7 +87,8 @@ pub const SET_MEMBER: &str =
 pub const OPEN_SESSIONS_WITH_MEMBER: &str = "SELECT s.id FROM trusted_sessions s JOIN trusted_session_members m
        ON m.session_id = s.id
      WHERE m.device_id = $1 AND m.status IN ('invited', 'joined') AND s.closed_at IS NULL ORDER BY s.id";
-/// Stores an invitation; the nonce is unique forever.
+/// Stores an invitation; a nonce is refused while its session is kept (a day after it closes), and an
+/// invitation is refused after its few minutes anyway.
 pub const INSERT_INVITATION: &str =
     "INSERT INTO session_invitations (nonce, session_id, recipient, epoch, body, expires_at)
      VALUES ($1, $2, $3, $4, $5, $6)";
@@ -121,8 +122,14 @@ pub const SET_LOG_HEAD: &str = "UPDATE session_log_heads SET pos = $1 WHERE user
 pub const INSERT_LOG: &str =
     "INSERT INTO session_log (user_id, pos, session_id, epoch, sender, seq, body, event, device,
        created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
-/// A sender's last counter in a session (it runs on across key generations).
-pub const LAST_SEQ: &str = "SELECT COALESCE(MAX(seq), 0) FROM session_log WHERE session_id = $1 AND sender = $2";
+/// A member's last message number (it runs on across key generations).
+pub const MEMBER_SEQ: &str = "SELECT last_seq FROM trusted_session_members WHERE session_id = $1 AND device_id = $2";
+/// Stores a member's last message number.
+pub const SET_MEMBER_SEQ: &str =
+    "UPDATE trusted_session_members SET last_seq = $1 WHERE session_id = $2 AND device_id = $3";
+/// Records the oldest message a session still keeps, after a prune.
+pub const SET_PRUNED: &str = "UPDATE trusted_sessions SET pruned_before =
+       (SELECT COALESCE(MIN(pos), 0) FROM session_log WHERE session_id = $1 AND sender IS NOT NULL) WHERE id = $1";
 /// Drops a session's messages beyond the newest `$2`.
 pub const PRUNE_LOG: &str = "DELETE FROM session_log WHERE session_id = $1 AND sender IS NOT NULL AND pos <
        (SELECT COALESCE(MIN(pos), 0) FROM (SELECT pos FROM session_log WHERE session_id = $1 AND sender IS NOT NULL
@@ -133,8 +140,9 @@ pub const LOG_AFTER: &str = "SELECT l.pos, l.session_id, l.epoch, l.sender, l.se
      FROM session_log l JOIN trusted_session_members m ON m.session_id = l.session_id AND m.device_id = $1
      WHERE l.user_id = $2 AND l.pos > $3 AND (l.event IS NOT NULL OR (m.status = 'joined' AND l.sender <> $1))
      ORDER BY l.pos LIMIT $4";
-/// The oldest position still in a user's log.
-pub const OLDEST_LOG: &str = "SELECT COALESCE(MIN(pos), 0) FROM session_log WHERE user_id = $1";
+/// The newest point before which messages were dropped, over the sessions a device has joined.
+pub const CHANNEL_GAP: &str = "SELECT COALESCE(MAX(s.pruned_before), 0) FROM trusted_sessions s
+     JOIN trusted_session_members m ON m.session_id = s.id WHERE m.device_id = $1 AND m.status = 'joined'";
 
 // ---- housekeeping ----
 
@@ -147,7 +155,7 @@ pub const SWEEP_OLD_SESSIONS: &str = "DELETE FROM trusted_sessions WHERE closed_
 pub const SWEEP_CHANNELS: &str = "DELETE FROM device_channels WHERE seen_at < $1";
 
 /// Every statement above, for the placeholder-order test.
-pub const ALL: [&str; 38] = [
+pub const ALL: [&str; 40] = [
     ROTATIONS,
     INSERT_ROTATION,
     SET_DEVICE_KEY,
@@ -179,10 +187,12 @@ pub const ALL: [&str; 38] = [
     LOG_HEAD,
     SET_LOG_HEAD,
     INSERT_LOG,
-    LAST_SEQ,
+    MEMBER_SEQ,
+    SET_MEMBER_SEQ,
+    SET_PRUNED,
     PRUNE_LOG,
     LOG_AFTER,
-    OLDEST_LOG,
+    CHANNEL_GAP,
     SWEEP_SESSIONS_EXPIRED,
     SWEEP_OLD_SESSIONS,
     SWEEP_CHANNELS,

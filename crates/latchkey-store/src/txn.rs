@@ -433,10 +433,14 @@ pub trait Txn {
     async fn set_log_head(&self, user_id: &str, pos: i64) -> Result<(), Self::Error>;
     /// Appends an entry to the user's log.
     async fn insert_log(&self, user_id: &str, entry: &LogEntry, now: Timestamp) -> Result<(), Self::Error>;
-    /// The sender's last counter in a session, across key generations (0 if none).
-    async fn last_seq(&self, session_id: &str, sender: &str) -> Result<i64, Self::Error>;
-    /// Keeps only a session's newest `keep` messages.
-    async fn prune_log(&self, session_id: &str, keep: i64) -> Result<(), Self::Error>;
+    /// A member's last message number, across key generations (0 if none).
+    async fn member_seq(&self, session_id: &str, device_id: &str) -> Result<i64, Self::Error>;
+    /// Stores a member's last message number.
+    async fn set_member_seq(&self, session_id: &str, device_id: &str, seq: i64) -> Result<(), Self::Error>;
+    /// Keeps only a session's newest `keep` messages; how many were dropped.
+    async fn prune_log(&self, session_id: &str, keep: i64) -> Result<u64, Self::Error>;
+    /// Records the oldest message the session still keeps.
+    async fn set_pruned(&self, session_id: &str) -> Result<(), Self::Error>;
     /// What the device may see of its user's log after `after`, at most `limit`.
     async fn log_after(
         &self,
@@ -445,6 +449,6 @@ pub trait Txn {
         after: i64,
         limit: i64,
     ) -> Result<Vec<LogEntry>, Self::Error>;
-    /// The oldest position still in the user's log (0 when empty).
-    async fn oldest_log(&self, user_id: &str) -> Result<i64, Self::Error>;
+    /// The newest point before which messages were dropped, over the sessions the device joined (0: none).
+    async fn channel_gap(&self, device_id: &str) -> Result<i64, Self::Error>;
 }

@@ -116,6 +116,7 @@ pub async fn create<T: Txn>(
     creator: &str,
     descriptor: &Descriptor,
     invitations: &[latchkey_domain::trusted_session::SignedInvitation],
+    member_limit: usize,
     now: Timestamp,
 ) -> Result<Result<SessionMade, SessionRefusal>, T::Error> {
     if descriptor.creator != creator
@@ -132,11 +133,7 @@ pub async fn create<T: Txn>(
         user_id: user_id.to_string(),
         creator: creator.to_string(),
         targets: descriptor.members.iter().filter(|m| *m != creator).cloned().collect(),
-        options: latchkey_domain::trusted_session::SessionOptions {
-            partial: false,
-            online_only: false,
-            member_limit: descriptor.members.len().max(2),
-        },
+        options: latchkey_domain::trusted_session::SessionOptions { partial: false, online_only: false, member_limit },
         session_id: descriptor.session_id.clone(),
         ttl_secs: 1,
     };
@@ -150,6 +147,9 @@ pub async fn create<T: Txn>(
     }
     if tx.session(&descriptor.session_id, false).await?.is_some() {
         return Ok(Err(SessionRefusal::Invitation(InvitationError::Descriptor)));
+    }
+    if !nonces_fresh(tx, invitations).await? {
+        return Ok(Err(SessionRefusal::InvitationUsed));
     }
     let session = TrustedSessionRecord {
         id: descriptor.session_id.clone(),
@@ -168,17 +168,15 @@ pub async fn create<T: Txn>(
         let (status, epoch) = if m == creator { ("joined", Some(1)) } else { ("invited", None) };
         tx.insert_member(&session.id, m, status, epoch, now).await?;
     }
-    if !store_invitations(tx, invitations).await? {
-        return Err(crate::StoreError::Conflict("an invitation with this nonce").into());
-    }
+    insert_invitations(tx, invitations).await?;
     tx.append_audit(&events::session_created(user_id, &session.id, creator, &descriptor.members), now).await?;
     wake(tx, user_id).await?;
     let made = loaded(tx, session).await?;
     Ok(Ok(SessionMade::Made(replanned.targets, Box::new(made))))
 }
 
-/// Stores invitations; false if a nonce was ever used before (a replay).
-async fn store_invitations<T: Txn>(
+/// Whether no nonce of `invitations` was ever stored (checked before anything is written).
+async fn nonces_fresh<T: Txn>(
     tx: &T,
     invitations: &[latchkey_domain::trusted_session::SignedInvitation],
 ) -> Result<bool, T::Error> {
@@ -186,9 +184,18 @@ async fn store_invitations<T: Txn>(
         if tx.invitation(&inv.invitation.nonce).await?.is_some() {
             return Ok(false);
         }
-        tx.insert_invitation(inv).await?;
     }
     Ok(true)
+}
+
+async fn insert_invitations<T: Txn>(
+    tx: &T,
+    invitations: &[latchkey_domain::trusted_session::SignedInvitation],
+) -> Result<(), T::Error> {
+    for inv in invitations {
+        tx.insert_invitation(inv).await?;
+    }
+    Ok(())
 }
 
 async fn wake<T: Txn>(tx: &T, user_id: &str) -> Result<(), T::Error> {
@@ -271,9 +278,10 @@ pub async fn issue<T: Txn>(
         if let Err(e) = check_issue(&expected, &issue.sender, &sender.key, &issue.invitations, now) {
             return Ok(Err(SessionRefusal::Invitation(e)));
         }
-        if !store_invitations(tx, &issue.invitations).await? {
+        if !nonces_fresh(tx, &issue.invitations).await? {
             return Ok(Err(SessionRefusal::InvitationUsed));
         }
+        insert_invitations(tx, &issue.invitations).await?;
         tx.set_session_epoch(&s.id, s.epoch, false).await?;
         // The sender holds the new key already.
         tx.set_member(&s.id, &issue.sender, "joined", Some(s.epoch), now).await?;
@@ -294,9 +302,10 @@ pub async fn issue<T: Txn>(
                 return Ok(Err(SessionRefusal::NotNeeded));
             }
         }
-        if !store_invitations(tx, &issue.invitations).await? {
+        if !nonces_fresh(tx, &issue.invitations).await? {
             return Ok(Err(SessionRefusal::InvitationUsed));
         }
+        insert_invitations(tx, &issue.invitations).await?;
     }
     wake(tx, &s.user_id).await?;
     Ok(Ok(()))
@@ -476,7 +485,7 @@ pub async fn relay<T: Txn>(
     if r.epoch != s.epoch {
         return Ok(Err(SessionRefusal::WrongEpoch(s.epoch)));
     }
-    let expected = tx.last_seq(&s.id, &r.sender).await? + 1;
+    let expected = tx.member_seq(&s.id, &r.sender).await? + 1;
     if r.seq != expected {
         return Ok(Err(SessionRefusal::OutOfOrder(expected)));
     }
@@ -488,7 +497,10 @@ pub async fn relay<T: Txn>(
         event: None,
     };
     let pos = append(tx, user_id, entry, now).await?;
-    tx.prune_log(&s.id, BACKLOG).await?;
+    tx.set_member_seq(&s.id, &r.sender, r.seq).await?;
+    if tx.prune_log(&s.id, BACKLOG).await? > 0 {
+        tx.set_pruned(&s.id).await?;
+    }
     wake(tx, user_id).await?;
     Ok(Ok(pos))
 }
@@ -505,8 +517,9 @@ pub async fn channel_batch<T: Txn>(
 ) -> Result<ChannelBatch, T::Error> {
     let invitations = tx.pending_invitations(device_id, now).await?;
     let entries = tx.log_after(device_id, user_id, after, limit).await?;
-    let oldest = tx.oldest_log(user_id).await?;
-    let gap = (after > 0 && oldest > after + 1).then_some(oldest);
+    // Messages after the cursor may have been dropped from a session's backlog.
+    let pruned = tx.channel_gap(device_id).await?;
+    let gap = (pruned > after + 1).then_some(pruned);
     Ok(ChannelBatch { invitations, entries, gap })
 }
 

@@ -189,12 +189,12 @@ pub async fn trusted_session_lifecycle(store: Arc<dyn Store>) {
 
     // Invitations must be the creator's and cover every member.
     let only_b = vec![invite(&a, &d, &b.id, "n-b", at(200))];
-    let refused = s.create_trusted_session(u, DeviceId(&a.id), d.clone(), only_b, at(200)).await.unwrap();
+    let refused = s.create_trusted_session(u, DeviceId(&a.id), d.clone(), only_b, 8, at(200)).await.unwrap();
     assert!(matches!(refused, Err(SessionRefusal::Invitation(_))), "{refused:?}");
     let forged = vec![invite(&b, &d, &b.id, "n-b", at(200)), invite(&a, &d, &c.id, "n-c", at(200))];
-    assert!(s.create_trusted_session(u, DeviceId(&a.id), d.clone(), forged, at(200)).await.unwrap().is_err());
+    assert!(s.create_trusted_session(u, DeviceId(&a.id), d.clone(), forged, 8, at(200)).await.unwrap().is_err());
     let invs = vec![invite(&a, &d, &b.id, "n-b", at(200)), invite(&a, &d, &c.id, "n-c", at(200))];
-    let made = s.create_trusted_session(u, DeviceId(&a.id), d.clone(), invs, at(200)).await.unwrap().unwrap();
+    let made = s.create_trusted_session(u, DeviceId(&a.id), d.clone(), invs, 8, at(200)).await.unwrap().unwrap();
     assert!(matches!(made, SessionMade::Made(..)), "{made:?}");
     assert_eq!(count_kind(s, AuditKind::SessionCreated).await, 1);
 

@@ -117,6 +117,7 @@ impl Feed {
             return Ok(());
         }
         let mut sent_invitations: HashSet<String> = HashSet::new();
+        let mut gap_told = 0;
         let mut shutdown = self.state.shutting_down.clone();
         let mut beat = tokio::time::interval(BEAT);
         beat.tick().await;
@@ -131,7 +132,7 @@ impl Feed {
                 .channel_batch(UserId(&self.user), DeviceId(&self.device), self.cursor, BATCH, now())
                 .await?;
             let full = batch.entries.len() as i64 >= BATCH;
-            if !self.deliver(batch, &mut sent_invitations).await {
+            if !self.deliver(batch, &mut sent_invitations, &mut gap_told).await {
                 return Ok(());
             }
             if full {
@@ -152,8 +153,10 @@ impl Feed {
     }
 
     /// Sends a batch; false when the client has gone.
-    async fn deliver(&mut self, batch: ChannelBatch, sent: &mut HashSet<String>) -> bool {
-        if let Some(oldest) = batch.gap {
+    async fn deliver(&mut self, batch: ChannelBatch, sent: &mut HashSet<String>, gap_told: &mut i64) -> bool {
+        // Each drop is told once per channel.
+        if let Some(oldest) = batch.gap.filter(|o| *o > *gap_told) {
+            *gap_told = oldest;
             if !self.send(ChannelEvent::Gap { oldest }).await {
                 return false;
             }

@@ -10,7 +10,7 @@ use crate::state::{now, AppState};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use latchkey_domain::trusted_session::{
-    SessionOptions, TargetOutcome, DEFAULT_SESSION_SECS, MAX_MESSAGE_BYTES, MAX_SESSION_SECS,
+    SessionOptions, TargetOutcome, DEFAULT_MEMBER_LIMIT, DEFAULT_SESSION_SECS, MAX_MESSAGE_BYTES, MAX_SESSION_SECS,
 };
 use latchkey_domain::Timestamp;
 use latchkey_proto::trust::{
@@ -21,6 +21,8 @@ use latchkey_store::{
     DeviceId, Issue, Join, Relay, SessionAsk, SessionMade, TargetAnswer, TrustedSessionRecord, UserId,
 };
 
+/// The shortest session one may ask for (the creation itself may take a while).
+const MIN_SESSION_SECS: i64 = 60;
 /// Most targets one request may name.
 const MAX_TARGETS: usize = 64;
 /// The largest request body: a full set of invitations, or one message (base64 grows it by a third).
@@ -58,8 +60,10 @@ fn ask(state: &AppState, who: &Caller<AnyApp>, device: &str, req: SessionRequest
         )));
     }
     let ttl_secs = req.ttl_secs.unwrap_or(DEFAULT_SESSION_SECS);
-    if !(60..=MAX_SESSION_SECS).contains(&ttl_secs) {
-        return Err(ApiError::invalid_request(format!("ttl_secs must be between 60 and {MAX_SESSION_SECS}")));
+    if !(MIN_SESSION_SECS..=MAX_SESSION_SECS).contains(&ttl_secs) {
+        return Err(ApiError::invalid_request(format!(
+            "ttl_secs must be between {MIN_SESSION_SECS} and {MAX_SESSION_SECS}"
+        )));
     }
     Ok(SessionAsk {
         user_id: who.user.id.clone(),
@@ -68,7 +72,7 @@ fn ask(state: &AppState, who: &Caller<AnyApp>, device: &str, req: SessionRequest
         options: SessionOptions {
             partial: req.partial,
             online_only: req.online_only,
-            member_limit: usize::try_from(state.config.session_member_limit).unwrap_or(8),
+            member_limit: usize::try_from(state.config.session_member_limit).unwrap_or(DEFAULT_MEMBER_LIMIT),
         },
         session_id: uuid::Uuid::new_v4().to_string(),
         ttl_secs,
@@ -103,9 +107,17 @@ pub async fn create(
 ) -> ApiResult<axum::Json<SessionCreated>> {
     let device = calling_device(&who)?;
     let t = now();
+    // The ID goes into signed text: only the UUIDs the plan hands out.
+    if uuid::Uuid::parse_str(&req.descriptor.session_id).is_err() || req.descriptor.session_id.len() != 36 {
+        return Err(ApiError::invalid_request("descriptor.session_id must be the ID the plan gave"));
+    }
+    if req.descriptor.expires_at < t.plus_secs(MIN_SESSION_SECS).as_millis() {
+        return Err(ApiError::invalid_request(format!("a session must live at least {MIN_SESSION_SECS} seconds")));
+    }
+    let limit = usize::try_from(state.config.session_member_limit).unwrap_or(DEFAULT_MEMBER_LIMIT);
     let made = state
         .store
-        .create_trusted_session(UserId(&who.user.id), DeviceId(device), req.descriptor, req.invitations, t)
+        .create_trusted_session(UserId(&who.user.id), DeviceId(device), req.descriptor, req.invitations, limit, t)
         .await??;
     Ok(axum::Json(match made {
         SessionMade::Made(targets, s) => SessionCreated {
@@ -204,8 +216,8 @@ pub async fn send(
     Json(req): Json<SendMessage, BODY_LIMIT>,
 ) -> ApiResult<axum::Json<Sent>> {
     let device = calling_device(&who)?;
-    // Base64url without padding: 4 characters carry 3 bytes.
-    if req.body.len() / 4 * 3 > MAX_MESSAGE_BYTES {
+    // Base64url without padding: n characters carry floor(3n/4) bytes.
+    if req.body.len() * 3 / 4 > MAX_MESSAGE_BYTES {
         return Err(ApiError::too_large(format!(
             "a relayed message may carry at most {MAX_MESSAGE_BYTES} bytes of ciphertext"
         )));
