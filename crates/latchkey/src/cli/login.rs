@@ -123,7 +123,7 @@ pub async fn login(common: &ClientArgs, args: LoginArgs) -> anyhow::Result<ExitC
     // First login of this machine in this profile: no key yet, so ask what it is.
     let first = !profile.has_device_key();
     let key = Arc::new(profile.device_key()?);
-    let client = Client::new(&server)?.with_device_key(key);
+    let client = Client::new(&server)?.with_device_key(key.clone());
     let app = AppCredentials::public(latchkey_proto::CLI_CLIENT_ID);
     let described = if first || args.name.is_some() || args.location.is_some() || args.enroll_key.is_some() {
         Some(describe_machine(&args)?)
@@ -169,6 +169,19 @@ pub async fn login(common: &ClientArgs, args: LoginArgs) -> anyhow::Result<ExitC
             }
             eprintln!("Another login of this profile finished meanwhile (as {}); keeping it.", newer.username);
             return Ok(ExitCode::SUCCESS);
+        }
+    }
+    if let Some(d) = &session.device {
+        // So other devices can invite this one to trusted sessions from the start.
+        let dev = latchkey_client::trusted::TrustedDevice::new(
+            client.clone(),
+            key.clone(),
+            d.id.clone(),
+            tokens.access_token.clone(),
+            profile.dir().to_path_buf(),
+        );
+        if let Err(e) = dev.publish_session_key().await {
+            eprintln!("warning: could not publish this machine's session key ({e}); `latchkey session listen` does it");
         }
     }
     if common.json {

@@ -25,5 +25,6 @@ mod pages;
 mod qr_api;
 mod replicas;
 mod tokens;
+mod trusted_cli;
 mod trusted_sessions;
 mod web_pages;
