@@ -355,8 +355,8 @@ mod tests {
         let ab = Statement { truster: "a", truster_key: ka, trustee: "b", trustee_key: kb };
         let ba = Statement { truster: "b", truster_key: kb, trustee: "a", trustee_key: ka };
         assert_eq!(mutual(&a, &b, &[ab.clone(), ba.clone()]), Ok(()));
-        assert_eq!(mutual(&a, &b, &[ab.clone()]), Err(Missing::Theirs));
-        assert_eq!(mutual(&a, &b, &[ba.clone()]), Err(Missing::Ours));
+        assert_eq!(mutual(&a, &b, std::slice::from_ref(&ab)), Err(Missing::Theirs));
+        assert_eq!(mutual(&a, &b, std::slice::from_ref(&ba)), Err(Missing::Ours));
         assert_eq!(mutual(&a, &b, &[]), Err(Missing::Both));
         let revoked = Party { active: false, ..b.clone() };
         assert_eq!(mutual(&a, &revoked, &[ab.clone(), ba.clone()]), Err(Missing::Both));
