@@ -299,10 +299,7 @@ async fn a_revoked_member_is_removed_and_reads_nothing_after(backend: Backend) {
         .await
         .expect("revoke");
     // c's channel ends: its token no longer works.
-    let ended = tokio::time::timeout(Duration::from_secs(10), async {
-        while ch_c.next().await.is_some() {}
-    })
-    .await;
+    let ended = tokio::time::timeout(Duration::from_secs(10), async { while ch_c.next().await.is_some() {} }).await;
     assert!(ended.is_ok(), "the revoked device's channel ends");
     // b holds the key and rekeys, though the creator is away.
     until(
@@ -421,6 +418,34 @@ async fn invitations_survive_a_dropped_join_and_a_long_absence(backend: Backend)
     );
 }
 
+/// The Devices page lists the trust between the user's devices, with each key's
+/// fingerprint, and removes one at once (adding trust happens only on a device).
+async fn devices_page_shows_and_removes_trust(backend: Backend) {
+    use crate::web_pages::{get, post, sign_in};
+    let app = spawn_app(backend).await;
+    let session = app.signed_in("alice").await;
+    let a = machine(&app, &session, "desk", true).await;
+    let b = machine(&app, &session, "laptop", true).await;
+    trust_both(&a, &b).await;
+    let web = browser();
+    let csrf = sign_in(&app, &web, "alice").await;
+    let page = get(&web, &format!("{}/devices", app.url)).await;
+    assert_eq!(page.status, 200);
+    let b_fp = a.dev.device_keys(b.id()).await.expect("keys").fingerprint;
+    assert!(page.html.contains(&b_fp), "the trusted key's fingerprint is shown");
+    assert_eq!(page.html.matches("in effect").count(), 2, "both directions");
+    let form = format!("{}/devices/{}/untrust/{}", app.url, a.id(), b.id());
+    let stale = post(&web, &form, &[("csrf", "stale")]).await;
+    assert_eq!(stale.status, 403, "a forged form changes nothing");
+    let done = post(&web, &form, &[("csrf", &csrf)]).await;
+    assert_eq!(done.status, 303);
+    let page = get(&web, &format!("{}/devices?done=untrusted", app.url)).await;
+    assert!(page.html.contains("Trust removed"));
+    assert_eq!(page.html.matches("in effect").count(), 1);
+    let plan = a.dev.plan(&ask(&[b.id()])).await.expect("plan");
+    assert_eq!(outcome(&plan.targets, b.id()), ("not_trusted".into(), Some("creator".into())));
+}
+
 /// The ID of the test user `alice`.
 async fn app_user(app: &TestApp) -> String {
     app.store.user_by_name("alice").await.expect("lookup").expect("alice").id
@@ -432,4 +457,5 @@ backend_tests!(
     a_revoked_member_is_removed_and_reads_nothing_after,
     key_rotation_with_and_without_the_chain,
     invitations_survive_a_dropped_join_and_a_long_absence,
+    devices_page_shows_and_removes_trust,
 );

@@ -35,9 +35,9 @@ fn urlencode(s: &str) -> String {
     serde_urlencoded::to_string([("x", s)]).unwrap_or_default().trim_start_matches("x=").to_string()
 }
 
-struct Page {
-    status: u16,
-    html: String,
+pub(crate) struct Page {
+    pub(crate) status: u16,
+    pub(crate) html: String,
     headers: HeaderMap,
 }
 
@@ -47,20 +47,20 @@ impl Page {
     }
 }
 
-async fn get(c: &reqwest::Client, url: &str) -> Page {
+pub(crate) async fn get(c: &reqwest::Client, url: &str) -> Page {
     let r = c.get(url).send().await.expect("get");
     let (status, headers) = (r.status().as_u16(), r.headers().clone());
     Page { status, headers, html: r.text().await.expect("body") }
 }
 
-async fn post(c: &reqwest::Client, url: &str, form: &[(&str, &str)]) -> Page {
+pub(crate) async fn post(c: &reqwest::Client, url: &str, form: &[(&str, &str)]) -> Page {
     let r = c.post(url).form(form).send().await.expect("post");
     let (status, headers) = (r.status().as_u16(), r.headers().clone());
     Page { status, headers, html: r.text().await.expect("body") }
 }
 
 /// Signs `user` in through the sign-in form; returns the session's CSRF token.
-async fn sign_in(app: &TestApp, c: &reqwest::Client, user: &str) -> String {
+pub(crate) async fn sign_in(app: &TestApp, c: &reqwest::Client, user: &str) -> String {
     let p = get(c, &format!("{}/signin", app.url)).await;
     let csrf = form_field(&p.html, "csrf");
     let p = post(
