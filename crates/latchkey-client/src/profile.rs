@@ -87,6 +87,43 @@ fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> 
     move |source| ProfileError::Io { what, path: path.to_path_buf(), source }
 }
 
+/// A failed step of [`write_private`]: what was being done, to which file.
+pub(crate) struct WriteFailure {
+    pub(crate) what: &'static str,
+    pub(crate) path: PathBuf,
+    pub(crate) source: std::io::Error,
+}
+
+/// Replaces `path` (a file in `dir`) with `bytes` at once and durably, readable
+/// by this user only (0600): written to a temporary file, synced, renamed.
+pub(crate) fn write_private(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), WriteFailure> {
+    fn fail<'a>(what: &'static str, p: &'a Path) -> impl FnOnce(std::io::Error) -> WriteFailure + 'a {
+        move |source| WriteFailure { what, path: p.to_path_buf(), source }
+    }
+    let tmp = dir.join(format!(".tmp-{}", uuid::Uuid::new_v4().simple()));
+    let mut opts = OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let result = (|| {
+        let mut f: File = opts.open(&tmp).map_err(fail("cannot create", &tmp))?;
+        f.write_all(bytes).map_err(fail("cannot write", &tmp))?;
+        f.sync_all().map_err(fail("cannot sync", &tmp))?;
+        fs::rename(&tmp, path).map_err(fail("cannot replace", path))?;
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
 /// Milliseconds since the epoch.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
@@ -237,28 +274,11 @@ impl Profile {
     }
 
     fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<(), ProfileError> {
-        let tmp = self.dir.join(format!(".tmp-{}", uuid::Uuid::new_v4().simple()));
-        let mut opts = OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let result = (|| {
-            let mut f: File = opts.open(&tmp).map_err(io("cannot create", &tmp))?;
-            f.write_all(bytes).map_err(io("cannot write", &tmp))?;
-            f.sync_all().map_err(io("cannot sync", &tmp))?;
-            fs::rename(&tmp, path).map_err(io("cannot replace", path))?;
-            if let Ok(d) = File::open(&self.dir) {
-                let _ = d.sync_all();
-            }
-            Ok(())
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        result
+        write_private(&self.dir, path, bytes).map_err(|f| ProfileError::Io {
+            what: f.what,
+            path: f.path,
+            source: f.source,
+        })
     }
 }
 

@@ -13,8 +13,7 @@ use latchkey_domain::trusted_session::Descriptor;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
 
 /// File of locally trusted device keys.
@@ -248,28 +247,11 @@ impl TrustStore {
     }
 
     fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<(), TrustedError> {
-        let tmp = self.dir.join(format!(".tmp-{}", uuid::Uuid::new_v4().simple()));
-        let mut opts = OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let result = (|| {
-            let mut f: File = opts.open(&tmp).map_err(io("cannot create", &tmp))?;
-            f.write_all(bytes).map_err(io("cannot write", &tmp))?;
-            f.sync_all().map_err(io("cannot sync", &tmp))?;
-            fs::rename(&tmp, path).map_err(io("cannot replace", path))?;
-            if let Ok(d) = File::open(&self.dir) {
-                let _ = d.sync_all();
-            }
-            Ok(())
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        result
+        crate::profile::write_private(&self.dir, path, bytes).map_err(|f| TrustedError::Io {
+            what: f.what,
+            path: f.path,
+            source: f.source,
+        })
     }
 }
 

@@ -572,6 +572,9 @@ impl<C: GenericClient + Sync> Txn for Pg<'_, C> {
     async fn sessions_of_device(&self, device_id: &str, now: Timestamp) -> DbResult<Vec<TrustedSessionRecord>> {
         all(self.0, st::SESSIONS_OF_DEVICE, &[&now.as_millis(), &device_id], |r| rows::trusted_session(r)).await
     }
+    async fn expired_sessions(&self, now: Timestamp, limit: i64) -> DbResult<Vec<TrustedSessionRecord>> {
+        all(self.0, st::EXPIRED_SESSIONS, &[&now.as_millis(), &limit], |r| rows::trusted_session(r)).await
+    }
     async fn set_session_epoch(&self, id: &str, epoch: u32, rekey_needed: bool) -> DbResult<()> {
         exec(self.0, st::SET_SESSION_EPOCH, &[&i64::from(epoch), &i64::from(rekey_needed), &id]).await.map(drop)
     }

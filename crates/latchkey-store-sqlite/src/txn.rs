@@ -551,6 +551,9 @@ impl Txn for Sql<'_> {
     async fn sessions_of_device(&self, device_id: &str, now: Timestamp) -> StoreResult<Vec<TrustedSessionRecord>> {
         all(self.0, st::SESSIONS_OF_DEVICE, params![now.as_millis(), device_id], |r| rows::trusted_session(r))
     }
+    async fn expired_sessions(&self, now: Timestamp, limit: i64) -> StoreResult<Vec<TrustedSessionRecord>> {
+        all(self.0, st::EXPIRED_SESSIONS, params![now.as_millis(), limit], |r| rows::trusted_session(r))
+    }
     async fn set_session_epoch(&self, id: &str, epoch: u32, rekey_needed: bool) -> StoreResult<()> {
         exec(self.0, st::SET_SESSION_EPOCH, params![i64::from(epoch), i64::from(rekey_needed), id]).map(drop)
     }

@@ -673,6 +673,11 @@ macro_rules! impl_store {
             }
 
             async fn sweep(&self, now: $crate::__private::Timestamp) -> $crate::StoreResult<$crate::SweepReport> {
+                // Sessions past their end are closed first, each recorded like any other close.
+                let expired = $write!(self, flow [] |tx| $crate::flows::trusted_sessions::expire(tx, now))?;
+                for user in expired {
+                    self.notifier.notify(&$crate::flows::trusted_sessions::channel_subject(&user));
+                }
                 $write!(self, local [] |c| sweep::sweep(c, now))
             }
             fn stats(&self) -> $crate::BackendStats {

@@ -246,7 +246,7 @@ pub fn session_rekeyed(user_id: &str, session_id: &str, device_id: &str, epoch: 
         .with_detail(json!({"device": device_id, "epoch": epoch}).to_string())
 }
 
-/// `tsession.closed` by `actor`. (A session that simply expires is closed by housekeeping, unrecorded.)
+/// `tsession.closed` by `actor` (`system` when it expired).
 pub fn session_closed(actor: &str, session_id: &str) -> AuditEvent {
     AuditEvent::new(AuditKind::SessionClosed, Some(actor), Some(session_id))
 }

@@ -146,9 +146,12 @@ pub const CHANNEL_GAP: &str = "SELECT COALESCE(MAX(s.pruned_before), 0) FROM tru
 
 // ---- housekeeping ----
 
-/// Closes sessions past their end.
-pub const SWEEP_SESSIONS_EXPIRED: &str =
-    "UPDATE trusted_sessions SET closed_at = expires_at WHERE closed_at IS NULL AND expires_at <= $1";
+/// Open sessions past their end, oldest first, at most `$2`.
+pub const EXPIRED_SESSIONS: &str = concat!(
+    "SELECT ",
+    session_columns!(),
+    " FROM trusted_sessions WHERE closed_at IS NULL AND expires_at <= $1 ORDER BY expires_at, id LIMIT $2"
+);
 /// Deletes sessions closed before `$1` (their invitations and log go with them).
 pub const SWEEP_OLD_SESSIONS: &str = "DELETE FROM trusted_sessions WHERE closed_at IS NOT NULL AND closed_at < $1";
 /// Deletes channels not seen since `$1` (a replica that stopped without closing them).
@@ -193,7 +196,7 @@ pub const ALL: [&str; 40] = [
     PRUNE_LOG,
     LOG_AFTER,
     CHANNEL_GAP,
-    SWEEP_SESSIONS_EXPIRED,
+    EXPIRED_SESSIONS,
     SWEEP_OLD_SESSIONS,
     SWEEP_CHANNELS,
 ];

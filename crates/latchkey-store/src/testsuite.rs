@@ -102,6 +102,7 @@ macro_rules! for_each_check {
             trust_is_signed_mutual_and_removable,
             trusted_session_lifecycle,
             key_rotation_keeps_trust_only_with_a_chain,
+            expired_session_is_closed_and_recorded,
         );
     };
 }

@@ -377,6 +377,8 @@ pub trait Txn {
         device_id: &str,
         now: Timestamp,
     ) -> Result<Vec<TrustedSessionRecord>, Self::Error>;
+    /// Open sessions past their end at `now`, at most `limit` (members not loaded).
+    async fn expired_sessions(&self, now: Timestamp, limit: i64) -> Result<Vec<TrustedSessionRecord>, Self::Error>;
     /// Sets a session's key generation and whether a new key is needed.
     async fn set_session_epoch(&self, id: &str, epoch: u32, rekey_needed: bool) -> Result<(), Self::Error>;
     /// Closes a session; whether it was open.

@@ -401,6 +401,18 @@ async fn end<T: Txn>(tx: &T, s: &TrustedSessionRecord, actor: &str, now: Timesta
     Ok(())
 }
 
+/// Closes sessions past their end (a batch per sweep), each recorded as closed by
+/// `system` and told to its members. The users whose sessions ended.
+pub async fn expire<T: Txn>(tx: &T, now: Timestamp) -> Result<Vec<String>, T::Error> {
+    let mut users = Vec::new();
+    for s in tx.expired_sessions(now, 500).await? {
+        end(tx, &s, "system", now).await?;
+        wake(tx, &s.user_id).await?;
+        users.push(s.user_id);
+    }
+    Ok(users)
+}
+
 /// Takes a device out of every open session it is in (revoked, or its key changed without a chain).
 pub async fn remove_everywhere<T: Txn>(
     tx: &T,

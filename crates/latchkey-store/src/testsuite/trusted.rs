@@ -302,3 +302,30 @@ pub async fn key_rotation_keeps_trust_only_with_a_chain(store: Arc<dyn Store>) {
     assert_eq!(count_kind(s, AuditKind::DeviceKeyRotated).await, 2);
     verify_audit_chain(s).await;
 }
+
+/// A session past its end is closed by housekeeping, recorded as closed by
+/// `system`, and told to its members; nothing more is relayed in it.
+pub async fn expired_session_is_closed_and_recorded(store: Arc<dyn Store>) {
+    let s = &*store;
+    let user = setup(s).await;
+    let a = keyed(s, &user, "a", 1).await;
+    let b = keyed(s, &user, "b", 2).await;
+    trust_both(s, &user, &a, &b).await;
+    let u = UserId(&user.id);
+    let d = s.plan_trusted_session(ask(&user, &a, &[b.id.as_str()], false), at(100)).await.unwrap().descriptor.unwrap();
+    let invs = vec![invite(&a, &d, &b.id, "n-b", at(200))];
+    s.create_trusted_session(u, DeviceId(&a.id), d.clone(), invs, 8, at(200)).await.unwrap().unwrap();
+    let end = Timestamp::from_millis(d.expires_at);
+    s.sweep(end.plus_millis(-1)).await.unwrap();
+    assert_eq!(count_kind(s, AuditKind::SessionClosed).await, 0, "not before its end");
+    s.sweep(end).await.unwrap();
+    let closed = s.trusted_session("ts-1", DeviceId(&b.id)).await.unwrap().unwrap();
+    assert_eq!(closed.closed_at, Some(end));
+    assert_last_event(s, &events::session_closed("system", "ts-1"), end).await;
+    let told = s.channel_batch(u, DeviceId(&b.id), 0, 100, end).await.unwrap();
+    assert!(told.entries.iter().any(|e| e.event == Some(("closed".into(), None))));
+    assert_eq!(s.relay_message(u, relay(&a, 1, 1), end).await.unwrap(), Err(SessionRefusal::Ended));
+    s.sweep(end.plus_secs(2 * 86_400)).await.unwrap();
+    assert!(s.trusted_session("ts-1", DeviceId(&b.id)).await.unwrap().is_none(), "deleted a day after");
+    verify_audit_chain(s).await;
+}
