@@ -371,8 +371,8 @@ pub async fn run(a: SessionsArgs) -> anyhow::Result<()> {
     if a.members.iter().chain(&a.relay_members).any(|&n| n < 2) || a.senders == 0 {
         bail!("every session has at least 2 members, and --senders is at least 1");
     }
-    if a.sizes.iter().any(|&s| !(8..=65_508).contains(&s)) || a.messages == 0 {
-        bail!("--sizes are 8 to 65508 bytes and --messages at least 1");
+    if a.sizes.iter().any(|&s| !(8..=65_508).contains(&s)) || a.messages < a.senders {
+        bail!("--sizes are 8 to 65508 bytes, and --messages at least --senders");
     }
     let stall = Duration::from_secs(a.stall_secs.max(1));
     let approver = c.client()?;
