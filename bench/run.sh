@@ -12,6 +12,10 @@
 #   * multi-machine sync: two devices of one user send EVENTS (EVENTS1) captures
 #     each at once, half of them the same as the other's, in batches of 1,000 (1);
 #     then one pulls the stream;
+#   * trusted sessions (issue 9): 8 latchkey-cli devices of one user trusting each
+#     other; session creation until every member joined for 2, 4 and 8 members
+#     (SESSION_REPEAT each), then relay throughput (SESSION_MESSAGES messages of
+#     1 KiB and 16 KiB) in 2- and 8-member sessions, one sender and 4 at once;
 #   * a soak on a restarted server: 10,000 pending grants, 1,000 devices parked
 #     on the instant endpoint for 20 s;
 # and reads the server's VmHWM / VmRSS from /proc. It prints a summary table at
@@ -30,7 +34,8 @@
 # CARGO_TARGET_DIR, RESULTS (output directory), SKIP_BUILD=1, LK_BIN (the server
 # binary to measure, e.g. an older build; default the one built here),
 # EVENTS (captures per device, batches of 1,000, default 100000), EVENTS1 (batches of 1, default 3000),
-# RUNS (which runs, default "c1 c16 c64 c64-poll events soak").
+# SESSION_REPEAT (sessions created per member count, default 50), SESSION_MESSAGES (messages per relay run, default 2000),
+# RUNS (which runs, default "c1 c16 c64 c64-poll events sessions soak").
 set -euo pipefail
 
 which_runs=${1:-all}
@@ -57,6 +62,8 @@ SOURCES=${SOURCES:-8}
 HOLD=${HOLD:-20}
 EVENTS=${EVENTS:-100000}
 EVENTS1=${EVENTS1:-3000}
+SESSION_REPEAT=${SESSION_REPEAT:-50}
+SESSION_MESSAGES=${SESSION_MESSAGES:-2000}
 PGHOST=${PGHOST:-127.0.0.1}
 PGPORT=${PGPORT:-5432}
 PGUSER=${PGUSER:-postgres}
@@ -74,7 +81,7 @@ if [[ ${SKIP_BUILD:-0} != 1 ]]; then
 fi
 LK=${LK_BIN:-$TARGET/release/latchkey}
 BENCH=$TARGET/release/latchkey-bench
-RUNS=" ${RUNS:-c1 c16 c64 c64-poll events soak} "
+RUNS=" ${RUNS:-c1 c16 c64 c64-poll events sessions soak} "
 wants() { [[ $RUNS == *" $1 "* ]]; }
 
 SERVER_PID=
@@ -234,6 +241,7 @@ for CFG in "${configs[@]}"; do
     wants c64-poll && bench logins-c64-poll logins --logins "$N" --concurrency 64 --token-via poll --revoke-devices
     wants events && bench events-b1000 events --events "$EVENTS" --batch 1000
     wants events && bench events-b1 events --events "$EVENTS1" --batch 1
+    wants sessions && bench sessions sessions --repeat "$SESSION_REPEAT" --messages "$SESSION_MESSAGES"
     memory_line "after the login runs"
     stop_server
 
@@ -265,6 +273,9 @@ if command -v jq >/dev/null; then
         done
         jq -r --arg c "$CFG" '"\($c) memory \(.label): VmHWM \(.vm_hwm_kib / 1024 | round) MiB, VmRSS \(.vm_rss_kib / 1024 | round) MiB"' \
             "$RESULTS/$CFG.memory.jsonl" 2>/dev/null || true
+        f=$RESULTS/$CFG.sessions.json
+        [[ -f $f ]] && jq -r --arg c "$CFG" '.creation[] | "\($c) sessions: \(.members) members: create p50 \(.create.p50_ms) ms p99 \(.create.p99_ms) ms; all joined p50 \(.all_joined.p50_ms) ms p99 \(.all_joined.p99_ms) ms"' "$f"
+        [[ -f $f ]] && jq -r --arg c "$CFG" '.relay[] | "\($c) relay: \(.members) members, \(.senders) sender(s), \(.message_bytes) B: sent \(.send_messages_per_sec|floor) msg/s \(.send_mb_per_sec*100|round/100) MB/s; delivered \(.delivered_messages_per_sec|floor) msg/s \(.delivered_mb_per_sec*100|round/100) MB/s (\(.received)/\(.messages), \(.gaps) gaps)"' "$f"
         f=$RESULTS/$CFG.soak.json
         [[ -f $f ]] && jq -r --arg c "$CFG" '"\($c) soak: \(.grants_created) pending, \(.parked_at_start_of_hold) parked: server peak VmRSS \((.server_during_hold.sampled_peak_rss_kib // 0) / 1024 | .*10|round/10) MiB, VmHWM \((.server_during_hold.end.vm_hwm_kib // 0) / 1024 | .*10|round/10) MiB; approval→token p50 \(.approve_to_token.p50_ms) ms p99 \(.approve_to_token.p99_ms) ms"' "$f"
     done

@@ -4,6 +4,8 @@
 //!   concurrency C; reports logins/s and latency percentiles per step.
 //! * `events`: two devices of one user send overlapping captures at once, in
 //!   batches; reports ingest and pull events/s.
+//! * `sessions`: trusted sessions among up to 8 devices of one user; reports
+//!   creation latency until every member joined, and relay messages/s and MB/s.
 //! * `soak`: many pending grants and many clients parked on the instant
 //!   endpoint; reports what the server holds in memory meanwhile.
 //!
@@ -13,6 +15,7 @@
 mod events;
 mod logins;
 mod procfs;
+mod sessions;
 mod soak;
 mod stats;
 
@@ -35,6 +38,8 @@ enum Command {
     Logins(logins::LoginsArgs),
     /// Two devices send overlapping event captures at once; report ingest and pull events/s.
     Events(events::EventsArgs),
+    /// Trusted sessions: creation latency until all members joined, and relay throughput.
+    Sessions(sessions::SessionsArgs),
     /// Hold many pending grants and parked waiters; report server memory.
     Soak(soak::SoakArgs),
     /// Sign the approvers in and keep their sessions in --sessions-file (for later runs).
@@ -234,6 +239,7 @@ fn main() -> std::process::ExitCode {
             Command::Logins(a) => logins::run(a).await,
             Command::Soak(a) => soak::run(a).await,
             Command::Events(a) => events::run(a).await,
+            Command::Sessions(a) => sessions::run(a).await,
             Command::SignIn(c) => sign_in(c).await,
         }
     });
