@@ -609,6 +609,9 @@ impl<C: GenericClient + Sync> Txn for Pg<'_, C> {
     async fn open_sessions_with_member(&self, device_id: &str) -> DbResult<Vec<String>> {
         all(self.0, st::OPEN_SESSIONS_WITH_MEMBER, &[&device_id], |r| r.text(0)).await
     }
+    async fn invited_count(&self, device_id: &str) -> DbResult<i64> {
+        Ok(one(self.0, st::INVITED_COUNT, &[&device_id], |r| r.int(0)).await?.unwrap_or(0))
+    }
     async fn insert_invitation(&self, inv: &SignedInvitation) -> DbResult<()> {
         let i = &inv.invitation;
         let body = rows::invitation_text(inv)?;

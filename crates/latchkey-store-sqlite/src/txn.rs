@@ -588,6 +588,9 @@ impl Txn for Sql<'_> {
     async fn open_sessions_with_member(&self, device_id: &str) -> StoreResult<Vec<String>> {
         all(self.0, st::OPEN_SESSIONS_WITH_MEMBER, [device_id], |r| r.text(0))
     }
+    async fn invited_count(&self, device_id: &str) -> StoreResult<i64> {
+        Ok(one(self.0, st::INVITED_COUNT, [device_id], |r| r.int(0))?.unwrap_or(0))
+    }
     async fn insert_invitation(&self, inv: &SignedInvitation) -> StoreResult<()> {
         let i = &inv.invitation;
         let body = rows::invitation_text(inv)?;

@@ -87,6 +87,10 @@ pub const SET_MEMBER: &str =
 pub const OPEN_SESSIONS_WITH_MEMBER: &str = "SELECT s.id FROM trusted_sessions s JOIN trusted_session_members m
        ON m.session_id = s.id
      WHERE m.device_id = $1 AND m.status IN ('invited', 'joined') AND s.closed_at IS NULL ORDER BY s.id";
+/// How many open sessions the device is invited to and has not joined yet.
+pub const INVITED_COUNT: &str =
+    "SELECT COUNT(*) FROM trusted_session_members m JOIN trusted_sessions s ON s.id = m.session_id
+     WHERE m.device_id = $1 AND m.status = 'invited' AND s.closed_at IS NULL";
 /// Stores an invitation; a nonce is refused while its session is kept (a day after it closes), and an
 /// invitation is refused after its few minutes anyway.
 pub const INSERT_INVITATION: &str =
@@ -158,7 +162,7 @@ pub const SWEEP_OLD_SESSIONS: &str = "DELETE FROM trusted_sessions WHERE closed_
 pub const SWEEP_CHANNELS: &str = "DELETE FROM device_channels WHERE seen_at < $1";
 
 /// Every statement above, for the placeholder-order test.
-pub const ALL: [&str; 40] = [
+pub const ALL: [&str; 41] = [
     ROTATIONS,
     INSERT_ROTATION,
     SET_DEVICE_KEY,
@@ -181,6 +185,7 @@ pub const ALL: [&str; 40] = [
     MEMBERS,
     SET_MEMBER,
     OPEN_SESSIONS_WITH_MEMBER,
+    INVITED_COUNT,
     INSERT_INVITATION,
     INVITATION,
     USE_INVITATION,

@@ -103,6 +103,7 @@ macro_rules! for_each_check {
             trusted_session_lifecycle,
             key_rotation_keeps_trust_only_with_a_chain,
             expired_session_is_closed_and_recorded,
+            channel_cursor_skips_only_what_stays_hidden,
         );
     };
 }

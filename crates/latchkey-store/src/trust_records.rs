@@ -320,6 +320,9 @@ pub struct ChannelBatch {
     pub entries: Vec<LogEntry>,
     /// The oldest position still kept, if entries before the cursor were dropped.
     pub gap: Option<i64>,
+    /// How far the device has now seen the log, counting entries it may not see:
+    /// where its next read starts.
+    pub seen_up_to: i64,
 }
 
 /// An invitation's state in the replay store.

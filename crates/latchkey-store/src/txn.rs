@@ -405,6 +405,8 @@ pub trait Txn {
     ) -> Result<bool, Self::Error>;
     /// Open sessions in which the device is a current member.
     async fn open_sessions_with_member(&self, device_id: &str) -> Result<Vec<String>, Self::Error>;
+    /// How many open sessions the device is invited to and has not joined.
+    async fn invited_count(&self, device_id: &str) -> Result<i64, Self::Error>;
     /// Stores an invitation; [`StoreError::Conflict`] when its nonce was ever used.
     async fn insert_invitation(
         &self,

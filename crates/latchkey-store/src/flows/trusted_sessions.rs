@@ -510,7 +510,9 @@ pub async fn relay<T: Txn>(
     };
     let pos = append(tx, user_id, entry, now).await?;
     tx.set_member_seq(&s.id, &r.sender, r.seq).await?;
-    if tx.prune_log(&s.id, BACKLOG).await? > 0 {
+    // Pruning walks the session's newest messages: every 16th message is often
+    // enough (the backlog then holds up to BACKLOG + 15).
+    if pos % 16 == 0 && tx.prune_log(&s.id, BACKLOG).await? > 0 {
         tx.set_pruned(&s.id).await?;
     }
     wake(tx, user_id).await?;
@@ -527,12 +529,20 @@ pub async fn channel_batch<T: Txn>(
     limit: i64,
     now: Timestamp,
 ) -> Result<ChannelBatch, T::Error> {
+    // The head first: an entry at or below it was committed with it, so is visible
+    // below; once this read is complete, the device has seen everything up to it,
+    // including other sessions' entries, and never reads past them again. Not while
+    // it is invited somewhere: messages sent before it joins become its to read.
+    let head = tx.log_head(user_id, false).await?;
+    let waiting = tx.invited_count(device_id).await? > 0;
     let invitations = tx.pending_invitations(device_id, now).await?;
     let entries = tx.log_after(device_id, user_id, after, limit).await?;
+    let last = entries.last().map_or(after, |e| e.pos);
+    let seen_up_to = if (entries.len() as i64) < limit && !waiting { last.max(head) } else { last };
     // Messages after the cursor may have been dropped from a session's backlog.
     let pruned = tx.channel_gap(device_id).await?;
     let gap = (pruned > after + 1).then_some(pruned);
-    Ok(ChannelBatch { invitations, entries, gap })
+    Ok(ChannelBatch { invitations, entries, gap, seen_up_to })
 }
 
 /// A device opens its channel: it is online. Members that hold the key are

@@ -329,3 +329,30 @@ pub async fn expired_session_is_closed_and_recorded(store: Arc<dyn Store>) {
     assert!(s.trusted_session("ts-1", DeviceId(&b.id)).await.unwrap().is_none(), "deleted a day after");
     verify_audit_chain(s).await;
 }
+
+/// A channel skips what its device may never see (other sessions, its own
+/// messages) for good, but not what it may see once it joins: a message sent
+/// before a member joined is its to read after.
+pub async fn channel_cursor_skips_only_what_stays_hidden(store: Arc<dyn Store>) {
+    let s = &*store;
+    let user = setup(s).await;
+    let a = keyed(s, &user, "a", 1).await;
+    let b = keyed(s, &user, "b", 2).await;
+    trust_both(s, &user, &a, &b).await;
+    let u = UserId(&user.id);
+    let d = s.plan_trusted_session(ask(&user, &a, &[b.id.as_str()], false), at(100)).await.unwrap().descriptor.unwrap();
+    let invs = vec![invite(&a, &d, &b.id, "n-b", at(200))];
+    s.create_trusted_session(u, DeviceId(&a.id), d.clone(), invs, 8, at(200)).await.unwrap().unwrap();
+    let early = s.relay_message(u, relay(&a, 1, 1), at(300)).await.unwrap().unwrap();
+    let before = s.channel_batch(u, DeviceId(&b.id), 0, 100, at(310)).await.unwrap();
+    assert!(before.entries.iter().all(|e| e.message.is_none()), "not b's to read before it joins");
+    assert!(before.seen_up_to < early, "but not skipped either");
+    s.join_trusted_session(u, join(&b, "ts-1", 1, "n-b"), at(320)).await.unwrap().unwrap();
+    let after = s.channel_batch(u, DeviceId(&b.id), before.seen_up_to, 100, at(330)).await.unwrap();
+    let read: Vec<_> = after.entries.iter().filter_map(|e| e.message.clone()).collect();
+    assert_eq!(read, vec![(a.id.clone(), 1, "cipher1".to_string())]);
+    // The creator's own message is never its to read: its cursor moves past it.
+    let own = s.channel_batch(u, DeviceId(&a.id), 0, 100, at(340)).await.unwrap();
+    assert!(own.entries.iter().all(|e| e.message.is_none()));
+    assert!(own.seen_up_to >= early);
+}

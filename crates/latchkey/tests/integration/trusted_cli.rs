@@ -82,7 +82,7 @@ async fn two_machines_trust_each_other_and_talk(backend: Backend) {
     let done =
         tokio::time::timeout(Duration::from_secs(30), listener.wait_with_output()).await.expect("listener ended");
     let done = done.expect("listener ran");
-    assert!(done.status.success(), "listener failed");
+    assert!(done.status.success(), "listener failed: {}", String::from_utf8_lossy(&done.stderr));
     let line: serde_json::Value =
         serde_json::from_str(String::from_utf8_lossy(&done.stdout).trim()).expect("one JSON line");
     assert_eq!(line["text"], "hello from the laptop");

@@ -132,9 +132,12 @@ impl Feed {
                 .channel_batch(UserId(&self.user), DeviceId(&self.device), self.cursor, BATCH, now())
                 .await?;
             let full = batch.entries.len() as i64 >= BATCH;
+            let seen = batch.seen_up_to;
             if !self.deliver(batch, &mut sent_invitations, &mut gap_told).await {
                 return Ok(());
             }
+            // Past what this device may not see, too, so the next wake reads only what is new.
+            self.cursor = self.cursor.max(seen);
             if full {
                 continue;
             }
