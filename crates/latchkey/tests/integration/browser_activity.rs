@@ -100,4 +100,19 @@ async fn the_overview_is_for_admins_only(b: Backend) {
     assert_eq!(bob.status(), 403);
 }
 
+/// The checker the browser tests rely on does find a serious violation: a button with no name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_accessibility_checker_finds_a_nameless_button() {
+    let chrome = Chrome::start().await;
+    let b = chrome.browser(DESKTOP).await;
+    b.goto(
+        "data:text/html,<!doctype html><html lang=en><title>t</title><main><h1>t</h1><button></button></main></html>",
+    )
+    .await;
+    let found = b.accessibility_violations("a page with a nameless button").await;
+    let ids: Vec<&str> = found.as_array().into_iter().flatten().filter_map(|v| v["id"].as_str()).collect();
+    assert_eq!(ids, ["button-name"], "{found}");
+    chrome.stop().await;
+}
+
 backend_tests!(charts_show_the_logins_a_person_made, the_overview_is_for_admins_only);

@@ -367,15 +367,22 @@ axe.run(document, { resultTypes: ['violations'] })
 "#;
 
 impl Browser {
-    /// Checks the page shown with axe-core and fails on any serious or critical
-    /// accessibility violation; `what` names the page in the failure.
-    pub async fn assert_accessible(&self, what: &str) {
+    /// The serious and critical accessibility violations axe-core finds on the page shown
+    /// (a JSON array of `{id, impact, help, nodes}`); `what` names the page in failures.
+    pub async fn accessibility_violations(&self, what: &str) -> serde_json::Value {
         let loaded = self.wd.execute("return typeof window.axe === 'object';", vec![]).await.expect("probe axe");
         if loaded != serde_json::json!(true) {
             self.wd.execute(AXE, vec![]).await.unwrap_or_else(|e| panic!("inject axe-core into {what}: {e}"));
         }
         let found = self.wd.execute_async(AXE_RUN, vec![]).await.unwrap_or_else(|e| panic!("run axe on {what}: {e}"));
         assert!(found.get("error").is_none(), "axe failed on {what}: {found}");
+        found
+    }
+
+    /// Checks the page shown with axe-core and fails on any serious or critical
+    /// accessibility violation; `what` names the page in the failure.
+    pub async fn assert_accessible(&self, what: &str) {
+        let found = self.accessibility_violations(what).await;
         let none = found.as_array().is_some_and(|v| v.is_empty());
         assert!(
             none,
