@@ -57,6 +57,8 @@ fn line_chart(lines: &[Line], len: i64, x_label: &dyn Fn(&i64) -> String, captio
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (720, 300)).into_drawing_area();
+        // Its own white ground, so the dark text stays readable whatever the page's colours.
+        root.fill(&WHITE).ok()?;
         let mut chart = ChartBuilder::on(&root)
             .margin(12)
             .x_label_area_size(36)
