@@ -308,6 +308,7 @@ fn overview_chart(o: &LoginOverview, first: i64, this_hour: i64) -> (Option<Stri
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
     use latchkey_store::HourCount;
 
