@@ -227,7 +227,9 @@ pub const FAMILY_LIVENESS: &str = "SELECT f.revoked_at IS NULL, u.disabled_at, u
 // ---- activity (the charts on the pages) ----
 
 /// A user's device sign-ins (token families started for a device) since `$2`, counted per
-/// device and UTC day (days since the epoch).
+/// device and UTC day (days since the epoch). A family outlives its refresh tokens by a
+/// day before the sweep removes it, so with refresh tokens that live 30 days (the
+/// default) every sign-in of the last 30 days is still here.
 pub const DEVICE_SIGN_INS_BY_DAY: &str = "SELECT device_id, created_at / 86400000, COUNT(*) FROM token_families
      WHERE user_id = $1 AND device_id IS NOT NULL AND created_at >= $2
      GROUP BY device_id, created_at / 86400000 ORDER BY 1, 2";
