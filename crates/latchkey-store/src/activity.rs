@@ -1,5 +1,7 @@
 //! What the activity charts read: counts over time, never single entries.
 
+use latchkey_domain::audit::AuditKind;
+
 /// Device sign-ins (token families started for a device) on one UTC day.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DaySignIns {
@@ -31,12 +33,14 @@ impl LoginOutcome {
 
     /// The outcome an audit kind records, if it is one the overview counts.
     pub fn from_audit_kind(kind: &str) -> Option<Self> {
-        match kind {
-            "grant.requested" => Some(LoginOutcome::Started),
-            "grant.approved" => Some(LoginOutcome::Approved),
-            "grant.denied" => Some(LoginOutcome::Denied),
-            _ => None,
-        }
+        [
+            (AuditKind::GrantRequested, LoginOutcome::Started),
+            (AuditKind::GrantApproved, LoginOutcome::Approved),
+            (AuditKind::GrantDenied, LoginOutcome::Denied),
+        ]
+        .into_iter()
+        .find(|(k, _)| k.as_str() == kind)
+        .map(|(_, outcome)| outcome)
     }
 
     /// A word for people.
