@@ -683,4 +683,23 @@ impl<C: GenericClient + Sync> Txn for Pg<'_, C> {
     async fn channel_gap(&self, device_id: &str) -> DbResult<i64> {
         Ok(one(self.0, st::CHANNEL_GAP, &[&device_id], |r| r.int(0)).await?.unwrap_or(0))
     }
+
+    async fn device_sign_ins_by_day(&self, user_id: &str, since: Timestamp) -> DbResult<Vec<DaySignIns>> {
+        all(self.0, sql::DEVICE_SIGN_INS_BY_DAY, &[&user_id, &since.as_millis()], |r| {
+            Ok(DaySignIns { device_id: r.text(0)?, day: r.int(1)?, count: r.int(2)? })
+        })
+        .await
+    }
+    async fn logins_by_hour(&self, since: Timestamp) -> DbResult<Vec<(String, i64, i64)>> {
+        all(self.0, sql::LOGINS_BY_HOUR, &[&since.as_millis()], |r| Ok((r.text(0)?, r.int(1)?, r.int(2)?))).await
+    }
+    async fn expired_logins_by_hour(&self, since: Timestamp, before: Timestamp) -> DbResult<Vec<(i64, i64)>> {
+        all(self.0, sql::EXPIRED_LOGINS_BY_HOUR, &[&since.as_millis(), &before.as_millis()], |r| {
+            Ok((r.int(0)?, r.int(1)?))
+        })
+        .await
+    }
+    async fn active_totals(&self) -> DbResult<(i64, i64)> {
+        Ok(one(self.0, sql::ACTIVE_TOTALS, &[], |r| Ok((r.int(0)?, r.int(1)?))).await?.unwrap_or((0, 0)))
+    }
 }

@@ -661,4 +661,21 @@ impl Txn for Sql<'_> {
     async fn channel_gap(&self, device_id: &str) -> StoreResult<i64> {
         Ok(one(self.0, st::CHANNEL_GAP, [device_id], |r| r.int(0))?.unwrap_or(0))
     }
+
+    async fn device_sign_ins_by_day(&self, user_id: &str, since: Timestamp) -> StoreResult<Vec<DaySignIns>> {
+        all(self.0, sql::DEVICE_SIGN_INS_BY_DAY, params![user_id, since.as_millis()], |r| {
+            Ok(DaySignIns { device_id: r.text(0)?, day: r.int(1)?, count: r.int(2)? })
+        })
+    }
+    async fn logins_by_hour(&self, since: Timestamp) -> StoreResult<Vec<(String, i64, i64)>> {
+        all(self.0, sql::LOGINS_BY_HOUR, [since.as_millis()], |r| Ok((r.text(0)?, r.int(1)?, r.int(2)?)))
+    }
+    async fn expired_logins_by_hour(&self, since: Timestamp, before: Timestamp) -> StoreResult<Vec<(i64, i64)>> {
+        all(self.0, sql::EXPIRED_LOGINS_BY_HOUR, [since.as_millis(), before.as_millis()], |r| {
+            Ok((r.int(0)?, r.int(1)?))
+        })
+    }
+    async fn active_totals(&self) -> StoreResult<(i64, i64)> {
+        Ok(one(self.0, sql::ACTIVE_TOTALS, [], |r| Ok((r.int(0)?, r.int(1)?)))?.unwrap_or((0, 0)))
+    }
 }

@@ -648,6 +648,22 @@ macro_rules! impl_store {
                 $write!(self, local [key, actor] |c| keys::add(c, key, actor, now))
             }
 
+            async fn device_sign_ins(
+                &self,
+                user: $crate::UserId<'_>,
+                since: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<Vec<$crate::DaySignIns>> {
+                let u = user.0.to_string();
+                $read!(self, flow [u] |tx| $crate::flows::activity::device_sign_ins(tx, &u, since))
+            }
+            async fn login_overview(
+                &self,
+                since: $crate::__private::Timestamp,
+                expired_before: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<$crate::LoginOverview> {
+                $read!(self, flow [] |tx| $crate::flows::activity::overview(tx, since, expired_before))
+            }
+
             async fn append_audit(
                 &self,
                 event: $crate::__private::AuditEvent,

@@ -8,6 +8,7 @@
 //! [`flows`], against [`txn::Txn`]; backends only load, execute and write.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod activity;
 mod dispatch;
 mod error;
 pub mod events;
@@ -23,6 +24,7 @@ pub mod testsuite;
 mod trust_records;
 pub mod txn;
 
+pub use activity::{DaySignIns, HourCount, LoginOutcome, LoginOverview};
 pub use error::StoreError;
 pub use ids::{Actor, AppId, DeviceId, EnrollmentKeyId, FamilyId, UserId};
 pub use notify::{DecisionNotifier, DecisionWait};
@@ -404,6 +406,14 @@ pub trait Store: Send + Sync + 'static {
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
     /// Adds a key and makes it the active one; older keys stay published. Records `key.rotated`.
     async fn add_signing_key(&self, key: SigningKeyRecord, actor: Option<String>, now: Timestamp) -> StoreResult<()>;
+
+    // ---- activity ----
+
+    /// The user's device sign-ins (token families started for a device) since `since`, per device and UTC day.
+    async fn device_sign_ins(&self, user: UserId<'_>, since: Timestamp) -> StoreResult<Vec<DaySignIns>>;
+    /// Device logins since `since` per outcome and hour, counting a login requested
+    /// before `expired_before` that nobody decided as expired; with the active totals.
+    async fn login_overview(&self, since: Timestamp, expired_before: Timestamp) -> StoreResult<LoginOverview>;
 
     // ---- audit ----
 

@@ -224,6 +224,30 @@ pub const SET_DEVICE_FAMILIES_REVOKED: &str =
 pub const FAMILY_LIVENESS: &str = "SELECT f.revoked_at IS NULL, u.disabled_at, u.locked_until
      FROM token_families f JOIN users u ON u.id = f.user_id WHERE f.id = $1";
 
+// ---- activity (the charts on the pages) ----
+
+/// A user's device sign-ins (token families started for a device) since `$2`, counted per
+/// device and UTC day (days since the epoch). A family outlives its refresh tokens by a
+/// day before the sweep removes it, so with refresh tokens that live 30 days (the
+/// default) every sign-in of the last 30 days is still here.
+pub const DEVICE_SIGN_INS_BY_DAY: &str = "SELECT device_id, created_at / 86400000, COUNT(*) FROM token_families
+     WHERE user_id = $1 AND device_id IS NOT NULL AND created_at >= $2
+     GROUP BY device_id, created_at / 86400000 ORDER BY 1, 2";
+/// Device logins requested, approved and denied since `$1`, counted per audit kind and hour since the epoch.
+pub const LOGINS_BY_HOUR: &str = "SELECT kind, at / 3600000, COUNT(*) FROM audit_log
+     WHERE kind IN ('grant.requested', 'grant.approved', 'grant.denied') AND at >= $1
+     GROUP BY kind, at / 3600000 ORDER BY 2, 1";
+/// Device logins requested since `$1` and before `$2` (so past their lifetime) that nobody
+/// approved or denied, counted per hour (since the epoch) of the request.
+pub const EXPIRED_LOGINS_BY_HOUR: &str = "SELECT r.at / 3600000, COUNT(*) FROM audit_log r
+     WHERE r.kind = 'grant.requested' AND r.at >= $1 AND r.at < $2
+       AND NOT EXISTS (SELECT 1 FROM audit_log d WHERE d.subject = r.subject
+                       AND d.kind IN ('grant.approved', 'grant.denied'))
+     GROUP BY r.at / 3600000 ORDER BY 1";
+/// How many devices are active and how many accounts are enabled, server-wide.
+pub const ACTIVE_TOTALS: &str = "SELECT (SELECT COUNT(*) FROM devices WHERE status = 'active'),
+        (SELECT COUNT(*) FROM users WHERE disabled_at IS NULL)";
+
 // ---- sign-ins that are not devices ----
 
 /// A user's live sign-ins that are not devices, newest first, as [`crate::rows::sign_in`]
@@ -416,6 +440,10 @@ mod tests {
             PARTS_BETWEEN,
             SWEEP_EVENTS,
             SIGN_INS,
+            DEVICE_SIGN_INS_BY_DAY,
+            LOGINS_BY_HOUR,
+            EXPIRED_LOGINS_BY_HOUR,
+            ACTIVE_TOTALS,
             DELETE_SESSION_OF,
             REVOKE_WEB_FAMILY,
             USERNAME,

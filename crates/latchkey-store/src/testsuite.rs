@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod accounts;
+mod activity;
 mod audit;
 mod decisions;
 mod devices;
@@ -33,6 +34,7 @@ mod tokens;
 mod trusted;
 
 pub use accounts::*;
+pub use activity::*;
 pub use audit::*;
 pub use decisions::*;
 pub use devices::*;
@@ -104,6 +106,7 @@ macro_rules! for_each_check {
             key_rotation_keeps_trust_only_with_a_chain,
             expired_session_is_closed_and_recorded,
             channel_cursor_skips_only_what_stays_hidden,
+            activity_counts,
         );
     };
 }

@@ -9,6 +9,7 @@
 //! commit". PostgreSQL takes the row lock (`FOR UPDATE`); SQLite has one
 //! writer, which already runs transactions one at a time, and ignores it.
 
+use crate::activity::DaySignIns;
 use crate::records::*;
 use crate::trust_records::*;
 use crate::StoreError;
@@ -455,4 +456,16 @@ pub trait Txn {
     ) -> Result<Vec<LogEntry>, Self::Error>;
     /// The newest point before which messages were dropped, over the sessions the device joined (0: none).
     async fn channel_gap(&self, device_id: &str) -> Result<i64, Self::Error>;
+
+    // ---- activity ----
+
+    /// The user's device sign-ins since `since`, per device and UTC day.
+    async fn device_sign_ins_by_day(&self, user_id: &str, since: Timestamp) -> Result<Vec<DaySignIns>, Self::Error>;
+    /// Device-login audit entries since `since`: (kind, hour since the epoch, count).
+    async fn logins_by_hour(&self, since: Timestamp) -> Result<Vec<(String, i64, i64)>, Self::Error>;
+    /// Undecided device logins requested in [`since`, `before`): (hour since the epoch, count).
+    async fn expired_logins_by_hour(&self, since: Timestamp, before: Timestamp)
+        -> Result<Vec<(i64, i64)>, Self::Error>;
+    /// How many devices are active and how many accounts enabled.
+    async fn active_totals(&self) -> Result<(i64, i64), Self::Error>;
 }

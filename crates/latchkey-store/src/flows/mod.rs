@@ -7,6 +7,7 @@
 //! off the file and function names here.
 
 pub mod accounts;
+pub mod activity;
 pub mod devices;
 pub mod enrollment;
 pub mod events;

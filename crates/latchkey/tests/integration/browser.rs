@@ -22,8 +22,9 @@ fn urlencode(s: &str) -> String {
     serde_urlencoded::to_string([("x", s)]).unwrap_or_default().trim_start_matches("x=").to_string()
 }
 
-/// Saves the page at desktop width, then at phone width (the same page, resized).
+/// Checks the page with axe-core; then saves it at desktop width, then at phone width (the same page, resized).
 async fn keep_both_widths(b: &Browser, keep: bool, name: &str) {
+    b.assert_accessible(name).await;
     if !keep {
         return;
     }
@@ -191,12 +192,14 @@ async fn qr_sign_in_with_a_desktop_and_a_phone(b: Backend) {
     }
     let shot = phone.screenshot().await;
     assert_eq!(png_size(&shot), PHONE, "the phone screenshot is the phone viewport");
+    phone.assert_accessible("qr-phone-approve").await;
     phone.keep_screenshot(keep, "qr-phone-approve").await;
     assert!(desk.text("#qr-status").await.contains("Waiting"), "the desktop still waits");
 
     phone.click("button[name='decision'][value='approve']").await;
     phone.wait_text("h1", "Signed in").await;
     assert!(phone.body_text().await.contains(&format!("signed in to {QR_APP_NAME} as alice")));
+    phone.assert_accessible("qr-phone-approved").await;
     phone.keep_screenshot(keep, "qr-phone-approved").await;
 
     // The desktop is sent back to the app with the tokens in the fragment.
@@ -280,6 +283,7 @@ async fn qr_cancelled_on_the_phone_tells_the_desktop(b: Backend) {
     phone_signs_in_and_sees(&phone, &phone_url).await;
     phone.click("button[name='decision'][value='deny']").await;
     phone.wait_text("h1", "Cancelled").await;
+    phone.assert_accessible("qr-phone-cancelled").await;
     phone.keep_screenshot(keep, "qr-phone-cancelled").await;
 
     let status = desk.wait_text("#qr-status", "cancelled on the phone").await;

@@ -351,6 +351,48 @@ impl Browser {
     }
 }
 
+/// axe-core, the accessibility checker (MPL-2.0; see `vendor/README.md`).
+const AXE: &str = include_str!("vendor/axe.min.js");
+
+/// Runs axe-core on the page and hands back its serious and critical violations
+/// (rule, impact, help, and each offending element with what is wrong).
+const AXE_RUN: &str = r#"
+const done = arguments[arguments.length - 1];
+axe.run(document, { resultTypes: ['violations'] })
+  .then(r => done(r.violations
+    .filter(v => v.impact === 'serious' || v.impact === 'critical')
+    .map(v => ({ id: v.id, impact: v.impact, help: v.help,
+                 nodes: v.nodes.map(n => n.target.join(' ') + ': ' + n.failureSummary) }))))
+  .catch(e => done({ error: String(e) }));
+"#;
+
+impl Browser {
+    /// The serious and critical accessibility violations axe-core finds on the page shown
+    /// (a JSON array of `{id, impact, help, nodes}`); `what` names the page in failures.
+    pub async fn accessibility_violations(&self, what: &str) -> serde_json::Value {
+        let loaded = self.wd.execute("return typeof window.axe === 'object';", vec![]).await.expect("probe axe");
+        if loaded != serde_json::json!(true) {
+            self.wd.execute(AXE, vec![]).await.unwrap_or_else(|e| panic!("inject axe-core into {what}: {e}"));
+        }
+        let found = self.wd.execute_async(AXE_RUN, vec![]).await.unwrap_or_else(|e| panic!("run axe on {what}: {e}"));
+        assert!(found.get("error").is_none(), "axe failed on {what}: {found}");
+        found
+    }
+
+    /// Checks the page shown with axe-core and fails on any serious or critical
+    /// accessibility violation; `what` names the page in the failure.
+    pub async fn assert_accessible(&self, what: &str) {
+        let found = self.accessibility_violations(what).await;
+        let none = found.as_array().is_some_and(|v| v.is_empty());
+        assert!(
+            none,
+            "the {what} page ({}) has serious or critical accessibility violations:\n{}",
+            self.url().await,
+            serde_json::to_string_pretty(&found).unwrap_or_default()
+        );
+    }
+}
+
 /// Where the README's screenshots live.
 pub fn screenshots_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots")

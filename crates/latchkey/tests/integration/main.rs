@@ -14,6 +14,7 @@ mod audit;
 mod backup;
 mod bad_input;
 mod browser;
+mod browser_activity;
 mod cli;
 mod device_login;
 mod events;

@@ -51,6 +51,7 @@ struct DevicesPage {
     active_count: usize,
     sign_ins: Vec<SignInRow>,
     trusts: Vec<TrustInfo>,
+    activity: super::activity::DeviceActivity,
     news: Vec<NewsItem>,
     notice: Option<&'static str>,
     error: Option<String>,
@@ -114,6 +115,8 @@ async fn list_page(
     let news = super::sign_ins::news(state, w).await?;
     let trusts = state.store.trusts(UserId(&w.user.id)).await.map_err(ApiError::from)?;
     let trusts = trusts.into_iter().map(crate::routes::api::trust::trust_info).collect();
+    let names: Vec<(String, String)> = devices.iter().map(|r| (r.d.id.clone(), r.d.name.clone())).collect();
+    let activity = super::activity::device_activity(state, &w.user.id, &names).await?;
     Ok(render(
         status,
         &DevicesPage {
@@ -124,6 +127,7 @@ async fn list_page(
             active_count,
             sign_ins,
             trusts,
+            activity,
             news,
             notice,
             error,

@@ -1,5 +1,6 @@
 //! The web pages: sign-in, device approval, Devices (with other sign-ins), Apps, Users, Audit, password, and QR sign-in.
 
+pub mod activity;
 pub mod admin;
 pub mod apps;
 pub mod audit;
@@ -46,4 +47,5 @@ pub fn router() -> Router<AppState> {
         .route("/users/{id}/revoke-all", get(users::revoke_all_form).post(users::revoke_all))
         .route("/users/{id}/delete", get(users::delete_form).post(users::delete))
         .route("/audit", get(audit::page))
+        .route("/overview", get(activity::overview))
 }
