@@ -62,6 +62,25 @@ pub fn ago(then: Timestamp, now: Timestamp) -> String {
     format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" })
 }
 
+/// The time-zone regions that name a place (`Etc`, `UTC`, `GMT` and the like do not).
+const PLACE_REGIONS: [&str; 9] =
+    ["Africa", "America", "Antarctica", "Asia", "Atlantic", "Australia", "Europe", "Indian", "Pacific"];
+
+/// A place to offer as a machine's location, from its IANA time zone:
+/// `Europe/Berlin` → `Berlin, Europe`, `America/Argentina/Buenos_Aires` →
+/// `Buenos Aires, Argentina`. Zones that name no place (`Etc/UTC`, `UTC`,
+/// `Etc/GMT+3`) give `None`: better no default than a wrong-sounding one.
+pub fn place_from_time_zone(zone: &str) -> Option<String> {
+    let parts: Vec<&str> = zone.trim().split('/').collect();
+    let (region, rest) = parts.split_first()?;
+    if !PLACE_REGIONS.contains(region) || rest.is_empty() || rest.iter().any(|p| p.is_empty()) {
+        return None;
+    }
+    let city = rest.last()?.replace('_', " ");
+    let area = if rest.len() > 1 { rest[rest.len() - 2].replace('_', " ") } else { (*region).to_string() };
+    Some(format!("{city}, {area}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,5 +122,15 @@ mod tests {
         assert_eq!(ago(before(86_400), now), "1 day ago");
         assert_eq!(ago(before(6 * 86_400), now), "6 days ago");
         assert_eq!(ago(now.plus_secs(30), now), "just now", "a clock a little ahead is not the future");
+    }
+
+    #[test]
+    fn time_zones_give_a_place_or_nothing() {
+        assert_eq!(place_from_time_zone("Europe/Berlin").as_deref(), Some("Berlin, Europe"));
+        assert_eq!(place_from_time_zone("America/New_York").as_deref(), Some("New York, America"));
+        assert_eq!(place_from_time_zone("America/Argentina/Buenos_Aires").as_deref(), Some("Buenos Aires, Argentina"));
+        for none in ["Etc/UTC", "UTC", "GMT", "Etc/GMT+3", "", "Europe", "Europe/", "Factory"] {
+            assert_eq!(place_from_time_zone(none), None, "{none:?}");
+        }
     }
 }

@@ -97,6 +97,8 @@ pub const VERIFICATION: &str = crate::VERIFICATION_PATH;
 pub const PHONE_PAGE: &str = "/pair/{code}";
 /// The hosted desktop page of an app's QR sign-in.
 pub const QR_DESKTOP_PAGE: &str = "/apps/{client_id}/qr-sign-in";
+/// A fresh code for the hosted desktop page, when its code expired (`POST`, JSON).
+pub const QR_DESKTOP_FRESH: &str = "/apps/{client_id}/qr-sign-in/fresh";
 
 /// Fills the `{…}` placeholder of a route template with `segment` (already percent-encoded).
 pub fn with_id(template: &str, segment: &str) -> String {

@@ -45,13 +45,11 @@ fn hostname() -> String {
     gethostname::gethostname().to_string_lossy().trim().to_string()
 }
 
-/// A location guess from the time zone, e.g. `Europe/Berlin` → `Berlin, Europe`.
+/// A location guess from the time zone, e.g. `Europe/Berlin` → `Berlin, Europe`;
+/// none on a machine whose zone names no place (such as `Etc/UTC`).
 fn location_guess() -> Option<String> {
     let tz = std::env::var("TZ").ok().filter(|t| t.contains('/')).or_else(|| iana_time_zone::get_timezone().ok())?;
-    let mut parts = tz.split('/');
-    let region = parts.next()?;
-    let city = parts.next_back()?.replace('_', " ");
-    Some(format!("{city}, {region}"))
+    latchkey_domain::humanize::place_from_time_zone(&tz)
 }
 
 fn ask(prompt: &str, default: Option<&str>) -> anyhow::Result<String> {

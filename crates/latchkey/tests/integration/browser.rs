@@ -578,7 +578,47 @@ async fn an_admin_stops_an_account_on_the_users_page(b: Backend) {
     chrome.stop().await;
 }
 
+/// The desktop page counts its code down and, when the code expires, shows a
+/// fresh one by itself (no reload), which then works like the first.
+async fn qr_code_refreshes_itself_after_it_expires(b: Backend) {
+    // A short long-poll, so the page hears about the expiry within seconds.
+    let app = spawn_app_with(b, |c| c.wait_timeout = std::time::Duration::from_secs(2)).await;
+    app.add_user("alice", false).await;
+    add_qr_app(&app).await;
+    let chrome = Chrome::start().await;
+    let desk = chrome.browser(DESKTOP).await;
+    let phone = chrome.browser(PHONE).await;
+    let (page_url, return_to) = qr_page(&app);
+    let first = open_qr_page(&app, &desk).await;
+    desk.wait_text("#qr-countdown", "This code expires in 1:").await;
+
+    // The code runs out (its 90 seconds, made to pass at once).
+    app.raw_sql("UPDATE pairings SET expires_at = 0").await;
+    let mut fresh = first.clone();
+    for _ in 0..150 {
+        fresh = desk.find("#phone-link").await.attr("href").await.expect("href").unwrap_or_default();
+        if fresh != first {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_ne!(fresh, first, "a new code appeared by itself");
+    assert_eq!(desk.url().await, page_url, "without leaving or reloading the page");
+    desk.wait_text("#qr-status", "Waiting for your phone").await;
+    desk.wait_text("#qr-countdown", "This code expires in 1:").await;
+    assert_eq!(decode_qr(&desk.screenshot().await), vec![fresh.clone()], "the QR on screen is the new code");
+    desk.assert_accessible("qr-sign-in-refreshed").await;
+
+    // The old code is dead; the new one signs the desktop in.
+    phone_signs_in_and_sees(&phone, &fresh).await;
+    phone.click("button[name='decision'][value='approve']").await;
+    phone.wait_text("h1", "Signed in").await;
+    desk.wait_url(&format!("{return_to}#")).await;
+    chrome.stop().await;
+}
+
 backend_tests!(
+    qr_code_refreshes_itself_after_it_expires,
     a_person_approves_a_device_login_by_typing_its_code,
     qr_sign_in_with_a_desktop_and_a_phone,
     new_sign_ins_are_announced_with_a_way_to_revoke_them,

@@ -27,6 +27,7 @@ pub fn router() -> Router<AppState> {
         .route("/static/latchkey.css", get(pages::stylesheet))
         .route("/healthz", get(|| async { "ok" }))
         .route(paths::QR_DESKTOP_PAGE, get(qr::desktop_page))
+        .route(paths::QR_DESKTOP_FRESH, post(qr::desktop_fresh))
         .route(paths::PHONE_PAGE, get(qr::phone_page))
         .route("/pair/decision", post(qr::phone_decide))
         .route("/static/qr-sign-in.js", get(qr::script))

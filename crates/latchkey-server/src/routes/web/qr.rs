@@ -26,7 +26,52 @@ struct DesktopPage {
     svg: String,
     phone_url: String,
     wait_url: String,
+    fresh_url: String,
     expires_in: i64,
+}
+
+/// A started QR sign-in as the desktop shows it (the page, or a fresh code for it).
+#[derive(serde::Serialize)]
+struct DesktopCode {
+    app_name: String,
+    svg: String,
+    phone_url: String,
+    expires_in: i64,
+}
+
+/// Starts a QR sign-in for the hosted desktop page: what to show, and the cookie that carries its secret.
+async fn start_code(
+    state: &AppState,
+    client_id: &str,
+    ip: std::net::IpAddr,
+    ua: String,
+    return_to: Option<&str>,
+) -> ApiResult<(DesktopCode, Option<HeaderValue>)> {
+    let started = qr_flow::start(state, client_id, ip, ua, return_to).await?;
+    let url = started.phone_url;
+    let svg = crate::qr::svg(&url, crate::qr::DEFAULT_SIZE).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let cookie = format!(
+        "{}; SameSite=Strict",
+        set_cookie(state, PAIRING_COOKIE, started.secret.expose(), pairing::LIFETIME_SECS + 30)
+            .replace("; SameSite=Lax", "")
+    );
+    let code = DesktopCode {
+        app_name: started.app.display_name,
+        // The SVG comes from our own encoder, not from input: safe to embed.
+        svg: svg.split_once("?>").map(|(_, s)| s.to_string()).unwrap_or(svg),
+        phone_url: url,
+        expires_in: started.expires_in,
+    };
+    Ok((code, HeaderValue::from_str(&cookie).ok()))
+}
+
+/// Where the page asks for a fresh code: the same app and `return_to`.
+fn fresh_url(client_id: &str, return_to: Option<&str>) -> String {
+    let path = latchkey_proto::paths::with_id(latchkey_proto::paths::QR_DESKTOP_FRESH, client_id);
+    match return_to {
+        Some(r) => format!("{path}?{}", serde_urlencoded::to_string([("return_to", r)]).unwrap_or_default()),
+        None => path,
+    }
 }
 
 /// Query of the hosted desktop page.
@@ -50,29 +95,40 @@ pub async fn desktop_page(
     UserAgent(ua): UserAgent,
     Query(q): Query<StartQuery>,
 ) -> PageResult {
-    let started = qr_flow::start(&state, &client_id, ip, ua, q.return_to.as_deref()).await?;
-    let secret = started.secret;
-    let url = started.phone_url;
-    let svg = crate::qr::svg(&url, crate::qr::DEFAULT_SIZE).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let (code, cookie) = start_code(&state, &client_id, ip, ua, q.return_to.as_deref()).await?;
     let mut resp = page(
         StatusCode::OK,
         &DesktopPage {
             signed_in_as: None,
             csrf: String::new(),
             is_admin: false,
-            app_name: started.app.display_name,
-            // The SVG comes from our own encoder, not from input: safe to embed.
-            svg: svg.split_once("?>").map(|(_, s)| s.to_string()).unwrap_or(svg),
-            phone_url: url,
+            app_name: code.app_name,
+            svg: code.svg,
+            phone_url: code.phone_url,
             wait_url: latchkey_proto::paths::PAIRING_WAIT.into(),
-            expires_in: started.expires_in,
+            fresh_url: fresh_url(&client_id, q.return_to.as_deref()),
+            expires_in: code.expires_in,
         },
     )?;
-    let c = format!(
-        "{}; SameSite=Strict",
-        set_cookie(&state, PAIRING_COOKIE, secret.expose(), pairing::LIFETIME_SECS + 30).replace("; SameSite=Lax", "")
-    );
-    if let Ok(v) = HeaderValue::from_str(&c) {
+    if let Some(v) = cookie {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    Ok(resp)
+}
+
+/// `POST /apps/{client_id}/qr-sign-in/fresh?return_to=…`: a new code for the desktop
+/// page whose code expired, as JSON, without reloading it. Started like the page's
+/// own, so the same limits apply.
+pub async fn desktop_fresh(
+    State(state): State<AppState>,
+    Path(client_id): Path<String>,
+    ClientIp(ip): ClientIp,
+    UserAgent(ua): UserAgent,
+    Query(q): Query<StartQuery>,
+) -> ApiResult<Response> {
+    let (code, cookie) = start_code(&state, &client_id, ip, ua, q.return_to.as_deref()).await?;
+    let mut resp = crate::routes::no_store(code);
+    if let Some(v) = cookie {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }
     Ok(resp)
