@@ -94,9 +94,7 @@ pub fn parse_tag(what: &'static str, input: &str) -> Result<String, NameError> {
     if t.chars().count() > 64 {
         return Err(NameError::TooLong { what, max: 64 });
     }
-    if t.chars().any(|c| c.is_control() || crate::names::is_bidi_control(c)) {
-        return Err(NameError::BadCharacter { what, allowed: "printable characters" });
-    }
+    crate::names::check_visible(what, t)?;
     Ok(t.to_string())
 }
 

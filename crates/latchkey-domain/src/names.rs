@@ -122,9 +122,7 @@ impl DisplayName {
         if s.chars().count() > Self::MAX_CHARS {
             return Err(NameError::TooLong { what: "a name", max: Self::MAX_CHARS });
         }
-        if s.chars().any(|c| c.is_control() || is_bidi_control(c)) {
-            return Err(NameError::BadCharacter { what: "a name", allowed: "printable characters" });
-        }
+        check_visible("a name", s)?;
         Ok(Self(s.to_string()))
     }
 
@@ -138,6 +136,41 @@ impl fmt::Display for DisplayName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// Most combining marks one character may carry: enough for any script, too few
+/// for a "Zalgo" flood that spills over the text around it.
+pub const MAX_COMBINING_MARKS: usize = 4;
+
+/// Refuses what a person cannot see or that disguises text on a page that
+/// approves something: control and format characters (zero-width spaces and
+/// joiners, the byte-order mark, bidirectional overrides: Unicode Cc and Cf),
+/// line and paragraph separators, and floods of combining marks.
+pub fn check_visible(what: &'static str, s: &str) -> Result<(), NameError> {
+    use unicode_properties::{GeneralCategoryGroup, UnicodeGeneralCategory};
+    let mut marks = 0;
+    for c in s.chars() {
+        let group = c.general_category_group();
+        let hidden = c.is_control()
+            || is_bidi_control(c)
+            || matches!(
+                c.general_category(),
+                unicode_properties::GeneralCategory::Format
+                    | unicode_properties::GeneralCategory::LineSeparator
+                    | unicode_properties::GeneralCategory::ParagraphSeparator
+            );
+        if hidden {
+            return Err(NameError::BadCharacter {
+                what,
+                allowed: "visible characters (no invisible or control characters)",
+            });
+        }
+        marks = if group == GeneralCategoryGroup::Mark { marks + 1 } else { 0 };
+        if marks > MAX_COMBINING_MARKS {
+            return Err(NameError::BadCharacter { what, allowed: "at most 4 combining marks on one character" });
+        }
+    }
+    Ok(())
 }
 
 /// Bidirectional-override characters, which can make a name on an approval page read as something else.
@@ -191,5 +224,25 @@ mod tests {
         assert!(check_password("short").is_err());
         assert!(check_password("long enough").is_ok());
         assert!(check_password(&"x".repeat(2000)).is_err());
+    }
+
+    #[test]
+    fn invisible_characters_and_mark_floods_are_refused() {
+        for bad in [
+            "lap\u{200B}top",                       // zero-width space
+            "lap\u{200D}top",                       // zero-width joiner
+            "\u{FEFF}laptop",                       // byte-order mark
+            "lap\u{2028}top",                       // line separator
+            "lap\u{2029}top",                       // paragraph separator
+            "lap\u{00AD}top",                       // soft hyphen (format)
+            "lap\u{2060}top",                       // word joiner
+            "e\u{301}\u{301}\u{301}\u{301}\u{301}", // five combining marks on one letter
+        ] {
+            assert!(DisplayName::parse(bad).is_err(), "{bad:?} was accepted");
+        }
+        for good in ["Büro", "São Paulo", "東京", "नमस्ते", "e\u{301}", "Ð\u{323}\u{302}", "rack 4 — left"]
+        {
+            assert!(DisplayName::parse(good).is_ok(), "{good:?} was refused");
+        }
     }
 }

@@ -185,7 +185,7 @@ async fn resolve<A: Admits>(parts: &Parts, state: &AppState) -> ApiResult<Option
     let (token, is_cookie) = match authorization(headers) {
         Some((Scheme::Bearer, t)) if t.starts_with(SESSION_TOKEN_PREFIX) => (t, false),
         Some(_) => return device(parts, state).await.map(Some),
-        None => match cookie(headers, SESSION_COOKIE) {
+        None => match cookie(state, headers, SESSION_COOKIE) {
             Some(t) => (t, true),
             None => return Ok(None),
         },

@@ -216,7 +216,8 @@ fn router(state: AppState) -> Router {
         // A client that trickles its body ties up a connection; bodies are tiny, so 10 s is plenty.
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(std::time::Duration::from_secs(10)))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track));
-    with_request_id(with_security_headers(all)).with_state(state)
+    let https = state.config.secure_cookies();
+    with_request_id(with_security_headers(all, https)).with_state(state)
 }
 
 /// `x-request-id` on every request and response: the caller's if it is a sane
@@ -275,8 +276,9 @@ async fn json_405(resp: axum::response::Response) -> axum::response::Response {
     out
 }
 
-/// Headers on every response: pages that approve anything must not be framed or sniffed.
-fn with_security_headers(router: Router<AppState>) -> Router<AppState> {
+/// Headers on every response: pages that approve anything must not be framed or
+/// sniffed; on an https server, browsers must never use plain http to it (HSTS).
+fn with_security_headers(router: Router<AppState>, https: bool) -> Router<AppState> {
     let headers = [
         (header::X_FRAME_OPTIONS, "DENY"),
         (
@@ -286,7 +288,16 @@ fn with_security_headers(router: Router<AppState>) -> Router<AppState> {
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::REFERRER_POLICY, "no-referrer"),
     ];
-    headers.into_iter().fold(router, |r, (name, value): (HeaderName, &'static str)| {
+    let router = headers.into_iter().fold(router, |r, (name, value): (HeaderName, &'static str)| {
         r.layer(SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value)))
-    })
+    });
+    if https {
+        // A year; not includeSubDomains: other hosts under the domain are not ours to decide.
+        router.layer(SetResponseHeaderLayer::if_not_present(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        ))
+    } else {
+        router
+    }
 }

@@ -23,20 +23,33 @@ pub fn csrf_for(session_token: &str) -> String {
     URL_SAFE_NO_PAD.encode(&h.finalize()[..24])
 }
 
-/// Reads one cookie from the request.
-pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+/// A cookie's name as sent: with the `__Host-` prefix when the server is on
+/// https, so no sibling subdomain can plant one (the browser only accepts such a
+/// cookie from this host, Secure, with Path=/ and no Domain).
+pub fn cookie_name(state: &AppState, base: &str) -> String {
+    if state.config.secure_cookies() {
+        format!("__Host-{base}")
+    } else {
+        base.to_string()
+    }
+}
+
+/// Reads one of our cookies from the request (by its name as sent, see [`cookie_name`]).
+pub fn cookie<'a>(state: &AppState, headers: &'a HeaderMap, base: &str) -> Option<&'a str> {
+    let name = cookie_name(state, base);
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
+        .find(|(k, _)| *k == name.as_str())
         .map(|(_, v)| v)
 }
 
 /// A `Set-Cookie` value: HttpOnly, SameSite=Lax, Secure on https.
-pub fn set_cookie(state: &AppState, name: &str, value: &str, max_age_secs: i64) -> String {
+pub fn set_cookie(state: &AppState, base: &str, value: &str, max_age_secs: i64) -> String {
     let secure = if state.config.secure_cookies() { "; Secure" } else { "" };
+    let name = cookie_name(state, base);
     format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{secure}")
 }

@@ -167,7 +167,74 @@ async fn a_slow_poller_that_waits_its_interval_is_not_told_to_slow_down(b: Backe
     }
 }
 
+/// Behind https (its public URL), the server tells browsers to stay on https
+/// (HSTS) and names its cookies `__Host-…`, which a sibling subdomain cannot
+/// plant; an unprefixed cookie of the same name is not taken.
+async fn https_servers_send_hsts_and_host_prefixed_cookies(b: Backend) {
+    let app = spawn_app_with(b, |c| c.public_url = "https://login.example.test".into()).await;
+    app.add_user("alice", false).await;
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let page = http.get(format!("{}/signin", app.url)).send().await.expect("sign-in page");
+    assert_eq!(page.headers()["strict-transport-security"], "max-age=31536000");
+    let set: Vec<String> =
+        page.headers().get_all("set-cookie").iter().map(|v| v.to_str().expect("ascii").to_string()).collect();
+    let csrf_cookie = set.iter().find(|c| c.starts_with("__Host-latchkey_signin_csrf=")).expect("a __Host- cookie");
+    assert!(csrf_cookie.contains("; Secure") && csrf_cookie.contains("Path=/") && !csrf_cookie.contains("Domain"));
+    let csrf =
+        csrf_cookie.split(';').next().and_then(|kv| kv.split_once('=')).map(|(_, v)| v.to_string()).expect("value");
+    let signed_in = http
+        .post(format!("{}/signin", app.url))
+        .header("cookie", format!("__Host-latchkey_signin_csrf={csrf}"))
+        .form(&[("csrf", csrf.as_str()), ("next", "/"), ("username", "alice"), ("password", PASSWORD)])
+        .send()
+        .await
+        .expect("sign in");
+    assert_eq!(signed_in.status(), 303);
+    let session = signed_in
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.strip_prefix("__Host-latchkey_session="))
+        .and_then(|c| c.split(';').next())
+        .expect("a __Host- session cookie")
+        .to_string();
+    let with = |cookie: String| {
+        let http = http.clone();
+        let url = format!("{}/devices", app.url);
+        async move { http.get(url).header("cookie", cookie).send().await.expect("devices").status().as_u16() }
+    };
+    assert_eq!(with(format!("__Host-latchkey_session={session}")).await, 200);
+    assert_eq!(with(format!("latchkey_session={session}")).await, 303, "a planted unprefixed cookie is not taken");
+}
+
+/// Names and locations that hide text (zero-width and other format characters,
+/// separators, the byte-order mark, floods of combining marks) are refused with
+/// a 400 that says why, at login and on rename.
+async fn invisible_characters_in_names_are_refused(b: Backend) {
+    let app = spawn_app(b).await;
+    app.login("alice", "openid").await;
+    let session = app.client.sign_in("alice", PASSWORD).await.expect("sign in").session_token;
+    let hidden = ["lap\u{200B}top", "\u{FEFF}laptop", "lap\u{2028}top", "e\u{301}\u{301}\u{301}\u{301}\u{301}"];
+    for name in hidden {
+        let params = latchkey_client::DeviceParams { name: Some(name.into()), ..Default::default() };
+        let err = app.client.device_authorization_as(&device_app(), "openid", &params).await.expect_err(name);
+        assert_eq!((err.status(), err.code()), (Some(400), Some("invalid_request")), "{name:?}: {err}");
+    }
+    let id = app.client.devices(&session).await.expect("devices")[0].id.clone();
+    for name in hidden {
+        let update = latchkey_proto::api::DeviceUpdate { name: Some(name.into()), ..Default::default() };
+        let err = app.client.update_device(&session, &id, &update).await.expect_err(name);
+        assert_eq!(err.status(), Some(400), "{name:?}: {err}");
+        let update = latchkey_proto::api::DeviceUpdate { location: Some(name.into()), ..Default::default() };
+        let err = app.client.update_device(&session, &id, &update).await.expect_err(name);
+        assert_eq!(err.status(), Some(400), "{name:?}: {err}");
+    }
+}
+
 backend_tests!(
+    invisible_characters_in_names_are_refused,
+    https_servers_send_hsts_and_host_prefixed_cookies,
     concurrent_wrong_codes_cannot_exceed_the_limit,
     failed_sign_ins_are_limited_and_right_ones_are_not,
     device_authorizations_are_limited_per_network,

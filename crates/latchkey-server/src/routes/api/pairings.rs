@@ -21,7 +21,7 @@ use latchkey_proto::pairing::{
 pub const PAIRING_COOKIE: &str = "latchkey_pairing";
 
 /// The desktop's secret: `Authorization: Pairing <secret>`, or the hosted page's cookie.
-fn desktop_secret(headers: &HeaderMap) -> ApiResult<String> {
+fn desktop_secret(state: &AppState, headers: &HeaderMap) -> ApiResult<String> {
     let from_header = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -29,7 +29,7 @@ fn desktop_secret(headers: &HeaderMap) -> ApiResult<String> {
         .filter(|(s, _)| s.eq_ignore_ascii_case(AUTH_SCHEME))
         .map(|(_, t)| t.trim().to_string());
     from_header
-        .or_else(|| cookie(headers, PAIRING_COOKIE).map(str::to_string))
+        .or_else(|| cookie(state, headers, PAIRING_COOKIE).map(str::to_string))
         .filter(|s| !s.is_empty() && s.len() <= 128)
         .ok_or_else(|| ApiError::unauthenticated("send the pairing secret as Authorization: Pairing <secret>"))
 }
@@ -55,7 +55,7 @@ pub async fn image(
     headers: HeaderMap,
     Query(q): Query<PairingQrQuery>,
 ) -> ApiResult<Response> {
-    let secret = desktop_secret(&headers)?;
+    let secret = desktop_secret(&state, &headers)?;
     let (body, ctype) = qr_flow::image(&state, &secret, q.format.as_deref(), q.size).await?;
     let mut resp = body.into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
@@ -66,13 +66,13 @@ pub async fn image(
 
 /// `POST /api/v1/pairings/wait`: long-poll until the phone decides (or `wait_timeout` passes).
 pub async fn wait(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
-    let secret = desktop_secret(&headers)?;
+    let secret = desktop_secret(&state, &headers)?;
     Ok(no_store(qr_flow::wait(&state, &secret).await?))
 }
 
 /// `POST /api/v1/pairings/cancel`: the desktop gives up.
 pub async fn cancel(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<StatusCode> {
-    let secret = desktop_secret(&headers)?;
+    let secret = desktop_secret(&state, &headers)?;
     qr_flow::cancel(&state, &secret).await?;
     Ok(StatusCode::NO_CONTENT)
 }

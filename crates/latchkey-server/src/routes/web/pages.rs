@@ -233,7 +233,7 @@ pub async fn signin_submit(
     Form(f): Form<SignInForm>,
 ) -> PageResult {
     let next = safe_next(f.next.as_deref());
-    let expected = cookie(&headers, SIGNIN_CSRF_COOKIE).unwrap_or("");
+    let expected = cookie(&state, &headers, SIGNIN_CSRF_COOKIE).unwrap_or("");
     if expected.is_empty() || !bool::from(expected.as_bytes().ct_eq(f.csrf.as_bytes())) {
         let msg = "The form expired. Please sign in again.".to_string();
         return Ok(signin_page(&state, StatusCode::FORBIDDEN, next, f.username, Some(msg)));
