@@ -12,7 +12,9 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 
-/// Most distinct keys tracked per limiter; beyond that new keys are refused until pruned.
+/// Most distinct keys tracked per limiter. When full, counters whose window is
+/// over go first, then the oldest: a flood of new keys can never turn into a
+/// refusal of everyone (a limit that locks everyone out is worse than none).
 const MAX_KEYS: usize = 100_000;
 
 /// The key of a client network: the IPv4 address, or the IPv6 /64 (one host owns a whole /64).
@@ -47,7 +49,7 @@ impl KeyedLimiter {
         }
         match self.counters.get(key) {
             Some(c) => c.allows(self.limit, now),
-            None => self.counters.len() < MAX_KEYS,
+            None => true,
         }
     }
 
@@ -55,7 +57,24 @@ impl KeyedLimiter {
         if self.limit.max == 0 {
             return;
         }
+        if !self.counters.contains_key(key) && self.counters.len() >= MAX_KEYS {
+            self.make_room(now);
+        }
         self.counters.entry(key.to_string()).or_insert_with(|| WindowCounter::new(now)).record(self.limit, now);
+    }
+
+    /// Frees room for new keys: expired counters, then the oldest 1% (so a flood
+    /// pays for this scan once per thousand new keys, not on every one).
+    fn make_room(&mut self, now: Timestamp) {
+        self.prune(now);
+        if self.counters.len() < MAX_KEYS {
+            return;
+        }
+        let mut starts: Vec<i64> = self.counters.values().map(|c| c.started().as_millis()).collect();
+        let cut = starts.len() / 100;
+        let (_, threshold, _) = starts.select_nth_unstable(cut);
+        let threshold = *threshold;
+        self.counters.retain(|_, c| c.started().as_millis() > threshold);
     }
 
     fn refund(&mut self, key: &str, now: Timestamp) {
@@ -166,6 +185,21 @@ mod tests {
         let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
         assert_eq!(network_key(a), network_key(b));
         assert_eq!(network_key("::ffff:10.0.0.1".parse().unwrap_or(a)), "10.0.0.1");
+    }
+
+    #[test]
+    fn a_full_limiter_evicts_the_oldest_and_still_limits_new_keys() {
+        let mut l = KeyedLimiter::new(1, 3600);
+        let t = Timestamp::from_millis(0);
+        for i in 0..MAX_KEYS {
+            l.take(&format!("k{i}"), t.plus_millis(i as i64));
+        }
+        assert!(!l.allows("k99999", t.plus_secs(200)), "a tracked key is still limited");
+        assert!(l.allows("someone-new", t.plus_secs(200)), "a new key is never refused for lack of room");
+        l.take("someone-new", t.plus_secs(200));
+        assert!(l.counters.len() <= MAX_KEYS);
+        assert!(!l.counters.contains_key("k0"), "the oldest went first");
+        assert!(!l.allows("someone-new", t.plus_secs(200)), "and the new key is limited like any other");
     }
 
     #[test]

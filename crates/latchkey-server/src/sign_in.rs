@@ -51,15 +51,27 @@ pub async fn with_password(
         return Err(refused());
     }
     let name = Username::parse(username).ok();
-    let name_key = name.as_ref().map(|n| n.to_string()).unwrap_or_else(|| username.to_ascii_lowercase());
+    let user = match &name {
+        Some(n) => state.store.user_by_name(n.as_str()).await?,
+        None => None,
+    };
     let net = network_key(ip);
+    // Only an account that exists has a per-name budget; names nobody has are
+    // limited by network alone, so typing random names fills nothing and locks no one.
+    let name_key = match (&user, &name) {
+        (Some(_), Some(n)) => n.to_string(),
+        _ => format!("unknown-name@{net}"),
+    };
     let keys = [name_key.as_str(), net.as_str()];
     if !state.limits.sign_in.try_take(&keys, now()) {
         state.metrics.rate_limited(Limit::SignIn);
         return Err(ApiError::too_many_requests("too many failed sign-ins; wait a few minutes and try again"));
     }
-    let result = check(state, name.as_ref(), password, ip, user_agent).await;
-    if result.is_ok() {
+    let result = check(state, name.as_ref(), user, password, ip, user_agent).await;
+    // A right password, or a refusal before any hashing (the hashing queue was
+    // full), costs nothing: a flood that only gets 503s spends no one's budget.
+    let unhashed = matches!(&result, Err(e) if e.parts().1 == "temporarily_unavailable");
+    if result.is_ok() || unhashed {
         state.limits.sign_in.refund(&keys, now());
     }
     result
@@ -68,14 +80,11 @@ pub async fn with_password(
 async fn check(
     state: &AppState,
     name: Option<&Username>,
+    user: Option<UserRecord>,
     password: &str,
     ip: IpAddr,
     user_agent: &str,
 ) -> ApiResult<(UserRecord, Secret)> {
-    let user = match name {
-        Some(n) => state.store.user_by_name(n.as_str()).await?,
-        None => None,
-    };
     let permit = tokio::time::timeout(HASH_QUEUE_WAIT, state.password_checks.clone().acquire_owned())
         .await
         .map_err(|_| busy())?
