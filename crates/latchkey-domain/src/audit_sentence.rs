@@ -476,7 +476,8 @@ mod tests {
 
     #[test]
     fn each_kind_has_its_own_wording() {
-        let cases: &[(AuditKind, Option<&str>, Option<&str>, &str, &str)] = &[
+        type Case<'a> = (AuditKind, Option<&'a str>, Option<&'a str>, &'a str, &'a str);
+        let cases: &[Case] = &[
             (
                 AuditKind::UserCreated,
                 Some("u-me"),
