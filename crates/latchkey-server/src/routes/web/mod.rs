@@ -46,4 +46,5 @@ pub fn router() -> Router<AppState> {
         .route("/users/{id}/revoke-all", get(users::revoke_all_form).post(users::revoke_all))
         .route("/users/{id}/delete", get(users::delete_form).post(users::delete))
         .route("/audit", get(audit::page))
+        .route("/audit/export", get(audit::export))
 }

@@ -9,7 +9,7 @@
 //! page, which asks for the current one.
 
 use super::admin::Admin;
-use super::pages::{render, utc, PageError, PageResult};
+use super::pages::{render, utc, PageError, PageResult, When};
 use crate::credential::Caller;
 use crate::error::ApiError;
 use crate::extract::{Form, Query};
@@ -32,7 +32,7 @@ struct UserRow {
     status: String,
     disabled: bool,
     locked: bool,
-    created: String,
+    created: When,
     /// Whether this is the signed-in admin's own account.
     me: bool,
 }
@@ -48,7 +48,7 @@ impl UserRow {
         };
         UserRow {
             me: u.id == me.user.id,
-            created: utc(u.created_at.as_millis()),
+            created: When::from_now(u.created_at.as_millis()),
             id: u.id,
             username: u.username,
             is_admin: u.is_admin,
