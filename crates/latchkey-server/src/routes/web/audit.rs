@@ -432,8 +432,8 @@ mod tests {
         let f = Filters::parse(&q).map_err(|_| "parse").unwrap_or_default();
         let from = f.from.as_ref().map(|(_, t)| t.as_millis());
         let to = f.to.as_ref().map(|(_, t)| t.as_millis());
-        assert_eq!(from, Some(1_764_460_800_000));
-        assert_eq!(to, Some(1_764_460_800_000 + 86_400_000));
+        assert_eq!(from, Some(1_795_996_800_000));
+        assert_eq!(to, Some(1_795_996_800_000 + 86_400_000));
         assert_eq!(f.query(Some(7)), "from=2026-11-30&to=2026-11-30&before=7");
     }
 
