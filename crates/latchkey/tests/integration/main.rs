@@ -11,6 +11,7 @@ mod support;
 mod accounts;
 mod admin_cli;
 mod audit;
+mod audit_page;
 mod backup;
 mod bad_input;
 mod browser;
