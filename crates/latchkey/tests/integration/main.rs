@@ -15,6 +15,7 @@ mod audit_page;
 mod backup;
 mod bad_input;
 mod browser;
+mod browser_audit;
 mod cli;
 mod device_login;
 mod events;
