@@ -49,15 +49,7 @@ async fn audit_page_names_the_device_in_sentences(b: Backend) {
     // The registration and the revocation, each a sentence naming the device.
     let registered = row_saying(&desk, "You registered the device build server in rack 4").await;
     let revoked = row_saying(&desk, "You revoked build server (1 sign-in ended)").await;
-    let name = revoked
-        .find(Locator::Css(
-            "td[data-label='What happened'] strong:not(:first-child), td[data-label='What happened'] a strong",
-        ))
-        .await;
-    let name = match name {
-        Ok(n) => n,
-        Err(_) => revoked.find(Locator::Css("td[data-label='What happened'] strong")).await.expect("a name"),
-    };
+    let name = revoked.find(Locator::Css("td[data-label='What happened'] a strong")).await.expect("the device's name");
     assert_eq!(name.text().await.expect("text"), "build server", "the device by name, emphasised");
     let body = desk.body_text().await;
     assert!(!body.contains(&build), "no raw ID in plain sight: {body}");
