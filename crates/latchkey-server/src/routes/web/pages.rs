@@ -123,7 +123,7 @@ struct DeviceConfirmPage {
     is_admin: bool,
     username: String,
     login: PendingDeviceLogin,
-    requested_at: String,
+    requested_at: When,
 }
 
 #[derive(Template)]
@@ -380,7 +380,7 @@ pub async fn device_lookup(
     w.check_csrf(Some(&f.csrf))?;
     match device_flow::lookup(&state, &w, ip, &f.user_code).await {
         Ok(login) => {
-            let requested_at = utc(login.requested_at_ms);
+            let requested_at = When::from_now(login.requested_at_ms);
             Ok(render(
                 StatusCode::OK,
                 &DeviceConfirmPage {
