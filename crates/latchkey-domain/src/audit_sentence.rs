@@ -39,6 +39,16 @@ impl Sentence {
         self
     }
 
+    /// "the account alice", or "your account" when it is the reader's.
+    fn account(self, names: &Names, id: Option<&str>, kept: Option<&str>) -> Self {
+        match id {
+            Some(id) if names.me.as_deref() == Some(id) => {
+                self.name(Named { label: "your account".into(), id: Some(id.into()) })
+            }
+            _ => self.text("the account ").name(names.user(id, kept)),
+        }
+    }
+
     /// The sentence as plain text, for exports and tests.
     pub fn plain(&self) -> String {
         self.parts.iter().map(|p| p.text.as_str()).collect()
@@ -60,11 +70,13 @@ impl Sentence {
     /// Upper-cases the first letter of opening words ("you revoked" reads "You revoked"),
     /// never of a name ("alice", "laptop" stay as their owners wrote them).
     fn capitalised(mut self) -> Self {
-        if let Some(first) = self
-            .parts
-            .first_mut()
-            .filter(|p| p.id.is_none() || p.text == "you" || p.text.starts_with("a ") || p.text.starts_with("an "))
-        {
+        if let Some(first) = self.parts.first_mut().filter(|p| {
+            p.id.is_none()
+                || p.text == "you"
+                || p.text == "your account"
+                || p.text.starts_with("a ")
+                || p.text.starts_with("an ")
+        }) {
             let mut chars = first.text.chars();
             if let Some(c) = chars.next() {
                 first.text = c.to_uppercase().chain(chars).collect();
@@ -204,11 +216,11 @@ pub fn sentence(kind: &str, actor: Option<&str>, subject: Option<&str>, detail: 
     let out = match kind {
         "user.created" => {
             let admin = if b(&d, "is_admin") { " as an admin" } else { "" };
-            let user = names.user(subject, s(&d, "username").as_deref());
+            let kept = s(&d, "username");
             if actor.is_none() {
-                st.text("the account ").name(user).text(format!(" was created{admin}"))
+                st.account(names, subject, kept.as_deref()).text(format!(" was created{admin}"))
             } else {
-                st.name(who()).text(" created the account ").name(user).text(admin)
+                st.name(who()).text(" created ").account(names, subject, kept.as_deref()).text(admin)
             }
         }
         "signin.succeeded" => {
@@ -312,11 +324,9 @@ pub fn sentence(kind: &str, actor: Option<&str>, subject: Option<&str>, detail: 
         "qr.denied" => st.name(who()).text(" refused ").name(thing("a QR sign-in", subject)),
         "qr.cancelled" => st.name(names.app(actor)).text(" gave up ").name(thing("a QR sign-in", subject)),
         "qr.consumed" => st.name(names.app(actor)).text(" received tokens for ").name(thing("a QR sign-in", subject)),
-        "user.disabled" => st.name(who()).text(" disabled the account ").name(names.user(subject, None)),
-        "user.enabled" => st.name(who()).text(" enabled the account ").name(names.user(subject, None)),
-        "user.deleted" => {
-            st.name(who()).text(" deleted the account ").name(names.user(subject, s(&d, "username").as_deref()))
-        }
+        "user.disabled" => st.name(who()).text(" disabled ").account(names, subject, None),
+        "user.enabled" => st.name(who()).text(" enabled ").account(names, subject, None),
+        "user.deleted" => st.name(who()).text(" deleted ").account(names, subject, s(&d, "username").as_deref()),
         "user.password_changed" => {
             let ended = n(&d, "sessions_ended").unwrap_or(0);
             let ended = if ended > 0 { format!(" ({} ended)", count(ended, "other session")) } else { String::new() };
@@ -345,7 +355,7 @@ pub fn sentence(kind: &str, actor: Option<&str>, subject: Option<&str>, detail: 
         }
         "user.locked" => {
             let tries = n(&d, "failures").map(|f| format!(" after {}", count(f, "wrong password"))).unwrap_or_default();
-            st.text("the account ").name(names.user(subject, None)).text(format!(" was locked{tries}"))
+            st.account(names, subject, None).text(format!(" was locked{tries}"))
         }
         "events.kind_declared" => {
             let k = s(&d, "kind").map(|k| format!("“{k}”")).unwrap_or_else(|| "an event kind".into());
@@ -702,6 +712,15 @@ mod tests {
         for (kind, actor, subject, detail, want) in cases {
             assert_eq!(&say(*kind, *actor, *subject, detail), want, "{}", kind.as_str());
         }
+    }
+
+    #[test]
+    fn the_readers_own_account_is_theirs() {
+        let n = names();
+        assert_eq!(sentence("user.created", None, Some("u-me"), "{}", &n).plain(), "Your account was created");
+        let locked = sentence("user.locked", Some("system"), Some("u-me"), r#"{"failures":1}"#, &n);
+        assert_eq!(locked.plain(), "Your account was locked after 1 wrong password");
+        assert_eq!(locked.ids(), vec![("Your account".into(), "u-me".into())]);
     }
 
     #[test]

@@ -23,7 +23,7 @@ async fn approved_device(app: &TestApp, session: &str, name: &str, location: &st
 
 /// The text of the "What happened" cells, tags removed, top to bottom.
 fn sentences(html: &str) -> Vec<String> {
-    let marker = "data-label=\"What happened\" class=\"sentence\">";
+    let marker = "class=\"sentence\" data-label=\"What happened\">";
     html.match_indices(marker)
         .map(|(i, _)| html[i + marker.len()..].split("</td>").next().unwrap_or_default())
         .map(|cell| {
