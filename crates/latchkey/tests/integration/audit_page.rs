@@ -104,9 +104,34 @@ async fn audit_page_tells_entries_with_names_and_filters_them(b: Backend) {
         assert_eq!(get(&c, &format!("{audit}?{bad}")).await.status, 400, "{bad}");
     }
 
-    // Paging keeps every filter.
     let p = get(&c, &format!("{audit}?kind=device.registered&from={today}")).await;
     assert_eq!(sentences(&p.html).len(), 2);
+
+    // Paging keeps every filter.
+    let session = app.client.sign_in("alice", PASSWORD).await.expect("sign in").session_token;
+    for i in 0..55 {
+        let update = latchkey_proto::api::DeviceUpdate { name: Some(format!("laptop {i}")), location: None };
+        app.client.update_device(session.as_str(), &laptop, &update).await.expect("rename");
+    }
+    let p = get(&c, &format!("{audit}?device={laptop}&from={today}")).await;
+    let first = sentences(&p.html);
+    assert_eq!(first.len(), 50);
+    let at = p.html.find("rel=\"next\"").expect("an Older link");
+    let older =
+        p.html[..at].rsplit("href=\"").next().expect("href").split('"').next().expect("end").replace("&amp;", "&");
+    assert!(older.starts_with(&format!("/audit?device={laptop}&from={today}&before=")), "{older}");
+    let rest = sentences(&get(&c, &format!("{}{older}", app.url)).await.html);
+    assert!(!rest.is_empty() && rest.iter().all(|s| s.contains("laptop")), "{rest:#?}");
+    assert!(rest.iter().any(|s| s.starts_with("You registered the device laptop")), "the oldest on the last page");
+    assert!(!rest.iter().any(|s| first.contains(s) && s.contains("to “laptop")), "no overlap");
+
+    // Someone else's device: nothing of it, not even its name.
+    app.add_user("bob", false).await;
+    let bob = browser();
+    sign_in(&app, &bob, "bob").await;
+    let p = get(&bob, &format!("{audit}?device={laptop}")).await;
+    assert_eq!(p.status, 200);
+    assert!(sentences(&p.html).is_empty() && !p.html.contains("laptop"), "{}", p.html);
 }
 
 async fn audit_export_is_json_lines_of_the_filtered_view(b: Backend) {

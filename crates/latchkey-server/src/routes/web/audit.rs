@@ -329,8 +329,9 @@ pub async fn page(State(state): State<AppState>, who: Option<Caller>, Query(q): 
     entries.truncate(PAGE_SIZE as usize);
     let older_href = if more { entries.last().map(|e| f.href("/audit", Some(e.seq))) } else { None };
     let mut names = names_for(&state, &entries, &w.user.id).await?;
-    if let Some(d) = f.device.as_ref().filter(|d| !names.devices.contains_key(*d)) {
-        // The device filtered on, even when no entry on this page names it.
+    if let Some(d) = f.device.as_ref().filter(|d| w.user.is_admin && !names.devices.contains_key(*d)) {
+        // The device filtered on, even when no entry on this page names it (an admin may
+        // filter on anyone's; others see names only of what their own entries mention).
         for n in state.store.audit_names(vec![d.clone()]).await? {
             if n.kind == NameKind::Device {
                 names.devices.insert(n.id, DeviceName { name: n.name, location: n.location });
