@@ -182,6 +182,26 @@ async fn audit_export_is_json_lines_of_the_filtered_view(b: Backend) {
     let r = c.get(format!("{export}?kind=nonsense")).send().await.expect("export");
     assert_eq!(r.status(), 400);
 
+    // More than one batch: every entry exactly once, in order.
+    for i in 0..1_005 {
+        let e = latchkey_domain::audit::AuditEvent::new(
+            latchkey_domain::audit::AuditKind::SignInFailed,
+            Some(alice.as_str()),
+            Some(alice.as_str()),
+        )
+        .with_detail(format!("{{\"n\":{i}}}"));
+        app.store.append_audit(e, now()).await.expect("append");
+    }
+    let body = c.get(&export).send().await.expect("export").text().await.expect("body");
+    let long = lines(&body);
+    let own = app
+        .store
+        .audit_page(latchkey_store::AuditFilter { involving: Some(alice.clone()), limit: -1, ..Default::default() })
+        .await
+        .expect("own");
+    assert!(long.len() > 1_005);
+    assert_eq!(seqs(&long), own.iter().map(|e| e.seq).collect::<Vec<_>>(), "each entry once, newest first");
+
     // Bob's export holds none of alice's entries; signed out, there is no export.
     app.add_user("bob", false).await;
     let bob = browser();

@@ -13,6 +13,7 @@ use askama::Template;
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
+use futures::StreamExt;
 use latchkey_domain::audit::{AuditEntry, AuditKind, ChainVerifier};
 use latchkey_domain::audit_sentence::{sentence, DeviceName, Names, Part};
 use latchkey_domain::Timestamp;
@@ -89,7 +90,7 @@ pub struct AuditQuery {
 }
 
 /// The filters a query asks for, checked.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Filters {
     kind: Option<AuditKind>,
     device: Option<String>,
@@ -153,10 +154,10 @@ impl Filters {
         Ok(Filters { kind, device, from, to, before })
     }
 
-    /// The store's filter for `w`: only their own events unless they are an admin.
-    fn store_filter(&self, w: &Caller, before: Option<i64>, limit: i64) -> AuditFilter {
+    /// The store's filter; `involving` limits it to one person's events (see [`involving`]).
+    fn store_filter(&self, involving: Option<String>, before: Option<i64>, limit: i64) -> AuditFilter {
         AuditFilter {
-            involving: (!w.user.is_admin).then(|| w.user.id.clone()),
+            involving,
             kind: self.kind.map(|k| k.as_str().to_string()),
             before_seq: before,
             device: self.device.clone(),
@@ -199,6 +200,11 @@ impl Filters {
     fn any(&self) -> bool {
         self.kind.is_some() || self.device.is_some() || self.from.is_some() || self.to.is_some()
     }
+}
+
+/// Whose events `w` may read: only their own unless they are an admin.
+fn involving(w: &Caller) -> Option<String> {
+    (!w.user.is_admin).then(|| w.user.id.clone())
 }
 
 /// Walks the chain up to its recorded head (read first, so entries appended
@@ -324,7 +330,7 @@ pub async fn page(State(state): State<AppState>, who: Option<Caller>, Query(q): 
     };
     let f = Filters::parse(&q)?;
     let mut entries =
-        state.store.audit_page(f.store_filter(&w, f.before, PAGE_SIZE + 1)).await.map_err(ApiError::from)?;
+        state.store.audit_page(f.store_filter(involving(&w), f.before, PAGE_SIZE + 1)).await.map_err(ApiError::from)?;
     let more = entries.len() as i64 > PAGE_SIZE;
     entries.truncate(PAGE_SIZE as usize);
     let older_href = if more { entries.last().map(|e| f.href("/audit", Some(e.seq))) } else { None };
@@ -393,29 +399,66 @@ fn export_line(e: &AuditEntry, names: &Names) -> String {
     line.to_string()
 }
 
+/// Where an export has got to: the next batch is the entries before `before`.
+struct Export {
+    state: AppState,
+    filters: Filters,
+    involving: Option<String>,
+    me: String,
+    before: Option<i64>,
+    done: bool,
+}
+
+impl Export {
+    /// The next batch as JSON Lines, or `None` at the end.
+    async fn next_chunk(&mut self) -> Option<ApiResult<String>> {
+        if self.done {
+            return None;
+        }
+        let filter = self.filters.store_filter(self.involving.clone(), self.before, EXPORT_BATCH);
+        let batch = match self.state.store.audit_page(filter).await {
+            Ok(b) => b,
+            Err(e) => return Some(Err(e.into())),
+        };
+        let last = batch.last()?;
+        self.before = Some(last.seq);
+        self.done = (batch.len() as i64) < EXPORT_BATCH;
+        let names = match names_for(&self.state, &batch, &self.me).await {
+            Ok(n) => n,
+            Err(e) => return Some(Err(e)),
+        };
+        let mut chunk = String::new();
+        for e in &batch {
+            chunk.push_str(&export_line(e, &names));
+            chunk.push('\n');
+        }
+        Some(Ok(chunk))
+    }
+}
+
 /// `GET /audit/export?kind=…&device=…&from=…&to=…`: every entry of the filtered
-/// view (not only one page), newest first, as JSON Lines to download.
+/// view (not only one page), newest first, as JSON Lines to download, streamed a
+/// batch at a time so a long log never sits in memory whole.
 pub async fn export(State(state): State<AppState>, who: Option<Caller>, Query(q): Query<AuditQuery>) -> PageResult {
     let Some(w) = who else {
         return Ok(signin_redirect("/audit"));
     };
-    let f = Filters::parse(&q)?;
-    let mut body = String::new();
-    let mut before = f.before;
-    loop {
-        let batch = state.store.audit_page(f.store_filter(&w, before, EXPORT_BATCH)).await.map_err(ApiError::from)?;
-        let Some(last) = batch.last() else { break };
-        before = Some(last.seq);
-        let names = names_for(&state, &batch, &w.user.id).await?;
-        for e in &batch {
-            body.push_str(&export_line(e, &names));
-            body.push('\n');
-        }
-        if (batch.len() as i64) < EXPORT_BATCH {
-            break;
-        }
-    }
-    let mut resp = (StatusCode::OK, body).into_response();
+    let filters = Filters::parse(&q)?;
+    let mut export =
+        Export { state, involving: involving(&w), me: w.user.id.clone(), before: filters.before, filters, done: false };
+    // The first batch before answering, so a failing store is an error page, not a cut-off file.
+    let first = export.next_chunk().await.transpose()?;
+    let rest = futures::stream::unfold(export, |mut export| async move {
+        let chunk = export.next_chunk().await?;
+        let chunk = chunk.map_err(|e| {
+            e.log();
+            export.done = true;
+            std::io::Error::other("the audit export stopped early")
+        });
+        Some((chunk, export))
+    });
+    let body = futures::stream::iter(first.map(Ok)).chain(rest);
+    let mut resp = (StatusCode::OK, axum::body::Body::from_stream(body)).into_response();
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
     h.insert(header::CONTENT_DISPOSITION, HeaderValue::from_static("attachment; filename=\"latchkey-audit.jsonl\""));
