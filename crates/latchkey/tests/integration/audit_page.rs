@@ -212,4 +212,33 @@ async fn audit_export_is_json_lines_of_the_filtered_view(b: Backend) {
     assert_eq!(r.status(), 303);
 }
 
-backend_tests!(audit_page_tells_entries_with_names_and_filters_them, audit_export_is_json_lines_of_the_filtered_view);
+/// Every page with a time shows it as a `<time>` reading relatively, never as escaped markup.
+async fn pages_show_times_relatively(b: Backend) {
+    let app = spawn_app(b).await;
+    app.add_user("root", true).await;
+    let alice = app.add_user("alice", false).await;
+    let c = browser();
+    sign_in(&app, &c, "root").await;
+    let session = app.client.sign_in("root", PASSWORD).await.expect("sign in").session_token;
+    let device = approved_device(&app, session.as_str(), "desk", "office").await;
+    for path in [
+        "/devices".to_string(),
+        format!("/devices/{device}/revoke"),
+        "/users".to_string(),
+        format!("/users/{alice}/delete"),
+        "/apps".to_string(),
+        "/audit".to_string(),
+    ] {
+        let p = get(&c, &format!("{}{path}", app.url)).await;
+        assert_eq!(p.status, 200, "{path}");
+        assert!(p.html.contains("<time datetime=\"") && p.html.contains(" UTC\">"), "{path}: {}", p.html);
+        assert!(!p.html.contains("&lt;time"), "{path} escaped its <time>: {}", p.html);
+        assert!(!p.html.contains("</time> UTC"), "{path}: no stray UTC after a relative time");
+    }
+}
+
+backend_tests!(
+    audit_page_tells_entries_with_names_and_filters_them,
+    audit_export_is_json_lines_of_the_filtered_view,
+    pages_show_times_relatively
+);
