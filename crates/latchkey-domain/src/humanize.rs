@@ -81,6 +81,21 @@ pub fn place_from_time_zone(zone: &str) -> Option<String> {
     Some(format!("{city}, {area}"))
 }
 
+/// Like [`ago`], but a time more than a minute ahead reads "in 12 minutes"
+/// (an expiry), so one helper serves past and future.
+pub fn relative(then: Timestamp, now: Timestamp) -> String {
+    let ahead = then.millis_since(now) / 1000;
+    if ahead < 60 {
+        return ago(then, now);
+    }
+    let (n, unit) = match ahead {
+        60..=3599 => (ahead / 60, "minute"),
+        3600..=86_399 => (ahead / 3600, "hour"),
+        _ => (ahead / 86_400, "day"),
+    };
+    format!("in {n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,5 +147,15 @@ mod tests {
         for none in ["Etc/UTC", "UTC", "GMT", "Etc/GMT+3", "", "Europe", "Europe/", "Factory"] {
             assert_eq!(place_from_time_zone(none), None, "{none:?}");
         }
+    }
+
+    #[test]
+    fn relative_reads_the_future_too() {
+        let now = Timestamp::from_millis(10_000_000_000);
+        assert_eq!(relative(now.plus_secs(-180), now), "3 minutes ago");
+        assert_eq!(relative(now.plus_secs(30), now), "just now");
+        assert_eq!(relative(now.plus_secs(15 * 60), now), "in 15 minutes");
+        assert_eq!(relative(now.plus_secs(3600), now), "in 1 hour");
+        assert_eq!(relative(now.plus_secs(3 * 86_400), now), "in 3 days");
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod account;
 pub mod audit;
+pub mod audit_sentence;
 pub mod device;
 pub mod device_grant;
 pub mod dpop;

@@ -5,7 +5,7 @@ use crate::db::DbResult;
 use deadpool_postgres::GenericClient;
 use latchkey_domain::audit::{AuditEntry, AuditEvent, ChainHead};
 use latchkey_domain::Timestamp;
-use latchkey_store::{AuditFilter, StoreError};
+use latchkey_store::{AuditFilter, NameKind, NamedId, StoreError};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
@@ -90,6 +90,24 @@ pub(crate) async fn page(c: &impl GenericClient, f: &AuditFilter) -> DbResult<Ve
         params.push(before);
         sql.push_str(&format!(" AND seq < ${}", params.len()));
     }
+    let quoted = f.device.as_ref().map(|d| format!("\"{d}\""));
+    if let (Some(device), Some(quoted)) = (&f.device, &quoted) {
+        params.push(device);
+        let id = params.len();
+        params.push(quoted);
+        // A device appears in the detail as a JSON string value ("device", "truster", "creator", members).
+        sql.push_str(&format!(" AND (actor = ${id} OR subject = ${id} OR strpos(detail, ${}) > 0)", params.len()));
+    }
+    let since = f.since.map(|t| t.as_millis());
+    if let Some(since) = &since {
+        params.push(since);
+        sql.push_str(&format!(" AND at >= ${}", params.len()));
+    }
+    let until = f.until.map(|t| t.as_millis());
+    if let Some(until) = &until {
+        params.push(until);
+        sql.push_str(&format!(" AND at < ${}", params.len()));
+    }
     params.push(&f.limit);
     sql.push_str(&format!(
         " ORDER BY seq DESC LIMIT CASE WHEN ${n}::BIGINT < 0 THEN NULL ELSE ${n}::BIGINT END",
@@ -97,4 +115,25 @@ pub(crate) async fn page(c: &impl GenericClient, f: &AuditFilter) -> DbResult<Ve
     ));
     let s = c.prepare_cached(&sql).await?;
     c.query(&s, &params).await?.iter().map(entry_row).collect()
+}
+
+/// The users, devices and apps among `ids`, in one statement.
+pub(crate) async fn names(c: &impl GenericClient, ids: &[String]) -> DbResult<Vec<NamedId>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let s = c
+        .prepare_cached(
+            "SELECT 'user', id, username, NULL::TEXT FROM users WHERE id = ANY($1)
+             UNION ALL SELECT 'device', id, display_name, location FROM devices WHERE id = ANY($1)
+             UNION ALL SELECT 'app', client_id, display_name, NULL::TEXT FROM apps WHERE client_id = ANY($1)",
+        )
+        .await?;
+    let mut out = Vec::new();
+    for r in c.query(&s, &[&ids]).await? {
+        let tag: String = r.try_get(0)?;
+        let Some(kind) = NameKind::parse(&tag) else { continue };
+        out.push(NamedId { id: r.try_get(1)?, kind, name: r.try_get(2)?, location: r.try_get(3)? });
+    }
+    Ok(out)
 }

@@ -3,7 +3,7 @@
 use crate::db_err;
 use latchkey_domain::audit::{AuditEntry, AuditEvent, ChainHead};
 use latchkey_domain::Timestamp;
-use latchkey_store::{AuditFilter, StoreError, StoreResult};
+use latchkey_store::{AuditFilter, NameKind, NamedId, StoreError, StoreResult};
 use rusqlite::{params, Connection};
 
 fn hash32(v: Vec<u8>) -> StoreResult<[u8; 32]> {
@@ -80,6 +80,21 @@ pub(crate) fn page(c: &Connection, f: &AuditFilter) -> StoreResult<Vec<AuditEntr
         args.push(before.into());
         conds.push(format!("seq < ?{}", args.len()));
     }
+    if let Some(device) = &f.device {
+        args.push(device.clone().into());
+        let id = args.len();
+        // A device appears in the detail as a JSON string value ("device", "truster", "creator", members).
+        args.push(format!("\"{device}\"").into());
+        conds.push(format!("(actor = ?{id} OR subject = ?{id} OR instr(detail, ?{}) > 0)", args.len()));
+    }
+    if let Some(since) = f.since {
+        args.push(since.as_millis().into());
+        conds.push(format!("at >= ?{}", args.len()));
+    }
+    if let Some(until) = f.until {
+        args.push(until.as_millis().into());
+        conds.push(format!("at < ?{}", args.len()));
+    }
     args.push(f.limit.into());
     let where_ = if conds.is_empty() { String::new() } else { format!("WHERE {}", conds.join(" AND ")) };
     let sql = format!(
@@ -89,4 +104,31 @@ pub(crate) fn page(c: &Connection, f: &AuditFilter) -> StoreResult<Vec<AuditEntr
     let mut stmt = c.prepare_cached(&sql).map_err(db_err)?;
     let rows = stmt.query(rusqlite::params_from_iter(args)).map_err(db_err)?;
     collect(rows)
+}
+
+/// The users, devices and apps among `ids`, in one statement.
+pub(crate) fn names(c: &Connection, ids: &[String]) -> StoreResult<Vec<NamedId>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list = (1..=ids.len()).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ");
+    let sql = format!(
+        "SELECT 'user', id, username, NULL FROM users WHERE id IN ({list})
+         UNION ALL SELECT 'device', id, display_name, location FROM devices WHERE id IN ({list})
+         UNION ALL SELECT 'app', client_id, display_name, NULL FROM apps WHERE client_id IN ({list})"
+    );
+    let mut stmt = c.prepare(&sql).map_err(db_err)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(ids)).map_err(db_err)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(db_err)? {
+        let tag: String = r.get(0).map_err(db_err)?;
+        let Some(kind) = NameKind::parse(&tag) else { continue };
+        out.push(NamedId {
+            id: r.get(1).map_err(db_err)?,
+            kind,
+            name: r.get(2).map_err(db_err)?,
+            location: r.get(3).map_err(db_err)?,
+        });
+    }
+    Ok(out)
 }

@@ -684,6 +684,9 @@ macro_rules! impl_store {
             ) -> $crate::StoreResult<Vec<$crate::__private::AuditEntry>> {
                 $read!(self, local [filter] |c| audit::page(c, &filter))
             }
+            async fn audit_names(&self, ids: Vec<String>) -> $crate::StoreResult<Vec<$crate::NamedId>> {
+                $read!(self, local [ids] |c| audit::names(c, &ids))
+            }
             async fn audit_head(&self) -> $crate::StoreResult<$crate::__private::ChainHead> {
                 $read!(self, local [] |c| audit::head(c))
             }

@@ -423,6 +423,8 @@ pub trait Store: Send + Sync + 'static {
     async fn audit_entries(&self, after: i64, limit: i64) -> StoreResult<Vec<AuditEntry>>;
     /// Entries matching `filter`, newest first.
     async fn audit_page(&self, filter: AuditFilter) -> StoreResult<Vec<AuditEntry>>;
+    /// The users, devices and apps among `ids`, by name, in one lookup (IDs naming nothing are left out).
+    async fn audit_names(&self, ids: Vec<String>) -> StoreResult<Vec<NamedId>>;
     /// The recorded head of the chain.
     async fn audit_head(&self) -> StoreResult<ChainHead>;
 

@@ -880,6 +880,48 @@ pub struct AuditFilter {
     pub kind: Option<String>,
     /// Only entries before this sequence number (paging, newest first).
     pub before_seq: Option<i64>,
+    /// Only entries about this device: its ID is the actor or subject, or a value in the detail.
+    pub device: Option<String>,
+    /// Only entries recorded at or after this time.
+    pub since: Option<Timestamp>,
+    /// Only entries recorded before this time.
+    pub until: Option<Timestamp>,
     /// At most this many.
     pub limit: i64,
+}
+
+/// What an ID in the audit log names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameKind {
+    /// A user: the name is the username.
+    User,
+    /// A device: the name is its display name.
+    Device,
+    /// An app: the name is its display name.
+    App,
+}
+
+/// A name found for an ID, to tell audit entries in words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedId {
+    /// The ID looked up.
+    pub id: String,
+    /// What it is.
+    pub kind: NameKind,
+    /// Its name now.
+    pub name: String,
+    /// Where it is (devices only, when known).
+    pub location: Option<String>,
+}
+
+impl NameKind {
+    /// Reads the tag the name lookups return ("user", "device", "app").
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "user" => Some(Self::User),
+            "device" => Some(Self::Device),
+            "app" => Some(Self::App),
+            _ => None,
+        }
+    }
 }

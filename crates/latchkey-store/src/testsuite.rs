@@ -87,6 +87,7 @@ macro_rules! for_each_check {
             pairing_expiry,
             pairing_lookups_and_refusals,
             audit_page_filters,
+            audit_by_device_time_and_names,
             sweep_removes_old_pairings,
             redeem_decisions,
             registration_decisions,

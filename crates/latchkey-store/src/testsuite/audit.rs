@@ -42,6 +42,7 @@ pub async fn audit_page_filters(store: Arc<dyn Store>) {
             kind: kind.map(|k| k.as_str().to_string()),
             before_seq,
             limit,
+            ..AuditFilter::default()
         };
         async move { s.audit_page(f).await.unwrap() }
     };

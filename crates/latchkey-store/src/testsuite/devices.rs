@@ -537,3 +537,68 @@ pub async fn device_same_key_is_same_device(store: Arc<dyn Store>) {
     assert_last_event(s, &events::enrollment_key_used("k", "dev-d"), at(8000)).await;
     verify_audit_chain(s).await;
 }
+
+/// The audit page by device (as actor, subject or a value in the detail) and by time,
+/// and names looked up for IDs in one go (IDs naming nothing left out).
+pub async fn audit_by_device_time_and_names(store: Arc<dyn Store>) {
+    let s = &*store;
+    let user = setup(s).await;
+    request(s, "a", Some("Build Server"), asks(None, None), at(0)).await;
+    let a = approved_device(s, &user, "a", at(1000)).await;
+    request(s, "b", Some("Laptop"), asks(None, None), at(2000)).await;
+    let b = approved_device(s, &user, "b", at(3000)).await;
+    let detail = format!("{{\"truster\":\"{}\"}}", a.id);
+    s.append_audit(AuditEvent::new(AuditKind::TrustRemoved, Some(&user.id), Some(&b.id)).with_detail(detail), at(5000))
+        .await
+        .unwrap();
+    let page = |device: Option<&str>, since: Option<i64>, until: Option<i64>| {
+        let f = AuditFilter {
+            device: device.map(str::to_string),
+            since: since.map(at),
+            until: until.map(at),
+            limit: 100,
+            ..AuditFilter::default()
+        };
+        async move { s.audit_page(f).await.unwrap().into_iter().map(|e| (e.kind, e.at)).collect::<Vec<_>>() }
+    };
+    let all = all_entries(s).await;
+    let about = |id: &str| {
+        all.iter()
+            .rev()
+            .filter(|e| {
+                e.actor.as_deref() == Some(id)
+                    || e.subject.as_deref() == Some(id)
+                    || e.detail.contains(&format!("\"{id}\""))
+            })
+            .map(|e| (e.kind.clone(), e.at))
+            .collect::<Vec<_>>()
+    };
+    let of_a = page(Some(&a.id), None, None).await;
+    assert_eq!(of_a, about(&a.id));
+    assert!(of_a.iter().any(|(k, _)| k == AuditKind::DeviceRegistered.as_str()));
+    assert!(of_a.iter().any(|(k, _)| k == AuditKind::TrustRemoved.as_str()), "the truster in the detail counts");
+    assert!(!page(Some(&b.id), None, None)
+        .await
+        .iter()
+        .any(|(k, at_)| k == AuditKind::DeviceRegistered.as_str() && *at_ == at(1000)));
+    assert_eq!(page(Some("dev-none"), None, None).await, vec![]);
+    // Time: `since` inclusive, `until` exclusive.
+    let window = page(None, Some(1000), Some(5000)).await;
+    assert!(!window.is_empty());
+    assert!(window.iter().all(|(_, t)| *t >= at(1000) && *t < at(5000)), "{window:?}");
+    assert_eq!(window.len(), all.iter().filter(|e| e.at >= at(1000) && e.at < at(5000)).count());
+    assert_eq!(page(None, Some(5000), None).await, vec![(AuditKind::TrustRemoved.as_str().to_string(), at(5000))]);
+    assert_eq!(page(Some(&b.id), Some(5000), Some(5001)).await.len(), 1);
+
+    let mut names = s.audit_names(vec![user.id.clone(), a.id.clone(), "cli".into(), "nobody".into()]).await.unwrap();
+    names.sort_by(|x, y| x.id.cmp(&y.id));
+    let got: Vec<(String, NameKind, String)> = names.into_iter().map(|n| (n.id, n.kind, n.name)).collect();
+    let mut want = vec![
+        (user.id.clone(), NameKind::User, user.username.clone()),
+        (a.id.clone(), NameKind::Device, a.display_name.clone()),
+        ("cli".to_string(), NameKind::App, "cli app".to_string()),
+    ];
+    want.sort_by(|x, y| x.0.cmp(&y.0));
+    assert_eq!(got, want);
+    assert_eq!(s.audit_names(vec![]).await.unwrap(), vec![]);
+}

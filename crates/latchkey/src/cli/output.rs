@@ -18,6 +18,13 @@ pub fn when(ms: i64) -> String {
     }
 }
 
+/// How long before `now_ms` a time was, for people ("3 minutes ago", "in 12 minutes");
+/// `--json` keeps the exact times.
+pub fn ago(ms: i64, now_ms: i64) -> String {
+    use latchkey_domain::Timestamp;
+    latchkey_domain::humanize::relative(Timestamp::from_millis(ms), Timestamp::from_millis(now_ms))
+}
+
 /// The location as people should read it.
 pub fn location(l: &Option<String>) -> String {
     l.clone().unwrap_or_else(|| "(not set yet)".into())
@@ -54,18 +61,22 @@ fn legend(current: bool, new: bool, what: &str) {
 
 /// A table of devices; `+` marks those added in the last 7 days.
 pub fn devices(list: &[DeviceInfo], now_ms: i64) {
-    println!("{:<2}{:<38} {:<24} {:<22} {:<20} {:<8} LAST SEEN", "", "ID", "SLUG", "NAME", "LOCATION", "STATUS");
+    println!(
+        "{:<2}{:<38} {:<24} {:<22} {:<20} {:<8} {:<16} LAST SEEN",
+        "", "ID", "SLUG", "NAME", "LOCATION", "STATUS", "ADDED"
+    );
     for d in list {
         let mark = mark(d.current, d.created_at_ms, now_ms);
-        let seen = d.last_seen_at_ms.map(when).unwrap_or_else(|| "never".into());
+        let seen = d.last_seen_at_ms.map(|t| ago(t, now_ms)).unwrap_or_else(|| "never".into());
         println!(
-            "{:<2}{:<38} {:<24} {:<22} {:<20} {:<8} {}",
+            "{:<2}{:<38} {:<24} {:<22} {:<20} {:<8} {:<16} {}",
             mark,
             d.id,
             d.slug,
             truncate(&d.name, 22),
             truncate(&location(&d.location), 20),
             d.status,
+            ago(d.created_at_ms, now_ms),
             seen
         );
     }
@@ -96,7 +107,7 @@ pub fn sign_ins(list: &[SignInInfo], now_ms: i64) {
             mark(s.current, s.created_at_ms, now_ms),
             s.id,
             truncate(&s.app, 20),
-            when(s.created_at_ms),
+            ago(s.created_at_ms, now_ms),
             truncate(&s.user_agent, 40),
             s.ip
         );
@@ -112,5 +123,19 @@ fn truncate(s: &str, n: usize) -> String {
         let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
         t.push('…');
         t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_read_relatively() {
+        let now = 1_800_000_000_000;
+        assert_eq!(ago(now - 3 * 60_000, now), "3 minutes ago");
+        assert_eq!(ago(now - 10_000, now), "just now");
+        assert_eq!(ago(now + 15 * 60_000, now), "in 15 minutes");
+        assert_eq!(when(0), "1970-01-01 00:00:00 UTC", "the exact form stays for what needs it");
     }
 }

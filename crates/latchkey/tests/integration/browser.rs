@@ -573,8 +573,12 @@ async fn an_admin_stops_an_account_on_the_users_page(b: Backend) {
     desk.wait_text("main h1", "Audit log").await;
     let rows = desk.webdriver().find_all(fantoccini::Locator::Css("table.log tbody tr")).await.expect("rows");
     assert_eq!(rows.len(), 1, "one deletion: {}", desk.body_text().await);
-    let actor = rows[0].find(fantoccini::Locator::Css("td[data-label='Actor']")).await.expect("actor cell");
-    assert_eq!(actor.text().await.expect("text"), "you", "the admin sees their own action as theirs");
+    let what = rows[0].find(fantoccini::Locator::Css("td[data-label='What happened']")).await.expect("sentence cell");
+    assert_eq!(
+        what.text().await.expect("text"),
+        "You deleted the account bob",
+        "the admin sees their own action as theirs, and the account by the name it had"
+    );
     chrome.stop().await;
 }
 

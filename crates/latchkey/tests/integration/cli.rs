@@ -434,6 +434,15 @@ async fn sessions_are_listed_and_ended_from_the_cli(b: Backend) {
     let (ok, out, _) = m.run(&["devices", "list"]).await;
     assert!(ok);
     assert!(out.contains("(* this device)"), "{out}");
+    assert!(out.contains("ADDED") && out.contains("just now"), "times read relatively: {out}");
+    assert!(!out.contains(" UTC"), "no timestamps for people: {out}");
+    let (ok, out, _) = m.run(&["devices", "list", "--json"]).await;
+    assert!(ok);
+    let list: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert!(
+        list[0]["created_at_ms"].as_i64().is_some_and(|t| t > 1_700_000_000_000),
+        "--json keeps exact times: {out}"
+    );
 }
 
 backend_tests!(

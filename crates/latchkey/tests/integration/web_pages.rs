@@ -552,7 +552,9 @@ async fn audit_page_lists_filters_and_pages(b: Backend) {
         .expect("own");
     assert_eq!(first[0], own[0].seq, "starts at the newest");
     assert!(cells(&p.html, "Kind").iter().all(|k| k == "device.renamed"), "the 50 newest are the renames");
-    assert!(cells(&p.html, "Actor").iter().all(|a| a == "you"));
+    let said = cells(&p.html, "What happened");
+    assert_eq!(said.len(), 50);
+    assert!(said.iter().all(|a| a.starts_with("<span><strong>You</strong> renamed ")), "told as sentences: {said:?}");
     let older = format!("/audit?before={}", first[49]);
     assert!(p.html.contains(&format!("href=\"{older}\"")), "an Older link");
 

@@ -2,7 +2,7 @@
 //! hosted QR sign-in URL of each, ready to copy.
 
 use super::admin::Admin;
-use super::pages::{render, PageResult};
+use super::pages::{render, PageResult, When};
 use crate::credential::Caller;
 use crate::error::ApiError;
 use crate::extract::{Form, Query};
@@ -30,6 +30,8 @@ struct AppRow {
     /// The hosted QR sign-in page, when the app has a URL to return to.
     qr_url: Option<String>,
     builtin: bool,
+    /// When it was registered.
+    created: When,
 }
 
 impl AppRow {
@@ -37,6 +39,7 @@ impl AppRow {
         AppRow {
             qr_url: a.app_url.as_deref().map(|u| qr_sign_in_url(state, &a.client_id, u)),
             builtin: a.client_id == latchkey_proto::CLI_CLIENT_ID,
+            created: When::from_now(a.created_at.as_millis()),
             kind: a.kind.as_str(),
             grants: a.grant_types.iter().map(|g| grant_name(*g)).collect(),
             client_id: a.client_id,

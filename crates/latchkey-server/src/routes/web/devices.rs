@@ -4,7 +4,7 @@
 //! The work is done by the same functions as the JSON API (`devices::change`,
 //! `devices::revoke_own`, `enrollment_keys::create_for`); this file only shows forms.
 
-use super::pages::{render, signin_redirect, utc, PageError, PageResult};
+use super::pages::{render, signin_redirect, PageError, PageResult, When};
 use super::sign_ins::{NewsItem, SignInRow};
 use crate::credential::Caller;
 use crate::error::ApiError;
@@ -24,18 +24,18 @@ use serde::Deserialize;
 struct DeviceRow {
     d: DeviceInfo,
     active: bool,
-    created: String,
-    last_seen: Option<String>,
-    revoked: Option<String>,
+    created: When,
+    last_seen: Option<When>,
+    revoked: Option<When>,
 }
 
 impl DeviceRow {
     fn new(d: DeviceInfo) -> Self {
         DeviceRow {
             active: d.status == "active",
-            created: utc(d.created_at_ms),
-            last_seen: d.last_seen_at_ms.map(utc),
-            revoked: d.revoked_at_ms.map(utc),
+            created: When::from_now(d.created_at_ms),
+            last_seen: d.last_seen_at_ms.map(When::from_now),
+            revoked: d.revoked_at_ms.map(When::from_now),
             d,
         }
     }
@@ -75,7 +75,7 @@ struct EnrollKeyPage {
     is_admin: bool,
     key: String,
     command: String,
-    expires: String,
+    expires: When,
 }
 
 /// `?done=` after a change: which fixed message to show (never echoed text).
@@ -286,7 +286,7 @@ pub async fn enrollment_key(State(state): State<AppState>, who: Option<Caller>, 
             is_admin: w.user.is_admin,
             command: format!("latchkey login --server {} --enroll-key {key}", state.config.public_url),
             key,
-            expires: utc(info.expires_at_ms),
+            expires: When::from_now(info.expires_at_ms),
         },
     ))
 }

@@ -49,4 +49,5 @@ pub fn router() -> Router<AppState> {
         .route("/users/{id}/delete", get(users::delete_form).post(users::delete))
         .route("/audit", get(audit::page))
         .route("/overview", get(activity::overview))
+        .route("/audit/export", get(audit::export))
 }

@@ -123,7 +123,7 @@ struct DeviceConfirmPage {
     is_admin: bool,
     username: String,
     login: PendingDeviceLogin,
-    requested_at: String,
+    requested_at: When,
 }
 
 #[derive(Template)]
@@ -166,6 +166,47 @@ pub fn utc(ms: i64) -> String {
         .ok()
         .and_then(|t| t.format(&fmt).ok())
         .unwrap_or_else(|| "unknown".into())
+}
+
+/// An exact time as RFC 3339 (UTC, seconds), for `<time datetime>` and exports.
+pub fn rfc3339(ms: i64) -> String {
+    let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .ok()
+        .and_then(|t| t.format(&fmt).ok())
+        .unwrap_or_default()
+}
+
+/// A moment as pages show it: "3 minutes ago" in a `<time>` element whose
+/// `datetime` is exact and whose tooltip gives the exact UTC time. The one way
+/// pages show times; write it with `{{ when|safe }}` (its text is only digits and fixed words).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct When {
+    /// RFC 3339, for `datetime`.
+    pub iso: String,
+    /// "2026-11-30 09:00:00", for the tooltip.
+    pub exact: String,
+    /// "3 minutes ago", "in 12 minutes".
+    pub relative: String,
+}
+
+impl When {
+    /// `ms` (since the epoch) seen from `now`.
+    pub fn at(ms: i64, now: latchkey_domain::Timestamp) -> Self {
+        let then = latchkey_domain::Timestamp::from_millis(ms);
+        When { iso: rfc3339(ms), exact: utc(ms), relative: latchkey_domain::humanize::relative(then, now) }
+    }
+
+    /// `ms` seen from the server's clock now.
+    pub fn from_now(ms: i64) -> Self {
+        Self::at(ms, crate::state::now())
+    }
+}
+
+impl std::fmt::Display for When {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, r#"<time datetime="{}" title="{} UTC">{}</time>"#, self.iso, self.exact, self.relative)
+    }
 }
 
 /// `GET /`: who is signed in, and new sign-ins to check.
@@ -339,7 +380,7 @@ pub async fn device_lookup(
     w.check_csrf(Some(&f.csrf))?;
     match device_flow::lookup(&state, &w, ip, &f.user_code).await {
         Ok(login) => {
-            let requested_at = utc(login.requested_at_ms);
+            let requested_at = When::from_now(login.requested_at_ms);
             Ok(render(
                 StatusCode::OK,
                 &DeviceConfirmPage {

@@ -6,7 +6,7 @@
 //! The work is done by the same functions as the JSON API (`sign_ins::of`,
 //! `sign_ins::end_own`); this file only shapes what the pages show.
 
-use super::pages::{signin_redirect, utc, PageResult};
+use super::pages::{signin_redirect, PageResult, When};
 use crate::credential::Caller;
 use crate::error::ApiResult;
 use crate::extract::Form;
@@ -30,8 +30,8 @@ pub struct SignInRow {
     pub s: SignInInfo,
     /// The browser, in short ("Chrome on Linux").
     pub browser: String,
-    /// When it started (UTC).
-    pub since: String,
+    /// When it started.
+    pub since: When,
 }
 
 /// One announcement of the banner.
@@ -52,7 +52,7 @@ pub async fn rows(state: &AppState, w: &Caller) -> ApiResult<Vec<SignInRow>> {
     Ok(sign_ins::of(state, w, None)
         .await?
         .into_iter()
-        .map(|s| SignInRow { browser: browser(&s.user_agent), since: utc(s.created_at_ms), s })
+        .map(|s| SignInRow { browser: browser(&s.user_agent), since: When::from_now(s.created_at_ms), s })
         .collect())
 }
 

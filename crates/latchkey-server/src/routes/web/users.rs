@@ -9,7 +9,7 @@
 //! page, which asks for the current one.
 
 use super::admin::Admin;
-use super::pages::{render, utc, PageError, PageResult};
+use super::pages::{render, PageError, PageResult, When};
 use crate::credential::Caller;
 use crate::error::ApiError;
 use crate::extract::{Form, Query};
@@ -28,31 +28,36 @@ struct UserRow {
     id: String,
     username: String,
     is_admin: bool,
-    /// `active`, `disabled` or `locked until … UTC`.
+    /// `active`, `disabled` or `locked` (then `locked_until` says until when).
     status: String,
+    /// When a lock ends.
+    locked_until: Option<When>,
     disabled: bool,
     locked: bool,
-    created: String,
+    created: When,
     /// Whether this is the signed-in admin's own account.
     me: bool,
 }
 
 impl UserRow {
     fn new(u: UserRecord, me: &Caller) -> Self {
-        let (status, disabled, locked) = match u.status.check(now()) {
-            Ok(()) => ("active".to_string(), false, false),
-            Err(AccountRefusal::Disabled) => ("disabled".to_string(), true, false),
+        let t = now();
+        let (status, disabled, locked_until) = match u.status.check(t) {
+            Ok(()) => ("active".to_string(), false, None),
+            Err(AccountRefusal::Disabled) => ("disabled".to_string(), true, None),
             Err(AccountRefusal::Locked { until }) => {
-                (format!("locked until {} UTC", utc(until.as_millis())), false, true)
+                ("locked".to_string(), false, Some(When::at(until.as_millis(), t)))
             }
         };
+        let locked = locked_until.is_some();
         UserRow {
             me: u.id == me.user.id,
-            created: utc(u.created_at.as_millis()),
+            created: When::from_now(u.created_at.as_millis()),
             id: u.id,
             username: u.username,
             is_admin: u.is_admin,
             status,
+            locked_until,
             disabled,
             locked,
         }
