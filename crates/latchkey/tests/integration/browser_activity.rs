@@ -41,6 +41,7 @@ async fn assert_chart(b: &Browser, section: &str, title: &str) {
 }
 
 async fn charts_show_the_logins_a_person_made(b: Backend) {
+    let keep = keep_screenshots(&b);
     let app = spawn_app(b).await;
     app.add_user("alice", true).await;
     let session = app.client.sign_in("alice", PASSWORD).await.expect("sign in").session_token;
@@ -73,6 +74,11 @@ async fn charts_show_the_logins_a_person_made(b: Backend) {
     }
     assert!(desk.text("#device-activity caption").await.contains("4 in the last 30 days"));
     desk.assert_accessible("devices").await;
+    desk.webdriver()
+        .execute("document.getElementById('device-activity').scrollIntoView();", vec![])
+        .await
+        .expect("scroll to the chart");
+    desk.keep_screenshot(keep, "device-activity-desktop").await;
 
     desk.click("nav a[href='/overview']").await;
     desk.wait_text("main h1", "Overview").await;
@@ -85,6 +91,7 @@ async fn charts_show_the_logins_a_person_made(b: Backend) {
     assert_eq!(desk.text("#active-devices").await, "2");
     assert_eq!(desk.text("#active-users").await, "1");
     desk.assert_accessible("overview").await;
+    desk.keep_screenshot(keep, "overview-desktop").await;
     chrome.stop().await;
 }
 
