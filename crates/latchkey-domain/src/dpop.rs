@@ -148,6 +148,12 @@ pub fn thumbprint(jwk: &serde_json::Value) -> Result<String, DpopError> {
     Ok(URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes())))
 }
 
+/// Most proofs remembered at once. A flood of fresh proofs (each needs only a
+/// fresh key) must not grow memory without bound: past this, expired entries go,
+/// then the oldest (a proof evicted early could be replayed for the rest of its
+/// minute, which takes a flood of this size within that minute).
+pub const MAX_REMEMBERED: usize = 100_000;
+
 /// Remembers `jti`s of recent proofs so each is accepted once.
 #[derive(Debug, Default)]
 pub struct ReplayWindow {
@@ -161,10 +167,27 @@ impl ReplayWindow {
         match self.seen.get(&key) {
             Some(at) if now.millis_since(*at) <= (MAX_AGE_SECS + MAX_SKEW_SECS) * 1000 => Err(DpopError::Replayed),
             _ => {
+                if self.seen.len() >= MAX_REMEMBERED {
+                    self.make_room(now);
+                }
                 self.seen.insert(key, now);
                 Ok(())
             }
         }
+    }
+
+    /// Frees room: expired entries, then the oldest 1% (so a flood pays for the
+    /// scan once per thousand proofs).
+    fn make_room(&mut self, now: Timestamp) {
+        self.prune(now);
+        if self.seen.len() < MAX_REMEMBERED {
+            return;
+        }
+        let mut times: Vec<i64> = self.seen.values().map(|t| t.as_millis()).collect();
+        let cut = times.len() / 100;
+        let (_, threshold, _) = times.select_nth_unstable(cut);
+        let threshold = *threshold;
+        self.seen.retain(|_, at| at.as_millis() > threshold);
     }
 
     /// Forgets entries older than any acceptable proof.
@@ -290,5 +313,19 @@ mod tests {
         assert_eq!(binding(Some("a"), Some("b")), Binding::WrongKey);
         assert_eq!(binding(Some("a"), None), Binding::WrongKey);
         assert_eq!(binding(None, Some("a")), Binding::ProofWithoutBinding);
+    }
+
+    #[test]
+    fn the_replay_window_is_bounded_and_still_refuses_recent_replays() {
+        let mut w = ReplayWindow::default();
+        let t = Timestamp::from_millis(1_000_000);
+        for i in 0..MAX_REMEMBERED {
+            assert_eq!(w.admit("k", &format!("j{i}"), t.plus_millis((i / 1000) as i64)), Ok(()));
+        }
+        let later = t.plus_millis(200);
+        assert_eq!(w.admit("k", "one-more", later), Ok(()));
+        assert!(w.len() <= MAX_REMEMBERED, "bounded: {}", w.len());
+        assert_eq!(w.admit("k", "one-more", later), Err(DpopError::Replayed));
+        assert_eq!(w.admit("k", &format!("j{}", MAX_REMEMBERED - 1), later), Err(DpopError::Replayed), "the newest stay");
     }
 }
