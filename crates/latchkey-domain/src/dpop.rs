@@ -326,6 +326,10 @@ mod tests {
         assert_eq!(w.admit("k", "one-more", later), Ok(()));
         assert!(w.len() <= MAX_REMEMBERED, "bounded: {}", w.len());
         assert_eq!(w.admit("k", "one-more", later), Err(DpopError::Replayed));
-        assert_eq!(w.admit("k", &format!("j{}", MAX_REMEMBERED - 1), later), Err(DpopError::Replayed), "the newest stay");
+        assert_eq!(
+            w.admit("k", &format!("j{}", MAX_REMEMBERED - 1), later),
+            Err(DpopError::Replayed),
+            "the newest stay"
+        );
     }
 }

@@ -94,6 +94,7 @@ macro_rules! for_each_check {
             concurrent_explicit_slug_collisions,
             disabled_account_gets_nothing,
             disable_racing_redeems_lets_nothing_out_after_it,
+            device_revocation_racing_redeems_leaves_nothing_alive,
             revoke_everything_password_change_and_delete,
             refresh_with_an_unneeded_proof_changes_nothing,
             repeated_failures_lock_and_the_lock_can_be_lifted,

@@ -67,6 +67,10 @@ async fn plan<T: Txn>(
         return Ok(None);
     };
     let device_revoked = match &g.device_id {
+        // Held when redeeming: a revocation racing this redemption either waits for
+        // it (and then ends the family it starts, which it can see) or is seen by
+        // it. An unlocked read could pass a device whose revocation commits next.
+        Some(id) if lock => tx.device(id, true).await?.map(|d| d.status) == Some(DeviceStatus::Revoked),
         Some(id) => tx.device_status(id).await? == Some(DeviceStatus::Revoked),
         None => false,
     };

@@ -116,6 +116,41 @@ pub async fn disable_racing_redeems_lets_nothing_out_after_it(store: Arc<dyn Sto
     verify_audit_chain(&*store).await;
 }
 
+/// Devices revoked while their grants are being redeemed: whatever tokens got
+/// out are dead once the revocation has committed (the redemption holds the
+/// device's row, so the two take turns).
+pub async fn device_revocation_racing_redeems_leaves_nothing_alive(store: Arc<dyn Store>) {
+    let user = setup(&*store).await;
+    for i in 0..16 {
+        store.create_device_grant(new_grant(&format!("v{i}"), at(0)), at(0)).await.unwrap();
+        let d = store.decide_device_grant(decision(&format!("v{i}"), &user, Decision::Approve), at(1000)).await;
+        assert!(matches!(d.unwrap(), DecideResult::Decided(_)));
+    }
+    let results = concurrently(32, |i| {
+        let (store, user) = (store.clone(), user.clone());
+        async move {
+            let tag = format!("v{}", i / 2);
+            if i % 2 == 0 {
+                let id = format!("dev-{tag}");
+                store.revoke_device(DeviceId(&id), Some(UserId(&user.id)), Actor(&user.id), at(2000)).await.unwrap();
+                None
+            } else {
+                Some(store.redeem_device_grant(redeem(&tag, "cli", RedeemMode::Poll, &tag), at(2000)).await.unwrap())
+            }
+        }
+    })
+    .await;
+    for r in results.iter().flatten() {
+        if let Redeemed::Tokens(t) = r {
+            assert!(
+                !store.family_active(FamilyId(&t.family_id), at(3000)).await.unwrap(),
+                "alive after its device's revocation"
+            );
+        }
+    }
+    verify_audit_chain(&*store).await;
+}
+
 /// Revoke-everything ends sessions, families, uncollected approvals and keys;
 /// a password change ends the other sessions; deletion takes everything.
 pub async fn revoke_everything_password_change_and_delete(store: Arc<dyn Store>) {
