@@ -331,6 +331,9 @@ impl<C: GenericClient + Sync> Txn for Pg<'_, C> {
         let sql = if lock { format!("{} FOR UPDATE OF t, f", sql::REFRESH_TOKEN) } else { sql::REFRESH_TOKEN.into() };
         one(self.0, &sql, &[&hash.as_str()], |r| rows::refresh_token(r)).await
     }
+    async fn set_family_tokens_rotated(&self, family_id: &str, now: Timestamp) -> DbResult<()> {
+        exec(self.0, sql::SET_FAMILY_TOKENS_ROTATED, &[&now.as_millis(), &family_id]).await.map(drop)
+    }
     async fn set_refresh_rotated(&self, hash: &SecretHash, now: Timestamp) -> DbResult<()> {
         exec(self.0, sql::SET_REFRESH_ROTATED, &[&now.as_millis(), &hash.as_str()]).await?;
         Ok(())

@@ -309,6 +309,9 @@ impl Txn for Sql<'_> {
     ) -> StoreResult<Option<(RefreshTokenRecord, Timestamp)>> {
         one(self.0, sql::REFRESH_TOKEN, [hash.as_str()], |r| rows::refresh_token(r))
     }
+    async fn set_family_tokens_rotated(&self, family_id: &str, now: Timestamp) -> StoreResult<()> {
+        exec(self.0, sql::SET_FAMILY_TOKENS_ROTATED, params![now.as_millis(), family_id]).map(drop)
+    }
     async fn set_refresh_rotated(&self, hash: &SecretHash, now: Timestamp) -> StoreResult<()> {
         exec(self.0, sql::SET_REFRESH_ROTATED, params![now.as_millis(), hash.as_str()])?;
         Ok(())

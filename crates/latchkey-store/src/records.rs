@@ -481,8 +481,8 @@ pub struct RefreshTokenRecord {
     pub created_at: Timestamp,
     /// When it expires.
     pub expires_at: Timestamp,
-    /// Whether it was already exchanged.
-    pub rotated: bool,
+    /// When it was exchanged for a newer one, if it was.
+    pub rotated_at: Option<Timestamp>,
     /// Whether its family was revoked.
     pub family_revoked: bool,
     /// The device it belongs to.

@@ -158,7 +158,7 @@ pub fn refresh_token(r: &impl Columns) -> StoreResult<(RefreshTokenRecord, Times
             scope: r.text(4)?,
             created_at: r.at(5)?,
             expires_at: r.at(6)?,
-            rotated: r.flag(7)?,
+            rotated_at: r.opt_at(7)?,
             family_revoked: r.flag(8)?,
             device_id: r.opt_text(10)?,
             jkt: r.opt_text(11)?,

@@ -207,11 +207,14 @@ pub const INSERT_REFRESH_TOKEN: &str =
     "INSERT INTO refresh_tokens (token_hash, family_id, created_at, expires_at) VALUES ($1, $2, $3, $4)";
 /// A refresh token with its family and user, as [`crate::rows::refresh_token`] reads it.
 pub const REFRESH_TOKEN: &str = "SELECT f.id, f.client_id, f.user_id, u.username, f.scope, t.created_at, t.expires_at,
-        t.rotated_at IS NOT NULL, f.revoked_at IS NOT NULL, f.auth_time, f.device_id, f.jkt
+        t.rotated_at, f.revoked_at IS NOT NULL, f.auth_time, f.device_id, f.jkt
      FROM refresh_tokens t JOIN token_families f ON f.id = t.family_id JOIN users u ON u.id = f.user_id
      WHERE t.token_hash = $1";
 /// Marks a refresh token exchanged.
 pub const SET_REFRESH_ROTATED: &str = "UPDATE refresh_tokens SET rotated_at = $1 WHERE token_hash = $2";
+/// Marks every live refresh token of a family exchanged (a retry replaces them).
+pub const SET_FAMILY_TOKENS_ROTATED: &str =
+    "UPDATE refresh_tokens SET rotated_at = $1 WHERE family_id = $2 AND rotated_at IS NULL";
 /// The owner of a live family issued to a client.
 pub const LIVE_FAMILY_OWNER: &str =
     "SELECT user_id FROM token_families WHERE id = $1 AND client_id = $2 AND revoked_at IS NULL";
@@ -479,6 +482,7 @@ mod tests {
             INSERT_REFRESH_TOKEN,
             REFRESH_TOKEN,
             SET_REFRESH_ROTATED,
+            SET_FAMILY_TOKENS_ROTATED,
             LIVE_FAMILY_OWNER,
             SET_FAMILY_REVOKED,
             SET_DEVICE_FAMILIES_REVOKED,

@@ -202,6 +202,8 @@ pub trait Txn {
         hash: &SecretHash,
         lock: bool,
     ) -> Result<Option<(RefreshTokenRecord, Timestamp)>, Self::Error>;
+    /// Marks every live refresh token of a family as exchanged.
+    async fn set_family_tokens_rotated(&self, family_id: &str, now: Timestamp) -> Result<(), Self::Error>;
     /// Marks a refresh token as exchanged.
     async fn set_refresh_rotated(&self, hash: &SecretHash, now: Timestamp) -> Result<(), Self::Error>;
     /// The owner of a live family issued to `client_id`.

@@ -53,7 +53,12 @@ pub async fn rotate<T: Txn>(tx: &T, r: RotateRefresh, now: Timestamp) -> Result<
     if let Err(refusal) = accounts::check(tx, &t.user_id, now).await? {
         return Ok(Rotated::AccountStopped(refusal));
     }
-    let state = RefreshState { rotated: t.rotated, family_revoked: t.family_revoked, expires_at: t.expires_at };
+    let state = RefreshState {
+        rotated_at: t.rotated_at,
+        key_proven: t.jkt.is_some() && binding == Binding::Holds,
+        family_revoked: t.family_revoked,
+        expires_at: t.expires_at,
+    };
     match state.use_at(now) {
         RefreshOutcome::Refuse => Ok(Rotated::Invalid),
         RefreshOutcome::ReuseDetected => {
@@ -64,8 +69,14 @@ pub async fn rotate<T: Txn>(tx: &T, r: RotateRefresh, now: Timestamp) -> Result<
         // Only a live token is refused for an unneeded proof, changing nothing; a replayed
         // one still revokes its family above.
         RefreshOutcome::Rotate if binding == Binding::ProofWithoutBinding => Ok(Rotated::NotKeyBound),
-        RefreshOutcome::Rotate => {
-            tx.set_refresh_rotated(&r.token_hash, now).await?;
+        RefreshOutcome::Rotate | RefreshOutcome::RotateAgain => {
+            if state.rotated_at.is_some() {
+                // A retry: the pair the lost answer carried stops working. The presented
+                // token keeps its first rotation time, so retries cannot stretch the grace.
+                tx.set_family_tokens_rotated(&t.family_id, now).await?;
+            } else {
+                tx.set_refresh_rotated(&r.token_hash, now).await?;
+            }
             tx.insert_refresh_token(&r.replacement, &t.family_id, now).await?;
             if let Some(device_id) = &t.device_id {
                 tx.touch_device(device_id, now).await?;

@@ -456,8 +456,17 @@ pub async fn rotate_requires_device_key(store: Arc<dyn Store>) {
     // Without the key a replayed token is refused outright and cannot kill the family.
     assert_eq!(s.rotate_refresh_token(rotate_with(&t1, "y", None), at(5000)).await.unwrap(), Rotated::WrongKey);
     assert!(s.family_active(FamilyId(&subject.family_id), at(0)).await.unwrap());
+    // With the key, within seconds of its rotation, it is a device retrying after a lost
+    // answer: a new pair, and the pair the lost answer carried (r2) stops working.
     assert_eq!(
         s.rotate_refresh_token(rotate_with(&t1, "y", Some("jkt-r")), at(5000)).await.unwrap(),
+        Rotated::Tokens(subject.clone())
+    );
+    assert!(s.refresh_token(&refresh_hash("r2")).await.unwrap().unwrap().rotated_at.is_some());
+    assert!(s.refresh_token(&refresh_hash("y")).await.unwrap().unwrap().rotated_at.is_none());
+    // Later than the grace (counted from the first rotation, retries do not stretch it), it is a replay.
+    assert_eq!(
+        s.rotate_refresh_token(rotate_with(&t1, "z", Some("jkt-r")), at(4000 + 10_001)).await.unwrap(),
         Rotated::ReuseDetected
     );
     assert!(!s.family_active(FamilyId(&subject.family_id), at(0)).await.unwrap());

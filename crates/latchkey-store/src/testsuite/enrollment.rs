@@ -150,7 +150,7 @@ pub async fn enrollment_keys_lifecycle(store: Arc<dyn Store>) {
             scope: "openid".into(),
             created_at: at(3000),
             expires_at: at(30 * DAY_MS),
-            rotated: false,
+            rotated_at: None,
             family_revoked: false,
             device_id: Some("dev-e1".into()),
             jkt: Some("jkt-e1".into()),

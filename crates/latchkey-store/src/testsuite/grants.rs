@@ -80,7 +80,7 @@ pub async fn grant_redeemed_exactly_once(store: Arc<dyn Store>) {
             scope: "openid profile".into(),
             created_at: at(20_000),
             expires_at: at(30 * DAY_MS),
-            rotated: false,
+            rotated_at: None,
             family_revoked: false,
             device_id: Some("dev-a".into()),
             jkt: None,

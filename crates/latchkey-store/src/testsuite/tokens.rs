@@ -26,13 +26,13 @@ pub async fn refresh_rotation_and_reuse(store: Arc<dyn Store>) {
         "rotation carries the family and auth_time over"
     );
     let t2 = refresh_hash("r2");
-    assert!(s.refresh_token(&t1).await.unwrap().unwrap().rotated);
+    assert!(s.refresh_token(&t1).await.unwrap().unwrap().rotated_at.is_some());
     let r2 = s.refresh_token(&t2).await.unwrap().unwrap();
-    assert_eq!((r2.family_id.as_str(), r2.created_at, r2.rotated), (subject.family_id.as_str(), at(30_000), false));
+    assert_eq!((r2.family_id.as_str(), r2.created_at, r2.rotated_at), (subject.family_id.as_str(), at(30_000), None));
     assert!(!s.family_active(FamilyId("family-r2"), at(0)).await.unwrap());
 
     assert_eq!(rotate(&t2, "other", "x", at(31_000)).await.unwrap(), Rotated::Invalid);
-    assert!(!s.refresh_token(&t2).await.unwrap().unwrap().rotated);
+    assert!(s.refresh_token(&t2).await.unwrap().unwrap().rotated_at.is_none());
     assert_eq!(rotate(&h("refresh-none"), "cli", "x", at(31_000)).await.unwrap(), Rotated::Invalid);
     assert!(matches!(rotate(&t2, "cli", "r3", at(40_000)).await.unwrap(), Rotated::Tokens(_)));
     let t3 = refresh_hash("r3");

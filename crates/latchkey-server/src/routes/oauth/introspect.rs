@@ -56,7 +56,7 @@ pub async fn handle(State(state): State<AppState>, headers: HeaderMap, Form(p): 
         return inactive();
     };
     let t = now();
-    if r.rotated || t >= r.expires_at || !may_see(&app, &r.client_id) {
+    if r.rotated_at.is_some() || t >= r.expires_at || !may_see(&app, &r.client_id) {
         return inactive();
     }
     // Revoked, or its account stopped.
