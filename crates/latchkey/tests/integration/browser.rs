@@ -164,10 +164,13 @@ async fn qr_sign_in_with_a_desktop_and_a_phone(b: Backend) {
     keep_both_widths(&desk, keep, "qr-sign-in").await;
 
     // The QR image from the API, with the desktop's own pairing cookie: exactly the phone URL.
-    let secret = desk.cookie("latchkey_pairing").await;
+    // Each page has its own pairing cookie, named by the page's handle (so two QR tabs do not collide).
+    let wait_url = desk.find("#qr-card").await.attr("data-wait-url").await.expect("attr").expect("a wait URL");
+    let tab = wait_url.split_once("tab=").map(|(_, t)| t.to_string()).expect("the page's handle");
+    let secret = desk.cookie(&format!("latchkey_pairing_{tab}")).await;
     let resp = reqwest::Client::new()
-        .get(format!("{}/api/v1/pairings/qr?format=png&size=400", app.url))
-        .header("cookie", format!("latchkey_pairing={secret}"))
+        .get(format!("{}/api/v1/pairings/qr?format=png&size=400&tab={tab}", app.url))
+        .header("cookie", format!("latchkey_pairing_{tab}={secret}"))
         .send()
         .await
         .expect("QR image");

@@ -400,7 +400,7 @@ async fn pages_that_approve_cannot_be_framed_and_codes_are_not_cached(b: Backend
         .get_all("set-cookie")
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with("latchkey_pairing="))
+        .find(|c| c.starts_with("latchkey_pairing_"))
         .expect("pairing cookie")
         .to_string();
     assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
@@ -471,7 +471,41 @@ async fn starting_pairings_is_rate_limited(b: Backend) {
     assert_eq!(start(&app, "tray", None).await.status(), 429);
 }
 
+/// Two QR pages open in one browser each keep their own code: the second
+/// page's cookie does not replace the first's, and each page waits on its own.
+async fn two_qr_pages_in_one_browser_keep_their_own_codes(b: Backend) {
+    let app = spawn_app_with(b, |c| c.wait_timeout = Duration::from_secs(1)).await;
+    qr_app(&app, "tray", true).await;
+    let session = app.signed_in("alice").await;
+    let web = browser();
+    let open = || {
+        let (web, url) = (web.clone(), format!("{}/apps/tray/qr-sign-in?return_to={}/", app.url, app.url));
+        async move {
+            let html = web.get(url).send().await.expect("page").text().await.expect("html");
+            let phone = html.split("id=\"phone-link\">").nth(1).and_then(|s| s.split('<').next()).expect("link");
+            let wait = html.split("data-wait-url=\"").nth(1).and_then(|s| s.split('"').next()).expect("wait URL");
+            (phone.to_string(), wait.replace("&#x3D;", "=").replace("&#x3F;", "?"))
+        }
+    };
+    let (phone_a, wait_a) = open().await;
+    let (phone_b, wait_b) = open().await;
+    assert_ne!(wait_a, wait_b, "each page has its own handle");
+    app.client.decide_pairing(&session, &code_of(&phone_a), true).await.expect("approve the first page's code");
+    let status = |wait: String| {
+        let (web, url) = (web.clone(), format!("{}{wait}", app.url));
+        async move {
+            let r = web.post(url).send().await.expect("wait");
+            assert_eq!(r.status(), 200);
+            r.json::<serde_json::Value>().await.expect("json")["status"].as_str().unwrap_or_default().to_string()
+        }
+    };
+    assert_eq!(status(wait_a).await, "approved", "the first page is signed in, though a second one opened since");
+    assert_eq!(status(wait_b).await, "pending", "the second page still waits on its own code");
+    let _ = phone_b;
+}
+
 backend_tests!(
+    two_qr_pages_in_one_browser_keep_their_own_codes,
     the_client_library_speaks_the_pairing_api,
     native_desktop_is_signed_in_when_the_phone_approves,
     return_to_must_be_the_apps_own_origin,

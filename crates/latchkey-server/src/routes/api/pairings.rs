@@ -17,11 +17,26 @@ use latchkey_proto::pairing::{
     PairingDecided, PairingDecision, PairingQrQuery, PairingStarted, StartPairing, AUTH_SCHEME,
 };
 
-/// Cookie that carries the desktop's secret on the hosted page.
+/// Cookie that carries the desktop's secret on the hosted page; each page (tab)
+/// has its own, `latchkey_pairing_<tab>`, so a second QR tab does not replace the first.
 pub const PAIRING_COOKIE: &str = "latchkey_pairing";
 
+/// The cookie of one hosted page (tab): its handle is 8 hex digits, not a secret.
+pub fn pairing_cookie(tab: &str) -> Option<String> {
+    (tab.len() == 8 && tab.bytes().all(|b| b.is_ascii_hexdigit())).then(|| format!("{PAIRING_COOKIE}_{tab}"))
+}
+
+/// Which hosted page (tab) a request comes from.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct TabQuery {
+    /// The page's handle.
+    #[serde(default)]
+    tab: Option<String>,
+}
+
 /// The desktop's secret: `Authorization: Pairing <secret>`, or the hosted page's cookie.
-fn desktop_secret(state: &AppState, headers: &HeaderMap) -> ApiResult<String> {
+fn desktop_secret(state: &AppState, headers: &HeaderMap, tab: &TabQuery) -> ApiResult<String> {
+    let cookie_name = tab.tab.as_deref().and_then(pairing_cookie);
     let from_header = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -29,7 +44,7 @@ fn desktop_secret(state: &AppState, headers: &HeaderMap) -> ApiResult<String> {
         .filter(|(s, _)| s.eq_ignore_ascii_case(AUTH_SCHEME))
         .map(|(_, t)| t.trim().to_string());
     from_header
-        .or_else(|| cookie(state, headers, PAIRING_COOKIE).map(str::to_string))
+        .or_else(|| cookie(state, headers, cookie_name.as_deref().unwrap_or(PAIRING_COOKIE)).map(str::to_string))
         .filter(|s| !s.is_empty() && s.len() <= 128)
         .ok_or_else(|| ApiError::unauthenticated("send the pairing secret as Authorization: Pairing <secret>"))
 }
@@ -54,8 +69,9 @@ pub async fn image(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(q): Query<PairingQrQuery>,
+    Query(tab): Query<TabQuery>,
 ) -> ApiResult<Response> {
-    let secret = desktop_secret(&state, &headers)?;
+    let secret = desktop_secret(&state, &headers, &tab)?;
     let (body, ctype) = qr_flow::image(&state, &secret, q.format.as_deref(), q.size).await?;
     let mut resp = body.into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
@@ -65,14 +81,22 @@ pub async fn image(
 }
 
 /// `POST /api/v1/pairings/wait`: long-poll until the phone decides (or `wait_timeout` passes).
-pub async fn wait(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
-    let secret = desktop_secret(&state, &headers)?;
+pub async fn wait(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(tab): Query<TabQuery>,
+) -> ApiResult<Response> {
+    let secret = desktop_secret(&state, &headers, &tab)?;
     Ok(no_store(qr_flow::wait(&state, &secret).await?))
 }
 
 /// `POST /api/v1/pairings/cancel`: the desktop gives up.
-pub async fn cancel(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<StatusCode> {
-    let secret = desktop_secret(&state, &headers)?;
+pub async fn cancel(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(tab): Query<TabQuery>,
+) -> ApiResult<StatusCode> {
+    let secret = desktop_secret(&state, &headers, &tab)?;
     qr_flow::cancel(&state, &secret).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -5,7 +5,7 @@ use crate::credential::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ClientIp, Form, Query, UserAgent};
 use crate::qr_flow;
-use crate::routes::api::pairings::PAIRING_COOKIE;
+use crate::routes::api::pairings::{pairing_cookie, PAIRING_COOKIE};
 use crate::routes::web::pages::PageResult;
 use crate::session::set_cookie;
 use crate::state::AppState;
@@ -46,14 +46,20 @@ async fn start_code(
     ip: std::net::IpAddr,
     ua: String,
     return_to: Option<&str>,
+    tab: &str,
 ) -> ApiResult<(DesktopCode, Option<HeaderValue>)> {
     let started = qr_flow::start(state, client_id, ip, ua, return_to).await?;
     let url = started.phone_url;
     let svg = crate::qr::svg(&url, crate::qr::DEFAULT_SIZE).map_err(|e| ApiError::Internal(e.to_string()))?;
     let cookie = format!(
         "{}; SameSite=Strict",
-        set_cookie(state, PAIRING_COOKIE, started.secret.expose(), pairing::LIFETIME_SECS + 30)
-            .replace("; SameSite=Lax", "")
+        set_cookie(
+            state,
+            &pairing_cookie(tab).unwrap_or_else(|| PAIRING_COOKIE.into()),
+            started.secret.expose(),
+            pairing::LIFETIME_SECS + 30
+        )
+        .replace("; SameSite=Lax", "")
     );
     let code = DesktopCode {
         app_name: started.app.display_name,
@@ -65,19 +71,27 @@ async fn start_code(
     Ok((code, HeaderValue::from_str(&cookie).ok()))
 }
 
-/// Where the page asks for a fresh code: the same app and `return_to`.
-fn fresh_url(client_id: &str, return_to: Option<&str>) -> String {
+/// Where the page asks for a fresh code: the same app, `return_to` and page.
+fn fresh_url(client_id: &str, return_to: Option<&str>, tab: &str) -> String {
     let path = latchkey_proto::paths::with_id(latchkey_proto::paths::QR_DESKTOP_FRESH, client_id);
-    match return_to {
-        Some(r) => format!("{path}?{}", serde_urlencoded::to_string([("return_to", r)]).unwrap_or_default()),
-        None => path,
+    let mut q = vec![("tab", tab)];
+    if let Some(r) = return_to {
+        q.push(("return_to", r));
     }
+    format!("{path}?{}", serde_urlencoded::to_string(q).unwrap_or_default())
 }
 
-/// Query of the hosted desktop page.
+/// Query of the hosted desktop page (and of its fresh codes: which page, `tab`).
 #[derive(Deserialize)]
 pub struct StartQuery {
     return_to: Option<String>,
+    #[serde(default)]
+    tab: Option<String>,
+}
+
+/// A new page's handle: 8 hex digits naming its pairing cookie (not a secret).
+fn new_tab() -> String {
+    format!("{:08x}", rand::random::<u32>())
 }
 
 fn page<T: Template>(status: StatusCode, t: &T) -> ApiResult<Response> {
@@ -95,7 +109,8 @@ pub async fn desktop_page(
     UserAgent(ua): UserAgent,
     Query(q): Query<StartQuery>,
 ) -> PageResult {
-    let (code, cookie) = start_code(&state, &client_id, ip, ua, q.return_to.as_deref()).await?;
+    let tab = new_tab();
+    let (code, cookie) = start_code(&state, &client_id, ip, ua, q.return_to.as_deref(), &tab).await?;
     let mut resp = page(
         StatusCode::OK,
         &DesktopPage {
@@ -105,8 +120,8 @@ pub async fn desktop_page(
             app_name: code.app_name,
             svg: code.svg,
             phone_url: code.phone_url,
-            wait_url: latchkey_proto::paths::PAIRING_WAIT.into(),
-            fresh_url: fresh_url(&client_id, q.return_to.as_deref()),
+            wait_url: format!("{}?tab={tab}", latchkey_proto::paths::PAIRING_WAIT),
+            fresh_url: fresh_url(&client_id, q.return_to.as_deref(), &tab),
             expires_in: code.expires_in,
         },
     )?;
@@ -126,7 +141,8 @@ pub async fn desktop_fresh(
     UserAgent(ua): UserAgent,
     Query(q): Query<StartQuery>,
 ) -> ApiResult<Response> {
-    let (code, cookie) = start_code(&state, &client_id, ip, ua, q.return_to.as_deref()).await?;
+    let tab = q.tab.filter(|t| pairing_cookie(t).is_some()).unwrap_or_else(new_tab);
+    let (code, cookie) = start_code(&state, &client_id, ip, ua, q.return_to.as_deref(), &tab).await?;
     let mut resp = crate::routes::no_store(code);
     if let Some(v) = cookie {
         resp.headers_mut().append(header::SET_COOKIE, v);
