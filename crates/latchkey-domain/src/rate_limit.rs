@@ -45,12 +45,12 @@ impl WindowCounter {
         }
     }
 
-    /// Whether this counter's window is over at `now` (so it can be forgotten).
     /// When the current window started (the oldest counters go first when a limiter is full).
     pub fn started(&self) -> Timestamp {
         self.window_start
     }
 
+    /// Whether this counter's window is over at `now` (so it can be forgotten).
     pub fn expired(&self, limit: Limit, now: Timestamp) -> bool {
         now.millis_since(self.window_start) >= limit.window_secs * 1000
     }

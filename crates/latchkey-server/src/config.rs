@@ -208,6 +208,15 @@ settings! {
         #[arg(long, env = "LATCHKEY_DEVICE_CAP")]
         #[range(1, 10_000)]
         device_cap: i64 = latchkey_domain::device::DEFAULT_DEVICE_CAP,
+        /// Most connections open at once; past it, new ones wait to be accepted.
+        #[arg(long, env = "LATCHKEY_MAX_CONNECTIONS")]
+        #[range(1, 1_000_000)]
+        max_connections: i64 = 10_000,
+        /// How long a client has to send a request's headers (and an idle connection stays open), e.g. 10s.
+        #[arg(long, env = "LATCHKEY_HEADER_READ_TIMEOUT", value_parser = parse_duration)]
+        #[serde(deserialize_with = "deserialize_duration")]
+        #[range(secs(1), secs(120))]
+        header_read_timeout: Duration = secs(10),
         /// Most members a trusted session may have, its creator included.
         #[arg(long, env = "LATCHKEY_SESSION_MEMBER_LIMIT")]
         #[range(2, 64)]

@@ -6,6 +6,7 @@
 //! [`Server::run_tls`] does the same over HTTPS (see [`tls`]).
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod accept;
 pub mod client_auth;
 pub mod config;
 pub mod credential;
@@ -34,7 +35,7 @@ use crate::error::ApiError;
 use crate::keys::KeyRing;
 use crate::state::{now, AppState};
 use axum::http::{header, HeaderName, HeaderValue};
-use axum::serve::{Listener, ListenerExt};
+use axum::serve::Listener;
 use axum::Router;
 use latchkey_store::AppId;
 use latchkey_store::{AppRecord, ClientKind, GrantType, Store, StoreError};
@@ -154,8 +155,12 @@ impl Server {
     where
         L: Listener<Addr = SocketAddr>,
     {
-        let app = self.router().into_make_service_with_connect_info::<SocketAddr>();
+        let app = self.router();
         let Self { state, shutdown_tx: tx, metrics_listener } = self;
+        let limits = accept::ConnectionLimits {
+            max_connections: usize::try_from(state.config.max_connections).unwrap_or(usize::MAX),
+            header_read_timeout: state.config.header_read_timeout,
+        };
         let janitor = tokio::spawn(janitor::run(state.clone()));
         let metrics = metrics_listener.map(|l| {
             let state = state.clone();
@@ -175,16 +180,14 @@ impl Server {
                 }
             })
         });
-        // `tap_io` gives any listener whose address is a SocketAddr the ConnectInfo handlers read.
-        let result = axum::serve(listener.tap_io(|_| {}), app)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                tracing::info!("shutting down: finishing in-flight requests");
-                // Releases long-polls so they answer `authorization_pending` now,
-                // and stops the metrics listener.
-                let _ = tx.send(true);
-            })
-            .await;
+        let result = accept::serve(listener, app, limits, async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing in-flight requests");
+            // Releases long-polls so they answer `authorization_pending` now,
+            // and stops the metrics listener.
+            let _ = tx.send(true);
+        })
+        .await;
         janitor.abort();
         if let Some(m) = metrics {
             match m.await {

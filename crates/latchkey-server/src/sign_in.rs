@@ -56,10 +56,11 @@ pub async fn with_password(
         None => None,
     };
     let net = network_key(ip);
-    // Only an account that exists has a per-name budget; names nobody has are
+    // An account's budget is per network, so guesses from elsewhere never spend its
+    // owner's (the lockout bounds guesses across networks); names nobody has are
     // limited by network alone, so typing random names fills nothing and locks no one.
     let name_key = match (&user, &name) {
-        (Some(_), Some(n)) => n.to_string(),
+        (Some(_), Some(n)) => format!("{n}@{net}"),
         _ => format!("unknown-name@{net}"),
     };
     let keys = [name_key.as_str(), net.as_str()];

@@ -232,7 +232,47 @@ async fn invisible_characters_in_names_are_refused(b: Backend) {
     }
 }
 
+/// A client that starts a request and never finishes its headers (slowloris),
+/// or connects and says nothing, is dropped after the header deadline.
+async fn a_client_that_trickles_its_headers_is_dropped(b: Backend) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app_with(b, |c| c.header_read_timeout = Duration::from_secs(1)).await;
+    let addr = app.url.trim_start_matches("http://").to_string();
+    let mut trickle = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+    trickle.write_all(b"GET /healthz HTTP/1.1\r\nHost: latchkey\r\nX-Slow: ").await.expect("write");
+    let mut silent = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+    for s in [&mut trickle, &mut silent] {
+        let mut buf = [0u8; 512];
+        let read = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await;
+        let answered = read.expect("the server let go within its deadline");
+        // Closed (0 bytes or a reset), or told 408 first; never a request served.
+        if let Ok(n) = answered {
+            assert!(n == 0 || String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 408"), "{n} bytes");
+        }
+    }
+    // Whole requests are served as ever.
+    assert_eq!(reqwest::get(format!("{}/healthz", app.url)).await.expect("healthz").status(), 200);
+}
+
+/// Past `--max-connections`, new connections wait to be accepted instead of
+/// costing the server memory; they are served once others close.
+async fn connections_past_the_cap_wait_their_turn(b: Backend) {
+    let app = spawn_app_with(b, |c| c.max_connections = 2).await;
+    let addr = app.url.trim_start_matches("http://").to_string();
+    let first = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+    let second = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let quick = reqwest::Client::builder().timeout(Duration::from_millis(700)).build().expect("client");
+    let refused = quick.get(format!("{}/healthz", app.url)).send().await;
+    assert!(refused.is_err(), "a third connection is not served while two are open");
+    drop((first, second));
+    let served = reqwest::Client::new().get(format!("{}/healthz", app.url)).send().await.expect("served");
+    assert_eq!(served.status(), 200);
+}
+
 backend_tests!(
+    a_client_that_trickles_its_headers_is_dropped,
+    connections_past_the_cap_wait_their_turn,
     invisible_characters_in_names_are_refused,
     https_servers_send_hsts_and_host_prefixed_cookies,
     concurrent_wrong_codes_cannot_exceed_the_limit,
