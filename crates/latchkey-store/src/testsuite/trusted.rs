@@ -303,10 +303,8 @@ pub async fn key_rotation_keeps_trust_only_with_a_chain(store: Arc<dyn Store>) {
     verify_audit_chain(s).await;
 }
 
-/// A session past its end is closed by housekeeping, recorded as closed by
-/// `system`, and told to its members; nothing more is relayed in it.
-pub async fn expired_session_is_closed_and_recorded(store: Arc<dyn Store>) {
-    let s = &*store;
+/// Devices `a` and `b` that trust each other, in session `ts-1` made by `a` at 200 (b invited).
+async fn two_in_a_session(s: &dyn Store) -> (UserRecord, Dev, Dev, Descriptor) {
     let user = setup(s).await;
     let a = keyed(s, &user, "a", 1).await;
     let b = keyed(s, &user, "b", 2).await;
@@ -315,6 +313,15 @@ pub async fn expired_session_is_closed_and_recorded(store: Arc<dyn Store>) {
     let d = s.plan_trusted_session(ask(&user, &a, &[b.id.as_str()], false), at(100)).await.unwrap().descriptor.unwrap();
     let invs = vec![invite(&a, &d, &b.id, "n-b", at(200))];
     s.create_trusted_session(u, DeviceId(&a.id), d.clone(), invs, 8, at(200)).await.unwrap().unwrap();
+    (user, a, b, d)
+}
+
+/// A session past its end is closed by housekeeping, recorded as closed by
+/// `system`, and told to its members; nothing more is relayed in it.
+pub async fn expired_session_is_closed_and_recorded(store: Arc<dyn Store>) {
+    let s = &*store;
+    let (user, a, b, d) = two_in_a_session(s).await;
+    let u = UserId(&user.id);
     let end = Timestamp::from_millis(d.expires_at);
     s.sweep(end.plus_millis(-1)).await.unwrap();
     assert_eq!(count_kind(s, AuditKind::SessionClosed).await, 0, "not before its end");
@@ -335,14 +342,8 @@ pub async fn expired_session_is_closed_and_recorded(store: Arc<dyn Store>) {
 /// before a member joined is its to read after.
 pub async fn channel_cursor_skips_only_what_stays_hidden(store: Arc<dyn Store>) {
     let s = &*store;
-    let user = setup(s).await;
-    let a = keyed(s, &user, "a", 1).await;
-    let b = keyed(s, &user, "b", 2).await;
-    trust_both(s, &user, &a, &b).await;
+    let (user, a, b, _) = two_in_a_session(s).await;
     let u = UserId(&user.id);
-    let d = s.plan_trusted_session(ask(&user, &a, &[b.id.as_str()], false), at(100)).await.unwrap().descriptor.unwrap();
-    let invs = vec![invite(&a, &d, &b.id, "n-b", at(200))];
-    s.create_trusted_session(u, DeviceId(&a.id), d.clone(), invs, 8, at(200)).await.unwrap().unwrap();
     let early = s.relay_message(u, relay(&a, 1, 1), at(300)).await.unwrap().unwrap();
     let before = s.channel_batch(u, DeviceId(&b.id), 0, 100, at(310)).await.unwrap();
     assert!(before.entries.iter().all(|e| e.message.is_none()), "not b's to read before it joins");

@@ -6,21 +6,6 @@ use crate::support::*;
 use crate::web_pages::{get, sign_in};
 use serde_json::Value;
 
-/// A device login approved through the API; returns the device ID.
-async fn approved_device(app: &TestApp, session: &str, name: &str, location: &str) -> String {
-    let params = latchkey_client::DeviceParams {
-        name: Some(name.into()),
-        location: Some(location.into()),
-        platform: Some("linux-x86_64".into()),
-        ..Default::default()
-    };
-    let auth = app.client.device_authorization_as(&device_app(), "openid", &params).await.expect("device login");
-    app.client.decide_device_login(session, &auth.user_code, true).await.expect("approve");
-    app.client.poll_token(&device_app(), &auth.device_code).await.expect("tokens");
-    let devices = app.client.devices(session).await.expect("devices");
-    devices.into_iter().find(|d| d.name == name).expect("the new device is listed").id
-}
-
 /// The text of the "What happened" cells, tags removed, top to bottom.
 fn sentences(html: &str) -> Vec<String> {
     let marker = "class=\"sentence\" data-label=\"What happened\">";

@@ -104,6 +104,21 @@ pub fn cli() -> AppCredentials {
     AppCredentials::public(latchkey_proto::CLI_CLIENT_ID)
 }
 
+/// A device login of [`DEVICE_APP`] approved through the API, named and placed; returns the device ID.
+pub async fn approved_device(app: &TestApp, session: &str, name: &str, location: &str) -> String {
+    let params = latchkey_client::DeviceParams {
+        name: Some(name.into()),
+        location: Some(location.into()),
+        platform: Some("linux-x86_64".into()),
+        ..Default::default()
+    };
+    let auth = app.client.device_authorization_as(&device_app(), "openid", &params).await.expect("device login");
+    app.client.decide_device_login(session, &auth.user_code, true).await.expect("approve");
+    app.client.poll_token(&device_app(), &auth.device_code).await.expect("tokens");
+    let devices = app.client.devices(session).await.expect("devices");
+    devices.into_iter().find(|d| d.name == name).expect("the new device is listed").id
+}
+
 /// Current time.
 /// Enrolling "Headless box" in the basement with enrollment key `key`, as a machine with no browser would.
 pub fn headless_enrollment(key: &str) -> latchkey_proto::api::EnrollRequest {
