@@ -208,6 +208,10 @@ settings! {
         #[arg(long, env = "LATCHKEY_DEVICE_CAP")]
         #[range(1, 10_000)]
         device_cap: i64 = latchkey_domain::device::DEFAULT_DEVICE_CAP,
+        /// Most requests that may wait at once on one device code or QR code (more get 429).
+        #[arg(long, env = "LATCHKEY_WAITERS_PER_CODE")]
+        #[range(1, 100)]
+        waiters_per_code: i64 = 4,
         /// Most connections open at once; past it, new ones wait to be accepted.
         #[arg(long, env = "LATCHKEY_MAX_CONNECTIONS")]
         #[range(1, 1_000_000)]

@@ -2,7 +2,7 @@
 //! desktop waiting for its QR sign-in): held until the subject is decided, it
 //! expires, the server shuts down, or `wait_timeout` passes.
 
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::state::{now, AppState};
 use latchkey_domain::Timestamp;
 use std::future::Future;
@@ -19,6 +19,7 @@ pub async fn wait_for<T, F, Fut>(
     state: &AppState,
     subject_id: &str,
     expires_at: Timestamp,
+    cap: Option<usize>,
     mut check: F,
 ) -> ApiResult<Option<T>>
 where
@@ -29,7 +30,16 @@ where
     let until_expiry = u64::try_from(expires_at.millis_since(now()).max(0)).unwrap_or(0);
     let expiry = tokio::time::Instant::now() + Duration::from_millis(until_expiry + 5);
     let mut shutdown = state.shutting_down.clone();
-    let mut wait = state.store.notifier().subscribe(subject_id);
+    // A device code or a QR code has one device waiting on it (a few, with retries);
+    // more are refused here, so nobody parks thousands of requests on one code.
+    let mut wait = match cap {
+        Some(cap) => state.store.notifier().subscribe_capped(subject_id, cap).ok_or_else(|| {
+            ApiError::too_many_requests(format!(
+                "{cap} requests already wait on this code; wait for one of them to answer"
+            ))
+        })?,
+        None => state.store.notifier().subscribe(subject_id),
+    };
     loop {
         if let Some(answer) = check().await? {
             return Ok(Some(answer));

@@ -31,6 +31,18 @@ impl DecisionNotifier {
         DecisionWait { notifier: self.clone(), subject_id: subject_id.to_string(), rx }
     }
 
+    /// Like [`DecisionNotifier::subscribe`], unless `cap` requests already wait on
+    /// `subject_id` here (checked and taken under one lock): then `None`.
+    pub fn subscribe_capped(&self, subject_id: &str, cap: usize) -> Option<DecisionWait> {
+        let mut map = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = map.entry(subject_id.to_string()).or_insert_with(|| broadcast::channel(1).0);
+        if tx.receiver_count() >= cap {
+            return None;
+        }
+        let rx = tx.subscribe();
+        Some(DecisionWait { notifier: self.clone(), subject_id: subject_id.to_string(), rx })
+    }
+
     /// Wakes every local waiter on `subject_id`.
     pub fn notify(&self, subject_id: &str) {
         let map = self.waiters.lock().unwrap_or_else(|p| p.into_inner());

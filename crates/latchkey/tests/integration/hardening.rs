@@ -270,7 +270,35 @@ async fn connections_past_the_cap_wait_their_turn(b: Backend) {
     assert_eq!(served.status(), 200);
 }
 
+/// At most `--waiters-per-code` requests wait on one device code at once; one
+/// more gets 429 at once, and those waiting are answered as ever.
+async fn only_a_few_requests_may_wait_on_one_code(b: Backend) {
+    let app = spawn_app_with(b, |c| {
+        c.wait_timeout = Duration::from_secs(2);
+        c.waiters_per_code = 2;
+    })
+    .await;
+    let auth = app.start_login("openid").await;
+    let waiting: Vec<_> = (0..2)
+        .map(|_| {
+            let (c, code) = (app.client.clone(), auth.device_code.clone());
+            tokio::spawn(async move { c.wait_token(&device_app(), &code).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let refused = app.client.wait_token(&device_app(), &auth.device_code).await.expect_err("a third waiter");
+    assert_eq!(refused.status(), Some(429), "{refused}");
+    for w in waiting {
+        let answer = w.await.expect("task").expect_err("not approved");
+        assert_eq!(answer.code(), Some("authorization_pending"), "{answer}");
+    }
+    // The slots are free again.
+    let again = app.client.wait_token(&device_app(), &auth.device_code).await.expect_err("pending");
+    assert_eq!(again.code(), Some("authorization_pending"));
+}
+
 backend_tests!(
+    only_a_few_requests_may_wait_on_one_code,
     a_client_that_trickles_its_headers_is_dropped,
     connections_past_the_cap_wait_their_turn,
     invisible_characters_in_names_are_refused,

@@ -305,7 +305,7 @@ pub async fn pull(
     if pulled.events.is_empty() && q.wait > 0 {
         let until = now().plus_secs(i64::try_from(q.wait.min(MAX_WAIT_SECS)).unwrap_or(0));
         let subject = latchkey_store::flows::events::stream_subject(user);
-        let woke = crate::long_poll::wait_for(&state, &subject, until, || async {
+        let woke = crate::long_poll::wait_for(&state, &subject, until, None, || async {
             let p = page().await?;
             Ok::<_, ApiError>((!p.events.is_empty()).then_some(p))
         })

@@ -37,7 +37,8 @@ pub async fn handle(State(state): State<AppState>, headers: HeaderMap, Form(p): 
         Step::Tokens(resp) => return Ok(resp),
         Step::Pending { grant_id, expires_at } => (grant_id, expires_at),
     };
-    let answer = crate::long_poll::wait_for(&state, &grant_id, expires_at, || async {
+    let cap = Some(usize::try_from(state.config.waiters_per_code).unwrap_or(1));
+    let answer = crate::long_poll::wait_for(&state, &grant_id, expires_at, cap, || async {
         Ok(match redeem_once(&state, &app, code, RedeemMode::Wait, jkt.clone()).await? {
             Step::Tokens(resp) => Some(resp),
             Step::Pending { .. } => None,
