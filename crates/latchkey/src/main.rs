@@ -45,7 +45,7 @@ enum Command {
     /// Print the man page (roff): `latchkey man > ~/.local/share/man/man1/latchkey.1`.
     Man,
     /// Run the server.
-    Serve(serve::ServeCommand),
+    Serve(Box<serve::ServeCommand>),
     /// Administer users, apps, keys, enrollment keys and the audit log (works whether or not the server runs).
     Admin {
         #[command(flatten)]
@@ -203,7 +203,7 @@ async fn main() -> std::process::ExitCode {
                 Err(e) => Err(e.into()),
             }
         }
-        Command::Serve(args) => serve::run(args).await,
+        Command::Serve(args) => serve::run(*args).await,
         Command::Admin { storage, command } => admin::run(storage, command).await,
         Command::Login { common, args } => cli::login::login(&common, args).await,
         Command::Logout { common, args } => cli::login::logout(&common, args).await,
