@@ -376,6 +376,174 @@ pub fn check_issue(
     Ok(())
 }
 
+/// A member's standing in a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberStatus {
+    /// Invited, not joined yet.
+    Invited,
+    /// Holds the current key (or had it before a rekey).
+    Joined,
+    /// Left by itself.
+    Left,
+    /// Taken out (revoked, trust ended, key changed without a chain).
+    Removed,
+}
+
+impl MemberStatus {
+    /// Stored and wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberStatus::Invited => "invited",
+            MemberStatus::Joined => "joined",
+            MemberStatus::Left => "left",
+            MemberStatus::Removed => "removed",
+        }
+    }
+
+    /// Reads back [`MemberStatus::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        [MemberStatus::Invited, MemberStatus::Joined, MemberStatus::Left, MemberStatus::Removed]
+            .into_iter()
+            .find(|m| m.as_str() == s)
+    }
+
+    /// Whether it counts as a member now (invited or joined).
+    pub fn is_current(self) -> bool {
+        matches!(self, MemberStatus::Invited | MemberStatus::Joined)
+    }
+}
+
+/// Why a session operation was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionRefusal {
+    /// No such session of which the caller is (or was) a member.
+    NotFound,
+    /// The caller is not a current member.
+    NotMember,
+    /// Only the creator may do this.
+    NotCreator,
+    /// The session is closed or expired.
+    Ended,
+    /// The invitations are not valid for this session now.
+    Invitation(InvitationError),
+    /// No new invitations are needed (someone else issued them).
+    NotNeeded,
+    /// No invitation with this nonce for the caller.
+    UnknownInvitation,
+    /// The invitation was used already.
+    InvitationUsed,
+    /// The invitation expired or is for an older key.
+    InvitationExpired,
+    /// The join signature does not match the caller's key.
+    BadSignature,
+    /// Members changed; a new key must be issued first.
+    RekeyNeeded,
+    /// The message is under another key generation.
+    WrongEpoch(u32),
+    /// The sender's counter is not the next one.
+    OutOfOrder(i64),
+}
+
+/// A session as its rules see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionState {
+    /// Closed (by its creator, by housekeeping, or down to one member).
+    pub closed: bool,
+    /// When it ends.
+    pub expires_at: Timestamp,
+    /// Current key generation.
+    pub epoch: u32,
+    /// Whether members changed since the current key was issued.
+    pub rekey_needed: bool,
+}
+
+impl SessionState {
+    /// `open`, `closed` or `expired` at `now`.
+    pub fn status(&self, now: Timestamp) -> &'static str {
+        if self.closed {
+            "closed"
+        } else if now >= self.expires_at {
+            "expired"
+        } else {
+            "open"
+        }
+    }
+
+    fn ended(&self, now: Timestamp) -> bool {
+        self.status(now) != "open"
+    }
+}
+
+/// Whether `sender` may relay message `seq` under key generation `epoch` now;
+/// `last_seq` is the sender's last relayed number (its counter runs on across generations).
+pub fn check_relay(
+    s: &SessionState,
+    sender: Option<MemberStatus>,
+    epoch: u32,
+    seq: i64,
+    last_seq: i64,
+    now: Timestamp,
+) -> Result<(), SessionRefusal> {
+    if s.ended(now) {
+        Err(SessionRefusal::Ended)
+    } else if sender != Some(MemberStatus::Joined) {
+        Err(SessionRefusal::NotMember)
+    } else if s.rekey_needed {
+        Err(SessionRefusal::RekeyNeeded)
+    } else if epoch != s.epoch {
+        Err(SessionRefusal::WrongEpoch(s.epoch))
+    } else if seq != last_seq + 1 {
+        Err(SessionRefusal::OutOfOrder(last_seq + 1))
+    } else {
+        Ok(())
+    }
+}
+
+/// Whether a member may accept its (unused) invitation for key generation
+/// `epoch`, valid until `expires_at`; `Ok(true)` when this is its first join.
+pub fn check_join(
+    s: &SessionState,
+    member: Option<MemberStatus>,
+    epoch: u32,
+    expires_at: Timestamp,
+    now: Timestamp,
+) -> Result<bool, SessionRefusal> {
+    if s.ended(now) {
+        return Err(SessionRefusal::Ended);
+    }
+    let Some(m) = member.filter(|m| m.is_current()) else { return Err(SessionRefusal::NotMember) };
+    if epoch != s.epoch || now >= expires_at || s.rekey_needed {
+        return Err(SessionRefusal::InvitationExpired);
+    }
+    Ok(m == MemberStatus::Invited)
+}
+
+/// What taking a member out does to its session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// Not a current member of an open session: nothing.
+    Nothing,
+    /// Fewer than two members would remain: the session ends.
+    Close,
+    /// The rest need a new key, of this generation, before messages flow again.
+    Rekey {
+        /// The new key generation.
+        epoch: u32,
+    },
+}
+
+/// Plans taking out a member whose standing is `member`, leaving `remaining`
+/// current members.
+pub fn plan_removal(s: &SessionState, member: Option<MemberStatus>, remaining: usize) -> Removal {
+    if s.closed || !member.is_some_and(MemberStatus::is_current) {
+        Removal::Nothing
+    } else if remaining < 2 {
+        Removal::Close
+    } else {
+        Removal::Rekey { epoch: s.epoch + 1 }
+    }
+}
+
 /// The exact bytes a member signs when it joins: proof that it holds its
 /// device key, tied to one invitation.
 pub fn join_statement(session_id: &str, epoch: u32, device: &str, nonce: &str) -> Vec<u8> {
@@ -580,5 +748,53 @@ mod tests {
         assert_eq!(rekey_rank(&members, "b", "a"), Some(1));
         assert_eq!(rekey_rank(&members, "b", "c"), Some(2));
         assert_eq!(rekey_rank(&members, "b", "z"), None);
+    }
+
+    fn open_session() -> SessionState {
+        SessionState { closed: false, expires_at: Timestamp::from_millis(10_000), epoch: 2, rekey_needed: false }
+    }
+
+    #[test]
+    fn relays_are_refused_in_a_fixed_order() {
+        let (s, now) = (open_session(), Timestamp::from_millis(100));
+        let joined = Some(MemberStatus::Joined);
+        assert_eq!(check_relay(&s, joined, 2, 4, 3, now), Ok(()));
+        assert_eq!(check_relay(&s, joined, 2, 5, 3, now), Err(SessionRefusal::OutOfOrder(4)));
+        assert_eq!(check_relay(&s, joined, 1, 4, 3, now), Err(SessionRefusal::WrongEpoch(2)));
+        let pending = SessionState { rekey_needed: true, ..s };
+        assert_eq!(check_relay(&pending, joined, 2, 4, 3, now), Err(SessionRefusal::RekeyNeeded));
+        assert_eq!(check_relay(&s, Some(MemberStatus::Invited), 2, 4, 3, now), Err(SessionRefusal::NotMember));
+        assert_eq!(check_relay(&s, None, 2, 4, 3, now), Err(SessionRefusal::NotMember));
+        assert_eq!(check_relay(&s, joined, 2, 4, 3, s.expires_at), Err(SessionRefusal::Ended));
+        let closed = SessionState { closed: true, ..s };
+        assert_eq!(check_relay(&closed, Some(MemberStatus::Left), 9, 0, 3, now), Err(SessionRefusal::Ended));
+    }
+
+    #[test]
+    fn joins_need_a_current_member_and_a_current_invitation() {
+        let (s, now) = (open_session(), Timestamp::from_millis(100));
+        let until = Timestamp::from_millis(500);
+        assert_eq!(check_join(&s, Some(MemberStatus::Invited), 2, until, now), Ok(true));
+        assert_eq!(check_join(&s, Some(MemberStatus::Joined), 2, until, now), Ok(false), "a rejoin at a new key");
+        assert_eq!(check_join(&s, Some(MemberStatus::Removed), 2, until, now), Err(SessionRefusal::NotMember));
+        assert_eq!(check_join(&s, Some(MemberStatus::Invited), 1, until, now), Err(SessionRefusal::InvitationExpired));
+        assert_eq!(check_join(&s, Some(MemberStatus::Invited), 2, now, now), Err(SessionRefusal::InvitationExpired));
+        let pending = SessionState { rekey_needed: true, ..s };
+        assert_eq!(
+            check_join(&pending, Some(MemberStatus::Invited), 2, until, now),
+            Err(SessionRefusal::InvitationExpired)
+        );
+    }
+
+    #[test]
+    fn removal_rekeys_or_closes() {
+        let s = open_session();
+        assert_eq!(plan_removal(&s, Some(MemberStatus::Joined), 2), Removal::Rekey { epoch: 3 });
+        assert_eq!(plan_removal(&s, Some(MemberStatus::Invited), 1), Removal::Close);
+        assert_eq!(plan_removal(&s, Some(MemberStatus::Left), 3), Removal::Nothing);
+        assert_eq!(plan_removal(&s, None, 3), Removal::Nothing);
+        assert_eq!(plan_removal(&SessionState { closed: true, ..s }, Some(MemberStatus::Joined), 3), Removal::Nothing);
+        assert_eq!(MemberStatus::parse("joined"), Some(MemberStatus::Joined));
+        assert_eq!(MemberStatus::parse("gone"), None);
     }
 }

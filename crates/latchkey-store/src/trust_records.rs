@@ -185,19 +185,32 @@ pub struct TrustedSessionRecord {
 impl TrustedSessionRecord {
     /// `open`, `closed` or `expired` at `now`.
     pub fn status(&self, now: Timestamp) -> &'static str {
-        if self.closed_at.is_some() {
-            "closed"
-        } else if now >= self.expires_at {
-            "expired"
-        } else {
-            "open"
+        self.state().status(now)
+    }
+
+    /// The session as its rules see it.
+    pub fn state(&self) -> latchkey_domain::trusted_session::SessionState {
+        latchkey_domain::trusted_session::SessionState {
+            closed: self.closed_at.is_some(),
+            expires_at: self.expires_at,
+            epoch: self.epoch,
+            rekey_needed: self.rekey_needed,
         }
+    }
+
+    /// A device's standing in the session, if it ever was a member.
+    pub fn member(&self, device: &str) -> Option<latchkey_domain::trusted_session::MemberStatus> {
+        self.members
+            .iter()
+            .find(|(d, _)| d == device)
+            .and_then(|(_, s)| latchkey_domain::trusted_session::MemberStatus::parse(s))
     }
 
     /// The members that count (invited or joined), sorted.
     pub fn current_members(&self) -> Vec<String> {
-        let mut m: Vec<String> =
-            self.members.iter().filter(|(_, s)| s == "invited" || s == "joined").map(|(d, _)| d.clone()).collect();
+        let current =
+            |s: &str| latchkey_domain::trusted_session::MemberStatus::parse(s).is_some_and(|m| m.is_current());
+        let mut m: Vec<String> = self.members.iter().filter(|(_, s)| current(s)).map(|(d, _)| d.clone()).collect();
         m.sort();
         m
     }
@@ -224,36 +237,7 @@ pub enum SessionMade {
     Refused(Vec<TargetAnswer>),
 }
 
-/// Why a session operation was refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SessionRefusal {
-    /// No such session of which the caller is (or was) a member.
-    NotFound,
-    /// The caller is not a current member.
-    NotMember,
-    /// Only the creator may do this.
-    NotCreator,
-    /// The session is closed or expired.
-    Ended,
-    /// The invitations are not valid for this session now.
-    Invitation(latchkey_domain::trusted_session::InvitationError),
-    /// No new invitations are needed (someone else issued them).
-    NotNeeded,
-    /// No invitation with this nonce for the caller.
-    UnknownInvitation,
-    /// The invitation was used already.
-    InvitationUsed,
-    /// The invitation expired or is for an older key.
-    InvitationExpired,
-    /// The join signature does not match the caller's key.
-    BadSignature,
-    /// Members changed; a new key must be issued first.
-    RekeyNeeded,
-    /// The message is under another key generation.
-    WrongEpoch(u32),
-    /// The sender's counter is not the next one.
-    OutOfOrder(i64),
-}
+pub use latchkey_domain::trusted_session::SessionRefusal;
 
 /// Invitations to store (a create, a rekey or a re-issue).
 #[derive(Debug, Clone)]

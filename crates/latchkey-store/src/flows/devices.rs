@@ -145,7 +145,14 @@ pub async fn revoke<T: Txn>(
     let families = tx.set_device_families_revoked(id, now).await?;
     tx.append_audit(&events::device_revoked(actor, id, families), now).await?;
     // Out of its trusted sessions at once; the others get a new key it never sees.
-    crate::flows::trusted_sessions::remove_everywhere(tx, id, "removed", actor, now).await?;
+    crate::flows::trusted_sessions::remove_everywhere(
+        tx,
+        id,
+        latchkey_domain::trusted_session::MemberStatus::Removed,
+        actor,
+        now,
+    )
+    .await?;
     d.status = DeviceStatus::Revoked;
     d.revoked_at = Some(now);
     Ok(RevokeDevice::Revoked(Box::new(d)))

@@ -11,6 +11,7 @@ use crate::trust_records::*;
 use crate::txn::{NewFamily, Txn};
 use latchkey_domain::device::DeviceStatus;
 use latchkey_domain::trust::{self, Party, PublicKey, Rotation, Statement, PROTOCOL_VERSION};
+use latchkey_domain::trusted_session::MemberStatus;
 use latchkey_domain::Timestamp;
 use std::collections::HashMap;
 
@@ -202,7 +203,7 @@ pub async fn remove<T: Txn>(
         for session_id in tx.open_sessions_with_member(other).await? {
             let Some(s) = tx.session(&session_id, false).await? else { continue };
             if s.creator == creator {
-                trusted_sessions::remove_member(tx, &session_id, other, "removed", actor, now).await?;
+                trusted_sessions::remove_member(tx, &session_id, other, MemberStatus::Removed, actor, now).await?;
             }
         }
     }
@@ -291,7 +292,7 @@ pub async fn rotate_key<T: Txn>(
     let chained = r.chain_signature.is_some();
     tx.append_audit(&events::device_key_rotated(&r.user_id, &r.device_id, chained, ended), now).await?;
     if !chained {
-        trusted_sessions::remove_everywhere(tx, &r.device_id, "removed", &r.user_id, now).await?;
+        trusted_sessions::remove_everywhere(tx, &r.device_id, MemberStatus::Removed, &r.user_id, now).await?;
     }
     Ok(Ok(subject))
 }

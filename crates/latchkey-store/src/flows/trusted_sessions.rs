@@ -12,8 +12,8 @@ use crate::trust_records::*;
 use crate::txn::Txn;
 use latchkey_domain::trust::PROTOCOL_VERSION;
 use latchkey_domain::trusted_session::{
-    check_each, check_issue, join_statement, plan_targets, Descriptor, InvitationError, Resolved, TargetFacts, BACKLOG,
-    MAX_SESSION_SECS,
+    check_each, check_issue, check_join, check_relay, join_statement, plan_removal, plan_targets, Descriptor,
+    InvitationError, MemberStatus, Removal, Resolved, TargetFacts, BACKLOG, MAX_SESSION_SECS,
 };
 use latchkey_domain::Timestamp;
 
@@ -33,13 +33,6 @@ pub fn trusted_cutoffs(now: Timestamp) -> (Timestamp, Timestamp) {
 /// is theirs.
 pub fn channel_subject(user_id: &str) -> String {
     format!("channel:{user_id}")
-}
-
-async fn resolve<T: Txn>(tx: &T, user_id: &str, target: &str) -> Result<Option<Known>, T::Error> {
-    if let Some(k) = known(tx, user_id, target).await? {
-        return Ok(Some(k));
-    }
-    Ok(None)
 }
 
 async fn facts<T: Txn>(tx: &T, creator: &Known, target: &Known, now: Timestamp) -> Result<TargetFacts, T::Error> {
@@ -65,7 +58,7 @@ pub async fn plan<T: Txn>(tx: &T, ask: &SessionAsk, now: Timestamp) -> Result<Se
     };
     let mut resolved = Vec::with_capacity(ask.targets.len());
     for target in &ask.targets {
-        let r = match resolve(tx, &ask.user_id, target).await? {
+        let r = match known(tx, &ask.user_id, target).await? {
             Some(k) => Resolved::Device(facts(tx, &creator, &k, now).await?),
             None => {
                 let by_slug = tx.devices_with_slug(&ask.user_id, target).await?;
@@ -165,8 +158,9 @@ pub async fn create<T: Txn>(
     };
     tx.insert_session(&session).await?;
     for m in &descriptor.members {
-        let (status, epoch) = if m == creator { ("joined", Some(1)) } else { ("invited", None) };
-        tx.insert_member(&session.id, m, status, epoch, now).await?;
+        let (status, epoch) =
+            if m == creator { (MemberStatus::Joined, Some(1)) } else { (MemberStatus::Invited, None) };
+        tx.insert_member(&session.id, m, status.as_str(), epoch, now).await?;
     }
     insert_invitations(tx, invitations).await?;
     tx.append_audit(&events::session_created(user_id, &session.id, creator, &descriptor.members), now).await?;
@@ -207,15 +201,11 @@ async fn loaded<T: Txn>(tx: &T, mut s: TrustedSessionRecord) -> Result<TrustedSe
     Ok(s)
 }
 
-fn status_of<'a>(s: &'a TrustedSessionRecord, device: &str) -> Option<&'a str> {
-    s.members.iter().find(|(d, _)| d == device).map(|(_, st)| st.as_str())
-}
-
 /// A session the device is (or was) a member of, with its members.
 pub async fn get<T: Txn>(tx: &T, session_id: &str, device_id: &str) -> Result<Option<TrustedSessionRecord>, T::Error> {
     let Some(s) = tx.session(session_id, false).await? else { return Ok(None) };
     let s = loaded(tx, s).await?;
-    Ok(status_of(&s, device_id).is_some().then_some(s))
+    Ok(s.member(device_id).is_some().then_some(s))
 }
 
 /// The open sessions a device is a current member of, with their members.
@@ -258,13 +248,13 @@ pub async fn issue<T: Txn>(
 ) -> Result<Result<(), SessionRefusal>, T::Error> {
     let Some(s) = tx.session(&issue.session_id, true).await? else { return Ok(Err(SessionRefusal::NotFound)) };
     let s = loaded(tx, s).await?;
-    if s.user_id != user_id || status_of(&s, &issue.sender).is_none() {
+    if s.user_id != user_id || s.member(&issue.sender).is_none() {
         return Ok(Err(SessionRefusal::NotFound));
     }
     if s.status(now) != "open" {
         return Ok(Err(SessionRefusal::Ended));
     }
-    if status_of(&s, &issue.sender) != Some("joined") {
+    if s.member(&issue.sender) != Some(MemberStatus::Joined) {
         return Ok(Err(SessionRefusal::NotMember));
     }
     let Some(sender) = known(tx, user_id, &issue.sender).await? else {
@@ -284,7 +274,7 @@ pub async fn issue<T: Txn>(
         insert_invitations(tx, &issue.invitations).await?;
         tx.set_session_epoch(&s.id, s.epoch, false).await?;
         // The sender holds the new key already.
-        tx.set_member(&s.id, &issue.sender, "joined", Some(s.epoch), now).await?;
+        tx.set_member(&s.id, &issue.sender, MemberStatus::Joined.as_str(), Some(s.epoch), now).await?;
         append(tx, user_id, event(&s, "rekeyed", Some(&issue.sender)), now).await?;
         tx.append_audit(&events::session_rekeyed(user_id, &s.id, &issue.sender, s.epoch), now).await?;
     } else {
@@ -297,7 +287,7 @@ pub async fn issue<T: Txn>(
         }
         for r in &recipients {
             // Only a member still waiting, whose invitation has lapsed, gets a fresh one.
-            let waiting = status_of(&s, r) == Some("invited");
+            let waiting = s.member(r) == Some(MemberStatus::Invited);
             if !waiting || tx.has_pending_invitation(&s.id, r, now).await? {
                 return Ok(Err(SessionRefusal::NotNeeded));
             }
@@ -330,15 +320,10 @@ pub async fn join<T: Txn>(
     if s.user_id != user_id {
         return Ok(Err(SessionRefusal::NotFound));
     }
-    if s.status(now) != "open" {
-        return Ok(Err(SessionRefusal::Ended));
-    }
-    if !matches!(status_of(&s, &j.device_id), Some("invited" | "joined")) {
-        return Ok(Err(SessionRefusal::NotMember));
-    }
-    if inv.epoch != s.epoch || now >= inv.expires_at || s.rekey_needed {
-        return Ok(Err(SessionRefusal::InvitationExpired));
-    }
+    let first = match check_join(&s.state(), s.member(&j.device_id), inv.epoch, inv.expires_at, now) {
+        Ok(first) => first,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
     let Some(me) = known(tx, user_id, &j.device_id).await? else { return Ok(Err(SessionRefusal::NotMember)) };
     let statement = join_statement(&s.id, s.epoch, &j.device_id, &j.nonce);
     if me.key.verify_b64(&statement, &j.signature).is_err() {
@@ -347,8 +332,7 @@ pub async fn join<T: Txn>(
     if !tx.use_invitation(&j.nonce, now).await? {
         return Ok(Err(SessionRefusal::InvitationUsed));
     }
-    let first = status_of(&s, &j.device_id) == Some("invited");
-    tx.set_member(&s.id, &j.device_id, "joined", Some(s.epoch), now).await?;
+    tx.set_member(&s.id, &j.device_id, MemberStatus::Joined.as_str(), Some(s.epoch), now).await?;
     if first {
         append(tx, user_id, event(&s, "member_joined", Some(&j.device_id)), now).await?;
         tx.append_audit(&events::session_joined(user_id, &s.id, &j.device_id, s.epoch), now).await?;
@@ -357,37 +341,37 @@ pub async fn join<T: Txn>(
     Ok(Ok(loaded(tx, s).await?))
 }
 
-/// Takes a member out (`status` `left` or `removed`): the others must get a
-/// new key before messages flow again; a session left with one member ends.
+/// Takes a member out (`status` left or removed), as `plan_removal` says: the
+/// others must get a new key before messages flow again; a session left with
+/// one member ends.
 /// Whether it was a current member.
 pub async fn remove_member<T: Txn>(
     tx: &T,
     session_id: &str,
     device_id: &str,
-    status: &str,
+    status: MemberStatus,
     actor: &str,
     now: Timestamp,
 ) -> Result<bool, T::Error> {
     let Some(s) = tx.session(session_id, true).await? else { return Ok(false) };
     let mut s = loaded(tx, s).await?;
-    if s.closed_at.is_some() || !matches!(status_of(&s, device_id), Some("invited" | "joined")) {
+    let remaining = s.current_members().iter().filter(|m| *m != device_id).count();
+    let plan = plan_removal(&s.state(), s.member(device_id), remaining);
+    if plan == Removal::Nothing {
         return Ok(false);
     }
-    tx.set_member(session_id, device_id, status, None, now).await?;
-    let name = if status == "left" { "member_left" } else { "member_removed" };
+    tx.set_member(session_id, device_id, status.as_str(), None, now).await?;
+    let name = if status == MemberStatus::Left { "member_left" } else { "member_removed" };
     append(tx, &s.user_id.clone(), event(&s, name, Some(device_id)), now).await?;
-    tx.append_audit(&events::session_member_removed(actor, session_id, device_id, status), now).await?;
-    for m in &mut s.members {
-        if m.0 == device_id {
-            m.1 = status.to_string();
+    tx.append_audit(&events::session_member_removed(actor, session_id, device_id, status.as_str()), now).await?;
+    match plan {
+        Removal::Close => end(tx, &s, actor, now).await?,
+        Removal::Rekey { epoch } => {
+            s.epoch = epoch;
+            tx.set_session_epoch(session_id, epoch, true).await?;
+            append(tx, &s.user_id.clone(), event(&s, "rekey_needed", None), now).await?;
         }
-    }
-    if s.current_members().len() < 2 {
-        end(tx, &s, actor, now).await?;
-    } else {
-        s.epoch += 1;
-        tx.set_session_epoch(session_id, s.epoch, true).await?;
-        append(tx, &s.user_id.clone(), event(&s, "rekey_needed", None), now).await?;
+        Removal::Nothing => {}
     }
     wake(tx, &s.user_id).await?;
     Ok(true)
@@ -417,7 +401,7 @@ pub async fn expire<T: Txn>(tx: &T, now: Timestamp) -> Result<Vec<String>, T::Er
 pub async fn remove_everywhere<T: Txn>(
     tx: &T,
     device_id: &str,
-    status: &str,
+    status: MemberStatus,
     actor: &str,
     now: Timestamp,
 ) -> Result<(), T::Error> {
@@ -437,7 +421,7 @@ pub async fn leave<T: Txn>(
 ) -> Result<Result<(), SessionRefusal>, T::Error> {
     match get(tx, session_id, device_id).await? {
         Some(s) if s.user_id == user_id => {
-            if remove_member(tx, session_id, device_id, "left", user_id, now).await? {
+            if remove_member(tx, session_id, device_id, MemberStatus::Left, user_id, now).await? {
                 Ok(Ok(()))
             } else {
                 Ok(Err(SessionRefusal::NotMember))
@@ -457,7 +441,7 @@ pub async fn close<T: Txn>(
 ) -> Result<Result<(), SessionRefusal>, T::Error> {
     let Some(s) = tx.session(session_id, true).await? else { return Ok(Err(SessionRefusal::NotFound)) };
     let s = loaded(tx, s).await?;
-    if s.user_id != user_id || status_of(&s, device_id).is_none() {
+    if s.user_id != user_id || s.member(device_id).is_none() {
         return Ok(Err(SessionRefusal::NotFound));
     }
     if s.creator != device_id {
@@ -485,21 +469,9 @@ pub async fn relay<T: Txn>(
     if s.user_id != user_id {
         return Ok(Err(SessionRefusal::NotFound));
     }
-    if s.status(now) != "open" {
-        return Ok(Err(SessionRefusal::Ended));
-    }
-    if status_of(&s, &r.sender) != Some("joined") {
-        return Ok(Err(SessionRefusal::NotMember));
-    }
-    if s.rekey_needed {
-        return Ok(Err(SessionRefusal::RekeyNeeded));
-    }
-    if r.epoch != s.epoch {
-        return Ok(Err(SessionRefusal::WrongEpoch(s.epoch)));
-    }
-    let expected = tx.member_seq(&s.id, &r.sender).await? + 1;
-    if r.seq != expected {
-        return Ok(Err(SessionRefusal::OutOfOrder(expected)));
+    let last_seq = tx.member_seq(&s.id, &r.sender).await?;
+    if let Err(refusal) = check_relay(&s.state(), s.member(&r.sender), r.epoch, r.seq, last_seq, now) {
+        return Ok(Err(refusal));
     }
     let entry = LogEntry {
         pos: 0,
@@ -557,7 +529,7 @@ pub async fn open_channel<T: Txn>(
     tx.insert_channel(channel_id, device_id, now).await?;
     for s in tx.sessions_of_device(device_id, now).await? {
         let s = loaded(tx, s).await?;
-        let waiting = status_of(&s, device_id) == Some("invited");
+        let waiting = s.member(device_id) == Some(MemberStatus::Invited);
         if waiting && !s.rekey_needed && !tx.has_pending_invitation(&s.id, device_id, now).await? {
             append(tx, user_id, event(&s, "invitation_needed", Some(device_id)), now).await?;
             wake(tx, &s.user_id).await?;
