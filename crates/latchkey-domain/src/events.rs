@@ -422,6 +422,59 @@ pub fn plan_interval(existing: &[Interval], capture: Interval) -> IntervalPlan {
     }
 }
 
+/// The devices that observed one event, each with when it first did, in the
+/// order they first did (ties by device). Which devices saw an event is never
+/// part of its identity; this is what is recorded beside it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observers(Vec<(String, Timestamp)>);
+
+impl Observers {
+    /// One device's first sighting.
+    pub fn first(device: &str, at: Timestamp) -> Self {
+        Self(vec![(device.to_string(), at)])
+    }
+
+    /// A set as stored, in any order; a device listed twice keeps its earliest sighting.
+    pub fn from_sightings(sightings: impl IntoIterator<Item = (String, Timestamp)>) -> Self {
+        let mut out = Self::default();
+        for (device, at) in sightings {
+            out.observe(&device, at);
+        }
+        out
+    }
+
+    /// Records that `device` saw the event at `at`; whether the set changed
+    /// (a new device, or an earlier sighting of a known one).
+    pub fn observe(&mut self, device: &str, at: Timestamp) -> bool {
+        match self.0.iter().position(|(d, _)| d == device) {
+            Some(i) if self.0[i].1 <= at => return false,
+            Some(i) => {
+                self.0.remove(i);
+            }
+            None => {}
+        }
+        let key = |(d, t): &(String, Timestamp)| (*t, d.clone());
+        let new = (device.to_string(), at);
+        let at_index = self.0.partition_point(|o| key(o) < key(&new));
+        self.0.insert(at_index, new);
+        true
+    }
+
+    /// Adds every sighting of `other` (an event merged into this one); whether the set changed.
+    pub fn absorb(&mut self, other: &Observers) -> bool {
+        let mut changed = false;
+        for (device, at) in &other.0 {
+            changed |= self.observe(device, *at);
+        }
+        changed
+    }
+
+    /// The sightings, earliest first.
+    pub fn sightings(&self) -> &[(String, Timestamp)] {
+        &self.0
+    }
+}
+
 #[cfg(test)]
 // A broken promise fails the test, and panicking is how tests fail.
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -451,6 +504,23 @@ mod tests {
 
     fn obj(v: Value) -> Map<String, Value> {
         v.as_object().cloned().expect("object")
+    }
+
+    #[test]
+    fn observers_keep_each_device_once_at_its_first_sighting_in_order() {
+        let mut o = Observers::first("laptop", t(200));
+        assert!(!o.observe("laptop", t(300)), "a later sighting of a known device changes nothing");
+        assert!(o.observe("desktop", t(100)), "a new device is a change");
+        assert!(o.observe("laptop", t(50)), "an earlier sighting replaces the later one");
+        let seen: Vec<(&str, i64)> = o.sightings().iter().map(|(d, at)| (d.as_str(), at.as_millis())).collect();
+        assert_eq!(seen, [("laptop", 50), ("desktop", 100)]);
+        let mut other = Observers::first("phone", t(100));
+        assert!(other.absorb(&o));
+        assert!(!other.absorb(&o), "absorbing the same set twice changes nothing");
+        let seen: Vec<&str> = other.sightings().iter().map(|(d, _)| d.as_str()).collect();
+        assert_eq!(seen, ["laptop", "desktop", "phone"], "by time, then by device");
+        let shuffled = Observers::from_sightings(other.sightings().iter().rev().cloned());
+        assert_eq!(shuffled, other, "the stored order does not matter");
     }
 
     #[test]

@@ -12,6 +12,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("../migrations/0006_sign_ins.sql")),
     (7, include_str!("../migrations/0007_events.sql")),
     (8, include_str!("../migrations/0008_trusted_sessions.sql")),
+    (9, include_str!("../migrations/0009_observers_in_the_event.sql")),
 ];
 
 /// Advisory-lock class for migrations; the second key is the schema's hash,

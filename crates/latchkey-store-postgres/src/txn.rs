@@ -14,7 +14,7 @@ use deadpool_postgres::GenericClient;
 use latchkey_domain::account::{AccountStatus, FailureRun};
 use latchkey_domain::audit::AuditEvent;
 use latchkey_domain::device::DeviceStatus;
-use latchkey_domain::events::Interval;
+use latchkey_domain::events::{Interval, Observers};
 use latchkey_domain::pairing::PairingStatus;
 use latchkey_domain::secret::SecretHash;
 use latchkey_domain::trusted_session::SignedInvitation;
@@ -378,15 +378,30 @@ impl<C: GenericClient + Sync> Txn for Pg<'_, C> {
     }
     async fn insert_event(&self, e: &NewEvent<'_>, seq: i64, now: Timestamp) -> DbResult<bool> {
         let (start, end) = (e.interval.map(|i| i.start.as_millis()), e.interval.map(|i| i.end.as_millis()));
-        let p: [&(dyn ToSql + Sync); 10] =
-            [&e.id, &e.user_id, &e.client_id, &e.kind, &e.series, &e.identity, &start, &end, &now.as_millis(), &seq];
+        let observers = rows::observers_text(e.observers);
+        let p: [&(dyn ToSql + Sync); 11] = [
+            &e.id,
+            &e.user_id,
+            &e.client_id,
+            &e.kind,
+            &e.series,
+            &e.identity,
+            &start,
+            &end,
+            &now.as_millis(),
+            &seq,
+            &observers,
+        ];
         Ok(exec(self.0, sql::INSERT_EVENT, &p).await? > 0)
+    }
+    async fn event_observers(&self, id: &str) -> DbResult<Option<Observers>> {
+        one(self.0, sql::EVENT_OBSERVERS, &[&id], |r| rows::observers(r)).await
+    }
+    async fn set_event_observers(&self, id: &str, o: &Observers, seq: i64) -> DbResult<()> {
+        exec(self.0, sql::SET_EVENT_OBSERVERS, &[&rows::observers_text(o), &seq, &id]).await.map(drop)
     }
     async fn set_event_seq(&self, id: &str, seq: i64) -> DbResult<()> {
         exec(self.0, sql::SET_EVENT_SEQ, &[&seq, &id]).await.map(drop)
-    }
-    async fn add_observer(&self, event_id: &str, device_id: &str, now: Timestamp) -> DbResult<bool> {
-        Ok(exec(self.0, sql::ADD_OBSERVER, &[&event_id, &device_id, &now.as_millis()]).await? > 0)
     }
     async fn add_part(&self, event_id: &str, device_id: &str, i: Interval) -> DbResult<bool> {
         let p: [&(dyn ToSql + Sync); 4] = [&event_id, &device_id, &i.start.as_millis(), &i.end.as_millis()];
@@ -395,24 +410,19 @@ impl<C: GenericClient + Sync> Txn for Pg<'_, C> {
     async fn series_events(&self, series: &str) -> DbResult<Vec<(String, Interval)>> {
         all(self.0, sql::SERIES_EVENTS, &[&series], |r| rows::series_event(r)).await
     }
-    async fn set_event_interval(&self, id: &str, i: Interval, seq: i64) -> DbResult<()> {
-        let p: [&(dyn ToSql + Sync); 4] = [&i.start.as_millis(), &i.end.as_millis(), &seq, &id];
+    async fn set_event_interval(&self, id: &str, i: Interval, o: &Observers, seq: i64) -> DbResult<()> {
+        let observers = rows::observers_text(o);
+        let p: [&(dyn ToSql + Sync); 5] = [&i.start.as_millis(), &i.end.as_millis(), &observers, &seq, &id];
         exec(self.0, sql::SET_EVENT_INTERVAL, &p).await.map(drop)
     }
     async fn set_merged_into(&self, id: &str, into: &str, seq: i64) -> DbResult<()> {
         exec(self.0, sql::SET_MERGED_INTO, &[&into, &seq, &id]).await.map(drop)
-    }
-    async fn move_observers(&self, from: &str, to: &str) -> DbResult<()> {
-        exec(self.0, sql::MOVE_OBSERVERS, &[&to, &from]).await.map(drop)
     }
     async fn move_parts(&self, from: &str, to: &str) -> DbResult<()> {
         exec(self.0, sql::MOVE_PARTS, &[&to, &from]).await.map(drop)
     }
     async fn events_after(&self, user_id: &str, client_id: &str, after: i64, limit: i64) -> DbResult<Vec<StoredEvent>> {
         all(self.0, sql::EVENTS_AFTER, &[&user_id, &client_id, &after, &limit], |r| rows::stored_event(r)).await
-    }
-    async fn observers_between(&self, user_id: &str, after: i64, last: i64) -> DbResult<Vec<(String, EventObserver)>> {
-        all(self.0, sql::OBSERVERS_BETWEEN, &[&user_id, &after, &last], |r| rows::event_observer(r)).await
     }
     async fn parts_between(&self, user_id: &str, after: i64, last: i64) -> DbResult<Vec<(String, EventPart)>> {
         all(self.0, sql::PARTS_BETWEEN, &[&user_id, &after, &last], |r| rows::event_part(r)).await

@@ -12,6 +12,7 @@
 
 mod audit;
 mod backup;
+mod checkpoint;
 mod devices;
 mod enrollment;
 mod keys;
@@ -105,14 +106,25 @@ impl SqliteStore {
     pub async fn open(path: impl AsRef<Path>, durability: Durability) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
         let p = path.clone();
-        let conn = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+        let (conn, checkpoint_conn) = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
             let mut conn = open_conn(&p, durability)?;
             migrations::run(&mut conn)?;
-            Ok(conn)
+            // Checkpoints run beside the writer (see `checkpoint`); its own
+            // automatic one is only the backstop. Each operation runs in a
+            // savepoint, which copies every page it first changes into a
+            // sub-journal: kept in memory, that is a copy; on disk (past 64 KiB,
+            // SQLite's default) it was a write per page.
+            conn.execute_batch(&format!(
+                "PRAGMA wal_autocheckpoint = {}; PRAGMA temp_store = MEMORY;",
+                checkpoint::WRITER_AUTOCHECKPOINT
+            ))
+            .map_err(db_err)?;
+            let checkpoint_conn = open_conn(&p, durability)?;
+            Ok((conn, checkpoint_conn))
         })
         .await
         .map_err(|e| StoreError::Database(e.to_string()))??;
-        let writer = writer::Writer::start(conn)?;
+        let writer = writer::Writer::start(conn, checkpoint::Checkpointer::start(checkpoint_conn)?)?;
         let readers = reader::Readers::new(path.clone());
         Ok(Self { writer, readers, notifier: DecisionNotifier::default(), path })
     }

@@ -13,6 +13,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("../migrations/0006_sign_ins.sql")),
     (7, include_str!("../migrations/0007_events.sql")),
     (8, include_str!("../migrations/0008_trusted_sessions.sql")),
+    (9, include_str!("../migrations/0009_observers_in_the_event.sql")),
 ];
 
 /// Every migration version this build knows.
@@ -21,6 +22,11 @@ pub(crate) fn known_versions() -> Vec<i64> {
 }
 
 pub(crate) fn run(conn: &mut Connection) -> Result<(), StoreError> {
+    run_to(conn, i64::MAX)
+}
+
+/// Applies pending migrations up to `last` (tests start from an older schema).
+fn run_to(conn: &mut Connection, last: i64) -> Result<(), StoreError> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
     )
@@ -32,7 +38,7 @@ pub(crate) fn run(conn: &mut Connection) -> Result<(), StoreError> {
     if found > known {
         return Err(StoreError::NewerSchema { found, known });
     }
-    for (version, sql) in MIGRATIONS {
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v <= last) {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db_err)?;
         let applied: bool = tx
             .query_row("SELECT EXISTS(SELECT 1 FROM schema_migrations WHERE version = ?1)", [version], |r| r.get(0))
@@ -49,4 +55,48 @@ pub(crate) fn run(conn: &mut Connection) -> Result<(), StoreError> {
         tx.commit().map_err(db_err)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+// A broken promise fails the test, and panicking is how tests fail.
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    /// Migration 9 rebuilds the events table: observers move into the row,
+    /// parts stay, and deleting an event still takes its parts with it.
+    #[test]
+    fn observers_move_into_their_events_and_nothing_is_lost() {
+        let dir = std::env::temp_dir().join(format!("latchkey-migration-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut conn = crate::open_conn(&dir.join("db.sqlite"), crate::Durability::Full).unwrap();
+        run_to(&mut conn, 8).unwrap();
+        conn.execute_batch(
+            "INSERT INTO users (id, username, password_hash, is_admin, created_at) VALUES ('u1', 'ada', 'x', 0, 0);
+             INSERT INTO events (id, user_id, client_id, kind, series, identity, start_at, end_at, created_at, seq)
+                 VALUES ('e1', 'u1', 'cli', 'activity', 's1', '{}', 0, 10, 5, 1),
+                        ('e2', 'u1', 'cli', 'note', 'e2', '{}', NULL, NULL, 5, 2);
+             INSERT INTO event_observers (event_id, device_id, first_seen_at)
+                 VALUES ('e1', 'laptop', 200), ('e1', 'desktop', 100), ('e2', 'phone', 300);
+             INSERT INTO event_parts (event_id, device_id, start_at, end_at) VALUES ('e1', 'laptop', 0, 10);",
+        )
+        .unwrap();
+        run(&mut conn).unwrap();
+        let observers = |id: &str| -> String {
+            conn.query_row("SELECT observers FROM events WHERE id = ?1", [id], |r| r.get(0)).unwrap()
+        };
+        let parsed = latchkey_store::rows::parse_observers(&observers("e1")).unwrap();
+        let seen: Vec<(&str, i64)> = parsed.sightings().iter().map(|(d, at)| (d.as_str(), at.as_millis())).collect();
+        assert_eq!(seen, [("desktop", 100), ("laptop", 200)]);
+        assert_eq!(observers("e2"), r#"[["phone",300]]"#);
+        let parts: i64 = conn.query_row("SELECT COUNT(*) FROM event_parts", [], |r| r.get(0)).unwrap();
+        assert_eq!(parts, 1);
+        conn.execute("DELETE FROM events WHERE id = 'e1'", []).unwrap();
+        let parts: i64 = conn.query_row("SELECT COUNT(*) FROM event_parts", [], |r| r.get(0)).unwrap();
+        assert_eq!(parts, 0, "the parts' foreign key follows the rebuilt table");
+        let fk: i64 = conn.query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| r.get(0)).unwrap();
+        assert_eq!(fk, 0);
+        drop(conn);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -8,7 +8,7 @@ use crate::{audit, db_err, is_unique_violation};
 use latchkey_domain::account::{AccountStatus, FailureRun};
 use latchkey_domain::audit::AuditEvent;
 use latchkey_domain::device::DeviceStatus;
-use latchkey_domain::events::Interval;
+use latchkey_domain::events::{Interval, Observers};
 use latchkey_domain::pairing::PairingStatus;
 use latchkey_domain::secret::SecretHash;
 use latchkey_domain::trusted_session::SignedInvitation;
@@ -350,14 +350,30 @@ impl Txn for Sql<'_> {
     }
     async fn insert_event(&self, e: &NewEvent<'_>, seq: i64, now: Timestamp) -> StoreResult<bool> {
         let (start, end) = (e.interval.map(|i| i.start.as_millis()), e.interval.map(|i| i.end.as_millis()));
-        let p = params![e.id, e.user_id, e.client_id, e.kind, e.series, e.identity, start, end, now.as_millis(), seq];
+        let observers = rows::observers_text(e.observers);
+        let p = params![
+            e.id,
+            e.user_id,
+            e.client_id,
+            e.kind,
+            e.series,
+            e.identity,
+            start,
+            end,
+            now.as_millis(),
+            seq,
+            observers
+        ];
         Ok(exec(self.0, sql::INSERT_EVENT, p)? > 0)
+    }
+    async fn event_observers(&self, id: &str) -> StoreResult<Option<Observers>> {
+        one(self.0, sql::EVENT_OBSERVERS, [id], |r| rows::observers(r))
+    }
+    async fn set_event_observers(&self, id: &str, o: &Observers, seq: i64) -> StoreResult<()> {
+        exec(self.0, sql::SET_EVENT_OBSERVERS, params![rows::observers_text(o), seq, id]).map(drop)
     }
     async fn set_event_seq(&self, id: &str, seq: i64) -> StoreResult<()> {
         exec(self.0, sql::SET_EVENT_SEQ, params![seq, id]).map(drop)
-    }
-    async fn add_observer(&self, event_id: &str, device_id: &str, now: Timestamp) -> StoreResult<bool> {
-        Ok(exec(self.0, sql::ADD_OBSERVER, params![event_id, device_id, now.as_millis()])? > 0)
     }
     async fn add_part(&self, event_id: &str, device_id: &str, i: Interval) -> StoreResult<bool> {
         let p = params![event_id, device_id, i.start.as_millis(), i.end.as_millis()];
@@ -366,14 +382,12 @@ impl Txn for Sql<'_> {
     async fn series_events(&self, series: &str) -> StoreResult<Vec<(String, Interval)>> {
         all(self.0, sql::SERIES_EVENTS, [series], |r| rows::series_event(r))
     }
-    async fn set_event_interval(&self, id: &str, i: Interval, seq: i64) -> StoreResult<()> {
-        exec(self.0, sql::SET_EVENT_INTERVAL, params![i.start.as_millis(), i.end.as_millis(), seq, id]).map(drop)
+    async fn set_event_interval(&self, id: &str, i: Interval, o: &Observers, seq: i64) -> StoreResult<()> {
+        let p = params![i.start.as_millis(), i.end.as_millis(), rows::observers_text(o), seq, id];
+        exec(self.0, sql::SET_EVENT_INTERVAL, p).map(drop)
     }
     async fn set_merged_into(&self, id: &str, into: &str, seq: i64) -> StoreResult<()> {
         exec(self.0, sql::SET_MERGED_INTO, params![into, seq, id]).map(drop)
-    }
-    async fn move_observers(&self, from: &str, to: &str) -> StoreResult<()> {
-        exec(self.0, sql::MOVE_OBSERVERS, [to, from]).map(drop)
     }
     async fn move_parts(&self, from: &str, to: &str) -> StoreResult<()> {
         exec(self.0, sql::MOVE_PARTS, [to, from]).map(drop)
@@ -386,14 +400,6 @@ impl Txn for Sql<'_> {
         limit: i64,
     ) -> StoreResult<Vec<StoredEvent>> {
         all(self.0, sql::EVENTS_AFTER, params![user_id, client_id, after, limit], |r| rows::stored_event(r))
-    }
-    async fn observers_between(
-        &self,
-        user_id: &str,
-        after: i64,
-        last: i64,
-    ) -> StoreResult<Vec<(String, EventObserver)>> {
-        all(self.0, sql::OBSERVERS_BETWEEN, params![user_id, after, last], |r| rows::event_observer(r))
     }
     async fn parts_between(&self, user_id: &str, after: i64, last: i64) -> StoreResult<Vec<(String, EventPart)>> {
         all(self.0, sql::PARTS_BETWEEN, params![user_id, after, last], |r| rows::event_part(r))

@@ -1,5 +1,6 @@
 //! The one write connection, on its own thread, committing queued operations in batches.
 
+use crate::checkpoint::Checkpointer;
 use crate::db_err;
 use latchkey_store::{StoreError, StoreResult};
 use rusqlite::Connection;
@@ -64,13 +65,14 @@ pub(crate) struct Counters {
 }
 
 impl Writer {
-    pub(crate) fn start(conn: Connection) -> Result<Self, StoreError> {
+    /// Starts the writer on `conn`, waking `checkpointer` after each commit.
+    pub(crate) fn start(conn: Connection, checkpointer: Checkpointer) -> Result<Self, StoreError> {
         let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
         let counters = Arc::new(Counters::default());
         let c = counters.clone();
         std::thread::Builder::new()
             .name("latchkey-sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx, &c))
+            .spawn(move || writer_loop(conn, rx, &c, &checkpointer))
             .map_err(|e| StoreError::Database(format!("cannot start the SQLite writer: {e}")))?;
         Ok(Self { tx, counters })
     }
@@ -96,7 +98,7 @@ impl Writer {
     }
 }
 
-fn writer_loop(conn: Connection, rx: mpsc::Receiver<Box<dyn Job>>, counters: &Counters) {
+fn writer_loop(conn: Connection, rx: mpsc::Receiver<Box<dyn Job>>, counters: &Counters, checkpointer: &Checkpointer) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
     // Blocks until work arrives; ends when every sender (the store) is dropped.
     while let Ok(first) = rx.recv() {
@@ -113,8 +115,9 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Box<dyn Job>>, counters: &Co
         let took = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         counters.commits.fetch_add(1, Ordering::Relaxed);
         counters.commit_micros.fetch_add(took, Ordering::Relaxed);
-        if let Err(e) = &commit {
-            tracing::error!(error = %e, ops = batch.len(), "SQLite batch failed");
+        match &commit {
+            Ok(()) => checkpointer.committed(),
+            Err(e) => tracing::error!(error = %e, ops = batch.len(), "SQLite batch failed"),
         }
         for job in batch.drain(..) {
             job.finish(commit.as_ref().map(|_| ()));

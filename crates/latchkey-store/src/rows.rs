@@ -11,7 +11,7 @@ use crate::{StoreError, StoreResult};
 use latchkey_domain::account::{AccountStatus, FailureRun};
 use latchkey_domain::device::{DeviceStatus, EnrollmentKeyState};
 use latchkey_domain::device_grant::{GrantState, GrantStatus};
-use latchkey_domain::events::Interval;
+use latchkey_domain::events::{Interval, Observers};
 use latchkey_domain::pairing::{PairingState, PairingStatus};
 use latchkey_domain::secret::SecretHash;
 use latchkey_domain::Timestamp;
@@ -307,8 +307,31 @@ pub fn series_event(r: &impl Columns) -> StoreResult<(String, Interval)> {
     Ok((id, interval))
 }
 
-/// An event from [`crate::sql::EVENTS_AFTER`], without observers and parts.
+/// An event's observers as stored: `[[device, first_seen_ms], ...]`.
+pub fn observers_text(o: &Observers) -> String {
+    let list: Vec<(&str, i64)> = o.sightings().iter().map(|(d, at)| (d.as_str(), at.as_millis())).collect();
+    serde_json::Value::from(list.into_iter().map(|(d, at)| serde_json::json!([d, at])).collect::<Vec<_>>()).to_string()
+}
+
+/// An event's observers from their stored text (see [`observers_text`]).
+pub fn parse_observers(text: &str) -> StoreResult<Observers> {
+    let list: Vec<(String, i64)> =
+        serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("an event's observers: {e}")))?;
+    Ok(Observers::from_sightings(list.into_iter().map(|(d, at)| (d, Timestamp::from_millis(at)))))
+}
+
+/// An event's observers from [`crate::sql::EVENT_OBSERVERS`].
+pub fn observers(r: &impl Columns) -> StoreResult<Observers> {
+    parse_observers(&r.text(0)?)
+}
+
+/// An event from [`crate::sql::EVENTS_AFTER`], with its observers and without parts.
 pub fn stored_event(r: &impl Columns) -> StoreResult<StoredEvent> {
+    let observers = parse_observers(&r.text(8)?)?
+        .sightings()
+        .iter()
+        .map(|(d, at)| EventObserver { device_id: d.clone(), first_seen_at: *at })
+        .collect();
     Ok(StoredEvent {
         id: r.text(0)?,
         seq: r.int(1)?,
@@ -317,14 +340,9 @@ pub fn stored_event(r: &impl Columns) -> StoreResult<StoredEvent> {
         identity: r.text(4)?,
         interval: opt_interval(r, 5, 6)?,
         merged_into: r.opt_text(7)?,
-        observers: Vec::new(),
+        observers,
         parts: Vec::new(),
     })
-}
-
-/// An observer from [`crate::sql::OBSERVERS_BETWEEN`], with its event's ID.
-pub fn event_observer(r: &impl Columns) -> StoreResult<(String, EventObserver)> {
-    Ok((r.text(0)?, EventObserver { device_id: r.text(1)?, first_seen_at: r.at(2)? }))
 }
 
 /// A part from [`crate::sql::PARTS_BETWEEN`], with its event's ID.

@@ -352,12 +352,13 @@ pub const EVENT_HEAD: &str = "SELECT seq FROM event_heads WHERE user_id = $1";
 pub const SET_EVENT_HEAD: &str = "UPDATE event_heads SET seq = $1 WHERE user_id = $2";
 /// Stores an event unless its ID is taken.
 pub const INSERT_EVENT: &str = "INSERT INTO events (id, user_id, client_id, kind, series, identity, start_at, end_at,
-        created_at, seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING";
+        created_at, seq, observers) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING";
+/// An event's observers, as [`crate::rows::observers`] reads them.
+pub const EVENT_OBSERVERS: &str = "SELECT observers FROM events WHERE id = $1";
+/// Replaces an event's observers, at a new place in its stream.
+pub const SET_EVENT_OBSERVERS: &str = "UPDATE events SET observers = $1, seq = $2 WHERE id = $3";
 /// Moves an event to a new place in its stream.
 pub const SET_EVENT_SEQ: &str = "UPDATE events SET seq = $1 WHERE id = $2";
-/// Records a device's first sighting of an event.
-pub const ADD_OBSERVER: &str = "INSERT INTO event_observers (event_id, device_id, first_seen_at) VALUES ($1, $2, $3)
-     ON CONFLICT (event_id, device_id) DO NOTHING";
 /// Records the part of an interval event a device captured.
 pub const ADD_PART: &str = "INSERT INTO event_parts (event_id, device_id, start_at, end_at) VALUES ($1, $2, $3, $4)
      ON CONFLICT (event_id, device_id, start_at, end_at) DO NOTHING";
@@ -365,27 +366,18 @@ pub const ADD_PART: &str = "INSERT INTO event_parts (event_id, device_id, start_
 pub const SERIES_EVENTS: &str =
     "SELECT id, start_at, end_at FROM events WHERE series = $1 AND merged_into IS NULL AND start_at IS NOT NULL
      ORDER BY start_at";
-/// Widens an interval event.
-pub const SET_EVENT_INTERVAL: &str = "UPDATE events SET start_at = $1, end_at = $2, seq = $3 WHERE id = $4";
+/// Widens an interval event, with its observers now.
+pub const SET_EVENT_INTERVAL: &str =
+    "UPDATE events SET start_at = $1, end_at = $2, observers = $3, seq = $4 WHERE id = $5";
 /// Marks an event merged into another.
 pub const SET_MERGED_INTO: &str = "UPDATE events SET merged_into = $1, seq = $2 WHERE id = $3";
-/// Copies an event's observers to another, keeping each device's earliest sighting.
-pub const MOVE_OBSERVERS: &str = "INSERT INTO event_observers (event_id, device_id, first_seen_at)
-     SELECT CAST($1 AS TEXT), device_id, first_seen_at FROM event_observers WHERE event_id = $2
-     ON CONFLICT (event_id, device_id) DO UPDATE SET first_seen_at = CASE
-         WHEN excluded.first_seen_at < event_observers.first_seen_at THEN excluded.first_seen_at
-         ELSE event_observers.first_seen_at END";
 /// Copies an event's parts to another.
 pub const MOVE_PARTS: &str = "INSERT INTO event_parts (event_id, device_id, start_at, end_at)
      SELECT CAST($1 AS TEXT), device_id, start_at, end_at FROM event_parts WHERE event_id = $2
      ON CONFLICT (event_id, device_id, start_at, end_at) DO NOTHING";
-/// A user's events of one app changed after a cursor, as [`crate::rows::stored_event`] reads them.
-pub const EVENTS_AFTER: &str = "SELECT id, seq, client_id, kind, identity, start_at, end_at, merged_into
+/// A user's events of one app changed after a cursor, with their observers, as [`crate::rows::stored_event`] reads them.
+pub const EVENTS_AFTER: &str = "SELECT id, seq, client_id, kind, identity, start_at, end_at, merged_into, observers
      FROM events WHERE user_id = $1 AND client_id = $2 AND seq > $3 ORDER BY seq LIMIT $4";
-/// Observers of a user's events changed in a range of the stream.
-pub const OBSERVERS_BETWEEN: &str = "SELECT o.event_id, o.device_id, o.first_seen_at
-     FROM event_observers o JOIN events e ON e.id = o.event_id
-     WHERE e.user_id = $1 AND e.seq > $2 AND e.seq <= $3 ORDER BY o.first_seen_at, o.device_id";
 /// Parts of a user's events changed in a range of the stream.
 pub const PARTS_BETWEEN: &str = "SELECT p.event_id, p.device_id, p.start_at, p.end_at
      FROM event_parts p JOIN events e ON e.id = p.event_id
@@ -430,16 +422,15 @@ mod tests {
             EVENT_HEAD,
             SET_EVENT_HEAD,
             INSERT_EVENT,
+            EVENT_OBSERVERS,
+            SET_EVENT_OBSERVERS,
             SET_EVENT_SEQ,
-            ADD_OBSERVER,
             ADD_PART,
             SERIES_EVENTS,
             SET_EVENT_INTERVAL,
             SET_MERGED_INTO,
-            MOVE_OBSERVERS,
             MOVE_PARTS,
             EVENTS_AFTER,
-            OBSERVERS_BETWEEN,
             PARTS_BETWEEN,
             SWEEP_EVENTS,
             SIGN_INS,

@@ -79,6 +79,8 @@ pub struct NewEvent<'a> {
     pub identity: &'a str,
     /// Its interval (interval kinds).
     pub interval: Option<latchkey_domain::events::Interval>,
+    /// The devices that observed it.
+    pub observers: &'a latchkey_domain::events::Observers,
 }
 
 /// One transaction of a backend, seen as the statements the operations need.
@@ -236,8 +238,15 @@ pub trait Txn {
     async fn insert_event(&self, event: &NewEvent<'_>, seq: i64, now: Timestamp) -> Result<bool, Self::Error>;
     /// Moves an event to a new place in the stream (it changed).
     async fn set_event_seq(&self, id: &str, seq: i64) -> Result<(), Self::Error>;
-    /// Records that a device observed an event; whether it is new.
-    async fn add_observer(&self, event_id: &str, device_id: &str, now: Timestamp) -> Result<bool, Self::Error>;
+    /// A stored event's observers.
+    async fn event_observers(&self, id: &str) -> Result<Option<latchkey_domain::events::Observers>, Self::Error>;
+    /// Replaces an event's observers, moving it to `seq` in the stream.
+    async fn set_event_observers(
+        &self,
+        id: &str,
+        observers: &latchkey_domain::events::Observers,
+        seq: i64,
+    ) -> Result<(), Self::Error>;
     /// Records the part of an interval event a device captured; whether it is new.
     async fn add_part(
         &self,
@@ -250,20 +259,19 @@ pub trait Txn {
         &self,
         series: &str,
     ) -> Result<Vec<(String, latchkey_domain::events::Interval)>, Self::Error>;
-    /// Widens an interval event, at `seq`.
+    /// Widens an interval event and replaces its observers, at `seq`.
     async fn set_event_interval(
         &self,
         id: &str,
         interval: latchkey_domain::events::Interval,
+        observers: &latchkey_domain::events::Observers,
         seq: i64,
     ) -> Result<(), Self::Error>;
     /// Marks an event merged into another, at `seq`.
     async fn set_merged_into(&self, id: &str, into: &str, seq: i64) -> Result<(), Self::Error>;
-    /// Copies an event's observers to another (keeping the earliest sighting).
-    async fn move_observers(&self, from: &str, to: &str) -> Result<(), Self::Error>;
     /// Copies an event's parts to another.
     async fn move_parts(&self, from: &str, to: &str) -> Result<(), Self::Error>;
-    /// A user's events of one app changed after `after`, in stream order, at most `limit` (observers and parts empty).
+    /// A user's events of one app changed after `after`, in stream order, at most `limit` (parts empty).
     async fn events_after(
         &self,
         user_id: &str,
@@ -271,13 +279,6 @@ pub trait Txn {
         after: i64,
         limit: i64,
     ) -> Result<Vec<StoredEvent>, Self::Error>;
-    /// Observers of the user's events changed in `(after, last]`, by event ID.
-    async fn observers_between(
-        &self,
-        user_id: &str,
-        after: i64,
-        last: i64,
-    ) -> Result<Vec<(String, EventObserver)>, Self::Error>;
     /// Parts of the user's events changed in `(after, last]`, by event ID.
     async fn parts_between(
         &self,

@@ -9,7 +9,7 @@ use crate::events as audit_events;
 use crate::records::*;
 use crate::txn::{NewEvent, Txn};
 use latchkey_domain::events::{
-    event_id, plan_declaration, plan_interval, Declaration, Interval, IntervalPlan, MergePolicy,
+    event_id, plan_declaration, plan_interval, Declaration, Interval, IntervalPlan, MergePolicy, Observers,
 };
 use latchkey_domain::Timestamp;
 
@@ -86,6 +86,7 @@ fn new_event<'a>(
     c: &'a PreparedCapture,
     id: &'a str,
     interval: Option<Interval>,
+    observers: &'a Observers,
 ) -> NewEvent<'a> {
     NewEvent {
         id,
@@ -95,6 +96,15 @@ fn new_event<'a>(
         series: &c.series,
         identity: &c.identity,
         interval,
+        observers,
+    }
+}
+
+/// A stored event's observers; it must exist (its ID was just found taken).
+async fn observers_of<T: Txn>(tx: &T, id: &str) -> Result<Observers, T::Error> {
+    match tx.event_observers(id).await? {
+        Some(o) => Ok(o),
+        None => Err(crate::StoreError::Corrupt(format!("event {id} is taken but cannot be read")).into()),
     }
 }
 
@@ -106,15 +116,18 @@ async fn exact<T: Txn>(
     now: Timestamp,
 ) -> Result<Ingested, T::Error> {
     let id = c.series.as_str();
+    let device = batch.device_id.as_str();
     // Inserted with the next number; if the ID is taken, the number is not used.
     let seq = head.seq + 1;
-    if tx.insert_event(&new_event(batch, c, id, None), seq, now).await? {
+    if tx.insert_event(&new_event(batch, c, id, None, &Observers::first(device, now)), seq, now).await? {
         head.next();
-        tx.add_observer(id, &batch.device_id, now).await?;
         return Ok(Ingested::Created(id.to_string()));
     }
-    if tx.add_observer(id, &batch.device_id, now).await? {
-        tx.set_event_seq(id, head.next()).await?;
+    // The observers live in the event's own row: a second device costs one
+    // update of that row, and a repeat from the same device costs a read.
+    let mut observers = observers_of(tx, id).await?;
+    if observers.observe(device, now) {
+        tx.set_event_observers(id, &observers, head.next()).await?;
     }
     Ok(Ingested::Duplicate(id.to_string()))
 }
@@ -137,39 +150,45 @@ async fn interval<T: Txn>(
     match plan_interval(&intervals, capture) {
         IntervalPlan::Within(i) => {
             let id = existing[i].0.as_str();
-            let observed = tx.add_observer(id, device, now).await?;
+            let mut observers = observers_of(tx, id).await?;
+            let observed = observers.observe(device, now);
             let part = tx.add_part(id, device, capture).await?;
-            if observed || part {
+            if observed {
+                tx.set_event_observers(id, &observers, head.next()).await?;
+            } else if part {
                 tx.set_event_seq(id, head.next()).await?;
             }
             Ok(Ingested::Duplicate(id.to_string()))
         }
         IntervalPlan::New(iv) => {
             let id = event_id(&c.series, Some(iv), c.precision);
-            if !tx.insert_event(&new_event(batch, c, &id, Some(iv)), head.next(), now).await? {
+            let observers = Observers::first(device, now);
+            if !tx.insert_event(&new_event(batch, c, &id, Some(iv), &observers), head.next(), now).await? {
                 return Err(crate::StoreError::Corrupt(format!("interval event {id} exists but is not live")).into());
             }
-            tx.add_observer(&id, device, now).await?;
             tx.add_part(&id, device, capture).await?;
             Ok(Ingested::Created(id))
         }
         IntervalPlan::Merge { absorbed, merged } => {
             let id = event_id(&c.series, Some(merged), c.precision);
-            // The union keeps the ID of an absorbed event that starts where it does.
+            // The union keeps the ID of an absorbed event that starts where it
+            // does, and every observer of every event it absorbs.
+            let mut observers = Observers::first(device, now);
+            for &i in &absorbed {
+                observers.absorb(&observers_of(tx, &existing[i].0).await?);
+            }
             if absorbed.iter().any(|&i| existing[i].0 == id) {
-                tx.set_event_interval(&id, merged, head.next()).await?;
-            } else if !tx.insert_event(&new_event(batch, c, &id, Some(merged)), head.next(), now).await? {
+                tx.set_event_interval(&id, merged, &observers, head.next()).await?;
+            } else if !tx.insert_event(&new_event(batch, c, &id, Some(merged), &observers), head.next(), now).await? {
                 return Err(crate::StoreError::Corrupt(format!("interval event {id} exists but is not live")).into());
             }
             for &i in &absorbed {
                 let old = existing[i].0.as_str();
                 if old != id {
-                    tx.move_observers(old, &id).await?;
                     tx.move_parts(old, &id).await?;
                     tx.set_merged_into(old, &id, head.next()).await?;
                 }
             }
-            tx.add_observer(&id, device, now).await?;
             tx.add_part(&id, device, capture).await?;
             Ok(Ingested::Merged(id))
         }
@@ -182,15 +201,9 @@ pub async fn pull<T: Txn>(tx: &T, user_id: &str, client_id: &str, after: i64, li
     let Some(last) = events.last().map(|e| e.seq) else {
         return Ok(Pulled { events, cursor: after });
     };
-    let observers = tx.observers_between(user_id, after, last).await?;
     let parts = tx.parts_between(user_id, after, last).await?;
     let index: std::collections::HashMap<String, usize> =
         events.iter().enumerate().map(|(i, e)| (e.id.clone(), i)).collect();
-    for (event_id, o) in observers {
-        if let Some(&i) = index.get(&event_id) {
-            events[i].observers.push(o);
-        }
-    }
     for (event_id, p) in parts {
         if let Some(&i) = index.get(&event_id) {
             events[i].parts.push(p);
