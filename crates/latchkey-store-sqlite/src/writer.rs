@@ -127,6 +127,15 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Box<dyn Job>>, counters: &Co
 
 fn run_batch(conn: &Connection, batch: &mut [Box<dyn Job>]) -> Result<(), StoreError> {
     conn.execute_batch("BEGIN IMMEDIATE").map_err(db_err)?;
+    if let [job] = batch {
+        // Alone in its batch, an operation needs no savepoint: the transaction
+        // is one, and a savepoint would copy every page it changes first.
+        if job.run(conn) {
+            return commit(conn);
+        }
+        // Its own error reaches it; nothing it did is kept.
+        return conn.execute_batch("ROLLBACK").map_err(db_err);
+    }
     for job in batch.iter_mut() {
         let step = conn
             .execute_batch("SAVEPOINT op")
@@ -144,6 +153,10 @@ fn run_batch(conn: &Connection, batch: &mut [Box<dyn Job>]) -> Result<(), StoreE
             return Err(e);
         }
     }
+    commit(conn)
+}
+
+fn commit(conn: &Connection) -> Result<(), StoreError> {
     conn.execute_batch("COMMIT").map_err(|e| {
         let _ = conn.execute_batch("ROLLBACK");
         db_err(e)
