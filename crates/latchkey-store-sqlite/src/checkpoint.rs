@@ -5,7 +5,8 @@
 //! SQLite's default runs that checkpoint inside whichever commit crosses 1,000
 //! pages, so the one writer thread, and every operation queued behind it,
 //! waits for it. Here a thread of its own, on its own connection, runs a
-//! passive checkpoint after commits instead; it never blocks the writer.
+//! passive checkpoint after commits instead (at most every 100 ms); it never
+//! blocks the writer.
 //!
 //! The writer keeps a far larger automatic threshold ([`WRITER_AUTOCHECKPOINT`])
 //! as a backstop: under a sustained load the log only starts over from its
@@ -24,6 +25,10 @@ use std::time::Duration;
 pub(crate) const WRITER_AUTOCHECKPOINT: u32 = 16_384;
 /// Longest the background thread waits between checkpoints when nothing is committed.
 const IDLE_CHECK: Duration = Duration::from_secs(5);
+/// Shortest time between two checkpoints. Each one fsyncs the database file;
+/// after every commit of a busy login load that would double the fsyncs the
+/// disk sees, while one per 100 ms keeps the log small (a few MiB).
+const MIN_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Wakes the checkpoint thread after a commit. Cheap: a full queue means a wake-up is already pending.
 #[derive(Clone)]
@@ -57,5 +62,7 @@ fn run(conn: &Connection, rx: &mpsc::Receiver<()>) {
         if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())).map_err(db_err) {
             tracing::warn!(error = %e, "SQLite checkpoint failed; the writer's own checkpoint will catch up");
         }
+        // Commits in the meantime leave one wake-up waiting, taken next.
+        std::thread::sleep(MIN_INTERVAL);
     }
 }
