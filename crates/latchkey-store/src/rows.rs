@@ -310,7 +310,8 @@ pub fn series_event(r: &impl Columns) -> StoreResult<(String, Interval)> {
 /// An event's observers as stored: `[[device, first_seen_ms], ...]`.
 pub fn observers_text(o: &Observers) -> String {
     let list: Vec<(&str, i64)> = o.sightings().iter().map(|(d, at)| (d.as_str(), at.as_millis())).collect();
-    serde_json::Value::from(list.into_iter().map(|(d, at)| serde_json::json!([d, at])).collect::<Vec<_>>()).to_string()
+    // A list of pairs always serialises (tuples are JSON arrays).
+    serde_json::to_string(&list).unwrap_or_else(|_| "[]".into())
 }
 
 /// An event's observers from their stored text (see [`observers_text`]).
