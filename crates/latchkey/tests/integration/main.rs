@@ -18,6 +18,7 @@ mod browser;
 mod browser_activity;
 mod browser_audit;
 mod cli;
+mod crash;
 mod device_login;
 mod events;
 mod events_cli;
