@@ -78,28 +78,33 @@ impl Slug {
     /// The slug for a new device: derived from `name`, or `device-<short id>`,
     /// made unique among `taken` with a numeric suffix.
     pub fn for_new_device(name: &str, device_id: &str, taken: &HashSet<String>) -> Self {
-        let base = Self::derive(name).unwrap_or_else(|| {
-            let short: String = device_id.chars().filter(char::is_ascii_alphanumeric).rev().take(8).collect();
-            Self(format!("device-{}", short.to_ascii_lowercase()))
-        });
-        base.unique_among(taken)
+        Self::base_for_new_device(name, device_id).unique_among(taken)
     }
 
-    /// This slug, or the first free `slug-N` (N ≥ 2), shortened to stay within 63 characters.
-    pub fn unique_among(self, taken: &HashSet<String>) -> Self {
-        if !taken.contains(&self.0) {
-            return self;
-        }
-        for n in 2u64.. {
+    /// The slug a new device would get if no other device had it: derived
+    /// from `name`, or `device-<short id>`.
+    pub fn base_for_new_device(name: &str, device_id: &str) -> Self {
+        Self::derive(name).unwrap_or_else(|| {
+            let short: String = device_id.chars().filter(char::is_ascii_alphanumeric).rev().take(8).collect();
+            Self(format!("device-{}", short.to_ascii_lowercase()))
+        })
+    }
+
+    /// The slugs tried for a new device, in order: this one, then `slug-2`,
+    /// `slug-3`, …, each shortened to stay within 63 characters.
+    pub fn candidates(&self) -> impl Iterator<Item = Slug> + '_ {
+        std::iter::once(self.clone()).chain((2u64..).map(|n| {
             let suffix = format!("-{n}");
             let keep = MAX_LEN - suffix.len();
             let stem = self.0[..self.0.len().min(keep)].trim_end_matches('-');
-            let candidate = format!("{stem}{suffix}");
-            if !taken.contains(&candidate) {
-                return Self(candidate);
-            }
-        }
-        self
+            Self(format!("{stem}{suffix}"))
+        }))
+    }
+
+    /// The first of [`Slug::candidates`] not in `taken`.
+    pub fn unique_among(self, taken: &HashSet<String>) -> Self {
+        let free = self.candidates().find(|c| !taken.contains(&c.0));
+        free.unwrap_or(self)
     }
 
     /// The slug's text.

@@ -256,6 +256,9 @@ impl<C: GenericClient + Sync> Txn for Pg<'_, C> {
         let slugs = all(self.0, sql::DEVICE_SLUGS, &[&owner_id], |r| r.text(0)).await?;
         Ok(slugs.into_iter().collect())
     }
+    async fn slug_taken(&self, owner_id: &str, slug: &str) -> DbResult<bool> {
+        Ok(one(self.0, sql::SLUG_TAKEN, &[&owner_id, &slug], |_| Ok(())).await?.is_some())
+    }
     async fn insert_device(&self, d: &DeviceRecord) -> DbResult<()> {
         insert(
             self.0,

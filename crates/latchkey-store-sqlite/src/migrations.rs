@@ -14,6 +14,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("../migrations/0007_events.sql")),
     (8, include_str!("../migrations/0008_trusted_sessions.sql")),
     (9, include_str!("../migrations/0009_observers_in_the_event.sql")),
+    (10, include_str!("../migrations/0010_active_devices.sql")),
 ];
 
 /// Every migration version this build knows.
@@ -62,6 +63,31 @@ fn run_to(conn: &mut Connection, last: i64) -> Result<(), StoreError> {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+
+    /// Registration reads only active devices and probes slugs: the plans use
+    /// the partial index of active devices and the unique slug index, never a
+    /// scan of every device the owner ever had.
+    #[test]
+    fn registration_queries_do_not_read_every_device() {
+        let dir = std::env::temp_dir().join(format!("latchkey-plans-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut conn = crate::open_conn(&dir.join("db.sqlite"), crate::Durability::Full).unwrap();
+        run(&mut conn).unwrap();
+        let plan = |sql: &str, params: &[&str]| -> String {
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let rows = stmt.query_map(rusqlite::params_from_iter(params), |r| r.get::<_, String>(3)).unwrap();
+            rows.map(|r| r.unwrap()).collect::<Vec<_>>().join("; ")
+        };
+        use latchkey_store::sql;
+        let count = plan(&sql::ACTIVE_DEVICE_COUNT.replace("$1", "?1"), &["u"]);
+        assert!(count.contains("devices_active_owner"), "{count}");
+        let keyed = plan(&sql::ACTIVE_DEVICE_WITH_KEY.replace("$1", "?1").replace("$2", "?2"), &["u", "k"]);
+        assert!(keyed.contains("devices_active_owner"), "{keyed}");
+        let probe = plan(&sql::SLUG_TAKEN.replace("$1", "?1").replace("$2", "?2"), &["u", "laptop"]);
+        assert!(probe.contains("USING COVERING INDEX") && probe.contains("slug=?"), "{probe}");
+        drop(conn);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     /// Migration 9 rebuilds the events table: observers move into the row,
     /// parts stay, and deleting an event still takes its parts with it.

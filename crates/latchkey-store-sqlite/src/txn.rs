@@ -234,6 +234,9 @@ impl Txn for Sql<'_> {
         let slugs = all(self.0, sql::DEVICE_SLUGS, [owner_id], |r| r.text(0))?;
         Ok(slugs.into_iter().collect())
     }
+    async fn slug_taken(&self, owner_id: &str, slug: &str) -> StoreResult<bool> {
+        Ok(one(self.0, sql::SLUG_TAKEN, [owner_id, slug], |_| Ok(()))?.is_some())
+    }
     async fn insert_device(&self, d: &DeviceRecord) -> StoreResult<()> {
         insert(
             self.0,

@@ -179,6 +179,8 @@ pub const ACTIVE_DEVICE_WITH_KEY: &str = concat!(
 pub const ACTIVE_DEVICE_COUNT: &str = "SELECT COUNT(*) FROM devices WHERE owner_id = $1 AND status = 'active'";
 /// Every slug the owner's devices ever had.
 pub const DEVICE_SLUGS: &str = "SELECT slug FROM devices WHERE owner_id = $1";
+/// Whether one of the owner's devices ever had this slug (one probe of the unique index).
+pub const SLUG_TAKEN: &str = "SELECT 1 FROM devices WHERE owner_id = $1 AND slug = $2";
 /// The owner's devices, newest first.
 pub const DEVICES_OF_OWNER: &str =
     concat!("SELECT ", device_columns!(), " FROM devices WHERE owner_id = $1 ORDER BY created_at DESC, id");
@@ -462,6 +464,7 @@ mod tests {
             ACTIVE_DEVICE_WITH_KEY,
             ACTIVE_DEVICE_COUNT,
             DEVICE_SLUGS,
+            SLUG_TAKEN,
             DEVICES_OF_OWNER,
             INSERT_DEVICE,
             INSERT_LOCATION,

@@ -71,6 +71,7 @@ macro_rules! for_each_check {
             audit_chain_under_concurrency,
             sweep_removes_expired,
             device_registered_on_approval,
+            device_slugs_beyond_the_probes,
             device_refusals_change_nothing,
             device_rename_and_relocate,
             device_revoke_takes_its_tokens,

@@ -174,6 +174,8 @@ pub trait Txn {
     async fn active_device_count(&self, owner_id: &str) -> Result<i64, Self::Error>;
     /// Every slug the owner's devices ever had.
     async fn device_slugs(&self, owner_id: &str) -> Result<HashSet<String>, Self::Error>;
+    /// Whether one of the owner's devices ever had `slug`.
+    async fn slug_taken(&self, owner_id: &str, slug: &str) -> Result<bool, Self::Error>;
     /// Inserts a device; [`StoreError::Conflict`] when its ID or slug is taken.
     async fn insert_device(&self, device: &DeviceRecord) -> Result<(), Self::Error>;
     /// Adds a row to a device's location history.

@@ -5,6 +5,7 @@ use crate::records::*;
 use crate::txn::Txn;
 use crate::{events, StoreError};
 use latchkey_domain::device::{plan_registration, DeviceStatus, RegisteredVia, RegistrationPlan, Registry};
+use latchkey_domain::slug::Slug;
 use latchkey_domain::Timestamp;
 use std::collections::HashSet;
 
@@ -47,7 +48,7 @@ pub async fn register<T: Txn>(tx: &T, n: &Registration<'_>, now: Timestamp) -> R
     };
     let (active, taken) = match existing {
         Some(_) => (0, HashSet::new()),
-        None => (tx.active_device_count(n.owner_id).await?, tx.device_slugs(n.owner_id).await?),
+        None => (tx.active_device_count(n.owner_id).await?, taken_slugs(tx, n).await?),
     };
     let registry = Registry { same_key_device: existing.is_some(), active, taken_slugs: &taken };
     let slug = match plan_registration(registry, n.cap, n.req.slug.as_deref(), n.name, n.id) {
@@ -79,6 +80,33 @@ pub async fn register<T: Txn>(tx: &T, n: &Registration<'_>, now: Timestamp) -> R
     tx.add_location(&device.id, device.location.as_deref(), now).await?;
     tx.append_audit(&events::device_registered(&device, n.via.as_str()), now).await?;
     Ok(Registered::Device(Box::new(device)))
+}
+
+/// Candidate slugs probed one at a time before all of the owner's slugs are read.
+const SLUG_PROBES: usize = 8;
+
+/// The owner's slugs that decide this registration's slug: the explicit one
+/// if it is taken; else the derived candidates (`laptop`, `laptop-2`, …) that
+/// are taken, up to the first free one. Each is one probe of the unique
+/// index, so registration costs the same however many devices the owner ever
+/// had; only an owner with more than [`SLUG_PROBES`] devices of one name has
+/// all of its slugs read.
+async fn taken_slugs<T: Txn>(tx: &T, n: &Registration<'_>) -> Result<HashSet<String>, T::Error> {
+    let mut taken = HashSet::new();
+    if let Some(slug) = n.req.slug.as_deref() {
+        if tx.slug_taken(n.owner_id, slug).await? {
+            taken.insert(slug.to_string());
+        }
+        return Ok(taken);
+    }
+    let base = Slug::base_for_new_device(n.name, n.id);
+    for candidate in base.candidates().take(SLUG_PROBES) {
+        if !tx.slug_taken(n.owner_id, candidate.as_str()).await? {
+            return Ok(taken);
+        }
+        taken.insert(candidate.to_string());
+    }
+    tx.device_slugs(n.owner_id).await
 }
 
 /// The device `id` if it exists and, when `owner_id` is given, is theirs.

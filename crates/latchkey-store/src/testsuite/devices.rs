@@ -148,6 +148,31 @@ pub async fn device_registered_on_approval(store: Arc<dyn Store>) {
     verify_audit_chain(s).await;
 }
 
+/// Slugs stay right past the probed candidates: twelve devices of one name
+/// (half of them revoked, which keep their slugs) get `laptop` to `laptop-12`,
+/// and an explicit slug that any of them ever had is refused.
+pub async fn device_slugs_beyond_the_probes(store: Arc<dyn Store>) {
+    let s = &*store;
+    let user = setup(s).await;
+    for i in 1..=12 {
+        let tag = format!("l{i}");
+        request(s, &tag, Some("Laptop"), asks(None, None), at(0)).await;
+        let d = approved_device(s, &user, &tag, at(1000 + i)).await;
+        let want = if i == 1 { "laptop".to_string() } else { format!("laptop-{i}") };
+        assert_eq!(d.slug, want);
+        if i % 2 == 0 {
+            let revoked = s.revoke_device(DeviceId(&d.id), Some(UserId(&user.id)), Actor(&user.id), at(2000)).await;
+            assert!(matches!(revoked.unwrap(), RevokeDevice::Revoked(_)));
+        }
+    }
+    request(s, "x", Some("Laptop"), asks(Some("laptop-10"), None), at(0)).await;
+    assert_eq!(approve(s, &user, "x", DEFAULT_DEVICE_CAP, at(3000)).await, DecideResult::SlugTaken("laptop-10".into()));
+    request(s, "y", Some("Laptop"), asks(Some("laptop-13"), None), at(0)).await;
+    assert_eq!(approved_device(s, &user, "y", at(3000)).await.slug, "laptop-13");
+    request(s, "z", Some("Laptop"), asks(None, None), at(0)).await;
+    assert_eq!(approved_device(s, &user, "z", at(3000)).await.slug, "laptop-14", "explicit slugs count too");
+}
+
 /// A taken explicit slug or a full device cap refuses the approval and changes
 /// nothing: the grant stays pending, no device, no audit entry.
 pub async fn device_refusals_change_nothing(store: Arc<dyn Store>) {
