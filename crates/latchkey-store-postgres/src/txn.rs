@@ -397,6 +397,33 @@ impl<C: GenericClient + Sync> Txn for Pg<'_, C> {
         ];
         Ok(exec(self.0, sql::INSERT_EVENT, &p).await? > 0)
     }
+    async fn insert_events(&self, events: &[(NewEvent<'_>, i64)], now: Timestamp) -> DbResult<Vec<String>> {
+        let computed: Vec<(Option<i64>, Option<i64>, String)> = events
+            .iter()
+            .map(|(e, _)| {
+                let (start, end) = (e.interval.map(|i| i.start.as_millis()), e.interval.map(|i| i.end.as_millis()));
+                (start, end, rows::observers_text(e.observers))
+            })
+            .collect();
+        let created = now.as_millis();
+        let mut p: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(events.len() * 11);
+        for ((e, seq), (start, end, observers)) in events.iter().zip(&computed) {
+            p.extend([
+                &e.id as &(dyn ToSql + Sync),
+                &e.user_id,
+                &e.client_id,
+                &e.kind,
+                &e.series,
+                &e.identity,
+                start,
+                end,
+                &created,
+                seq,
+                observers,
+            ]);
+        }
+        all(self.0, &sql::INSERT_EVENTS, &p, |r| r.text(0)).await
+    }
     async fn event_observers(&self, id: &str) -> DbResult<Option<Observers>> {
         one(self.0, sql::EVENT_OBSERVERS, &[&id], |r| rows::observers(r)).await
     }

@@ -369,6 +369,18 @@ impl Txn for Sql<'_> {
         ];
         Ok(exec(self.0, sql::INSERT_EVENT, p)? > 0)
     }
+    async fn insert_events(&self, events: &[(NewEvent<'_>, i64)], now: Timestamp) -> StoreResult<Vec<String>> {
+        // In process there is no round trip to save, and one cached single-row
+        // statement per event measured faster than the multi-row one
+        // (`sql::INSERT_EVENTS`, which PostgreSQL uses).
+        let mut inserted = Vec::new();
+        for (e, seq) in events {
+            if self.insert_event(e, *seq, now).await? {
+                inserted.push(e.id.to_string());
+            }
+        }
+        Ok(inserted)
+    }
     async fn event_observers(&self, id: &str) -> StoreResult<Option<Observers>> {
         one(self.0, sql::EVENT_OBSERVERS, [id], |r| rows::observers(r))
     }

@@ -352,9 +352,37 @@ pub const ENSURE_EVENT_HEAD: &str =
 pub const EVENT_HEAD: &str = "SELECT seq FROM event_heads WHERE user_id = $1";
 /// Stores the last number handed out.
 pub const SET_EVENT_HEAD: &str = "UPDATE event_heads SET seq = $1 WHERE user_id = $2";
+/// The columns an event is inserted with, in the order both event inserts bind them.
+macro_rules! event_insert_columns {
+    () => {
+        "id, user_id, client_id, kind, series, identity, start_at, end_at, created_at, seq, observers"
+    };
+}
+
 /// Stores an event unless its ID is taken.
-pub const INSERT_EVENT: &str = "INSERT INTO events (id, user_id, client_id, kind, series, identity, start_at, end_at,
-        created_at, seq, observers) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING";
+pub const INSERT_EVENT: &str = concat!(
+    "INSERT INTO events (",
+    event_insert_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING"
+);
+/// Events per [`INSERT_EVENTS`] statement: one round trip stores this many.
+pub const EVENT_INSERT_ROWS: usize = 50;
+/// Stores [`EVENT_INSERT_ROWS`] events, each bound as [`INSERT_EVENT`] binds one,
+/// skipping IDs already taken; returns the IDs it stored.
+pub static INSERT_EVENTS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    const COLUMNS: usize = 11;
+    let rows: Vec<String> = (0..EVENT_INSERT_ROWS)
+        .map(|r| {
+            let params: Vec<String> = (1..=COLUMNS).map(|c| format!("${}", r * COLUMNS + c)).collect();
+            format!("({})", params.join(", "))
+        })
+        .collect();
+    format!(
+        "INSERT INTO events ({}) VALUES {} ON CONFLICT (id) DO NOTHING RETURNING id",
+        event_insert_columns!(),
+        rows.join(", ")
+    )
+});
 /// An event's observers, as [`crate::rows::observers`] reads them.
 pub const EVENT_OBSERVERS: &str = "SELECT observers FROM events WHERE id = $1";
 /// Replaces an event's observers, at a new place in its stream.

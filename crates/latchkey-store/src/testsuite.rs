@@ -102,6 +102,7 @@ macro_rules! for_each_check {
             sign_ins_listed_and_ended,
             unbound_grant_is_bound_to_the_presented_key,
             events_are_stored_once_whatever_the_order,
+            large_batches_store_each_event_once,
             event_outcomes_and_the_stream,
             event_kinds_retention_and_deletion,
             trust_is_signed_mutual_and_removable,

@@ -12,6 +12,7 @@ use latchkey_domain::events::{
     event_id, plan_declaration, plan_interval, Declaration, Interval, IntervalPlan, MergePolicy, Observers,
 };
 use latchkey_domain::Timestamp;
+use std::collections::HashSet;
 
 /// Declares an app's event kind, or confirms it. A kind's identity never
 /// changes once declared (its events' IDs depend on it); its retention may.
@@ -47,9 +48,16 @@ struct Head {
 }
 
 impl Head {
+    /// The next number, for a change being made.
     fn next(&mut self) -> i64 {
-        self.seq += 1;
         self.changed = true;
+        self.reserve()
+    }
+
+    /// The next number, for a change that may not happen (an insert that
+    /// finds its ID taken); an unused number is a gap, which no cursor minds.
+    fn reserve(&mut self) -> i64 {
+        self.seq += 1;
         self.seq
     }
 }
@@ -61,10 +69,11 @@ pub async fn ingest<T: Txn>(tx: &T, batch: &IngestBatch, now: Timestamp) -> Resu
     let user = batch.user_id.as_str();
     tx.ensure_event_head(user).await?;
     let mut head = Head { seq: tx.event_head(user, true).await?, changed: false };
+    let mut inserted = insert_exact(tx, batch, &mut head, now).await?;
     let mut out = Vec::with_capacity(batch.captures.len());
     for c in &batch.captures {
         let result = match c.merge {
-            MergePolicy::Exact => exact(tx, batch, c, &mut head, now).await?,
+            MergePolicy::Exact => exact(tx, batch, c, &mut inserted, &mut head, now).await?,
             MergePolicy::Interval => interval(tx, batch, c, &mut head, now).await?,
         };
         out.push(result);
@@ -108,19 +117,50 @@ async fn observers_of<T: Txn>(tx: &T, id: &str) -> Result<Observers, T::Error> {
     }
 }
 
+/// Inserts the batch's exact events whose IDs are not stored yet, many to a
+/// statement, each at its place in the stream in batch order; the IDs inserted.
+async fn insert_exact<T: Txn>(
+    tx: &T,
+    batch: &IngestBatch,
+    head: &mut Head,
+    now: Timestamp,
+) -> Result<HashSet<String>, T::Error> {
+    let observers = Observers::first(&batch.device_id, now);
+    let mut in_batch = HashSet::new();
+    let rows: Vec<(NewEvent<'_>, i64)> = batch
+        .captures
+        .iter()
+        .filter(|c| c.merge == MergePolicy::Exact && in_batch.insert(c.series.as_str()))
+        .map(|c| (new_event(batch, c, &c.series, None, &observers), head.reserve()))
+        .collect();
+    let mut inserted = HashSet::new();
+    for chunk in rows.chunks(crate::sql::EVENT_INSERT_ROWS) {
+        if chunk.len() == crate::sql::EVENT_INSERT_ROWS {
+            inserted.extend(tx.insert_events(chunk, now).await?);
+            continue;
+        }
+        for (event, seq) in chunk {
+            if tx.insert_event(event, *seq, now).await? {
+                inserted.insert(event.id.to_string());
+            }
+        }
+    }
+    head.changed |= !inserted.is_empty();
+    Ok(inserted)
+}
+
 async fn exact<T: Txn>(
     tx: &T,
     batch: &IngestBatch,
     c: &PreparedCapture,
+    inserted: &mut HashSet<String>,
     head: &mut Head,
     now: Timestamp,
 ) -> Result<Ingested, T::Error> {
     let id = c.series.as_str();
     let device = batch.device_id.as_str();
-    // Inserted with the next number; if the ID is taken, the number is not used.
-    let seq = head.seq + 1;
-    if tx.insert_event(&new_event(batch, c, id, None, &Observers::first(device, now)), seq, now).await? {
-        head.next();
+    // Its first capture in the batch, if new, was inserted with the others.
+    if inserted.remove(id) {
         return Ok(Ingested::Created(id.to_string()));
     }
     // The observers live in the event's own row: a second device costs one
