@@ -212,6 +212,9 @@ settings! {
         #[arg(long, env = "LATCHKEY_WAITERS_PER_CODE")]
         #[range(1, 100)]
         waiters_per_code: i64 = 4,
+        /// Most long-polls and device channels one client network may hold open at once, over all codes (0: no cap).
+        #[arg(long, env = "LATCHKEY_WAITERS_PER_NETWORK")]
+        waiters_per_network: u32 = 256,
         /// Most connections open at once; past it, new ones wait to be accepted.
         #[arg(long, env = "LATCHKEY_MAX_CONNECTIONS")]
         #[range(1, 1_000_000)]

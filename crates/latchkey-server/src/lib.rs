@@ -103,6 +103,7 @@ impl Server {
         let state = AppState {
             limits: Arc::new(state::Limits::new(&config)),
             password_checks: Arc::new(tokio::sync::Semaphore::new(config.concurrent_password_checks.max(1))),
+            waiters: Arc::new(long_poll::NetworkWaiters::new(config.waiters_per_network)),
             store,
             config: Arc::new(config),
             keys: Arc::new(keys),

@@ -77,6 +77,8 @@ pub enum Limit {
     DeviceAuthorization,
     /// QR sign-ins started (per network, app).
     Pairing,
+    /// Long-polls and channels held at once (per network).
+    WaitersPerNetwork,
 }
 
 impl Limit {
@@ -86,6 +88,7 @@ impl Limit {
             Self::SignIn => "sign_in",
             Self::DeviceAuthorization => "device_authorization",
             Self::Pairing => "pairing",
+            Self::WaitersPerNetwork => "waiters_per_network",
         }
     }
 }

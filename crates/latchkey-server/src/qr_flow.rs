@@ -116,10 +116,10 @@ pub async fn live_pairing(state: &AppState, secret: &str) -> ApiResult<PairingRe
 
 /// Waits until the phone decides, the pairing expires, the switch goes off,
 /// or `wait_timeout` passes (then `pending`: call again).
-pub async fn wait(state: &AppState, secret: &str) -> ApiResult<PairingWait> {
+pub async fn wait(state: &AppState, ip: IpAddr, secret: &str) -> ApiResult<PairingWait> {
     let p = live_pairing(state, secret).await?;
     let cap = Some(usize::try_from(state.config.waiters_per_code).unwrap_or(1));
-    let answer = crate::long_poll::wait_for(state, &p.id, p.state.expires_at, cap, || async {
+    let answer = crate::long_poll::wait_for(state, ip, &p.id, p.state.expires_at, cap, || async {
         let p = live_pairing(state, secret).await?;
         Ok(match p.state.seen_at(now()) {
             PairingView::Expired => {

@@ -28,6 +28,8 @@ pub struct AppState {
     pub shutting_down: watch::Receiver<bool>,
     /// Prometheus metrics (recording nothing unless `--metrics-listen` is set).
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Long-polls and channels held per client network (`--waiters-per-network`).
+    pub waiters: Arc<crate::long_poll::NetworkWaiters>,
 }
 
 /// The current time, read once per request step.

@@ -5,6 +5,7 @@ use crate::backend_tests;
 use crate::support::*;
 use latchkey_client::AppCredentials;
 use latchkey_proto::oauth::ErrorBody;
+use std::sync::Arc;
 use std::time::Duration;
 
 async fn concurrent_wrong_codes_cannot_exceed_the_limit(b: Backend) {
@@ -297,7 +298,132 @@ async fn only_a_few_requests_may_wait_on_one_code(b: Backend) {
     assert_eq!(again.code(), Some("authorization_pending"));
 }
 
+/// A `latchkey-cli` device of the user signed in as `session`, with its own
+/// key: its client, its access token, its device ID and its key.
+async fn keyed_device(
+    app: &TestApp,
+    session: &str,
+    name: &str,
+) -> (latchkey_client::Client, String, String, Arc<latchkey_client::dpop::DeviceKey>) {
+    let key = Arc::new(latchkey_client::dpop::DeviceKey::generate().expect("key"));
+    let client = latchkey_client::Client::new(&app.url).expect("client").with_device_key(key.clone());
+    let auth = client.device_authorization(&cli(), "openid", Some(name)).await.expect("authorize");
+    app.client.decide_device_login(session, &auth.user_code, true).await.expect("approve");
+    let tokens = client.poll_token(&cli(), &auth.device_code).await.expect("tokens");
+    let me = client.me(latchkey_client::Auth::Access(&tokens.access_token)).await.expect("me");
+    (client, tokens.access_token, me.device.expect("a device").id, key)
+}
+
+/// A refusal by `--waiters-per-network`: 429 `too_many_requests`, saying what to do.
+fn assert_network_full(e: &latchkey_client::ClientError) {
+    assert_eq!((e.status(), e.code()), (Some(429), Some("too_many_requests")), "{e}");
+    let text = e.to_string();
+    assert!(text.contains("your network already holds 2 waiting requests") && text.contains("retry"), "{text}");
+}
+
+/// Waits (up to 5 s) until the tests' network holds `n` long-polls on the server.
+async fn until_held(app: &TestApp, n: usize) {
+    for _ in 0..100 {
+        if app.held_by_loopback() == n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the network holds {} waiters, not {n}", app.held_by_loopback());
+}
+
+/// At most `--waiters-per-network` long-polls are held at once for one client
+/// network, over different codes: one more gets 429 at once; a finished wait
+/// gives its place back.
+async fn long_polls_are_capped_per_network(b: Backend) {
+    let app = spawn_app_with(b, |c| {
+        c.wait_timeout = Duration::from_secs(3);
+        c.waiters_per_network = 2;
+    })
+    .await;
+    let session = app.signed_in("alice").await;
+    let (first, second, third) = (app.start_login("").await, app.start_login("").await, app.start_login("").await);
+    let waiting: Vec<_> = [&first, &second]
+        .into_iter()
+        .map(|auth| {
+            let (c, code) = (app.client.clone(), auth.device_code.clone());
+            tokio::spawn(async move { c.wait_token(&device_app(), &code).await })
+        })
+        .collect();
+    until_held(&app, 2).await;
+    // A third code, under the per-code cap, is refused for its network.
+    let refused = app.client.wait_token(&device_app(), &third.device_code).await.expect_err("a third waiter");
+    assert_network_full(&refused);
+    // Polling does not hold anything and is answered as ever.
+    let polled = app.client.poll_token(&device_app(), &third.device_code).await.expect_err("pending");
+    assert_eq!(polled.code(), Some("authorization_pending"), "{polled}");
+    // Approving the first answers its wait at once, and its place is free again.
+    app.client.decide_device_login(&session, &first.user_code, true).await.expect("approve");
+    let mut waiting = waiting.into_iter();
+    let answered = waiting.next().expect("first").await.expect("task").expect("tokens for the approved wait");
+    assert!(!answered.access_token.is_empty());
+    until_held(&app, 1).await;
+    let again = {
+        let (c, code) = (app.client.clone(), third.device_code.clone());
+        tokio::spawn(async move { c.wait_token(&device_app(), &code).await })
+    };
+    until_held(&app, 2).await;
+    app.client.decide_device_login(&session, &third.user_code, true).await.expect("approve");
+    again.await.expect("task").expect("the new wait was held and answered");
+    // The second ends at the timeout; then the network holds nothing.
+    let timed_out = waiting.next().expect("second").await.expect("task").expect_err("not approved");
+    assert_eq!(timed_out.code(), Some("authorization_pending"), "{timed_out}");
+    until_held(&app, 0).await;
+    assert_eq!(app.waiting_networks(), 0, "a network holding nothing has no entry");
+}
+
+/// Events pulls that wait and device channels count towards the same cap as
+/// device waits; a pull that does not wait never does, and a closed channel
+/// gives its place back.
+async fn event_pulls_and_channels_count_towards_the_network_cap(b: Backend) {
+    let app = spawn_app_with(b, |c| {
+        c.wait_timeout = Duration::from_secs(2);
+        c.waiters_per_network = 2;
+    })
+    .await;
+    let session = app.signed_in("alice").await;
+    let (client, token, device_id, key) = keyed_device(&app, &session, "laptop").await;
+    let pull = |wait: u64| {
+        let (c, t) = (client.clone(), token.clone());
+        async move { c.pull_events(latchkey_client::Auth::Access(&t), 0, 10, wait).await }
+    };
+    let pulls: Vec<_> = (0..2).map(|_| tokio::spawn(pull(30))).collect();
+    until_held(&app, 2).await;
+    assert_network_full(&pull(30).await.expect_err("a third waiting pull"));
+    let pending = app.start_login("").await;
+    assert_network_full(&app.client.wait_token(&device_app(), &pending.device_code).await.expect_err("full"));
+    pull(0).await.expect("a pull that does not wait is answered");
+    for p in pulls {
+        assert!(p.await.expect("task").expect("pulled at the timeout").events.is_empty());
+    }
+    until_held(&app, 0).await;
+
+    // A channel holds a place for as long as it is open.
+    let dir = std::env::temp_dir().join(format!("latchkey-hardening-{}", uuid::Uuid::new_v4()));
+    let dev = latchkey_client::trusted::TrustedDevice::new(client.clone(), key, device_id, token.clone(), dir);
+    let first = dev.channel(0).await.expect("a channel");
+    let second = dev.channel(0).await.expect("another channel");
+    until_held(&app, 2).await;
+    let Err(e) = dev.channel(0).await else { panic!("a third channel is accepted") };
+    assert!(e.to_string().contains("too_many_requests") && e.to_string().contains("429"), "{e}");
+    assert_network_full(&pull(30).await.expect_err("and so is a waiting pull"));
+    // A client that goes away gives its place back.
+    drop(first);
+    until_held(&app, 1).await;
+    let third = dev.channel(0).await.expect("the place is free again");
+    drop((second, third));
+    until_held(&app, 0).await;
+    assert_eq!(app.waiting_networks(), 0);
+}
+
 backend_tests!(
+    long_polls_are_capped_per_network,
+    event_pulls_and_channels_count_towards_the_network_cap,
     only_a_few_requests_may_wait_on_one_code,
     a_client_that_trickles_its_headers_is_dropped,
     connections_past_the_cap_wait_their_turn,

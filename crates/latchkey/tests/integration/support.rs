@@ -84,6 +84,7 @@ pub struct TestApp {
     /// Base URL of the metrics listener (`None` unless the test set `metrics_listen`).
     pub metrics_url: Option<String>,
     storage: Storage,
+    waiters: Arc<latchkey_server::long_poll::NetworkWaiters>,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -227,6 +228,7 @@ async fn start(
     }
     let server = Server::new(store.clone(), config).await.expect("server");
     let metrics_url = server.metrics_addr().map(|a| format!("http://{a}"));
+    let waiters = server.state().waiters.clone();
     let device_app = AppRecord {
         client_id: DEVICE_APP.into(),
         display_name: DEVICE_APP_NAME.into(),
@@ -254,12 +256,23 @@ async fn start(
         store,
         metrics_url,
         storage,
+        waiters,
         shutdown: Some(tx),
         handle: Some(handle),
     }
 }
 
 impl TestApp {
+    /// Long-polls and channels the tests' own network (loopback) holds on this server now.
+    pub fn held_by_loopback(&self) -> usize {
+        self.waiters.held_by(std::net::IpAddr::from([127, 0, 0, 1]))
+    }
+
+    /// Networks holding at least one long-poll or channel on this server now.
+    pub fn waiting_networks(&self) -> usize {
+        self.waiters.networks()
+    }
+
     /// A second server (replica) over the same PostgreSQL schema.
     pub async fn replica(&self) -> TestApp {
         let Storage::Postgres { url, schema } = &self.storage else { panic!("replicas need PostgreSQL") };

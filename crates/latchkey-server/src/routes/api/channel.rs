@@ -9,6 +9,7 @@
 use super::trust::calling_device;
 use crate::credential::{AnyApp, Caller, Credential};
 use crate::error::{ApiError, ApiResult};
+use crate::extract::ClientIp;
 use crate::state::{now, AppState};
 use axum::extract::{Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -53,6 +54,7 @@ fn to_event(e: LogEntry) -> ChannelEvent {
 /// `GET /api/v1/channel?after=N`.
 pub async fn channel(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     who: Caller<AnyApp>,
     Query(q): Query<ChannelQuery>,
 ) -> ApiResult<Sse<impl futures::Stream<Item = Result<Event, Infallible>>>> {
@@ -63,11 +65,13 @@ pub async fn channel(
     let family = claims.sid.clone();
     let user = who.user.id.clone();
     let channel_id = uuid::Uuid::new_v4().to_string();
+    // Held by the feed task, so it is given back whenever the channel ends.
+    let slot = crate::long_poll::hold(&state, ip)?;
     // Subscribed before the channel opens, so nothing committed after this is missed.
     let wait = state.store.notifier().subscribe(&latchkey_store::flows::trusted_sessions::channel_subject(&user));
     state.store.open_channel(UserId(&user), DeviceId(&device), &channel_id, now()).await?;
     let (tx, rx) = mpsc::channel::<Event>(64);
-    let feed = Feed { state, user, device, family, channel_id, cursor: q.after.max(0), tx, wait };
+    let feed = Feed { state, user, device, family, channel_id, cursor: q.after.max(0), tx, wait, _slot: slot };
     tokio::spawn(feed.run());
     let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(BEAT)))
@@ -93,6 +97,8 @@ struct Feed {
     cursor: i64,
     tx: mpsc::Sender<Event>,
     wait: latchkey_store::DecisionWait,
+    /// This channel's place among its network's waiters, given back when the task ends.
+    _slot: crate::long_poll::WaiterSlot,
 }
 
 impl Feed {

@@ -8,7 +8,7 @@
 
 use crate::credential::{AnyApp, Caller, Credential};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Json, Query};
+use crate::extract::{ClientIp, Json, Query};
 use crate::routes::no_store;
 use crate::state::{now, AppState};
 use crate::tokens::AccessClaims;
@@ -287,6 +287,7 @@ fn synced(e: StoredEvent, precision: &HashMap<String, Precision>) -> SyncedEvent
 /// stream order; with `wait`, held (up to 60 s) until another device adds one.
 pub async fn pull(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     who: Caller<AnyApp>,
     Query(q): Query<PullQuery>,
 ) -> ApiResult<Response> {
@@ -305,7 +306,7 @@ pub async fn pull(
     if pulled.events.is_empty() && q.wait > 0 {
         let until = now().plus_secs(i64::try_from(q.wait.min(MAX_WAIT_SECS)).unwrap_or(0));
         let subject = latchkey_store::flows::events::stream_subject(user);
-        let woke = crate::long_poll::wait_for(&state, &subject, until, None, || async {
+        let woke = crate::long_poll::wait_for(&state, ip, &subject, until, None, || async {
             let p = page().await?;
             Ok::<_, ApiError>((!p.events.is_empty()).then_some(p))
         })

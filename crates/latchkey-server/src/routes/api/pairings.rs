@@ -83,11 +83,12 @@ pub async fn image(
 /// `POST /api/v1/pairings/wait`: long-poll until the phone decides (or `wait_timeout` passes).
 pub async fn wait(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     Query(tab): Query<TabQuery>,
 ) -> ApiResult<Response> {
     let secret = desktop_secret(&state, &headers, &tab)?;
-    Ok(no_store(qr_flow::wait(&state, &secret).await?))
+    Ok(no_store(qr_flow::wait(&state, ip, &secret).await?))
 }
 
 /// `POST /api/v1/pairings/cancel`: the desktop gives up.

@@ -9,7 +9,7 @@
 use super::token::{proof_key, redeem_once, Step};
 use crate::client_auth::{authenticate, FormCredentials};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::Form;
+use crate::extract::{ClientIp, Form};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -26,7 +26,12 @@ pub struct Params {
 }
 
 /// `POST /oauth/device/wait`.
-pub async fn handle(State(state): State<AppState>, headers: HeaderMap, Form(p): Form<Params>) -> ApiResult<Response> {
+pub async fn handle(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    Form(p): Form<Params>,
+) -> ApiResult<Response> {
     let app = authenticate(&state, &headers, &p.creds).await?;
     if !app.allows(GrantType::DeviceCode) {
         return Err(ApiError::unauthorized_client(format!("the app {:?} may not use device login", app.client_id)));
@@ -38,7 +43,7 @@ pub async fn handle(State(state): State<AppState>, headers: HeaderMap, Form(p): 
         Step::Pending { grant_id, expires_at } => (grant_id, expires_at),
     };
     let cap = Some(usize::try_from(state.config.waiters_per_code).unwrap_or(1));
-    let answer = crate::long_poll::wait_for(&state, &grant_id, expires_at, cap, || async {
+    let answer = crate::long_poll::wait_for(&state, ip, &grant_id, expires_at, cap, || async {
         Ok(match redeem_once(&state, &app, code, RedeemMode::Wait, jkt.clone()).await? {
             Step::Tokens(resp) => Some(resp),
             Step::Pending { .. } => None,
