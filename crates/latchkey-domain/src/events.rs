@@ -466,10 +466,8 @@ impl Observers {
             }
             None => {}
         }
-        let key = |(d, t): &(String, Timestamp)| (*t, d.clone());
-        let new = (device.to_string(), at);
-        let at_index = self.0.partition_point(|o| key(o) < key(&new));
-        self.0.insert(at_index, new);
+        let at_index = self.0.partition_point(|(d, t)| (*t, d.as_str()) < (at, device));
+        self.0.insert(at_index, (device.to_string(), at));
         true
     }
 

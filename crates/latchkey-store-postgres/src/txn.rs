@@ -85,6 +85,39 @@ pub(crate) async fn all<T>(
     Ok(rows.iter().map(|r| decode(&Row(r))).collect::<StoreResult<_>>()?)
 }
 
+/// Inserts [`sql::EVENT_INSERT_ROWS`] events with [`sql::INSERT_EVENTS`]; the IDs it stored.
+async fn insert_event_rows(
+    c: &impl GenericClient,
+    events: &[(NewEvent<'_>, i64)],
+    now: Timestamp,
+) -> DbResult<Vec<String>> {
+    let computed: Vec<(Option<i64>, Option<i64>, String)> = events
+        .iter()
+        .map(|(e, _)| {
+            let (start, end) = (e.interval.map(|i| i.start.as_millis()), e.interval.map(|i| i.end.as_millis()));
+            (start, end, rows::observers_text(e.observers))
+        })
+        .collect();
+    let created = now.as_millis();
+    let mut p: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(events.len() * 11);
+    for ((e, seq), (start, end, observers)) in events.iter().zip(&computed) {
+        p.extend([
+            &e.id as &(dyn ToSql + Sync),
+            &e.user_id,
+            &e.client_id,
+            &e.kind,
+            &e.series,
+            &e.identity,
+            start,
+            end,
+            &created,
+            seq,
+            observers,
+        ]);
+    }
+    all(c, &sql::INSERT_EVENTS, &p, |r| r.text(0)).await
+}
+
 /// `sql`, holding the rows it reads until commit when `lock`.
 fn locked(sql: &str, lock: bool) -> std::borrow::Cow<'_, str> {
     with_lock(sql, lock.then_some("FOR UPDATE"))
@@ -398,31 +431,18 @@ impl<C: GenericClient + Sync> Txn for Pg<'_, C> {
         Ok(exec(self.0, sql::INSERT_EVENT, &p).await? > 0)
     }
     async fn insert_events(&self, events: &[(NewEvent<'_>, i64)], now: Timestamp) -> DbResult<Vec<String>> {
-        let computed: Vec<(Option<i64>, Option<i64>, String)> = events
-            .iter()
-            .map(|(e, _)| {
-                let (start, end) = (e.interval.map(|i| i.start.as_millis()), e.interval.map(|i| i.end.as_millis()));
-                (start, end, rows::observers_text(e.observers))
-            })
-            .collect();
-        let created = now.as_millis();
-        let mut p: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(events.len() * 11);
-        for ((e, seq), (start, end, observers)) in events.iter().zip(&computed) {
-            p.extend([
-                &e.id as &(dyn ToSql + Sync),
-                &e.user_id,
-                &e.client_id,
-                &e.kind,
-                &e.series,
-                &e.identity,
-                start,
-                end,
-                &created,
-                seq,
-                observers,
-            ]);
+        // Full chunks go in one statement each (one round trip for 50 events); the rest one by one.
+        let mut inserted = Vec::new();
+        let mut chunks = events.chunks_exact(sql::EVENT_INSERT_ROWS);
+        for chunk in &mut chunks {
+            inserted.extend(insert_event_rows(self.0, chunk, now).await?);
         }
-        all(self.0, &sql::INSERT_EVENTS, &p, |r| r.text(0)).await
+        for (e, seq) in chunks.remainder() {
+            if self.insert_event(e, *seq, now).await? {
+                inserted.push(e.id.to_string());
+            }
+        }
+        Ok(inserted)
     }
     async fn event_observers(&self, id: &str) -> DbResult<Option<Observers>> {
         one(self.0, sql::EVENT_OBSERVERS, &[&id], |r| rows::observers(r)).await

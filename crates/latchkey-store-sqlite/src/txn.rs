@@ -371,7 +371,7 @@ impl Txn for Sql<'_> {
     }
     async fn insert_events(&self, events: &[(NewEvent<'_>, i64)], now: Timestamp) -> StoreResult<Vec<String>> {
         // In process there is no round trip to save, and one cached single-row
-        // statement per event measured faster than the multi-row one
+        // statement per event measured as fast as the multi-row one
         // (`sql::INSERT_EVENTS`, which PostgreSQL uses).
         let mut inserted = Vec::new();
         for (e, seq) in events {

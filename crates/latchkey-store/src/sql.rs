@@ -544,7 +544,7 @@ mod tests {
             SWEEP_REFRESH_TOKENS,
             SWEEP_EMPTY_FAMILIES,
         ];
-        for sql in all.into_iter().chain(crate::sql_trust::ALL).chain([DEVICES_WITH_SLUG]) {
+        for sql in all.into_iter().chain(crate::sql_trust::ALL).chain([DEVICES_WITH_SLUG, INSERT_EVENTS.as_str()]) {
             let seen = first_appearances(sql);
             let expected: Vec<u32> = (1..=seen.len() as u32).collect();
             assert_eq!(seen, expected, "parameters out of order in: {sql}");

@@ -238,8 +238,8 @@ pub trait Txn {
     async fn set_event_head(&self, user_id: &str, seq: i64) -> Result<(), Self::Error>;
     /// Inserts an event at `seq` unless its ID is stored; whether it was inserted.
     async fn insert_event(&self, event: &NewEvent<'_>, seq: i64, now: Timestamp) -> Result<bool, Self::Error>;
-    /// Inserts exactly [`crate::sql::EVENT_INSERT_ROWS`] events, each at its
-    /// `seq`, in one statement, skipping IDs already stored; the IDs inserted.
+    /// Inserts events, each at its `seq`, skipping IDs already stored, in as
+    /// few round trips as the backend needs; the IDs inserted.
     async fn insert_events(&self, events: &[(NewEvent<'_>, i64)], now: Timestamp) -> Result<Vec<String>, Self::Error>;
     /// Moves an event to a new place in the stream (it changed).
     async fn set_event_seq(&self, id: &str, seq: i64) -> Result<(), Self::Error>;

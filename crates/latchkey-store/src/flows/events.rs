@@ -117,8 +117,8 @@ async fn observers_of<T: Txn>(tx: &T, id: &str) -> Result<Observers, T::Error> {
     }
 }
 
-/// Inserts the batch's exact events whose IDs are not stored yet, many to a
-/// statement, each at its place in the stream in batch order; the IDs inserted.
+/// Inserts the batch's exact events whose IDs are not stored yet, all at once,
+/// each at its place in the stream in batch order; the IDs inserted.
 async fn insert_exact<T: Txn>(
     tx: &T,
     batch: &IngestBatch,
@@ -133,18 +133,7 @@ async fn insert_exact<T: Txn>(
         .filter(|c| c.merge == MergePolicy::Exact && in_batch.insert(c.series.as_str()))
         .map(|c| (new_event(batch, c, &c.series, None, &observers), head.reserve()))
         .collect();
-    let mut inserted = HashSet::new();
-    for chunk in rows.chunks(crate::sql::EVENT_INSERT_ROWS) {
-        if chunk.len() == crate::sql::EVENT_INSERT_ROWS {
-            inserted.extend(tx.insert_events(chunk, now).await?);
-            continue;
-        }
-        for (event, seq) in chunk {
-            if tx.insert_event(event, *seq, now).await? {
-                inserted.insert(event.id.to_string());
-            }
-        }
-    }
+    let inserted: HashSet<String> = tx.insert_events(&rows, now).await?.into_iter().collect();
     head.changed |= !inserted.is_empty();
     Ok(inserted)
 }

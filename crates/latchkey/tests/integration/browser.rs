@@ -303,26 +303,9 @@ async fn qr_cancelled_on_the_phone_tells_the_desktop(b: Backend) {
     chrome.stop().await;
 }
 
-/// A device login approved through the API, for a user who already has a session.
+/// A device login approved through the API, for a user who already has a session: its ID and access token.
 async fn approved_device(app: &TestApp, session: &str, name: &str, location: &str) -> (String, String) {
-    let params = latchkey_client::DeviceParams {
-        name: Some(name.into()),
-        location: Some(location.into()),
-        platform: Some("linux-x86_64".into()),
-        ..Default::default()
-    };
-    let auth = app.client.device_authorization_as(&device_app(), "openid", &params).await.expect("device login");
-    app.client.decide_device_login(session, &auth.user_code, true).await.expect("approve");
-    let tokens = app.client.poll_token(&device_app(), &auth.device_code).await.expect("tokens");
-    let id = app
-        .client
-        .devices(session)
-        .await
-        .expect("devices")
-        .into_iter()
-        .find(|d| d.name == name)
-        .expect("the new device is listed")
-        .id;
+    let (id, tokens) = approved_device_with_tokens(app, session, name, location).await;
     (id, tokens.access_token)
 }
 

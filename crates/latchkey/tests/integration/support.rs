@@ -107,6 +107,16 @@ pub fn cli() -> AppCredentials {
 
 /// A device login of [`DEVICE_APP`] approved through the API, named and placed; returns the device ID.
 pub async fn approved_device(app: &TestApp, session: &str, name: &str, location: &str) -> String {
+    approved_device_with_tokens(app, session, name, location).await.0
+}
+
+/// [`approved_device`], with the tokens the device received.
+pub async fn approved_device_with_tokens(
+    app: &TestApp,
+    session: &str,
+    name: &str,
+    location: &str,
+) -> (String, TokenResponse) {
     let params = latchkey_client::DeviceParams {
         name: Some(name.into()),
         location: Some(location.into()),
@@ -115,9 +125,9 @@ pub async fn approved_device(app: &TestApp, session: &str, name: &str, location:
     };
     let auth = app.client.device_authorization_as(&device_app(), "openid", &params).await.expect("device login");
     app.client.decide_device_login(session, &auth.user_code, true).await.expect("approve");
-    app.client.poll_token(&device_app(), &auth.device_code).await.expect("tokens");
+    let tokens = app.client.poll_token(&device_app(), &auth.device_code).await.expect("tokens");
     let devices = app.client.devices(session).await.expect("devices");
-    devices.into_iter().find(|d| d.name == name).expect("the new device is listed").id
+    (devices.into_iter().find(|d| d.name == name).expect("the new device is listed").id, tokens)
 }
 
 /// Current time.

@@ -2,7 +2,6 @@
 
 use crate::backend_tests;
 use crate::support::*;
-use latchkey_client::DeviceParams;
 use latchkey_domain::secret::SecretHash;
 use latchkey_proto::api::DeviceUpdate;
 use latchkey_store::{AppId, DeviceId, UserId};
@@ -76,17 +75,7 @@ pub(crate) async fn sign_in(app: &TestApp, c: &reqwest::Client, user: &str) -> S
 
 /// A device login approved through the API; returns the device ID and its tokens.
 async fn approved_device(app: &TestApp, session: &str, name: &str, location: &str) -> (String, TokenPair) {
-    let params = DeviceParams {
-        name: Some(name.into()),
-        location: Some(location.into()),
-        platform: Some("linux-x86_64".into()),
-        ..Default::default()
-    };
-    let auth = app.client.device_authorization_as(&device_app(), "openid", &params).await.expect("device login");
-    app.client.decide_device_login(session, &auth.user_code, true).await.expect("approve");
-    let tokens = app.client.poll_token(&device_app(), &auth.device_code).await.expect("tokens");
-    let device = app.client.devices(session).await.expect("devices").into_iter().find(|d| d.name == name);
-    let id = device.expect("the new device is listed").id;
+    let (id, tokens) = approved_device_with_tokens(app, session, name, location).await;
     (id, TokenPair { access: tokens.access_token, refresh: tokens.refresh_token.expect("a refresh token") })
 }
 
