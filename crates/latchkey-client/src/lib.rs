@@ -7,6 +7,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod account;
+pub mod audit;
 pub mod channel;
 pub mod dpop;
 pub mod outbox;
@@ -280,6 +281,28 @@ impl Client {
     async fn post_form<T: DeserializeOwned>(&self, path: &str, form: &[(&str, &str)]) -> ClientResult<T> {
         let req = self.prove(self.http.post(self.url(path)).form(form), "POST", path, None)?;
         Self::decode(req.send().await?).await
+    }
+
+    /// The audit log's verifier keys (public).
+    pub async fn audit_keys(&self) -> ClientResult<latchkey_proto::api::AuditKeys> {
+        Self::decode(self.http.get(self.url(paths::AUDIT_KEYS)).send().await?).await
+    }
+
+    /// A consistency proof from the tree of `old` leaves to the latest checkpoint, which comes with it (public).
+    pub async fn audit_consistency(&self, old: u64) -> ClientResult<latchkey_proto::api::AuditConsistency> {
+        let req = self.http.get(self.url(paths::AUDIT_CONSISTENCY)).query(&[("old", old)]);
+        Self::decode(req.send().await?).await
+    }
+
+    /// An inclusion proof for one of the caller's audit entries, in the latest checkpoint.
+    pub async fn audit_inclusion<'a>(
+        &self,
+        auth: impl Into<Auth<'a>>,
+        seq: i64,
+    ) -> ClientResult<latchkey_proto::api::AuditInclusion> {
+        let path = format!("{}?seq={seq}", paths::AUDIT_INCLUSION);
+        let req = self.http.get(self.url(&path));
+        Self::decode(self.auth(req, "GET", paths::AUDIT_INCLUSION, auth.into())?.send().await?).await
     }
 
     /// Reads the server's metadata (`/.well-known/openid-configuration`).

@@ -1,24 +1,33 @@
-//! The tamper-evident audit log: an append-only hash chain.
+//! The verifiable audit log: entries sealed into a Merkle tree, with signed checkpoints.
 //!
-//! Each entry's hash covers its own fields and the previous entry's hash, so
-//! editing, deleting or reordering any row breaks every link after it. The
-//! current head (sequence number and hash) is stored separately, so cutting
-//! entries off the end is caught too. An operator who records the head
-//! elsewhere (`latchkey admin audit verify` prints it) can also detect a
-//! rewrite of the whole chain.
+//! A request writes its entry in the same transaction as the change, with no
+//! global lock. One sealer per database then appends committed entries to a
+//! Merkle tree in the style of RFC 9162 ([`crate::merkle`]): each entry's leaf
+//! is [`leaf_hash`] of its fields, and every seal ends with a checkpoint (size,
+//! root hash, time) signed as a C2SP signed note ([`crate::signed_note`]).
+//! Anyone holding a checkpoint can ask for an inclusion proof of an entry, or
+//! a consistency proof that a later checkpoint only added to it, so edits,
+//! reordering and truncation all show.
 //!
-//! Encoding (version 1): SHA-256 over `"latchkey-audit-v1"`, then each field
-//! as an 8-byte big-endian length followed by its bytes, in this order:
-//! seq, at (ms), kind, actor, subject, detail, previous hash. Integers are
-//! 8-byte big-endian; a missing actor or subject is the empty string.
+//! Leaf encoding (version 1): SHA-256 over 0x00, then `"latchkey-audit-leaf-v1"`
+//! and each field as an 8-byte big-endian length followed by its bytes: seq,
+//! at (ms), kind, actor, subject, detail. Integers are 8-byte big-endian; a
+//! missing actor or subject is the empty string.
+//!
+//! Entries recorded before the tree kept a hash chain ([`ChainLink`],
+//! [`ChainVerifier`]): each link covers the entry and the previous link. Those
+//! entries became the first leaves, and their chain is still checked.
 
+use crate::merkle::{self, CompactRange, Hash, NodeId};
+use crate::signed_note::{self, Checkpoint, NoteError, NoteSigner, NoteVerifier};
 use crate::time::Timestamp;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-/// Hash of the entry before the first one.
+/// Hash of the chain entry before the first one.
 pub const GENESIS_HASH: [u8; 32] = [0u8; 32];
 const DOMAIN_TAG: &[u8] = b"latchkey-audit-v1";
+const LEAF_TAG: &[u8] = b"latchkey-audit-leaf-v1";
 
 /// Kinds of security-relevant actions. The text forms are stable: they are hashed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -105,11 +114,13 @@ pub enum AuditKind {
     SessionRekeyed,
     /// A trusted session was closed or expired.
     SessionClosed,
+    /// A key that signs audit checkpoints was added (the others retire).
+    AuditKeyAdded,
 }
 
 impl AuditKind {
     /// Every kind, for filters and listings.
-    pub const ALL: [AuditKind; 41] = [
+    pub const ALL: [AuditKind; 42] = [
         AuditKind::UserCreated,
         AuditKind::SignInSucceeded,
         AuditKind::SignInFailed,
@@ -151,6 +162,7 @@ impl AuditKind {
         AuditKind::SessionMemberRemoved,
         AuditKind::SessionRekeyed,
         AuditKind::SessionClosed,
+        AuditKind::AuditKeyAdded,
     ];
 
     /// Stable text, hashed into the chain.
@@ -197,6 +209,7 @@ impl AuditKind {
             AuditKind::SessionMemberRemoved => "tsession.member_removed",
             AuditKind::SessionRekeyed => "tsession.rekeyed",
             AuditKind::SessionClosed => "tsession.closed",
+            AuditKind::AuditKeyAdded => "audit.key_added",
         }
     }
 
@@ -232,10 +245,10 @@ impl AuditEvent {
     }
 }
 
-/// An entry as stored: the event, its place and its links.
+/// An entry as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEntry {
-    /// Position in the chain, from 1.
+    /// Its number, in the order entries were written (not necessarily committed).
     pub seq: i64,
     /// When it was recorded.
     pub at: Timestamp,
@@ -247,18 +260,27 @@ pub struct AuditEntry {
     pub subject: Option<String>,
     /// JSON object text.
     pub detail: String,
+    /// Its link in the hash chain, for entries recorded before the tree.
+    pub chain: Option<ChainLink>,
+    /// Its position in the tree, once sealed.
+    pub leaf: Option<i64>,
+}
+
+/// A link of the hash chain that came before the tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainLink {
     /// Hash of the previous entry.
     pub prev_hash: [u8; 32],
     /// Hash of this entry.
     pub hash: [u8; 32],
 }
 
-/// The end of the chain: where the next entry attaches.
+/// The end of the old chain: where its last entry attached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChainHead {
-    /// Sequence number of the last entry (0 for an empty chain).
+    /// Sequence number of the last chained entry (0 for an empty chain).
     pub seq: i64,
-    /// Hash of the last entry ([`GENESIS_HASH`] for an empty chain).
+    /// Hash of the last chained entry ([`GENESIS_HASH`] for an empty chain).
     pub hash: [u8; 32],
 }
 
@@ -266,7 +288,8 @@ impl ChainHead {
     /// The head of an empty chain.
     pub const EMPTY: ChainHead = ChainHead { seq: 0, hash: GENESIS_HASH };
 
-    /// Seals `event` at `at` onto this head, returning the entry and the new head.
+    /// Links `event` at `at` onto this head, returning the entry and the new head.
+    /// Only tests and migrations build chains now: new entries are sealed into the tree.
     pub fn append(&self, event: &AuditEvent, at: Timestamp) -> (AuditEntry, ChainHead) {
         let seq = self.seq + 1;
         let hash = entry_hash(
@@ -285,8 +308,8 @@ impl ChainHead {
             actor: event.actor.clone(),
             subject: event.subject.clone(),
             detail: event.detail.clone(),
-            prev_hash: self.hash,
-            hash,
+            chain: Some(ChainLink { prev_hash: self.hash, hash }),
+            leaf: None,
         };
         (entry, ChainHead { seq, hash })
     }
@@ -317,7 +340,7 @@ fn entry_hash(
     h.finalize().into()
 }
 
-/// The first place where the chain does not hold.
+/// The first place where the old chain does not hold.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum ChainBreak {
     /// A sequence number is missing or out of order (a row deleted or inserted).
@@ -350,7 +373,8 @@ pub enum ChainBreak {
     },
 }
 
-/// Incremental verifier: feed entries in order, then [`ChainVerifier::finish`] with the stored head.
+/// Incremental verifier of the old chain: feed its entries in `seq` order, then
+/// [`ChainVerifier::finish`] with the stored head. Entries without a link are skipped.
 #[derive(Debug, Clone)]
 pub struct ChainVerifier {
     head: ChainHead,
@@ -365,17 +389,19 @@ impl Default for ChainVerifier {
 impl ChainVerifier {
     /// Checks the next entry against everything seen so far.
     pub fn push(&mut self, e: &AuditEntry) -> Result<(), ChainBreak> {
+        let Some(link) = e.chain else { return Ok(()) };
         if e.seq != self.head.seq + 1 {
             return Err(ChainBreak::Gap { after: self.head.seq, found: e.seq });
         }
-        if e.prev_hash != self.head.hash {
+        if link.prev_hash != self.head.hash {
             return Err(ChainBreak::BrokenLink { seq: e.seq });
         }
-        let want = entry_hash(e.seq, e.at, &e.kind, e.actor.as_deref(), e.subject.as_deref(), &e.detail, &e.prev_hash);
-        if want != e.hash {
+        let want =
+            entry_hash(e.seq, e.at, &e.kind, e.actor.as_deref(), e.subject.as_deref(), &e.detail, &link.prev_hash);
+        if want != link.hash {
             return Err(ChainBreak::Altered { seq: e.seq });
         }
-        self.head = ChainHead { seq: e.seq, hash: e.hash };
+        self.head = ChainHead { seq: e.seq, hash: link.hash };
         Ok(())
     }
 
@@ -388,7 +414,231 @@ impl ChainVerifier {
     }
 }
 
+// ---- the tree ----
+
+/// The leaf hash of an entry: what the tree commits to.
+pub fn leaf_hash(e: &AuditEntry) -> Hash {
+    let mut data = Vec::with_capacity(96 + e.kind.len() + e.detail.len());
+    let mut field = |bytes: &[u8]| {
+        data.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
+        data.extend_from_slice(bytes);
+    };
+    field(LEAF_TAG);
+    field(&e.seq.to_be_bytes());
+    field(&e.at.as_millis().to_be_bytes());
+    field(e.kind.as_bytes());
+    field(e.actor.as_deref().unwrap_or("").as_bytes());
+    field(e.subject.as_deref().unwrap_or("").as_bytes());
+    field(e.detail.as_bytes());
+    merkle::leaf_hash(&data)
+}
+
+/// What one seal writes: each entry's position and every subtree it completed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SealPlan {
+    /// (seq, leaf) for each entry sealed, in leaf order.
+    pub leaves: Vec<(i64, i64)>,
+    /// Every perfect subtree that became complete (level 0 are the leaves).
+    pub nodes: Vec<(NodeId, Hash)>,
+}
+
+/// Appends `pending` (committed entries not yet sealed, in the order they are to be
+/// sealed) to the tree whose right edge is `tree`, and says what to store.
+pub fn seal(tree: &mut CompactRange, pending: &[AuditEntry]) -> SealPlan {
+    let mut plan = SealPlan { leaves: Vec::with_capacity(pending.len()), nodes: Vec::with_capacity(pending.len() * 2) };
+    for e in pending {
+        let leaf = tree.size() as i64;
+        plan.nodes.extend(tree.append(leaf_hash(e)));
+        plan.leaves.push((e.seq, leaf));
+    }
+    plan
+}
+
+/// A signed checkpoint of the audit tree, opened and checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditCheckpoint {
+    /// The log's name (C2SP origin line).
+    pub origin: String,
+    /// How many leaves it covers.
+    pub size: u64,
+    /// The tree's root at that size.
+    pub root: Hash,
+    /// When it was sealed.
+    pub time: Timestamp,
+    /// The verifier keys that signed it, as its signed body lists them: a verifier
+    /// that trusts one of them learns the others from it (how key rotation reaches clients).
+    pub keys: Vec<String>,
+    /// The signed note, as published.
+    pub note: String,
+}
+
+/// Why a checkpoint could not be made or read.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum CheckpointError {
+    /// The note or its signatures did not check out.
+    #[error(transparent)]
+    Note(#[from] NoteError),
+    /// The note is a checkpoint, but not one of ours (no time line).
+    #[error("the checkpoint has no `time <ms>` line: it is not a Latchkey audit checkpoint")]
+    NoTime,
+}
+
+const TIME_PREFIX: &str = "time ";
+const KEY_PREFIX: &str = "key ";
+
+impl AuditCheckpoint {
+    /// Signs a checkpoint for `size`/`root` at `time` with every key in `signers`.
+    pub fn sign(
+        origin: &str,
+        size: u64,
+        root: Hash,
+        time: Timestamp,
+        signers: &[&NoteSigner],
+    ) -> Result<Self, CheckpointError> {
+        let keys: Vec<String> = signers.iter().map(|s| s.verifier().to_vkey()).collect();
+        let mut extensions = vec![format!("{TIME_PREFIX}{}", time.as_millis())];
+        extensions.extend(keys.iter().map(|k| format!("{KEY_PREFIX}{k}")));
+        let body = Checkpoint { origin: origin.to_string(), size, root, extensions }.body();
+        let note = signed_note::sign_many(&body, signers)?;
+        Ok(Self { origin: origin.to_string(), size, root, time, keys, note })
+    }
+
+    /// Opens a published checkpoint, requiring a valid signature by one of `verifiers`.
+    pub fn open(note: &str, verifiers: &[NoteVerifier]) -> Result<Self, CheckpointError> {
+        let opened = signed_note::open(note, verifiers)?;
+        let cp = Checkpoint::parse(&opened.text)?;
+        let time = cp
+            .extensions
+            .iter()
+            .find_map(|l| l.strip_prefix(TIME_PREFIX).and_then(|t| t.parse::<i64>().ok()))
+            .ok_or(CheckpointError::NoTime)?;
+        let keys = cp.extensions.iter().filter_map(|l| l.strip_prefix(KEY_PREFIX)).map(str::to_string).collect();
+        Ok(Self {
+            origin: cp.origin,
+            size: cp.size,
+            root: cp.root,
+            time: Timestamp::from_millis(time),
+            keys,
+            note: note.into(),
+        })
+    }
+}
+
+/// A place where the stored log does not match its tree or its checkpoints.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum TreeBreak {
+    /// Leaves are missing: entries were deleted (or never sealed in order).
+    #[error("leaves {expected}..{found} are missing: entries were deleted")]
+    Gap {
+        /// The first missing leaf.
+        expected: i64,
+        /// The leaf found instead.
+        found: i64,
+    },
+    /// The entry's content does not hash to the leaf sealed at its position.
+    #[error("entry {seq} (leaf {leaf}) does not match what was sealed there: it was edited or moved")]
+    Altered {
+        /// The entry.
+        seq: i64,
+        /// Its position.
+        leaf: i64,
+    },
+    /// The sealed leaf hash itself is gone.
+    #[error("leaf {leaf} (entry {seq}) has no sealed hash: the tree was edited")]
+    MissingNode {
+        /// The entry.
+        seq: i64,
+        /// Its position.
+        leaf: i64,
+    },
+    /// A checkpoint covers more leaves than the log has.
+    #[error("checkpoint of size {checkpoint} but the log has only {found} sealed entries: it was truncated")]
+    Truncated {
+        /// The checkpoint's size.
+        checkpoint: u64,
+        /// Leaves found.
+        found: u64,
+    },
+    /// The entries do not add up to a checkpoint's root.
+    #[error("the first {size} entries do not hash to the root signed in that checkpoint: the log was rewritten")]
+    RootMismatch {
+        /// The checkpoint's size.
+        size: u64,
+    },
+}
+
+/// Walks the sealed entries in leaf order, recomputing the tree, and compares it
+/// with the stored leaf hashes and with checkpoints. Collects every break found
+/// (up to a cap) rather than stopping at the first, so a swapped pair names both.
+#[derive(Debug, Clone)]
+pub struct TreeVerifier {
+    tree: CompactRange,
+    next: i64,
+    roots: Vec<(u64, Option<Hash>)>,
+    breaks: Vec<TreeBreak>,
+}
+
+/// How many breaks [`TreeVerifier`] collects before it stops listing them.
+pub const MAX_BREAKS: usize = 64;
+
+impl TreeVerifier {
+    /// A verifier that will also report the root at each size in `sizes`.
+    pub fn new(sizes: &[u64]) -> Self {
+        let roots = sizes.iter().map(|s| (*s, if *s == 0 { Some(merkle::empty_root()) } else { None })).collect();
+        Self { tree: CompactRange::new(), next: 0, roots, breaks: Vec::new() }
+    }
+
+    fn note(&mut self, b: TreeBreak) {
+        if self.breaks.len() < MAX_BREAKS {
+            self.breaks.push(b);
+        }
+    }
+
+    /// The next sealed entry (by leaf) and the leaf hash stored for it, if any.
+    pub fn push(&mut self, e: &AuditEntry, sealed: Option<Hash>) {
+        let Some(leaf) = e.leaf else { return };
+        if leaf != self.next {
+            self.note(TreeBreak::Gap { expected: self.next, found: leaf });
+        }
+        let h = leaf_hash(e);
+        match sealed {
+            None => self.note(TreeBreak::MissingNode { seq: e.seq, leaf }),
+            Some(s) if s != h => self.note(TreeBreak::Altered { seq: e.seq, leaf }),
+            Some(_) => {}
+        }
+        self.tree.append(h);
+        self.next = leaf + 1;
+        let size = self.tree.size();
+        for (want, root) in self.roots.iter_mut() {
+            if *want == size {
+                *root = Some(self.tree.root());
+            }
+        }
+    }
+
+    /// How many leaves have been seen.
+    pub fn size(&self) -> u64 {
+        self.tree.size()
+    }
+
+    /// Checks `checkpoint` (whose size was given to [`TreeVerifier::new`]) against what was seen.
+    pub fn check(&mut self, checkpoint: &AuditCheckpoint) {
+        let root = self.roots.iter().find(|(s, _)| *s == checkpoint.size).and_then(|(_, r)| *r);
+        match root {
+            None => self.note(TreeBreak::Truncated { checkpoint: checkpoint.size, found: self.tree.size() }),
+            Some(r) if r != checkpoint.root => self.note(TreeBreak::RootMismatch { size: checkpoint.size }),
+            Some(_) => {}
+        }
+    }
+
+    /// The recomputed root and every break found.
+    pub fn finish(self) -> (u64, Hash, Vec<TreeBreak>) {
+        (self.tree.size(), self.tree.root(), self.breaks)
+    }
+}
+
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 
@@ -432,8 +682,8 @@ mod tests {
                 Box::new(|e| e.subject = None),
                 Box::new(|e| e.detail = "{}".into()),
                 Box::new(|e| e.at = e.at.plus_millis(1)),
-                Box::new(|e| e.hash[0] ^= 1),
-                Box::new(|e| e.prev_hash[31] ^= 1),
+                Box::new(|e| e.chain.as_mut().unwrap().hash[0] ^= 1),
+                Box::new(|e| e.chain.as_mut().unwrap().prev_hash[31] ^= 1),
             ];
             for edit in edits {
                 let mut tampered = entries.clone();
@@ -471,5 +721,110 @@ mod tests {
         for k in AuditKind::ALL {
             assert_eq!(AuditKind::parse(k.as_str()), Some(k));
         }
+    }
+
+    fn sealed(n: usize) -> (Vec<AuditEntry>, Vec<Hash>, CompactRange) {
+        let (mut entries, _) = chain(n);
+        let mut tree = CompactRange::new();
+        let plan = seal(&mut tree, &entries);
+        for (e, (seq, leaf)) in entries.iter_mut().zip(&plan.leaves) {
+            assert_eq!(e.seq, *seq);
+            e.leaf = Some(*leaf);
+        }
+        let leaves = plan.nodes.iter().filter(|(id, _)| id.level == 0).map(|(_, h)| *h).collect();
+        (entries, leaves, tree)
+    }
+
+    fn signer(seed: u8) -> NoteSigner {
+        NoteSigner::new("audit.example", &[seed; 32]).unwrap()
+    }
+
+    fn tree_breaks(entries: &[AuditEntry], leaves: &[Hash], cps: &[AuditCheckpoint]) -> Vec<TreeBreak> {
+        let sizes: Vec<u64> = cps.iter().map(|c| c.size).collect();
+        let mut v = TreeVerifier::new(&sizes);
+        for e in entries {
+            v.push(e, e.leaf.and_then(|l| leaves.get(l as usize).copied()));
+        }
+        for c in cps {
+            v.check(c);
+        }
+        v.finish().2
+    }
+
+    #[test]
+    fn sealing_numbers_leaves_in_order_and_matches_the_merkle_root() {
+        let (entries, leaves, tree) = sealed(13);
+        assert_eq!(tree.size(), 13);
+        assert_eq!(leaves, entries.iter().map(leaf_hash).collect::<Vec<_>>());
+        let mut again = CompactRange::new();
+        for h in &leaves {
+            again.append(*h);
+        }
+        assert_eq!(again.root(), tree.root());
+        let s = signer(1);
+        let cp = AuditCheckpoint::sign("audit.example", 13, tree.root(), Timestamp::from_millis(5), &[&s]).unwrap();
+        assert!(tree_breaks(&entries, &leaves, &[cp]).is_empty());
+    }
+
+    #[test]
+    fn a_seal_continues_where_the_last_one_ended() {
+        let (all, _, whole) = sealed(10);
+        let mut tree = CompactRange::new();
+        let first = seal(&mut tree, &all[..4]);
+        let rest = seal(&mut tree, &all[4..]);
+        assert_eq!(tree.root(), whole.root());
+        assert_eq!(rest.leaves[0], (all[4].seq, 4));
+        assert!(first.nodes.iter().chain(&rest.nodes).any(|(id, _)| id.level == 3));
+    }
+
+    #[test]
+    fn verify_names_an_edit_a_swap_a_deletion_and_a_truncation() {
+        let (entries, leaves, tree) = sealed(9);
+        let s = signer(2);
+        let cp = AuditCheckpoint::sign("audit.example", 9, tree.root(), Timestamp::from_millis(1), &[&s]).unwrap();
+
+        let mut edited = entries.clone();
+        edited[3].detail = "{}".into();
+        assert_eq!(
+            tree_breaks(&edited, &leaves, std::slice::from_ref(&cp)),
+            vec![TreeBreak::Altered { seq: 4, leaf: 3 }, TreeBreak::RootMismatch { size: 9 }]
+        );
+
+        let mut swapped = entries.clone();
+        swapped.swap(2, 6);
+        swapped[2].leaf = Some(2);
+        swapped[6].leaf = Some(6);
+        let b = tree_breaks(&swapped, &leaves, std::slice::from_ref(&cp));
+        assert!(
+            b.contains(&TreeBreak::Altered { seq: 7, leaf: 2 }) && b.contains(&TreeBreak::Altered { seq: 3, leaf: 6 })
+        );
+
+        let mut holed = entries.clone();
+        holed.remove(5);
+        assert_eq!(
+            tree_breaks(&holed, &leaves, std::slice::from_ref(&cp))[0],
+            TreeBreak::Gap { expected: 5, found: 6 }
+        );
+
+        let cut = &entries[..7];
+        assert_eq!(tree_breaks(cut, &leaves, &[cp]), vec![TreeBreak::Truncated { checkpoint: 9, found: 7 }]);
+    }
+
+    #[test]
+    fn checkpoints_are_signed_and_forgeries_refused() {
+        let (_, _, tree) = sealed(5);
+        let (old, new) = (signer(3), signer(4));
+        let cp =
+            AuditCheckpoint::sign("audit.example", 5, tree.root(), Timestamp::from_millis(77), &[&old, &new]).unwrap();
+        let opened = AuditCheckpoint::open(&cp.note, &[old.verifier()]).unwrap();
+        assert_eq!((opened.size, opened.root, opened.time), (5, tree.root(), Timestamp::from_millis(77)));
+        assert!(AuditCheckpoint::open(&cp.note, &[new.verifier()]).is_ok());
+        assert_eq!(opened.keys, vec![old.verifier().to_vkey(), new.verifier().to_vkey()], "rotation travels signed");
+        let forged = cp.note.replacen("\n5\n", "\n6\n", 1);
+        assert!(AuditCheckpoint::open(&forged, &[old.verifier()]).is_err());
+        let other = signer(9);
+        let by_other =
+            AuditCheckpoint::sign("audit.example", 5, tree.root(), Timestamp::from_millis(1), &[&other]).unwrap();
+        assert!(AuditCheckpoint::open(&by_other.note, &[old.verifier()]).is_err());
     }
 }

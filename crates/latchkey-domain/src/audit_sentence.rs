@@ -271,6 +271,9 @@ pub fn sentence(kind: &str, actor: Option<&str>, subject: Option<&str>, detail: 
             .name(thing("that sign-in", subject))
             .text(" was ended"),
         "key.rotated" => st.name(who()).text(" made ").name(thing("a new signing key", subject)).text(" active"),
+        "audit.key_added" => {
+            st.name(who()).text(" added ").name(thing("a new audit signing key", subject)).text(" for checkpoints")
+        }
         "device.registered" => {
             let place = s(&d, "location").map(|l| format!(" in {l}")).unwrap_or_default();
             let via = match s(&d, "via").as_deref() {
@@ -559,6 +562,13 @@ mod tests {
                 "Latchkey CLI presented a used refresh token again, so that sign-in was ended",
             ),
             (AuditKind::KeyRotated, Some("system"), Some("kid-1"), "{}", "The server made a new signing key active"),
+            (
+                AuditKind::AuditKeyAdded,
+                Some("system"),
+                Some("k-1"),
+                "{}",
+                "The server added a new audit signing key for checkpoints",
+            ),
             (
                 AuditKind::DeviceRenamed,
                 Some("u-me"),

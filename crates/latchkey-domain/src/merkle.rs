@@ -97,6 +97,14 @@ pub enum ProofError {
         /// The later tree size.
         new_size: u64,
     },
+    /// A proof was asked for a tree larger than the log has sealed.
+    #[error("tree size {size} is beyond the log, which has {tree_size} leaves")]
+    BeyondTree {
+        /// The size asked for.
+        size: u64,
+        /// The log's size.
+        tree_size: u64,
+    },
     /// The proof has the wrong number of hashes for these sizes.
     #[error("wrong proof length: expected {expected} hashes, got {got}")]
     WrongProofLength {

@@ -402,3 +402,43 @@ pub struct PullResponse {
     /// The cursor to pull after next time.
     pub cursor: i64,
 }
+
+/// `GET /api/v1/audit/keys`: who signs audit checkpoints.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AuditKeys {
+    /// The log's name (the checkpoints' origin line).
+    pub origin: String,
+    /// Signed-note verifier keys (`name+keyid+base64`), newest first; retired keys
+    /// stay listed while they still co-sign.
+    pub keys: Vec<String>,
+}
+
+/// `GET /api/v1/audit/consistency?old=N&new=M`: the tree of `new` leaves extends that of `old`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AuditConsistency {
+    /// The smaller size.
+    pub old_size: u64,
+    /// The larger size (the latest checkpoint's when `new` was not given).
+    pub new_size: u64,
+    /// The proof (RFC 9162 §2.1.4), base64.
+    pub hashes: Vec<String>,
+    /// The latest signed checkpoint, so one call is enough to move forward.
+    pub checkpoint: String,
+}
+
+/// `GET /api/v1/audit/inclusion?seq=S&size=N`: an entry is a leaf of the signed tree.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AuditInclusion {
+    /// The entry.
+    pub seq: i64,
+    /// Its position in the tree.
+    pub leaf: u64,
+    /// The tree size the proof is for.
+    pub tree_size: u64,
+    /// The leaf hash, base64.
+    pub leaf_hash: String,
+    /// The audit path (RFC 9162 §2.1.3), base64.
+    pub hashes: Vec<String>,
+    /// The latest signed checkpoint.
+    pub checkpoint: String,
+}

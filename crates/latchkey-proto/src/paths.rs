@@ -20,6 +20,15 @@ pub const USERINFO: &str = "/oauth/userinfo";
 /// JWK Set.
 pub const JWKS: &str = "/oauth/jwks";
 
+/// The audit log's latest signed checkpoint (C2SP signed note, `text/plain`; public).
+pub const AUDIT_CHECKPOINT: &str = "/api/v1/audit/checkpoint";
+/// The keys that sign audit checkpoints, as signed-note verifier keys (public).
+pub const AUDIT_KEYS: &str = "/api/v1/audit/keys";
+/// A consistency proof between two tree sizes (`?old=N&new=M`; public).
+pub const AUDIT_CONSISTENCY: &str = "/api/v1/audit/consistency";
+/// An inclusion proof for one of the caller's entries (`?seq=S&size=N`).
+pub const AUDIT_INCLUSION: &str = "/api/v1/audit/inclusion";
+
 /// Password sign-in (`POST`) and sign-out (`DELETE`).
 pub const SESSION: &str = "/api/v1/session";
 /// Change your own password (`POST`); ends your other sessions.

@@ -410,6 +410,8 @@ pub struct ServerConfig {
     pub sweep_every: Duration,
     /// How often signing keys are re-read (to pick up `admin keys rotate`).
     pub key_refresh_every: Duration,
+    /// How often the audit sealer looks for entries to seal (the lag it adds is at most this plus one seal).
+    pub audit_seal_every: Duration,
 }
 
 impl Deref for ServerConfig {
@@ -486,6 +488,7 @@ impl ServerConfig {
             concurrent_password_checks: std::thread::available_parallelism().map(|n| n.get() * 2).unwrap_or(4),
             sweep_every: Duration::from_secs(60),
             key_refresh_every: Duration::from_secs(60),
+            audit_seal_every: Duration::from_millis(250),
         }
     }
 

@@ -79,6 +79,8 @@ constructors! {
     forbidden => (StatusCode::FORBIDDEN, "forbidden");
     /// 403 `access_denied` (RFC 6749 §4.1.2.1's code): this kind of credential may never do this.
     credential_refused => (StatusCode::FORBIDDEN, "access_denied");
+    /// 503 `temporarily_unavailable`: not ready yet; try again shortly.
+    unavailable => (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable");
     /// 404 `not_found`.
     not_found => (StatusCode::NOT_FOUND, "not_found");
     /// 409 `conflict`: the thing exists or was already decided.

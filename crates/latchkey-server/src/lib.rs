@@ -7,6 +7,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod accept;
+pub mod audit_log;
 pub mod client_auth;
 pub mod config;
 pub mod credential;
@@ -97,6 +98,7 @@ impl Server {
         let metrics =
             if metrics_listener.is_some() { metrics::Metrics::enabled() } else { metrics::Metrics::disabled() };
         ensure_builtin_app(store.as_ref()).await?;
+        audit_log::ensure_key(store.as_ref(), &config.public_url).await?;
         let max_lifetime = config.access_token_lifetime_secs();
         let keys = KeyRing::load(store.as_ref(), max_lifetime).await?;
         let (shutdown_tx, shutting_down) = watch::channel(false);
@@ -163,6 +165,7 @@ impl Server {
             header_read_timeout: state.config.header_read_timeout,
         };
         let janitor = tokio::spawn(janitor::run(state.clone()));
+        let sealer = tokio::spawn(audit_log::sealer(state.clone(), state.config.audit_seal_every));
         let metrics = metrics_listener.map(|l| {
             let state = state.clone();
             let mut stopping = state.shutting_down.clone();
@@ -190,6 +193,7 @@ impl Server {
         })
         .await;
         janitor.abort();
+        sealer.abort();
         if let Some(m) = metrics {
             match m.await {
                 Ok(Err(e)) => tracing::warn!(error = %e, "metrics listener failed"),

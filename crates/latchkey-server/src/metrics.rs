@@ -31,8 +31,10 @@ pub const SQLITE_QUEUE: &str = "latchkey_sqlite_writer_queue";
 pub const SQLITE_COMMITS: &str = "latchkey_sqlite_commits_total";
 /// SQLite: seconds the writer spent running and committing them (rate / commits rate = mean commit latency).
 pub const SQLITE_COMMIT_SECONDS: &str = "latchkey_sqlite_commit_seconds_total";
-/// Entries in the audit log (its chain's length).
+/// Entries sealed into the audit tree (the latest checkpoint's size).
 pub const AUDIT_ENTRIES: &str = "latchkey_audit_entries";
+/// Seconds from an audit entry's commit to its seal, for the oldest entry of each seal.
+pub const AUDIT_SEAL_LAG: &str = "latchkey_audit_seal_lag_seconds";
 /// PostgreSQL: pool connections, by state (`open`, `idle`), and the pool's maximum (`max`).
 pub const PG_POOL: &str = "latchkey_pg_pool_connections";
 
@@ -114,7 +116,10 @@ impl Metrics {
     pub fn enabled() -> Self {
         let builder = PrometheusBuilder::new();
         // Without buckets the exporter renders a summary; ask for a real histogram.
-        let builder = match builder.set_buckets_for_metric(Matcher::Full(HTTP_DURATION.into()), BUCKETS) {
+        let builder = match builder
+            .set_buckets_for_metric(Matcher::Full(HTTP_DURATION.into()), BUCKETS)
+            .and_then(|b| b.set_buckets_for_metric(Matcher::Full(AUDIT_SEAL_LAG.into()), BUCKETS))
+        {
             Ok(b) => b,
             Err(e) => {
                 tracing::error!("metrics buckets refused ({e}); latency is rendered as a summary");
@@ -144,7 +149,15 @@ impl Metrics {
                 metrics::Unit::Seconds,
                 "SQLite: seconds the writer spent running and committing transactions (only grows)."
             );
-            metrics::describe_gauge!(AUDIT_ENTRIES, "Entries in the audit log (the length of its hash chain).");
+            metrics::describe_gauge!(
+                AUDIT_ENTRIES,
+                "Entries sealed into the audit tree (the latest checkpoint's size)."
+            );
+            metrics::describe_histogram!(
+                AUDIT_SEAL_LAG,
+                metrics::Unit::Seconds,
+                "Seconds from an audit entry's record to its seal (the oldest entry of each seal)."
+            );
             metrics::describe_gauge!(PG_POOL, "PostgreSQL: pool connections by state (open, idle) and its maximum.");
         });
         Self { inner: Some(Enabled { recorder, handle }) }
@@ -180,6 +193,11 @@ impl Metrics {
     /// Counts a QR sign-in reaching `outcome`.
     pub fn qr_sign_in(&self, outcome: Outcome) {
         self.record(|| metrics::counter!(QR_SIGN_INS, "outcome" => outcome.as_str()).increment(1));
+    }
+
+    /// Records how long the oldest entry of a seal waited for it.
+    pub fn audit_sealed(&self, lag: Duration) {
+        self.record(|| metrics::histogram!(AUDIT_SEAL_LAG).record(lag.as_secs_f64()));
     }
 
     /// Counts a request refused by `limit`.
@@ -266,7 +284,7 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
 pub async fn scrape(State(state): State<AppState>) -> Response {
     let waiting = state.store.notifier().waiting_subjects();
     // A database that does not answer leaves the gauge out; /readyz reports that.
-    let audit_entries = state.store.audit_head().await.ok().map(|h| h.seq);
+    let audit_entries = state.store.audit_tree().await.ok().map(|t| t.size as i64);
     match state.metrics.render(waiting, state.store.stats(), audit_entries) {
         Some(text) => {
             ([(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"))], text)

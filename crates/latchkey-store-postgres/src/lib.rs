@@ -2,8 +2,9 @@
 //!
 //! Every operation is one transaction on a pooled connection. Transitions
 //! load their row `FOR UPDATE`, ask `latchkey-domain`, and write, so callers
-//! on any replica take turns on the row they contend for; audit appends lock
-//! the single `audit_head` row, so the hash chain stays linear. Decisions are
+//! on any replica take turns on the row they contend for. Audit entries are
+//! inserted without a lock; one replica at a time (an advisory lock) seals them
+//! into the audit tree and signs its checkpoint. Decisions are
 //! announced with `NOTIFY` inside their transaction and picked up by every
 //! replica's listener connection (see `listen`), which makes instant approval
 //! work whichever replica the waiting device is connected to; QR sign-in

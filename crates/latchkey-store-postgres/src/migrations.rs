@@ -14,6 +14,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (8, include_str!("../migrations/0008_trusted_sessions.sql")),
     (9, include_str!("../migrations/0009_observers_in_the_event.sql")),
     (10, include_str!("../migrations/0010_active_devices.sql")),
+    (11, include_str!("../migrations/0011_audit_tree.sql")),
 ];
 
 /// Advisory-lock class for migrations; the second key is the schema's hash,

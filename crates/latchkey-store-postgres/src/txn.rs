@@ -12,9 +12,10 @@ use crate::audit;
 use crate::db::{conflict, describe, DbResult, Fail};
 use deadpool_postgres::GenericClient;
 use latchkey_domain::account::{AccountStatus, FailureRun};
-use latchkey_domain::audit::AuditEvent;
+use latchkey_domain::audit::{AuditEntry, AuditEvent};
 use latchkey_domain::device::DeviceStatus;
 use latchkey_domain::events::{Interval, Observers};
+use latchkey_domain::merkle::{Hash, NodeId};
 use latchkey_domain::pairing::PairingStatus;
 use latchkey_domain::secret::SecretHash;
 use latchkey_domain::trusted_session::SignedInvitation;
@@ -136,6 +137,39 @@ impl<C: GenericClient + Sync> Txn for Pg<'_, C> {
 
     async fn append_audit(&self, event: &AuditEvent, now: Timestamp) -> DbResult<()> {
         audit::append(self.0, event, now).await
+    }
+    async fn try_seal_lock(&self) -> DbResult<bool> {
+        audit::try_seal_lock(self.0).await
+    }
+    async fn unsealed_audit(&self, limit: i64) -> DbResult<Vec<AuditEntry>> {
+        audit::unsealed(self.0, limit).await
+    }
+    async fn audit_tree(&self, lock: bool) -> DbResult<AuditTreeState> {
+        audit::tree(self.0, lock).await
+    }
+    async fn set_audit_tree(&self, state: &AuditTreeState) -> DbResult<()> {
+        audit::set_tree(self.0, state).await
+    }
+    async fn set_audit_leaves(&self, leaves: &[(i64, i64)]) -> DbResult<()> {
+        audit::set_leaves(self.0, leaves).await
+    }
+    async fn insert_audit_nodes(&self, nodes: &[(NodeId, Hash)]) -> DbResult<()> {
+        audit::insert_nodes(self.0, nodes).await
+    }
+    async fn audit_nodes(&self, ids: &[NodeId]) -> DbResult<Vec<(NodeId, Hash)>> {
+        audit::nodes(self.0, ids).await
+    }
+    async fn audit_leaves_of(&self, seqs: &[i64]) -> DbResult<Vec<(i64, i64)>> {
+        audit::leaves_of(self.0, seqs).await
+    }
+    async fn audit_keys(&self) -> DbResult<Vec<AuditKeyRecord>> {
+        audit::keys(self.0).await
+    }
+    async fn insert_audit_key(&self, key: &AuditKeyRecord) -> DbResult<()> {
+        audit::insert_key(self.0, key).await
+    }
+    async fn retire_audit_keys(&self, at: Timestamp) -> DbResult<()> {
+        audit::retire_keys(self.0, at).await
     }
     async fn announce_decided(&self, id: &str) -> DbResult<()> {
         // Queued by PostgreSQL and delivered to every listener only if this transaction commits.

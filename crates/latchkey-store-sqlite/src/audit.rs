@@ -1,28 +1,26 @@
-//! The audit chain in SQLite: append under the head row, read back for verification.
+//! The audit log in SQLite: entries, the sealed tree's rows, its keys, and reads for pages and verification.
 
 use crate::db_err;
-use latchkey_domain::audit::{AuditEntry, AuditEvent, ChainHead};
+use latchkey_domain::audit::{AuditEntry, AuditEvent, ChainHead, ChainLink};
+use latchkey_domain::merkle::{Hash, NodeId};
 use latchkey_domain::Timestamp;
-use latchkey_store::{AuditFilter, NameKind, NamedId, StoreError, StoreResult};
-use rusqlite::{params, Connection};
+use latchkey_store::{AuditFilter, AuditKeyRecord, AuditTreeState, NameKind, NamedId, StoreError, StoreResult};
+use rusqlite::{params, Connection, OptionalExtension};
 
 fn hash32(v: Vec<u8>) -> StoreResult<[u8; 32]> {
     v.try_into().map_err(|_| StoreError::Corrupt("an audit hash is not 32 bytes".into()))
 }
 
-/// Appends `event` to the chain inside the caller's transaction.
+fn opt_hash32(v: Option<Vec<u8>>) -> StoreResult<Option<[u8; 32]>> {
+    v.map(hash32).transpose()
+}
+
+/// Writes `event` inside the caller's transaction; its `seq` is the next rowid.
 pub(crate) fn append(c: &Connection, event: &AuditEvent, now: Timestamp) -> StoreResult<()> {
-    let head = head(c)?;
-    let (e, new_head) = head.append(event, now);
-    c.prepare_cached(
-        "INSERT INTO audit_log (seq, at, kind, actor, subject, detail, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )
-    .and_then(|mut s| {
-        s.execute(params![e.seq, e.at.as_millis(), e.kind, e.actor, e.subject, e.detail, &e.prev_hash[..], &e.hash[..]])
-    })
-    .map_err(db_err)?;
-    c.prepare_cached("UPDATE audit_head SET seq = ?1, hash = ?2 WHERE id = 1")
-        .and_then(|mut s| s.execute(params![new_head.seq, &new_head.hash[..]]))
+    c.prepare_cached("INSERT INTO audit_log (at, kind, actor, subject, detail) VALUES (?1, ?2, ?3, ?4, ?5)")
+        .and_then(|mut s| {
+            s.execute(params![now.as_millis(), event.kind.as_str(), event.actor, event.subject, event.detail])
+        })
         .map_err(db_err)?;
     Ok(())
 }
@@ -35,32 +33,157 @@ pub(crate) fn head(c: &Connection) -> StoreResult<ChainHead> {
     Ok(ChainHead { seq, hash: hash32(hash)? })
 }
 
-/// Reads audit rows selected as `seq, at, kind, actor, subject, detail, prev_hash, hash`.
+const COLUMNS: &str = "a.seq, a.at, a.kind, a.actor, a.subject, a.detail, a.prev_hash, a.hash, a.leaf";
+
+fn entry(r: &rusqlite::Row<'_>) -> StoreResult<AuditEntry> {
+    let prev: Option<Vec<u8>> = r.get(6).map_err(db_err)?;
+    let hash: Option<Vec<u8>> = r.get(7).map_err(db_err)?;
+    let chain = match (opt_hash32(prev)?, opt_hash32(hash)?) {
+        (Some(prev_hash), Some(hash)) => Some(ChainLink { prev_hash, hash }),
+        _ => None,
+    };
+    Ok(AuditEntry {
+        seq: r.get(0).map_err(db_err)?,
+        at: Timestamp::from_millis(r.get(1).map_err(db_err)?),
+        kind: r.get(2).map_err(db_err)?,
+        actor: r.get(3).map_err(db_err)?,
+        subject: r.get(4).map_err(db_err)?,
+        detail: r.get(5).map_err(db_err)?,
+        chain,
+        leaf: r.get(8).map_err(db_err)?,
+    })
+}
+
+/// Reads audit rows selected as [`COLUMNS`].
 fn collect(mut rows: rusqlite::Rows<'_>) -> StoreResult<Vec<AuditEntry>> {
     let mut out = Vec::new();
     while let Some(r) = rows.next().map_err(db_err)? {
-        out.push(AuditEntry {
-            seq: r.get(0).map_err(db_err)?,
-            at: Timestamp::from_millis(r.get(1).map_err(db_err)?),
-            kind: r.get(2).map_err(db_err)?,
-            actor: r.get(3).map_err(db_err)?,
-            subject: r.get(4).map_err(db_err)?,
-            detail: r.get(5).map_err(db_err)?,
-            prev_hash: hash32(r.get(6).map_err(db_err)?)?,
-            hash: hash32(r.get(7).map_err(db_err)?)?,
-        });
+        out.push(entry(r)?);
     }
     Ok(out)
 }
 
 pub(crate) fn entries(c: &Connection, after: i64, limit: i64) -> StoreResult<Vec<AuditEntry>> {
     let mut stmt = c
-        .prepare_cached(
-            "SELECT seq, at, kind, actor, subject, detail, prev_hash, hash FROM audit_log WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-        )
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM audit_log a WHERE a.seq > ?1 ORDER BY a.seq LIMIT ?2"))
         .map_err(db_err)?;
     let rows = stmt.query(params![after, limit]).map_err(db_err)?;
     collect(rows)
+}
+
+/// Sealed entries after leaf `after`, in leaf order, with the leaf hash stored for each.
+pub(crate) fn sealed(c: &Connection, after: i64, limit: i64) -> StoreResult<Vec<(AuditEntry, Option<Hash>)>> {
+    let mut stmt = c
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS}, n.hash FROM audit_log a LEFT JOIN audit_nodes n ON n.level = 0 AND n.idx = a.leaf
+             WHERE a.leaf > ?1 ORDER BY a.leaf LIMIT ?2"
+        ))
+        .map_err(db_err)?;
+    let mut rows = stmt.query(params![after, limit]).map_err(db_err)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(db_err)? {
+        out.push((entry(r)?, opt_hash32(r.get(9).map_err(db_err)?)?));
+    }
+    Ok(out)
+}
+
+pub(crate) fn unsealed(c: &Connection, limit: i64) -> StoreResult<Vec<AuditEntry>> {
+    let mut stmt = c
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM audit_log a WHERE a.leaf IS NULL ORDER BY a.seq LIMIT ?1"))
+        .map_err(db_err)?;
+    let rows = stmt.query(params![limit]).map_err(db_err)?;
+    collect(rows)
+}
+
+pub(crate) fn tree(c: &Connection) -> StoreResult<AuditTreeState> {
+    let (size, root, checkpoint, at): (i64, Vec<u8>, Option<String>, Option<i64>) = c
+        .prepare_cached("SELECT size, root, checkpoint, sealed_at FROM audit_tree WHERE id = 1")
+        .and_then(|mut s| s.query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))))
+        .map_err(db_err)?;
+    Ok(AuditTreeState { size: size as u64, root: hash32(root)?, checkpoint, sealed_at: at.map(Timestamp::from_millis) })
+}
+
+pub(crate) fn set_tree(c: &Connection, t: &AuditTreeState) -> StoreResult<()> {
+    c.prepare_cached("UPDATE audit_tree SET size = ?1, root = ?2, checkpoint = ?3, sealed_at = ?4 WHERE id = 1")
+        .and_then(|mut s| {
+            s.execute(params![t.size as i64, &t.root[..], t.checkpoint, t.sealed_at.map(|a| a.as_millis())])
+        })
+        .map_err(db_err)?;
+    Ok(())
+}
+
+pub(crate) fn set_leaves(c: &Connection, leaves: &[(i64, i64)]) -> StoreResult<()> {
+    let mut s = c.prepare_cached("UPDATE audit_log SET leaf = ?2 WHERE seq = ?1").map_err(db_err)?;
+    for (seq, leaf) in leaves {
+        s.execute(params![seq, leaf]).map_err(db_err)?;
+    }
+    Ok(())
+}
+
+pub(crate) fn insert_nodes(c: &Connection, nodes: &[(NodeId, Hash)]) -> StoreResult<()> {
+    let mut s = c.prepare_cached("INSERT INTO audit_nodes (level, idx, hash) VALUES (?1, ?2, ?3)").map_err(db_err)?;
+    for (id, h) in nodes {
+        s.execute(params![id.level, id.index as i64, &h[..]]).map_err(db_err)?;
+    }
+    Ok(())
+}
+
+pub(crate) fn nodes(c: &Connection, ids: &[NodeId]) -> StoreResult<Vec<(NodeId, Hash)>> {
+    let mut s = c.prepare_cached("SELECT hash FROM audit_nodes WHERE level = ?1 AND idx = ?2").map_err(db_err)?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let h: Option<Vec<u8>> =
+            s.query_row(params![id.level, id.index as i64], |r| r.get(0)).optional().map_err(db_err)?;
+        if let Some(h) = h {
+            out.push((*id, hash32(h)?));
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn leaves_of(c: &Connection, seqs: &[i64]) -> StoreResult<Vec<(i64, i64)>> {
+    let mut s = c.prepare_cached("SELECT leaf FROM audit_log WHERE seq = ?1 AND leaf IS NOT NULL").map_err(db_err)?;
+    let mut out = Vec::with_capacity(seqs.len());
+    for seq in seqs {
+        let leaf: Option<i64> = s.query_row(params![seq], |r| r.get(0)).optional().map_err(db_err)?;
+        if let Some(leaf) = leaf {
+            out.push((*seq, leaf));
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn keys(c: &Connection) -> StoreResult<Vec<AuditKeyRecord>> {
+    let mut s = c
+        .prepare_cached("SELECT key_id, name, seed, created_at, retired_at FROM audit_keys ORDER BY created_at, key_id")
+        .map_err(db_err)?;
+    let mut rows = s.query([]).map_err(db_err)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(db_err)? {
+        let key_id: i64 = r.get(0).map_err(db_err)?;
+        out.push(AuditKeyRecord {
+            key_id: u32::try_from(key_id).map_err(|_| StoreError::Corrupt("an audit key ID is out of range".into()))?,
+            name: r.get(1).map_err(db_err)?,
+            seed: hash32(r.get(2).map_err(db_err)?)?,
+            created_at: Timestamp::from_millis(r.get(3).map_err(db_err)?),
+            retired_at: r.get::<_, Option<i64>>(4).map_err(db_err)?.map(Timestamp::from_millis),
+        });
+    }
+    Ok(out)
+}
+
+pub(crate) fn insert_key(c: &Connection, k: &AuditKeyRecord) -> StoreResult<()> {
+    c.prepare_cached("INSERT INTO audit_keys (key_id, name, seed, created_at) VALUES (?1, ?2, ?3, ?4)")
+        .and_then(|mut s| s.execute(params![k.key_id as i64, k.name, &k.seed[..], k.created_at.as_millis()]))
+        .map_err(db_err)?;
+    Ok(())
+}
+
+pub(crate) fn retire_keys(c: &Connection, at: Timestamp) -> StoreResult<()> {
+    c.prepare_cached("UPDATE audit_keys SET retired_at = ?1 WHERE retired_at IS NULL")
+        .and_then(|mut s| s.execute(params![at.as_millis()]))
+        .map_err(db_err)?;
+    Ok(())
 }
 
 pub(crate) fn page(c: &Connection, f: &AuditFilter) -> StoreResult<Vec<AuditEntry>> {
@@ -97,10 +220,7 @@ pub(crate) fn page(c: &Connection, f: &AuditFilter) -> StoreResult<Vec<AuditEntr
     }
     args.push(f.limit.into());
     let where_ = if conds.is_empty() { String::new() } else { format!("WHERE {}", conds.join(" AND ")) };
-    let sql = format!(
-        "SELECT seq, at, kind, actor, subject, detail, prev_hash, hash FROM audit_log {where_} ORDER BY seq DESC LIMIT ?{}",
-        args.len()
-    );
+    let sql = format!("SELECT {COLUMNS} FROM audit_log a {where_} ORDER BY seq DESC LIMIT ?{}", args.len());
     let mut stmt = c.prepare_cached(&sql).map_err(db_err)?;
     let rows = stmt.query(rusqlite::params_from_iter(args)).map_err(db_err)?;
     collect(rows)

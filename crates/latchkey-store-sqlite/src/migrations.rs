@@ -15,6 +15,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (8, include_str!("../migrations/0008_trusted_sessions.sql")),
     (9, include_str!("../migrations/0009_observers_in_the_event.sql")),
     (10, include_str!("../migrations/0010_active_devices.sql")),
+    (11, include_str!("../migrations/0011_audit_tree.sql")),
 ];
 
 /// Every migration version this build knows.
@@ -123,6 +124,53 @@ mod tests {
         let fk: i64 = conn.query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| r.get(0)).unwrap();
         assert_eq!(fk, 0);
         drop(conn);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Migration 11: the old chain's entries keep their links, become the first
+    /// leaves in `seq` order once sealed, and new entries number on after them.
+    #[test]
+    fn the_old_chain_becomes_the_first_leaves() {
+        use latchkey_domain::audit::{AuditEvent, AuditKind, ChainHead, ChainVerifier};
+        use latchkey_store::Store;
+        let dir = std::env::temp_dir().join(format!("latchkey-migration-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("db.sqlite");
+        let mut conn = crate::open_conn(&path, crate::Durability::Full).unwrap();
+        run_to(&mut conn, 10).unwrap();
+        let mut head = ChainHead::EMPTY;
+        for i in 0..3 {
+            let ev = AuditEvent::new(AuditKind::UserCreated, Some("system"), Some(&format!("u{i}")));
+            let (e, h) = head.append(&ev, latchkey_domain::Timestamp::from_millis(i));
+            let link = e.chain.unwrap();
+            conn.execute(
+                "INSERT INTO audit_log (seq, at, kind, actor, subject, detail, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                rusqlite::params![e.seq, i, e.kind, e.actor, e.subject, e.detail, &link.prev_hash[..], &link.hash[..]],
+            )
+            .unwrap();
+            head = h;
+        }
+        conn.execute("UPDATE audit_head SET seq = ?1, hash = ?2", rusqlite::params![head.seq, &head.hash[..]]).unwrap();
+        run(&mut conn).unwrap();
+        drop(conn);
+
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let store = crate::SqliteStore::open(&path, crate::Durability::Full).await.unwrap();
+            let t = latchkey_domain::Timestamp::from_millis(10);
+            store.append_audit(AuditEvent::new(AuditKind::SignInFailed, None, None), t).await.unwrap();
+            store.add_audit_key(latchkey_store::testsuite::test_audit_key(), false, "system".into(), t).await.unwrap();
+            latchkey_store::testsuite::verify_audit_log(&store).await;
+            let entries = store.audit_entries(0, 100).await.unwrap();
+            let placed: Vec<(i64, Option<i64>, bool)> =
+                entries.iter().map(|e| (e.seq, e.leaf, e.chain.is_some())).collect();
+            assert_eq!(placed, [(1, Some(0), true), (2, Some(1), true), (3, Some(2), true), (4, Some(3), false)]);
+            let mut chain = ChainVerifier::default();
+            for e in &entries {
+                chain.push(e).unwrap();
+            }
+            assert_eq!(chain.finish(store.audit_head().await.unwrap()).unwrap(), head);
+        });
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -6,9 +6,10 @@
 
 use crate::{audit, db_err, is_unique_violation};
 use latchkey_domain::account::{AccountStatus, FailureRun};
-use latchkey_domain::audit::AuditEvent;
+use latchkey_domain::audit::{AuditEntry, AuditEvent};
 use latchkey_domain::device::DeviceStatus;
 use latchkey_domain::events::{Interval, Observers};
+use latchkey_domain::merkle::{Hash, NodeId};
 use latchkey_domain::pairing::PairingStatus;
 use latchkey_domain::secret::SecretHash;
 use latchkey_domain::trusted_session::SignedInvitation;
@@ -94,6 +95,40 @@ impl Txn for Sql<'_> {
 
     async fn append_audit(&self, event: &AuditEvent, now: Timestamp) -> StoreResult<()> {
         audit::append(self.0, event, now)
+    }
+    async fn try_seal_lock(&self) -> StoreResult<bool> {
+        // The one writer already runs transactions one at a time.
+        Ok(true)
+    }
+    async fn unsealed_audit(&self, limit: i64) -> StoreResult<Vec<AuditEntry>> {
+        audit::unsealed(self.0, limit)
+    }
+    async fn audit_tree(&self, _lock: bool) -> StoreResult<AuditTreeState> {
+        audit::tree(self.0)
+    }
+    async fn set_audit_tree(&self, state: &AuditTreeState) -> StoreResult<()> {
+        audit::set_tree(self.0, state)
+    }
+    async fn set_audit_leaves(&self, leaves: &[(i64, i64)]) -> StoreResult<()> {
+        audit::set_leaves(self.0, leaves)
+    }
+    async fn insert_audit_nodes(&self, nodes: &[(NodeId, Hash)]) -> StoreResult<()> {
+        audit::insert_nodes(self.0, nodes)
+    }
+    async fn audit_nodes(&self, ids: &[NodeId]) -> StoreResult<Vec<(NodeId, Hash)>> {
+        audit::nodes(self.0, ids)
+    }
+    async fn audit_leaves_of(&self, seqs: &[i64]) -> StoreResult<Vec<(i64, i64)>> {
+        audit::leaves_of(self.0, seqs)
+    }
+    async fn audit_keys(&self) -> StoreResult<Vec<AuditKeyRecord>> {
+        audit::keys(self.0)
+    }
+    async fn insert_audit_key(&self, key: &AuditKeyRecord) -> StoreResult<()> {
+        audit::insert_key(self.0, key)
+    }
+    async fn retire_audit_keys(&self, at: Timestamp) -> StoreResult<()> {
+        audit::retire_keys(self.0, at)
     }
     async fn announce_decided(&self, _id: &str) -> StoreResult<()> {
         // The store wakes local waiters itself, after the writer's commit.

@@ -690,6 +690,49 @@ macro_rules! impl_store {
             async fn audit_head(&self) -> $crate::StoreResult<$crate::__private::ChainHead> {
                 $read!(self, local [] |c| audit::head(c))
             }
+            async fn seal_audit(
+                &self,
+                now: $crate::__private::Timestamp,
+                max: i64,
+            ) -> $crate::StoreResult<Option<$crate::Sealed>> {
+                $write!(self, flow [] |tx| $crate::flows::audit::seal(tx, now, max))
+            }
+            async fn audit_tree(&self) -> $crate::StoreResult<$crate::AuditTreeState> {
+                $read!(self, flow [] |tx| $crate::txn::Txn::audit_tree(tx, false))
+            }
+            async fn audit_sealed(
+                &self,
+                after: i64,
+                limit: i64,
+            ) -> $crate::StoreResult<Vec<($crate::__private::AuditEntry, Option<$crate::__private::Hash>)>> {
+                $read!(self, local [] |c| audit::sealed(c, after, limit))
+            }
+            async fn audit_inclusions(
+                &self,
+                seqs: Vec<i64>,
+                size: Option<u64>,
+            ) -> $crate::StoreResult<Result<Vec<$crate::InclusionProof>, $crate::__private::ProofError>> {
+                $read!(self, flow [seqs] |tx| $crate::flows::audit::inclusions(tx, &seqs, size))
+            }
+            async fn audit_consistency(
+                &self,
+                old: u64,
+                new: Option<u64>,
+            ) -> $crate::StoreResult<Result<(u64, Vec<$crate::__private::Hash>), $crate::__private::ProofError>> {
+                $read!(self, flow [] |tx| $crate::flows::audit::consistency(tx, old, new))
+            }
+            async fn audit_keys(&self) -> $crate::StoreResult<Vec<$crate::AuditKeyRecord>> {
+                $read!(self, flow [] |tx| $crate::txn::Txn::audit_keys(tx))
+            }
+            async fn add_audit_key(
+                &self,
+                key: $crate::AuditKeyRecord,
+                replace: bool,
+                actor: String,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<bool> {
+                $write!(self, flow [key, actor] |tx| $crate::flows::audit::add_key(tx, &key, replace, &actor, now))
+            }
 
             async fn sweep(&self, now: $crate::__private::Timestamp) -> $crate::StoreResult<$crate::SweepReport> {
                 // Sessions past their end are closed first, each recorded like any other close.

@@ -9,6 +9,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod activity;
+mod audit_records;
 mod dispatch;
 mod error;
 pub mod events;
@@ -25,6 +26,7 @@ mod trust_records;
 pub mod txn;
 
 pub use activity::{DaySignIns, HourCount, LoginOutcome, LoginOverview};
+pub use audit_records::*;
 pub use error::StoreError;
 pub use ids::{Actor, AppId, DeviceId, EnrollmentKeyId, FamilyId, UserId};
 pub use notify::{DecisionNotifier, DecisionWait};
@@ -42,6 +44,7 @@ pub mod __private {
     pub use async_trait::async_trait;
     pub use latchkey_domain::account::{AccountRefusal, LockPolicy};
     pub use latchkey_domain::audit::{AuditEntry, AuditEvent, ChainHead};
+    pub use latchkey_domain::merkle::{Hash, ProofError};
     pub use latchkey_domain::secret::SecretHash;
     pub use latchkey_domain::trusted_session::{Descriptor, SignedInvitation};
     pub use latchkey_domain::Timestamp;
@@ -425,8 +428,44 @@ pub trait Store: Send + Sync + 'static {
     async fn audit_page(&self, filter: AuditFilter) -> StoreResult<Vec<AuditEntry>>;
     /// The users, devices and apps among `ids`, by name, in one lookup (IDs naming nothing are left out).
     async fn audit_names(&self, ids: Vec<String>) -> StoreResult<Vec<NamedId>>;
-    /// The recorded head of the chain.
+    /// The recorded head of the old hash chain (frozen since the tree replaced it).
     async fn audit_head(&self) -> StoreResult<ChainHead>;
+    /// Seals up to `max` committed entries into the tree and signs a checkpoint;
+    /// `None` when nothing waited or another replica is sealing.
+    async fn seal_audit(&self, now: Timestamp, max: i64) -> StoreResult<Option<Sealed>>;
+    /// The tree as last sealed, with its signed checkpoint.
+    async fn audit_tree(&self) -> StoreResult<AuditTreeState>;
+    /// Sealed entries with `leaf > after`, in leaf order, each with the leaf hash
+    /// stored for it (what `admin audit verify` walks).
+    async fn audit_sealed(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<(AuditEntry, Option<latchkey_domain::merkle::Hash>)>>;
+    /// Inclusion proofs for `seqs` in the tree of `size` leaves (latest when `None`); unsealed entries are left out.
+    async fn audit_inclusions(
+        &self,
+        seqs: Vec<i64>,
+        size: Option<u64>,
+    ) -> StoreResult<Result<Vec<InclusionProof>, latchkey_domain::merkle::ProofError>>;
+    /// A consistency proof from `old` leaves to `new` (latest when `None`): (new size, hashes).
+    async fn audit_consistency(
+        &self,
+        old: u64,
+        new: Option<u64>,
+    ) -> StoreResult<Result<(u64, Vec<latchkey_domain::merkle::Hash>), latchkey_domain::merkle::ProofError>>;
+    /// Every audit signing key, oldest first.
+    async fn audit_keys(&self) -> StoreResult<Vec<AuditKeyRecord>>;
+    /// Adds `key` as the audit signing key. Without `replace` only if no key signs
+    /// yet (start-up); with it, the current keys co-sign for a week more and the
+    /// change is recorded by `actor`. Whether it was added.
+    async fn add_audit_key(
+        &self,
+        key: AuditKeyRecord,
+        replace: bool,
+        actor: String,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
 
     // ---- housekeeping ----
 

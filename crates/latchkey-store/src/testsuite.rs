@@ -9,7 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crate::*;
-use latchkey_domain::audit::{AuditKind, ChainVerifier, GENESIS_HASH};
+use latchkey_domain::audit::{AuditCheckpoint, AuditKind, TreeVerifier};
 use latchkey_domain::device::{DeviceStatus, EnrollError, DEFAULT_DEVICE_CAP};
 use latchkey_domain::device_grant::{DecideError, Decision, GrantState, GrantStatus};
 use latchkey_domain::pairing::{PairingError, PairingState, PairingStatus};
@@ -68,7 +68,7 @@ macro_rules! for_each_check {
             refresh_concurrent_rotation,
             revoke_refresh_family,
             signing_keys_rotation,
-            audit_chain_under_concurrency,
+            audit_tree_under_concurrency,
             sweep_removes_expired,
             device_registered_on_approval,
             device_slugs_beyond_the_probes,
@@ -317,20 +317,52 @@ async fn assert_last_events(store: &dyn Store, want: &[AuditEvent], now: Timesta
     assert_eq!(got, want, "newest audit entries");
 }
 
-/// Verifies the whole audit chain against the recorded head, reading it in small pages.
-pub async fn verify_audit_chain(store: &dyn Store) -> ChainHead {
-    let mut verifier = ChainVerifier::default();
-    let mut after = 0;
+/// A fixed audit key for conformance checks (the server makes a random one).
+pub fn test_audit_key() -> AuditKeyRecord {
+    let seed = [7u8; 32];
+    let signer = latchkey_domain::signed_note::NoteSigner::new("test.example/audit", &seed).unwrap();
+    AuditKeyRecord {
+        key_id: signer.key_id(),
+        name: "test.example/audit".into(),
+        seed,
+        created_at: at(0),
+        retired_at: None,
+    }
+}
+
+/// Seals everything written so far, then checks the whole log: every entry is
+/// sealed once, leaves are contiguous, each leaf hash matches its entry, and the
+/// tree's root is the one the latest checkpoint signs. Returns (size, root).
+pub async fn verify_audit_log(store: &dyn Store) -> (u64, latchkey_domain::merkle::Hash) {
+    store.add_audit_key(test_audit_key(), false, "system".into(), at(0)).await.unwrap();
+    while store.seal_audit(at(0), 1000).await.unwrap().is_some() {}
+    let tree = store.audit_tree().await.unwrap();
+    let written = all_entries(store).await.len() as u64;
+    assert_eq!(tree.size, written, "every entry is sealed exactly once");
+    let keys: Vec<_> = store
+        .audit_keys()
+        .await
+        .unwrap()
+        .iter()
+        .map(|k| latchkey_domain::signed_note::NoteSigner::new(&k.name, &k.seed).unwrap().verifier())
+        .collect();
+    let mut walk = TreeVerifier::new(&[tree.size]);
+    let mut after = -1;
     loop {
-        let page = store.audit_entries(after, 7).await.unwrap();
+        let page = store.audit_sealed(after, 7).await.unwrap();
         let Some(last) = page.last() else { break };
-        after = last.seq;
-        for e in &page {
-            verifier.push(e).unwrap_or_else(|b| panic!("audit chain broken: {b}"));
+        after = last.0.leaf.unwrap();
+        for (e, sealed) in &page {
+            walk.push(e, *sealed);
         }
     }
-    let head = store.audit_head().await.unwrap();
-    verifier.finish(head).unwrap_or_else(|b| panic!("audit chain does not match its head: {b}"))
+    if let Some(note) = &tree.checkpoint {
+        walk.check(&AuditCheckpoint::open(note, &keys).unwrap_or_else(|e| panic!("checkpoint: {e}")));
+    }
+    let (size, root, breaks) = walk.finish();
+    assert_eq!(breaks, vec![], "the audit log does not verify");
+    assert_eq!((size, root), (tree.size, tree.root));
+    (size, root)
 }
 
 /// Runs `n` copies of `op` at once and collects their results in task order.

@@ -10,12 +10,14 @@
 //! writer, which already runs transactions one at a time, and ignores it.
 
 use crate::activity::DaySignIns;
+use crate::audit_records::{AuditKeyRecord, AuditTreeState};
 use crate::records::*;
 use crate::trust_records::*;
 use crate::StoreError;
 use latchkey_domain::account::{AccountStatus, FailureRun};
-use latchkey_domain::audit::AuditEvent;
+use latchkey_domain::audit::{AuditEntry, AuditEvent};
 use latchkey_domain::device::DeviceStatus;
+use latchkey_domain::merkle::{Hash, NodeId};
 use latchkey_domain::pairing::PairingStatus;
 use latchkey_domain::secret::SecretHash;
 use latchkey_domain::Timestamp;
@@ -95,8 +97,32 @@ pub trait Txn {
 
     // ---- audit and wake-ups ----
 
-    /// Appends `event` to the audit log, in this transaction.
+    /// Writes `event` into the audit log, in this transaction. It takes no lock:
+    /// the sealer gives it its place in the tree after it commits.
     async fn append_audit(&self, event: &AuditEvent, now: Timestamp) -> Result<(), Self::Error>;
+    /// Takes the seal for this transaction if no one else holds it (PostgreSQL: an
+    /// advisory lock, so one replica seals at a time; SQLite: its one writer).
+    async fn try_seal_lock(&self) -> Result<bool, Self::Error>;
+    /// Committed entries without a leaf yet, oldest `seq` first, at most `limit`.
+    async fn unsealed_audit(&self, limit: i64) -> Result<Vec<AuditEntry>, Self::Error>;
+    /// The tree as last sealed; with `lock`, held until commit.
+    async fn audit_tree(&self, lock: bool) -> Result<AuditTreeState, Self::Error>;
+    /// Stores the tree's new state and checkpoint.
+    async fn set_audit_tree(&self, state: &AuditTreeState) -> Result<(), Self::Error>;
+    /// Gives entries their leaves: (seq, leaf).
+    async fn set_audit_leaves(&self, leaves: &[(i64, i64)]) -> Result<(), Self::Error>;
+    /// Stores completed subtrees.
+    async fn insert_audit_nodes(&self, nodes: &[(NodeId, Hash)]) -> Result<(), Self::Error>;
+    /// The stored subtrees among `ids` (missing ones are left out).
+    async fn audit_nodes(&self, ids: &[NodeId]) -> Result<Vec<(NodeId, Hash)>, Self::Error>;
+    /// The leaves of the sealed entries among `seqs`: (seq, leaf).
+    async fn audit_leaves_of(&self, seqs: &[i64]) -> Result<Vec<(i64, i64)>, Self::Error>;
+    /// Every audit signing key, oldest first.
+    async fn audit_keys(&self) -> Result<Vec<AuditKeyRecord>, Self::Error>;
+    /// Adds an audit signing key.
+    async fn insert_audit_key(&self, key: &AuditKeyRecord) -> Result<(), Self::Error>;
+    /// Retires, from `at`, every audit key that has no end yet.
+    async fn retire_audit_keys(&self, at: Timestamp) -> Result<(), Self::Error>;
     /// Announces, if this transaction commits, that the grant or pairing `id` was decided.
     async fn announce_decided(&self, id: &str) -> Result<(), Self::Error>;
 

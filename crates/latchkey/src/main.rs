@@ -100,6 +100,13 @@ enum Command {
         #[command(subcommand)]
         command: cli::events_cmds::EventsCommand,
     },
+    /// Check from this machine that the server's signed audit log only grew since you last looked.
+    Audit {
+        #[command(flatten)]
+        common: ClientArgs,
+        #[command(subcommand)]
+        command: cli::audit_cmds::AuditCommand,
+    },
     /// Trust your other devices (after comparing key fingerprints), so they can make sessions together.
     Trust {
         #[command(flatten)]
@@ -212,6 +219,7 @@ async fn main() -> std::process::ExitCode {
         Command::Devices { common, command } => cli::account_cmds::devices(&common, command).await,
         Command::Sessions { common, command } => cli::account_cmds::sessions(&common, command).await,
         Command::Events { common, command } => cli::events_cmds::events(&common, command).await,
+        Command::Audit { common, command } => cli::audit_cmds::audit(&common, command).await,
         Command::Trust { common, command } => cli::trust_cmds::trust(&common, command).await,
         Command::Device { common, command } => cli::trust_cmds::device_cmd(&common, command).await,
         Command::Session { common, command } => cli::trust_cmds::session(&common, command).await,

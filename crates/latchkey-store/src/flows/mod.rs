@@ -8,6 +8,7 @@
 
 pub mod accounts;
 pub mod activity;
+pub mod audit;
 pub mod devices;
 pub mod enrollment;
 pub mod events;

@@ -36,7 +36,7 @@ pub async fn users_create_and_conflict(store: Arc<dyn Store>) {
     assert_last_event(store, &events::user_created(&bob, Some("u-alice")), at(2)).await;
     assert_eq!(store.count_users().await.unwrap(), 2);
     assert_eq!(kinds(store).await, ["user.created", "user.created"]);
-    verify_audit_chain(store).await;
+    verify_audit_log(store).await;
 }
 
 /// Sessions: live until `expires_at` (exclusive), ended by sign-out exactly once.
@@ -58,7 +58,7 @@ pub async fn sessions_lifecycle(store: Arc<dyn Store>) {
     assert!(!store.delete_session(&token, at(400)).await.unwrap());
     assert_eq!(store.session(&token, at(500)).await.unwrap(), None);
     assert_eq!(count_kind(store, AuditKind::SignedOut).await, 1);
-    verify_audit_chain(store).await;
+    verify_audit_log(store).await;
 }
 
 /// Apps: round trip of every field, byte-ordered listing, taken client ID refused.
@@ -92,7 +92,7 @@ pub async fn apps_create_list_conflict(store: Arc<dyn Store>) {
     assert_eq!(store.list_apps().await.unwrap().len(), 2);
     assert_eq!(store.app(AppId("alpha")).await.unwrap(), Some(alpha));
     assert_eq!(kinds(store).await, ["app.created", "app.created"]);
-    verify_audit_chain(store).await;
+    verify_audit_log(store).await;
 }
 
 /// Updating an app: its settings change, its ID, kind, secret, redirects and age do
@@ -162,5 +162,5 @@ pub async fn app_update_persisted_and_audited(store: Arc<dyn Store>) {
     assert_eq!(s.app(AppId("nope")).await.unwrap(), None);
     assert_eq!(s.app(AppId("cli")).await.unwrap(), cli);
     assert_eq!(count_kind(s, AuditKind::AppUpdated).await, 2);
-    verify_audit_chain(s).await;
+    verify_audit_log(s).await;
 }

@@ -2,11 +2,15 @@
 
 use super::*;
 
-/// Pages read back in order, and 32 concurrent appends still form one linear chain.
-pub async fn audit_chain_under_concurrency(store: Arc<dyn Store>) {
+/// Pages read back in order; 32 concurrent appends and 8 concurrent seals give one
+/// tree with every entry sealed exactly once; proofs of every kind verify, and
+/// checkpoints are signed by every key that still signs (a rotation co-signs).
+pub async fn audit_tree_under_concurrency(store: Arc<dyn Store>) {
+    use latchkey_domain::merkle;
     let s = &*store;
-    assert_eq!(s.audit_head().await.unwrap(), ChainHead::EMPTY);
+    assert_eq!(s.audit_tree().await.unwrap().size, 0);
     assert_eq!(s.audit_entries(0, 100).await.unwrap(), vec![]);
+    assert_eq!(s.seal_audit(at(0), 100).await.unwrap(), None, "nothing waits");
     for i in 0..5 {
         let e = AuditEvent::new(AuditKind::SignInFailed, None, Some("mallory")).with_detail(format!("{{\"n\":{i}}}"));
         s.append_audit(e, at(i)).await.unwrap();
@@ -17,19 +21,70 @@ pub async fn audit_chain_under_concurrency(store: Arc<dyn Store>) {
     assert_eq!(seqs(s.audit_entries(4, 100).await.unwrap()), [5]);
     assert_eq!(seqs(s.audit_entries(5, 100).await.unwrap()), Vec::<i64>::new());
     let first = &s.audit_entries(0, 1).await.unwrap()[0];
-    assert_eq!(first.prev_hash, GENESIS_HASH);
-    assert_eq!(first.detail, "{\"n\":0}");
+    assert_eq!((first.chain, first.leaf, first.detail.as_str()), (None, None, "{\"n\":0}"));
 
-    concurrently(32, |i| {
+    // The first key; a second start-up does not add another.
+    assert!(s.add_audit_key(test_audit_key(), false, "system".into(), at(0)).await.unwrap());
+    assert!(!s.add_audit_key(test_audit_key(), false, "system".into(), at(0)).await.unwrap());
+    let sealed = s.seal_audit(at(10), 3).await.unwrap().unwrap();
+    assert_eq!((sealed.entries, sealed.size, sealed.oldest_at), (3, 3, at(0)), "a batch is capped");
+    let (size, _) = verify_audit_log(s).await;
+    assert_eq!(size, 5);
+    assert_eq!(
+        s.audit_entries(0, 100).await.unwrap().iter().map(|e| e.leaf).collect::<Vec<_>>(),
+        (0..5).map(Some).collect::<Vec<_>>()
+    );
+
+    let cp5 = s.audit_tree().await.unwrap();
+    concurrently(40, |i| {
         let store = store.clone();
         async move {
-            let e = AuditEvent::new(AuditKind::SignInFailed, Some(format!("t{i}").as_str()), None);
-            store.append_audit(e, at(100)).await.unwrap();
+            if i % 5 == 0 {
+                store.seal_audit(at(100), 7).await.unwrap();
+            } else {
+                let e = AuditEvent::new(AuditKind::SignInFailed, Some(format!("t{i}").as_str()), None);
+                store.append_audit(e, at(100)).await.unwrap();
+            }
         }
     })
     .await;
-    let head = verify_audit_chain(s).await;
-    assert_eq!(head.seq, 37);
+    let (size, root) = verify_audit_log(s).await;
+    assert_eq!(size, 37);
+
+    // Inclusion of every entry, and consistency from the earlier checkpoint, verify against the roots.
+    let all = all_entries(s).await; // by seq, as the proofs are
+    let proofs = s.audit_inclusions(all.iter().map(|e| e.seq).collect(), None).await.unwrap().unwrap();
+    assert_eq!(proofs.len(), 37);
+    for (p, e) in proofs.iter().zip(&all) {
+        assert_eq!((p.seq, Some(p.leaf as i64), p.size), (e.seq, e.leaf, 37));
+        assert_eq!(p.leaf_hash, latchkey_domain::audit::leaf_hash(e));
+        merkle::verify_inclusion(&p.leaf_hash, p.leaf, p.size, &p.hashes, &root).unwrap();
+    }
+    let old = s.audit_inclusions(vec![all[0].seq, all[30].seq], Some(5)).await.unwrap().unwrap();
+    assert_eq!(old.len(), 1, "entries sealed after size 5 are not in that tree");
+    merkle::verify_inclusion(&old[0].leaf_hash, 0, 5, &old[0].hashes, &cp5.root).unwrap();
+    let (new, proof) = s.audit_consistency(5, None).await.unwrap().unwrap();
+    assert_eq!(new, 37);
+    merkle::verify_consistency(5, 37, &cp5.root, &root, &proof).unwrap();
+    assert!(s.audit_consistency(38, None).await.unwrap().is_err(), "no proof past the log");
+    assert!(s.audit_inclusions(vec![1], Some(38)).await.unwrap().is_err());
+
+    // A rotation: the old key co-signs for a while, and the change is recorded (and sealed).
+    let mut next = test_audit_key();
+    next.seed = [8u8; 32];
+    next.key_id = latchkey_domain::signed_note::NoteSigner::new(&next.name, &next.seed).unwrap().key_id();
+    assert!(s.add_audit_key(next.clone(), true, "admin".into(), at(1000)).await.unwrap());
+    assert_eq!(count_kind(s, AuditKind::AuditKeyAdded).await, 1);
+    let keys = s.audit_keys().await.unwrap();
+    assert_eq!(keys.len(), 2);
+    assert!(keys[0].retired_at.is_some() && keys[1].retired_at.is_none(), "{keys:?}");
+    s.seal_audit(at(2000), 100).await.unwrap().unwrap();
+    let note = s.audit_tree().await.unwrap().checkpoint.unwrap();
+    let old_key = latchkey_domain::signed_note::NoteSigner::new(&keys[0].name, &keys[0].seed).unwrap().verifier();
+    let new_key = latchkey_domain::signed_note::NoteSigner::new(&next.name, &next.seed).unwrap().verifier();
+    let cp = AuditCheckpoint::open(&note, &[old_key]).unwrap();
+    AuditCheckpoint::open(&note, std::slice::from_ref(&new_key)).unwrap();
+    assert!(cp.keys.contains(&new_key.to_vkey()), "the old key vouches for the new one");
 }
 
 /// The audit page: newest first, filtered by person (actor or subject, each entry
@@ -108,5 +163,5 @@ pub async fn audit_page_filters(store: Arc<dyn Store>) {
         walked.extend(p);
     }
     assert_eq!(walked, alice);
-    verify_audit_chain(s).await;
+    verify_audit_log(s).await;
 }

@@ -94,7 +94,7 @@ pub async fn redeem_decisions(store: Arc<dyn Store>) {
     assert_eq!(got, want);
     // Nothing but the two collections started a sign-in.
     assert_eq!(count_kind(s, AuditKind::GrantConsumed).await, 2);
-    verify_audit_chain(s).await;
+    verify_audit_log(s).await;
 }
 
 /// Approves grant `tag` (a device named `name` asking for `slug` with key `jkt`) with cap `cap`.
@@ -156,7 +156,7 @@ pub async fn registration_decisions(store: Arc<dyn Store>) {
             "DeviceLimit(3)",
         ]
     );
-    verify_audit_chain(s).await;
+    verify_audit_log(s).await;
 }
 
 /// Six approvals at once asking for the same explicit slug: exactly one gets
@@ -180,5 +180,5 @@ pub async fn concurrent_explicit_slug_collisions(store: Arc<dyn Store>) {
     let devices = store.devices(UserId(&user.id)).await.unwrap();
     assert_eq!(devices.iter().map(|d| d.slug.as_str()).collect::<Vec<_>>(), ["build-box"]);
     assert_eq!(count_kind(&*store, AuditKind::DeviceRegistered).await, 1);
-    verify_audit_chain(&*store).await;
+    verify_audit_log(&*store).await;
 }

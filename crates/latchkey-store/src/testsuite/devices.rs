@@ -145,7 +145,7 @@ pub async fn device_registered_on_approval(store: Arc<dyn Store>) {
     assert_eq!(t.device_id.as_deref(), Some("dev-a"));
     assert_eq!(device(s, "dev-a").await.last_seen_at, Some(at(8000)));
     assert_eq!(count_kind(s, AuditKind::DeviceRegistered).await, 7);
-    verify_audit_chain(s).await;
+    verify_audit_log(s).await;
 }
 
 /// Slugs stay right past the probed candidates: twelve devices of one name
@@ -224,7 +224,7 @@ pub async fn device_refusals_change_nothing(store: Arc<dyn Store>) {
     };
     assert_eq!(g.device_id.as_deref(), Some("dev-e"));
     assert_eq!(device(s, "dev-e").await.slug, "laptop-3");
-    verify_audit_chain(s).await;
+    verify_audit_log(s).await;
 }
 
 /// Renaming keeps the slug; moving keeps the history; only the owner may do either.
@@ -285,7 +285,7 @@ pub async fn device_rename_and_relocate(store: Arc<dyn Store>) {
     assert_eq!(h[..2], history[..]);
     assert_eq!(h[2], LocationChange { location: None, effective_at: at(4000) });
     assert_eq!(s.location_history(DeviceId("dev-nope")).await.unwrap(), vec![]);
-    verify_audit_chain(s).await;
+    verify_audit_log(s).await;
 }
 
 /// Revoking a device revokes its live token families with it, and no one else's.
@@ -366,7 +366,7 @@ pub async fn device_revoke_takes_its_tokens(store: Arc<dyn Store>) {
     assert!(!s.family_active(FamilyId(&b.family_id), at(0)).await.unwrap());
     assert!(s.devices(UserId(&user.id)).await.unwrap().iter().all(|d| d.status == DeviceStatus::Revoked));
     assert_eq!(count_kind(s, AuditKind::DeviceRevoked).await, 3);
-    verify_audit_chain(s).await;
+    verify_audit_log(s).await;
 }
 
 /// Eight approvals at once for one owner, devices all called the same, cap 5:
@@ -397,7 +397,7 @@ pub async fn device_registration_under_concurrency(store: Arc<dyn Store>) {
     }
     assert_eq!(count_kind(&*store, AuditKind::DeviceRegistered).await, 5);
     assert_eq!(count_kind(&*store, AuditKind::GrantApproved).await, 5);
-    verify_audit_chain(&*store).await;
+    verify_audit_log(&*store).await;
 }
 
 /// A grant bound to a device key hands out nothing without that key, and a
@@ -443,7 +443,7 @@ pub async fn redeem_requires_device_key(store: Arc<dyn Store>) {
     let t = s.refresh_token(&refresh_hash("k")).await.unwrap().unwrap();
     assert_eq!((t.device_id.as_deref(), t.jkt.as_deref()), (Some("dev-k"), Some("jkt-k")));
     assert_eq!(count_kind(s, AuditKind::GrantConsumed).await, 1);
-    verify_audit_chain(s).await;
+    verify_audit_log(s).await;
 }
 
 /// A token family bound to a device key rotates only with that key; a wrong or
@@ -495,7 +495,7 @@ pub async fn rotate_requires_device_key(store: Arc<dyn Store>) {
         Rotated::ReuseDetected
     );
     assert!(!s.family_active(FamilyId(&subject.family_id), at(0)).await.unwrap());
-    verify_audit_chain(s).await;
+    verify_audit_log(s).await;
 }
 
 /// A machine logging in again with the same key is the same device: no second
@@ -569,7 +569,7 @@ pub async fn device_same_key_is_same_device(store: Arc<dyn Store>) {
     assert_eq!(s.device(DeviceId("dev-e")).await.unwrap(), None);
     assert_eq!(count_kind(s, AuditKind::DeviceRegistered).await, 3);
     assert_last_event(s, &events::enrollment_key_used("k", "dev-d"), at(8000)).await;
-    verify_audit_chain(s).await;
+    verify_audit_log(s).await;
 }
 
 /// The audit page by device (as actor, subject or a value in the detail) and by time,

@@ -98,7 +98,7 @@ pub async fn grant_redeemed_exactly_once(store: Arc<dyn Store>) {
         assert_eq!(s.redeem_device_grant(redeem("a", "cli", mode, "late"), at(21_000)).await.unwrap(), Redeemed::Spent);
     }
     assert_eq!(grant(s, "a").await.state.status, GrantStatus::Consumed);
-    verify_audit_chain(s).await;
+    verify_audit_log(s).await;
 }
 
 /// A denied grant says so to polls and waits, and cannot be decided again.
@@ -127,7 +127,7 @@ pub async fn grant_denied(store: Arc<dyn Store>) {
         DecideResult::NotFound
     );
     assert_eq!(grant(s, "d").await.state.status, GrantStatus::Denied);
-    verify_audit_chain(s).await;
+    verify_audit_log(s).await;
 }
 
 /// At `expires_at` a grant can no longer be decided or redeemed, even if approved.
@@ -155,7 +155,7 @@ pub async fn grant_expiry(store: Arc<dyn Store>) {
     );
     assert_eq!(grant(s, "late").await.state.status, GrantStatus::Approved);
     assert_eq!(count_kind(s, AuditKind::GrantConsumed).await, 0);
-    verify_audit_chain(s).await;
+    verify_audit_log(s).await;
 }
 
 /// Polling faster than the interval adds 5 s each time; waiting never counts as a poll.
@@ -188,7 +188,7 @@ pub async fn grant_slow_down_and_wait(store: Arc<dyn Store>) {
     // Readiness is never delayed by slow_down.
     s.decide_device_grant(decision("s", &user, Decision::Approve), at(18_100)).await.unwrap();
     assert!(matches!(poll(at(18_200)).await.unwrap(), Redeemed::Tokens(_)));
-    verify_audit_chain(s).await;
+    verify_audit_log(s).await;
 }
 
 /// A device code presented by another client is unknown and changes nothing; codes are unique.
@@ -227,7 +227,7 @@ pub async fn grant_client_mismatch(store: Arc<dyn Store>) {
         assert!(matches!(r, Err(StoreError::Conflict(_))), "a reused code must be a conflict, got {r:?}");
     }
     assert_eq!(kinds(s).await, before, "a refused grant records nothing");
-    verify_audit_chain(s).await;
+    verify_audit_log(s).await;
 }
 
 /// A grant for an app that does not exist is an error, but not a "conflict"

@@ -27,5 +27,5 @@ pub async fn signing_keys_rotation(store: Arc<dyn Store>) {
         s.signing_keys().await.unwrap(),
         vec![key("k3", 3, at(2000)), retired(key("k2", 2, at(1000)), at(2000)), retired(key("k1", 1, at(0)), at(1000)),]
     );
-    verify_audit_chain(s).await;
+    verify_audit_log(s).await;
 }

@@ -98,7 +98,7 @@ pub async fn pairing_approved_then_collected_once(store: Arc<dyn Store>) {
         s.cancel_pairing(&h("desktop-a"), at(3000)).await.unwrap(),
         PairingResult::Refused(PairingError::Finished)
     );
-    verify_audit_chain(s).await;
+    verify_audit_log(s).await;
 }
 
 /// Denied on the phone; cancelled by the desktop while pending and after approval:
@@ -184,7 +184,7 @@ pub async fn pairing_denied_and_cancelled(store: Arc<dyn Store>) {
         ],
         [3, 1, 1, 2, 0]
     );
-    verify_audit_chain(s).await;
+    verify_audit_log(s).await;
 }
 
 /// At its expiry instant a pairing can no longer be decided, cancelled or collected,
@@ -225,7 +225,7 @@ pub async fn pairing_expiry(store: Arc<dyn Store>) {
     let stored = |r: Option<PairingRecord>| r.map(|r| r.state.status);
     assert_eq!(stored(s.pairing_by_phone_code(&h("phone-p")).await.unwrap()), Some(PairingStatus::Pending));
     assert_eq!(stored(s.pairing_by_desktop_secret(&h("desktop-a")).await.unwrap()), Some(PairingStatus::Approved));
-    verify_audit_chain(s).await;
+    verify_audit_log(s).await;
 }
 
 /// Lookups by either secret (never the other's), unknown secrets, taken codes, unknown apps.
@@ -272,5 +272,5 @@ pub async fn pairing_lookups_and_refusals(store: Arc<dyn Store>) {
     assert_eq!(all_entries(s).await.len(), entries, "refusals record nothing");
     assert_eq!(s.pairing_by_phone_code(&h("phone-l")).await.unwrap(), Some(pending), "and change nothing");
     assert_eq!(s.pairing_by_desktop_secret(&h("desktop-orphan")).await.unwrap(), None);
-    verify_audit_chain(s).await;
+    verify_audit_log(s).await;
 }

@@ -19,7 +19,7 @@ pub async fn redeem_exactly_once_across_replicas(a: Arc<dyn Store>, b: Arc<dyn S
     let spent = results.iter().filter(|r| **r == Redeemed::Spent).count();
     assert_eq!((tokens, spent), (1, 15), "{results:?}");
     assert_eq!(count_kind(&*a, AuditKind::GrantConsumed).await, 1);
-    assert_eq!(verify_audit_chain(&*a).await, verify_audit_chain(&*b).await);
+    assert_eq!(verify_audit_log(&*a).await, verify_audit_log(&*b).await);
 }
 
 /// Two stores on one database: a decision on one wakes a waiter on the other.
@@ -64,7 +64,7 @@ pub async fn key_rotation_across_replicas(a: Arc<dyn Store>, b: Arc<dyn Store>) 
     let active: Vec<&str> = keys.iter().filter(|k| k.retired_at.is_none()).map(|k| k.kid.as_str()).collect();
     assert_eq!(active.len(), 1, "exactly one signing key is active, not {active:?}");
     assert_eq!(count_kind(&*a, AuditKind::KeyRotated).await, 8);
-    verify_audit_chain(&*b).await;
+    verify_audit_log(&*b).await;
 }
 
 /// Two stores on one database: approvals for one owner split between them respect
@@ -122,7 +122,7 @@ pub async fn devices_across_replicas(a: Arc<dyn Store>, b: Arc<dyn Store>) {
     let used = results.iter().filter(|r| **r == Enrolled::Refused(EnrollError::Used)).count();
     assert_eq!((enrolled, used), (1, 7), "{results:?}");
     assert_eq!(a.devices(UserId(&user.id)).await.unwrap().len(), 6);
-    assert_eq!(verify_audit_chain(&*a).await, verify_audit_chain(&*b).await);
+    assert_eq!(verify_audit_log(&*a).await, verify_audit_log(&*b).await);
 }
 
 /// Two stores on one database: 16 collectors of one approved pairing, split
@@ -141,7 +141,7 @@ pub async fn pairing_collected_once_across_replicas(a: Arc<dyn Store>, b: Arc<dy
     let used = results.iter().filter(|r| **r == Collected::Refused(PairingError::Finished)).count();
     assert_eq!((tokens, used), (1, 15), "{results:?}");
     assert_eq!(count_kind(&*a, AuditKind::PairingConsumed).await, 1);
-    assert_eq!(verify_audit_chain(&*a).await, verify_audit_chain(&*b).await);
+    assert_eq!(verify_audit_log(&*a).await, verify_audit_log(&*b).await);
 }
 
 /// Two stores on one database: a pairing decided on one wakes a waiter on the

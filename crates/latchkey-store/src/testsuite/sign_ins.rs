@@ -66,7 +66,7 @@ pub async fn sign_ins_listed_and_ended(store: Arc<dyn Store>) {
     assert_eq!(s.session(&h("session-a"), at(6000)).await.unwrap(), None);
     assert_eq!(s.end_sign_in(UserId(&user.id), "sid-a", Actor(&user.id), at(7000)).await.unwrap(), None);
     assert_eq!(listed(0, 7000).await, [browser("b", 200)]);
-    verify_audit_chain(s).await;
+    verify_audit_log(s).await;
 }
 
 /// A grant that was not bound to a device key, redeemed with a DPoP proof, gets

@@ -74,7 +74,7 @@ pub async fn disabled_account_gets_nothing(store: Arc<dyn Store>) {
     assert!(matches!(r, Redeemed::Tokens(_)), "{r:?}");
     assert_eq!(count_kind(s, AuditKind::UserDisabled).await, 1);
     assert_eq!(count_kind(s, AuditKind::UserEnabled).await, 1);
-    verify_audit_chain(s).await;
+    verify_audit_log(s).await;
 }
 
 /// Sixteen approved grants redeemed at once while the account is disabled:
@@ -113,7 +113,7 @@ pub async fn disable_racing_redeems_lets_nothing_out_after_it(store: Arc<dyn Sto
             assert!(!store.family_active(FamilyId(&t.family_id), at(3000)).await.unwrap());
         }
     }
-    verify_audit_chain(&*store).await;
+    verify_audit_log(&*store).await;
 }
 
 /// Devices revoked while their grants are being redeemed: whatever tokens got
@@ -148,7 +148,7 @@ pub async fn device_revocation_racing_redeems_leaves_nothing_alive(store: Arc<dy
             );
         }
     }
-    verify_audit_chain(&*store).await;
+    verify_audit_log(&*store).await;
 }
 
 /// Revoke-everything ends sessions, families, uncollected approvals and keys;
@@ -189,7 +189,7 @@ pub async fn revoke_everything_password_change_and_delete(store: Arc<dyn Store>)
     assert_eq!(count_kind(s, AuditKind::UserDeleted).await, 1);
     assert_eq!(count_kind(s, AuditKind::PasswordChanged).await, 1);
     assert_eq!(count_kind(s, AuditKind::UserRevokedAll).await, 1);
-    verify_audit_chain(s).await;
+    verify_audit_log(s).await;
 }
 
 /// Wrong passwords lock an account after the policy's count; a correct password
@@ -238,7 +238,7 @@ pub async fn repeated_failures_lock_and_the_lock_can_be_lifted(store: Arc<dyn St
     );
     // Every failure's own entry went in with it, locked, unlocked or never locking.
     assert_eq!(count_kind(s, AuditKind::SignInFailed).await, 13);
-    verify_audit_chain(s).await;
+    verify_audit_log(s).await;
 }
 
 /// The audit entry a wrong password records.

@@ -51,7 +51,7 @@ pub async fn sweep_removes_expired(store: Arc<dyn Store>) {
     s.sweep(at(2000 + DAY_MS + 1)).await.unwrap();
     assert!(!s.family_active(FamilyId(&subject.family_id), at(0)).await.unwrap());
     assert_eq!(s.sweep(at(2 * DAY_MS)).await.unwrap(), SweepReport::default());
-    verify_audit_chain(s).await;
+    verify_audit_log(s).await;
 }
 
 /// Pairings are swept once `GRACE_SECS` past their expiry, whatever became of them;
@@ -105,5 +105,5 @@ pub async fn sweep_removes_old_pairings(store: Arc<dyn Store>) {
 
     s.sweep(at(600_000 + expiry + grace + 1)).await.unwrap();
     assert_eq!(s.pairing_by_phone_code(&h("phone-new")).await.unwrap(), None);
-    verify_audit_chain(s).await;
+    verify_audit_log(s).await;
 }

@@ -318,5 +318,5 @@ pub async fn event_kinds_retention_and_deletion(store: Arc<dyn Store>) {
         [],
         "the account's events go with it"
     );
-    verify_audit_chain(s).await;
+    verify_audit_log(s).await;
 }

@@ -50,7 +50,7 @@ pub async fn refresh_rotation_and_reuse(store: Arc<dyn Store>) {
     let (other, e1) = tokens_for(s, &user, "exp").await;
     assert_eq!(rotate(&e1, "cli", "x", at(30 * DAY_MS)).await.unwrap(), Rotated::Invalid);
     assert!(s.family_active(FamilyId(&other.family_id), at(0)).await.unwrap());
-    verify_audit_chain(s).await;
+    verify_audit_log(s).await;
 }
 
 /// Eight concurrent exchanges of one token: one rotates, one detects reuse, the rest are refused.
@@ -88,7 +88,7 @@ pub async fn refresh_concurrent_rotation(store: Arc<dyn Store>) {
     );
     assert!(!store.family_active(FamilyId(&subject.family_id), at(0)).await.unwrap());
     assert_eq!(count_kind(&*store, AuditKind::RefreshReuseDetected).await, 1);
-    verify_audit_chain(&*store).await;
+    verify_audit_log(&*store).await;
 }
 
 /// Revocation needs the issuing client, happens once, and stops the family.
@@ -121,7 +121,7 @@ pub async fn revoke_refresh_family(store: Arc<dyn Store>) {
         Rotated::Invalid
     );
     assert!(!s.family_active(FamilyId("no-such-family"), at(0)).await.unwrap());
-    verify_audit_chain(s).await;
+    verify_audit_log(s).await;
 }
 
 /// A proof presented with a refresh token bound to no key is refused and

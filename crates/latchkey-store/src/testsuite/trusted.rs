@@ -157,7 +157,7 @@ pub async fn trust_is_signed_mutual_and_removable(store: Arc<dyn Store>) {
     assert_eq!(plan.targets[0].outcome, TargetOutcome::NotTrusted(Missing::Theirs));
     assert_eq!(count_kind(s, AuditKind::TrustAdded).await, 2);
     assert_eq!(count_kind(s, AuditKind::TrustRemoved).await, 1);
-    verify_audit_chain(s).await;
+    verify_audit_log(s).await;
 }
 
 /// A session is made only from the creator's signed invitations, one per member;
@@ -256,7 +256,7 @@ pub async fn trusted_session_lifecycle(store: Arc<dyn Store>) {
     let ended = s.trusted_session("ts-1", DeviceId(&a.id)).await.unwrap().unwrap();
     assert!(ended.closed_at.is_some());
     assert_eq!(s.relay_message(u, relay(&a, 2, 3), at(610)).await.unwrap(), Err(SessionRefusal::Ended));
-    verify_audit_chain(s).await;
+    verify_audit_log(s).await;
 }
 
 /// A key replaced with the old key's signature keeps its trust; one replaced
@@ -300,7 +300,7 @@ pub async fn key_rotation_keeps_trust_only_with_a_chain(store: Arc<dyn Store>) {
     let plan = s.plan_trusted_session(ask(&user, &a, &[b.id.as_str()], false), at(150)).await.unwrap();
     assert_eq!(plan.targets[0].outcome, TargetOutcome::Invited { online: false }, "trust re-added");
     assert_eq!(count_kind(s, AuditKind::DeviceKeyRotated).await, 2);
-    verify_audit_chain(s).await;
+    verify_audit_log(s).await;
 }
 
 /// Devices `a` and `b` that trust each other, in session `ts-1` made by `a` at 200 (b invited).
@@ -334,7 +334,7 @@ pub async fn expired_session_is_closed_and_recorded(store: Arc<dyn Store>) {
     assert_eq!(s.relay_message(u, relay(&a, 1, 1), end).await.unwrap(), Err(SessionRefusal::Ended));
     s.sweep(end.plus_secs(2 * 86_400)).await.unwrap();
     assert!(s.trusted_session("ts-1", DeviceId(&b.id)).await.unwrap().is_none(), "deleted a day after");
-    verify_audit_chain(s).await;
+    verify_audit_log(s).await;
 }
 
 /// A channel skips what its device may never see (other sessions, its own

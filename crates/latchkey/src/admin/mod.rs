@@ -1,11 +1,11 @@
 //! `latchkey admin ...`: direct administration of the data store.
 
+mod audit;
 mod users;
 
 use crate::settings::DataArgs;
 use anyhow::{bail, Context};
 use clap::Subcommand;
-use latchkey_domain::audit::{ChainHead, ChainVerifier};
 use latchkey_domain::names::{check_password, ClientId, DisplayName, Username};
 use latchkey_domain::secret::{Secret, SecretKind};
 use latchkey_store::{Actor, DeviceId, EnrollmentKeyId};
@@ -198,8 +198,20 @@ pub enum KeysCommand {
 /// `admin audit`.
 #[derive(Subcommand, Debug)]
 pub enum AuditCommand {
-    /// Walk the hash chain and report the first broken link.
-    Verify,
+    /// Seal what waits, then recompute the whole audit tree from the entries and check it against
+    /// the latest signed checkpoint (and any checkpoint given); names every entry that does not match.
+    Verify {
+        /// A checkpoint saved earlier (`admin audit checkpoint > FILE`): the log must still contain it.
+        #[arg(long = "checkpoint", value_name = "FILE")]
+        checkpoints: Vec<PathBuf>,
+        /// Trust only this verifier key (`name+keyid+base64`, from `admin audit checkpoint`), not the database's.
+        #[arg(long = "key", value_name = "VKEY")]
+        keys: Vec<String>,
+    },
+    /// Print the latest signed checkpoint and the keys that sign it, to keep somewhere else.
+    Checkpoint,
+    /// Make a new key sign checkpoints; the current one co-signs for 7 days more.
+    RotateKey,
 }
 
 fn now() -> latchkey_domain::Timestamp {
@@ -209,7 +221,10 @@ fn now() -> latchkey_domain::Timestamp {
 /// Runs an admin command against the configured store.
 pub async fn run(data: DataArgs, command: AdminCommand) -> anyhow::Result<ExitCode> {
     // Admin has only the storage flags; the file's other settings are read and checked like `serve` does.
-    let resolved = crate::settings::StorageSettings::of(&data.resolve(Default::default())?);
+    let settings = data.resolve(Default::default())?;
+    // What `serve` would name the audit log, should admin be the first to sign a checkpoint.
+    let public_url = settings.public_url.clone().unwrap_or_else(|| format!("http://{}", settings.listen));
+    let resolved = crate::settings::StorageSettings::of(&settings);
     // Say which database: a mistyped --data-dir would otherwise quietly make a new, empty one.
     match &resolved {
         crate::settings::StorageSettings::Sqlite { data_dir, .. } => {
@@ -246,7 +261,11 @@ pub async fn run(data: DataArgs, command: AdminCommand) -> anyhow::Result<ExitCo
         AdminCommand::App { command: AppCommand::List { json } } => list_apps(store, json).await,
         AdminCommand::Keys { command: KeysCommand::Rotate } => rotate_keys(store).await,
         AdminCommand::Keys { command: KeysCommand::List } => list_keys(store).await,
-        AdminCommand::Audit { command: AuditCommand::Verify } => verify_audit(store).await,
+        AdminCommand::Audit { command: AuditCommand::Verify { checkpoints, keys } } => {
+            audit::verify(store, &public_url, &checkpoints, &keys).await
+        }
+        AdminCommand::Audit { command: AuditCommand::Checkpoint } => audit::checkpoint(store).await,
+        AdminCommand::Audit { command: AuditCommand::RotateKey } => audit::rotate_key(store).await,
         AdminCommand::EnrollKey { command } => enroll_key(store, command).await,
         AdminCommand::Device { command: DeviceCommand::Revoke { id } } => revoke_device(store, &id).await,
         // Answered above, before the store opened.
@@ -457,37 +476,6 @@ async fn list_keys(store: &dyn Store) -> anyhow::Result<ExitCode> {
         println!("{}  {state}", k.kid);
     }
     Ok(ExitCode::SUCCESS)
-}
-
-async fn verify_audit(store: &dyn Store) -> anyhow::Result<ExitCode> {
-    const PAGE: i64 = 1000;
-    let mut verifier = ChainVerifier::default();
-    let mut after = 0;
-    loop {
-        let page = store.audit_entries(after, PAGE).await?;
-        for e in &page {
-            if let Err(b) = verifier.push(e) {
-                println!("audit chain BROKEN: {b}");
-                return Ok(ExitCode::FAILURE);
-            }
-            after = e.seq;
-        }
-        if (page.len() as i64) < PAGE {
-            break;
-        }
-    }
-    let recorded: ChainHead = store.audit_head().await?;
-    match verifier.finish(recorded) {
-        Ok(head) => {
-            println!("audit chain intact: {} entries, head {}", head.seq, hex::encode(head.hash));
-            println!("(record this head elsewhere to detect a rewrite of the whole chain later)");
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(b) => {
-            println!("audit chain BROKEN: {b}");
-            Ok(ExitCode::FAILURE)
-        }
-    }
 }
 
 async fn enroll_key(store: &dyn Store, command: EnrollKeyCommand) -> anyhow::Result<ExitCode> {

@@ -1,6 +1,7 @@
 //! The command-line client: every command talks to the server through `latchkey-client`.
 
 pub mod account_cmds;
+pub mod audit_cmds;
 pub mod events_cmds;
 pub mod login;
 pub mod output;

@@ -76,12 +76,14 @@ fn admin_commands_manage_users_apps_keys_and_audit() {
     assert_eq!(keys.lines().filter(|l| l.ends_with("retired")).count(), 1);
 
     let (ok, out, _) = admin(&dir, &["audit", "verify"], "");
-    assert!(ok && out.contains("audit chain intact: 5 entries"), "{out}");
+    assert!(ok && out.contains("audit log intact: 5 entries sealed"), "{out}");
     let conn = rusqlite::Connection::open(dir.0.join("latchkey.sqlite3")).expect("open");
     conn.execute("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2", []).expect("tamper");
     let (ok, out, _) = admin(&dir, &["audit", "verify"], "");
     assert!(!ok, "tampering makes verify fail");
-    assert!(out.contains("entry 2 was altered"), "{out}");
+    assert!(out.contains("entry 2 (leaf 1) does not match what was sealed there"), "{out}");
+    let (ok, note, _) = admin(&dir, &["audit", "checkpoint"], "");
+    assert!(ok && note.lines().nth(1) == Some("5"), "the signed checkpoint, size 5: {note}");
 }
 
 #[test]

@@ -1,20 +1,19 @@
-//! The audit chain records every security-relevant action and detects tampering.
+//! The audit log records every security-relevant action, seals it into a signed
+//! Merkle tree, and names each kind of tampering: an edited row, a deleted row or
+//! tail, a swapped pair, a forged checkpoint; and proofs reach clients.
 
 use crate::backend_tests;
 use crate::support::*;
-use latchkey_domain::audit::{ChainBreak, ChainVerifier};
-
-async fn verify(app: &TestApp) -> Result<i64, ChainBreak> {
-    let entries = app.store.audit_entries(0, 10_000).await.expect("entries");
-    let mut v = ChainVerifier::default();
-    for e in &entries {
-        v.push(e)?;
-    }
-    v.finish(app.store.audit_head().await.expect("head")).map(|h| h.seq)
-}
+use latchkey_client::audit::{check, AuditCheckError, CheckOutcome};
 
 async fn kinds(app: &TestApp) -> Vec<String> {
     app.store.audit_entries(0, 10_000).await.expect("entries").into_iter().map(|e| e.kind).collect()
+}
+
+/// Seals, then verifies; the breaks found (empty when intact).
+async fn breaks(app: &TestApp) -> Vec<String> {
+    app.sealed().await;
+    app.verify_audit(vec![]).await.broken
 }
 
 async fn every_step_of_a_login_is_recorded_in_order(b: Backend) {
@@ -39,34 +38,168 @@ async fn every_step_of_a_login_is_recorded_in_order(b: Backend) {
         "token.refresh_reused",
     ];
     assert_eq!(k, expected);
-    assert_eq!(verify(&app).await, Ok(expected.len() as i64));
+    let tree = app.sealed().await;
+    assert_eq!(tree.size, expected.len() as u64);
+    let report = app.verify_audit(vec![]).await;
+    assert_eq!((report.size, report.broken.clone()), (expected.len() as u64, vec![]));
+    assert_eq!(report.root, tree.root);
 }
 
-async fn editing_any_row_is_detected(b: Backend) {
+async fn editing_any_row_is_named(b: Backend) {
     let app = spawn_app(b).await;
     app.login("alice", "").await;
-    let n = verify(&app).await.expect("intact");
+    assert_eq!(breaks(&app).await, Vec::<String>::new());
+    let n = app.sealed().await.size as i64;
     for seq in 1..=n {
-        // A one-character edit of the detail, then undone: the chain must notice, then heal.
+        // A one-character edit of the detail, then undone: verify must name it, then pass again.
         app.raw_sql(&format!("UPDATE audit_log SET detail = detail || ' ' WHERE seq = {seq}")).await;
-        assert_eq!(verify(&app).await, Err(ChainBreak::Altered { seq }), "edit of entry {seq}");
+        let b = breaks(&app).await;
+        assert!(b.iter().any(|m| m.starts_with(&format!("entry {seq} (leaf {})", seq - 1))), "edit of {seq}: {b:?}");
+        assert!(b.iter().any(|m| m.contains("the log was rewritten")), "and the root no longer matches: {b:?}");
         app.raw_sql(&format!("UPDATE audit_log SET detail = substr(detail, 1, length(detail) - 1) WHERE seq = {seq}"))
             .await;
-        assert_eq!(verify(&app).await, Ok(n));
+        assert_eq!(breaks(&app).await, Vec::<String>::new());
     }
 }
 
-async fn deleting_any_row_is_detected(b: Backend) {
+async fn deleting_a_row_or_the_tail_is_named(b: Backend) {
     let app = spawn_app(b.clone()).await;
     app.login("alice", "").await;
-    let n = verify(&app).await.expect("intact");
-    for seq in [1, n / 2, n] {
-        let app = spawn_app(b.clone()).await;
-        app.login("alice", "").await;
-        app.raw_sql(&format!("DELETE FROM audit_log WHERE seq = {seq}")).await;
-        let broke = verify(&app).await;
-        assert!(broke.is_err(), "deleting entry {seq} went unnoticed");
-    }
+    app.sealed().await;
+    let n = app.sealed().await.size as i64;
+    app.raw_sql(&format!("DELETE FROM audit_log WHERE seq = {}", n / 2)).await;
+    let b1 = breaks(&app).await;
+    assert!(b1.iter().any(|m| m.contains("are missing: entries were deleted")), "a deleted row: {b1:?}");
+
+    let app = spawn_app(b).await;
+    app.login("alice", "").await;
+    app.sealed().await;
+    let n = app.sealed().await.size as i64;
+    app.raw_sql(&format!("DELETE FROM audit_log WHERE seq > {}", n - 3)).await;
+    let b2 = breaks(&app).await;
+    let want = format!("checkpoint of size {n} but the log has only {} sealed entries: it was truncated", n - 3);
+    assert!(b2.contains(&want), "a deleted tail: {b2:?}");
 }
 
-backend_tests!(every_step_of_a_login_is_recorded_in_order, editing_any_row_is_detected, deleting_any_row_is_detected);
+async fn a_swapped_pair_and_a_forged_checkpoint_are_named(b: Backend) {
+    let app = spawn_app(b).await;
+    app.login("alice", "").await;
+    app.sealed().await;
+    // Entries 2 and 5 trade places in the tree.
+    app.raw_sql(
+        "BEGIN; UPDATE audit_log SET leaf = -1 WHERE seq = 2; UPDATE audit_log SET leaf = 1 WHERE seq = 5;
+         UPDATE audit_log SET leaf = 4 WHERE seq = 2; COMMIT;",
+    )
+    .await;
+    let b = breaks(&app).await;
+    assert!(
+        b.contains(&"entry 5 (leaf 1) does not match what was sealed there: it was edited or moved".into()),
+        "{b:?}"
+    );
+    assert!(
+        b.contains(&"entry 2 (leaf 4) does not match what was sealed there: it was edited or moved".into()),
+        "{b:?}"
+    );
+    app.raw_sql(
+        "BEGIN; UPDATE audit_log SET leaf = -1 WHERE seq = 2; UPDATE audit_log SET leaf = 4 WHERE seq = 5;
+         UPDATE audit_log SET leaf = 1 WHERE seq = 2; COMMIT;",
+    )
+    .await;
+    assert_eq!(breaks(&app).await, Vec::<String>::new());
+
+    // A checkpoint with a bigger size, its signature kept.
+    let note = app.store.audit_tree().await.expect("tree").checkpoint.expect("signed");
+    let size = app.sealed().await.size;
+    let forged = note.replacen(&format!("\n{size}\n"), &format!("\n{}\n", size + 1), 1);
+    assert_ne!(forged, note);
+    app.raw_sql(&format!("UPDATE audit_tree SET checkpoint = '{forged}'")).await;
+    let report = app.verify_audit(vec![]).await;
+    assert!(report.broken.iter().any(|m| m.starts_with("the latest checkpoint is forged")), "{:?}", report.broken);
+}
+
+async fn a_saved_checkpoint_catches_a_rewrite_with_the_servers_own_key(b: Backend) {
+    let app = spawn_app(b).await;
+    app.login("alice", "").await;
+    let saved = app.sealed().await.checkpoint.expect("signed");
+    app.login("bob", "").await;
+    app.sealed().await;
+    let label = "saved".to_string();
+    assert_eq!(app.verify_audit(vec![(label.clone(), saved.clone())]).await.broken, Vec::<String>::new());
+    // Someone with the database edits an old entry and re-seals everything after it, with
+    // the key the database holds: only a checkpoint kept elsewhere shows it.
+    app.raw_sql(
+        "BEGIN; UPDATE audit_log SET detail = '{}' WHERE seq >= 4; UPDATE audit_log SET leaf = NULL;
+         DELETE FROM audit_nodes; UPDATE audit_tree SET size = 0, checkpoint = NULL; COMMIT;",
+    )
+    .await;
+    app.sealed().await;
+    let report = app.verify_audit(vec![]).await;
+    assert_eq!(report.broken, Vec::<String>::new(), "re-sealed with the database's key, the log looks intact alone");
+    let report = app.verify_audit(vec![(label, saved)]).await;
+    assert!(report.broken.iter().any(|m| m.contains("the log was rewritten")), "{:?}", report.broken);
+}
+
+async fn clients_prove_the_log_only_grew(b: Backend) {
+    let app = spawn_app(b).await;
+    app.login("alice", "").await;
+    app.sealed().await;
+    let witness = std::env::temp_dir().join(format!("latchkey-witness-{}.json", uuid::Uuid::new_v4().simple()));
+    let first = check(&app.client, &witness).await.expect("first check");
+    assert!(matches!(first, CheckOutcome::FirstSeen { .. }), "{first:?}");
+    app.login("bob", "").await;
+    let tree = app.sealed().await;
+    let second = check(&app.client, &witness).await.expect("second check");
+    let CheckOutcome::Consistent { was, now } = second else { panic!("{second:?}") };
+    assert!(was < now && now == tree.size, "{was} -> {now}");
+
+    // An inclusion proof for one of alice's own entries, checked against the signed root.
+    let alice = app.client.sign_in("alice", PASSWORD).await.expect("sign in").session_token;
+    app.sealed().await;
+    let own = app
+        .store
+        .audit_page(latchkey_store::AuditFilter {
+            involving: Some(app.store.user_by_name("alice").await.expect("user").expect("alice").id),
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .expect("own")
+        .remove(0);
+    let p = app.client.audit_inclusion(alice.as_str(), own.seq).await.expect("inclusion proof");
+    let keys = latchkey_server::audit_log::verifiers(&app.store.audit_keys().await.expect("keys"));
+    let cp = latchkey_domain::audit::AuditCheckpoint::open(&p.checkpoint, &keys).expect("signed");
+    let hashes: Vec<[u8; 32]> = p.hashes.iter().map(|h| b64_32(h)).collect();
+    assert_eq!(b64_32(&p.leaf_hash), latchkey_domain::audit::leaf_hash(&own));
+    latchkey_domain::merkle::verify_inclusion(&b64_32(&p.leaf_hash), p.leaf, p.tree_size, &hashes, &cp.root)
+        .expect("the proof leads to the signed root");
+    // Someone else's entry is not shown to alice.
+    let err = app.client.audit_inclusion(alice.as_str(), 1).await.expect_err("not hers");
+    assert_eq!(err.status(), Some(404));
+
+    // The log is cut back: the client notices, whatever the server says now.
+    let n = tree.size as i64;
+    app.raw_sql(&format!(
+        "BEGIN; DELETE FROM audit_log WHERE leaf >= {}; UPDATE audit_log SET leaf = NULL; DELETE FROM audit_nodes;
+         UPDATE audit_tree SET size = 0, checkpoint = NULL; COMMIT;",
+        n - 2
+    ))
+    .await;
+    app.sealed().await;
+    let err = check(&app.client, &witness).await.expect_err("a truncated log");
+    assert!(matches!(err, AuditCheckError::Shrank { .. } | AuditCheckError::Rewritten { .. }), "{err}");
+}
+
+fn b64_32(s: &str) -> [u8; 32] {
+    use base64::Engine;
+    let v = base64::engine::general_purpose::STANDARD.decode(s).expect("base64");
+    v.try_into().expect("32 bytes")
+}
+
+backend_tests!(
+    every_step_of_a_login_is_recorded_in_order,
+    editing_any_row_is_named,
+    deleting_a_row_or_the_tail_is_named,
+    a_swapped_pair_and_a_forged_checkpoint_are_named,
+    a_saved_checkpoint_catches_a_rewrite_with_the_servers_own_key,
+    clients_prove_the_log_only_grew
+);

@@ -401,7 +401,7 @@ async fn revoking_a_device_on_the_devices_page_stops_its_token(b: Backend) {
     // The audit page shows it, filtered by kind, under an intact chain.
     desk.goto(&format!("{}/audit", app.url)).await;
     desk.wait_text("main h1", "Audit log").await;
-    desk.wait_text(".chain", "Chain intact").await;
+    desk.wait_text(".chain", "Signed log").await;
     keep_both_widths(&desk, keep, "audit").await;
     desk.find("#kind").await.select_by_value("device.revoked").await.expect("choose a kind");
     desk.click("form.filter button[type='submit']").await;

@@ -426,6 +426,27 @@ impl TestApp {
         }
     }
 
+    /// Waits until every audit entry written so far is sealed into the tree (the
+    /// server's sealer runs every 250 ms; this seals too, so it is quick).
+    pub async fn sealed(&self) -> latchkey_store::AuditTreeState {
+        for _ in 0..200 {
+            let _ = self.store.seal_audit(latchkey_server::state::now(), 100_000).await.expect("seal");
+            let written = self.store.audit_entries(0, 1_000_000).await.expect("entries").len() as u64;
+            let tree = self.store.audit_tree().await.expect("tree");
+            if tree.size >= written {
+                return tree;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("the audit log was not sealed within 4 s");
+    }
+
+    /// Runs `latchkey admin audit verify`'s check with the server's own keys (and `given` checkpoints).
+    pub async fn verify_audit(&self, given: Vec<(String, String)>) -> latchkey_server::audit_log::VerifyReport {
+        let keys = latchkey_server::audit_log::verifiers(&self.store.audit_keys().await.expect("keys"));
+        latchkey_server::audit_log::verify(self.store.as_ref(), &keys, given).await.expect("verify")
+    }
+
     /// Runs SQL against the test's own database (for tampering tests).
     pub async fn raw_sql(&self, sql: &str) {
         match &self.storage {

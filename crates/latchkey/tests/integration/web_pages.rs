@@ -523,12 +523,16 @@ async fn audit_page_lists_filters_and_pages(b: Backend) {
     approved_device(&app, &bob_session, "Bob's box", "elsewhere").await;
 
     let audit = format!("{}/audit", app.url);
+    let tree = app.sealed().await;
     let p = get(&c, &audit).await;
     assert_eq!(p.status, 200);
-    let head = app.store.audit_head().await.expect("head");
-    let hex: String = head.hash[..8].iter().map(|b| format!("{b:02x}")).collect();
-    assert!(p.html.contains(&format!("{} entries, head <code>{hex}</code>", head.seq)), "chain status with the head");
-    assert!(p.html.contains("Chain intact"));
+    let hex: String = tree.root[..8].iter().map(|b| format!("{b:02x}")).collect();
+    assert!(p.html.contains(&format!("{} entries sealed", tree.size)), "the signed log's size");
+    assert!(p.html.contains(&format!("root <code>{hex}</code>")), "and its root");
+    assert!(p.html.contains("Signed log"));
+    let marks = cells(&p.html, "In the signed log");
+    assert_eq!(marks.len(), 50);
+    assert!(marks.iter().all(|m| m.contains("✓ leaf ")), "every entry proven in the signed log: {marks:?}");
 
     // Alice's own events only, newest first, 50 a page.
     let first = seqs(&p.html);
@@ -581,11 +585,14 @@ async fn audit_page_lists_filters_and_pages(b: Backend) {
     let p = get(&admin, &format!("{audit}?kind=device.registered")).await;
     assert_eq!(seqs(&p.html).len(), 2, "alice's and bob's devices");
 
-    // A tampered entry shows as a broken chain, naming it.
-    app.raw_sql("UPDATE audit_log SET detail = detail || ' ' WHERE seq = 3").await;
+    // A tampered entry of hers shows as not matching the signed log, on its own row.
+    let newest = first[0];
+    app.raw_sql(&format!("UPDATE audit_log SET detail = detail || ' ' WHERE seq = {newest}")).await;
     let p = get(&c, &audit).await;
     assert_eq!(p.status, 200);
-    assert!(p.html.contains("Chain broken") && p.html.contains("entry 3 was altered"), "the break is named");
+    let marks = cells(&p.html, "In the signed log");
+    assert!(marks[0].contains("does not match the signed log"), "the edited entry is marked: {}", marks[0]);
+    assert!(marks[1..].iter().all(|m| m.contains("✓ leaf ")), "the others still hold");
 }
 
 async fn users_pages_are_for_admins_only(b: Backend) {

@@ -1,6 +1,7 @@
 //! Latchkey's own JSON API (`/api/v1`): sessions, the signed-in user, device
 //! logins, the device registry, enrollment, and QR sign-in.
 
+pub mod audit;
 pub mod channel;
 pub mod device;
 pub mod devices;
@@ -24,6 +25,10 @@ use latchkey_proto::paths;
 /// The `/api/v1` routes, with a JSON 404 for unknown API paths.
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route(paths::AUDIT_CHECKPOINT, get(audit::checkpoint))
+        .route(paths::AUDIT_KEYS, get(audit::keys))
+        .route(paths::AUDIT_CONSISTENCY, get(audit::consistency))
+        .route(paths::AUDIT_INCLUSION, get(audit::inclusion))
         .route(paths::SESSION, post(session::create_session).delete(session::delete_session))
         .route(paths::ME, get(me::me))
         .route(paths::PASSWORD, post(password::change))

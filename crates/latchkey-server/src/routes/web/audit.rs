@@ -1,10 +1,12 @@
 //! The Audit page: the signed-in user's own events (admins: everyone's),
 //! newest first, 50 a page, each told as a sentence with names instead of IDs
 //! (the IDs one click away), filterable by kind, device and date range, under
-//! the chain's verification status; and the same filtered view exported as
-//! JSON Lines (`GET /audit/export`).
+//! the latest signed checkpoint of the log, each entry checked against it with
+//! its inclusion proof (so a page costs O(entries × log n), never a walk of the
+//! whole log); and the same filtered view exported as JSON Lines (`GET /audit/export`).
 
 use super::pages::{render, rfc3339, signin_redirect, PageResult, When};
+use crate::audit_log;
 use crate::credential::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Query;
@@ -14,7 +16,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use futures::StreamExt;
-use latchkey_domain::audit::{AuditEntry, AuditKind, ChainVerifier};
+use latchkey_domain::audit::{self, AuditCheckpoint, AuditEntry, AuditKind};
 use latchkey_domain::audit_sentence::{sentence, DeviceName, Names, Part};
 use latchkey_domain::Timestamp;
 use latchkey_store::{AuditFilter, NameKind, UserId};
@@ -23,8 +25,6 @@ use serde_json::Value;
 
 /// Entries per page.
 pub const PAGE_SIZE: i64 = 50;
-/// Entries read at a time while verifying the chain.
-const VERIFY_BATCH: i64 = 1000;
 /// Entries read at a time while exporting.
 const EXPORT_BATCH: i64 = 1000;
 /// Keys of an entry's detail that may hold the ID of a user, device or app.
@@ -47,13 +47,28 @@ struct Row {
     ids: Vec<(String, String)>,
     /// The raw detail, for those who want every fact.
     detail: String,
+    /// Whether the signed log holds it as shown.
+    sealed: Sealed,
 }
 
-/// What verifying the whole chain found.
-enum Chain {
-    /// Every entry links and the head matches: how many entries, and a prefix of the head hash.
-    Intact(i64, String),
-    /// The first break found.
+/// An entry against the signed log.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sealed {
+    /// Its inclusion proof leads to the checkpoint's root: its leaf.
+    Included(u64),
+    /// Recorded after the checkpoint; sealed within a second or so.
+    Pending,
+    /// Sealed, but the entry as stored does not match its leaf, or the proof fails.
+    Mismatch,
+}
+
+/// The log as the page shows it.
+enum Log {
+    /// The latest checkpoint, verified with the server's keys: size, when, a prefix of its root.
+    Signed(u64, When, String),
+    /// Nothing sealed yet.
+    Empty,
+    /// The checkpoint does not verify.
     Broken(String),
 }
 
@@ -63,7 +78,7 @@ struct AuditPage {
     signed_in_as: Option<String>,
     csrf: String,
     is_admin: bool,
-    chain: Chain,
+    log: Log,
     /// Every kind, and whether it is the one filtered on.
     kinds: Vec<(&'static str, bool)>,
     kind: String,
@@ -207,31 +222,33 @@ fn involving(w: &Caller) -> Option<String> {
     (!w.user.is_admin).then(|| w.user.id.clone())
 }
 
-/// Walks the chain up to its recorded head (read first, so entries appended
-/// meanwhile do not look like a mismatch).
-async fn verify_chain(state: &AppState) -> ApiResult<Chain> {
-    let head = state.store.audit_head().await?;
-    let mut verifier = ChainVerifier::default();
-    let mut after = 0;
-    'walk: while after < head.seq {
-        let batch = state.store.audit_entries(after, VERIFY_BATCH).await?;
-        if batch.is_empty() {
-            break;
+/// The latest checkpoint, and each entry checked against it with its inclusion proof.
+async fn check_entries(state: &AppState, entries: &[AuditEntry]) -> ApiResult<(Log, Vec<Sealed>)> {
+    let t = now();
+    let checkpoint: AuditCheckpoint = match audit_log::latest_checkpoint(state.store.as_ref()).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return Ok((Log::Empty, vec![Sealed::Pending; entries.len()])),
+        Err(e) => {
+            e.log();
+            let why = "the latest checkpoint does not verify with this server's audit keys".to_string();
+            return Ok((Log::Broken(why), vec![Sealed::Mismatch; entries.len()]));
         }
-        for e in &batch {
-            if e.seq > head.seq {
-                break 'walk;
+    };
+    let seqs = entries.iter().map(|e| e.seq).collect();
+    let proofs = state.store.audit_inclusions(seqs, Some(checkpoint.size)).await?.unwrap_or_default();
+    let sealed = entries
+        .iter()
+        .map(|e| match proofs.iter().find(|p| p.seq == e.seq) {
+            Some(p) if p.leaf_hash == audit::leaf_hash(e) && audit_log::proves(p, &checkpoint) => {
+                Sealed::Included(p.leaf)
             }
-            if let Err(b) = verifier.push(e) {
-                return Ok(Chain::Broken(b.to_string()));
-            }
-            after = e.seq;
-        }
-    }
-    Ok(match verifier.finish(head) {
-        Ok(h) => Chain::Intact(h.seq, h.hash[..8].iter().map(|b| format!("{b:02x}")).collect()),
-        Err(b) => Chain::Broken(b.to_string()),
-    })
+            Some(_) => Sealed::Mismatch,
+            None if e.leaf.is_some_and(|l| (l as u64) < checkpoint.size) => Sealed::Mismatch,
+            None => Sealed::Pending,
+        })
+        .collect();
+    let root: String = checkpoint.root[..8].iter().map(|b| format!("{b:02x}")).collect();
+    Ok((Log::Signed(checkpoint.size, When::at(checkpoint.time.as_millis(), t), root), sealed))
 }
 
 /// The names of every user, device and app the entries mention, looked up at once.
@@ -273,7 +290,7 @@ async fn names_for(state: &AppState, entries: &[AuditEntry], me: &str) -> ApiRes
     Ok(names)
 }
 
-fn row(e: AuditEntry, names: &Names, t: Timestamp) -> Row {
+fn row(e: AuditEntry, sealed: Sealed, names: &Names, t: Timestamp) -> Row {
     let s = sentence(&e.kind, e.actor.as_deref(), e.subject.as_deref(), &e.detail, names);
     let ids = s.ids();
     let pieces = s
@@ -294,6 +311,7 @@ fn row(e: AuditEntry, names: &Names, t: Timestamp) -> Row {
         sentence: pieces,
         ids,
         detail: if e.detail == "{}" { String::new() } else { e.detail },
+        sealed,
     }
 }
 
@@ -345,7 +363,7 @@ pub async fn page(State(state): State<AppState>, who: Option<Caller>, Query(q): 
         }
     }
     let devices = device_choices(&state, &w, &f, &names).await?;
-    let chain = verify_chain(&state).await?;
+    let (log, sealed) = check_entries(&state, &entries).await?;
     let kind = f.kind.map(AuditKind::as_str);
     let t = now();
     Ok(render(
@@ -354,7 +372,7 @@ pub async fn page(State(state): State<AppState>, who: Option<Caller>, Query(q): 
             signed_in_as: Some(w.user.username.clone()),
             csrf: w.csrf(),
             is_admin: w.user.is_admin,
-            chain,
+            log,
             kinds: AuditKind::ALL.iter().map(|k| (k.as_str(), Some(k.as_str()) == kind)).collect(),
             kind: kind.unwrap_or_default().to_string(),
             devices,
@@ -362,7 +380,7 @@ pub async fn page(State(state): State<AppState>, who: Option<Caller>, Query(q): 
             from: f.from.as_ref().map(|(s, _)| s.clone()).unwrap_or_default(),
             to: f.to.as_ref().map(|(s, _)| s.clone()).unwrap_or_default(),
             filtered: f.any(),
-            rows: entries.into_iter().map(|e| row(e, &names, t)).collect(),
+            rows: entries.into_iter().zip(sealed).map(|(e, s)| row(e, s, &names, t)).collect(),
             newest_href: f.before.map(|_| f.href("/audit", None)),
             older_href,
             export_href: f.href("/audit/export", None),
