@@ -117,10 +117,11 @@ start_server() { # config data_dir log
     # All the load comes from one address, so the per-network limit on device
     # authorizations (120 a minute by default) is lifted.
     LATCHKEY_SQLITE_SYNC=$(sync_mode "$cfg") LATCHKEY_LOG=warn LATCHKEY_DEVICE_AUTH_PER_MINUTE=0 \
-        "$LK" serve $(storage_args "$cfg" "$dir") --listen 127.0.0.1:0 >"$log" 2>&1 &
+        LATCHKEY_METRICS_LISTEN=127.0.0.1:0 "$LK" serve $(storage_args "$cfg" "$dir") --listen 127.0.0.1:0 >"$log" 2>&1 &
     SERVER_PID=$!
     for _ in $(seq 1 200); do
         URL=$(sed -n 's/^Latchkey listening on \(http:\/\/[0-9.:]*\).*/\1/p' "$log" | head -n1)
+        METRICS_URL=$(sed -n 's/^Prometheus metrics on \(http:\/\/[0-9.:]*\/metrics\).*/\1/p' "$log" | head -n1)
         [[ -n $URL ]] && break
         if ! kill -0 "$SERVER_PID" 2>/dev/null; then
             cat "$log" >&2
@@ -130,6 +131,28 @@ start_server() { # config data_dir log
         sleep 0.05
     done
     [[ -n $URL ]] || { cat "$log" >&2; echo "the server did not say where it listens" >&2; exit 1; }
+}
+
+# How long audit entries waited for their seal, over the server's life so far:
+# the p50/p99 upper bucket bounds of latchkey_audit_seal_lag_seconds (one sample
+# per seal: its oldest entry). Older servers without the metric print n/a.
+seal_lag_line() { # label
+    local text
+    text=$(curl -fsS "${METRICS_URL:-http://127.0.0.1:1/none}" 2>/dev/null | grep '^latchkey_audit_seal_lag_seconds_bucket' || true)
+    if [[ -z $text ]]; then
+        echo "$1: audit seal lag n/a"
+        return
+    fi
+    echo "$text" | sed 's/.*le="\([^"]*\)"} \(.*\)/\1 \2/' | awk -v label="$1" -v out="$RESULTS/$CFG.seal-lag.jsonl" '
+        { le[NR] = $1; n[NR] = $2; total = $2 }
+        END {
+            for (i = 1; i <= NR; i++) {
+                if (p50 == "" && n[i] >= 0.5 * total) p50 = le[i]
+                if (p99 == "" && n[i] >= 0.99 * total) p99 = le[i]
+            }
+            printf "%s: audit seal lag p50 <= %s s, p99 <= %s s over %d seals\n", label, p50, p99, total
+            printf "{\"label\":\"%s\",\"seals\":%d,\"p50_le_s\":\"%s\",\"p99_le_s\":\"%s\"}\n", label, total, p50, p99 >> out
+        }'
 }
 
 stop_server() {
@@ -175,14 +198,21 @@ wait_quiet() {
 # something else on the machine disturbed (more than DISTURBED, default 10%, of the
 # machine's CPU went to neither the server, the load generator nor PostgreSQL) is
 # repeated up to RETRIES (2) times; the least disturbed try is kept.
+# PostgreSQL's own counters for the bench database: commits, rows fetched, rows returned, blocks hit.
+pg_counters() {
+    psql -h "$PGHOST" -p "$PGPORT" -U "$PGUSER" -d postgres -Atc \
+        "SELECT xact_commit, tup_fetched, tup_returned, blks_hit FROM pg_stat_database WHERE datname = '$PGDB'"
+}
+
 bench() { # name args...
     local name=$1
     shift
-    local out=$RESULTS/$CFG.$name try frac best=
+    local out=$RESULTS/$CFG.$name try frac best= pg_before=
     for try in $(seq 1 $((${RETRIES:-2} + 1))); do
         echo
         wait_quiet
         if ((try == 1)); then echo "== $CFG / $name"; else echo "== $CFG / $name (try $try)"; fi
+        [[ $CFG == postgres ]] && pg_before=$(pg_counters)
         "$BENCH" "$@" --url "$URL" --username bench --users "$USERS" --sessions-file "$SESSIONS" \
             --source-addresses "$SOURCES" --server-pid "$SERVER_PID" --json >"$out.raw"
         # The last line is the JSON; the rest is the human-readable table.
@@ -192,6 +222,13 @@ bench() { # name args...
             best=$frac
             tail -n1 "$out.raw" >"$out.json"
             sed '$d' "$out.raw" >"$out.txt"
+            if [[ -n $pg_before ]]; then
+                # Per login, counting the warm-up and the end-of-run revocations (the counters see everything).
+                echo "$pg_before|$(pg_counters)|$(jq -r '(.logins // 0) + (.warmup // 0)' "$out.json")" | awk -F'|' '
+                    $9 > 0 { printf "{\"commits_per_login\":%.2f,\"rows_fetched_per_login\":%.1f,\"rows_returned_per_login\":%.1f,\"blocks_hit_per_login\":%.1f}\n",
+                             ($5-$1)/$9, ($6-$2)/$9, ($7-$3)/$9, ($8-$4)/$9 }' >"$out.pg.json"
+                cat "$out.pg.json"
+            fi
         fi
         rm -f "$out.raw"
         awk -v a="$frac" -v d="${DISTURBED:-0.10}" 'BEGIN {exit !(a < d)}' && break
@@ -243,6 +280,7 @@ for CFG in "${configs[@]}"; do
     wants events && bench events-b1 events --events "$EVENTS1" --batch 1
     wants sessions && bench sessions sessions --repeat "$SESSION_REPEAT" --messages "$SESSION_MESSAGES"
     memory_line "after the login runs"
+    seal_lag_line "after the login runs"
     stop_server
 
     if wants soak; then

@@ -214,6 +214,8 @@ struct Report {
     mode: &'static str,
     url: String,
     logins: u64,
+    /// Logins run before the measured ones (counted by anything that watches the whole run).
+    warmup: u64,
     concurrency: u64,
     token_via: TokenVia,
     park_ms: u64,
@@ -305,6 +307,7 @@ pub async fn run(a: LoginsArgs) -> anyhow::Result<()> {
         mode: "logins",
         url: a.common.url.clone(),
         logins: a.logins,
+        warmup: a.warmup,
         concurrency: a.concurrency,
         token_via: a.token_via,
         park_ms: if a.token_via == TokenVia::Wait { a.park_ms } else { 0 },

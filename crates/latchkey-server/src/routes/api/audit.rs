@@ -87,7 +87,7 @@ pub async fn inclusion(
     who: Caller,
     Query(q): Query<InclusionQuery>,
 ) -> ApiResult<Json<AuditInclusion>> {
-    let entry = state.store.audit_entries(q.seq - 1, 1).await?.into_iter().find(|e| e.seq == q.seq);
+    let entry = state.store.audit_entries(q.seq.saturating_sub(1), 1).await?.into_iter().find(|e| e.seq == q.seq);
     let mine = |e: &latchkey_domain::audit::AuditEntry| {
         who.user.is_admin || e.actor.as_deref() == Some(&who.user.id) || e.subject.as_deref() == Some(&who.user.id)
     };
