@@ -33,6 +33,7 @@ for round in $(seq 1 "$ROUNDS"); do
         RESULTS=$OUT/$which-$round LK_BIN=$bin SKIP_BUILD=1 "$ROOT/bench/run.sh" "$CFG" >"$OUT/$which-$round.log" 2>&1 ||
             { tail -n 30 "$OUT/$which-$round.log" >&2; exit 1; }
         for f in "$OUT/$which-$round"/"$CFG".logins-*.json; do
+            [[ $f == *.pg.json ]] && continue # PostgreSQL's counters, not a run
             run=${f##*.logins-}
             echo "$which $round ${run%.json} $(jq -r .logins_per_sec "$f")" | tee -a "$OUT/summary"
         done

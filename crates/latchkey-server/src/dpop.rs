@@ -6,6 +6,7 @@ use crate::state::{now, AppState};
 use axum::http::{HeaderMap, Method, StatusCode};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use latchkey_domain::dpop::{self, DpopError, Expected, ProofClaims};
+use sha2::{Digest, Sha256};
 
 /// A proof that verified: the key it was signed with.
 #[derive(Debug, Clone)]
@@ -36,7 +37,7 @@ pub fn required_by(app: &latchkey_store::AppRecord, jkt: Option<String>) -> ApiR
 /// Verifies the request's `DPoP` header, if it has one. `access_token` is the token
 /// the proof must name (`ath`) at resource endpoints. `status` is what a bad
 /// proof answers: 400 at the token endpoint, 401 at resources.
-pub fn verify(
+pub async fn verify(
     state: &AppState,
     headers: &HeaderMap,
     method: &Method,
@@ -76,5 +77,13 @@ pub fn verify(
     let url = state.config.url(path);
     dpop::check(&claims, &Expected { method: method.as_str(), url: &url, access_token, now: t }).map_err(bad)?;
     state.dpop_replay.lock().unwrap_or_else(|p| p.into_inner()).admit(&jkt, &claims.jti, t).map_err(bad)?;
+    if state.store.shared_by_processes() {
+        // Another replica may have seen it: the database remembers for all of them.
+        let key: [u8; 32] = Sha256::digest(format!("dpop:{jkt}:{}", claims.jti)).into();
+        let until = t.plus_secs(dpop::MAX_AGE_SECS + dpop::MAX_SKEW_SECS);
+        if !state.store.first_use(key, until, t).await? {
+            return Err(bad(DpopError::Replayed));
+        }
+    }
     Ok(Some(VerifiedProof { jkt, jwk: jwk_json.to_string() }))
 }

@@ -21,8 +21,9 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     /// Bounds concurrent argon2 hashing (memory-hard: ~19 MiB each).
     pub password_checks: Arc<tokio::sync::Semaphore>,
-    /// DPoP proof IDs seen recently (per replica: a replayed proof must also
-    /// match method, URL and a 60-second window, which bounds what a replica miss allows).
+    /// DPoP proof IDs seen recently by this process: the first check. When the
+    /// store is shared by several replicas, each proof is also recorded there
+    /// (`Store::first_use`), so a replay to another replica is refused too.
     pub dpop_replay: Arc<std::sync::Mutex<latchkey_domain::dpop::ReplayWindow>>,
     /// Flips to true when the server starts shutting down, so long-polls let go.
     pub shutting_down: watch::Receiver<bool>,

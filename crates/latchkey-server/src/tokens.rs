@@ -182,7 +182,7 @@ pub async fn authenticate(
 ) -> ApiResult<AccessClaims> {
     let (scheme, token) = require(authorization(headers))?;
     let claims = require(verify_access(state, token).await?)?;
-    let proof = dpop::verify(state, headers, method, path, Some(token), StatusCode::UNAUTHORIZED)?;
+    let proof = dpop::verify(state, headers, method, path, Some(token), StatusCode::UNAUTHORIZED).await?;
     match (&claims.cnf, scheme, proof) {
         (None, Scheme::Bearer, _) => Ok(claims),
         (Some(cnf), Scheme::Dpop, Some(p)) if p.jkt == cnf.jkt => Ok(claims),

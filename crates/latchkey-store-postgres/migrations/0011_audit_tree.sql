@@ -50,3 +50,10 @@ CREATE TABLE audit_keys (
     created_at BIGINT NOT NULL,
     retired_at BIGINT
 );
+
+-- One-time values seen by any replica (DPoP proofs): a replay to another
+-- replica is refused too. Rows live until the value could no longer be accepted.
+CREATE TABLE once_used (
+    key   BYTEA PRIMARY KEY,   -- SHA-256 of what must be used once
+    until BIGINT NOT NULL
+);

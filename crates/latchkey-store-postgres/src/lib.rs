@@ -41,6 +41,9 @@ pub struct PgStore {
 }
 
 impl PgStore {
+    /// Replicas share one database: per-process memory sees only one replica's requests.
+    const SHARED_BY_PROCESSES: bool = true;
+
     /// The pool's use, for [`Store::stats`].
     fn backend_stats(&self) -> BackendStats {
         BackendStats { pool: Some(self.db.pool_status()), ..BackendStats::default() }

@@ -138,6 +138,9 @@ impl<C: GenericClient + Sync> Txn for Pg<'_, C> {
     async fn append_audit(&self, event: &AuditEvent, now: Timestamp) -> DbResult<()> {
         audit::append(self.0, event, now).await
     }
+    async fn first_use(&self, key: &[u8; 32], until: Timestamp, now: Timestamp) -> DbResult<bool> {
+        Ok(one(self.0, sql::FIRST_USE, &[&&key[..], &until.as_millis(), &now.as_millis()], |_| Ok(())).await?.is_some())
+    }
     async fn try_seal_lock(&self) -> DbResult<bool> {
         audit::try_seal_lock(self.0).await
     }

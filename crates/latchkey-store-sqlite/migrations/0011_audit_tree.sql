@@ -61,3 +61,10 @@ CREATE TABLE audit_keys (
     created_at INTEGER NOT NULL,
     retired_at INTEGER
 );
+
+-- One-time values seen by any replica (DPoP proofs): a replay to another
+-- replica is refused too. Rows live until the value could no longer be accepted.
+CREATE TABLE once_used (
+    key   BLOB PRIMARY KEY,   -- SHA-256 of what must be used once
+    until INTEGER NOT NULL
+);

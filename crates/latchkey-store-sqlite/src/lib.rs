@@ -96,6 +96,9 @@ fn open_conn(path: &Path, durability: Durability) -> Result<rusqlite::Connection
 }
 
 impl SqliteStore {
+    /// One process owns an SQLite database (its writer thread), so its memory is the whole truth.
+    const SHARED_BY_PROCESSES: bool = false;
+
     /// The writer's queue and commits, for [`Store::stats`].
     fn backend_stats(&self) -> BackendStats {
         let (queued, commits, secs) = self.writer.load();

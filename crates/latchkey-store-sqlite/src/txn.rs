@@ -96,6 +96,9 @@ impl Txn for Sql<'_> {
     async fn append_audit(&self, event: &AuditEvent, now: Timestamp) -> StoreResult<()> {
         audit::append(self.0, event, now)
     }
+    async fn first_use(&self, key: &[u8; 32], until: Timestamp, now: Timestamp) -> StoreResult<bool> {
+        Ok(one(self.0, sql::FIRST_USE, params![&key[..], until.as_millis(), now.as_millis()], |_| Ok(()))?.is_some())
+    }
     async fn try_seal_lock(&self) -> StoreResult<bool> {
         // The one writer already runs transactions one at a time.
         Ok(true)

@@ -742,6 +742,17 @@ macro_rules! impl_store {
                 }
                 $write!(self, local [] |c| sweep::sweep(c, now))
             }
+            fn shared_by_processes(&self) -> bool {
+                Self::SHARED_BY_PROCESSES
+            }
+            async fn first_use(
+                &self,
+                key: [u8; 32],
+                until: $crate::__private::Timestamp,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<bool> {
+                $write!(self, flow [] |tx| $crate::txn::Txn::first_use(tx, &key, until, now))
+            }
             fn stats(&self) -> $crate::BackendStats {
                 self.backend_stats()
             }

@@ -467,6 +467,16 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> StoreResult<bool>;
 
+    // ---- values used once, across replicas ----
+
+    /// Whether other server processes use this store at the same time (PostgreSQL
+    /// replicas), so what one process remembers in memory is not the whole truth.
+    fn shared_by_processes(&self) -> bool;
+    /// Records the one-time value `key` (say, a DPoP proof's hash) until `until`,
+    /// for every process that shares this store; false if it is already recorded
+    /// and not expired at `now`: a replay.
+    async fn first_use(&self, key: [u8; 32], until: Timestamp, now: Timestamp) -> StoreResult<bool>;
+
     // ---- housekeeping ----
 
     /// Deletes grants, sessions and refresh tokens that ended before `now` (with grace).

@@ -412,6 +412,11 @@ pub const EVENTS_AFTER: &str = "SELECT id, seq, client_id, kind, identity, start
 pub const PARTS_BETWEEN: &str = "SELECT p.event_id, p.device_id, p.start_at, p.end_at
      FROM event_parts p JOIN events e ON e.id = p.event_id
      WHERE e.user_id = $1 AND e.seq > $2 AND e.seq <= $3 ORDER BY p.start_at, p.end_at, p.device_id";
+/// Records a one-time value, or renews one that expired; returns a row only then (not on a replay).
+pub const FIRST_USE: &str = "INSERT INTO once_used (key, until) VALUES ($1, $2)
+     ON CONFLICT (key) DO UPDATE SET until = excluded.until WHERE once_used.until <= $3 RETURNING 1";
+/// Forgets one-time values that can no longer be presented.
+pub const SWEEP_ONCE_USED: &str = "DELETE FROM once_used WHERE until <= $1";
 /// Deletes events past their kind's retention.
 pub const SWEEP_EVENTS: &str = "DELETE FROM events WHERE EXISTS (SELECT 1 FROM event_kinds k
      WHERE k.client_id = events.client_id AND k.name = events.kind AND k.retention_secs IS NOT NULL
@@ -463,6 +468,8 @@ mod tests {
             EVENTS_AFTER,
             PARTS_BETWEEN,
             SWEEP_EVENTS,
+            FIRST_USE,
+            SWEEP_ONCE_USED,
             SIGN_INS,
             DEVICE_SIGN_INS_BY_DAY,
             LOGINS_BY_HOUR,

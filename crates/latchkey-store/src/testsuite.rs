@@ -70,6 +70,7 @@ macro_rules! for_each_check {
             signing_keys_rotation,
             audit_tree_under_concurrency,
             sweep_removes_expired,
+            values_are_used_once,
             device_registered_on_approval,
             device_slugs_beyond_the_probes,
             device_refusals_change_nothing,

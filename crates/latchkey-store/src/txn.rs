@@ -123,6 +123,9 @@ pub trait Txn {
     async fn insert_audit_key(&self, key: &AuditKeyRecord) -> Result<(), Self::Error>;
     /// Retires, from `at`, every audit key that has no end yet.
     async fn retire_audit_keys(&self, at: Timestamp) -> Result<(), Self::Error>;
+    /// Records the one-time value `key` until `until`; false if it is already
+    /// recorded and not expired at `now` (a replay).
+    async fn first_use(&self, key: &[u8; 32], until: Timestamp, now: Timestamp) -> Result<bool, Self::Error>;
     /// Announces, if this transaction commits, that the grant or pairing `id` was decided.
     async fn announce_decided(&self, id: &str) -> Result<(), Self::Error>;
 

@@ -1,12 +1,13 @@
 //! `cargo xtask test`: the one command that runs Latchkey's whole test suite on a fresh machine.
 //!
-//! It finds chromium and chromedriver for the browser tests (installing them
-//! with apt if missing), uses the PostgreSQL named by
+//! It finds chromium and chromedriver for the browser tests and HAProxy for the
+//! load-balancer test (installing them with apt if missing), uses the PostgreSQL named by
 //! `LATCHKEY_TEST_POSTGRES_URL` or else starts a throwaway cluster of its own,
 //! then runs `cargo test --workspace` with both switched on.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod browser;
+mod haproxy;
 mod pg;
 mod sys;
 
@@ -85,6 +86,11 @@ fn test(rt: &Runtime, cargo_test_args: &[String]) -> Result<ExitCode> {
     eprintln!("xtask: chromium {}, chromedriver {}", browser.chromium.display(), browser.chromedriver.display());
     sys::bail_if_interrupted()?;
 
+    eprintln!("xtask: --- haproxy");
+    let haproxy = haproxy::ensure()?;
+    eprintln!("xtask: haproxy {}", haproxy.display());
+    sys::bail_if_interrupted()?;
+
     eprintln!("xtask: --- PostgreSQL");
     // Held until this function returns: a cluster of our own is stopped and deleted then, whatever happened.
     let postgres = pg::provide(rt)?;
@@ -110,7 +116,8 @@ fn test(rt: &Runtime, cargo_test_args: &[String]) -> Result<ExitCode> {
     cmd.args(cargo_test_args)
         .env(pg::URL_VAR, postgres.url())
         .env("LATCHKEY_CHROMIUM", &browser.chromium)
-        .env("LATCHKEY_CHROMEDRIVER", &browser.chromedriver);
+        .env("LATCHKEY_CHROMEDRIVER", &browser.chromedriver)
+        .env("LATCHKEY_HAPROXY", &haproxy);
     // The PostgreSQL TLS test starts a cluster of its own: where PostgreSQL's binaries
     // are here it must run (and fail loudly if it cannot), not skip.
     if pg::find_bin().is_some() {

@@ -107,3 +107,22 @@ pub async fn sweep_removes_old_pairings(store: Arc<dyn Store>) {
     assert_eq!(s.pairing_by_phone_code(&h("phone-new")).await.unwrap(), None);
     verify_audit_log(s).await;
 }
+
+/// A one-time value is accepted once until it expires, by any number of racing
+/// callers exactly once, again after it expired, and swept afterwards.
+pub async fn values_are_used_once(store: Arc<dyn Store>) {
+    let s = &*store;
+    let k = [3u8; 32];
+    assert!(s.first_use(k, at(1000), at(0)).await.unwrap());
+    assert!(!s.first_use(k, at(2000), at(500)).await.unwrap(), "a replay within its time");
+    assert!(s.first_use([4u8; 32], at(1000), at(500)).await.unwrap(), "another value");
+    assert!(s.first_use(k, at(3000), at(1000)).await.unwrap(), "expired: usable again");
+    let firsts = concurrently(16, |_| {
+        let store = store.clone();
+        async move { store.first_use([5u8; 32], at(9000), at(1)).await.unwrap() }
+    })
+    .await;
+    assert_eq!(firsts.iter().filter(|f| **f).count(), 1, "exactly one racer wins: {firsts:?}");
+    s.sweep(at(10_000)).await.unwrap();
+    assert!(s.first_use([5u8; 32], at(20_000), at(10_000)).await.unwrap(), "swept, then new");
+}

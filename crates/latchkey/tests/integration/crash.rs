@@ -23,13 +23,13 @@ use tokio::process::{Child, Command};
 const PASSWORD: &str = "crash-test-password-1";
 
 /// Where the killed server keeps its data: a fresh SQLite directory, or a fresh PostgreSQL schema.
-enum Data {
+pub(crate) enum Data {
     Sqlite(PathBuf),
     Postgres(String),
 }
 
 impl Data {
-    async fn fresh(backend: Backend) -> Self {
+    pub(crate) async fn fresh(backend: Backend) -> Self {
         match backend {
             Backend::Sqlite => {
                 Data::Sqlite(std::env::temp_dir().join(format!("latchkey-crash-{}", uuid::Uuid::new_v4().simple())))
@@ -45,7 +45,7 @@ impl Data {
     }
 
     /// `latchkey COMMAND <storage flags> ARGS...`.
-    fn latchkey(&self, command: &str, args: &[&str]) -> Command {
+    pub(crate) fn latchkey(&self, command: &str, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_latchkey"));
         c.arg(command);
         match self {
@@ -57,10 +57,11 @@ impl Data {
     }
 }
 
-/// Starts `latchkey serve` on `listen` (port 0: a free one); the child and its URL.
-async fn serve(data: &Data, listen: &str) -> (Child, String) {
+/// Starts `latchkey serve` on `listen` (port 0: a free one) with `extra` flags; the child and its URL.
+pub(crate) async fn serve(data: &Data, listen: &str, extra: &[&str]) -> (Child, String) {
+    let args: Vec<&str> = ["--listen", listen].into_iter().chain(extra.iter().copied()).collect();
     let mut child = data
-        .latchkey("serve", &["--listen", listen])
+        .latchkey("serve", &args)
         // One address sends every login; the per-network limit is not what is tested.
         .env("LATCHKEY_DEVICE_AUTH_PER_MINUTE", "0")
         .stdin(Stdio::null())
@@ -118,7 +119,7 @@ async fn a_server_killed_under_load_keeps_everything_it_acknowledged(backend: Ba
     let out = add.wait_with_output().await.expect("admin ran");
     assert!(out.status.success(), "admin user add: {}", String::from_utf8_lossy(&out.stderr));
 
-    let (mut server, url) = serve(&data, "127.0.0.1:0").await;
+    let (mut server, url) = serve(&data, "127.0.0.1:0", &[]).await;
     let session = Client::new(&url).expect("client").sign_in("alice", PASSWORD).await.expect("sign in").session_token;
     let (sender, tokens) = login(&url, &session, "sender", &Mutex::new(Vec::new())).await.expect("first login");
     let kind = KindDeclaration {
@@ -176,7 +177,7 @@ async fn a_server_killed_under_load_keeps_everything_it_acknowledged(backend: Ba
 
     // Restarted on the same files and address: every acknowledged thing is there.
     let address = url.trim_start_matches("http://").to_string();
-    let (mut server, _) = serve(&data, &address).await;
+    let (mut server, _) = serve(&data, &address, &[]).await;
     let api = Client::new(&url).expect("client");
     let names: BTreeSet<String> = api.devices(&session).await.expect("devices").into_iter().map(|d| d.name).collect();
     let approved = approved.lock().expect("lock").clone();

@@ -24,6 +24,7 @@ mod events;
 mod events_cli;
 mod hardening;
 mod instant_approval;
+mod load_balancer;
 mod observability;
 mod pages;
 mod qr_api;

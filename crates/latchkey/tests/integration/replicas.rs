@@ -50,3 +50,40 @@ async fn replicas_share_signing_keys() {
     let t = a.login("alice", "").await;
     replica.client.userinfo(&t.access_token).await.expect("B accepts A's token");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dpop_proof_replayed_to_another_replica_is_refused() {
+    let Some(b) = pg() else { return };
+    let a = spawn_app(b).await;
+    let replica = a.replica().await;
+    let session = a.signed_in("alice").await;
+    let key = std::sync::Arc::new(latchkey_client::dpop::DeviceKey::generate().expect("key"));
+    let keyed = latchkey_client::Client::new(&a.url).expect("client").with_device_key(key.clone());
+    let auth = keyed.device_authorization(&device_app(), "openid", Some("bound")).await.expect("authorize");
+    a.client.decide_device_login(&session, &auth.user_code, true).await.expect("approve");
+    let tokens = keyed.poll_token(&device_app(), &auth.device_code).await.expect("DPoP-bound tokens");
+    // Both replicas answer for one public URL, so one proof is valid at either, once.
+    let proof = key.proof("GET", &format!("{}/oauth/userinfo", a.url), Some(&tokens.access_token)).expect("proof");
+    let send = |base: &str| {
+        reqwest::Client::new()
+            .get(format!("{base}/oauth/userinfo"))
+            .header("authorization", format!("DPoP {}", tokens.access_token))
+            .header("dpop", proof.clone())
+            .send()
+    };
+    assert_eq!(send(&a.url).await.expect("first use").status(), 200);
+    let replayed = send(&replica.url).await.expect("replay");
+    assert_eq!(replayed.status(), 401, "the other replica knows the proof was used");
+    let body: serde_json::Value = replayed.json().await.expect("error body");
+    assert_eq!(body["error"], "invalid_dpop_proof", "{body}");
+    // A fresh proof works on the other replica.
+    let fresh = key.proof("GET", &format!("{}/oauth/userinfo", a.url), Some(&tokens.access_token)).expect("proof");
+    let ok = reqwest::Client::new()
+        .get(format!("{}/oauth/userinfo", replica.url))
+        .header("authorization", format!("DPoP {}", tokens.access_token))
+        .header("dpop", fresh)
+        .send()
+        .await
+        .expect("fresh");
+    assert_eq!(ok.status(), 200);
+}

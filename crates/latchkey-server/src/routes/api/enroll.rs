@@ -36,7 +36,8 @@ pub async fn enroll(
         latchkey_proto::paths::ENROLL,
         None,
         StatusCode::BAD_REQUEST,
-    )?;
+    )
+    .await?;
     let name = DisplayName::parse(&req.name).map_err(|e| bad(format!("name: {e}")))?;
     let location = Location::parse(&req.location).map_err(bad)?;
     let slug = req.slug.as_deref().map(Slug::parse).transpose().map_err(|e| bad(format!("slug: {e}")))?;

@@ -103,7 +103,8 @@ pub async fn handle(
         latchkey_proto::paths::DEVICE_AUTHORIZATION,
         None,
         StatusCode::BAD_REQUEST,
-    )?;
+    )
+    .await?;
     let device = device_request(&p, proof)?;
     let c = &state.config;
 

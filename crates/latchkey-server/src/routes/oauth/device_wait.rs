@@ -37,7 +37,7 @@ pub async fn handle(
         return Err(ApiError::unauthorized_client(format!("the app {:?} may not use device login", app.client_id)));
     }
     let code = p.device_code.as_deref().ok_or_else(|| ApiError::invalid_request("device_code is required"))?;
-    let jkt = crate::dpop::required_by(&app, proof_key(&state, &headers, latchkey_proto::paths::DEVICE_WAIT)?)?;
+    let jkt = crate::dpop::required_by(&app, proof_key(&state, &headers, latchkey_proto::paths::DEVICE_WAIT).await?)?;
     let (grant_id, expires_at) = match redeem_once(&state, &app, code, RedeemMode::Wait, jkt.clone()).await? {
         Step::Tokens(resp) => return Ok(resp),
         Step::Pending { grant_id, expires_at } => (grant_id, expires_at),

@@ -44,7 +44,7 @@ pub async fn handle(State(state): State<AppState>, headers: HeaderMap, Form(p): 
             app.client_id
         )));
     }
-    let proof = proof_key(&state, &headers, latchkey_proto::paths::TOKEN)?;
+    let proof = proof_key(&state, &headers, latchkey_proto::paths::TOKEN).await?;
     match grant {
         GrantType::DeviceCode => {
             let code = p.device_code.as_deref().ok_or_else(|| ApiError::invalid_request("device_code is required"))?;
@@ -65,8 +65,8 @@ pub async fn handle(State(state): State<AppState>, headers: HeaderMap, Form(p): 
 }
 
 /// The thumbprint of the key behind the request's DPoP proof, if it carries one.
-pub(crate) fn proof_key(state: &AppState, headers: &HeaderMap, path: &str) -> ApiResult<Option<String>> {
-    let proof = crate::dpop::verify(state, headers, &Method::POST, path, None, StatusCode::BAD_REQUEST)?;
+pub(crate) async fn proof_key(state: &AppState, headers: &HeaderMap, path: &str) -> ApiResult<Option<String>> {
+    let proof = crate::dpop::verify(state, headers, &Method::POST, path, None, StatusCode::BAD_REQUEST).await?;
     Ok(proof.map(|p| p.jkt))
 }
 
