@@ -35,7 +35,8 @@
 # binary to measure, e.g. an older build; default the one built here),
 # EVENTS (captures per device, batches of 1,000, default 100000), EVENTS1 (batches of 1, default 3000),
 # SESSION_REPEAT (sessions created per member count, default 50), SESSION_MESSAGES (messages per relay run, default 2000),
-# RUNS (which runs, default "c1 c16 c64 c64-poll events sessions soak").
+# RUNS (which runs, default "c1 c16 c64 c64-poll events sessions soak"),
+# REPLICAS (PostgreSQL: that many servers behind HAProxy, default 1).
 set -euo pipefail
 
 which_runs=${1:-all}
@@ -86,12 +87,16 @@ wants() { [[ $RUNS == *" $1 "* ]]; }
 
 SERVER_PID=
 URL=
+# With REPLICAS > 1 (PostgreSQL only): the other replicas and the balancer in front of them.
+MORE_PIDS=()
 
 cleanup() {
-    if [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
+    for pid in "$SERVER_PID" "${MORE_PIDS[@]}"; do
+        if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
+            kill -TERM "$pid" 2>/dev/null || true
+            wait "$pid" 2>/dev/null || true
+        fi
+    done
 }
 trap cleanup EXIT
 
@@ -109,15 +114,62 @@ sync_mode() {
     esac
 }
 
-# Starts the server and sets SERVER_PID and URL.
+# Starts REPLICAS servers (default 1; more only on PostgreSQL) and sets SERVER_PID and
+# URL. With several, they share one public URL behind HAProxy (round robin, client
+# addresses passed on in X-Forwarded-For), URL is the balancer's, and SERVER_PID is
+# the first replica's: the per-run server CPU and memory are that replica's alone.
 start_server() { # config data_dir log
+    local cfg=$1 dir=$2 log=$3 n=${REPLICAS:-1}
+    if ((n > 1)) && [[ $cfg == postgres ]]; then
+        start_replicas "$cfg" "$dir" "$log" "$n"
+        return
+    fi
+    start_one "$cfg" "$dir" "$log"
+}
+
+start_replicas() { # config data_dir log n
+    local cfg=$1 dir=$2 log=$3 n=$4 port servers="" first_pid i
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    MORE_PIDS=()
+    for i in $(seq 1 "$n"); do
+        PUBLIC_URL=http://127.0.0.1:$port start_one "$cfg" "$dir" "$log.$i"
+        servers+="    server r$i ${URL#http://}"$'\n'
+        if ((i == 1)); then first_pid=$SERVER_PID; else MORE_PIDS+=("$SERVER_PID"); fi
+    done
+    cat >"$log.haproxy.cfg" <<CFG
+global
+    maxconn 8000
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 120s
+    timeout server 120s
+    option forwardfor
+frontend latchkey
+    bind 127.0.0.1:$port
+    default_backend replicas
+backend replicas
+    balance roundrobin
+$servers
+CFG
+    haproxy -db -f "$log.haproxy.cfg" >"$log.haproxy" 2>&1 &
+    MORE_PIDS+=("$!")
+    SERVER_PID=$first_pid
+    URL=http://127.0.0.1:$port
+    for _ in $(seq 1 100); do curl -fsS "$URL/healthz" >/dev/null 2>&1 && return; sleep 0.1; done
+    echo "haproxy did not answer on $URL" >&2
+    exit 1
+}
+
+start_one() { # config data_dir log
     local cfg=$1 dir=$2 log=$3
     : >"$log"
     # shellcheck disable=SC2046
     # All the load comes from one address, so the per-network limit on device
     # authorizations (120 a minute by default) is lifted.
     LATCHKEY_SQLITE_SYNC=$(sync_mode "$cfg") LATCHKEY_LOG=warn LATCHKEY_DEVICE_AUTH_PER_MINUTE=0 \
-        LATCHKEY_METRICS_LISTEN=127.0.0.1:0 "$LK" serve $(storage_args "$cfg" "$dir") --listen 127.0.0.1:0 >"$log" 2>&1 &
+        LATCHKEY_METRICS_LISTEN=127.0.0.1:0 \
+        env ${PUBLIC_URL:+LATCHKEY_PUBLIC_URL=$PUBLIC_URL LATCHKEY_TRUST_PROXY_HEADERS=true} "$LK" serve $(storage_args "$cfg" "$dir") --listen 127.0.0.1:0 >"$log" 2>&1 &
     SERVER_PID=$!
     for _ in $(seq 1 200); do
         URL=$(sed -n 's/^Latchkey listening on \(http:\/\/[0-9.:]*\).*/\1/p' "$log" | head -n1)
@@ -156,9 +208,13 @@ seal_lag_line() { # label
 }
 
 stop_server() {
-    kill -TERM "$SERVER_PID"
-    wait "$SERVER_PID" || true
+    local pid
+    for pid in "$SERVER_PID" "${MORE_PIDS[@]}"; do
+        kill -TERM "$pid"
+        wait "$pid" || true
+    done
     SERVER_PID=
+    MORE_PIDS=()
 }
 
 memory_line() { # label
