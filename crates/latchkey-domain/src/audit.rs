@@ -454,6 +454,25 @@ pub fn seal(tree: &mut CompactRange, pending: &[AuditEntry]) -> SealPlan {
     plan
 }
 
+/// How long a replaced checkpoint key keeps co-signing, so verifiers that know
+/// only it can follow the rotation (checkpoints list every signer's key).
+pub const KEY_OVERLAP_MS: i64 = 7 * 24 * 3600 * 1000;
+
+/// Whether a checkpoint key retired from `retired_at` (`None`: not retired) still signs at `now`.
+pub fn key_signs(retired_at: Option<Timestamp>, now: Timestamp) -> bool {
+    retired_at.is_none_or(|r| r > now)
+}
+
+/// Adding a checkpoint key, given when each existing key retires: `None` when a key
+/// already signs and this is not a rotation (a second start-up adds nothing);
+/// otherwise the time from which the keys not yet retired stop signing.
+pub fn key_change(retirements: &[Option<Timestamp>], rotate: bool, now: Timestamp) -> Option<Timestamp> {
+    if !rotate && retirements.iter().any(|r| key_signs(*r, now)) {
+        return None;
+    }
+    Some(now.plus_millis(KEY_OVERLAP_MS))
+}
+
 /// A signed checkpoint of the audit tree, opened and checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditCheckpoint {
@@ -808,6 +827,18 @@ mod tests {
 
         let cut = &entries[..7];
         assert_eq!(tree_breaks(cut, &leaves, &[cp]), vec![TreeBreak::Truncated { checkpoint: 9, found: 7 }]);
+    }
+
+    #[test]
+    fn keys_are_added_once_and_rotations_overlap() {
+        let t = Timestamp::from_millis(1_000);
+        assert_eq!(key_change(&[], false, t), Some(t.plus_millis(KEY_OVERLAP_MS)), "the first key");
+        assert_eq!(key_change(&[None], false, t), None, "a second start-up adds nothing");
+        assert_eq!(key_change(&[None], true, t), Some(t.plus_millis(KEY_OVERLAP_MS)), "a rotation");
+        let old = Some(t.plus_millis(10));
+        assert_eq!(key_change(&[old], false, t), None, "a retiring key still signs");
+        assert!(key_signs(old, t) && !key_signs(old, t.plus_millis(10)));
+        assert!(key_change(&[old], false, t.plus_millis(10)).is_some(), "every key retired: make one");
     }
 
     #[test]

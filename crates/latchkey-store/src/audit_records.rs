@@ -32,9 +32,9 @@ pub struct AuditKeyRecord {
 }
 
 impl AuditKeyRecord {
-    /// Whether it signs checkpoints at `now`.
+    /// Whether it signs checkpoints at `now` ([`latchkey_domain::audit::key_signs`]).
     pub fn signs_at(&self, now: Timestamp) -> bool {
-        self.retired_at.is_none_or(|r| r > now)
+        latchkey_domain::audit::key_signs(self.retired_at, now)
     }
 }
 

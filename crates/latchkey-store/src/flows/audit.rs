@@ -19,9 +19,6 @@ use latchkey_domain::signed_note::NoteSigner;
 use latchkey_domain::Timestamp;
 use std::collections::HashMap;
 
-/// How long a replaced audit key keeps co-signing, so verifiers that know only it can follow the rotation.
-pub const KEY_OVERLAP_MS: i64 = 7 * 24 * 3600 * 1000;
-
 fn corrupt(what: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("audit tree: {what}"))
 }
@@ -65,9 +62,9 @@ pub async fn seal<T: Txn>(tx: &T, now: Timestamp, max: i64) -> Result<Option<Sea
     Ok(Some(Sealed { entries: pending.len() as u64, size: tree.size(), oldest_at }))
 }
 
-/// Makes `key` the audit key, unless a key already signs (`replace: false`, the
-/// start-up case); with `replace`, the keys signing now retire after
-/// [`KEY_OVERLAP_MS`] and the change is recorded. Whether `key` was added.
+/// Makes `key` the audit key, as [`audit::key_change`] decides: unless a key already
+/// signs (`replace: false`, the start-up case); with `replace`, the keys signing
+/// now retire after [`audit::KEY_OVERLAP_MS`] and the change is recorded. Whether `key` was added.
 pub async fn add_key<T: Txn>(
     tx: &T,
     key: &AuditKeyRecord,
@@ -78,13 +75,12 @@ pub async fn add_key<T: Txn>(
     // Held so two replicas starting at once do not both add a first key.
     tx.audit_tree(true).await?;
     let keys = tx.audit_keys().await?;
-    if !replace && keys.iter().any(|k| k.signs_at(now)) {
-        return Ok(false);
-    }
+    let retirements: Vec<_> = keys.iter().map(|k| k.retired_at).collect();
+    let Some(retire_at) = audit::key_change(&retirements, replace, now) else { return Ok(false) };
     // The log keeps one name (the checkpoint origin) across rotations.
     let name = keys.first().map(|k| k.name.clone()).unwrap_or_else(|| key.name.clone());
     let key = AuditKeyRecord { name, ..key.clone() };
-    tx.retire_audit_keys(now.plus_millis(KEY_OVERLAP_MS)).await?;
+    tx.retire_audit_keys(retire_at).await?;
     tx.insert_audit_key(&key).await?;
     if replace {
         let subject = format!("{:08x}", key.key_id);

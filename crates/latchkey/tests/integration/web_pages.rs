@@ -593,6 +593,16 @@ async fn audit_page_lists_filters_and_pages(b: Backend) {
     let marks = cells(&p.html, "In the signed log");
     assert!(marks[0].contains("does not match the signed log"), "the edited entry is marked: {}", marks[0]);
     assert!(marks[1..].iter().all(|m| m.contains("✓ leaf ")), "the others still hold");
+
+    // A forged checkpoint (its size changed, its signature kept) is named on the page.
+    let tree = app.sealed().await;
+    let note = tree.checkpoint.expect("signed");
+    let forged = note.replacen(&format!("\n{}\n", tree.size), &format!("\n{}\n", tree.size + 1), 1);
+    app.raw_sql(&format!("UPDATE audit_tree SET checkpoint = '{forged}'")).await;
+    let p = get(&c, &audit).await;
+    assert_eq!(p.status, 200);
+    assert!(p.html.contains("Log not verified") && p.html.contains("does not verify"), "the forgery is named");
+    assert!(cells(&p.html, "In the signed log").iter().all(|m| m.contains("does not match")));
 }
 
 async fn users_pages_are_for_admins_only(b: Backend) {

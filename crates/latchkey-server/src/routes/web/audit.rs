@@ -225,12 +225,11 @@ fn involving(w: &Caller) -> Option<String> {
 /// The latest checkpoint, and each entry checked against it with its inclusion proof.
 async fn check_entries(state: &AppState, entries: &[AuditEntry]) -> ApiResult<(Log, Vec<Sealed>)> {
     let t = now();
-    let checkpoint: AuditCheckpoint = match audit_log::latest_checkpoint(state.store.as_ref()).await {
-        Ok(Some(c)) => c,
-        Ok(None) => return Ok((Log::Empty, vec![Sealed::Pending; entries.len()])),
-        Err(e) => {
-            e.log();
-            let why = "the latest checkpoint does not verify with this server's audit keys".to_string();
+    let checkpoint: AuditCheckpoint = match audit_log::latest_checkpoint(state.store.as_ref()).await? {
+        Some(Ok(c)) => c,
+        None => return Ok((Log::Empty, vec![Sealed::Pending; entries.len()])),
+        Some(Err(e)) => {
+            let why = format!("the latest checkpoint does not verify with this server's audit keys ({e})");
             return Ok((Log::Broken(why), vec![Sealed::Mismatch; entries.len()]));
         }
     };
