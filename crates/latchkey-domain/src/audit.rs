@@ -116,11 +116,19 @@ pub enum AuditKind {
     SessionClosed,
     /// A key that signs audit checkpoints was added (the others retire).
     AuditKeyAdded,
+    /// A person let a web app sign them in (and with which scopes).
+    ConsentGranted,
+    /// A person withdrew a web app's consent; its sign-ins ended.
+    ConsentWithdrawn,
+    /// A web app redeemed an authorization code: a new sign-in.
+    CodeRedeemed,
+    /// An authorization code was presented again; what it issued was revoked.
+    CodeReused,
 }
 
 impl AuditKind {
     /// Every kind, for filters and listings.
-    pub const ALL: [AuditKind; 42] = [
+    pub const ALL: [AuditKind; 46] = [
         AuditKind::UserCreated,
         AuditKind::SignInSucceeded,
         AuditKind::SignInFailed,
@@ -163,6 +171,10 @@ impl AuditKind {
         AuditKind::SessionRekeyed,
         AuditKind::SessionClosed,
         AuditKind::AuditKeyAdded,
+        AuditKind::ConsentGranted,
+        AuditKind::ConsentWithdrawn,
+        AuditKind::CodeRedeemed,
+        AuditKind::CodeReused,
     ];
 
     /// Stable text, hashed into the chain.
@@ -210,6 +222,10 @@ impl AuditKind {
             AuditKind::SessionRekeyed => "tsession.rekeyed",
             AuditKind::SessionClosed => "tsession.closed",
             AuditKind::AuditKeyAdded => "audit.key_added",
+            AuditKind::ConsentGranted => "consent.granted",
+            AuditKind::ConsentWithdrawn => "consent.withdrawn",
+            AuditKind::CodeRedeemed => "oauth.code_redeemed",
+            AuditKind::CodeReused => "oauth.code_reused",
         }
     }
 

@@ -327,6 +327,23 @@ pub fn sentence(kind: &str, actor: Option<&str>, subject: Option<&str>, detail: 
         "qr.denied" => st.name(who()).text(" refused ").name(thing("a QR sign-in", subject)),
         "qr.cancelled" => st.name(names.app(actor)).text(" gave up ").name(thing("a QR sign-in", subject)),
         "qr.consumed" => st.name(names.app(actor)).text(" received tokens for ").name(thing("a QR sign-in", subject)),
+        "consent.granted" => {
+            let scope = s(&d, "scope").filter(|s| !s.is_empty()).map(|s| format!(" ({s})")).unwrap_or_default();
+            st.name(who()).text(" let ").name(names.app(subject)).text(format!(" sign in with their account{scope}"))
+        }
+        "consent.withdrawn" => {
+            let ended = n(&d, "families_revoked").unwrap_or(0);
+            let ended = if ended > 0 { format!(" ({} ended)", count(ended, "sign-in")) } else { String::new() };
+            st.name(who()).text(" withdrew the consent given to ").name(names.app(subject)).text(ended)
+        }
+        "oauth.code_redeemed" => {
+            st.name(names.app(actor)).text(" completed a web sign-in to ").account(names, subject, None)
+        }
+        "oauth.code_reused" => st
+            .name(names.app(actor))
+            .text(" presented a used authorization code again; the web sign-in it started for ")
+            .account(names, subject, None)
+            .text(" was ended"),
         "user.disabled" => st.name(who()).text(" disabled ").account(names, subject, None),
         "user.enabled" => st.name(who()).text(" enabled ").account(names, subject, None),
         "user.deleted" => st.name(who()).text(" deleted ").account(names, subject, s(&d, "username").as_deref()),
@@ -635,6 +652,34 @@ mod tests {
                 Some("p-1"),
                 "{}",
                 "Latchkey CLI received tokens for a QR sign-in",
+            ),
+            (
+                AuditKind::ConsentGranted,
+                Some("u-alice"),
+                Some("cli"),
+                r#"{"scope":"openid profile"}"#,
+                "alice let Latchkey CLI sign in with their account (openid profile)",
+            ),
+            (
+                AuditKind::ConsentWithdrawn,
+                Some("u-me"),
+                Some("cli"),
+                r#"{"families_revoked":2}"#,
+                "You withdrew the consent given to Latchkey CLI (2 sign-ins ended)",
+            ),
+            (
+                AuditKind::CodeRedeemed,
+                Some("cli"),
+                Some("u-alice"),
+                r#"{"family_id":"f-1"}"#,
+                "Latchkey CLI completed a web sign-in to the account alice",
+            ),
+            (
+                AuditKind::CodeReused,
+                Some("cli"),
+                Some("u-me"),
+                r#"{"family_id":"f-1"}"#,
+                "Latchkey CLI presented a used authorization code again; the web sign-in it started for your account was ended",
             ),
             (AuditKind::UserDisabled, Some("u-me"), Some("u-alice"), "{}", "You disabled the account alice"),
             (AuditKind::UserEnabled, Some("u-me"), Some("u-alice"), "{}", "You enabled the account alice"),

@@ -8,6 +8,7 @@
 pub mod account;
 pub mod audit;
 pub mod audit_sentence;
+pub mod authorization;
 pub mod device;
 pub mod device_grant;
 pub mod dpop;

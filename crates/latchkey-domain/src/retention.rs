@@ -22,6 +22,8 @@ pub struct Cutoffs {
     pub refresh_tokens: Timestamp,
     /// Families with no refresh token left that started before this.
     pub empty_families: Timestamp,
+    /// Authorization codes that expired before this (kept a while so a replay is still recognised).
+    pub authorization_codes: Timestamp,
 }
 
 impl Cutoffs {
@@ -33,6 +35,7 @@ impl Cutoffs {
             sessions: now,
             refresh_tokens: now,
             empty_families: now.plus_secs(-EMPTY_FAMILY_KEEP_SECS),
+            authorization_codes: Timestamp::from_millis(now.as_millis() - crate::authorization::CODE_KEPT_MS),
         }
     }
 }
@@ -50,5 +53,6 @@ mod tests {
         assert_eq!(c.sessions, now);
         assert_eq!(c.refresh_tokens, now);
         assert_eq!(c.empty_families, Timestamp::from_millis(100_000_000 - 86_400_000));
+        assert_eq!(c.authorization_codes, Timestamp::from_millis(100_000_000 - 3_600_000));
     }
 }

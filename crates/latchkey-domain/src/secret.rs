@@ -26,6 +26,8 @@ pub enum SecretKind {
     EnrollmentKey,
     /// A desktop's secret for one QR sign-in.
     PairingSecret,
+    /// An OAuth authorization code (web sign-in), redeemed once by the app.
+    AuthorizationCode,
 }
 
 impl SecretKind {
@@ -37,6 +39,7 @@ impl SecretKind {
             SecretKind::ClientSecret => "lkc_",
             SecretKind::EnrollmentKey => "lke_",
             SecretKind::PairingSecret => "lkq_",
+            SecretKind::AuthorizationCode => "lka_",
         }
     }
 }

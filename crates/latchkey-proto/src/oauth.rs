@@ -107,6 +107,8 @@ pub struct UserInfo {
 pub struct Discovery {
     /// The issuer (the server's public URL).
     pub issuer: String,
+    /// OIDC authorization endpoint (authorization code with PKCE).
+    pub authorization_endpoint: String,
     /// RFC 8628 device authorization endpoint.
     pub device_authorization_endpoint: String,
     /// Token endpoint.
@@ -121,8 +123,22 @@ pub struct Discovery {
     pub jwks_uri: String,
     /// Grant types this server supports.
     pub grant_types_supported: Vec<String>,
-    /// Response types (none: no browser redirect flows yet).
+    /// Response types: `code` only (no implicit or hybrid flows, RFC 9700).
     pub response_types_supported: Vec<String>,
+    /// Response modes: `query` only.
+    pub response_modes_supported: Vec<String>,
+    /// PKCE methods (RFC 7636): `S256` only, required of every app.
+    pub code_challenge_methods_supported: Vec<String>,
+    /// `prompt` values understood.
+    pub prompt_values_supported: Vec<String>,
+    /// Claims ID tokens and userinfo can carry.
+    pub claims_supported: Vec<String>,
+    /// RFC 9207: authorization responses carry `iss`.
+    pub authorization_response_iss_parameter_supported: bool,
+    /// `request` objects are not accepted.
+    pub request_parameter_supported: bool,
+    /// `request_uri` is not accepted.
+    pub request_uri_parameter_supported: bool,
     /// Scopes this server knows.
     pub scopes_supported: Vec<String>,
     /// Client authentication methods at the token endpoint.

@@ -9,6 +9,12 @@ pub const OAUTH_AUTHORIZATION_SERVER: &str = "/.well-known/oauth-authorization-s
 pub const DEVICE_AUTHORIZATION: &str = "/oauth/device_authorization";
 /// Token endpoint.
 pub const TOKEN: &str = "/oauth/token";
+/// OIDC authorization endpoint (authorization code with PKCE).
+pub const AUTHORIZE: &str = "/oauth/authorize";
+/// The authorization endpoint's own sign-in form posts here.
+pub const AUTHORIZE_SIGN_IN: &str = "/oauth/authorize/sign-in";
+/// The consent page posts here.
+pub const AUTHORIZE_CONSENT: &str = "/oauth/authorize/consent";
 /// Latchkey's instant-approval long-poll.
 pub const DEVICE_WAIT: &str = "/oauth/device/wait";
 /// RFC 7662 introspection.

@@ -54,6 +54,8 @@ pub enum Credential {
         session_token: String,
         /// The session's ID, as sign-in lists show it.
         session_id: String,
+        /// When the person signed in (OIDC `auth_time` of what this session approves).
+        signed_in_at: latchkey_domain::Timestamp,
     },
     /// A session token as `Authorization: Bearer`: no ambient authority, no CSRF.
     SessionToken {
@@ -198,7 +200,7 @@ async fn resolve<A: Admits>(parts: &Parts, state: &AppState) -> ApiResult<Option
     };
     let (session_token, session_id) = (token.to_string(), s.id);
     let credential = if is_cookie {
-        Credential::Cookie { session_token, session_id }
+        Credential::Cookie { session_token, session_id, signed_in_at: s.created_at }
     } else {
         Credential::SessionToken { session_token, session_id }
     };

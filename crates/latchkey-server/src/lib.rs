@@ -30,6 +30,7 @@ pub mod sign_in;
 pub mod state;
 pub mod tls;
 pub mod tokens;
+pub mod web_sign_in;
 
 use crate::config::ServerConfig;
 use crate::error::ApiError;
@@ -284,15 +285,16 @@ async fn json_405(resp: axum::response::Response) -> axum::response::Response {
     out
 }
 
+/// The Content-Security-Policy of every page (web sign-in pages widen `form-action` to the app they return to).
+pub(crate) const CSP: &str =
+    "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'";
+
 /// Headers on every response: pages that approve anything must not be framed or
 /// sniffed; on an https server, browsers must never use plain http to it (HSTS).
 fn with_security_headers(router: Router<AppState>, https: bool) -> Router<AppState> {
     let headers = [
         (header::X_FRAME_OPTIONS, "DENY"),
-        (
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'",
-        ),
+        (header::CONTENT_SECURITY_POLICY, CSP),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::REFERRER_POLICY, "no-referrer"),
     ];

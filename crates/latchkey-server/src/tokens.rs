@@ -58,6 +58,20 @@ struct IdClaims<'a> {
     iat: i64,
     auth_time: i64,
     preferred_username: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nonce: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    amr: &'a [String],
+}
+
+/// What only the first ID token of a web sign-in carries (OIDC Core §2):
+/// the authorization request's `nonce` and how the person authenticated.
+#[derive(Debug, Clone, Default)]
+pub struct IdTokenExtras {
+    /// The authorization request's `nonce`.
+    pub nonce: Option<String>,
+    /// Authentication methods (RFC 8176), such as `pwd`.
+    pub amr: Vec<String>,
 }
 
 /// A fresh refresh token and the record to store for it.
@@ -90,6 +104,17 @@ pub fn respond(
     refresh: Option<Secret>,
     now: Timestamp,
 ) -> ApiResult<TokenResponse> {
+    respond_with(state, subject, refresh, now, &IdTokenExtras::default())
+}
+
+/// [`respond`], with what the ID token of a redeemed authorization code also carries.
+pub fn respond_with(
+    state: &AppState,
+    subject: &TokenSubject,
+    refresh: Option<Secret>,
+    now: Timestamp,
+    extras: &IdTokenExtras,
+) -> ApiResult<TokenResponse> {
     let lifetime = state.config.access_token_lifetime_secs();
     let iss = &state.config.public_url;
     let claims = AccessClaims {
@@ -117,6 +142,8 @@ pub fn respond(
             iat: now.as_secs(),
             auth_time: subject.auth_time.as_secs(),
             preferred_username: &subject.username,
+            nonce: extras.nonce.as_deref(),
+            amr: &extras.amr,
         };
         Some(state.keys.sign(&id, "JWT")?)
     } else {

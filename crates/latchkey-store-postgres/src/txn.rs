@@ -531,6 +531,52 @@ impl<C: GenericClient + Sync> Txn for Pg<'_, C> {
         exec(self.0, sql::SET_DEVICE_FAMILIES_REVOKED, &[&now.as_millis(), &device_id]).await
     }
 
+    async fn insert_authorization_code(&self, c: &NewAuthorizationCode, now: Timestamp) -> DbResult<()> {
+        insert(
+            self.0,
+            sql::INSERT_AUTHORIZATION_CODE,
+            &[
+                &c.code_hash.as_str(),
+                &c.client_id,
+                &c.user_id,
+                &c.redirect_uri,
+                &c.scope,
+                &c.nonce,
+                &c.code_challenge,
+                &c.auth_time.as_millis(),
+                &c.amr,
+                &c.ip,
+                &c.user_agent,
+                &now.as_millis(),
+                &c.expires_at.as_millis(),
+            ],
+            "an authorization code with this value",
+        )
+        .await
+    }
+    async fn authorization_code(&self, hash: &SecretHash, lock: bool) -> DbResult<Option<AuthorizationCodeRecord>> {
+        one(self.0, &locked(sql::AUTHORIZATION_CODE, lock), &[&hash.as_str()], |r| rows::authorization_code(r)).await
+    }
+    async fn set_code_used(&self, hash: &SecretHash, family_id: &str, now: Timestamp) -> DbResult<bool> {
+        Ok(exec(self.0, sql::SET_CODE_USED, &[&now.as_millis(), &family_id, &hash.as_str()]).await? == 1)
+    }
+    async fn revoke_app_families_of(&self, user_id: &str, client_id: &str, now: Timestamp) -> DbResult<u64> {
+        exec(self.0, sql::REVOKE_APP_FAMILIES_OF, &[&now.as_millis(), &user_id, &client_id]).await
+    }
+    async fn consent(&self, user_id: &str, client_id: &str) -> DbResult<Option<ConsentRecord>> {
+        one(self.0, sql::CONSENT, &[&user_id, &client_id], |r| rows::consent(r)).await
+    }
+    async fn consents_of(&self, user_id: &str) -> DbResult<Vec<ConsentRecord>> {
+        all(self.0, sql::CONSENTS_OF, &[&user_id], |r| rows::consent(r)).await
+    }
+    async fn upsert_consent(&self, c: &ConsentRecord) -> DbResult<()> {
+        exec(self.0, sql::UPSERT_CONSENT, &[&c.user_id, &c.client_id, &c.scope, &c.granted_at.as_millis()]).await?;
+        Ok(())
+    }
+    async fn delete_consent(&self, user_id: &str, client_id: &str) -> DbResult<bool> {
+        Ok(exec(self.0, sql::DELETE_CONSENT, &[&user_id, &client_id]).await? > 0)
+    }
+
     async fn insert_pairing(&self, p: &NewPairing, now: Timestamp) -> DbResult<()> {
         insert(
             self.0,

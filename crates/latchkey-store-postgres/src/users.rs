@@ -92,8 +92,9 @@ pub(crate) async fn update_app(
     now: Timestamp,
 ) -> DbResult<Option<AppRecord>> {
     let grants = joined(u.grant_types.iter().map(|g| g.as_str()));
-    let p: [&(dyn tokio_postgres::types::ToSql + Sync); 6] =
-        [&u.display_name, &grants, &u.app_url, &u.qr_sign_in, &u.require_dpop, &client_id];
+    let uris = joined(u.redirect_uris.iter().map(String::as_str));
+    let p: [&(dyn tokio_postgres::types::ToSql + Sync); 7] =
+        [&u.display_name, &grants, &u.app_url, &u.qr_sign_in, &u.require_dpop, &uris, &client_id];
     let Some(app) = one(tx, sql::UPDATE_APP, &p, |r| rows::app(r)).await? else {
         return Ok(None);
     };

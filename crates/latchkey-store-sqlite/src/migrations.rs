@@ -16,6 +16,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (9, include_str!("../migrations/0009_observers_in_the_event.sql")),
     (10, include_str!("../migrations/0010_active_devices.sql")),
     (11, include_str!("../migrations/0011_audit_tree.sql")),
+    (12, include_str!("../migrations/0012_web_sign_in.sql")),
 ];
 
 /// Every migration version this build knows.

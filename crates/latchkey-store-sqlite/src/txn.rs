@@ -473,6 +473,51 @@ impl Txn for Sql<'_> {
         Ok(exec(self.0, sql::SET_DEVICE_FAMILIES_REVOKED, params![now.as_millis(), device_id])? as u64)
     }
 
+    async fn insert_authorization_code(&self, c: &NewAuthorizationCode, now: Timestamp) -> StoreResult<()> {
+        insert(
+            self.0,
+            sql::INSERT_AUTHORIZATION_CODE,
+            params![
+                c.code_hash.as_str(),
+                c.client_id,
+                c.user_id,
+                c.redirect_uri,
+                c.scope,
+                c.nonce,
+                c.code_challenge,
+                c.auth_time.as_millis(),
+                c.amr,
+                c.ip,
+                c.user_agent,
+                now.as_millis(),
+                c.expires_at.as_millis(),
+            ],
+            "an authorization code with this value",
+        )
+    }
+    async fn authorization_code(&self, hash: &SecretHash, _lock: bool) -> StoreResult<Option<AuthorizationCodeRecord>> {
+        one(self.0, sql::AUTHORIZATION_CODE, [hash.as_str()], |r| rows::authorization_code(r))
+    }
+    async fn set_code_used(&self, hash: &SecretHash, family_id: &str, now: Timestamp) -> StoreResult<bool> {
+        Ok(exec(self.0, sql::SET_CODE_USED, params![now.as_millis(), family_id, hash.as_str()])? == 1)
+    }
+    async fn revoke_app_families_of(&self, user_id: &str, client_id: &str, now: Timestamp) -> StoreResult<u64> {
+        Ok(exec(self.0, sql::REVOKE_APP_FAMILIES_OF, params![now.as_millis(), user_id, client_id])? as u64)
+    }
+    async fn consent(&self, user_id: &str, client_id: &str) -> StoreResult<Option<ConsentRecord>> {
+        one(self.0, sql::CONSENT, [user_id, client_id], |r| rows::consent(r))
+    }
+    async fn consents_of(&self, user_id: &str) -> StoreResult<Vec<ConsentRecord>> {
+        all(self.0, sql::CONSENTS_OF, [user_id], |r| rows::consent(r))
+    }
+    async fn upsert_consent(&self, c: &ConsentRecord) -> StoreResult<()> {
+        exec(self.0, sql::UPSERT_CONSENT, params![c.user_id, c.client_id, c.scope, c.granted_at.as_millis()])?;
+        Ok(())
+    }
+    async fn delete_consent(&self, user_id: &str, client_id: &str) -> StoreResult<bool> {
+        Ok(exec(self.0, sql::DELETE_CONSENT, [user_id, client_id])? > 0)
+    }
+
     async fn insert_pairing(&self, p: &NewPairing, now: Timestamp) -> StoreResult<()> {
         insert(
             self.0,

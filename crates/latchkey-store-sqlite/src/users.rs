@@ -88,7 +88,8 @@ pub(crate) fn update_app(
     now: Timestamp,
 ) -> StoreResult<Option<AppRecord>> {
     let grants = joined(u.grant_types.iter().map(|g| g.as_str()));
-    let p = params![u.display_name, grants, u.app_url, u.qr_sign_in, u.require_dpop, client_id];
+    let uris = joined(u.redirect_uris.iter().map(String::as_str));
+    let p = params![u.display_name, grants, u.app_url, u.qr_sign_in, u.require_dpop, uris, client_id];
     let Some(app) = one(c, sql::UPDATE_APP, p, |r| rows::app(r))? else {
         return Ok(None);
     };

@@ -159,6 +159,42 @@ macro_rules! impl_store {
                 $write!(self, local [id, update, actor] |c| users::update_app(c, &id, &update, &actor, now))
             }
 
+            async fn issue_authorization_code(
+                &self,
+                code: $crate::NewAuthorizationCode,
+                consent: Option<$crate::ConsentRecord>,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<Result<(), $crate::__private::AccountRefusal>> {
+                $write!(self, flow [code, consent] |tx| $crate::flows::web_sign_in::issue_code(tx, &code, consent.as_ref(), now))
+            }
+            async fn redeem_authorization_code(
+                &self,
+                redeem: $crate::RedeemCode,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<$crate::CodeRedeemed> {
+                $write!(self, flow [redeem] |tx| $crate::flows::web_sign_in::redeem(tx, &redeem, now))
+            }
+            async fn consent(
+                &self,
+                user: $crate::UserId<'_>,
+                app: $crate::AppId<'_>,
+            ) -> $crate::StoreResult<Option<$crate::ConsentRecord>> {
+                let (u, a) = (user.0.to_string(), app.0.to_string());
+                $read!(self, flow [u, a] |tx| $crate::txn::Txn::consent(tx, &u, &a))
+            }
+            async fn consents_of(&self, user: $crate::UserId<'_>) -> $crate::StoreResult<Vec<$crate::ConsentRecord>> {
+                let u = user.0.to_string();
+                $read!(self, flow [u] |tx| $crate::txn::Txn::consents_of(tx, &u))
+            }
+            async fn withdraw_consent(
+                &self,
+                user: $crate::UserId<'_>,
+                app: $crate::AppId<'_>,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<Option<u64>> {
+                let (u, a) = (user.0.to_string(), app.0.to_string());
+                $write!(self, flow [u, a] |tx| $crate::flows::web_sign_in::withdraw_consent(tx, &u, &a, now))
+            }
             async fn create_pairing(
                 &self,
                 pairing: $crate::NewPairing,

@@ -176,6 +176,7 @@ pub fn app_updated(client_id: &str, u: &crate::records::AppUpdate, actor: &str) 
             "qr_sign_in": u.qr_sign_in,
             "require_dpop": u.require_dpop,
             "grant_types": u.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
+            "redirect_uris": u.redirect_uris,
         })
         .to_string(),
     )
@@ -249,4 +250,28 @@ pub fn session_rekeyed(user_id: &str, session_id: &str, device_id: &str, epoch: 
 /// `tsession.closed` by `actor` (`system` when it expired).
 pub fn session_closed(actor: &str, session_id: &str) -> AuditEvent {
     AuditEvent::new(AuditKind::SessionClosed, Some(actor), Some(session_id))
+}
+
+/// `consent.granted`: a person let an app sign them in, with these scopes.
+pub fn consent_granted(c: &crate::records::ConsentRecord) -> AuditEvent {
+    AuditEvent::new(AuditKind::ConsentGranted, Some(&c.user_id), Some(&c.client_id))
+        .with_detail(json!({"scope": c.scope}).to_string())
+}
+
+/// `consent.withdrawn`: a person withdrew an app's consent, ending `families_revoked` web sign-ins.
+pub fn consent_withdrawn(user_id: &str, client_id: &str, families_revoked: u64) -> AuditEvent {
+    AuditEvent::new(AuditKind::ConsentWithdrawn, Some(user_id), Some(client_id))
+        .with_detail(json!({"families_revoked": families_revoked}).to_string())
+}
+
+/// `oauth.code_redeemed`: an app redeemed a code, starting a web sign-in (family) of `user_id`.
+pub fn code_redeemed(client_id: &str, user_id: &str, family_id: &str) -> AuditEvent {
+    AuditEvent::new(AuditKind::CodeRedeemed, Some(client_id), Some(user_id))
+        .with_detail(json!({"family_id": family_id}).to_string())
+}
+
+/// `oauth.code_reused`: a redeemed code came back; the family it started was revoked.
+pub fn code_reused(client_id: &str, user_id: &str, family_id: &str) -> AuditEvent {
+    AuditEvent::new(AuditKind::CodeReused, Some(client_id), Some(user_id))
+        .with_detail(json!({"family_id": family_id}).to_string())
 }

@@ -145,6 +145,26 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> StoreResult<Option<AppRecord>>;
 
+    // ---- web sign-in (authorization code with PKCE) ----
+
+    /// Stores an authorization code for a person whose account may sign in;
+    /// records their consent (audited) in the same transaction when given now.
+    async fn issue_authorization_code(
+        &self,
+        code: NewAuthorizationCode,
+        consent: Option<ConsentRecord>,
+        now: Timestamp,
+    ) -> StoreResult<Result<(), latchkey_domain::account::AccountRefusal>>;
+    /// Redeems a code at the token endpoint: once; a second time revokes what the first issued.
+    async fn redeem_authorization_code(&self, redeem: RedeemCode, now: Timestamp) -> StoreResult<CodeRedeemed>;
+    /// A person's standing consent for an app.
+    async fn consent(&self, user: UserId<'_>, app: AppId<'_>) -> StoreResult<Option<ConsentRecord>>;
+    /// Every app a person has consented to, newest first.
+    async fn consents_of(&self, user: UserId<'_>) -> StoreResult<Vec<ConsentRecord>>;
+    /// Withdraws a consent and ends that app's web sign-ins of the person; how
+    /// many ended, or `None` when there was no consent.
+    async fn withdraw_consent(&self, user: UserId<'_>, app: AppId<'_>, now: Timestamp) -> StoreResult<Option<u64>>;
+
     // ---- QR cross-device sign-in ----
 
     /// Stores a new pairing and records `qr.requested`.

@@ -149,6 +149,8 @@ pub enum GrantType {
     DeviceCode,
     /// Refresh tokens.
     RefreshToken,
+    /// The OpenID Connect authorization code grant (web sign-in, always with PKCE).
+    AuthorizationCode,
 }
 
 impl GrantType {
@@ -157,6 +159,7 @@ impl GrantType {
         match self {
             GrantType::DeviceCode => device_code_grant_type(),
             GrantType::RefreshToken => "refresh_token",
+            GrantType::AuthorizationCode => "authorization_code",
         }
     }
 
@@ -164,6 +167,7 @@ impl GrantType {
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "refresh_token" => Some(GrantType::RefreshToken),
+            "authorization_code" => Some(GrantType::AuthorizationCode),
             s if s == device_code_grant_type() => Some(GrantType::DeviceCode),
             _ => None,
         }
@@ -212,6 +216,8 @@ pub struct AppUpdate {
     pub qr_sign_in: bool,
     /// Whether token requests must carry a DPoP proof.
     pub require_dpop: bool,
+    /// Registered redirect URIs (web sign-in), each compared exactly.
+    pub redirect_uris: Vec<String>,
 }
 
 impl AppRecord {
@@ -924,4 +930,95 @@ impl NameKind {
             _ => None,
         }
     }
+}
+
+/// An authorization code to store: only its hash, with everything the token
+/// request needs to check and to mint from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAuthorizationCode {
+    /// Hash of the code.
+    pub code_hash: SecretHash,
+    /// The app it is for.
+    pub client_id: String,
+    /// Who signed in.
+    pub user_id: String,
+    /// Where it was sent (the token request must name the same).
+    pub redirect_uri: String,
+    /// Granted scope, space-separated.
+    pub scope: String,
+    /// The request's `nonce`, for the ID token.
+    pub nonce: Option<String>,
+    /// The PKCE S256 challenge.
+    pub code_challenge: String,
+    /// When the person authenticated (OIDC `auth_time`).
+    pub auth_time: Timestamp,
+    /// How they authenticated (OIDC `amr` values, space-separated).
+    pub amr: String,
+    /// When it stops working.
+    pub expires_at: Timestamp,
+    /// Where the browser was: IP address (shown in sign-in lists).
+    pub ip: String,
+    /// Where the browser was: User-Agent.
+    pub user_agent: String,
+}
+
+/// A stored authorization code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizationCodeRecord {
+    /// What was stored.
+    pub code: NewAuthorizationCode,
+    /// When it was redeemed, if it was.
+    pub used_at: Option<Timestamp>,
+    /// The token family it started, once redeemed.
+    pub family_id: Option<String>,
+}
+
+/// A person's standing consent for an app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentRecord {
+    /// Whose.
+    pub user_id: String,
+    /// For which app.
+    pub client_id: String,
+    /// The scopes granted, space-separated.
+    pub scope: String,
+    /// When last granted.
+    pub granted_at: Timestamp,
+}
+
+/// A token request's authorization code, as presented.
+#[derive(Debug, Clone)]
+pub struct RedeemCode {
+    /// Hash of the presented code.
+    pub code_hash: SecretHash,
+    /// The authenticated app.
+    pub client_id: String,
+    /// `redirect_uri`, as presented.
+    pub redirect_uri: Option<String>,
+    /// `code_verifier`, as presented.
+    pub code_verifier: Option<String>,
+    /// Thumbprint of the DPoP key the request proved, which the tokens are bound to (RFC 9449 §5).
+    pub jkt: Option<String>,
+    /// The family (and refresh token) to start if it redeems.
+    pub mint: MintRefresh,
+}
+
+/// Outcome of [`crate::Store::redeem_authorization_code`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeRedeemed {
+    /// Redeemed now: mint tokens for this subject; the ID token carries `nonce` and `amr`.
+    Tokens {
+        /// Who and what for.
+        subject: TokenSubject,
+        /// The authorization request's `nonce`.
+        nonce: Option<String>,
+        /// How the person authenticated.
+        amr: Vec<String>,
+    },
+    /// No such code.
+    Unknown,
+    /// Refused (a reuse has revoked what the code issued).
+    Refused(latchkey_domain::authorization::CodeRefusal),
+    /// The account is stopped; nothing was issued.
+    AccountStopped(latchkey_domain::account::AccountRefusal),
 }

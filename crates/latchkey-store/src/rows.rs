@@ -147,6 +147,33 @@ pub fn pairing(r: &impl Columns) -> StoreResult<PairingRecord> {
     })
 }
 
+/// An authorization code, from [`crate::sql::AUTHORIZATION_CODE`].
+pub fn authorization_code(r: &impl Columns) -> StoreResult<AuthorizationCodeRecord> {
+    Ok(AuthorizationCodeRecord {
+        code: NewAuthorizationCode {
+            code_hash: SecretHash::from_stored(r.text(0)?),
+            client_id: r.text(1)?,
+            user_id: r.text(2)?,
+            redirect_uri: r.text(3)?,
+            scope: r.text(4)?,
+            nonce: r.opt_text(5)?,
+            code_challenge: r.text(6)?,
+            auth_time: r.at(7)?,
+            amr: r.text(8)?,
+            ip: r.text(9)?,
+            user_agent: r.text(10)?,
+            expires_at: r.at(11)?,
+        },
+        used_at: r.opt_at(12)?,
+        family_id: r.opt_text(13)?,
+    })
+}
+
+/// A consent, from [`crate::sql::CONSENT`] and [`crate::sql::CONSENTS_OF`].
+pub fn consent(r: &impl Columns) -> StoreResult<ConsentRecord> {
+    Ok(ConsentRecord { user_id: r.text(0)?, client_id: r.text(1)?, scope: r.text(2)?, granted_at: r.at(3)? })
+}
+
 /// A refresh token and its family's `auth_time`, from [`crate::sql::REFRESH_TOKEN`].
 pub fn refresh_token(r: &impl Columns) -> StoreResult<(RefreshTokenRecord, Timestamp)> {
     Ok((

@@ -127,8 +127,9 @@ pub const INSERT_APP: &str = "INSERT INTO apps (client_id, display_name, kind, s
 pub const APP: &str = concat!("SELECT ", app_columns!(), " FROM apps WHERE client_id = $1");
 /// Changes an app's settings; returns the app as it now stands.
 pub const UPDATE_APP: &str = concat!(
-    "UPDATE apps SET display_name = $1, grant_types = $2, app_url = $3, qr_sign_in = $4, require_dpop = $5
-     WHERE client_id = $6
+    "UPDATE apps SET display_name = $1, grant_types = $2, app_url = $3, qr_sign_in = $4, require_dpop = $5,
+        redirect_uris = $6
+     WHERE client_id = $7
      RETURNING ",
     app_columns!()
 );
@@ -422,6 +423,43 @@ pub const SWEEP_EVENTS: &str = "DELETE FROM events WHERE EXISTS (SELECT 1 FROM e
      WHERE k.client_id = events.client_id AND k.name = events.kind AND k.retention_secs IS NOT NULL
        AND events.created_at + k.retention_secs * 1000 < $1)";
 
+// ---- web sign-in: authorization codes and consent ----
+
+/// Columns of `authorization_codes`, as [`crate::rows::authorization_code`] reads them.
+macro_rules! code_columns {
+    () => {
+        "code_hash, client_id, user_id, redirect_uri, scope, nonce, code_challenge, auth_time, amr, ip, user_agent,
+         expires_at, used_at, family_id"
+    };
+}
+
+/// Stores an authorization code.
+pub const INSERT_AUTHORIZATION_CODE: &str = "INSERT INTO authorization_codes (code_hash, client_id, user_id,
+        redirect_uri, scope, nonce, code_challenge, auth_time, amr, ip, user_agent, created_at, expires_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+/// The code behind a hash.
+pub const AUTHORIZATION_CODE: &str =
+    concat!("SELECT ", code_columns!(), " FROM authorization_codes WHERE code_hash = $1");
+/// Marks a code redeemed, once.
+pub const SET_CODE_USED: &str =
+    "UPDATE authorization_codes SET used_at = $1, family_id = $2 WHERE code_hash = $3 AND used_at IS NULL";
+/// Codes past the cut-off.
+pub const SWEEP_AUTHORIZATION_CODES: &str = "DELETE FROM authorization_codes WHERE expires_at < $1";
+/// Revokes one account's live families of one app.
+pub const REVOKE_APP_FAMILIES_OF: &str = "UPDATE token_families SET revoked_at = $1
+     WHERE user_id = $2 AND client_id = $3 AND device_id IS NULL AND revoked_at IS NULL";
+/// One person's consent for one app.
+pub const CONSENT: &str =
+    "SELECT user_id, client_id, scope, granted_at FROM consents WHERE user_id = $1 AND client_id = $2";
+/// A person's consents, newest first.
+pub const CONSENTS_OF: &str =
+    "SELECT user_id, client_id, scope, granted_at FROM consents WHERE user_id = $1 ORDER BY granted_at DESC, client_id";
+/// Records (or widens) a consent.
+pub const UPSERT_CONSENT: &str = "INSERT INTO consents (user_id, client_id, scope, granted_at) VALUES ($1, $2, $3, $4)
+     ON CONFLICT (user_id, client_id) DO UPDATE SET scope = excluded.scope, granted_at = excluded.granted_at";
+/// Withdraws a consent.
+pub const DELETE_CONSENT: &str = "DELETE FROM consents WHERE user_id = $1 AND client_id = $2";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -550,6 +588,15 @@ mod tests {
             SWEEP_SESSIONS,
             SWEEP_REFRESH_TOKENS,
             SWEEP_EMPTY_FAMILIES,
+            INSERT_AUTHORIZATION_CODE,
+            AUTHORIZATION_CODE,
+            SET_CODE_USED,
+            SWEEP_AUTHORIZATION_CODES,
+            REVOKE_APP_FAMILIES_OF,
+            CONSENT,
+            CONSENTS_OF,
+            UPSERT_CONSENT,
+            DELETE_CONSENT,
         ];
         for sql in all.into_iter().chain(crate::sql_trust::ALL).chain([DEVICES_WITH_SLUG, INSERT_EVENTS.as_str()]) {
             let seen = first_appearances(sql);

@@ -335,6 +335,29 @@ pub trait Txn {
     /// Whether a family is unrevoked, and its account's status.
     async fn family_liveness(&self, family_id: &str) -> Result<Option<(bool, AccountStatus)>, Self::Error>;
 
+    // ---- web sign-in: authorization codes and consent ----
+
+    /// Stores an authorization code.
+    async fn insert_authorization_code(&self, code: &NewAuthorizationCode, now: Timestamp) -> Result<(), Self::Error>;
+    /// The code behind a hash (locked for update when `lock`).
+    async fn authorization_code(
+        &self,
+        hash: &SecretHash,
+        lock: bool,
+    ) -> Result<Option<AuthorizationCodeRecord>, Self::Error>;
+    /// Marks a code redeemed with the family it started; false when it was already.
+    async fn set_code_used(&self, hash: &SecretHash, family_id: &str, now: Timestamp) -> Result<bool, Self::Error>;
+    /// Revokes one account's live device-less (web) families of one app; how many.
+    async fn revoke_app_families_of(&self, user_id: &str, client_id: &str, now: Timestamp) -> Result<u64, Self::Error>;
+    /// One person's consent for one app.
+    async fn consent(&self, user_id: &str, client_id: &str) -> Result<Option<ConsentRecord>, Self::Error>;
+    /// A person's consents, newest first.
+    async fn consents_of(&self, user_id: &str) -> Result<Vec<ConsentRecord>, Self::Error>;
+    /// Records or replaces a consent.
+    async fn upsert_consent(&self, c: &ConsentRecord) -> Result<(), Self::Error>;
+    /// Deletes a consent; whether there was one.
+    async fn delete_consent(&self, user_id: &str, client_id: &str) -> Result<bool, Self::Error>;
+
     // ---- QR sign-in pairings ----
 
     /// Inserts a pairing; [`StoreError::Conflict`] when a code is taken.

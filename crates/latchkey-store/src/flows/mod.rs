@@ -18,3 +18,4 @@ pub mod sign_ins;
 pub mod tokens;
 pub mod trust;
 pub mod trusted_sessions;
+pub mod web_sign_in;

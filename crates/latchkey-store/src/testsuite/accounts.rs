@@ -120,8 +120,10 @@ pub async fn app_update_persisted_and_audited(store: Arc<dyn Store>) {
         app_url: Some("https://app.example.com/".into()),
         qr_sign_in: true,
         require_dpop: true,
+        redirect_uris: vec!["https://app.example.com/cb".into(), "http://127.0.0.1:9/cb".into()],
     };
     let updated = AppRecord {
+        redirect_uris: on.redirect_uris.clone(),
         display_name: on.display_name.clone(),
         grant_types: on.grant_types.clone(),
         app_url: on.app_url.clone(),
@@ -142,6 +144,7 @@ pub async fn app_update_persisted_and_audited(store: Arc<dyn Store>) {
         app_url: None,
         qr_sign_in: false,
         require_dpop: false,
+        redirect_uris: web.redirect_uris.clone(),
     };
     let cleared = AppRecord { grant_types: vec![], ..web.clone() };
     assert_eq!(

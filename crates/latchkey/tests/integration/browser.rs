@@ -247,6 +247,7 @@ async fn qr_switch_turned_off_stops_the_waiting_desktop(b: Backend) {
         app_url: before.app_url,
         qr_sign_in: false,
         require_dpop: false,
+        redirect_uris: vec![],
     };
     app.store.update_app(AppId(QR_APP), update, Actor(&admin), now()).await.expect("update").expect("app exists");
     app.store.notifier().notify_all();

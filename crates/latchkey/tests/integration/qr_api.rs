@@ -191,6 +191,7 @@ async fn the_switch_turns_every_part_off(b: Backend) {
         app_url: Some(app.url.clone()),
         qr_sign_in: false,
         require_dpop: false,
+        redirect_uris: vec![],
     };
     app.store.update_app(AppId("tray"), update, Actor("test"), now()).await.expect("update");
     app.store.notifier().notify_all();

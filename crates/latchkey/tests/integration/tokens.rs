@@ -192,6 +192,7 @@ async fn an_app_that_requires_dpop_refuses_requests_without_a_proof(b: Backend) 
         app_url: None,
         qr_sign_in: false,
         require_dpop: true,
+        redirect_uris: vec![],
     };
     let actor = latchkey_store::Actor("test");
     app.store.update_app(latchkey_store::AppId("strict"), update, actor, now()).await.expect("update");

@@ -7,21 +7,35 @@ use latchkey_proto::oauth::{Discovery, JwkSet};
 use latchkey_proto::paths;
 
 /// Scopes this server grants.
-pub const SCOPES: &[&str] = &["openid", "profile", "offline_access"];
+pub const SCOPES: &[&str] = latchkey_domain::authorization::SUPPORTED_SCOPES;
 
 /// `GET /.well-known/openid-configuration` and `/.well-known/oauth-authorization-server`.
 pub async fn metadata(State(state): State<AppState>) -> Json<Discovery> {
     let c = &state.config;
     Json(Discovery {
         issuer: c.public_url.clone(),
+        authorization_endpoint: c.url(paths::AUTHORIZE),
         device_authorization_endpoint: c.url(paths::DEVICE_AUTHORIZATION),
         token_endpoint: c.url(paths::TOKEN),
         introspection_endpoint: c.url(paths::INTROSPECT),
         revocation_endpoint: c.url(paths::REVOKE),
         userinfo_endpoint: c.url(paths::USERINFO),
         jwks_uri: c.url(paths::JWKS),
-        grant_types_supported: vec![latchkey_proto::DEVICE_CODE_GRANT.into(), "refresh_token".into()],
-        response_types_supported: vec![],
+        grant_types_supported: vec![
+            "authorization_code".into(),
+            latchkey_proto::DEVICE_CODE_GRANT.into(),
+            "refresh_token".into(),
+        ],
+        response_types_supported: vec!["code".into()],
+        response_modes_supported: vec!["query".into()],
+        code_challenge_methods_supported: vec!["S256".into()],
+        prompt_values_supported: ["none", "login", "consent", "select_account"].map(String::from).to_vec(),
+        claims_supported: ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "amr", "preferred_username"]
+            .map(String::from)
+            .to_vec(),
+        authorization_response_iss_parameter_supported: true,
+        request_parameter_supported: false,
+        request_uri_parameter_supported: false,
         scopes_supported: SCOPES.iter().map(|s| s.to_string()).collect(),
         token_endpoint_auth_methods_supported: auth_methods(),
         introspection_endpoint_auth_methods_supported: auth_methods(),

@@ -1,6 +1,7 @@
 //! The OAuth / OIDC surface: the standard endpoints any OAuth library speaks,
 //! plus Latchkey's instant-approval long-poll.
 
+pub mod authorize;
 pub mod device_authorization;
 pub mod device_wait;
 pub mod discovery;
@@ -17,6 +18,9 @@ use latchkey_proto::paths;
 /// The OAuth routes and the discovery documents.
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route(paths::AUTHORIZE, get(authorize::get).post(authorize::post))
+        .route(paths::AUTHORIZE_SIGN_IN, post(authorize::sign_in))
+        .route(paths::AUTHORIZE_CONSENT, post(authorize::consent))
         .route(paths::DEVICE_AUTHORIZATION, post(device_authorization::handle))
         .route(paths::TOKEN, post(token::handle))
         .route(paths::DEVICE_WAIT, post(device_wait::handle))

@@ -18,7 +18,9 @@ use axum::response::Response;
 use latchkey_domain::dpop::DpopError;
 use latchkey_domain::secret::SecretHash;
 use latchkey_domain::Timestamp;
-use latchkey_store::{AppRecord, GrantType, Redeem, RedeemMode, Redeemed, RotateRefresh, Rotated};
+use latchkey_store::{
+    AppRecord, CodeRedeemed, GrantType, Redeem, RedeemCode, RedeemMode, Redeemed, RotateRefresh, Rotated,
+};
 use serde::Deserialize;
 
 /// The form body (fields of every grant type this endpoint takes).
@@ -29,6 +31,9 @@ pub struct Params {
     grant_type: Option<String>,
     device_code: Option<String>,
     refresh_token: Option<String>,
+    code: Option<String>,
+    redirect_uri: Option<String>,
+    code_verifier: Option<String>,
 }
 
 /// `POST /oauth/token`.
@@ -61,6 +66,39 @@ pub async fn handle(State(state): State<AppState>, headers: HeaderMap, Form(p): 
                 p.refresh_token.as_deref().ok_or_else(|| ApiError::invalid_request("refresh_token is required"))?;
             refresh(&state, &app, token, crate::dpop::required_by(&app, proof)?).await
         }
+        GrantType::AuthorizationCode => {
+            let jkt = crate::dpop::required_by(&app, proof)?;
+            redeem_code(&state, &app, p, jkt).await
+        }
+    }
+}
+
+/// The authorization code grant (RFC 6749 §4.1.3, RFC 7636 §4.5). A DPoP
+/// proof on the request binds the tokens to its key (RFC 9449 §5).
+async fn redeem_code(state: &AppState, app: &AppRecord, p: Params, jkt: Option<String>) -> ApiResult<Response> {
+    let code =
+        p.code.as_deref().filter(|c| !c.is_empty()).ok_or_else(|| ApiError::invalid_request("code is required"))?;
+    if code.len() > 128 {
+        return Err(ApiError::invalid_grant("unknown authorization code"));
+    }
+    let t = now();
+    let (refresh, mint) = tokens::new_family(state, t, app.allows(GrantType::RefreshToken));
+    let redeem = RedeemCode {
+        code_hash: SecretHash::of(code),
+        client_id: app.client_id.clone(),
+        redirect_uri: p.redirect_uri,
+        code_verifier: p.code_verifier,
+        jkt,
+        mint,
+    };
+    match state.store.redeem_authorization_code(redeem, t).await? {
+        CodeRedeemed::Tokens { subject, nonce, amr } => {
+            let extras = tokens::IdTokenExtras { nonce, amr };
+            Ok(no_store(tokens::respond_with(state, &subject, refresh, t, &extras)?))
+        }
+        CodeRedeemed::Unknown => Err(ApiError::invalid_grant("unknown authorization code")),
+        CodeRedeemed::Refused(why) => Err(ApiError::invalid_grant(why.to_string())),
+        CodeRedeemed::AccountStopped(r) => Err(ApiError::invalid_grant(r.to_string())),
     }
 }
 

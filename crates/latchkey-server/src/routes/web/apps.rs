@@ -11,6 +11,7 @@ use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
+use latchkey_domain::authorization::check_redirect_uri;
 use latchkey_domain::names::{ClientId, DisplayName};
 use latchkey_domain::pairing::origin;
 use latchkey_domain::secret::{Secret, SecretKind};
@@ -24,6 +25,7 @@ struct AppRow {
     display_name: String,
     kind: &'static str,
     grants: Vec<&'static str>,
+    redirect_uris: Vec<String>,
     app_url: Option<String>,
     qr_sign_in: bool,
     require_dpop: bool,
@@ -42,6 +44,7 @@ impl AppRow {
             created: When::from_now(a.created_at.as_millis()),
             kind: a.kind.as_str(),
             grants: a.grant_types.iter().map(|g| grant_name(*g)).collect(),
+            redirect_uris: a.redirect_uris,
             client_id: a.client_id,
             display_name: a.display_name,
             app_url: a.app_url,
@@ -56,6 +59,7 @@ fn grant_name(g: GrantType) -> &'static str {
     match g {
         GrantType::DeviceCode => "device_code",
         GrantType::RefreshToken => "refresh_token",
+        GrantType::AuthorizationCode => "authorization_code",
     }
 }
 
@@ -79,6 +83,10 @@ pub struct AppForm {
     kind: String,
     grant_device_code: Option<String>,
     grant_refresh_token: Option<String>,
+    grant_authorization_code: Option<String>,
+    /// Redirect URIs, one per line.
+    #[serde(default)]
+    redirect_uris: String,
     #[serde(default)]
     app_url: String,
     qr_sign_in: Option<String>,
@@ -95,6 +103,8 @@ impl AppForm {
             kind: a.kind.as_str().into(),
             grant_device_code: on(a.allows(GrantType::DeviceCode)),
             grant_refresh_token: on(a.allows(GrantType::RefreshToken)),
+            grant_authorization_code: on(a.allows(GrantType::AuthorizationCode)),
+            redirect_uris: a.redirect_uris.join("\n"),
             app_url: a.app_url.clone().unwrap_or_default(),
             qr_sign_in: on(a.qr_sign_in),
             require_dpop: on(a.require_dpop),
@@ -111,6 +121,10 @@ impl AppForm {
 
     fn refresh_token(&self) -> bool {
         self.grant_refresh_token.is_some()
+    }
+
+    fn authorization_code(&self) -> bool {
+        self.grant_authorization_code.is_some()
     }
 
     fn qr(&self) -> bool {
@@ -139,17 +153,34 @@ impl AppForm {
         if self.qr() && self.dpop() {
             return Err("QR sign-in and Require DPoP cannot both be on: QR sign-in hands a web page tokens that are not bound to a key.".into());
         }
-        let grant_types =
-            [(self.device_code(), GrantType::DeviceCode), (self.refresh_token(), GrantType::RefreshToken)]
-                .into_iter()
-                .filter_map(|(on, g)| on.then_some(g))
-                .collect();
+        let mut redirect_uris: Vec<String> = Vec::new();
+        for line in self.redirect_uris.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            let uri = check_redirect_uri(line).map_err(|e| format!("Redirect URI: {e}."))?;
+            if !redirect_uris.contains(&uri) {
+                redirect_uris.push(uri);
+            }
+        }
+        if redirect_uris.len() > 20 {
+            return Err("At most 20 redirect URIs.".into());
+        }
+        if self.authorization_code() && redirect_uris.is_empty() {
+            return Err("Web sign-in (authorization_code) needs at least one redirect URI to send codes to.".into());
+        }
+        let grant_types = [
+            (self.authorization_code(), GrantType::AuthorizationCode),
+            (self.device_code(), GrantType::DeviceCode),
+            (self.refresh_token(), GrantType::RefreshToken),
+        ]
+        .into_iter()
+        .filter_map(|(on, g)| on.then_some(g))
+        .collect();
         Ok(AppUpdate {
             display_name: display_name.to_string(),
             grant_types,
             app_url,
             qr_sign_in: self.qr(),
             require_dpop: self.dpop(),
+            redirect_uris,
         })
     }
 }
@@ -233,7 +264,7 @@ pub async fn create(State(state): State<AppState>, Admin(w): Admin, Form(f): For
         kind,
         secret_hash: secret.as_ref().map(Secret::hash),
         grant_types: settings.grant_types,
-        redirect_uris: vec![],
+        redirect_uris: settings.redirect_uris,
         app_url: settings.app_url,
         qr_sign_in: settings.qr_sign_in,
         require_dpop: settings.require_dpop,

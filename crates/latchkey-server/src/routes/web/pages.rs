@@ -99,9 +99,28 @@ struct SignInPage {
     signed_in_as: Option<String>,
     csrf: String,
     is_admin: bool,
-    next: String,
+    target: SignInTarget,
     username: String,
     error: Option<String>,
+}
+
+/// Where a sign-in form goes and what it continues.
+pub(crate) struct SignInTarget {
+    /// Where the form posts.
+    pub action: &'static str,
+    /// The local path to return to (`/signin` forms).
+    pub next: String,
+    /// The authorization request being continued, as a query string (web sign-in forms).
+    pub request: Option<String>,
+    /// The app the person is signing in to, for the heading.
+    pub app_name: Option<String>,
+}
+
+impl SignInTarget {
+    /// Latchkey's own sign-in, returning to `next`.
+    fn local(next: String) -> Self {
+        SignInTarget { action: "/signin", next, request: None, app_name: None }
+    }
 }
 
 #[derive(Template)]
@@ -238,9 +257,22 @@ fn signin_page(
     username: String,
     error: Option<String>,
 ) -> Response {
+    signin_page_for(state, status, SignInTarget::local(next), username, error)
+}
+
+/// The sign-in form for `target`, with a fresh CSRF cookie (double submit: see [`signin_csrf_ok`]).
+pub(crate) fn signin_page_for(
+    state: &AppState,
+    status: StatusCode,
+    target: SignInTarget,
+    username: String,
+    error: Option<String>,
+) -> Response {
     let csrf = Secret::generate(SecretKind::Session, &mut rand::rngs::OsRng).expose().to_string();
-    let mut resp =
-        render(status, &SignInPage { signed_in_as: None, csrf: csrf.clone(), is_admin: false, next, username, error });
+    let mut resp = render(
+        status,
+        &SignInPage { signed_in_as: None, csrf: csrf.clone(), is_admin: false, target, username, error },
+    );
     if let Ok(v) = HeaderValue::from_str(&set_cookie(state, SIGNIN_CSRF_COOKIE, &csrf, 3600)) {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }
@@ -274,29 +306,36 @@ pub async fn signin_submit(
     Form(f): Form<SignInForm>,
 ) -> PageResult {
     let next = safe_next(f.next.as_deref());
-    let expected = cookie(&state, &headers, SIGNIN_CSRF_COOKIE).unwrap_or("");
-    if expected.is_empty() || !bool::from(expected.as_bytes().ct_eq(f.csrf.as_bytes())) {
+    if !signin_csrf_ok(&state, &headers, &f.csrf) {
         let msg = "The form expired. Please sign in again.".to_string();
         return Ok(signin_page(&state, StatusCode::FORBIDDEN, next, f.username, Some(msg)));
     }
     match sign_in::with_password(&state, &f.username, &f.password, ip, &ua).await {
-        Ok((_, token)) => {
-            let mut resp = Redirect::to(&next).into_response();
-            let session = set_cookie(&state, SESSION_COOKIE, token.expose(), state.config.session_lifetime_secs());
-            let clear = set_cookie(&state, SIGNIN_CSRF_COOKIE, "", 0);
-            for c in [session, clear] {
-                if let Ok(v) = HeaderValue::from_str(&c) {
-                    resp.headers_mut().append(header::SET_COOKIE, v);
-                }
-            }
-            Ok(resp)
-        }
+        Ok((_, token)) => Ok(with_new_session(&state, Redirect::to(&next).into_response(), &token)),
         Err(e @ ApiError::Protocol { .. }) => {
             let (status, _, msg) = e.parts();
             Ok(signin_page(&state, status, next, f.username, Some(msg)))
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Whether a sign-in form's CSRF token matches the cookie its page set.
+pub(crate) fn signin_csrf_ok(state: &AppState, headers: &HeaderMap, presented: &str) -> bool {
+    let expected = cookie(state, headers, SIGNIN_CSRF_COOKIE).unwrap_or("");
+    !expected.is_empty() && bool::from(expected.as_bytes().ct_eq(presented.as_bytes()))
+}
+
+/// `resp`, setting the cookie of the session just opened and clearing the sign-in form's.
+pub(crate) fn with_new_session(state: &AppState, mut resp: Response, token: &Secret) -> Response {
+    let session = set_cookie(state, SESSION_COOKIE, token.expose(), state.config.session_lifetime_secs());
+    let clear = set_cookie(state, SIGNIN_CSRF_COOKIE, "", 0);
+    for c in [session, clear] {
+        if let Ok(v) = HeaderValue::from_str(&c) {
+            resp.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    resp
 }
 
 /// A form with only a CSRF token.

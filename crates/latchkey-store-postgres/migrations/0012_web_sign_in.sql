@@ -1,0 +1,30 @@
+-- Web sign-in (OpenID Connect authorization code with PKCE): the codes, kept
+-- only as hashes and for an hour after expiry so that a replay is still
+-- recognised and what the code issued revoked; and each person's standing
+-- consent per app, which they can withdraw.
+CREATE TABLE authorization_codes (
+    code_hash      TEXT PRIMARY KEY,
+    client_id      TEXT NOT NULL REFERENCES apps(client_id) ON DELETE CASCADE,
+    user_id        TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    redirect_uri   TEXT NOT NULL,
+    scope          TEXT NOT NULL,
+    nonce          TEXT,
+    code_challenge TEXT NOT NULL,
+    auth_time      BIGINT NOT NULL,
+    amr            TEXT NOT NULL,
+    ip             TEXT NOT NULL,
+    user_agent     TEXT NOT NULL,
+    created_at     BIGINT NOT NULL,
+    expires_at     BIGINT NOT NULL,
+    used_at        BIGINT,
+    family_id      TEXT
+);
+CREATE INDEX authorization_codes_expires ON authorization_codes(expires_at);
+
+CREATE TABLE consents (
+    user_id    TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    client_id  TEXT NOT NULL REFERENCES apps(client_id) ON DELETE CASCADE,
+    scope      TEXT NOT NULL,
+    granted_at BIGINT NOT NULL,
+    PRIMARY KEY (user_id, client_id)
+);
