@@ -1008,8 +1008,8 @@ pub struct RedeemCode {
 pub enum CodeRedeemed {
     /// Redeemed now: mint tokens for this subject; the ID token carries `nonce` and `amr`.
     Tokens {
-        /// Who and what for.
-        subject: TokenSubject,
+        /// Who and what for (boxed: the other outcomes are small).
+        subject: Box<TokenSubject>,
         /// The authorization request's `nonce`.
         nonce: Option<String>,
         /// How the person authenticated.

@@ -81,7 +81,7 @@ pub async fn redeem<T: Txn>(tx: &T, r: &RedeemCode, now: Timestamp) -> Result<Co
     let subject = tokens::start_family(tx, &family, r.mint.refresh.as_ref(), now).await?;
     tx.append_audit(&events::code_redeemed(&c.client_id, &c.user_id, &subject.family_id), now).await?;
     Ok(CodeRedeemed::Tokens {
-        subject,
+        subject: Box::new(subject),
         nonce: c.nonce.clone(),
         amr: c.amr.split(' ').filter(|a| !a.is_empty()).map(str::to_string).collect(),
     })

@@ -33,3 +33,4 @@ mod tokens;
 mod trusted_cli;
 mod trusted_sessions;
 mod web_pages;
+mod web_sign_in;

@@ -37,11 +37,11 @@ fn urlencode(s: &str) -> String {
 pub(crate) struct Page {
     pub(crate) status: u16,
     pub(crate) html: String,
-    headers: HeaderMap,
+    pub(crate) headers: HeaderMap,
 }
 
 impl Page {
-    fn location(&self) -> &str {
+    pub(crate) fn location(&self) -> &str {
         self.headers.get("location").and_then(|v| v.to_str().ok()).unwrap_or("")
     }
 }

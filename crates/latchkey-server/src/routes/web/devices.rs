@@ -50,6 +50,7 @@ struct DevicesPage {
     devices: Vec<DeviceRow>,
     active_count: usize,
     sign_ins: Vec<SignInRow>,
+    consents: Vec<super::consents::ConsentRow>,
     trusts: Vec<TrustInfo>,
     activity: super::activity::DeviceActivity,
     news: Vec<NewsItem>,
@@ -91,6 +92,7 @@ fn notice(done: Option<&str>) -> Option<&'static str> {
         "revoked" => Some("Device revoked. Its tokens stopped working at once."),
         "ended" => Some("Sign-in ended. It stopped working at once."),
         "untrusted" => Some("Trust removed. The two devices no longer open sessions together."),
+        "withdrawn" => Some("Consent withdrawn. The app's web sign-ins ended; it will ask again next time."),
         _ => None,
     }
 }
@@ -112,6 +114,7 @@ async fn list_page(
         .collect();
     let active_count = devices.iter().filter(|r| r.active).count();
     let sign_ins = super::sign_ins::rows(state, w).await?;
+    let consents = super::consents::rows(state, w).await?;
     let news = super::sign_ins::news(state, w).await?;
     let trusts = state.store.trusts(UserId(&w.user.id)).await.map_err(ApiError::from)?;
     let trusts = trusts.into_iter().map(crate::routes::api::trust::trust_info).collect();
@@ -126,6 +129,7 @@ async fn list_page(
             devices,
             active_count,
             sign_ins,
+            consents,
             trusts,
             activity,
             news,

@@ -4,6 +4,7 @@ pub mod activity;
 pub mod admin;
 pub mod apps;
 pub mod audit;
+pub mod consents;
 pub mod devices;
 pub mod pages;
 pub mod password;
@@ -39,6 +40,7 @@ pub fn router() -> Router<AppState> {
         .route("/devices/{id}/revoke", get(devices::revoke_form).post(devices::revoke))
         .route("/devices/{id}/untrust/{trustee}", post(devices::untrust))
         .route("/sign-ins/{id}/end", post(sign_ins::end))
+        .route("/consents/{client_id}/withdraw", post(consents::withdraw))
         .route("/apps", get(apps::list).post(apps::create))
         .route("/apps/{client_id}/edit", get(apps::edit_form).post(apps::edit))
         .route("/users", get(users::list))
