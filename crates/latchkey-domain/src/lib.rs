@@ -6,6 +6,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod account;
+pub mod app_settings;
 pub mod audit;
 pub mod audit_sentence;
 pub mod authorization;
@@ -14,6 +15,7 @@ pub mod device_grant;
 pub mod dpop;
 pub mod events;
 pub mod humanize;
+pub mod logout;
 pub mod merkle;
 pub mod names;
 pub mod pairing;

@@ -4,7 +4,7 @@ use std::fmt;
 use thiserror::Error;
 
 /// Why a name was refused.
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum NameError {
     /// Nothing (or only spaces) was given.
     #[error("{0} must not be empty")]

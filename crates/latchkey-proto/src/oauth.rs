@@ -109,6 +109,8 @@ pub struct Discovery {
     pub issuer: String,
     /// OIDC authorization endpoint (authorization code with PKCE).
     pub authorization_endpoint: String,
+    /// OIDC RP-initiated logout endpoint.
+    pub end_session_endpoint: String,
     /// RFC 8628 device authorization endpoint.
     pub device_authorization_endpoint: String,
     /// Token endpoint.

@@ -15,6 +15,10 @@ pub const AUTHORIZE: &str = "/oauth/authorize";
 pub const AUTHORIZE_SIGN_IN: &str = "/oauth/authorize/sign-in";
 /// The consent page posts here.
 pub const AUTHORIZE_CONSENT: &str = "/oauth/authorize/consent";
+/// OIDC RP-initiated logout (`end_session_endpoint`).
+pub const END_SESSION: &str = "/oauth/logout";
+/// The sign-out confirmation form posts here.
+pub const END_SESSION_CONFIRM: &str = "/oauth/logout/confirm";
 /// Latchkey's instant-approval long-poll.
 pub const DEVICE_WAIT: &str = "/oauth/device/wait";
 /// RFC 7662 introspection.

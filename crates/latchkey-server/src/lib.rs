@@ -70,6 +70,8 @@ pub fn builtin_cli_app() -> AppRecord {
         // Its tokens open the account API; a copied token must be useless without the device's key.
         require_dpop: true,
         created_at: now(),
+        post_logout_redirect_uris: Vec::new(),
+        id_token_alg: Default::default(),
     }
 }
 

@@ -296,7 +296,7 @@ fn form_action_source(redirect_uri: &str) -> Option<String> {
 }
 
 /// `resp` with a CSP whose `form-action` also admits the app's redirect URI.
-fn allow_form_to(mut resp: Response, redirect_uri: &str) -> Response {
+pub(crate) fn allow_form_to(mut resp: Response, redirect_uri: &str) -> Response {
     let Some(source) = form_action_source(redirect_uri) else { return resp };
     let csp = crate::CSP.replace("form-action 'self'", &format!("form-action 'self' {source}"));
     if let Ok(v) = HeaderValue::from_str(&csp) {

@@ -59,7 +59,8 @@ pub(crate) async fn delete_session(tx: &Tx<'_>, h: &SecretHash, now: Timestamp) 
 pub(crate) async fn create_app(tx: &Tx<'_>, a: AppRecord, actor: Option<String>, now: Timestamp) -> DbResult<()> {
     let (grants, uris) =
         (joined(a.grant_types.iter().map(|g| g.as_str())), joined(a.redirect_uris.iter().map(String::as_str)));
-    let p: [&(dyn tokio_postgres::types::ToSql + Sync); 10] = [
+    let logout_uris = joined(a.post_logout_redirect_uris.iter().map(String::as_str));
+    let p: [&(dyn tokio_postgres::types::ToSql + Sync); 12] = [
         &a.client_id,
         &a.display_name,
         &a.kind.as_str(),
@@ -70,6 +71,8 @@ pub(crate) async fn create_app(tx: &Tx<'_>, a: AppRecord, actor: Option<String>,
         &a.app_url,
         &a.qr_sign_in,
         &a.require_dpop,
+        &logout_uris,
+        &a.id_token_alg.as_str(),
     ];
     insert(tx, sql::INSERT_APP, &p, "an app with this client ID").await?;
     audit::append(tx, &events::app_created(&a, actor.as_deref()), now).await
@@ -93,8 +96,10 @@ pub(crate) async fn update_app(
 ) -> DbResult<Option<AppRecord>> {
     let grants = joined(u.grant_types.iter().map(|g| g.as_str()));
     let uris = joined(u.redirect_uris.iter().map(String::as_str));
-    let p: [&(dyn tokio_postgres::types::ToSql + Sync); 7] =
-        [&u.display_name, &grants, &u.app_url, &u.qr_sign_in, &u.require_dpop, &uris, &client_id];
+    let logout_uris = joined(u.post_logout_redirect_uris.iter().map(String::as_str));
+    let alg = u.id_token_alg.as_str();
+    let p: [&(dyn tokio_postgres::types::ToSql + Sync); 9] =
+        [&u.display_name, &grants, &u.app_url, &u.qr_sign_in, &u.require_dpop, &uris, &logout_uris, &alg, &client_id];
     let Some(app) = one(tx, sql::UPDATE_APP, &p, |r| rows::app(r)).await? else {
         return Ok(None);
     };

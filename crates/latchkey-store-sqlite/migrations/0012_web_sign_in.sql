@@ -28,3 +28,8 @@ CREATE TABLE consents (
     granted_at INTEGER NOT NULL,
     PRIMARY KEY (user_id, client_id)
 );
+
+-- What an app registers for web sign-in besides its redirect URIs: where
+-- RP-initiated logout may send people back to, and how its ID tokens are signed.
+ALTER TABLE apps ADD COLUMN post_logout_redirect_uris TEXT NOT NULL DEFAULT '';
+ALTER TABLE apps ADD COLUMN id_token_alg TEXT NOT NULL DEFAULT 'EdDSA';

@@ -187,6 +187,8 @@ mod tests {
             qr_sign_in: false,
             require_dpop: false,
             created_at: Timestamp::from_millis(1),
+            post_logout_redirect_uris: Vec::new(),
+            id_token_alg: Default::default(),
         }
     }
 

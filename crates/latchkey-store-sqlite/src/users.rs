@@ -65,7 +65,9 @@ pub(crate) fn create_app(c: &Connection, a: AppRecord, actor: Option<String>, no
         now.as_millis(),
         a.app_url,
         a.qr_sign_in,
-        a.require_dpop
+        a.require_dpop,
+        joined(a.post_logout_redirect_uris.iter().map(String::as_str)),
+        a.id_token_alg.as_str()
     ];
     insert(c, sql::INSERT_APP, p, "an app with this client ID")?;
     audit::append(c, &events::app_created(&a, actor.as_deref()), now)
@@ -89,7 +91,9 @@ pub(crate) fn update_app(
 ) -> StoreResult<Option<AppRecord>> {
     let grants = joined(u.grant_types.iter().map(|g| g.as_str()));
     let uris = joined(u.redirect_uris.iter().map(String::as_str));
-    let p = params![u.display_name, grants, u.app_url, u.qr_sign_in, u.require_dpop, uris, client_id];
+    let logout_uris = joined(u.post_logout_redirect_uris.iter().map(String::as_str));
+    let alg = u.id_token_alg.as_str();
+    let p = params![u.display_name, grants, u.app_url, u.qr_sign_in, u.require_dpop, uris, logout_uris, alg, client_id];
     let Some(app) = one(c, sql::UPDATE_APP, p, |r| rows::app(r))? else {
         return Ok(None);
     };

@@ -177,6 +177,8 @@ pub fn app_updated(client_id: &str, u: &crate::records::AppUpdate, actor: &str) 
             "require_dpop": u.require_dpop,
             "grant_types": u.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
             "redirect_uris": u.redirect_uris,
+            "post_logout_redirect_uris": u.post_logout_redirect_uris,
+            "id_token_alg": u.id_token_alg.as_str(),
         })
         .to_string(),
     )

@@ -1,5 +1,6 @@
 //! The records storage reads and writes.
 
+pub use latchkey_domain::app_settings::IdTokenAlg;
 use latchkey_domain::audit::AuditEvent;
 use latchkey_domain::device_grant::{DecideError, Decision, GrantState};
 use latchkey_domain::secret::SecretHash;
@@ -172,6 +173,22 @@ impl GrantType {
             _ => None,
         }
     }
+
+    /// The short name people use for a grant (`device_code` for the device grant's URN).
+    pub fn short_name(self) -> &'static str {
+        match self {
+            GrantType::DeviceCode => "device_code",
+            other => other.as_str(),
+        }
+    }
+
+    /// Reads a short name (or a wire `grant_type`), as an admin types it.
+    pub fn parse_short(s: &str) -> Option<Self> {
+        match s {
+            "device_code" => Some(GrantType::DeviceCode),
+            other => Self::parse(other),
+        }
+    }
 }
 
 const fn device_code_grant_type() -> &'static str {
@@ -199,6 +216,10 @@ pub struct AppRecord {
     pub qr_sign_in: bool,
     /// Whether token requests must carry a DPoP proof, so every token is key-bound.
     pub require_dpop: bool,
+    /// Where RP-initiated logout may send people back to, each compared exactly.
+    pub post_logout_redirect_uris: Vec<String>,
+    /// How its ID tokens are signed.
+    pub id_token_alg: IdTokenAlg,
     /// When it was registered.
     pub created_at: Timestamp,
 }
@@ -218,6 +239,10 @@ pub struct AppUpdate {
     pub require_dpop: bool,
     /// Registered redirect URIs (web sign-in), each compared exactly.
     pub redirect_uris: Vec<String>,
+    /// Registered post-logout redirect URIs, each compared exactly.
+    pub post_logout_redirect_uris: Vec<String>,
+    /// How its ID tokens are signed.
+    pub id_token_alg: IdTokenAlg,
 }
 
 impl AppRecord {

@@ -9,6 +9,7 @@ use crate::records::*;
 use crate::trust_records::*;
 use crate::{StoreError, StoreResult};
 use latchkey_domain::account::{AccountStatus, FailureRun};
+use latchkey_domain::app_settings::IdTokenAlg;
 use latchkey_domain::device::{DeviceStatus, EnrollmentKeyState};
 use latchkey_domain::device_grant::{GrantState, GrantStatus};
 use latchkey_domain::events::{Interval, Observers};
@@ -271,6 +272,11 @@ pub fn app(r: &impl Columns) -> StoreResult<AppRecord> {
         app_url: r.opt_text(7)?,
         qr_sign_in: r.flag(8)?,
         require_dpop: r.flag(9)?,
+        post_logout_redirect_uris: r.text(10)?.split(' ').filter(|u| !u.is_empty()).map(str::to_string).collect(),
+        id_token_alg: {
+            let alg = r.text(11)?;
+            IdTokenAlg::parse(&alg).ok_or_else(|| corrupt("ID token algorithm", &alg))?
+        },
     })
 }
 

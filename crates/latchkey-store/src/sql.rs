@@ -44,7 +44,7 @@ macro_rules! user_columns {
 macro_rules! app_columns {
     () => {
         "client_id, display_name, kind, secret_hash, grant_types, redirect_uris, created_at, app_url, qr_sign_in,
-         require_dpop"
+         require_dpop, post_logout_redirect_uris, id_token_alg"
     };
 }
 
@@ -122,14 +122,15 @@ pub const SESSION: &str = concat!(
 pub const DELETE_SESSION: &str = "DELETE FROM sessions WHERE token_hash = $1 RETURNING user_id";
 /// Registers an app.
 pub const INSERT_APP: &str = "INSERT INTO apps (client_id, display_name, kind, secret_hash, grant_types, redirect_uris,
-        created_at, app_url, qr_sign_in, require_dpop) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+        created_at, app_url, qr_sign_in, require_dpop, post_logout_redirect_uris, id_token_alg)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
 /// An app by client ID.
 pub const APP: &str = concat!("SELECT ", app_columns!(), " FROM apps WHERE client_id = $1");
 /// Changes an app's settings; returns the app as it now stands.
 pub const UPDATE_APP: &str = concat!(
     "UPDATE apps SET display_name = $1, grant_types = $2, app_url = $3, qr_sign_in = $4, require_dpop = $5,
-        redirect_uris = $6
-     WHERE client_id = $7
+        redirect_uris = $6, post_logout_redirect_uris = $7, id_token_alg = $8
+     WHERE client_id = $9
      RETURNING ",
     app_columns!()
 );

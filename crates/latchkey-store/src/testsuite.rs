@@ -151,6 +151,8 @@ fn public_app(client_id: &str, now: Timestamp) -> AppRecord {
         qr_sign_in: false,
         require_dpop: false,
         created_at: now,
+        post_logout_redirect_uris: Vec::new(),
+        id_token_alg: Default::default(),
     }
 }
 

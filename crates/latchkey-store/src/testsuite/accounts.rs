@@ -77,6 +77,8 @@ pub async fn apps_create_list_conflict(store: Arc<dyn Store>) {
         qr_sign_in: false,
         require_dpop: false,
         created_at: at(5),
+        post_logout_redirect_uris: Vec::new(),
+        id_token_alg: Default::default(),
     };
     store.create_app(alpha.clone(), None, at(0)).await.unwrap();
     assert_last_event(store, &events::app_created(&alpha, None), at(0)).await;
@@ -111,6 +113,8 @@ pub async fn app_update_persisted_and_audited(store: Arc<dyn Store>) {
         qr_sign_in: false,
         require_dpop: false,
         created_at: at(5),
+        post_logout_redirect_uris: Vec::new(),
+        id_token_alg: Default::default(),
     };
     s.create_app(web.clone(), Some(user.id.clone()), at(5)).await.unwrap();
 
@@ -121,6 +125,8 @@ pub async fn app_update_persisted_and_audited(store: Arc<dyn Store>) {
         qr_sign_in: true,
         require_dpop: true,
         redirect_uris: vec!["https://app.example.com/cb".into(), "http://127.0.0.1:9/cb".into()],
+        post_logout_redirect_uris: Vec::new(),
+        id_token_alg: Default::default(),
     };
     let updated = AppRecord {
         redirect_uris: on.redirect_uris.clone(),
@@ -145,6 +151,8 @@ pub async fn app_update_persisted_and_audited(store: Arc<dyn Store>) {
         qr_sign_in: false,
         require_dpop: false,
         redirect_uris: web.redirect_uris.clone(),
+        post_logout_redirect_uris: Vec::new(),
+        id_token_alg: Default::default(),
     };
     let cleared = AppRecord { grant_types: vec![], ..web.clone() };
     assert_eq!(

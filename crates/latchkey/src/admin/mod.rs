@@ -6,7 +6,8 @@ mod users;
 use crate::settings::DataArgs;
 use anyhow::{bail, Context};
 use clap::Subcommand;
-use latchkey_domain::names::{check_password, ClientId, DisplayName, Username};
+use latchkey_domain::app_settings;
+use latchkey_domain::names::{check_password, ClientId, Username};
 use latchkey_domain::secret::{Secret, SecretKind};
 use latchkey_store::{Actor, DeviceId, EnrollmentKeyId};
 use latchkey_store::{AppRecord, ClientKind, GrantType, NewUser, Store};
@@ -152,37 +153,47 @@ pub enum UserCommand {
 #[derive(Subcommand, Debug)]
 pub enum AppCommand {
     /// Register an app. Device login is off unless --grant device_code is given.
-    Add {
-        /// The client_id (lowercase letters, digits, - _ .).
-        client_id: String,
-        /// Name shown to people approving sign-ins.
-        #[arg(long)]
-        name: String,
-        /// A server-side app with a client secret (printed once).
-        #[arg(long)]
-        confidential: bool,
-        /// Allowed grant: device_code, refresh_token (repeatable).
-        #[arg(long = "grant", value_name = "GRANT")]
-        grants: Vec<String>,
-        /// Allowed redirect / return URL (repeatable).
-        #[arg(long = "redirect-uri", value_name = "URL")]
-        redirect_uris: Vec<String>,
-        /// The app's own URL (https://app.example.com): where QR sign-in may return to.
-        #[arg(long)]
-        app_url: Option<String>,
-        /// Turn QR cross-device sign-in on (needs --app-url).
-        #[arg(long)]
-        qr_sign_in: bool,
-        /// Require a DPoP proof on every token request, so all its tokens are bound to a key.
-        #[arg(long)]
-        require_dpop: bool,
-    },
+    Add(AppAdd),
     /// List apps.
     List {
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `admin app add`: a new app's ID, secret kind and settings.
+#[derive(clap::Args, Debug)]
+pub struct AppAdd {
+    /// The client_id (lowercase letters, digits, - _ .).
+    client_id: String,
+    /// Name shown to people approving sign-ins.
+    #[arg(long)]
+    name: String,
+    /// A server-side app with a client secret (printed once).
+    #[arg(long)]
+    confidential: bool,
+    /// Allowed grant: authorization_code, device_code, refresh_token (repeatable).
+    #[arg(long = "grant", value_name = "GRANT")]
+    grants: Vec<String>,
+    /// Where web sign-in may send codes (repeatable), compared exactly: https, or http to localhost.
+    #[arg(long = "redirect-uri", value_name = "URL")]
+    redirect_uris: Vec<String>,
+    /// Where RP-initiated logout may send people back to (repeatable), compared exactly.
+    #[arg(long = "post-logout-redirect-uri", value_name = "URL")]
+    post_logout_redirect_uris: Vec<String>,
+    /// How its ID tokens are signed: EdDSA (default) or RS256, for libraries without EdDSA.
+    #[arg(long, value_name = "ALG", default_value = "EdDSA")]
+    id_token_alg: String,
+    /// The app's own URL (https://app.example.com): where QR sign-in may return to.
+    #[arg(long)]
+    app_url: Option<String>,
+    /// Turn QR cross-device sign-in on (needs --app-url).
+    #[arg(long)]
+    qr_sign_in: bool,
+    /// Require a DPoP proof on every token request, so all its tokens are bound to a key.
+    #[arg(long)]
+    require_dpop: bool,
 }
 
 /// `admin keys`.
@@ -251,13 +262,7 @@ pub async fn run(data: DataArgs, command: AdminCommand) -> anyhow::Result<ExitCo
     match command {
         AdminCommand::User { command: UserCommand::Add { name, admin } } => add_user(store, &name, admin).await,
         AdminCommand::User { command } => users::run(store, command).await,
-        AdminCommand::App {
-            command:
-                AppCommand::Add { client_id, name, confidential, grants, redirect_uris, app_url, qr_sign_in, require_dpop },
-        } => {
-            let switches = AppSwitches { qr_sign_in, require_dpop };
-            add_app(store, &client_id, &name, confidential, &grants, redirect_uris, app_url, switches).await
-        }
+        AdminCommand::App { command: AppCommand::Add(add) } => add_app(store, add).await,
         AdminCommand::App { command: AppCommand::List { json } } => list_apps(store, json).await,
         AdminCommand::Keys { command: KeysCommand::Rotate } => rotate_keys(store).await,
         AdminCommand::Keys { command: KeysCommand::List } => list_keys(store).await,
@@ -360,66 +365,43 @@ async fn add_user(store: &dyn Store, name: &str, admin: bool) -> anyhow::Result<
     Ok(ExitCode::SUCCESS)
 }
 
-/// The on/off settings of a new app.
-struct AppSwitches {
-    qr_sign_in: bool,
-    require_dpop: bool,
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn add_app(
-    store: &dyn Store,
-    client_id: &str,
-    name: &str,
-    confidential: bool,
-    grants: &[String],
-    redirect_uris: Vec<String>,
-    app_url: Option<String>,
-    AppSwitches { qr_sign_in, require_dpop }: AppSwitches,
-) -> anyhow::Result<ExitCode> {
-    if let Some(u) = &app_url {
-        if latchkey_domain::pairing::origin(u).is_none() {
-            bail!("--app-url must be an http(s) URL like https://app.example.com, not {u:?}");
-        }
-    }
-    if qr_sign_in && app_url.is_none() {
-        bail!("QR sign-in needs --app-url: it is the only place QR sign-in may return to");
-    }
-    if qr_sign_in && require_dpop {
-        bail!(
-            "--qr-sign-in and --require-dpop cannot go together: QR sign-in hands a web page tokens not bound to a key"
-        );
-    }
-    let id = ClientId::parse(client_id)?;
-    let name = DisplayName::parse(name)?;
+/// Registers an app after the same checks as the Apps page (`latchkey_domain::app_settings`).
+async fn add_app(store: &dyn Store, add: AppAdd) -> anyhow::Result<ExitCode> {
+    let id = ClientId::parse(&add.client_id)?;
     let mut grant_types = Vec::new();
-    for g in grants {
-        let parsed = match g.as_str() {
-            "device_code" => GrantType::DeviceCode,
-            other => GrantType::parse(other)
-                .with_context(|| format!("unknown grant {other:?}; use device_code or refresh_token"))?,
-        };
+    for g in &add.grants {
+        let parsed = GrantType::parse_short(g)
+            .with_context(|| format!("unknown grant {g:?}; use authorization_code, device_code or refresh_token"))?;
         if !grant_types.contains(&parsed) {
             grant_types.push(parsed);
         }
     }
-    for u in &redirect_uris {
-        if !(u.starts_with("https://") || u.starts_with("http://")) {
-            bail!("redirect URL {u:?} must start with https:// (or http:// for local development)");
-        }
-    }
+    let input = app_settings::AppSettingsInput {
+        display_name: &add.name,
+        app_url: add.app_url.as_deref().unwrap_or(""),
+        authorization_code: grant_types.contains(&GrantType::AuthorizationCode),
+        qr_sign_in: add.qr_sign_in,
+        require_dpop: add.require_dpop,
+        redirect_uris: add.redirect_uris.iter().map(String::as_str).collect(),
+        post_logout_redirect_uris: add.post_logout_redirect_uris.iter().map(String::as_str).collect(),
+        id_token_alg: &add.id_token_alg,
+    };
+    let settings = app_settings::check(&input).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let confidential = add.confidential;
     let secret = confidential.then(|| Secret::generate(SecretKind::ClientSecret, &mut rand::rngs::OsRng));
     let app = AppRecord {
         client_id: id.to_string(),
-        display_name: name.to_string(),
+        display_name: settings.display_name.to_string(),
         kind: if confidential { ClientKind::Confidential } else { ClientKind::Public },
         secret_hash: secret.as_ref().map(Secret::hash),
         grant_types,
-        redirect_uris,
-        app_url,
-        qr_sign_in,
-        require_dpop,
+        redirect_uris: settings.redirect_uris,
+        app_url: settings.app_url,
+        qr_sign_in: add.qr_sign_in,
+        require_dpop: add.require_dpop,
         created_at: now(),
+        post_logout_redirect_uris: settings.post_logout_redirect_uris,
+        id_token_alg: settings.id_token_alg,
     };
     store.create_app(app, Some("admin-cli".into()), now()).await?;
     println!("Registered app {id}");
@@ -442,6 +424,8 @@ async fn list_apps(store: &dyn Store, json: bool) -> anyhow::Result<ExitCode> {
                     "kind": a.kind.as_str(),
                     "grant_types": a.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
                     "redirect_uris": a.redirect_uris,
+                    "post_logout_redirect_uris": a.post_logout_redirect_uris,
+                    "id_token_alg": a.id_token_alg.as_str(),
                     "require_dpop": a.require_dpop,
                 })
             })

@@ -61,11 +61,34 @@ fn admin_commands_manage_users_apps_keys_and_audit() {
     assert!(ok && out.contains("client_secret: lkc_"), "{out}");
     let (ok, _, err) = admin(&dir, &["app", "add", "Bad Id", "--name", "x"], "");
     assert!(!ok && err.contains("client ID"), "{err}");
+    // Web sign-in apps: the same rules as the Apps page.
+    let web = ["app", "add", "web", "--name", "Web", "--grant", "authorization_code"];
+    let (ok, _, err) = admin(&dir, &web, "");
+    assert!(!ok && err.contains("needs at least one redirect URI"), "{err}");
+    let (ok, _, err) = admin(&dir, &[&web[..], &["--redirect-uri", "http://evil.example/cb"]].concat(), "");
+    assert!(!ok && err.contains("only https"), "{err}");
+    let (ok, _, err) =
+        admin(&dir, &[&web[..], &["--redirect-uri", "https://w.example/cb", "--id-token-alg", "HS256"]].concat(), "");
+    assert!(!ok && err.contains("EdDSA or RS256"), "{err}");
+    let good = [
+        "--redirect-uri",
+        "https://w.example/cb",
+        "--post-logout-redirect-uri",
+        "https://w.example/bye",
+        "--id-token-alg",
+        "RS256",
+    ];
+    let (ok, out, err) = admin(&dir, &[&web[..], &good[..]].concat(), "");
+    assert!(ok && out.contains("Registered app web"), "{out}{err}");
     let (ok, out, _) = admin(&dir, &["app", "list", "--json"], "");
     assert!(ok);
     let apps: serde_json::Value = serde_json::from_str(&out).expect("json");
     let ids: Vec<_> = apps.as_array().expect("array").iter().map(|a| a["client_id"].as_str().unwrap_or("")).collect();
-    assert_eq!(ids, ["api", "tray"]);
+    assert_eq!(ids, ["api", "tray", "web"]);
+    let web = &apps[2];
+    assert_eq!(web["redirect_uris"], serde_json::json!(["https://w.example/cb"]));
+    assert_eq!(web["post_logout_redirect_uris"], serde_json::json!(["https://w.example/bye"]));
+    assert_eq!(web["id_token_alg"], "RS256");
 
     let (ok, out, _) = admin(&dir, &["keys", "rotate"], "");
     assert!(ok && out.contains("is active"));
@@ -76,14 +99,14 @@ fn admin_commands_manage_users_apps_keys_and_audit() {
     assert_eq!(keys.lines().filter(|l| l.ends_with("retired")).count(), 1);
 
     let (ok, out, _) = admin(&dir, &["audit", "verify"], "");
-    assert!(ok && out.contains("audit log intact: 5 entries sealed"), "{out}");
+    assert!(ok && out.contains("audit log intact: 6 entries sealed"), "{out}");
     let conn = rusqlite::Connection::open(dir.0.join("latchkey.sqlite3")).expect("open");
     conn.execute("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2", []).expect("tamper");
     let (ok, out, _) = admin(&dir, &["audit", "verify"], "");
     assert!(!ok, "tampering makes verify fail");
     assert!(out.contains("entry 2 (leaf 1) does not match what was sealed there"), "{out}");
     let (ok, note, _) = admin(&dir, &["audit", "checkpoint"], "");
-    assert!(ok && note.lines().nth(1) == Some("5"), "the signed checkpoint, size 5: {note}");
+    assert!(ok && note.lines().nth(1) == Some("6"), "the signed checkpoint, size 6: {note}");
 }
 
 #[test]

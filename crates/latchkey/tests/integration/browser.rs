@@ -47,6 +47,8 @@ async fn add_qr_app(app: &TestApp) {
         qr_sign_in: true,
         require_dpop: false,
         created_at: now(),
+        post_logout_redirect_uris: Vec::new(),
+        id_token_alg: Default::default(),
     };
     app.store.create_app(record, None, now()).await.expect("create app");
 }
@@ -248,6 +250,8 @@ async fn qr_switch_turned_off_stops_the_waiting_desktop(b: Backend) {
         qr_sign_in: false,
         require_dpop: false,
         redirect_uris: vec![],
+        post_logout_redirect_uris: Vec::new(),
+        id_token_alg: Default::default(),
     };
     app.store.update_app(AppId(QR_APP), update, Actor(&admin), now()).await.expect("update").expect("app exists");
     app.store.notifier().notify_all();

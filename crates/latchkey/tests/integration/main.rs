@@ -34,3 +34,4 @@ mod trusted_cli;
 mod trusted_sessions;
 mod web_pages;
 mod web_sign_in;
+mod web_sign_out;

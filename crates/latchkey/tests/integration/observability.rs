@@ -106,6 +106,8 @@ async fn metrics_count_waiting_devices_expiries_and_qr_sign_ins(b: Backend) {
                 qr_sign_in: true,
                 require_dpop: false,
                 created_at: now(),
+                post_logout_redirect_uris: Vec::new(),
+                id_token_alg: Default::default(),
             },
             None,
             now(),

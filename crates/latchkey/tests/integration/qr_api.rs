@@ -28,6 +28,8 @@ async fn qr_app(app: &TestApp, id: &str, on: bool) {
         qr_sign_in: on,
         require_dpop: false,
         created_at: now(),
+        post_logout_redirect_uris: Vec::new(),
+        id_token_alg: Default::default(),
     };
     app.store.create_app(rec, None, now()).await.expect("app");
 }
@@ -192,6 +194,8 @@ async fn the_switch_turns_every_part_off(b: Backend) {
         qr_sign_in: false,
         require_dpop: false,
         redirect_uris: vec![],
+        post_logout_redirect_uris: Vec::new(),
+        id_token_alg: Default::default(),
     };
     app.store.update_app(AppId("tray"), update, Actor("test"), now()).await.expect("update");
     app.store.notifier().notify_all();

@@ -250,6 +250,8 @@ async fn start(
         qr_sign_in: false,
         require_dpop: false,
         created_at: now(),
+        post_logout_redirect_uris: Vec::new(),
+        id_token_alg: Default::default(),
     };
     // A replica shares the first server's database, and its apps.
     match store.create_app(device_app, None, now()).await {
@@ -328,6 +330,8 @@ impl TestApp {
             qr_sign_in: false,
             require_dpop: false,
             created_at: now(),
+            post_logout_redirect_uris: Vec::new(),
+            id_token_alg: Default::default(),
         };
         self.store.create_app(app, None, now()).await.expect("create app");
     }

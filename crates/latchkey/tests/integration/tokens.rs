@@ -193,6 +193,8 @@ async fn an_app_that_requires_dpop_refuses_requests_without_a_proof(b: Backend) 
         qr_sign_in: false,
         require_dpop: true,
         redirect_uris: vec![],
+        post_logout_redirect_uris: Vec::new(),
+        id_token_alg: Default::default(),
     };
     let actor = latchkey_store::Actor("test");
     app.store.update_app(latchkey_store::AppId("strict"), update, actor, now()).await.expect("update");

@@ -28,9 +28,11 @@ backend_tests!(
     consent_can_be_withdrawn_and_ends_the_apps_sign_ins,
 );
 
-const REDIRECT: &str = "http://127.0.0.1:9/callback";
+pub(crate) const REDIRECT: &str = "http://127.0.0.1:9/callback";
+/// Where the test apps may be sent after RP-initiated logout.
+pub(crate) const AFTER_LOGOUT: &str = "https://app.example/signed-out";
 
-async fn add_web_app(app: &TestApp, client_id: &str, kind: ClientKind, secret: Option<&str>) {
+pub(crate) async fn add_web_app(app: &TestApp, client_id: &str, kind: ClientKind, secret: Option<&str>) {
     let record = AppRecord {
         client_id: client_id.into(),
         display_name: format!("Web {client_id}"),
@@ -42,16 +44,18 @@ async fn add_web_app(app: &TestApp, client_id: &str, kind: ClientKind, secret: O
         qr_sign_in: false,
         require_dpop: false,
         created_at: now(),
+        post_logout_redirect_uris: vec![AFTER_LOGOUT.into()],
+        id_token_alg: Default::default(),
     };
     app.store.create_app(record, None, now()).await.expect("create app");
 }
 
 /// An HTTP client for the relying party: it must not follow redirects (openidconnect's advice).
-fn rp_http() -> reqwest::Client {
+pub(crate) fn rp_http() -> reqwest::Client {
     reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("http")
 }
 
-fn location(p: &Page) -> String {
+pub(crate) fn location(p: &Page) -> String {
     p.location().to_string()
 }
 
@@ -61,12 +65,12 @@ fn query_of(location: &str) -> Vec<(String, String)> {
     serde_urlencoded::from_str(q).expect("query")
 }
 
-fn param(location: &str, name: &str) -> Option<String> {
+pub(crate) fn param(location: &str, name: &str) -> Option<String> {
     query_of(location).into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
 }
 
 /// The browser signs in on the authorization endpoint's own form, as `user`.
-async fn sign_in_on_form(browser: &reqwest::Client, url: &str, page: &Page, user: &str) -> Page {
+pub(crate) async fn sign_in_on_form(browser: &reqwest::Client, url: &str, page: &Page, user: &str) -> Page {
     assert_eq!(page.status, 200, "{}", page.html);
     assert!(page.html.contains("Sign in to continue to"), "{}", page.html);
     let csrf = form_field(&page.html, "csrf");
@@ -76,7 +80,7 @@ async fn sign_in_on_form(browser: &reqwest::Client, url: &str, page: &Page, user
 }
 
 /// The browser answers the consent page.
-async fn decide_consent(browser: &reqwest::Client, url: &str, page: &Page, decision: &str) -> Page {
+pub(crate) async fn decide_consent(browser: &reqwest::Client, url: &str, page: &Page, decision: &str) -> Page {
     assert_eq!(page.status, 200, "{}", page.html);
     assert!(page.html.contains("sign you in?"), "{}", page.html);
     let csrf = form_field(&page.html, "csrf");
@@ -89,24 +93,24 @@ async fn decide_consent(browser: &reqwest::Client, url: &str, page: &Page, decis
     .await
 }
 
-fn html_unescape(s: &str) -> String {
+pub(crate) fn html_unescape(s: &str) -> String {
     s.replace("&amp;", "&").replace("&#x2b;", "+").replace("&#43;", "+").replace("&quot;", "\"").replace("&#x27;", "'")
 }
 
 /// A hand-made authorization URL (for the refusals the library would never send).
-fn authorize_url(url: &str, params: &[(&str, &str)]) -> String {
+pub(crate) fn authorize_url(url: &str, params: &[(&str, &str)]) -> String {
     format!("{url}/oauth/authorize?{}", serde_urlencoded::to_string(params).expect("query"))
 }
 
 /// A PKCE pair from the relying-party library (not from our own code).
-fn pkce() -> (String, String) {
+pub(crate) fn pkce() -> (String, String) {
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     (challenge.as_str().to_string(), verifier.secret().clone())
 }
 
 /// Runs a whole hand-made authorization for a signed-in browser that already
 /// consented (or is asked and allows); returns the code.
-async fn code_for(app: &TestApp, browser: &reqwest::Client, client_id: &str, challenge: &str) -> String {
+pub(crate) async fn code_for(app: &TestApp, browser: &reqwest::Client, client_id: &str, challenge: &str) -> String {
     let url = authorize_url(
         &app.url,
         &[
@@ -130,7 +134,10 @@ async fn code_for(app: &TestApp, browser: &reqwest::Client, client_id: &str, cha
     param(&location(&page), "code").expect("a code")
 }
 
-async fn token_request(app: &TestApp, form: &[(&str, &str)]) -> (u16, serde_json::Value, reqwest::header::HeaderMap) {
+pub(crate) async fn token_request(
+    app: &TestApp,
+    form: &[(&str, &str)],
+) -> (u16, serde_json::Value, reqwest::header::HeaderMap) {
     let r = rp_http().post(format!("{}/oauth/token", app.url)).form(form).send().await.expect("token request");
     let (status, headers) = (r.status().as_u16(), r.headers().clone());
     (status, r.json().await.expect("json"), headers)

@@ -15,6 +15,7 @@ pub async fn metadata(State(state): State<AppState>) -> Json<Discovery> {
     Json(Discovery {
         issuer: c.public_url.clone(),
         authorization_endpoint: c.url(paths::AUTHORIZE),
+        end_session_endpoint: c.url(paths::END_SESSION),
         device_authorization_endpoint: c.url(paths::DEVICE_AUTHORIZATION),
         token_endpoint: c.url(paths::TOKEN),
         introspection_endpoint: c.url(paths::INTROSPECT),

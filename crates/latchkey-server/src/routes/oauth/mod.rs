@@ -6,6 +6,7 @@ pub mod device_authorization;
 pub mod device_wait;
 pub mod discovery;
 pub mod introspect;
+pub mod logout;
 pub mod revoke;
 pub mod token;
 pub mod userinfo;
@@ -19,6 +20,8 @@ use latchkey_proto::paths;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route(paths::AUTHORIZE, get(authorize::get).post(authorize::post))
+        .route(paths::END_SESSION, get(logout::get).post(logout::post))
+        .route(paths::END_SESSION_CONFIRM, post(logout::confirm))
         .route(paths::AUTHORIZE_SIGN_IN, post(authorize::sign_in))
         .route(paths::AUTHORIZE_CONSENT, post(authorize::consent))
         .route(paths::DEVICE_AUTHORIZATION, post(device_authorization::handle))

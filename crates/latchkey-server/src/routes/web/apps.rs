@@ -11,9 +11,8 @@ use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use latchkey_domain::authorization::check_redirect_uri;
-use latchkey_domain::names::{ClientId, DisplayName};
-use latchkey_domain::pairing::origin;
+use latchkey_domain::app_settings;
+use latchkey_domain::names::ClientId;
 use latchkey_domain::secret::{Secret, SecretKind};
 use latchkey_store::{Actor, AppId};
 use latchkey_store::{AppRecord, AppUpdate, ClientKind, GrantType, StoreError};
@@ -43,7 +42,7 @@ impl AppRow {
             builtin: a.client_id == latchkey_proto::CLI_CLIENT_ID,
             created: When::from_now(a.created_at.as_millis()),
             kind: a.kind.as_str(),
-            grants: a.grant_types.iter().map(|g| grant_name(*g)).collect(),
+            grants: a.grant_types.iter().map(|g| g.short_name()).collect(),
             redirect_uris: a.redirect_uris,
             client_id: a.client_id,
             display_name: a.display_name,
@@ -51,15 +50,6 @@ impl AppRow {
             qr_sign_in: a.qr_sign_in,
             require_dpop: a.require_dpop,
         }
-    }
-}
-
-/// The short name people use for a grant.
-fn grant_name(g: GrantType) -> &'static str {
-    match g {
-        GrantType::DeviceCode => "device_code",
-        GrantType::RefreshToken => "refresh_token",
-        GrantType::AuthorizationCode => "authorization_code",
     }
 }
 
@@ -87,6 +77,12 @@ pub struct AppForm {
     /// Redirect URIs, one per line.
     #[serde(default)]
     redirect_uris: String,
+    /// Post-logout redirect URIs, one per line.
+    #[serde(default)]
+    post_logout_redirect_uris: String,
+    /// `EdDSA` (default) or `RS256`.
+    #[serde(default)]
+    id_token_alg: String,
     #[serde(default)]
     app_url: String,
     qr_sign_in: Option<String>,
@@ -105,6 +101,8 @@ impl AppForm {
             grant_refresh_token: on(a.allows(GrantType::RefreshToken)),
             grant_authorization_code: on(a.allows(GrantType::AuthorizationCode)),
             redirect_uris: a.redirect_uris.join("\n"),
+            post_logout_redirect_uris: a.post_logout_redirect_uris.join("\n"),
+            id_token_alg: a.id_token_alg.as_str().into(),
             app_url: a.app_url.clone().unwrap_or_default(),
             qr_sign_in: on(a.qr_sign_in),
             require_dpop: on(a.require_dpop),
@@ -135,37 +133,20 @@ impl AppForm {
         self.require_dpop.is_some()
     }
 
-    /// Everything but the ID and kind, checked; the error is for a person.
+    /// Everything but the ID and kind, checked by the one set of rules
+    /// (`latchkey_domain::app_settings`); the error is for a person.
     fn settings(&self) -> Result<AppUpdate, String> {
-        let display_name = DisplayName::parse(&self.display_name).map_err(|e| format!("Display name: {e}."))?;
-        let url = self.app_url.trim();
-        let app_url = if url.is_empty() {
-            None
-        } else if url.len() > 2000 || url.chars().any(|c| c.is_control() || c.is_whitespace()) || origin(url).is_none()
-        {
-            return Err("The app URL must be an http(s) URL, like https://app.example.com.".into());
-        } else {
-            Some(url.to_string())
+        let input = app_settings::AppSettingsInput {
+            display_name: &self.display_name,
+            app_url: &self.app_url,
+            authorization_code: self.authorization_code(),
+            qr_sign_in: self.qr(),
+            require_dpop: self.dpop(),
+            redirect_uris: self.redirect_uris.lines().collect(),
+            post_logout_redirect_uris: self.post_logout_redirect_uris.lines().collect(),
+            id_token_alg: &self.id_token_alg,
         };
-        if self.qr() && app_url.is_none() {
-            return Err("QR sign-in needs an app URL: it is the only place QR sign-in may send people back to.".into());
-        }
-        if self.qr() && self.dpop() {
-            return Err("QR sign-in and Require DPoP cannot both be on: QR sign-in hands a web page tokens that are not bound to a key.".into());
-        }
-        let mut redirect_uris: Vec<String> = Vec::new();
-        for line in self.redirect_uris.lines().map(str::trim).filter(|l| !l.is_empty()) {
-            let uri = check_redirect_uri(line).map_err(|e| format!("Redirect URI: {e}."))?;
-            if !redirect_uris.contains(&uri) {
-                redirect_uris.push(uri);
-            }
-        }
-        if redirect_uris.len() > 20 {
-            return Err("At most 20 redirect URIs.".into());
-        }
-        if self.authorization_code() && redirect_uris.is_empty() {
-            return Err("Web sign-in (authorization_code) needs at least one redirect URI to send codes to.".into());
-        }
+        let s = app_settings::check(&input).map_err(|e| sentence(&e.to_string()))?;
         let grant_types = [
             (self.authorization_code(), GrantType::AuthorizationCode),
             (self.device_code(), GrantType::DeviceCode),
@@ -175,13 +156,24 @@ impl AppForm {
         .filter_map(|(on, g)| on.then_some(g))
         .collect();
         Ok(AppUpdate {
-            display_name: display_name.to_string(),
+            display_name: s.display_name.to_string(),
             grant_types,
-            app_url,
+            app_url: s.app_url,
             qr_sign_in: self.qr(),
             require_dpop: self.dpop(),
-            redirect_uris,
+            redirect_uris: s.redirect_uris,
+            post_logout_redirect_uris: s.post_logout_redirect_uris,
+            id_token_alg: s.id_token_alg,
         })
+    }
+}
+
+/// A rule's message as a sentence on the page: capitalised, with a full stop.
+fn sentence(msg: &str) -> String {
+    let mut c = msg.chars();
+    match c.next() {
+        Some(first) => format!("{}{}.", first.to_uppercase(), c.as_str()),
+        None => String::new(),
     }
 }
 
@@ -269,6 +261,8 @@ pub async fn create(State(state): State<AppState>, Admin(w): Admin, Form(f): For
         qr_sign_in: settings.qr_sign_in,
         require_dpop: settings.require_dpop,
         created_at: now(),
+        post_logout_redirect_uris: settings.post_logout_redirect_uris,
+        id_token_alg: settings.id_token_alg,
     };
     match state.store.create_app(app.clone(), Some(w.user.id.clone()), now()).await {
         Ok(()) => {}
