@@ -85,6 +85,9 @@ pub enum PairingError {
     /// Collecting before approval.
     #[error("not approved yet")]
     NotApproved,
+    /// Collected the other way: a web sign-in's QR opens a browser session, a native pairing gives tokens.
+    #[error("this QR sign-in is collected another way")]
+    WrongChannel,
 }
 
 /// A pairing's status and expiry.

@@ -13,6 +13,12 @@ pub const TOKEN: &str = "/oauth/token";
 pub const AUTHORIZE: &str = "/oauth/authorize";
 /// The authorization endpoint's own sign-in form posts here.
 pub const AUTHORIZE_SIGN_IN: &str = "/oauth/authorize/sign-in";
+/// "Sign in with your phone" for a web sign-in: the QR page (`?request=…`).
+pub const AUTHORIZE_PHONE: &str = "/oauth/authorize/phone";
+/// A fresh code for that page when one expires.
+pub const AUTHORIZE_PHONE_FRESH: &str = "/oauth/authorize/phone/fresh";
+/// Where that page's browser goes once the phone approved: the session opens, the request goes on.
+pub const AUTHORIZE_PHONE_DONE: &str = "/oauth/authorize/phone/done";
 /// The consent page posts here.
 pub const AUTHORIZE_CONSENT: &str = "/oauth/authorize/consent";
 /// OIDC RP-initiated logout (`end_session_endpoint`).

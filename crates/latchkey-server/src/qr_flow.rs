@@ -15,6 +15,7 @@ use latchkey_domain::pairing::{self, check_return_to, PairingError, PairingState
 use latchkey_domain::secret::{Secret, SecretHash, SecretKind};
 use latchkey_proto::pairing::PairingWait;
 use latchkey_proto::paths;
+use latchkey_store::SessionSeed;
 use latchkey_store::{AppId, DeviceId, UserId};
 use latchkey_store::{AppRecord, Collected, NewPairing, PairingRecord, PairingResult, Requester};
 use std::net::IpAddr;
@@ -81,6 +82,30 @@ pub async fn start(
         .map(|r| check_return_to(r, app.app_url.as_deref()))
         .transpose()
         .map_err(|e| ApiError::invalid_request(e.to_string()))?;
+    create(state, app, ip, user_agent, return_to, None).await
+}
+
+/// Starts a QR sign-in that continues the web sign-in `r` in this browser: a
+/// method of the sign-in page for any app that may use web sign-in (its QR
+/// switch is about the native pairing API). On approval the browser opens a
+/// Latchkey session and the authorization request goes on to its code redirect.
+pub async fn start_web(
+    state: &AppState,
+    r: &crate::web_sign_in::Request,
+    ip: IpAddr,
+    user_agent: String,
+) -> ApiResult<Started> {
+    create(state, r.app.clone(), ip, user_agent, None, Some(r.raw.clone())).await
+}
+
+async fn create(
+    state: &AppState,
+    app: AppRecord,
+    ip: IpAddr,
+    user_agent: String,
+    return_to: Option<String>,
+    continues: Option<String>,
+) -> ApiResult<Started> {
     let net = crate::rate_limit::network_key(ip);
     if !state.limits.pairing.try_take(&[net.as_str(), app.client_id.as_str()], now()) {
         state.metrics.rate_limited(Limit::Pairing);
@@ -96,6 +121,7 @@ pub async fn start(
         state: PairingState::new(t),
         requester: Requester { ip: ip.to_string(), user_agent, device_name: None },
         return_to,
+        continues,
     };
     state.store.create_pairing(p.clone(), t).await?;
     state.metrics.qr_sign_in(Outcome::Started);
@@ -107,16 +133,38 @@ pub async fn start(
     })
 }
 
-/// The desktop's pairing, if its app still allows QR sign-in.
+/// The desktop's pairing, if its app still allows it.
 pub async fn live_pairing(state: &AppState, secret: &str) -> ApiResult<PairingRecord> {
     let p = state.store.pairing_by_desktop_secret(&SecretHash::of(secret)).await?.ok_or_else(no_such_pairing)?;
-    enabled_app(state, &p.client_id).await?;
+    app_of(state, &p).await?;
     Ok(p)
+}
+
+/// The app a pairing signs in to, while it still allows that kind of pairing:
+/// web sign-in for one that continues a web sign-in, the QR switch otherwise.
+async fn app_of(state: &AppState, p: &PairingRecord) -> ApiResult<AppRecord> {
+    if p.continues.is_none() {
+        return enabled_app(state, &p.client_id).await;
+    }
+    match state.store.app(AppId(&p.client_id)).await? {
+        Some(app) if app.allows(latchkey_store::GrantType::AuthorizationCode) => Ok(app),
+        _ => Err(off()),
+    }
+}
+
+/// Where the desktop's browser goes once the phone approved a web sign-in's QR (page `tab`).
+pub fn continue_url(tab: Option<&str>) -> String {
+    match tab {
+        Some(t) => {
+            format!("{}?{}", paths::AUTHORIZE_PHONE_DONE, serde_urlencoded::to_string([("tab", t)]).unwrap_or_default())
+        }
+        None => paths::AUTHORIZE_PHONE_DONE.to_string(),
+    }
 }
 
 /// Waits until the phone decides, the pairing expires, the switch goes off,
 /// or `wait_timeout` passes (then `pending`: call again).
-pub async fn wait(state: &AppState, ip: IpAddr, secret: &str) -> ApiResult<PairingWait> {
+pub async fn wait(state: &AppState, ip: IpAddr, secret: &str, tab: Option<&str>) -> ApiResult<PairingWait> {
     let p = live_pairing(state, secret).await?;
     let cap = Some(usize::try_from(state.config.waiters_per_code).unwrap_or(1));
     let answer = crate::long_poll::wait_for(state, ip, &p.id, p.state.expires_at, cap, || async {
@@ -125,6 +173,10 @@ pub async fn wait(state: &AppState, ip: IpAddr, secret: &str) -> ApiResult<Pairi
             PairingView::Expired => {
                 state.metrics.qr_sign_in(Outcome::Expired);
                 Some(status("expired"))
+            }
+            // A web sign-in's browser collects with a navigation, which can carry its new session cookie.
+            PairingView::Stored(PairingStatus::Approved) if p.continues.is_some() => {
+                Some(PairingWait { status: "approved".into(), redirect_to: Some(continue_url(tab)), tokens: None })
             }
             PairingView::Stored(PairingStatus::Approved) => Some(collect(state, secret).await?),
             PairingView::Stored(PairingStatus::Pending) => None,
@@ -158,7 +210,31 @@ pub async fn collect(state: &AppState, secret: &str) -> ApiResult<PairingWait> {
             Ok(PairingWait { status: "approved".into(), redirect_to, tokens: Some(tokens) })
         }
         Collected::NotFound => Err(no_such_pairing()),
-        Collected::Refused(_) => Ok(status("consumed")),
+        Collected::Refused(_) | Collected::Session(_) => Ok(status("consumed")),
+        Collected::AccountStopped(r) => Err(ApiError::access_denied(r.to_string())),
+    }
+}
+
+/// Opens the desktop browser's Latchkey session for an approved QR sign-in that
+/// continues a web sign-in, exactly once; the pairing (with the request it
+/// continues) and the new session's token.
+pub async fn collect_session(state: &AppState, secret: &str) -> ApiResult<(PairingRecord, Secret)> {
+    live_pairing(state, secret).await?;
+    let t = now();
+    let token = Secret::generate(SecretKind::Session, &mut rand::rngs::OsRng);
+    let seed = SessionSeed {
+        token_hash: token.hash(),
+        id: uuid::Uuid::new_v4().simple().to_string(),
+        expires_at: t.plus_secs(state.config.session_lifetime_secs()),
+    };
+    match state.store.collect_pairing_session(&SecretHash::of(secret), seed, t).await? {
+        Collected::Session(p) => Ok((*p, token)),
+        Collected::NotFound => Err(no_such_pairing()),
+        Collected::Refused(PairingError::NotApproved) => {
+            Err(ApiError::conflict("this QR sign-in has not been approved on the phone"))
+        }
+        Collected::Refused(PairingError::Expired) => Err(expired()),
+        Collected::Refused(_) | Collected::Tokens(..) => Err(used()),
         Collected::AccountStopped(r) => Err(ApiError::access_denied(r.to_string())),
     }
 }
@@ -205,7 +281,7 @@ pub async fn by_phone_code(state: &AppState, code: &str) -> ApiResult<(PairingRe
         return Err(gone());
     }
     let p = state.store.pairing_by_phone_code(&SecretHash::of(code)).await?.ok_or_else(gone)?;
-    let app = enabled_app(state, &p.client_id).await?;
+    let app = app_of(state, &p).await?;
     Ok((p, app))
 }
 

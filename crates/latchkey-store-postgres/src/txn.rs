@@ -577,6 +577,19 @@ impl<C: GenericClient + Sync> Txn for Pg<'_, C> {
         Ok(exec(self.0, sql::DELETE_CONSENT, &[&user_id, &client_id]).await? > 0)
     }
 
+    async fn insert_browser_session(&self, s: &NewSession, now: Timestamp) -> DbResult<()> {
+        let p: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
+            &s.token_hash.as_str(),
+            &s.user_id,
+            &now.as_millis(),
+            &s.expires_at.as_millis(),
+            &s.id,
+            &s.ip,
+            &s.user_agent,
+        ];
+        exec(self.0, sql::INSERT_SESSION, &p).await?;
+        Ok(())
+    }
     async fn insert_pairing(&self, p: &NewPairing, now: Timestamp) -> DbResult<()> {
         insert(
             self.0,
@@ -592,6 +605,7 @@ impl<C: GenericClient + Sync> Txn for Pg<'_, C> {
                 &p.requester.ip,
                 &p.requester.user_agent,
                 &p.return_to,
+                &p.continues,
             ],
             "a pairing with this code",
         )

@@ -33,3 +33,8 @@ CREATE TABLE consents (
 -- RP-initiated logout may send people back to, and how its ID tokens are signed.
 ALTER TABLE apps ADD COLUMN post_logout_redirect_uris TEXT NOT NULL DEFAULT '';
 ALTER TABLE apps ADD COLUMN id_token_alg TEXT NOT NULL DEFAULT 'EdDSA';
+
+-- QR sign-in is also a way to sign in to Latchkey on the web sign-in page: such
+-- a pairing names the authorization request it continues in the desktop's
+-- browser, which ends with a code redirect; no token travels in a URL.
+ALTER TABLE pairings ADD COLUMN continues TEXT;

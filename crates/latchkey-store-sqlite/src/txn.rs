@@ -518,6 +518,19 @@ impl Txn for Sql<'_> {
         Ok(exec(self.0, sql::DELETE_CONSENT, [user_id, client_id])? > 0)
     }
 
+    async fn insert_browser_session(&self, s: &NewSession, now: Timestamp) -> StoreResult<()> {
+        let p = params![
+            s.token_hash.as_str(),
+            s.user_id,
+            now.as_millis(),
+            s.expires_at.as_millis(),
+            s.id,
+            s.ip,
+            s.user_agent
+        ];
+        exec(self.0, sql::INSERT_SESSION, p)?;
+        Ok(())
+    }
     async fn insert_pairing(&self, p: &NewPairing, now: Timestamp) -> StoreResult<()> {
         insert(
             self.0,
@@ -533,6 +546,7 @@ impl Txn for Sql<'_> {
                 p.requester.ip,
                 p.requester.user_agent,
                 p.return_to,
+                p.continues,
             ],
             "a pairing with this code",
         )

@@ -253,6 +253,15 @@ macro_rules! impl_store {
                 let h = desktop_secret_hash.clone();
                 $write!(self, flow [h, mint] |tx| $crate::flows::pairings::collect(tx, &h, &mint, now))
             }
+            async fn collect_pairing_session(
+                &self,
+                desktop_secret_hash: &$crate::__private::SecretHash,
+                seed: $crate::SessionSeed,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<$crate::Collected> {
+                let h = desktop_secret_hash.clone();
+                $write!(self, flow [h, seed] |tx| $crate::flows::pairings::collect_session(tx, &h, &seed, now))
+            }
 
             async fn create_device_grant(
                 &self,

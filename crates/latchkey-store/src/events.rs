@@ -207,6 +207,18 @@ pub fn pairing_consumed(client_id: &str, pairing_id: &str, family_id: &str) -> A
         .with_detail(json!({"family_id": family_id}).to_string())
 }
 
+/// `qr.consumed` by a web sign-in: the desktop's browser opened session `session_id`.
+pub fn pairing_consumed_by_browser(client_id: &str, pairing_id: &str, session_id: &str) -> AuditEvent {
+    AuditEvent::new(AuditKind::PairingConsumed, Some(client_id), Some(pairing_id))
+        .with_detail(json!({"session_id": session_id}).to_string())
+}
+
+/// `signin.succeeded` through a QR sign-in approved on a phone, from the desktop at `ip`.
+pub fn signed_in_by_qr(user_id: &str, ip: &str, pairing_id: &str) -> AuditEvent {
+    AuditEvent::new(AuditKind::SignInSucceeded, Some(user_id), Some(user_id))
+        .with_detail(json!({"ip": ip, "method": "qr", "pairing_id": pairing_id}).to_string())
+}
+
 /// `trust.added`: device `truster` signed its trust in `trustee`'s key.
 pub fn trust_added(user_id: &str, truster: &str, trustee: &str, key: &latchkey_domain::trust::PublicKey) -> AuditEvent {
     AuditEvent::new(AuditKind::TrustAdded, Some(user_id), Some(trustee))

@@ -191,6 +191,15 @@ pub trait Store: Send + Sync + 'static {
         mint: MintRefresh,
         now: Timestamp,
     ) -> StoreResult<Collected>;
+    /// The desktop's browser collects an approved QR sign-in that continues a web
+    /// sign-in: consumed, a browser session opened for its approver, and both
+    /// recorded, in one transaction; exactly one caller wins.
+    async fn collect_pairing_session(
+        &self,
+        desktop_secret_hash: &SecretHash,
+        seed: SessionSeed,
+        now: Timestamp,
+    ) -> StoreResult<Collected>;
 
     // ---- RFC 8628 device grants ----
 

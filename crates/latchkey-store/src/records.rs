@@ -55,6 +55,18 @@ pub struct NewSession {
     pub audit: AuditEvent,
 }
 
+/// What the store needs to open a browser session for whoever approved a QR
+/// sign-in (the rest comes from the pairing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionSeed {
+    /// Hash of the session token.
+    pub token_hash: SecretHash,
+    /// ID to show and end it by.
+    pub id: String,
+    /// When it stops working.
+    pub expires_at: Timestamp,
+}
+
 /// A live session and its user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionRecord {
@@ -851,8 +863,13 @@ pub struct NewPairing {
     pub state: latchkey_domain::pairing::PairingState,
     /// The desktop's IP and browser.
     pub requester: Requester,
-    /// Where to send the desktop afterwards (checked against the app URL).
+    /// Where the hosted page sends the desktop with tokens in the fragment
+    /// (deprecated: web sign-in replaces it; checked against the app URL).
     pub return_to: Option<String>,
+    /// The web sign-in (authorization request, as its query) this QR sign-in
+    /// continues in the desktop's browser; `None` for the native pairing API,
+    /// whose desktop collects tokens.
+    pub continues: Option<String>,
 }
 
 /// A stored QR sign-in.
@@ -868,8 +885,10 @@ pub struct PairingRecord {
     pub created_at: Timestamp,
     /// The desktop's IP and browser.
     pub requester: Requester,
-    /// Where to return.
+    /// Where to return (deprecated; see [`NewPairing::return_to`]).
     pub return_to: Option<String>,
+    /// The web sign-in it continues (see [`NewPairing::continues`]).
+    pub continues: Option<String>,
     /// Who decided, once decided.
     pub user_id: Option<String>,
     /// When it was decided.
@@ -894,6 +913,8 @@ pub enum PairingResult {
 pub enum Collected {
     /// Consumed now: mint tokens for this subject; the pairing as it was.
     Tokens(TokenSubject, Box<PairingRecord>),
+    /// Consumed now: the desktop's browser session is open; the pairing as it was.
+    Session(Box<PairingRecord>),
     /// No such pairing.
     NotFound,
     /// Not approved, already collected, expired.

@@ -145,6 +145,7 @@ pub fn pairing(r: &impl Columns) -> StoreResult<PairingRecord> {
         return_to: r.opt_text(7)?,
         user_id: r.opt_text(8)?,
         decided_at: r.opt_at(9)?,
+        continues: r.opt_text(10)?,
     })
 }
 

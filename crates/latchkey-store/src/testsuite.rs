@@ -85,6 +85,7 @@ macro_rules! for_each_check {
             enrollment_single_use_under_concurrency,
             app_update_persisted_and_audited,
             pairing_approved_then_collected_once,
+            web_pairing_opens_one_browser_session,
             pairing_denied_and_cancelled,
             pairing_expiry,
             pairing_lookups_and_refusals,
@@ -192,6 +193,7 @@ fn new_pairing(tag: &str, now: Timestamp) -> NewPairing {
             device_name: None,
         },
         return_to: Some(format!("https://app.example.com/after?t={tag}")),
+        continues: None,
     }
 }
 
@@ -204,6 +206,7 @@ fn pending_pairing(p: &NewPairing, now: Timestamp) -> PairingRecord {
         created_at: now,
         requester: p.requester.clone(),
         return_to: p.return_to.clone(),
+        continues: p.continues.clone(),
         user_id: None,
         decided_at: None,
     }

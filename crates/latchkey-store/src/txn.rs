@@ -360,6 +360,9 @@ pub trait Txn {
 
     // ---- QR sign-in pairings ----
 
+    /// Opens a browser session (a QR sign-in that continues a web sign-in).
+    async fn insert_browser_session(&self, session: &NewSession, now: Timestamp) -> Result<(), Self::Error>;
+
     /// Inserts a pairing; [`StoreError::Conflict`] when a code is taken.
     async fn insert_pairing(&self, pairing: &NewPairing, now: Timestamp) -> Result<(), Self::Error>;
     /// The pairing behind a secret.

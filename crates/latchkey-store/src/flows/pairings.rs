@@ -79,17 +79,9 @@ pub async fn collect<T: Txn>(
     mint: &MintRefresh,
     now: Timestamp,
 ) -> Result<Collected, T::Error> {
-    // Checked before anything is consumed: a stopped account's sign-in stays uncollected.
-    if let Some(approver) = tx.pairing(PairingCode::Desktop, desktop, true).await?.and_then(|p| p.user_id) {
-        if let Err(refusal) = accounts::check(tx, &approver, now).await? {
-            return Ok(Collected::AccountStopped(refusal));
-        }
-    }
-    let p = match transition(tx, PairingCode::Desktop, desktop, PairingAction::Consume, None, now).await? {
-        PairingResult::Done(p) => p,
-        PairingResult::NotFound => return Ok(Collected::NotFound),
-        PairingResult::Refused(e) => return Ok(Collected::Refused(e)),
-        PairingResult::AccountStopped(r) => return Ok(Collected::AccountStopped(r)),
+    let p = match consume(tx, desktop, false, now).await? {
+        Ok(p) => p,
+        Err(refused) => return Ok(refused),
     };
     let Some(user_id) = p.user_id.as_deref() else {
         return Err(StoreError::Corrupt(format!("approved pairing {} has no user", p.id)).into());
@@ -108,4 +100,62 @@ pub async fn collect<T: Txn>(
     let subject = tokens::start_family(tx, &family, mint.refresh.as_ref(), now).await?;
     tx.append_audit(&events::pairing_consumed(&p.client_id, &p.id, &subject.family_id), now).await?;
     Ok(Collected::Tokens(subject, p))
+}
+
+/// The desktop's browser collects an approved QR sign-in that continues a web
+/// sign-in: consumed, and a Latchkey session opened for whoever approved it
+/// (with the desktop's address), recorded together.
+pub async fn collect_session<T: Txn>(
+    tx: &T,
+    desktop: &SecretHash,
+    seed: &SessionSeed,
+    now: Timestamp,
+) -> Result<Collected, T::Error> {
+    let p = match consume(tx, desktop, true, now).await? {
+        Ok(p) => p,
+        Err(refused) => return Ok(refused),
+    };
+    let Some(user_id) = p.user_id.clone() else {
+        return Err(StoreError::Corrupt(format!("approved pairing {} has no user", p.id)).into());
+    };
+    let session = NewSession {
+        token_hash: seed.token_hash.clone(),
+        id: seed.id.clone(),
+        ip: p.requester.ip.clone(),
+        user_agent: p.requester.user_agent.clone(),
+        user_id: user_id.clone(),
+        expires_at: seed.expires_at,
+        audit: events::signed_in_by_qr(&user_id, &p.requester.ip, &p.id),
+    };
+    tx.insert_browser_session(&session, now).await?;
+    tx.append_audit(&session.audit, now).await?;
+    tx.append_audit(&events::pairing_consumed_by_browser(&p.client_id, &p.id, &session.id), now).await?;
+    Ok(Collected::Session(p))
+}
+
+/// Consumes an approved pairing collected the way it was made for
+/// (`session`: a web sign-in's; otherwise a native one's); the refusal otherwise.
+async fn consume<T: Txn>(
+    tx: &T,
+    desktop: &SecretHash,
+    session: bool,
+    now: Timestamp,
+) -> Result<Result<Box<PairingRecord>, Collected>, T::Error> {
+    // Checked before anything is consumed: a stopped account's sign-in stays uncollected.
+    if let Some(p) = tx.pairing(PairingCode::Desktop, desktop, true).await? {
+        if p.continues.is_some() != session {
+            return Ok(Err(Collected::Refused(PairingError::WrongChannel)));
+        }
+        if let Some(approver) = &p.user_id {
+            if let Err(refusal) = accounts::check(tx, approver, now).await? {
+                return Ok(Err(Collected::AccountStopped(refusal)));
+            }
+        }
+    }
+    Ok(match transition(tx, PairingCode::Desktop, desktop, PairingAction::Consume, None, now).await? {
+        PairingResult::Done(p) => Ok(p),
+        PairingResult::NotFound => Err(Collected::NotFound),
+        PairingResult::Refused(e) => Err(Collected::Refused(e)),
+        PairingResult::AccountStopped(r) => Err(Collected::AccountStopped(r)),
+    })
 }

@@ -274,3 +274,52 @@ pub async fn pairing_lookups_and_refusals(store: Arc<dyn Store>) {
     assert_eq!(s.pairing_by_desktop_secret(&h("desktop-orphan")).await.unwrap(), None);
     verify_audit_log(s).await;
 }
+
+/// A QR sign-in that continues a web sign-in: of 6 concurrent collectors exactly
+/// one opens a browser session for the approver (with the desktop's address),
+/// recorded with it; it is never collected as tokens, nor a native one as a session.
+pub async fn web_pairing_opens_one_browser_session(store: Arc<dyn Store>) {
+    let s = &*store;
+    let user = setup(s).await;
+    let web = NewPairing { continues: Some("client_id=cli&response_type=code".into()), ..new_pairing("w", at(0)) };
+    s.create_pairing(web.clone(), at(0)).await.unwrap();
+    s.create_pairing(new_pairing("n", at(0)), at(0)).await.unwrap();
+    for phone in ["phone-w", "phone-n"] {
+        s.decide_pairing(&h(phone), UserId(&user.id), true, at(1000)).await.unwrap();
+    }
+    let seed = |i: usize| SessionSeed {
+        token_hash: h(&format!("web-session-{i}")),
+        id: format!("sid-w{i}"),
+        expires_at: at(9_000_000),
+    };
+
+    // Each kind only its own way; a refusal consumes nothing.
+    assert_eq!(
+        s.collect_pairing(&h("desktop-w"), mint("wrong"), at(1500)).await.unwrap(),
+        Collected::Refused(PairingError::WrongChannel)
+    );
+    assert_eq!(
+        s.collect_pairing_session(&h("desktop-n"), seed(99), at(1500)).await.unwrap(),
+        Collected::Refused(PairingError::WrongChannel)
+    );
+    assert!(matches!(s.collect_pairing(&h("desktop-n"), mint("n"), at(1500)).await.unwrap(), Collected::Tokens(..)));
+
+    let results = concurrently(6, |i| {
+        let store = store.clone();
+        async move { store.collect_pairing_session(&h("desktop-w"), seed(i), at(2000)).await.unwrap() }
+    })
+    .await;
+    let winners: Vec<usize> = (0..6).filter(|&i| matches!(results[i], Collected::Session(_))).collect();
+    assert_eq!(winners.len(), 1, "exactly one collector opens a session: {results:?}");
+    let w = winners[0];
+    let Collected::Session(p) = &results[w] else { unreachable!() };
+    assert_eq!(p.continues, web.continues);
+    for i in 0..6 {
+        let opened = s.session(&h(&format!("web-session-{i}")), at(2001)).await.unwrap();
+        assert_eq!(opened.is_some(), i == w, "only the winner's session exists ({i})");
+    }
+    let session = s.session(&h(&format!("web-session-{w}")), at(2001)).await.unwrap().unwrap();
+    assert_eq!(session.user.id, user.id);
+    assert_last_event(s, &events::pairing_consumed_by_browser("cli", &web.id, &format!("sid-w{w}")), at(2000)).await;
+    assert_eq!(count_kind(s, AuditKind::SignInSucceeded).await, 1, "the sign-in is recorded once, with its session");
+}

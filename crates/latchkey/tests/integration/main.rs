@@ -34,4 +34,5 @@ mod trusted_cli;
 mod trusted_sessions;
 mod web_pages;
 mod web_sign_in;
+mod web_sign_in_qr;
 mod web_sign_out;

@@ -34,9 +34,21 @@ pub struct TabQuery {
     tab: Option<String>,
 }
 
+impl TabQuery {
+    /// The page `tab` names.
+    pub fn of(tab: Option<String>) -> Self {
+        TabQuery { tab }
+    }
+
+    /// The name of that page's pairing cookie.
+    pub fn cookie_name(&self) -> String {
+        self.tab.as_deref().and_then(pairing_cookie).unwrap_or_else(|| PAIRING_COOKIE.into())
+    }
+}
+
 /// The desktop's secret: `Authorization: Pairing <secret>`, or the hosted page's cookie.
-fn desktop_secret(state: &AppState, headers: &HeaderMap, tab: &TabQuery) -> ApiResult<String> {
-    let cookie_name = tab.tab.as_deref().and_then(pairing_cookie);
+pub(crate) fn desktop_secret(state: &AppState, headers: &HeaderMap, tab: &TabQuery) -> ApiResult<String> {
+    let cookie_name = tab.cookie_name();
     let from_header = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -44,7 +56,7 @@ fn desktop_secret(state: &AppState, headers: &HeaderMap, tab: &TabQuery) -> ApiR
         .filter(|(s, _)| s.eq_ignore_ascii_case(AUTH_SCHEME))
         .map(|(_, t)| t.trim().to_string());
     from_header
-        .or_else(|| cookie(state, headers, cookie_name.as_deref().unwrap_or(PAIRING_COOKIE)).map(str::to_string))
+        .or_else(|| cookie(state, headers, &cookie_name).map(str::to_string))
         .filter(|s| !s.is_empty() && s.len() <= 128)
         .ok_or_else(|| ApiError::unauthenticated("send the pairing secret as Authorization: Pairing <secret>"))
 }
@@ -88,7 +100,7 @@ pub async fn wait(
     Query(tab): Query<TabQuery>,
 ) -> ApiResult<Response> {
     let secret = desktop_secret(&state, &headers, &tab)?;
-    Ok(no_store(qr_flow::wait(&state, ip, &secret).await?))
+    Ok(no_store(qr_flow::wait(&state, ip, &secret, tab.tab.as_deref()).await?))
 }
 
 /// `POST /api/v1/pairings/cancel`: the desktop gives up.

@@ -114,12 +114,14 @@ pub(crate) struct SignInTarget {
     pub request: Option<String>,
     /// The app the person is signing in to, for the heading.
     pub app_name: Option<String>,
+    /// "Sign in with your phone" for this request (web sign-in forms).
+    pub phone_url: Option<String>,
 }
 
 impl SignInTarget {
     /// Latchkey's own sign-in, returning to `next`.
     fn local(next: String) -> Self {
-        SignInTarget { action: "/signin", next, request: None, app_name: None }
+        SignInTarget { action: "/signin", next, request: None, app_name: None, phone_url: None }
     }
 }
 

@@ -8,7 +8,8 @@ use crate::qr_flow;
 use crate::routes::api::pairings::{pairing_cookie, PAIRING_COOKIE};
 use crate::routes::web::pages::PageResult;
 use crate::session::set_cookie;
-use crate::state::AppState;
+use crate::state::{now, AppState};
+use crate::web_sign_in::{self as web, StepResult, Stop};
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -48,7 +49,11 @@ async fn start_code(
     return_to: Option<&str>,
     tab: &str,
 ) -> ApiResult<(DesktopCode, Option<HeaderValue>)> {
-    let started = qr_flow::start(state, client_id, ip, ua, return_to).await?;
+    show_code(state, qr_flow::start(state, client_id, ip, ua, return_to).await?, tab)
+}
+
+/// What a desktop page shows for a started QR sign-in, and the cookie that carries its secret.
+fn show_code(state: &AppState, started: qr_flow::Started, tab: &str) -> ApiResult<(DesktopCode, Option<HeaderValue>)> {
     let url = started.phone_url;
     let svg = crate::qr::svg(&url, crate::qr::DEFAULT_SIZE).map_err(|e| ApiError::Internal(e.to_string()))?;
     let cookie = format!(
@@ -145,6 +150,114 @@ pub async fn desktop_fresh(
     let (code, cookie) = start_code(&state, &client_id, ip, ua, q.return_to.as_deref(), &tab).await?;
     let mut resp = crate::routes::no_store(code);
     if let Some(v) = cookie {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    Ok(resp)
+}
+
+// ---- "Sign in with your phone" on the web sign-in page ----
+
+/// Query of the web sign-in's QR page: the authorization request it continues (and which page).
+#[derive(Deserialize)]
+pub struct WebQuery {
+    request: String,
+    #[serde(default)]
+    tab: Option<String>,
+}
+
+/// The QR page's fresh-code URL for `request` and page `tab`.
+fn web_fresh_url(request: &str, tab: &str) -> String {
+    let q = serde_urlencoded::to_string([("request", request), ("tab", tab)]).unwrap_or_default();
+    format!("{}?{q}", latchkey_proto::paths::AUTHORIZE_PHONE_FRESH)
+}
+
+/// `GET /oauth/authorize/phone?request=…`: the QR for signing in with a phone,
+/// as a method of the web sign-in page. The request is checked like any other.
+pub async fn web_page(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    UserAgent(ua): UserAgent,
+    Query(q): Query<WebQuery>,
+) -> StepResult {
+    let r = web::read(&state, web::pairs_of(&q.request)).await?;
+    let tab = new_tab();
+    let (code, cookie) = show_code(&state, qr_flow::start_web(&state, &r, ip, ua).await?, &tab)?;
+    let mut resp = page(
+        StatusCode::OK,
+        &DesktopPage {
+            signed_in_as: None,
+            csrf: String::new(),
+            is_admin: false,
+            app_name: code.app_name,
+            svg: code.svg,
+            phone_url: code.phone_url,
+            wait_url: format!("{}?tab={tab}", latchkey_proto::paths::PAIRING_WAIT),
+            fresh_url: web_fresh_url(&r.raw, &tab),
+            expires_in: code.expires_in,
+        },
+    )?;
+    if let Some(v) = cookie {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    Ok(resp)
+}
+
+/// `POST /oauth/authorize/phone/fresh?request=…&tab=…`: a new code for that page.
+pub async fn web_fresh(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    UserAgent(ua): UserAgent,
+    Query(q): Query<WebQuery>,
+) -> StepResult {
+    let r = web::read(&state, web::pairs_of(&q.request)).await?;
+    let tab = q.tab.filter(|t| pairing_cookie(t).is_some()).unwrap_or_else(new_tab);
+    let (code, cookie) = show_code(&state, qr_flow::start_web(&state, &r, ip, ua).await?, &tab)?;
+    let mut resp = crate::routes::no_store(code);
+    if let Some(v) = cookie {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    Ok(resp)
+}
+
+/// Which page collects.
+#[derive(Deserialize)]
+pub struct TabOnly {
+    #[serde(default)]
+    tab: Option<String>,
+}
+
+/// `GET /oauth/authorize/phone/done?tab=…`: the phone approved. The browser
+/// collects the QR sign-in with its page's cookie, which opens its Latchkey
+/// session, and the authorization request goes on (consent, then the code
+/// redirect), as freshly signed in.
+pub async fn web_done(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    UserAgent(ua): UserAgent,
+    headers: axum::http::HeaderMap,
+    Query(q): Query<TabOnly>,
+) -> StepResult {
+    let tab = crate::routes::api::pairings::TabQuery::of(q.tab);
+    let secret = crate::routes::api::pairings::desktop_secret(&state, &headers, &tab)?;
+    let (p, token) = qr_flow::collect_session(&state, &secret).await?;
+    let continues = p.continues.unwrap_or_default();
+    let r = web::read(&state, web::pairs_of(&continues)).await?;
+    // The session just opened, read back as every request reads it: whose it is, and that they may act.
+    let session = state
+        .store
+        .session(&token.hash(), now())
+        .await?
+        .ok_or_else(|| ApiError::access_denied("the account that approved this sign-in cannot sign in"))?;
+    let browser =
+        web::Browser { user: session.user, signed_in_at: now(), csrf: crate::session::csrf_for(token.expose()) };
+    let resp = match web::proceed(&state, &r, Some(&browser), true, ip, &ua).await {
+        Ok(resp) => resp,
+        Err(Stop::App(resp)) => resp,
+        Err(stop) => return Err(stop),
+    };
+    let mut resp = crate::routes::web::pages::with_new_session(&state, resp, &token);
+    let name = tab.cookie_name();
+    if let Ok(v) = HeaderValue::from_str(&set_cookie(&state, &name, "", 0)) {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }
     Ok(resp)
