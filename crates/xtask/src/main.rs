@@ -1,13 +1,15 @@
 //! `cargo xtask test`: the one command that runs Latchkey's whole test suite on a fresh machine.
 //!
 //! It finds chromium and chromedriver for the browser tests and HAProxy for the
-//! load-balancer test (installing them with apt if missing), uses the PostgreSQL named by
+//! load-balancer test (installing them with apt if missing), Node.js with the test
+//! relying party's packages (`npm ci`; a missing node or npm fails it), uses the PostgreSQL named by
 //! `LATCHKEY_TEST_POSTGRES_URL` or else starts a throwaway cluster of its own,
 //! then runs `cargo test --workspace` with both switched on.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod browser;
 mod haproxy;
+mod node;
 mod pg;
 mod sys;
 
@@ -32,7 +34,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Task {
     /// Run the whole test suite: finds or installs chromium, chromedriver and
-    /// PostgreSQL, then runs `cargo test --workspace [ARGS]`.
+    /// PostgreSQL, installs the test relying party's npm packages, then runs
+    /// `cargo test --workspace [ARGS]`.
     Test {
         /// Passed on to `cargo test` (put test-binary flags after another `--`);
         /// with `-p PACKAGE` only that package's tests run.
@@ -91,6 +94,11 @@ fn test(rt: &Runtime, cargo_test_args: &[String]) -> Result<ExitCode> {
     eprintln!("xtask: haproxy {}", haproxy.display());
     sys::bail_if_interrupted()?;
 
+    eprintln!("xtask: --- node and the test relying party");
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let node = node::ensure(&workspace)?;
+    sys::bail_if_interrupted()?;
+
     eprintln!("xtask: --- PostgreSQL");
     // Held until this function returns: a cluster of our own is stopped and deleted then, whatever happened.
     let postgres = pg::provide(rt)?;
@@ -98,7 +106,6 @@ fn test(rt: &Runtime, cargo_test_args: &[String]) -> Result<ExitCode> {
 
     // `cargo run` tells us which cargo (and so which toolchain) to use.
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let mut cmd = Command::new(cargo);
     cmd.current_dir(workspace).arg("test");
     // `--workspace` would override a `-p` the caller passed to run one crate's tests.
@@ -117,7 +124,8 @@ fn test(rt: &Runtime, cargo_test_args: &[String]) -> Result<ExitCode> {
         .env(pg::URL_VAR, postgres.url())
         .env("LATCHKEY_CHROMIUM", &browser.chromium)
         .env("LATCHKEY_CHROMEDRIVER", &browser.chromedriver)
-        .env("LATCHKEY_HAPROXY", &haproxy);
+        .env("LATCHKEY_HAPROXY", &haproxy)
+        .env("LATCHKEY_NODE", &node);
     // The PostgreSQL TLS test starts a cluster of its own: where PostgreSQL's binaries
     // are here it must run (and fail loudly if it cannot), not skip.
     if pg::find_bin().is_some() {

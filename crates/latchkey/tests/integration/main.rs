@@ -29,6 +29,7 @@ mod observability;
 mod pages;
 mod qr_api;
 mod replicas;
+mod rp_browser;
 mod tokens;
 mod trusted_cli;
 mod trusted_sessions;
