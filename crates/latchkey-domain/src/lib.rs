@@ -17,6 +17,7 @@ pub mod humanize;
 pub mod merkle;
 pub mod names;
 pub mod pairing;
+pub mod passkey;
 pub mod rate_limit;
 pub mod refresh;
 pub mod retention;
