@@ -275,3 +275,20 @@ pub fn code_reused(client_id: &str, user_id: &str, family_id: &str) -> AuditEven
     AuditEvent::new(AuditKind::CodeReused, Some(client_id), Some(user_id))
         .with_detail(json!({"family_id": family_id}).to_string())
 }
+
+/// `passkey.added` by its owner.
+pub fn passkey_added(user_id: &str, passkey_id: &str, name: &str) -> AuditEvent {
+    AuditEvent::new(AuditKind::PasskeyAdded, Some(user_id), Some(user_id))
+        .with_detail(json!({"passkey": passkey_id, "name": name}).to_string())
+}
+
+/// `passkey.removed` by its owner.
+pub fn passkey_removed(user_id: &str, passkey_id: &str, name: &str) -> AuditEvent {
+    AuditEvent::new(AuditKind::PasskeyRemoved, Some(user_id), Some(user_id))
+        .with_detail(json!({"passkey": passkey_id, "name": name}).to_string())
+}
+
+/// `user.password_removed` by its owner: passkeys only from now on.
+pub fn password_removed(user_id: &str) -> AuditEvent {
+    AuditEvent::new(AuditKind::PasswordRemoved, Some(user_id), Some(user_id))
+}

@@ -11,6 +11,7 @@
 
 use crate::activity::DaySignIns;
 use crate::audit_records::{AuditKeyRecord, AuditTreeState};
+use crate::passkey_records::*;
 use crate::records::*;
 use crate::trust_records::*;
 use crate::StoreError;
@@ -357,6 +358,33 @@ pub trait Txn {
     async fn upsert_consent(&self, c: &ConsentRecord) -> Result<(), Self::Error>;
     /// Deletes a consent; whether there was one.
     async fn delete_consent(&self, user_id: &str, client_id: &str) -> Result<bool, Self::Error>;
+
+    // ---- passkeys and WebAuthn ceremonies ----
+
+    /// A person's passkeys, oldest first.
+    async fn passkeys_of(&self, user_id: &str) -> Result<Vec<PasskeyRecord>, Self::Error>;
+    /// The passkey with this credential ID, whoever holds it.
+    async fn passkey_by_credential(&self, credential_id: &str) -> Result<Option<PasskeyRecord>, Self::Error>;
+    /// Stores a passkey; [`StoreError::Conflict`] when its credential is registered already.
+    async fn insert_passkey(&self, p: &NewPasskey, now: Timestamp) -> Result<(), Self::Error>;
+    /// Removes one of a person's passkeys; its name, if there was one.
+    async fn delete_passkey(&self, id: &str, user_id: &str) -> Result<Option<String>, Self::Error>;
+    /// How many passkeys a person has.
+    async fn count_passkeys(&self, user_id: &str) -> Result<i64, Self::Error>;
+    /// Stores a passkey's state after a sign-in; false when it is no longer the person's.
+    async fn set_passkey_used(&self, id: &str, user_id: &str, passkey: &str, now: Timestamp)
+        -> Result<bool, Self::Error>;
+    /// Stores a ceremony's state.
+    async fn insert_ceremony(&self, c: &NewCeremony, now: Timestamp) -> Result<(), Self::Error>;
+    /// Takes (deletes and returns) a live ceremony of `kind`.
+    async fn take_ceremony(
+        &self,
+        id_hash: &SecretHash,
+        kind: latchkey_domain::passkey::CeremonyKind,
+        now: Timestamp,
+    ) -> Result<Option<CeremonyRecord>, Self::Error>;
+    /// Stores a new session (its audit entry is the caller's).
+    async fn insert_web_session(&self, s: &NewSession, now: Timestamp) -> Result<(), Self::Error>;
 
     // ---- QR sign-in pairings ----
 
