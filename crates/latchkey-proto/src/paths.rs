@@ -15,6 +15,8 @@ pub const AUTHORIZE: &str = "/oauth/authorize";
 pub const AUTHORIZE_SIGN_IN: &str = "/oauth/authorize/sign-in";
 /// The consent page posts here.
 pub const AUTHORIZE_CONSENT: &str = "/oauth/authorize/consent";
+/// The authorization endpoint's passkey sign-in (the same request continues).
+pub const AUTHORIZE_PASSKEY: &str = "/oauth/authorize/passkey";
 /// Latchkey's instant-approval long-poll.
 pub const DEVICE_WAIT: &str = "/oauth/device/wait";
 /// RFC 7662 introspection.

@@ -598,14 +598,8 @@ impl<C: GenericClient + Sync> Txn for Pg<'_, C> {
         Ok(exec(self.0, sql::SET_PASSKEY_USED, &[&passkey, &now.as_millis(), &id, &user_id]).await? == 1)
     }
     async fn insert_ceremony(&self, c: &NewCeremony, now: Timestamp) -> DbResult<()> {
-        let p: [&(dyn ToSql + Sync); 6] = [
-            &c.id_hash.as_str(),
-            &c.kind.as_str(),
-            &c.state,
-            &c.user_id,
-            &now.as_millis(),
-            &c.expires_at.as_millis(),
-        ];
+        let p: [&(dyn ToSql + Sync); 6] =
+            [&c.id_hash.as_str(), &c.kind.as_str(), &c.state, &c.user_id, &now.as_millis(), &c.expires_at.as_millis()];
         insert(self.0, sql::INSERT_CEREMONY, &p, "a ceremony with this ID").await
     }
     async fn take_ceremony(

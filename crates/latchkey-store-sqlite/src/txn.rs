@@ -538,14 +538,8 @@ impl Txn for Sql<'_> {
         Ok(exec(self.0, sql::SET_PASSKEY_USED, params![passkey, now.as_millis(), id, user_id])? == 1)
     }
     async fn insert_ceremony(&self, c: &NewCeremony, now: Timestamp) -> StoreResult<()> {
-        let p = params![
-            c.id_hash.as_str(),
-            c.kind.as_str(),
-            c.state,
-            c.user_id,
-            now.as_millis(),
-            c.expires_at.as_millis()
-        ];
+        let p =
+            params![c.id_hash.as_str(), c.kind.as_str(), c.state, c.user_id, now.as_millis(), c.expires_at.as_millis()];
         insert(self.0, sql::INSERT_CEREMONY, p, "a ceremony with this ID")
     }
     async fn take_ceremony(

@@ -250,7 +250,7 @@ macro_rules! impl_store {
                 &self,
                 sign_in: $crate::PasskeySignIn,
                 now: $crate::__private::Timestamp,
-            ) -> $crate::StoreResult<Result<(), $crate::PasskeyRefusal>> {
+            ) -> $crate::StoreResult<Result<$crate::UserRecord, $crate::PasskeyRefusal>> {
                 $write!(self, flow [sign_in] |tx| $crate::flows::passkeys::sign_in(tx, &sign_in, now))
             }
             async fn create_pairing(

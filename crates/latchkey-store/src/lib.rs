@@ -195,12 +195,13 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Result<(), PasskeyRefusal>>;
     /// Removes a person's password once they hold a passkey, and records `user.password_removed`.
     async fn remove_password(&self, user: UserId<'_>, now: Timestamp) -> StoreResult<Result<(), PasskeyRefusal>>;
-    /// Records a verified passkey sign-in: the passkey's new state, the session, `signin.succeeded`.
+    /// Records a verified passkey sign-in (the passkey's new state, the session,
+    /// `signin.succeeded`) and returns who signed in.
     async fn sign_in_with_passkey(
         &self,
         sign_in: PasskeySignIn,
         now: Timestamp,
-    ) -> StoreResult<Result<(), PasskeyRefusal>>;
+    ) -> StoreResult<Result<UserRecord, PasskeyRefusal>>;
 
     // ---- QR cross-device sign-in ----
 

@@ -483,8 +483,7 @@ pub const DELETE_PASSKEY: &str = "DELETE FROM passkeys WHERE id = $1 AND user_id
 /// How many passkeys a person has.
 pub const COUNT_PASSKEYS: &str = "SELECT COUNT(*) FROM passkeys WHERE user_id = $1";
 /// Stores a passkey's state after a sign-in (counter, backup state) and when it was used.
-pub const SET_PASSKEY_USED: &str =
-    "UPDATE passkeys SET passkey = $1, last_used_at = $2 WHERE id = $3 AND user_id = $4";
+pub const SET_PASSKEY_USED: &str = "UPDATE passkeys SET passkey = $1, last_used_at = $2 WHERE id = $3 AND user_id = $4";
 /// Stores a ceremony's challenge state.
 pub const INSERT_CEREMONY: &str = "INSERT INTO webauthn_ceremonies (id_hash, kind, state, user_id, created_at,
         expires_at) VALUES ($1, $2, $3, $4, $5, $6)";

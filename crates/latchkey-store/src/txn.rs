@@ -372,8 +372,13 @@ pub trait Txn {
     /// How many passkeys a person has.
     async fn count_passkeys(&self, user_id: &str) -> Result<i64, Self::Error>;
     /// Stores a passkey's state after a sign-in; false when it is no longer the person's.
-    async fn set_passkey_used(&self, id: &str, user_id: &str, passkey: &str, now: Timestamp)
-        -> Result<bool, Self::Error>;
+    async fn set_passkey_used(
+        &self,
+        id: &str,
+        user_id: &str,
+        passkey: &str,
+        now: Timestamp,
+    ) -> Result<bool, Self::Error>;
     /// Stores a ceremony's state.
     async fn insert_ceremony(&self, c: &NewCeremony, now: Timestamp) -> Result<(), Self::Error>;
     /// Takes (deletes and returns) a live ceremony of `kind`.

@@ -7,6 +7,7 @@
 use crate::events;
 use crate::flows::accounts;
 use crate::passkey_records::*;
+use crate::records::UserRecord;
 use crate::txn::Txn;
 use latchkey_domain::audit::{AuditEvent, AuditKind};
 use latchkey_domain::passkey::SignInMethods;
@@ -64,7 +65,11 @@ pub async fn remove_password<T: Txn>(tx: &T, user_id: &str, now: Timestamp) -> R
 /// Records a verified passkey sign-in: the account must still be allowed in
 /// and the passkey still its owner's (not removed since the browser was asked);
 /// the passkey's new state is stored and the session opened together.
-pub async fn sign_in<T: Txn>(tx: &T, s: &PasskeySignIn, now: Timestamp) -> Result<Outcome, T::Error> {
+pub async fn sign_in<T: Txn>(
+    tx: &T,
+    s: &PasskeySignIn,
+    now: Timestamp,
+) -> Result<Result<UserRecord, PasskeyRefusal>, T::Error> {
     let user_id = &s.session.user_id;
     if let Err(r) = accounts::check(tx, user_id, now).await? {
         let detail = serde_json::json!({"ip": s.session.ip, "method": "passkey", "refused": r.to_string()});
@@ -73,10 +78,11 @@ pub async fn sign_in<T: Txn>(tx: &T, s: &PasskeySignIn, now: Timestamp) -> Resul
             .await?;
         return Ok(Err(r.into()));
     }
-    if !tx.set_passkey_used(&s.passkey_id, user_id, &s.passkey, now).await? {
-        return Ok(Err(PasskeyRefusal::Unknown));
-    }
+    let user = match tx.user(user_id).await? {
+        Some(u) if tx.set_passkey_used(&s.passkey_id, user_id, &s.passkey, now).await? => u,
+        _ => return Ok(Err(PasskeyRefusal::Unknown)),
+    };
     tx.insert_web_session(&s.session, now).await?;
     tx.append_audit(&s.session.audit, now).await?;
-    Ok(Ok(()))
+    Ok(Ok(user))
 }
