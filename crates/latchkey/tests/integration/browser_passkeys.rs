@@ -174,10 +174,9 @@ async fn an_app_sign_in_with_a_passkey_says_hwk(backend: Backend) {
     let id_token = body["id_token"].as_str().expect("an ID token");
     let payload = id_token.split('.').nth(1).expect("a JWT");
     use base64::Engine;
-    let claims: serde_json::Value = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("base64url"),
-    )
-    .expect("claims");
+    let claims: serde_json::Value =
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("base64url"))
+            .expect("claims");
     assert_eq!(claims["amr"], serde_json::json!(["hwk", "user"]), "{claims}");
     chrome.stop().await;
 }
