@@ -124,11 +124,17 @@ pub enum AuditKind {
     CodeRedeemed,
     /// An authorization code was presented again; what it issued was revoked.
     CodeReused,
+    /// A person registered a passkey.
+    PasskeyAdded,
+    /// A person removed one of their passkeys.
+    PasskeyRemoved,
+    /// A person removed their password: they sign in with passkeys only.
+    PasswordRemoved,
 }
 
 impl AuditKind {
     /// Every kind, for filters and listings.
-    pub const ALL: [AuditKind; 46] = [
+    pub const ALL: [AuditKind; 49] = [
         AuditKind::UserCreated,
         AuditKind::SignInSucceeded,
         AuditKind::SignInFailed,
@@ -175,6 +181,9 @@ impl AuditKind {
         AuditKind::ConsentWithdrawn,
         AuditKind::CodeRedeemed,
         AuditKind::CodeReused,
+        AuditKind::PasskeyAdded,
+        AuditKind::PasskeyRemoved,
+        AuditKind::PasswordRemoved,
     ];
 
     /// Stable text, hashed into the chain.
@@ -226,6 +235,9 @@ impl AuditKind {
             AuditKind::ConsentWithdrawn => "consent.withdrawn",
             AuditKind::CodeRedeemed => "oauth.code_redeemed",
             AuditKind::CodeReused => "oauth.code_reused",
+            AuditKind::PasskeyAdded => "passkey.added",
+            AuditKind::PasskeyRemoved => "passkey.removed",
+            AuditKind::PasswordRemoved => "user.password_removed",
         }
     }
 

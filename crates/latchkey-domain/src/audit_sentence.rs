@@ -225,7 +225,8 @@ pub fn sentence(kind: &str, actor: Option<&str>, subject: Option<&str>, detail: 
         }
         "signin.succeeded" => {
             let lifted = if b(&d, "lifted_lock") { ", lifting a lock" } else { "" };
-            st.name(who()).text(format!(" signed in{}{lifted}", from_ip(&d)))
+            let how = if s(&d, "method").as_deref() == Some("passkey") { " with a passkey" } else { "" };
+            st.name(who()).text(format!(" signed in{how}{}{lifted}", from_ip(&d)))
         }
         "signin.failed" => {
             let why = match s(&d, "refused") {
@@ -344,6 +345,18 @@ pub fn sentence(kind: &str, actor: Option<&str>, subject: Option<&str>, detail: 
             .text(" presented a used authorization code again; the web sign-in it started for ")
             .account(names, subject, None)
             .text(" was ended"),
+        "passkey.added" => {
+            let name = s(&d, "name").map(|n| format!(" “{n}”")).unwrap_or_default();
+            st.name(who()).text(format!(" added the passkey{name}"))
+        }
+        "passkey.removed" => {
+            let name = s(&d, "name").map(|n| format!(" “{n}”")).unwrap_or_default();
+            st.name(who()).text(format!(" removed the passkey{name}"))
+        }
+        "user.password_removed" => st.name(who()).text(format!(
+            " removed {} password (passkeys only from now on)",
+            if names.me.as_deref() == actor { "your" } else { "their" }
+        )),
         "user.disabled" => st.name(who()).text(" disabled ").account(names, subject, None),
         "user.enabled" => st.name(who()).text(" enabled ").account(names, subject, None),
         "user.deleted" => st.name(who()).text(" deleted ").account(names, subject, s(&d, "username").as_deref()),
@@ -522,6 +535,34 @@ mod tests {
                 Some("u-alice"),
                 r#"{"ip":"203.0.113.4"}"#,
                 "alice signed in from 203.0.113.4",
+            ),
+            (
+                AuditKind::SignInSucceeded,
+                Some("u-alice"),
+                Some("u-alice"),
+                r#"{"ip":"203.0.113.4","method":"passkey"}"#,
+                "alice signed in with a passkey from 203.0.113.4",
+            ),
+            (
+                AuditKind::PasskeyAdded,
+                Some("u-me"),
+                Some("u-me"),
+                r#"{"passkey":"p1","name":"Laptop"}"#,
+                "You added the passkey “Laptop”",
+            ),
+            (
+                AuditKind::PasskeyRemoved,
+                Some("u-alice"),
+                Some("u-alice"),
+                r#"{"passkey":"p1","name":"Old phone"}"#,
+                "alice removed the passkey “Old phone”",
+            ),
+            (
+                AuditKind::PasswordRemoved,
+                Some("u-me"),
+                Some("u-me"),
+                "{}",
+                "You removed your password (passkeys only from now on)",
             ),
             (
                 AuditKind::SignInFailed,

@@ -19,6 +19,7 @@ pub mod logout;
 pub mod merkle;
 pub mod names;
 pub mod pairing;
+pub mod passkey;
 pub mod rate_limit;
 pub mod refresh;
 pub mod retention;

@@ -28,6 +28,8 @@ pub enum SecretKind {
     PairingSecret,
     /// An OAuth authorization code (web sign-in), redeemed once by the app.
     AuthorizationCode,
+    /// The ID of a WebAuthn ceremony (passkey registration or sign-in), held in a cookie.
+    Ceremony,
 }
 
 impl SecretKind {
@@ -40,6 +42,7 @@ impl SecretKind {
             SecretKind::EnrollmentKey => "lke_",
             SecretKind::PairingSecret => "lkq_",
             SecretKind::AuthorizationCode => "lka_",
+            SecretKind::Ceremony => "lkw_",
         }
     }
 }

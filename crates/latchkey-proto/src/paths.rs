@@ -25,6 +25,8 @@ pub const AUTHORIZE_CONSENT: &str = "/oauth/authorize/consent";
 pub const END_SESSION: &str = "/oauth/logout";
 /// The sign-out confirmation form posts here.
 pub const END_SESSION_CONFIRM: &str = "/oauth/logout/confirm";
+/// The authorization endpoint's passkey sign-in (the same request continues).
+pub const AUTHORIZE_PASSKEY: &str = "/oauth/authorize/passkey";
 /// Latchkey's instant-approval long-poll.
 pub const DEVICE_WAIT: &str = "/oauth/device/wait";
 /// RFC 7662 introspection.

@@ -56,6 +56,8 @@ pub enum Credential {
         session_id: String,
         /// When the person signed in (OIDC `auth_time` of what this session approves).
         signed_in_at: latchkey_domain::Timestamp,
+        /// How they signed in (RFC 8176 `amr`, space-separated), for the ID tokens this session leads to.
+        amr: String,
     },
     /// A session token as `Authorization: Bearer`: no ambient authority, no CSRF.
     SessionToken {
@@ -200,7 +202,7 @@ async fn resolve<A: Admits>(parts: &Parts, state: &AppState) -> ApiResult<Option
     };
     let (session_token, session_id) = (token.to_string(), s.id);
     let credential = if is_cookie {
-        Credential::Cookie { session_token, session_id, signed_in_at: s.created_at }
+        Credential::Cookie { session_token, session_id, signed_in_at: s.created_at, amr: s.amr }
     } else {
         Credential::SessionToken { session_token, session_id }
     };

@@ -111,6 +111,27 @@ impl From<latchkey_domain::account::AccountRefusal> for ApiError {
     }
 }
 
+/// A passkey change the account's rules refuse, or a passkey that is not the caller's.
+impl From<latchkey_store::PasskeyRefusal> for ApiError {
+    fn from(r: latchkey_store::PasskeyRefusal) -> Self {
+        use latchkey_store::PasskeyRefusal;
+        match r {
+            PasskeyRefusal::Account(a) => a.into(),
+            PasskeyRefusal::Method(m) => ApiError::conflict(m.to_string()),
+            PasskeyRefusal::Unknown => ApiError::not_found("no such passkey of yours"),
+        }
+    }
+}
+
+/// A WebAuthn answer webauthn-rs did not accept: the same refusal whatever the
+/// reason (forged, another site's, wrong challenge), which is logged, not sent.
+impl From<webauthn_rs::prelude::WebauthnError> for ApiError {
+    fn from(e: webauthn_rs::prelude::WebauthnError) -> Self {
+        tracing::info!(error = %e, "a passkey answer was refused");
+        ApiError::invalid_credentials("the passkey was not accepted; try again")
+    }
+}
+
 impl From<latchkey_store::TrustRefusal> for ApiError {
     fn from(r: latchkey_store::TrustRefusal) -> Self {
         use latchkey_store::TrustRefusal;

@@ -19,6 +19,7 @@ pub mod janitor;
 pub mod keys;
 pub mod long_poll;
 pub mod metrics;
+pub mod passkeys;
 pub mod passwords;
 pub mod qr;
 pub mod qr_flow;
@@ -105,6 +106,7 @@ impl Server {
         let max_lifetime = config.access_token_lifetime_secs();
         let keys = KeyRing::load(store.as_ref(), max_lifetime).await?;
         let (shutdown_tx, shutting_down) = watch::channel(false);
+        let config_public_url = config.public_url.clone();
         let state = AppState {
             limits: Arc::new(state::Limits::new(&config)),
             password_checks: Arc::new(tokio::sync::Semaphore::new(config.concurrent_password_checks.max(1))),
@@ -115,6 +117,7 @@ impl Server {
             dpop_replay: Arc::default(),
             shutting_down,
             metrics: Arc::new(metrics),
+            webauthn: passkeys::relying_party(&config_public_url).map(Arc::new),
         };
         Ok(Self { state, shutdown_tx, metrics_listener })
     }

@@ -24,8 +24,10 @@ static DUMMY_HASH: LazyLock<Option<String>> = LazyLock::new(|| {
     Argon2::default().hash_password(b"no such user", &salt).ok().map(|h| h.to_string())
 });
 
-/// Checks `password` against `stored` (or against a dummy when the user does not exist).
+/// Checks `password` against `stored` (or against a dummy when the user does not exist or has no password).
 pub async fn verify(password: String, stored: Option<String>) -> Result<bool, ApiError> {
+    // A passwordless account stores no hash: it costs the same as a stranger and never matches.
+    let stored = stored.filter(|h| !h.is_empty());
     tokio::task::spawn_blocking(move || {
         let exists = stored.is_some();
         let Some(phc) = stored.or_else(|| DUMMY_HASH.clone()) else {

@@ -147,6 +147,7 @@ async fn check(
                 user_agent: user_agent.to_string(),
                 user_id: user.id.clone(),
                 expires_at: t.plus_secs(state.config.session_lifetime_secs()),
+                amr: latchkey_domain::passkey::SignInMethod::Password.amr().into(),
                 audit: AuditEvent::new(AuditKind::SignInSucceeded, Some(&user.id), Some(&user.id)).with_detail(detail),
             },
             t,
@@ -192,6 +193,32 @@ pub async fn change_password(
     if !state.store.change_password(me, &hash, keep, Actor(&user.id), now()).await? {
         return Err(ApiError::Internal("the signed-in account no longer exists".into()));
     }
+    Ok(())
+}
+
+/// Checks `user`'s current password to re-confirm them (before removing it);
+/// wrong ones count against the sign-in rate limits, as for a password change.
+pub async fn confirm_password(state: &AppState, user: &UserRecord, current: &str, ip: IpAddr) -> ApiResult<()> {
+    let wrong = || ApiError::forbidden("the current password is wrong");
+    if current.len() > 1024 {
+        return Err(wrong());
+    }
+    let net = network_key(ip);
+    let keys = [user.username.as_str(), net.as_str()];
+    if !state.limits.sign_in.try_take(&keys, now()) {
+        state.metrics.rate_limited(Limit::SignIn);
+        return Err(ApiError::too_many_requests("too many wrong passwords; wait a few minutes and try again"));
+    }
+    let permit = tokio::time::timeout(HASH_QUEUE_WAIT, state.password_checks.clone().acquire_owned())
+        .await
+        .map_err(|_| busy())?
+        .map_err(|_| busy())?;
+    let ok = passwords::verify(current.to_string(), Some(user.password_hash.clone())).await?;
+    drop(permit);
+    if !ok {
+        return Err(wrong());
+    }
+    state.limits.sign_in.refund(&keys, now());
     Ok(())
 }
 

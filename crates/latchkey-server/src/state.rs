@@ -31,6 +31,8 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Long-polls and channels held per client network (`--waiters-per-network`).
     pub waiters: Arc<crate::long_poll::NetworkWaiters>,
+    /// The WebAuthn relying party (passkeys); `None` when the public URL's host is an IP address.
+    pub webauthn: Option<Arc<webauthn_rs::Webauthn>>,
 }
 
 /// The current time, read once per request step.

@@ -25,9 +25,6 @@ use latchkey_proto::paths;
 use latchkey_store::{AppId, AppRecord, ConsentRecord, GrantType, NewAuthorizationCode, UserId, UserRecord};
 use std::net::IpAddr;
 
-/// How every session authenticated today: with a password (RFC 8176 `pwd`).
-const SESSION_AMR: &str = "pwd";
-
 /// Why the authorization endpoint stops: on Latchkey's own page (the app or
 /// its redirect URI is not established), or back at the app with `error=…`.
 pub enum Stop {
@@ -74,6 +71,8 @@ pub struct Browser {
     pub signed_in_at: Timestamp,
     /// The CSRF token of their session, for the consent form.
     pub csrf: String,
+    /// How the session signed in (RFC 8176 `amr`, space-separated): `pwd`, or `hwk user` for a passkey.
+    pub amr: String,
 }
 
 impl Browser {
@@ -81,8 +80,8 @@ impl Browser {
     pub fn of<A>(caller: Option<&Caller<A>>) -> Option<Self> {
         let c = caller?;
         match &c.credential {
-            Credential::Cookie { signed_in_at, .. } => {
-                Some(Browser { user: c.user.clone(), signed_in_at: *signed_in_at, csrf: c.csrf() })
+            Credential::Cookie { signed_in_at, amr, .. } => {
+                Some(Browser { user: c.user.clone(), signed_in_at: *signed_in_at, csrf: c.csrf(), amr: amr.clone() })
             }
             _ => None,
         }
@@ -180,6 +179,7 @@ pub fn sign_in_page(
 ) -> Response {
     let target = crate::routes::web::pages::SignInTarget {
         action: paths::AUTHORIZE_SIGN_IN,
+        passkey_action: paths::AUTHORIZE_PASSKEY,
         next: String::new(),
         request: Some(r.raw.clone()),
         app_name: Some(r.app.display_name.clone()),
@@ -258,7 +258,7 @@ pub async fn issue(
         nonce: r.req.nonce.clone(),
         code_challenge: r.req.code_challenge.clone(),
         auth_time: b.signed_in_at,
-        amr: SESSION_AMR.into(),
+        amr: b.amr.clone(),
         expires_at: Timestamp::from_millis(t.as_millis() + CODE_LIFETIME_MS),
         ip: ip.to_string(),
         user_agent: user_agent.chars().take(512).collect(),

@@ -18,6 +18,7 @@ pub(crate) async fn sweep(tx: &Tx<'_>, now: Timestamp) -> DbResult<SweepReport> 
     let events = exec(tx, sql::SWEEP_EVENTS, &[&now.as_millis()]).await?;
     exec(tx, sql::SWEEP_ONCE_USED, &[&now.as_millis()]).await?;
     exec(tx, sql::SWEEP_AUTHORIZATION_CODES, &[&cut.authorization_codes.as_millis()]).await?;
+    exec(tx, sql::SWEEP_CEREMONIES, &[&now.as_millis()]).await?;
     let (old, stale) = trusted_cutoffs(now);
     exec(tx, sql_trust::SWEEP_OLD_SESSIONS, &[&old.as_millis()]).await?;
     exec(tx, sql_trust::SWEEP_CHANNELS, &[&stale.as_millis()]).await?;

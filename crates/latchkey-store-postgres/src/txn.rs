@@ -577,19 +577,44 @@ impl<C: GenericClient + Sync> Txn for Pg<'_, C> {
         Ok(exec(self.0, sql::DELETE_CONSENT, &[&user_id, &client_id]).await? > 0)
     }
 
-    async fn insert_browser_session(&self, s: &NewSession, now: Timestamp) -> DbResult<()> {
-        let p: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
-            &s.token_hash.as_str(),
-            &s.user_id,
-            &now.as_millis(),
-            &s.expires_at.as_millis(),
-            &s.id,
-            &s.ip,
-            &s.user_agent,
-        ];
-        exec(self.0, sql::INSERT_SESSION, &p).await?;
-        Ok(())
+    async fn passkeys_of(&self, user_id: &str) -> DbResult<Vec<PasskeyRecord>> {
+        all(self.0, sql::PASSKEYS_OF, &[&user_id], |r| rows::passkey(r)).await
     }
+    async fn passkey_by_credential(&self, credential_id: &str) -> DbResult<Option<PasskeyRecord>> {
+        one(self.0, sql::PASSKEY_BY_CREDENTIAL, &[&credential_id], |r| rows::passkey(r)).await
+    }
+    async fn insert_passkey(&self, p: &NewPasskey, now: Timestamp) -> DbResult<()> {
+        let params: [&(dyn ToSql + Sync); 6] =
+            [&p.id, &p.user_id, &p.credential_id, &p.passkey, &p.name, &now.as_millis()];
+        insert(self.0, sql::INSERT_PASSKEY, &params, "a passkey with this credential").await
+    }
+    async fn delete_passkey(&self, id: &str, user_id: &str) -> DbResult<Option<String>> {
+        one(self.0, sql::DELETE_PASSKEY, &[&id, &user_id], |r| r.text(0)).await
+    }
+    async fn count_passkeys(&self, user_id: &str) -> DbResult<i64> {
+        Ok(one(self.0, sql::COUNT_PASSKEYS, &[&user_id], |r| r.int(0)).await?.unwrap_or(0))
+    }
+    async fn set_passkey_used(&self, id: &str, user_id: &str, passkey: &str, now: Timestamp) -> DbResult<bool> {
+        Ok(exec(self.0, sql::SET_PASSKEY_USED, &[&passkey, &now.as_millis(), &id, &user_id]).await? == 1)
+    }
+    async fn insert_ceremony(&self, c: &NewCeremony, now: Timestamp) -> DbResult<()> {
+        let p: [&(dyn ToSql + Sync); 6] =
+            [&c.id_hash.as_str(), &c.kind.as_str(), &c.state, &c.user_id, &now.as_millis(), &c.expires_at.as_millis()];
+        insert(self.0, sql::INSERT_CEREMONY, &p, "a ceremony with this ID").await
+    }
+    async fn take_ceremony(
+        &self,
+        id_hash: &SecretHash,
+        kind: latchkey_domain::passkey::CeremonyKind,
+        now: Timestamp,
+    ) -> DbResult<Option<CeremonyRecord>> {
+        let p: [&(dyn ToSql + Sync); 3] = [&id_hash.as_str(), &kind.as_str(), &now.as_millis()];
+        one(self.0, sql::TAKE_CEREMONY, &p, |r| rows::ceremony(r)).await
+    }
+    async fn insert_web_session(&self, s: &NewSession, now: Timestamp) -> DbResult<()> {
+        crate::users::insert_session(self.0, s, now).await
+    }
+
     async fn insert_pairing(&self, p: &NewPairing, now: Timestamp) -> DbResult<()> {
         insert(
             self.0,

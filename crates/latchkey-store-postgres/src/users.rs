@@ -38,10 +38,17 @@ pub(crate) async fn count_users(c: &impl GenericClient) -> DbResult<i64> {
 }
 
 pub(crate) async fn create_session(tx: &Tx<'_>, s: NewSession, now: Timestamp) -> DbResult<()> {
-    let p: [&(dyn tokio_postgres::types::ToSql + Sync); 7] =
-        [&s.token_hash.as_str(), &s.user_id, &now.as_millis(), &s.expires_at.as_millis(), &s.id, &s.ip, &s.user_agent];
-    exec(tx, sql::INSERT_SESSION, &p).await?;
+    insert_session(tx, &s, now).await?;
     audit::append(tx, &s.audit, now).await
+}
+
+/// Stores a session (its audit entry is the caller's).
+pub(crate) async fn insert_session(c: &impl GenericClient, s: &NewSession, now: Timestamp) -> DbResult<()> {
+    let (created, expires) = (now.as_millis(), s.expires_at.as_millis());
+    let p: [&(dyn tokio_postgres::types::ToSql + Sync); 8] =
+        [&s.token_hash.as_str(), &s.user_id, &created, &expires, &s.id, &s.ip, &s.user_agent, &s.amr];
+    exec(c, sql::INSERT_SESSION, &p).await?;
+    Ok(())
 }
 
 pub(crate) async fn session(c: &impl GenericClient, h: &SecretHash, now: Timestamp) -> DbResult<Option<SessionRecord>> {

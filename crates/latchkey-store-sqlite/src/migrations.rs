@@ -17,6 +17,8 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (10, include_str!("../migrations/0010_active_devices.sql")),
     (11, include_str!("../migrations/0011_audit_tree.sql")),
     (12, include_str!("../migrations/0012_web_sign_in.sql")),
+    // 13 is another branch's; versions are applied by membership, not by counting, so a gap is fine.
+    (14, include_str!("../migrations/0014_passkeys.sql")),
 ];
 
 /// Every migration version this build knows.

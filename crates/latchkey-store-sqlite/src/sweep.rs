@@ -18,6 +18,7 @@ pub(crate) fn sweep(c: &Connection, now: Timestamp) -> StoreResult<SweepReport> 
     let events = exec(c, sql::SWEEP_EVENTS, [now.as_millis()])?;
     exec(c, sql::SWEEP_ONCE_USED, [now.as_millis()])?;
     exec(c, sql::SWEEP_AUTHORIZATION_CODES, [cut.authorization_codes.as_millis()])?;
+    exec(c, sql::SWEEP_CEREMONIES, [now.as_millis()])?;
     let (old, stale) = trusted_cutoffs(now);
     exec(c, sql_trust::SWEEP_OLD_SESSIONS, [old.as_millis()])?;
     exec(c, sql_trust::SWEEP_CHANNELS, [stale.as_millis()])?;

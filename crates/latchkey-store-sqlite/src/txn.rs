@@ -518,19 +518,43 @@ impl Txn for Sql<'_> {
         Ok(exec(self.0, sql::DELETE_CONSENT, [user_id, client_id])? > 0)
     }
 
-    async fn insert_browser_session(&self, s: &NewSession, now: Timestamp) -> StoreResult<()> {
-        let p = params![
-            s.token_hash.as_str(),
-            s.user_id,
-            now.as_millis(),
-            s.expires_at.as_millis(),
-            s.id,
-            s.ip,
-            s.user_agent
-        ];
-        exec(self.0, sql::INSERT_SESSION, p)?;
-        Ok(())
+    async fn passkeys_of(&self, user_id: &str) -> StoreResult<Vec<PasskeyRecord>> {
+        all(self.0, sql::PASSKEYS_OF, [user_id], |r| rows::passkey(r))
     }
+    async fn passkey_by_credential(&self, credential_id: &str) -> StoreResult<Option<PasskeyRecord>> {
+        one(self.0, sql::PASSKEY_BY_CREDENTIAL, [credential_id], |r| rows::passkey(r))
+    }
+    async fn insert_passkey(&self, p: &NewPasskey, now: Timestamp) -> StoreResult<()> {
+        let params = params![p.id, p.user_id, p.credential_id, p.passkey, p.name, now.as_millis()];
+        insert(self.0, sql::INSERT_PASSKEY, params, "a passkey with this credential")
+    }
+    async fn delete_passkey(&self, id: &str, user_id: &str) -> StoreResult<Option<String>> {
+        one(self.0, sql::DELETE_PASSKEY, [id, user_id], |r| r.text(0))
+    }
+    async fn count_passkeys(&self, user_id: &str) -> StoreResult<i64> {
+        Ok(one(self.0, sql::COUNT_PASSKEYS, [user_id], |r| r.int(0))?.unwrap_or(0))
+    }
+    async fn set_passkey_used(&self, id: &str, user_id: &str, passkey: &str, now: Timestamp) -> StoreResult<bool> {
+        Ok(exec(self.0, sql::SET_PASSKEY_USED, params![passkey, now.as_millis(), id, user_id])? == 1)
+    }
+    async fn insert_ceremony(&self, c: &NewCeremony, now: Timestamp) -> StoreResult<()> {
+        let p =
+            params![c.id_hash.as_str(), c.kind.as_str(), c.state, c.user_id, now.as_millis(), c.expires_at.as_millis()];
+        insert(self.0, sql::INSERT_CEREMONY, p, "a ceremony with this ID")
+    }
+    async fn take_ceremony(
+        &self,
+        id_hash: &SecretHash,
+        kind: latchkey_domain::passkey::CeremonyKind,
+        now: Timestamp,
+    ) -> StoreResult<Option<CeremonyRecord>> {
+        let p = params![id_hash.as_str(), kind.as_str(), now.as_millis()];
+        one(self.0, sql::TAKE_CEREMONY, p, |r| rows::ceremony(r))
+    }
+    async fn insert_web_session(&self, s: &NewSession, now: Timestamp) -> StoreResult<()> {
+        crate::users::insert_session(self.0, s, now)
+    }
+
     async fn insert_pairing(&self, p: &NewPairing, now: Timestamp) -> StoreResult<()> {
         insert(
             self.0,

@@ -36,10 +36,16 @@ pub(crate) fn count_users(c: &Connection) -> StoreResult<i64> {
 }
 
 pub(crate) fn create_session(c: &Connection, s: NewSession, now: Timestamp) -> StoreResult<()> {
-    let p =
-        params![s.token_hash.as_str(), s.user_id, now.as_millis(), s.expires_at.as_millis(), s.id, s.ip, s.user_agent];
-    exec(c, sql::INSERT_SESSION, p)?;
+    insert_session(c, &s, now)?;
     audit::append(c, &s.audit, now)
+}
+
+/// Stores a session (its audit entry is the caller's).
+pub(crate) fn insert_session(c: &Connection, s: &NewSession, now: Timestamp) -> StoreResult<()> {
+    let at = (now.as_millis(), s.expires_at.as_millis());
+    let p = params![s.token_hash.as_str(), s.user_id, at.0, at.1, s.id, s.ip, s.user_agent, s.amr];
+    exec(c, sql::INSERT_SESSION, p)?;
+    Ok(())
 }
 
 pub(crate) fn session(c: &Connection, h: &SecretHash, now: Timestamp) -> StoreResult<Option<SessionRecord>> {

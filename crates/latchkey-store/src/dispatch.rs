@@ -195,6 +195,64 @@ macro_rules! impl_store {
                 let (u, a) = (user.0.to_string(), app.0.to_string());
                 $write!(self, flow [u, a] |tx| $crate::flows::web_sign_in::withdraw_consent(tx, &u, &a, now))
             }
+            async fn passkeys(&self, user: $crate::UserId<'_>) -> $crate::StoreResult<Vec<$crate::PasskeyRecord>> {
+                let u = user.0.to_string();
+                $read!(self, flow [u] |tx| $crate::txn::Txn::passkeys_of(tx, &u))
+            }
+            async fn passkey_by_credential(
+                &self,
+                credential_id: &str,
+            ) -> $crate::StoreResult<Option<$crate::PasskeyRecord>> {
+                let c = credential_id.to_string();
+                $read!(self, flow [c] |tx| $crate::txn::Txn::passkey_by_credential(tx, &c))
+            }
+            async fn start_ceremony(
+                &self,
+                ceremony: $crate::NewCeremony,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<()> {
+                $write!(self, flow [ceremony] |tx| $crate::txn::Txn::insert_ceremony(tx, &ceremony, now))
+            }
+            async fn take_ceremony(
+                &self,
+                id_hash: &$crate::__private::SecretHash,
+                kind: $crate::__private::CeremonyKind,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<Option<$crate::CeremonyRecord>> {
+                let h = id_hash.clone();
+                $write!(self, flow [h] |tx| $crate::txn::Txn::take_ceremony(tx, &h, kind, now))
+            }
+            async fn add_passkey(
+                &self,
+                passkey: $crate::NewPasskey,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<Result<(), $crate::PasskeyRefusal>> {
+                $write!(self, flow [passkey] |tx| $crate::flows::passkeys::add(tx, &passkey, now))
+            }
+            async fn remove_passkey(
+                &self,
+                user: $crate::UserId<'_>,
+                passkey_id: &str,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<Result<(), $crate::PasskeyRefusal>> {
+                let (u, p) = (user.0.to_string(), passkey_id.to_string());
+                $write!(self, flow [u, p] |tx| $crate::flows::passkeys::remove(tx, &u, &p, now))
+            }
+            async fn remove_password(
+                &self,
+                user: $crate::UserId<'_>,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<Result<(), $crate::PasskeyRefusal>> {
+                let u = user.0.to_string();
+                $write!(self, flow [u] |tx| $crate::flows::passkeys::remove_password(tx, &u, now))
+            }
+            async fn sign_in_with_passkey(
+                &self,
+                sign_in: $crate::PasskeySignIn,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<Result<$crate::UserRecord, $crate::PasskeyRefusal>> {
+                $write!(self, flow [sign_in] |tx| $crate::flows::passkeys::sign_in(tx, &sign_in, now))
+            }
             async fn create_pairing(
                 &self,
                 pairing: $crate::NewPairing,

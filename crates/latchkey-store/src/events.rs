@@ -215,8 +215,10 @@ pub fn pairing_consumed_by_browser(client_id: &str, pairing_id: &str, session_id
 
 /// `signin.succeeded` through a QR sign-in approved on a phone, from the desktop at `ip`.
 pub fn signed_in_by_qr(user_id: &str, ip: &str, pairing_id: &str) -> AuditEvent {
-    AuditEvent::new(AuditKind::SignInSucceeded, Some(user_id), Some(user_id))
-        .with_detail(json!({"ip": ip, "method": "qr", "pairing_id": pairing_id}).to_string())
+    AuditEvent::new(AuditKind::SignInSucceeded, Some(user_id), Some(user_id)).with_detail(
+        json!({"ip": ip, "method": latchkey_domain::passkey::SignInMethod::Phone.as_str(), "pairing_id": pairing_id})
+            .to_string(),
+    )
 }
 
 /// `trust.added`: device `truster` signed its trust in `trustee`'s key.
@@ -288,4 +290,21 @@ pub fn code_redeemed(client_id: &str, user_id: &str, family_id: &str) -> AuditEv
 pub fn code_reused(client_id: &str, user_id: &str, family_id: &str) -> AuditEvent {
     AuditEvent::new(AuditKind::CodeReused, Some(client_id), Some(user_id))
         .with_detail(json!({"family_id": family_id}).to_string())
+}
+
+/// `passkey.added` by its owner.
+pub fn passkey_added(user_id: &str, passkey_id: &str, name: &str) -> AuditEvent {
+    AuditEvent::new(AuditKind::PasskeyAdded, Some(user_id), Some(user_id))
+        .with_detail(json!({"passkey": passkey_id, "name": name}).to_string())
+}
+
+/// `passkey.removed` by its owner.
+pub fn passkey_removed(user_id: &str, passkey_id: &str, name: &str) -> AuditEvent {
+    AuditEvent::new(AuditKind::PasskeyRemoved, Some(user_id), Some(user_id))
+        .with_detail(json!({"passkey": passkey_id, "name": name}).to_string())
+}
+
+/// `user.password_removed` by its owner: passkeys only from now on.
+pub fn password_removed(user_id: &str) -> AuditEvent {
+    AuditEvent::new(AuditKind::PasswordRemoved, Some(user_id), Some(user_id))
 }

@@ -16,6 +16,7 @@ pub mod events;
 pub mod flows;
 mod ids;
 mod notify;
+mod passkey_records;
 mod records;
 pub mod rows;
 pub mod sql;
@@ -30,6 +31,7 @@ pub use audit_records::*;
 pub use error::StoreError;
 pub use ids::{Actor, AppId, DeviceId, EnrollmentKeyId, FamilyId, UserId};
 pub use notify::{DecisionNotifier, DecisionWait};
+pub use passkey_records::*;
 pub use records::*;
 pub use trust_records::*;
 
@@ -45,6 +47,7 @@ pub mod __private {
     pub use latchkey_domain::account::{AccountRefusal, LockPolicy};
     pub use latchkey_domain::audit::{AuditEntry, AuditEvent, ChainHead};
     pub use latchkey_domain::merkle::{Hash, ProofError};
+    pub use latchkey_domain::passkey::CeremonyKind;
     pub use latchkey_domain::secret::SecretHash;
     pub use latchkey_domain::trusted_session::{Descriptor, SignedInvitation};
     pub use latchkey_domain::Timestamp;
@@ -164,6 +167,41 @@ pub trait Store: Send + Sync + 'static {
     /// Withdraws a consent and ends that app's web sign-ins of the person; how
     /// many ended, or `None` when there was no consent.
     async fn withdraw_consent(&self, user: UserId<'_>, app: AppId<'_>, now: Timestamp) -> StoreResult<Option<u64>>;
+
+    // ---- passkeys (WebAuthn) ----
+
+    /// A person's passkeys, oldest first.
+    async fn passkeys(&self, user: UserId<'_>) -> StoreResult<Vec<PasskeyRecord>>;
+    /// The passkey with this credential ID (base64url), whoever holds it.
+    async fn passkey_by_credential(&self, credential_id: &str) -> StoreResult<Option<PasskeyRecord>>;
+    /// Keeps a ceremony's challenge state until it is answered or expires (not audited: nothing changed yet).
+    async fn start_ceremony(&self, ceremony: NewCeremony, now: Timestamp) -> StoreResult<()>;
+    /// Takes a live ceremony of `kind` for answering; it cannot be taken again.
+    async fn take_ceremony(
+        &self,
+        id_hash: &SecretHash,
+        kind: latchkey_domain::passkey::CeremonyKind,
+        now: Timestamp,
+    ) -> StoreResult<Option<CeremonyRecord>>;
+    /// Registers a verified passkey and records `passkey.added`;
+    /// [`StoreError::Conflict`] when the credential is registered already.
+    async fn add_passkey(&self, passkey: NewPasskey, now: Timestamp) -> StoreResult<Result<(), PasskeyRefusal>>;
+    /// Removes one of a person's passkeys (never their last way in) and records `passkey.removed`.
+    async fn remove_passkey(
+        &self,
+        user: UserId<'_>,
+        passkey_id: &str,
+        now: Timestamp,
+    ) -> StoreResult<Result<(), PasskeyRefusal>>;
+    /// Removes a person's password once they hold a passkey, and records `user.password_removed`.
+    async fn remove_password(&self, user: UserId<'_>, now: Timestamp) -> StoreResult<Result<(), PasskeyRefusal>>;
+    /// Records a verified passkey sign-in (the passkey's new state, the session,
+    /// `signin.succeeded`) and returns who signed in.
+    async fn sign_in_with_passkey(
+        &self,
+        sign_in: PasskeySignIn,
+        now: Timestamp,
+    ) -> StoreResult<Result<UserRecord, PasskeyRefusal>>;
 
     // ---- QR cross-device sign-in ----
 

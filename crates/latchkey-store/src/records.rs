@@ -23,6 +23,13 @@ pub struct UserRecord {
     pub status: latchkey_domain::account::AccountStatus,
 }
 
+impl UserRecord {
+    /// Whether the account can sign in with a password (a passwordless account stores none).
+    pub fn has_password(&self) -> bool {
+        !self.password_hash.is_empty()
+    }
+}
+
 /// An account to create.
 #[derive(Debug, Clone)]
 pub struct NewUser {
@@ -51,6 +58,8 @@ pub struct NewSession {
     pub user_id: String,
     /// When it stops working.
     pub expires_at: Timestamp,
+    /// How it signed in: RFC 8176 `amr` values, space-separated.
+    pub amr: String,
     /// The `signin.succeeded` entry to record with it.
     pub audit: AuditEvent,
 }
@@ -78,6 +87,8 @@ pub struct SessionRecord {
     pub created_at: Timestamp,
     /// When it stops working.
     pub expires_at: Timestamp,
+    /// How it signed in: RFC 8176 `amr` values, space-separated.
+    pub amr: String,
 }
 
 /// What kind of sign-in a [`SignInRecord`] is.

@@ -5,6 +5,7 @@
 //! space-separated lists) happens here, so two backends cannot read the same
 //! row two ways.
 
+use crate::passkey_records::*;
 use crate::records::*;
 use crate::trust_records::*;
 use crate::{StoreError, StoreResult};
@@ -176,6 +177,24 @@ pub fn consent(r: &impl Columns) -> StoreResult<ConsentRecord> {
     Ok(ConsentRecord { user_id: r.text(0)?, client_id: r.text(1)?, scope: r.text(2)?, granted_at: r.at(3)? })
 }
 
+/// A passkey, from [`crate::sql::PASSKEYS_OF`] and [`crate::sql::PASSKEY_BY_CREDENTIAL`].
+pub fn passkey(r: &impl Columns) -> StoreResult<PasskeyRecord> {
+    Ok(PasskeyRecord {
+        id: r.text(0)?,
+        user_id: r.text(1)?,
+        credential_id: r.text(2)?,
+        passkey: r.text(3)?,
+        name: r.text(4)?,
+        created_at: r.at(5)?,
+        last_used_at: r.opt_at(6)?,
+    })
+}
+
+/// A taken ceremony's state and person, from [`crate::sql::TAKE_CEREMONY`].
+pub fn ceremony(r: &impl Columns) -> StoreResult<CeremonyRecord> {
+    Ok(CeremonyRecord { state: r.text(0)?, user_id: r.opt_text(1)? })
+}
+
 /// A refresh token and its family's `auth_time`, from [`crate::sql::REFRESH_TOKEN`].
 pub fn refresh_token(r: &impl Columns) -> StoreResult<(RefreshTokenRecord, Timestamp)> {
     Ok((
@@ -235,7 +254,7 @@ pub fn user(r: &impl Columns) -> StoreResult<UserRecord> {
 
 /// A session from [`crate::sql::SESSION`]: the user followed by the session's `created_at, expires_at`.
 pub fn session(r: &impl Columns) -> StoreResult<SessionRecord> {
-    Ok(SessionRecord { user: user(r)?, created_at: r.at(7)?, expires_at: r.at(8)?, id: r.text(9)? })
+    Ok(SessionRecord { user: user(r)?, created_at: r.at(7)?, expires_at: r.at(8)?, id: r.text(9)?, amr: r.text(10)? })
 }
 
 /// A sign-in from [`crate::sql::SIGN_INS`].

@@ -110,13 +110,13 @@ pub const REVOKE_ENROLLMENT_KEYS_OF: &str =
     "UPDATE enrollment_keys SET revoked_at = $1 WHERE owner_id = $2 AND revoked_at IS NULL";
 /// Creates a session.
 pub const INSERT_SESSION: &str =
-    "INSERT INTO sessions (token_hash, user_id, created_at, expires_at, id, ip, user_agent)
-     VALUES ($1, $2, $3, $4, $5, $6, $7)";
+    "INSERT INTO sessions (token_hash, user_id, created_at, expires_at, id, ip, user_agent, amr)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 /// A live session with its user.
 pub const SESSION: &str = concat!(
     "SELECT ",
     user_columns!(),
-    ", s.created_at, s.expires_at, s.id FROM sessions s JOIN users u ON u.id = s.user_id
+    ", s.created_at, s.expires_at, s.id, s.amr FROM sessions s JOIN users u ON u.id = s.user_id
      WHERE s.token_hash = $1 AND s.expires_at > $2"
 );
 /// Ends a session; returns whose it was.
@@ -462,6 +462,39 @@ pub const UPSERT_CONSENT: &str = "INSERT INTO consents (user_id, client_id, scop
 /// Withdraws a consent.
 pub const DELETE_CONSENT: &str = "DELETE FROM consents WHERE user_id = $1 AND client_id = $2";
 
+// ---- passkeys (WebAuthn) and their ceremonies ----
+
+/// Columns of `passkeys`, as [`crate::rows::passkey`] reads them.
+macro_rules! passkey_columns {
+    () => {
+        "id, user_id, credential_id, passkey, name, created_at, last_used_at"
+    };
+}
+
+/// A person's passkeys, oldest first.
+pub const PASSKEYS_OF: &str =
+    concat!("SELECT ", passkey_columns!(), " FROM passkeys WHERE user_id = $1 ORDER BY created_at, id");
+/// The passkey with a credential ID (whoever holds it).
+pub const PASSKEY_BY_CREDENTIAL: &str =
+    concat!("SELECT ", passkey_columns!(), " FROM passkeys WHERE credential_id = $1");
+/// Stores a new passkey.
+pub const INSERT_PASSKEY: &str =
+    "INSERT INTO passkeys (id, user_id, credential_id, passkey, name, created_at) VALUES ($1, $2, $3, $4, $5, $6)";
+/// Removes one of a person's passkeys; returns its name.
+pub const DELETE_PASSKEY: &str = "DELETE FROM passkeys WHERE id = $1 AND user_id = $2 RETURNING name";
+/// How many passkeys a person has.
+pub const COUNT_PASSKEYS: &str = "SELECT COUNT(*) FROM passkeys WHERE user_id = $1";
+/// Stores a passkey's state after a sign-in (counter, backup state) and when it was used.
+pub const SET_PASSKEY_USED: &str = "UPDATE passkeys SET passkey = $1, last_used_at = $2 WHERE id = $3 AND user_id = $4";
+/// Stores a ceremony's challenge state.
+pub const INSERT_CEREMONY: &str = "INSERT INTO webauthn_ceremonies (id_hash, kind, state, user_id, created_at,
+        expires_at) VALUES ($1, $2, $3, $4, $5, $6)";
+/// Takes a live ceremony of a kind: it is gone once read, so a challenge answers once.
+pub const TAKE_CEREMONY: &str = "DELETE FROM webauthn_ceremonies WHERE id_hash = $1 AND kind = $2 AND expires_at > $3
+     RETURNING state, user_id";
+/// Forgets expired ceremonies.
+pub const SWEEP_CEREMONIES: &str = "DELETE FROM webauthn_ceremonies WHERE expires_at < $1";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -599,6 +632,15 @@ mod tests {
             CONSENTS_OF,
             UPSERT_CONSENT,
             DELETE_CONSENT,
+            PASSKEYS_OF,
+            PASSKEY_BY_CREDENTIAL,
+            INSERT_PASSKEY,
+            DELETE_PASSKEY,
+            COUNT_PASSKEYS,
+            SET_PASSKEY_USED,
+            INSERT_CEREMONY,
+            TAKE_CEREMONY,
+            SWEEP_CEREMONIES,
         ];
         for sql in all.into_iter().chain(crate::sql_trust::ALL).chain([DEVICES_WITH_SLUG, INSERT_EVENTS.as_str()]) {
             let seen = first_appearances(sql);

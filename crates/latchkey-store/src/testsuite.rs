@@ -25,6 +25,7 @@ mod enrollment;
 mod grants;
 mod keys;
 mod pairings;
+mod passkeys;
 mod replicas;
 mod sign_ins;
 mod stopped;
@@ -42,6 +43,7 @@ pub use enrollment::*;
 pub use grants::*;
 pub use keys::*;
 pub use pairings::*;
+pub use passkeys::*;
 pub use replicas::*;
 pub use sign_ins::*;
 pub use stopped::*;
@@ -102,6 +104,9 @@ macro_rules! for_each_check {
             refresh_with_an_unneeded_proof_changes_nothing,
             repeated_failures_lock_and_the_lock_can_be_lifted,
             sign_ins_listed_and_ended,
+            passkeys_and_the_last_way_in,
+            passkey_sign_in_is_recorded_with_its_method,
+            ceremonies_answer_once,
             unbound_grant_is_bound_to_the_presented_key,
             events_are_stored_once_whatever_the_order,
             large_batches_store_each_event_once,
@@ -221,6 +226,7 @@ fn new_session(tag: &str, user: &UserRecord, expires_at: Timestamp) -> NewSessio
         user_agent: "Mozilla/5.0 (phone)".to_string(),
         user_id: user.id.clone(),
         expires_at,
+        amr: "pwd".to_string(),
         audit: AuditEvent::new(AuditKind::SignInSucceeded, Some(&user.id), Some(&user.id)),
     }
 }

@@ -11,6 +11,7 @@
 
 use crate::activity::DaySignIns;
 use crate::audit_records::{AuditKeyRecord, AuditTreeState};
+use crate::passkey_records::*;
 use crate::records::*;
 use crate::trust_records::*;
 use crate::StoreError;
@@ -358,10 +359,39 @@ pub trait Txn {
     /// Deletes a consent; whether there was one.
     async fn delete_consent(&self, user_id: &str, client_id: &str) -> Result<bool, Self::Error>;
 
-    // ---- QR sign-in pairings ----
+    // ---- passkeys and WebAuthn ceremonies ----
 
-    /// Opens a browser session (a QR sign-in that continues a web sign-in).
-    async fn insert_browser_session(&self, session: &NewSession, now: Timestamp) -> Result<(), Self::Error>;
+    /// A person's passkeys, oldest first.
+    async fn passkeys_of(&self, user_id: &str) -> Result<Vec<PasskeyRecord>, Self::Error>;
+    /// The passkey with this credential ID, whoever holds it.
+    async fn passkey_by_credential(&self, credential_id: &str) -> Result<Option<PasskeyRecord>, Self::Error>;
+    /// Stores a passkey; [`StoreError::Conflict`] when its credential is registered already.
+    async fn insert_passkey(&self, p: &NewPasskey, now: Timestamp) -> Result<(), Self::Error>;
+    /// Removes one of a person's passkeys; its name, if there was one.
+    async fn delete_passkey(&self, id: &str, user_id: &str) -> Result<Option<String>, Self::Error>;
+    /// How many passkeys a person has.
+    async fn count_passkeys(&self, user_id: &str) -> Result<i64, Self::Error>;
+    /// Stores a passkey's state after a sign-in; false when it is no longer the person's.
+    async fn set_passkey_used(
+        &self,
+        id: &str,
+        user_id: &str,
+        passkey: &str,
+        now: Timestamp,
+    ) -> Result<bool, Self::Error>;
+    /// Stores a ceremony's state.
+    async fn insert_ceremony(&self, c: &NewCeremony, now: Timestamp) -> Result<(), Self::Error>;
+    /// Takes (deletes and returns) a live ceremony of `kind`.
+    async fn take_ceremony(
+        &self,
+        id_hash: &SecretHash,
+        kind: latchkey_domain::passkey::CeremonyKind,
+        now: Timestamp,
+    ) -> Result<Option<CeremonyRecord>, Self::Error>;
+    /// Stores a new session (its audit entry is the caller's).
+    async fn insert_web_session(&self, s: &NewSession, now: Timestamp) -> Result<(), Self::Error>;
+
+    // ---- QR sign-in pairings ----
 
     /// Inserts a pairing; [`StoreError::Conflict`] when a code is taken.
     async fn insert_pairing(&self, pairing: &NewPairing, now: Timestamp) -> Result<(), Self::Error>;

@@ -14,6 +14,7 @@ pub mod enrollment;
 pub mod events;
 pub mod grants;
 pub mod pairings;
+pub mod passkeys;
 pub mod sign_ins;
 pub mod tokens;
 pub mod trust;

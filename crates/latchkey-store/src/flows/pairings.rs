@@ -125,9 +125,10 @@ pub async fn collect_session<T: Txn>(
         user_agent: p.requester.user_agent.clone(),
         user_id: user_id.clone(),
         expires_at: seed.expires_at,
+        amr: latchkey_domain::passkey::SignInMethod::Phone.amr().into(),
         audit: events::signed_in_by_qr(&user_id, &p.requester.ip, &p.id),
     };
-    tx.insert_browser_session(&session, now).await?;
+    tx.insert_web_session(&session, now).await?;
     tx.append_audit(&session.audit, now).await?;
     tx.append_audit(&events::pairing_consumed_by_browser(&p.client_id, &p.id, &session.id), now).await?;
     Ok(Collected::Session(p))

@@ -48,7 +48,13 @@ pub async fn sessions_lifecycle(store: Arc<dyn Store>) {
     let signin = session.audit.clone();
     store.create_session(session, at(100)).await.unwrap();
     assert_last_event(store, &signin, at(100)).await;
-    let want = SessionRecord { id: "sid-1".into(), user: user.clone(), created_at: at(100), expires_at: at(3_600_000) };
+    let want = SessionRecord {
+        id: "sid-1".into(),
+        user: user.clone(),
+        created_at: at(100),
+        expires_at: at(3_600_000),
+        amr: "pwd".into(),
+    };
     assert_eq!(store.session(&token, at(200)).await.unwrap(), Some(want));
     assert_eq!(store.session(&token, at(3_600_000)).await.unwrap(), None, "a session is over at its expiry instant");
     assert_eq!(store.session(&h("session-x"), at(200)).await.unwrap(), None);

@@ -17,6 +17,7 @@ mod bad_input;
 mod browser;
 mod browser_activity;
 mod browser_audit;
+mod browser_passkeys;
 mod cli;
 mod crash;
 mod device_login;

@@ -147,6 +147,8 @@ async fn register(app: &TestApp, rp: &RelyingParty, client_id: &str, secret: Opt
         qr_sign_in: false,
         require_dpop: false,
         created_at: now(),
+        post_logout_redirect_uris: Vec::new(),
+        id_token_alg: Default::default(),
     };
     app.store.create_app(record, None, now()).await.expect("register the relying party");
 }

@@ -137,6 +137,7 @@ async fn a_phone_signs_the_desktop_in_and_the_app_gets_a_code(backend: Backend) 
     .expect("claims");
     let alice = app.store.user_by_name("alice").await.expect("read").expect("alice");
     assert_eq!((claims["sub"].as_str(), claims["nonce"].as_str()), (Some(alice.id.as_str()), Some("n-1")));
+    assert_eq!(claims["amr"], serde_json::json!(["mca"]), "signed in over a second channel (RFC 8176)");
 
     // The desktop is signed in to Latchkey now; the audit log says how.
     assert_eq!(get(&desktop, &format!("{}/devices", app.url)).await.status, 200);

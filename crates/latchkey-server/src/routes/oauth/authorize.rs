@@ -12,6 +12,7 @@ use crate::web_sign_in::{self as web, Browser, StepResult, Stop};
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use latchkey_domain::authorization::ErrorCode;
+use latchkey_domain::passkey::SignInMethod;
 use serde::Deserialize;
 
 /// `GET /oauth/authorize`.
@@ -81,13 +82,62 @@ pub async fn sign_in(
         }
         Err(e) => return Err(e.into()),
     };
-    let browser = Browser { user, signed_in_at: now(), csrf: crate::session::csrf_for(token.expose()) };
-    let resp = match web::proceed(&state, &r, Some(&browser), true, ip, &ua).await {
+    signed_in(&state, &r, user, &token, SignInMethod::Password, ip, &ua).await
+}
+
+/// Goes on with `r` for someone who just signed in, opening their session.
+async fn signed_in(
+    state: &AppState,
+    r: &web::Request,
+    user: latchkey_store::UserRecord,
+    token: &latchkey_domain::secret::Secret,
+    method: SignInMethod,
+    ip: std::net::IpAddr,
+    ua: &str,
+) -> StepResult {
+    let csrf = crate::session::csrf_for(token.expose());
+    let browser = Browser { user, signed_in_at: now(), csrf, amr: method.amr().into() };
+    let resp = match web::proceed(state, r, Some(&browser), true, ip, ua).await {
         Ok(resp) => resp,
         Err(Stop::App(resp)) => resp,
         Err(stop) => return Err(stop),
     };
-    Ok(with_new_session(&state, resp, &token))
+    Ok(with_new_session(state, resp, token))
+}
+
+/// The authorization endpoint's passkey sign-in form (the browser filled in `credential`).
+#[derive(Deserialize)]
+pub struct PasskeyForm {
+    csrf: String,
+    request: String,
+    credential: String,
+}
+
+/// `POST /oauth/authorize/passkey`: checks the passkey's answer, opens a
+/// session that signed in with it, and goes on with the request exactly as
+/// after a password (so the ID token's `amr` says `hwk`, `user`).
+pub async fn passkey(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    UserAgent(ua): UserAgent,
+    headers: HeaderMap,
+    Form(f): Form<PasskeyForm>,
+) -> StepResult {
+    let r = web::read(&state, web::pairs_of(&f.request)).await?;
+    if !signin_csrf_ok(&state, &headers, &f.csrf) {
+        let msg = "The form expired. Please sign in again.".to_string();
+        return Ok(web::sign_in_page(&state, &r, StatusCode::FORBIDDEN, String::new(), Some(msg)));
+    }
+    let (user, token) =
+        match crate::routes::web::passkey_sign_in::verify(&state, &headers, &f.credential, ip, &ua).await {
+            Ok(ok) => ok,
+            Err(e @ crate::error::ApiError::Protocol { .. }) => {
+                let (status, _, msg) = e.parts();
+                return Ok(web::sign_in_page(&state, &r, status, String::new(), Some(msg)));
+            }
+            Err(e) => return Err(e.into()),
+        };
+    signed_in(&state, &r, user, &token, SignInMethod::Passkey, ip, &ua).await
 }
 
 /// The consent form.

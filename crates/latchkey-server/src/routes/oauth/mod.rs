@@ -24,6 +24,7 @@ pub fn router() -> Router<AppState> {
         .route(paths::END_SESSION_CONFIRM, post(logout::confirm))
         .route(paths::AUTHORIZE_SIGN_IN, post(authorize::sign_in))
         .route(paths::AUTHORIZE_CONSENT, post(authorize::consent))
+        .route(paths::AUTHORIZE_PASSKEY, post(authorize::passkey))
         .route(paths::DEVICE_AUTHORIZATION, post(device_authorization::handle))
         .route(paths::TOKEN, post(token::handle))
         .route(paths::DEVICE_WAIT, post(device_wait::handle))

@@ -1,4 +1,4 @@
-//! The web pages: sign-in, device approval, Devices (with other sign-ins), Apps, Users, Audit, password, and QR sign-in.
+//! The web pages: sign-in (password or passkey), device approval, Devices (with other sign-ins), Security (passkeys), Apps, Users, Audit, password, and QR sign-in.
 
 pub mod activity;
 pub mod admin;
@@ -7,8 +7,10 @@ pub mod audit;
 pub mod consents;
 pub mod devices;
 pub mod pages;
+pub mod passkey_sign_in;
 pub mod password;
 pub mod qr;
+pub mod security;
 pub mod sign_ins;
 pub mod users;
 
@@ -35,6 +37,15 @@ pub fn router() -> Router<AppState> {
         .route(paths::AUTHORIZE_PHONE, get(qr::web_page))
         .route(paths::AUTHORIZE_PHONE_FRESH, post(qr::web_fresh))
         .route(paths::AUTHORIZE_PHONE_DONE, get(qr::web_done))
+        .route("/signin/passkey", post(passkey_sign_in::submit))
+        .route("/signin/passkey/options", post(passkey_sign_in::options))
+        .route("/static/passkeys.js", get(passkey_sign_in::script))
+        .route("/security", get(security::show))
+        .route("/security/passkeys", post(security::register))
+        .route("/security/passkeys/options", post(security::register_options))
+        .route("/security/passkeys/{id}/remove", post(security::remove))
+        .route("/security/reauth/options", post(security::reauth_options))
+        .route("/security/password/remove", post(security::remove_password))
         .route("/password", get(password::form).post(password::submit))
         .route("/devices", get(devices::list))
         .route("/devices/enrollment-key", post(devices::enrollment_key))

@@ -108,6 +108,8 @@ struct SignInPage {
 pub(crate) struct SignInTarget {
     /// Where the form posts.
     pub action: &'static str,
+    /// Where the passkey form posts.
+    pub passkey_action: &'static str,
     /// The local path to return to (`/signin` forms).
     pub next: String,
     /// The authorization request being continued, as a query string (web sign-in forms).
@@ -121,7 +123,14 @@ pub(crate) struct SignInTarget {
 impl SignInTarget {
     /// Latchkey's own sign-in, returning to `next`.
     fn local(next: String) -> Self {
-        SignInTarget { action: "/signin", next, request: None, app_name: None, phone_url: None }
+        SignInTarget {
+            action: "/signin",
+            passkey_action: "/signin/passkey",
+            next,
+            request: None,
+            app_name: None,
+            phone_url: None,
+        }
     }
 }
 
@@ -160,7 +169,7 @@ struct DeviceDonePage {
 /// Only local paths may be redirect targets (no open redirects): visible ASCII
 /// only (browsers drop tabs and newlines, turning `/\t/evil` into `//evil`),
 /// one leading slash, no backslashes anywhere.
-fn safe_next(next: Option<&str>) -> String {
+pub(crate) fn safe_next(next: Option<&str>) -> String {
     match next {
         Some(n)
             if n.starts_with('/')
@@ -252,7 +261,7 @@ pub struct NextQuery {
     next: Option<String>,
 }
 
-fn signin_page(
+pub(crate) fn signin_page(
     state: &AppState,
     status: StatusCode,
     next: String,

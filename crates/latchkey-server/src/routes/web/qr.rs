@@ -248,8 +248,12 @@ pub async fn web_done(
         .session(&token.hash(), now())
         .await?
         .ok_or_else(|| ApiError::access_denied("the account that approved this sign-in cannot sign in"))?;
-    let browser =
-        web::Browser { user: session.user, signed_in_at: now(), csrf: crate::session::csrf_for(token.expose()) };
+    let browser = web::Browser {
+        user: session.user,
+        signed_in_at: now(),
+        csrf: crate::session::csrf_for(token.expose()),
+        amr: session.amr,
+    };
     let resp = match web::proceed(&state, &r, Some(&browser), true, ip, &ua).await {
         Ok(resp) => resp,
         Err(Stop::App(resp)) => resp,
