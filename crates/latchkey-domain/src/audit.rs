@@ -124,11 +124,15 @@ pub enum AuditKind {
     CodeRedeemed,
     /// An authorization code was presented again; what it issued was revoked.
     CodeReused,
+    /// Keys stored in plaintext (by an older Latchkey) were sealed under the server secret key.
+    KeysEncrypted,
+    /// The stored keys were sealed again under a new server secret key.
+    SecretKeyRotated,
 }
 
 impl AuditKind {
     /// Every kind, for filters and listings.
-    pub const ALL: [AuditKind; 46] = [
+    pub const ALL: [AuditKind; 48] = [
         AuditKind::UserCreated,
         AuditKind::SignInSucceeded,
         AuditKind::SignInFailed,
@@ -175,6 +179,8 @@ impl AuditKind {
         AuditKind::ConsentWithdrawn,
         AuditKind::CodeRedeemed,
         AuditKind::CodeReused,
+        AuditKind::KeysEncrypted,
+        AuditKind::SecretKeyRotated,
     ];
 
     /// Stable text, hashed into the chain.
@@ -226,6 +232,8 @@ impl AuditKind {
             AuditKind::ConsentWithdrawn => "consent.withdrawn",
             AuditKind::CodeRedeemed => "oauth.code_redeemed",
             AuditKind::CodeReused => "oauth.code_reused",
+            AuditKind::KeysEncrypted => "keys.encrypted",
+            AuditKind::SecretKeyRotated => "secret_key.rotated",
         }
     }
 

@@ -6,6 +6,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod account;
+pub mod at_rest;
 pub mod audit;
 pub mod audit_sentence;
 pub mod authorization;
