@@ -119,7 +119,8 @@ impl SecretKey {
     /// Reads the text form (`lksk_` and 64 hex digits); surrounding whitespace is ignored.
     pub fn parse(text: &str) -> Result<Self, AtRestError> {
         let text = text.trim();
-        let hex_part = text.strip_prefix(KEY_PREFIX).ok_or(AtRestError::MalformedKey("it does not start with lksk_"))?;
+        let hex_part =
+            text.strip_prefix(KEY_PREFIX).ok_or(AtRestError::MalformedKey("it does not start with lksk_"))?;
         if hex_part.len() != 64 {
             return Err(AtRestError::MalformedKey("wrong length"));
         }

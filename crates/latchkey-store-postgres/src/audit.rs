@@ -6,7 +6,7 @@ use deadpool_postgres::GenericClient;
 use latchkey_domain::audit::{AuditEntry, AuditEvent, ChainHead, ChainLink};
 use latchkey_domain::merkle::{Hash, NodeId};
 use latchkey_domain::Timestamp;
-use latchkey_store::{AuditFilter, AuditTreeState, StoredAuditKey, NameKind, NamedId, StoreError};
+use latchkey_store::{AuditFilter, AuditTreeState, NameKind, NamedId, StoreError, StoredAuditKey};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
@@ -159,7 +159,9 @@ pub(crate) async fn leaves_of(c: &impl GenericClient, seqs: &[i64]) -> DbResult<
 
 pub(crate) async fn keys(c: &impl GenericClient) -> DbResult<Vec<StoredAuditKey>> {
     let s = c
-        .prepare_cached("SELECT key_id, name, seed_sealed, created_at, retired_at FROM audit_keys ORDER BY created_at, key_id")
+        .prepare_cached(
+            "SELECT key_id, name, seed_sealed, created_at, retired_at FROM audit_keys ORDER BY created_at, key_id",
+        )
         .await?;
     let mut out = Vec::new();
     for r in c.query(&s, &[]).await? {
@@ -177,7 +179,9 @@ pub(crate) async fn keys(c: &impl GenericClient) -> DbResult<Vec<StoredAuditKey>
 }
 
 pub(crate) async fn insert_key(c: &impl GenericClient, k: &StoredAuditKey) -> DbResult<()> {
-    let s = c.prepare_cached("INSERT INTO audit_keys (key_id, name, seed_sealed, created_at) VALUES ($1, $2, $3, $4)").await?;
+    let s = c
+        .prepare_cached("INSERT INTO audit_keys (key_id, name, seed_sealed, created_at) VALUES ($1, $2, $3, $4)")
+        .await?;
     c.execute(&s, &[&i64::from(k.key_id), &k.name, &&k.sealed_seed, &k.created_at.as_millis()]).await?;
     Ok(())
 }

@@ -269,7 +269,8 @@ async fn plaintext_keys_are_sealed_in_one_transaction() {
             .await
             .unwrap();
         let raw = || async {
-            let private: Vec<u8> = client.query_one("SELECT private_sealed FROM signing_keys", &[]).await.unwrap().get(0);
+            let private: Vec<u8> =
+                client.query_one("SELECT private_sealed FROM signing_keys", &[]).await.unwrap().get(0);
             let seed: Vec<u8> = client.query_one("SELECT seed_sealed FROM audit_keys", &[]).await.unwrap().get(0);
             let marker: Option<String> = client.query_one("SELECT key_id FROM key_sealing", &[]).await.unwrap().get(0);
             (private, seed, marker)

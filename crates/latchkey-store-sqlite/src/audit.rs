@@ -4,7 +4,7 @@ use crate::db_err;
 use latchkey_domain::audit::{AuditEntry, AuditEvent, ChainHead, ChainLink};
 use latchkey_domain::merkle::{Hash, NodeId};
 use latchkey_domain::Timestamp;
-use latchkey_store::{AuditFilter, AuditTreeState, StoredAuditKey, NameKind, NamedId, StoreError, StoreResult};
+use latchkey_store::{AuditFilter, AuditTreeState, NameKind, NamedId, StoreError, StoreResult, StoredAuditKey};
 use rusqlite::{params, Connection, OptionalExtension};
 
 fn hash32(v: Vec<u8>) -> StoreResult<[u8; 32]> {
@@ -155,7 +155,9 @@ pub(crate) fn leaves_of(c: &Connection, seqs: &[i64]) -> StoreResult<Vec<(i64, i
 
 pub(crate) fn keys(c: &Connection) -> StoreResult<Vec<StoredAuditKey>> {
     let mut s = c
-        .prepare_cached("SELECT key_id, name, seed_sealed, created_at, retired_at FROM audit_keys ORDER BY created_at, key_id")
+        .prepare_cached(
+            "SELECT key_id, name, seed_sealed, created_at, retired_at FROM audit_keys ORDER BY created_at, key_id",
+        )
         .map_err(db_err)?;
     let mut rows = s.query([]).map_err(db_err)?;
     let mut out = Vec::new();

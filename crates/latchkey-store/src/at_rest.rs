@@ -129,11 +129,5 @@ pub fn open_audit_key(secret: &SecretKey, k: StoredAuditKey) -> Result<AuditKeyR
     let plain = secret.open(&at_rest::audit_key_aad(k.key_id), &k.sealed_seed).map_err(|e| open_error(&what, e))?;
     let seed: [u8; 32] =
         plain.as_slice().try_into().map_err(|_| StoreError::Corrupt(format!("{what}: the seed is not 32 bytes")))?;
-    Ok(AuditKeyRecord {
-        key_id: k.key_id,
-        name: k.name,
-        seed,
-        created_at: k.created_at,
-        retired_at: k.retired_at,
-    })
+    Ok(AuditKeyRecord { key_id: k.key_id, name: k.name, seed, created_at: k.created_at, retired_at: k.retired_at })
 }

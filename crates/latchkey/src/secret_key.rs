@@ -42,7 +42,8 @@ impl Source {
 
 /// Reads a key file (its first line; surrounding whitespace ignored).
 pub fn read_file(path: &Path) -> anyhow::Result<SecretKey> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the secret key file {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read the secret key file {}", path.display()))?;
     SecretKey::parse(&text).with_context(|| format!("the secret key file {}", path.display()))
 }
 

@@ -349,7 +349,9 @@ fn restore(data_dir: &Path, file: &Path) -> anyhow::Result<ExitCode> {
         checked.schema_version
     );
     println!(
-        "Start the server on it with --data-dir {}; `latchkey admin audit verify` checks the audit chain.",
+        "Put the server secret key of the backup's time in place ({} or LATCHKEY_SECRET_KEY), then start the \
+         server on it with --data-dir {}; `latchkey admin audit verify` checks the audit chain.",
+        crate::secret_key::default_file(data_dir).display(),
         data_dir.display()
     );
     Ok(ExitCode::SUCCESS)

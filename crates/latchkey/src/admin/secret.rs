@@ -60,17 +60,15 @@ pub async fn rotate(
         Some(Destination::File { written, replace: Some(current) }) => {
             // Named by its ID, so a second rotation does not overwrite the first's.
             let kept = current.with_file_name(format!("{}.{old}", secret_key::DEFAULT_FILE));
-            std::fs::rename(&current, &kept)
-                .and_then(|()| std::fs::rename(&written, &current))
-                .with_context(|| {
-                    format!(
-                        "the keys are now encrypted with the key in {} (ID {}), but it could not be moved to {}: \
+            std::fs::rename(&current, &kept).and_then(|()| std::fs::rename(&written, &current)).with_context(|| {
+                format!(
+                    "the keys are now encrypted with the key in {} (ID {}), but it could not be moved to {}: \
                          move it there by hand",
-                        written.display(),
-                        new.id(),
-                        current.display()
-                    )
-                })?;
+                    written.display(),
+                    new.id(),
+                    current.display()
+                )
+            })?;
             eprintln!(
                 "The new secret key is in {}; the old one ({old}) is kept in {} for backups taken before now.",
                 current.display(),
