@@ -231,6 +231,7 @@ pub fn audit_key_aad(key_id: u32) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use rand::rngs::OsRng;

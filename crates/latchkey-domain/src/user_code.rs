@@ -136,6 +136,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::unwrap_used)]
     fn stored_hash_is_keyed() {
         use crate::at_rest::SecretKey;
         let code = UserCode::parse("BCDF-GHJK").unwrap();
