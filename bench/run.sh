@@ -72,6 +72,9 @@ PGDB=${PGDATABASE_BENCH:-latchkey_bench}
 RESULTS=${RESULTS:-$(mktemp -d "${TMPDIR:-/tmp}/latchkey-bench.XXXXXX")}
 mkdir -p "$RESULTS"
 export LATCHKEY_BENCH_PASSWORD="bench-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
+# The server secret key that encrypts the stored keys: PostgreSQL needs one given, and
+# every replica and admin command of a run must share it (each run makes a fresh database).
+export LATCHKEY_SECRET_KEY="${LATCHKEY_SECRET_KEY:-lksk_$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')}"
 
 # 1,000 parked waiters plus the workers' connections, on both ends.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"

@@ -130,11 +130,15 @@ pub enum AuditKind {
     PasskeyRemoved,
     /// A person removed their password: they sign in with passkeys only.
     PasswordRemoved,
+    /// Keys stored in plaintext (by an older Latchkey) were sealed under the server secret key.
+    KeysEncrypted,
+    /// The stored keys were sealed again under a new server secret key.
+    SecretKeyRotated,
 }
 
 impl AuditKind {
     /// Every kind, for filters and listings.
-    pub const ALL: [AuditKind; 49] = [
+    pub const ALL: [AuditKind; 51] = [
         AuditKind::UserCreated,
         AuditKind::SignInSucceeded,
         AuditKind::SignInFailed,
@@ -184,6 +188,8 @@ impl AuditKind {
         AuditKind::PasskeyAdded,
         AuditKind::PasskeyRemoved,
         AuditKind::PasswordRemoved,
+        AuditKind::KeysEncrypted,
+        AuditKind::SecretKeyRotated,
     ];
 
     /// Stable text, hashed into the chain.
@@ -238,6 +244,8 @@ impl AuditKind {
             AuditKind::PasskeyAdded => "passkey.added",
             AuditKind::PasskeyRemoved => "passkey.removed",
             AuditKind::PasswordRemoved => "user.password_removed",
+            AuditKind::KeysEncrypted => "keys.encrypted",
+            AuditKind::SecretKeyRotated => "secret_key.rotated",
         }
     }
 

@@ -275,6 +275,14 @@ pub fn sentence(kind: &str, actor: Option<&str>, subject: Option<&str>, detail: 
         "audit.key_added" => {
             st.name(who()).text(" added ").name(thing("a new audit signing key", subject)).text(" for checkpoints")
         }
+        "keys.encrypted" => {
+            let keys = count(n(&d, "keys").unwrap_or(0), "stored key");
+            st.name(who()).text(format!(" encrypted {keys} under ")).name(thing("the server secret key", subject))
+        }
+        "secret_key.rotated" => {
+            let keys = count(n(&d, "keys").unwrap_or(0), "stored key");
+            st.name(who()).text(format!(" re-encrypted {keys} under ")).name(thing("a new server secret key", subject))
+        }
         "device.registered" => {
             let place = s(&d, "location").map(|l| format!(" in {l}")).unwrap_or_default();
             let via = match s(&d, "via").as_deref() {
@@ -620,6 +628,20 @@ mod tests {
                 "Latchkey CLI presented a used refresh token again, so that sign-in was ended",
             ),
             (AuditKind::KeyRotated, Some("system"), Some("kid-1"), "{}", "The server made a new signing key active"),
+            (
+                AuditKind::KeysEncrypted,
+                Some("system"),
+                Some("0123456789abcdef"),
+                r#"{"keys":3}"#,
+                "The server encrypted 3 stored keys under the server secret key",
+            ),
+            (
+                AuditKind::SecretKeyRotated,
+                Some("system"),
+                Some("fedcba9876543210"),
+                r#"{"keys":1,"from":"0123456789abcdef"}"#,
+                "The server re-encrypted 1 stored key under a new server secret key",
+            ),
             (
                 AuditKind::AuditKeyAdded,
                 Some("system"),

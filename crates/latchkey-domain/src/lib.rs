@@ -7,6 +7,7 @@
 
 pub mod account;
 pub mod app_settings;
+pub mod at_rest;
 pub mod audit;
 pub mod audit_sentence;
 pub mod authorization;

@@ -66,6 +66,12 @@ impl UserCode {
     pub fn canonical(&self) -> String {
         self.0.iter().map(|&b| b as char).collect()
     }
+
+    /// What the database keeps and looks the code up by: HMAC-SHA256 under the
+    /// server secret key, so a copy of the database cannot try all 2^34.5 codes.
+    pub fn stored_hash(&self, key: &crate::at_rest::SecretKey) -> crate::secret::SecretHash {
+        crate::secret::SecretHash::from_stored(key.user_code_hash(&self.canonical()))
+    }
 }
 
 impl fmt::Display for UserCode {
@@ -127,6 +133,17 @@ mod tests {
             seen.extend(UserCode::generate(&mut rng).canonical().bytes());
         }
         assert_eq!(seen.len(), ALPHABET.len());
+    }
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn stored_hash_is_keyed() {
+        use crate::at_rest::SecretKey;
+        let code = UserCode::parse("BCDF-GHJK").unwrap();
+        let (a, b) = (SecretKey::from_bytes([1; 32]), SecretKey::from_bytes([2; 32]));
+        assert_eq!(code.stored_hash(&a), UserCode::parse("bcdfghjk").unwrap().stored_hash(&a));
+        assert_ne!(code.stored_hash(&a), code.stored_hash(&b));
+        assert_ne!(code.stored_hash(&a), crate::secret::SecretHash::of(&code.canonical()), "not the unkeyed SHA-256");
     }
 
     proptest! {

@@ -95,6 +95,8 @@ async fn measure(label: &str, store: Arc<dyn Store>) {
     // The same checks `latchkey serve` applies: a benchmark of an impossible config measures nothing.
     let config = ServerConfig::new("http://bench.invalid");
     config.validate().expect("benchmark config is valid");
+    let secret = latchkey_domain::at_rest::SecretKey::generate(&mut rand::rngs::OsRng);
+    store.secure_keys(secret, latchkey_server::state::now()).await.expect("unlock");
     let server = Server::new(store, config).await.expect("server");
     let state = server.state().clone();
     let key = DeviceKey::generate().expect("key");

@@ -155,6 +155,9 @@ settings! {
         /// SQLite durability: `full` fsyncs every commit; `normal` survives process crashes, not power loss.
         #[arg(long, env = "LATCHKEY_SQLITE_SYNC", global = true, value_enum)]
         sqlite_sync: SqliteSync = SqliteSync::Full,
+        /// File holding the server secret key (lksk_…) that encrypts the stored keys; or set LATCHKEY_SECRET_KEY.
+        #[arg(long, env = "LATCHKEY_SECRET_KEY_FILE", global = true)]
+        secret_key_file: PathBuf,
     }
 
     /// How the server listens and behaves: the flags of `latchkey serve`.

@@ -8,7 +8,6 @@ use crate::metrics::{Limit, Outcome};
 use crate::rate_limit::{network_key, GLOBAL};
 use crate::state::{now, AppState};
 use latchkey_domain::device_grant::{DecideError, Decision};
-use latchkey_domain::secret::SecretHash;
 use latchkey_domain::user_code::UserCode;
 use latchkey_proto::api::{DecisionResponse, PendingDeviceLogin};
 use latchkey_store::AppId;
@@ -75,8 +74,8 @@ fn not_found() -> Attempt {
 /// What the approver must see before deciding.
 pub async fn lookup(state: &AppState, who: &Caller, ip: IpAddr, typed: &str) -> ApiResult<PendingDeviceLogin> {
     guarded(state, who, ip, typed, |code| async move {
-        let grant =
-            state.store.device_grant_by_user_code(&SecretHash::of(&code.canonical())).await?.ok_or_else(not_found)?;
+        let hash = code.stored_hash(&*state.store.secret_key()?);
+        let grant = state.store.device_grant_by_user_code(&hash).await?.ok_or_else(not_found)?;
         if grant.state.status != latchkey_domain::device_grant::GrantStatus::Pending {
             return Err(ApiError::conflict("this code was already used; start the sign-in again on your device").into());
         }
@@ -135,7 +134,7 @@ pub async fn decide(
 ) -> ApiResult<DecisionResponse> {
     guarded(state, who, ip, typed, |code| async move {
         let d = GrantDecision {
-            user_code_hash: SecretHash::of(&code.canonical()),
+            user_code_hash: code.stored_hash(&*state.store.secret_key()?),
             user_id: who.user.id.clone(),
             decision,
             ip: ip.to_string(),

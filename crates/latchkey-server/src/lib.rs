@@ -89,7 +89,8 @@ pub async fn ensure_builtin_app(store: &dyn Store) -> Result<(), ApiError> {
 
 impl Server {
     /// Loads keys (making the first), registers the built-in app, binds the
-    /// metrics listener if `--metrics-listen` is set, and builds state.
+    /// metrics listener if `--metrics-listen` is set, and builds state. The
+    /// store must already be unlocked with the server secret key (`Store::secure_keys`).
     pub async fn new(store: Arc<dyn Store>, config: ServerConfig) -> Result<Self, ApiError> {
         let metrics_listener = match &config.metrics_listen {
             Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
@@ -101,6 +102,9 @@ impl Server {
         };
         let metrics =
             if metrics_listener.is_some() { metrics::Metrics::enabled() } else { metrics::Metrics::disabled() };
+        // Keys and user codes are kept under the server secret key: the store must
+        // have been unlocked with it (`Store::secure_keys`) before anything starts.
+        store.secret_key()?;
         ensure_builtin_app(store.as_ref()).await?;
         audit_log::ensure_key(store.as_ref(), &config.public_url).await?;
         let max_lifetime = config.access_token_lifetime_secs();

@@ -45,6 +45,8 @@ async fn serves_https_and_reloads_the_certificate() {
     let (cert_path, key_path) = write_pair(&dir, &first);
 
     let store = Arc::new(SqliteStore::open(dir.join("db.sqlite3"), Durability::Normal).await.unwrap());
+    let secret = latchkey_domain::at_rest::SecretKey::from_bytes([0x5e; 32]);
+    latchkey_store::Store::secure_keys(&*store, secret, latchkey_server::state::now()).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = Server::new(store, ServerConfig::new(format!("https://localhost:{}", addr.port()))).await.unwrap();

@@ -6,7 +6,7 @@ use deadpool_postgres::GenericClient;
 use latchkey_domain::audit::{AuditEntry, AuditEvent, ChainHead, ChainLink};
 use latchkey_domain::merkle::{Hash, NodeId};
 use latchkey_domain::Timestamp;
-use latchkey_store::{AuditFilter, AuditKeyRecord, AuditTreeState, NameKind, NamedId, StoreError};
+use latchkey_store::{AuditFilter, AuditTreeState, NameKind, NamedId, StoreError, StoredAuditKey};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
@@ -157,18 +157,20 @@ pub(crate) async fn leaves_of(c: &impl GenericClient, seqs: &[i64]) -> DbResult<
     Ok(out)
 }
 
-pub(crate) async fn keys(c: &impl GenericClient) -> DbResult<Vec<AuditKeyRecord>> {
+pub(crate) async fn keys(c: &impl GenericClient) -> DbResult<Vec<StoredAuditKey>> {
     let s = c
-        .prepare_cached("SELECT key_id, name, seed, created_at, retired_at FROM audit_keys ORDER BY created_at, key_id")
+        .prepare_cached(
+            "SELECT key_id, name, seed_sealed, created_at, retired_at FROM audit_keys ORDER BY created_at, key_id",
+        )
         .await?;
     let mut out = Vec::new();
     for r in c.query(&s, &[]).await? {
         let key_id: i64 = r.try_get(0)?;
         let retired: Option<i64> = r.try_get(4)?;
-        out.push(AuditKeyRecord {
+        out.push(StoredAuditKey {
             key_id: u32::try_from(key_id).map_err(|_| StoreError::Corrupt("an audit key ID is out of range".into()))?,
             name: r.try_get(1)?,
-            seed: hash32(r.try_get(2)?)?,
+            sealed_seed: r.try_get(2)?,
             created_at: Timestamp::from_millis(r.try_get(3)?),
             retired_at: retired.map(Timestamp::from_millis),
         });
@@ -176,9 +178,11 @@ pub(crate) async fn keys(c: &impl GenericClient) -> DbResult<Vec<AuditKeyRecord>
     Ok(out)
 }
 
-pub(crate) async fn insert_key(c: &impl GenericClient, k: &AuditKeyRecord) -> DbResult<()> {
-    let s = c.prepare_cached("INSERT INTO audit_keys (key_id, name, seed, created_at) VALUES ($1, $2, $3, $4)").await?;
-    c.execute(&s, &[&i64::from(k.key_id), &k.name, &&k.seed[..], &k.created_at.as_millis()]).await?;
+pub(crate) async fn insert_key(c: &impl GenericClient, k: &StoredAuditKey) -> DbResult<()> {
+    let s = c
+        .prepare_cached("INSERT INTO audit_keys (key_id, name, seed_sealed, created_at) VALUES ($1, $2, $3, $4)")
+        .await?;
+    c.execute(&s, &[&i64::from(k.key_id), &k.name, &&k.sealed_seed, &k.created_at.as_millis()]).await?;
     Ok(())
 }
 

@@ -20,7 +20,6 @@ mod audit;
 mod db;
 mod devices;
 mod enrollment;
-mod keys;
 mod listen;
 mod migrations;
 mod sweep;
@@ -37,6 +36,8 @@ use txn::Pg;
 pub struct PgStore {
     db: Db,
     notifier: DecisionNotifier,
+    /// The server secret key, once [`Store::secure_keys`] was given it.
+    vault: KeyVault,
     listener: JoinHandle<()>,
 }
 
@@ -72,7 +73,7 @@ impl PgStore {
         .await?;
         let notifier = DecisionNotifier::default();
         let listener = listen::start(config, notifier.clone()).await?;
-        Ok(PgStore { db, notifier, listener })
+        Ok(PgStore { db, notifier, vault: KeyVault::default(), listener })
     }
 
     /// Drops `schema` and everything in it; for cleaning up after tests.

@@ -16,7 +16,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (10, include_str!("../migrations/0010_active_devices.sql")),
     (11, include_str!("../migrations/0011_audit_tree.sql")),
     (12, include_str!("../migrations/0012_web_sign_in.sql")),
-    // 13 is another branch's; versions are applied by membership, not by counting, so a gap is fine.
+    (13, include_str!("../migrations/0013_keys_at_rest.sql")),
     (14, include_str!("../migrations/0014_passkeys.sql")),
 ];
 

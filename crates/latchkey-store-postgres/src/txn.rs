@@ -165,11 +165,42 @@ impl<C: GenericClient + Sync> Txn for Pg<'_, C> {
     async fn audit_leaves_of(&self, seqs: &[i64]) -> DbResult<Vec<(i64, i64)>> {
         audit::leaves_of(self.0, seqs).await
     }
-    async fn audit_keys(&self) -> DbResult<Vec<AuditKeyRecord>> {
+    async fn audit_keys(&self) -> DbResult<Vec<StoredAuditKey>> {
         audit::keys(self.0).await
     }
-    async fn insert_audit_key(&self, key: &AuditKeyRecord) -> DbResult<()> {
+    async fn insert_audit_key(&self, key: &StoredAuditKey) -> DbResult<()> {
         audit::insert_key(self.0, key).await
+    }
+    async fn set_audit_key_sealed(&self, key_id: u32, sealed: &[u8]) -> DbResult<()> {
+        exec(self.0, sql::SET_AUDIT_KEY_SEALED, &[&sealed, &i64::from(key_id)]).await?;
+        Ok(())
+    }
+    async fn signing_keys(&self) -> DbResult<Vec<StoredSigningKey>> {
+        // Byte order on ties, as SQLite sorts, whatever the database's collation.
+        let sql = "SELECT kid, private_sealed, public_key, created_at, retired_at FROM signing_keys
+                   ORDER BY created_at DESC, kid COLLATE \"C\"";
+        all(self.0, sql, &[], |r| rows::signing_key(r)).await
+    }
+    async fn retire_signing_keys(&self, at: Timestamp) -> DbResult<()> {
+        // Serialises rotations across replicas, so exactly one key is left unretired.
+        self.0.batch_execute("LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE").await?;
+        exec(self.0, sql::RETIRE_SIGNING_KEYS, &[&at.as_millis()]).await?;
+        Ok(())
+    }
+    async fn insert_signing_key(&self, k: &StoredSigningKey) -> DbResult<()> {
+        let p: &Params<'_> = &[&k.kid, &k.sealed_private, &k.public_key, &k.created_at.as_millis()];
+        insert(self.0, sql::INSERT_SIGNING_KEY, p, "signing key").await
+    }
+    async fn set_signing_key_sealed(&self, kid: &str, sealed: &[u8]) -> DbResult<()> {
+        exec(self.0, sql::SET_SIGNING_KEY_SEALED, &[&sealed, &kid]).await?;
+        Ok(())
+    }
+    async fn key_sealing(&self, lock: bool) -> DbResult<Option<String>> {
+        Ok(one(self.0, &locked(sql::KEY_SEALING, lock), &[], |r| r.opt_text(0)).await?.flatten())
+    }
+    async fn set_key_sealing(&self, key_id: &str, now: Timestamp) -> DbResult<()> {
+        exec(self.0, sql::SET_KEY_SEALING, &[&key_id, &now.as_millis()]).await?;
+        Ok(())
     }
     async fn retire_audit_keys(&self, at: Timestamp) -> DbResult<()> {
         audit::retire_keys(self.0, at).await

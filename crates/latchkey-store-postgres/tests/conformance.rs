@@ -31,10 +31,12 @@ impl Fixture {
 
     /// A store on this fixture's schema; call again for a second replica.
     async fn store(&self) -> Arc<dyn Store> {
-        match PgStore::connect(&self.url, Some(&self.schema)).await {
+        let store: Arc<dyn Store> = match PgStore::connect(&self.url, Some(&self.schema)).await {
             Ok(s) => Arc::new(s),
             Err(e) => panic!("{URL_VAR} is set but PostgreSQL cannot be used: {e}"),
-        }
+        };
+        testsuite::unlock(store.as_ref()).await;
+        store
     }
 
     /// Drops the schema, then re-raises the check's failure if there was one.
@@ -233,4 +235,76 @@ async fn a_database_from_a_newer_latchkey_is_refused() {
     })
     .await;
     f.finish(outcome).await;
+}
+
+/// Migration 13 on PostgreSQL: keys left in plaintext (by a Latchkey before it) are
+/// sealed in place by the first start with a secret key, in one transaction; the
+/// columns then hold envelopes, never the key material.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn plaintext_keys_are_sealed_in_one_transaction() {
+    let Some(fixture) = Fixture::new() else {
+        return;
+    };
+    let (url, schema) = (fixture.url.clone(), fixture.schema.clone());
+    let outcome = tokio::spawn(async move {
+        let store = PgStore::connect(&url, Some(&schema)).await.unwrap();
+        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(conn);
+        client.batch_execute(&format!("SET search_path TO {schema}")).await.unwrap();
+        let pkcs8 = b"0.PLAINTEXT-PKCS8-DOCUMENT-OF-A-SIGNING-KEY".to_vec();
+        let audit = testsuite::test_audit_key();
+        // What a database migrated from 12 holds: the same rows, plaintext, no key named.
+        client
+            .execute(
+                "INSERT INTO signing_keys (kid, private_sealed, public_key, created_at) VALUES ('k1', $1, $2, 5)",
+                &[&pkcs8, &vec![3u8; 32]],
+            )
+            .await
+            .unwrap();
+        client
+            .execute(
+                "INSERT INTO audit_keys (key_id, name, seed_sealed, created_at) VALUES ($1, $2, $3, 5)",
+                &[&i64::from(audit.key_id), &audit.name, &&audit.seed[..]],
+            )
+            .await
+            .unwrap();
+        let raw = || async {
+            let private: Vec<u8> =
+                client.query_one("SELECT private_sealed FROM signing_keys", &[]).await.unwrap().get(0);
+            let seed: Vec<u8> = client.query_one("SELECT seed_sealed FROM audit_keys", &[]).await.unwrap().get(0);
+            let marker: Option<String> = client.query_one("SELECT key_id FROM key_sealing", &[]).await.unwrap().get(0);
+            (private, seed, marker)
+        };
+        // A failure half-way (the audit key's update) leaves every key as it was.
+        client
+            .batch_execute(
+                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'no'; END $$;
+                 CREATE TRIGGER refuse BEFORE UPDATE ON audit_keys FOR EACH ROW EXECUTE FUNCTION refuse();",
+            )
+            .await
+            .unwrap();
+        let t = latchkey_domain::Timestamp::from_millis(10);
+        assert_eq!(store.sealed_under().await.unwrap(), None);
+        assert!(store.secure_keys(testsuite::test_secret_key(), t).await.is_err());
+        assert_eq!(raw().await, (pkcs8.clone(), audit.seed.to_vec(), None), "nothing changed");
+        client.batch_execute("DROP TRIGGER refuse ON audit_keys").await.unwrap();
+
+        let secured = store.secure_keys(testsuite::test_secret_key(), t).await.unwrap();
+        assert_eq!(secured.sealed_now, 2);
+        let (private, seed, marker) = raw().await;
+        assert_eq!(marker, Some(testsuite::test_secret_key().id()));
+        for sealed in [&private, &seed] {
+            assert_eq!(&sealed[..4], b"LKK\x01");
+        }
+        assert!(!private.windows(pkcs8.len()).any(|w| w == pkcs8.as_slice()), "the PKCS#8 is not stored");
+        assert!(!seed.windows(32).any(|w| w == audit.seed), "the seed is not stored");
+        let keys = store.signing_keys().await.unwrap();
+        assert_eq!(keys[0].private_pkcs8, pkcs8);
+        assert_eq!(store.audit_keys().await.unwrap()[0].seed, audit.seed);
+        let last = store.audit_entries(0, 10).await.unwrap().pop().unwrap();
+        assert_eq!(last.kind, "keys.encrypted");
+        assert_eq!(store.secure_keys(testsuite::test_secret_key(), t).await.unwrap().sealed_now, 0);
+    })
+    .await;
+    fixture.finish(outcome).await;
 }

@@ -248,6 +248,7 @@ async fn a_postgres_restart_under_load_loses_nothing_acknowledged() {
     let url = cluster.url("127.0.0.1", "?sslmode=require");
     let store: Arc<dyn Store> = Arc::new(PgStore::connect(&url, Some("restart")).await.expect("connect"));
     let now = || Timestamp::from_millis(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64);
+    latchkey_store::testsuite::unlock(store.as_ref()).await;
     store.add_audit_key(latchkey_store::testsuite::test_audit_key(), false, "system".into(), now()).await.unwrap();
 
     let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));

@@ -4,7 +4,7 @@ use crate::db_err;
 use latchkey_domain::audit::{AuditEntry, AuditEvent, ChainHead, ChainLink};
 use latchkey_domain::merkle::{Hash, NodeId};
 use latchkey_domain::Timestamp;
-use latchkey_store::{AuditFilter, AuditKeyRecord, AuditTreeState, NameKind, NamedId, StoreError, StoreResult};
+use latchkey_store::{AuditFilter, AuditTreeState, NameKind, NamedId, StoreError, StoreResult, StoredAuditKey};
 use rusqlite::{params, Connection, OptionalExtension};
 
 fn hash32(v: Vec<u8>) -> StoreResult<[u8; 32]> {
@@ -153,18 +153,20 @@ pub(crate) fn leaves_of(c: &Connection, seqs: &[i64]) -> StoreResult<Vec<(i64, i
     Ok(out)
 }
 
-pub(crate) fn keys(c: &Connection) -> StoreResult<Vec<AuditKeyRecord>> {
+pub(crate) fn keys(c: &Connection) -> StoreResult<Vec<StoredAuditKey>> {
     let mut s = c
-        .prepare_cached("SELECT key_id, name, seed, created_at, retired_at FROM audit_keys ORDER BY created_at, key_id")
+        .prepare_cached(
+            "SELECT key_id, name, seed_sealed, created_at, retired_at FROM audit_keys ORDER BY created_at, key_id",
+        )
         .map_err(db_err)?;
     let mut rows = s.query([]).map_err(db_err)?;
     let mut out = Vec::new();
     while let Some(r) = rows.next().map_err(db_err)? {
         let key_id: i64 = r.get(0).map_err(db_err)?;
-        out.push(AuditKeyRecord {
+        out.push(StoredAuditKey {
             key_id: u32::try_from(key_id).map_err(|_| StoreError::Corrupt("an audit key ID is out of range".into()))?,
             name: r.get(1).map_err(db_err)?,
-            seed: hash32(r.get(2).map_err(db_err)?)?,
+            sealed_seed: r.get(2).map_err(db_err)?,
             created_at: Timestamp::from_millis(r.get(3).map_err(db_err)?),
             retired_at: r.get::<_, Option<i64>>(4).map_err(db_err)?.map(Timestamp::from_millis),
         });
@@ -172,9 +174,9 @@ pub(crate) fn keys(c: &Connection) -> StoreResult<Vec<AuditKeyRecord>> {
     Ok(out)
 }
 
-pub(crate) fn insert_key(c: &Connection, k: &AuditKeyRecord) -> StoreResult<()> {
-    c.prepare_cached("INSERT INTO audit_keys (key_id, name, seed, created_at) VALUES (?1, ?2, ?3, ?4)")
-        .and_then(|mut s| s.execute(params![k.key_id as i64, k.name, &k.seed[..], k.created_at.as_millis()]))
+pub(crate) fn insert_key(c: &Connection, k: &StoredAuditKey) -> StoreResult<()> {
+    c.prepare_cached("INSERT INTO audit_keys (key_id, name, seed_sealed, created_at) VALUES (?1, ?2, ?3, ?4)")
+        .and_then(|mut s| s.execute(params![k.key_id as i64, k.name, &k.sealed_seed, k.created_at.as_millis()]))
         .map_err(db_err)?;
     Ok(())
 }

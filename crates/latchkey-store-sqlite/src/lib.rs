@@ -15,7 +15,6 @@ mod backup;
 mod checkpoint;
 mod devices;
 mod enrollment;
-mod keys;
 mod migrations;
 mod reader;
 mod sweep;
@@ -44,6 +43,8 @@ pub struct SqliteStore {
     writer: writer::Writer,
     readers: reader::Readers,
     notifier: DecisionNotifier,
+    /// The server secret key, once [`Store::secure_keys`] was given it.
+    vault: KeyVault,
     path: PathBuf,
 }
 
@@ -129,7 +130,7 @@ impl SqliteStore {
         .map_err(|e| StoreError::Database(e.to_string()))??;
         let writer = writer::Writer::start(conn, checkpoint::Checkpointer::start(checkpoint_conn)?)?;
         let readers = reader::Readers::new(path.clone());
-        Ok(Self { writer, readers, notifier: DecisionNotifier::default(), path })
+        Ok(Self { writer, readers, notifier: DecisionNotifier::default(), vault: KeyVault::default(), path })
     }
 
     /// The database file.

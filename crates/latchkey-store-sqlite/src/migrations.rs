@@ -17,7 +17,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (10, include_str!("../migrations/0010_active_devices.sql")),
     (11, include_str!("../migrations/0011_audit_tree.sql")),
     (12, include_str!("../migrations/0012_web_sign_in.sql")),
-    // 13 is another branch's; versions are applied by membership, not by counting, so a gap is fine.
+    (13, include_str!("../migrations/0013_keys_at_rest.sql")),
     (14, include_str!("../migrations/0014_passkeys.sql")),
 ];
 
@@ -160,6 +160,7 @@ mod tests {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
             let store = crate::SqliteStore::open(&path, crate::Durability::Full).await.unwrap();
+            latchkey_store::testsuite::unlock(&store).await;
             let t = latchkey_domain::Timestamp::from_millis(10);
             store.append_audit(AuditEvent::new(AuditKind::SignInFailed, None, None), t).await.unwrap();
             store.add_audit_key(latchkey_store::testsuite::test_audit_key(), false, "system".into(), t).await.unwrap();
@@ -174,6 +175,74 @@ mod tests {
             }
             assert_eq!(chain.finish(store.audit_head().await.unwrap()).unwrap(), head);
         });
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Migration 13: keys an older Latchkey stored in plaintext are sealed in place
+    /// at the first start with a secret key, all in one transaction; after it the
+    /// columns hold envelopes, never the key material.
+    #[test]
+    fn plaintext_keys_are_sealed_in_one_transaction() {
+        use latchkey_domain::audit::AuditKind;
+        use latchkey_store::testsuite::{test_audit_key, test_secret_key};
+        use latchkey_store::Store;
+        let dir = std::env::temp_dir().join(format!("latchkey-migration-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("db.sqlite");
+        let pkcs8 = b"0.PLAINTEXT-PKCS8-DOCUMENT-OF-A-SIGNING-KEY".to_vec();
+        let audit = test_audit_key();
+        let mut conn = crate::open_conn(&path, crate::Durability::Full).unwrap();
+        run_to(&mut conn, 12).unwrap();
+        conn.execute(
+            "INSERT INTO signing_keys (kid, private_pkcs8, public_key, created_at) VALUES ('k1', ?1, ?2, 5)",
+            rusqlite::params![pkcs8, vec![3u8; 32]],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO audit_keys (key_id, name, seed, created_at) VALUES (?1, ?2, ?3, 5)",
+            rusqlite::params![i64::from(audit.key_id), audit.name, &audit.seed[..]],
+        )
+        .unwrap();
+        run(&mut conn).unwrap();
+        // A failure half-way (here: the audit key's update) must leave every key as it was.
+        conn.execute_batch("CREATE TRIGGER refuse BEFORE UPDATE ON audit_keys BEGIN SELECT RAISE(ABORT, 'no'); END;")
+            .unwrap();
+        let raw = |conn: &Connection| -> (Vec<u8>, Vec<u8>, Option<String>) {
+            let private = conn.query_row("SELECT private_sealed FROM signing_keys", [], |r| r.get(0)).unwrap();
+            let seed = conn.query_row("SELECT seed_sealed FROM audit_keys", [], |r| r.get(0)).unwrap();
+            let marker = conn.query_row("SELECT key_id FROM key_sealing", [], |r| r.get(0)).unwrap();
+            (private, seed, marker)
+        };
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let store = crate::SqliteStore::open(&path, crate::Durability::Full).await.unwrap();
+            let t = latchkey_domain::Timestamp::from_millis(10);
+            assert_eq!(store.sealed_under().await.unwrap(), None);
+            assert!(store.secure_keys(test_secret_key(), t).await.is_err());
+            assert_eq!(raw(&conn), (pkcs8.clone(), audit.seed.to_vec(), None), "nothing changed");
+            conn.execute_batch("DROP TRIGGER refuse").unwrap();
+
+            let secured = store.secure_keys(test_secret_key(), t).await.unwrap();
+            assert_eq!(secured.sealed_now, 2);
+            let (private, seed, marker) = raw(&conn);
+            assert_eq!(marker, Some(test_secret_key().id()));
+            for sealed in [&private, &seed] {
+                assert_eq!(&sealed[..4], b"LKK\x01");
+            }
+            assert!(!private.windows(pkcs8.len()).any(|w| w == pkcs8.as_slice()), "the PKCS#8 is not stored");
+            assert!(!seed.windows(32).any(|w| w == audit.seed), "the seed is not stored");
+            let keys = store.signing_keys().await.unwrap();
+            assert_eq!(keys.len(), 1);
+            assert_eq!(keys[0].private_pkcs8, pkcs8);
+            assert_eq!(store.audit_keys().await.unwrap()[0].seed, audit.seed);
+            let last = store.audit_entries(0, 10).await.unwrap().pop().unwrap();
+            assert_eq!(last.kind, AuditKind::KeysEncrypted.as_str());
+            assert_eq!(last.subject.as_deref(), Some(test_secret_key().id().as_str()));
+            // A restart seals nothing more and records nothing more.
+            assert_eq!(store.secure_keys(test_secret_key(), t).await.unwrap().sealed_now, 0);
+            assert_eq!(store.audit_entries(0, 10).await.unwrap().len(), 1);
+        });
+        drop(conn);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -124,11 +124,39 @@ impl Txn for Sql<'_> {
     async fn audit_leaves_of(&self, seqs: &[i64]) -> StoreResult<Vec<(i64, i64)>> {
         audit::leaves_of(self.0, seqs)
     }
-    async fn audit_keys(&self) -> StoreResult<Vec<AuditKeyRecord>> {
+    async fn audit_keys(&self) -> StoreResult<Vec<StoredAuditKey>> {
         audit::keys(self.0)
     }
-    async fn insert_audit_key(&self, key: &AuditKeyRecord) -> StoreResult<()> {
+    async fn insert_audit_key(&self, key: &StoredAuditKey) -> StoreResult<()> {
         audit::insert_key(self.0, key)
+    }
+    async fn set_audit_key_sealed(&self, key_id: u32, sealed: &[u8]) -> StoreResult<()> {
+        exec(self.0, sql::SET_AUDIT_KEY_SEALED, params![sealed, i64::from(key_id)])?;
+        Ok(())
+    }
+    async fn signing_keys(&self) -> StoreResult<Vec<StoredSigningKey>> {
+        let sql = "SELECT kid, private_sealed, public_key, created_at, retired_at FROM signing_keys
+                   ORDER BY created_at DESC, kid";
+        all(self.0, sql, [], |r| rows::signing_key(r))
+    }
+    async fn retire_signing_keys(&self, at: Timestamp) -> StoreResult<()> {
+        exec(self.0, sql::RETIRE_SIGNING_KEYS, [at.as_millis()])?;
+        Ok(())
+    }
+    async fn insert_signing_key(&self, k: &StoredSigningKey) -> StoreResult<()> {
+        let p = params![k.kid, k.sealed_private, k.public_key, k.created_at.as_millis()];
+        insert(self.0, sql::INSERT_SIGNING_KEY, p, "signing key")
+    }
+    async fn set_signing_key_sealed(&self, kid: &str, sealed: &[u8]) -> StoreResult<()> {
+        exec(self.0, sql::SET_SIGNING_KEY_SEALED, params![sealed, kid])?;
+        Ok(())
+    }
+    async fn key_sealing(&self, _lock: bool) -> StoreResult<Option<String>> {
+        Ok(one(self.0, sql::KEY_SEALING, [], |r| r.opt_text(0))?.flatten())
+    }
+    async fn set_key_sealing(&self, key_id: &str, now: Timestamp) -> StoreResult<()> {
+        exec(self.0, sql::SET_KEY_SEALING, params![key_id, now.as_millis()])?;
+        Ok(())
     }
     async fn retire_audit_keys(&self, at: Timestamp) -> StoreResult<()> {
         audit::retire_keys(self.0, at)

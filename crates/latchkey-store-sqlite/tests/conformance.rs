@@ -22,7 +22,9 @@ impl Fixture {
     /// A store on this fixture's database; call again for a second "replica".
     async fn store(&self) -> Arc<dyn Store> {
         // Normal durability: these databases are thrown away, fsyncs only slow the run.
-        Arc::new(SqliteStore::open(self.dir.join("latchkey.db"), Durability::Normal).await.unwrap())
+        let store = Arc::new(SqliteStore::open(self.dir.join("latchkey.db"), Durability::Normal).await.unwrap());
+        testsuite::unlock(store.as_ref()).await;
+        store
     }
 }
 

@@ -16,8 +16,8 @@ pub struct AuditTreeState {
     pub sealed_at: Option<Timestamp>,
 }
 
-/// A key that signs checkpoints.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A key that signs checkpoints, opened (`Debug` leaves the seed out).
+#[derive(Clone, PartialEq, Eq)]
 pub struct AuditKeyRecord {
     /// The signed-note key ID.
     pub key_id: u32,
@@ -29,6 +29,17 @@ pub struct AuditKeyRecord {
     pub created_at: Timestamp,
     /// From when it no longer signs.
     pub retired_at: Option<Timestamp>,
+}
+
+impl std::fmt::Debug for AuditKeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditKeyRecord")
+            .field("key_id", &self.key_id)
+            .field("name", &self.name)
+            .field("created_at", &self.created_at)
+            .field("retired_at", &self.retired_at)
+            .finish_non_exhaustive()
+    }
 }
 
 impl AuditKeyRecord {

@@ -13,9 +13,10 @@
 //!   on its raw write connection.
 //! - `read!(…)`: the same two forms, on a read-only connection or snapshot.
 //!
-//! Both `store.notifier` (a [`DecisionNotifier`](crate::DecisionNotifier)) and
-//! the modules `users`, `devices`, `enrollment`, `keys`, `audit` and
-//! `sweep` are looked up where the macro is invoked.
+//! `store.notifier` (a [`DecisionNotifier`](crate::DecisionNotifier)),
+//! `store.vault` (a [`KeyVault`](crate::KeyVault)) and the modules `users`,
+//! `devices`, `enrollment`, `audit` and `sweep` are looked up where the macro
+//! is invoked.
 
 /// Implements [`Store`](crate::Store) for a backend from its `write!` and `read!` macros.
 #[macro_export]
@@ -740,7 +741,8 @@ macro_rules! impl_store {
             }
 
             async fn signing_keys(&self) -> $crate::StoreResult<Vec<$crate::SigningKeyRecord>> {
-                $read!(self, local [] |c| keys::all(c))
+                let secret = self.vault.current()?;
+                $read!(self, flow [secret] |tx| $crate::flows::keys::signing_keys(tx, &secret))
             }
             async fn add_signing_key(
                 &self,
@@ -748,7 +750,42 @@ macro_rules! impl_store {
                 actor: Option<String>,
                 now: $crate::__private::Timestamp,
             ) -> $crate::StoreResult<()> {
-                $write!(self, local [key, actor] |c| keys::add(c, key, actor, now))
+                let secret = self.vault.current()?;
+                $write!(self, flow [secret, key, actor] |tx| {
+                    $crate::flows::keys::add_signing_key(tx, &secret, &key, actor.as_deref(), now)
+                })
+            }
+            async fn secure_keys(
+                &self,
+                secret: $crate::__private::SecretKey,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<$crate::KeysSecured> {
+                let secret = std::sync::Arc::new(secret);
+                let s = secret.clone();
+                let secured = $write!(self, flow [s] |tx| $crate::flows::keys::secure(tx, &s, now))?;
+                self.vault.set(secret);
+                Ok(secured)
+            }
+            async fn sealed_under(&self) -> $crate::StoreResult<Option<String>> {
+                $read!(self, flow [] |tx| $crate::txn::Txn::key_sealing(tx, false))
+            }
+            async fn rotate_secret_key(
+                &self,
+                new: $crate::__private::SecretKey,
+                actor: String,
+                now: $crate::__private::Timestamp,
+            ) -> $crate::StoreResult<u64> {
+                let old = self.vault.current()?;
+                let new = std::sync::Arc::new(new);
+                let n = new.clone();
+                let moved = $write!(self, flow [old, n, actor] |tx| {
+                    $crate::flows::keys::rotate(tx, &old, &n, &actor, now)
+                })?;
+                self.vault.set(new);
+                Ok(moved)
+            }
+            fn secret_key(&self) -> $crate::StoreResult<std::sync::Arc<$crate::__private::SecretKey>> {
+                self.vault.current()
             }
 
             async fn device_sign_ins(
@@ -798,7 +835,8 @@ macro_rules! impl_store {
                 now: $crate::__private::Timestamp,
                 max: i64,
             ) -> $crate::StoreResult<Option<$crate::Sealed>> {
-                $write!(self, flow [] |tx| $crate::flows::audit::seal(tx, now, max))
+                let secret = self.vault.current()?;
+                $write!(self, flow [secret] |tx| $crate::flows::audit::seal(tx, &secret, now, max))
             }
             async fn audit_tree(&self) -> $crate::StoreResult<$crate::AuditTreeState> {
                 $read!(self, flow [] |tx| $crate::txn::Txn::audit_tree(tx, false))
@@ -825,7 +863,8 @@ macro_rules! impl_store {
                 $read!(self, flow [] |tx| $crate::flows::audit::consistency(tx, old, new))
             }
             async fn audit_keys(&self) -> $crate::StoreResult<Vec<$crate::AuditKeyRecord>> {
-                $read!(self, flow [] |tx| $crate::txn::Txn::audit_keys(tx))
+                let secret = self.vault.current()?;
+                $read!(self, flow [secret] |tx| $crate::flows::audit::keys(tx, &secret))
             }
             async fn add_audit_key(
                 &self,
@@ -834,7 +873,10 @@ macro_rules! impl_store {
                 actor: String,
                 now: $crate::__private::Timestamp,
             ) -> $crate::StoreResult<bool> {
-                $write!(self, flow [key, actor] |tx| $crate::flows::audit::add_key(tx, &key, replace, &actor, now))
+                let secret = self.vault.current()?;
+                $write!(self, flow [secret, key, actor] |tx| {
+                    $crate::flows::audit::add_key(tx, &secret, &key, replace, &actor, now)
+                })
             }
 
             async fn sweep(&self, now: $crate::__private::Timestamp) -> $crate::StoreResult<$crate::SweepReport> {

@@ -26,6 +26,20 @@ pub enum StoreError {
     /// Stored data does not parse (a bug or tampering).
     #[error("stored data is not valid: {0}")]
     Corrupt(String),
+    /// The database's keys are sealed under another server secret key than the one given.
+    #[error(
+        "the keys in this database are encrypted with secret key {expected}, but the secret key given is {given}: \
+         start with the key whose ID is {expected} (LATCHKEY_SECRET_KEY or --secret-key-file)"
+    )]
+    WrongSecretKey {
+        /// The key ID the database names.
+        expected: String,
+        /// The key ID of the key given.
+        given: String,
+    },
+    /// An operation needed the server secret key before the store was given one.
+    #[error("no server secret key was given to the store (Store::secure_keys), so its keys cannot be read")]
+    NoSecretKey,
     /// Anything else the database reported.
     #[error("database error: {0}")]
     Database(String),

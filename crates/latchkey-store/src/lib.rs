@@ -9,6 +9,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod activity;
+pub mod at_rest;
 mod audit_records;
 mod dispatch;
 mod error;
@@ -27,6 +28,7 @@ mod trust_records;
 pub mod txn;
 
 pub use activity::{DaySignIns, HourCount, LoginOutcome, LoginOverview};
+pub use at_rest::{KeyVault, KeysSecured, StoredAuditKey, StoredSigningKey};
 pub use audit_records::*;
 pub use error::StoreError;
 pub use ids::{Actor, AppId, DeviceId, EnrollmentKeyId, FamilyId, UserId};
@@ -45,6 +47,7 @@ use latchkey_domain::Timestamp;
 pub mod __private {
     pub use async_trait::async_trait;
     pub use latchkey_domain::account::{AccountRefusal, LockPolicy};
+    pub use latchkey_domain::at_rest::SecretKey;
     pub use latchkey_domain::audit::{AuditEntry, AuditEvent, ChainHead};
     pub use latchkey_domain::merkle::{Hash, ProofError};
     pub use latchkey_domain::passkey::CeremonyKind;
@@ -470,11 +473,32 @@ pub trait Store: Send + Sync + 'static {
     /// A channel was closed.
     async fn close_channel(&self, channel_id: &str) -> StoreResult<()>;
 
+    // ---- keys at rest ----
+
+    /// Unlocks the store with the server secret key: checks it is the key the
+    /// database's keys are sealed under ([`StoreError::WrongSecretKey`] if not),
+    /// seals any key still in plaintext in the same transaction (recording
+    /// `keys.encrypted`), and keeps the key for every operation that reads or
+    /// writes a private key. A fresh database takes the first key it is given.
+    async fn secure_keys(&self, key: latchkey_domain::at_rest::SecretKey, now: Timestamp) -> StoreResult<KeysSecured>;
+    /// The ID of the secret key the database's keys are sealed under; `None` before any.
+    async fn sealed_under(&self) -> StoreResult<Option<String>>;
+    /// Seals every stored key again under `new`, in one transaction, records
+    /// `secret_key.rotated` by `actor`, and keeps `new`. How many keys moved.
+    async fn rotate_secret_key(
+        &self,
+        new: latchkey_domain::at_rest::SecretKey,
+        actor: String,
+        now: Timestamp,
+    ) -> StoreResult<u64>;
+    /// The secret key this store was unlocked with ([`StoreError::NoSecretKey`] before).
+    fn secret_key(&self) -> StoreResult<std::sync::Arc<latchkey_domain::at_rest::SecretKey>>;
+
     // ---- signing keys ----
 
-    /// All signing keys, newest first.
+    /// All signing keys, opened, newest first.
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
-    /// Adds a key and makes it the active one; older keys stay published. Records `key.rotated`.
+    /// Seals a key and makes it the active one; older keys stay published. Records `key.rotated`.
     async fn add_signing_key(&self, key: SigningKeyRecord, actor: Option<String>, now: Timestamp) -> StoreResult<()>;
 
     // ---- activity ----
@@ -521,7 +545,7 @@ pub trait Store: Send + Sync + 'static {
         old: u64,
         new: Option<u64>,
     ) -> StoreResult<Result<(u64, Vec<latchkey_domain::merkle::Hash>), latchkey_domain::merkle::ProofError>>;
-    /// Every audit signing key, oldest first.
+    /// Every audit signing key, opened, oldest first.
     async fn audit_keys(&self) -> StoreResult<Vec<AuditKeyRecord>>;
     /// Adds `key` as the audit signing key. Without `replace` only if no key signs
     /// yet (start-up); with it, the current keys co-sign for a week more and the

@@ -545,8 +545,8 @@ pub struct RefreshTokenRecord {
     pub jkt: Option<String>,
 }
 
-/// An Ed25519 signing key.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An Ed25519 signing key, opened (`Debug` leaves the private key out).
+#[derive(Clone, PartialEq, Eq)]
 pub struct SigningKeyRecord {
     /// Key ID (`kid`).
     pub kid: String,
@@ -558,6 +558,16 @@ pub struct SigningKeyRecord {
     pub created_at: Timestamp,
     /// When a newer key replaced it for signing (it stays published until its tokens expire).
     pub retired_at: Option<Timestamp>,
+}
+
+impl std::fmt::Debug for SigningKeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKeyRecord")
+            .field("kid", &self.kid)
+            .field("created_at", &self.created_at)
+            .field("retired_at", &self.retired_at)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What a sweep removed.

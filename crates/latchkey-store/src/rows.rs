@@ -310,11 +310,11 @@ pub fn location_change(r: &impl Columns) -> StoreResult<LocationChange> {
     Ok(LocationChange { location: r.opt_text(0)?, effective_at: r.at(1)? })
 }
 
-/// A signing key from `kid, private_pkcs8, public_key, created_at, retired_at`.
-pub fn signing_key(r: &impl Columns) -> StoreResult<SigningKeyRecord> {
-    Ok(SigningKeyRecord {
+/// A stored signing key from `kid, private_sealed, public_key, created_at, retired_at`.
+pub fn signing_key(r: &impl Columns) -> StoreResult<crate::at_rest::StoredSigningKey> {
+    Ok(crate::at_rest::StoredSigningKey {
         kid: r.text(0)?,
-        private_pkcs8: r.bytes(1)?,
+        sealed_private: r.bytes(1)?,
         public_key: r.bytes(2)?,
         created_at: r.at(3)?,
         retired_at: r.opt_at(4)?,

@@ -321,7 +321,15 @@ pub const ENROLLMENT_KEYS: &str = concat!(
 pub const RETIRE_SIGNING_KEYS: &str = "UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL";
 /// Adds a signing key.
 pub const INSERT_SIGNING_KEY: &str =
-    "INSERT INTO signing_keys (kid, private_pkcs8, public_key, created_at) VALUES ($1, $2, $3, $4)";
+    "INSERT INTO signing_keys (kid, private_sealed, public_key, created_at) VALUES ($1, $2, $3, $4)";
+/// Replaces a signing key's stored private key (sealing it, or sealing it again).
+pub const SET_SIGNING_KEY_SEALED: &str = "UPDATE signing_keys SET private_sealed = $1 WHERE kid = $2";
+/// Replaces an audit key's stored seed (sealing it, or sealing it again).
+pub const SET_AUDIT_KEY_SEALED: &str = "UPDATE audit_keys SET seed_sealed = $1 WHERE key_id = $2";
+/// The ID of the secret key the stored keys are sealed under (`NULL`: not sealed yet).
+pub const KEY_SEALING: &str = "SELECT key_id FROM key_sealing WHERE id = 1";
+/// Records the secret key the stored keys are sealed under.
+pub const SET_KEY_SEALING: &str = "UPDATE key_sealing SET key_id = $1, changed_at = $2 WHERE id = 1";
 /// Grants past the cut-off.
 pub const SWEEP_GRANTS: &str = "DELETE FROM device_grants WHERE expires_at < $1";
 /// Pairings past the cut-off.
@@ -618,6 +626,10 @@ mod tests {
             ENROLLMENT_KEYS,
             RETIRE_SIGNING_KEYS,
             INSERT_SIGNING_KEY,
+            SET_SIGNING_KEY_SEALED,
+            SET_AUDIT_KEY_SEALED,
+            KEY_SEALING,
+            SET_KEY_SEALING,
             SWEEP_GRANTS,
             SWEEP_PAIRINGS,
             SWEEP_SESSIONS,

@@ -70,6 +70,7 @@ macro_rules! for_each_check {
             refresh_concurrent_rotation,
             revoke_refresh_family,
             signing_keys_rotation,
+            secret_key_checked_and_rotated,
             audit_tree_under_concurrency,
             sweep_removes_expired,
             values_are_used_once,

@@ -10,7 +10,8 @@
 //! writer, which already runs transactions one at a time, and ignores it.
 
 use crate::activity::DaySignIns;
-use crate::audit_records::{AuditKeyRecord, AuditTreeState};
+use crate::at_rest::{StoredAuditKey, StoredSigningKey};
+use crate::audit_records::AuditTreeState;
 use crate::passkey_records::*;
 use crate::records::*;
 use crate::trust_records::*;
@@ -118,10 +119,26 @@ pub trait Txn {
     async fn audit_nodes(&self, ids: &[NodeId]) -> Result<Vec<(NodeId, Hash)>, Self::Error>;
     /// The leaves of the sealed entries among `seqs`: (seq, leaf).
     async fn audit_leaves_of(&self, seqs: &[i64]) -> Result<Vec<(i64, i64)>, Self::Error>;
-    /// Every audit signing key, oldest first.
-    async fn audit_keys(&self) -> Result<Vec<AuditKeyRecord>, Self::Error>;
-    /// Adds an audit signing key.
-    async fn insert_audit_key(&self, key: &AuditKeyRecord) -> Result<(), Self::Error>;
+    /// Every audit signing key as stored (seeds sealed), oldest first.
+    async fn audit_keys(&self) -> Result<Vec<StoredAuditKey>, Self::Error>;
+    /// Adds an audit signing key (its seed sealed).
+    async fn insert_audit_key(&self, key: &StoredAuditKey) -> Result<(), Self::Error>;
+    /// Replaces an audit key's stored seed.
+    async fn set_audit_key_sealed(&self, key_id: u32, sealed: &[u8]) -> Result<(), Self::Error>;
+    /// Every token-signing key as stored (private keys sealed), newest first.
+    async fn signing_keys(&self) -> Result<Vec<StoredSigningKey>, Self::Error>;
+    /// Retires every signing key that has none, from `at` (PostgreSQL: after locking
+    /// the table, so concurrent rotations leave exactly one key unretired).
+    async fn retire_signing_keys(&self, at: Timestamp) -> Result<(), Self::Error>;
+    /// Adds a signing key (its private key sealed).
+    async fn insert_signing_key(&self, key: &StoredSigningKey) -> Result<(), Self::Error>;
+    /// Replaces a signing key's stored private key.
+    async fn set_signing_key_sealed(&self, kid: &str, sealed: &[u8]) -> Result<(), Self::Error>;
+    /// The ID of the secret key the stored keys are sealed under, `None` while they
+    /// are plaintext; with `lock`, held until commit.
+    async fn key_sealing(&self, lock: bool) -> Result<Option<String>, Self::Error>;
+    /// Records the secret key the stored keys are sealed under.
+    async fn set_key_sealing(&self, key_id: &str, now: Timestamp) -> Result<(), Self::Error>;
     /// Retires, from `at`, every audit key that has no end yet.
     async fn retire_audit_keys(&self, at: Timestamp) -> Result<(), Self::Error>;
     /// Records the one-time value `key` until `until`; false if it is already

@@ -4,6 +4,7 @@ mod admin;
 mod cli;
 #[cfg(feature = "otel")]
 mod otel;
+mod secret_key;
 mod serve;
 mod settings;
 mod storage;

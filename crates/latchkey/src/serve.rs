@@ -21,6 +21,7 @@ pub struct ServeCommand {
 pub async fn run(args: ServeCommand) -> anyhow::Result<ExitCode> {
     let settings = args.data.resolve(args.serve)?;
     let storage = StorageSettings::of(&settings);
+    let secret = crate::secret_key::Source::from_settings(settings.secret_key_file.as_deref())?;
     let listen = settings.listen.clone();
     let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| {
         format!("cannot listen on {listen} (is another server using it? pick another with --listen)")
@@ -46,7 +47,7 @@ pub async fn run(args: ServeCommand) -> anyhow::Result<ExitCode> {
     config.validate()?;
     let public_url = config.public_url.clone();
 
-    let store = crate::storage::open(&storage).await?;
+    let store = crate::storage::open(&storage, &secret).await?;
     let users = store.count_users().await?;
     let server = Server::new(store, config).await.map_err(|e| anyhow::anyhow!("{e}"))?;
 

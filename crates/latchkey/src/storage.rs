@@ -5,8 +5,15 @@ use anyhow::Context;
 use latchkey_store::Store;
 use std::sync::Arc;
 
-/// Opens (and migrates) the store.
-pub async fn open(settings: &StorageSettings) -> anyhow::Result<Arc<dyn Store>> {
+/// Opens (and migrates) the store and unlocks it with the server secret key.
+pub async fn open(settings: &StorageSettings, secret: &crate::secret_key::Source) -> anyhow::Result<Arc<dyn Store>> {
+    let store = open_locked(settings).await?;
+    crate::secret_key::unlock(secret, settings, store.as_ref()).await?;
+    Ok(store)
+}
+
+/// Opens (and migrates) the store, not yet unlocked.
+async fn open_locked(settings: &StorageSettings) -> anyhow::Result<Arc<dyn Store>> {
     Ok(match settings {
         StorageSettings::Sqlite { data_dir, durability } => {
             private_dir(data_dir)?;
@@ -31,7 +38,7 @@ pub fn sqlite_path(data_dir: &std::path::Path) -> std::path::PathBuf {
     data_dir.join("latchkey.sqlite3")
 }
 
-/// Creates the data directory readable by its owner only: it holds hashes and signing keys.
+/// Creates the data directory readable by its owner only: it holds hashes, sealed keys and (by default) the secret key.
 pub fn private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
     let mut b = std::fs::DirBuilder::new();
     b.recursive(true);

@@ -13,6 +13,7 @@
 use crate::audit_records::*;
 use crate::txn::Txn;
 use crate::StoreError;
+use latchkey_domain::at_rest::SecretKey;
 use latchkey_domain::audit::{self, AuditCheckpoint, AuditEvent, AuditKind};
 use latchkey_domain::merkle::{self, CompactRange, NodeId, ProofError};
 use latchkey_domain::signed_note::NoteSigner;
@@ -28,9 +29,19 @@ fn signers(keys: &[AuditKeyRecord], now: Timestamp) -> Result<Vec<NoteSigner>, S
     keys.iter().filter(|k| k.signs_at(now)).map(|k| NoteSigner::new(&k.name, &k.seed).map_err(corrupt)).collect()
 }
 
-/// Seals up to `max` waiting entries and signs a checkpoint; `None` when another
-/// replica holds the seal or nothing waits.
-pub async fn seal<T: Txn>(tx: &T, now: Timestamp, max: i64) -> Result<Option<Sealed>, T::Error> {
+/// Every audit key, opened, oldest first.
+pub async fn keys<T: Txn>(tx: &T, secret: &SecretKey) -> Result<Vec<AuditKeyRecord>, T::Error> {
+    let stored = tx.audit_keys().await?;
+    let mut out = Vec::with_capacity(stored.len());
+    for k in stored {
+        out.push(crate::at_rest::open_audit_key(secret, k)?);
+    }
+    Ok(out)
+}
+
+/// Seals up to `max` waiting entries and signs a checkpoint with the keys
+/// `secret` opens; `None` when another replica holds the seal or nothing waits.
+pub async fn seal<T: Txn>(tx: &T, secret: &SecretKey, now: Timestamp, max: i64) -> Result<Option<Sealed>, T::Error> {
     if !tx.try_seal_lock().await? {
         return Ok(None);
     }
@@ -45,7 +56,7 @@ pub async fn seal<T: Txn>(tx: &T, now: Timestamp, max: i64) -> Result<Option<Sea
     let plan = audit::seal(&mut tree, &pending);
     tx.set_audit_leaves(&plan.leaves).await?;
     tx.insert_audit_nodes(&plan.nodes).await?;
-    let keys = tx.audit_keys().await?;
+    let keys = keys(tx, secret).await?;
     let signers = signers(&keys, now)?;
     let refs: Vec<&NoteSigner> = signers.iter().collect();
     let Some(first) = signers.first() else {
@@ -67,6 +78,7 @@ pub async fn seal<T: Txn>(tx: &T, now: Timestamp, max: i64) -> Result<Option<Sea
 /// now retire after [`audit::KEY_OVERLAP_MS`] and the change is recorded. Whether `key` was added.
 pub async fn add_key<T: Txn>(
     tx: &T,
+    secret: &SecretKey,
     key: &AuditKeyRecord,
     replace: bool,
     actor: &str,
@@ -74,6 +86,7 @@ pub async fn add_key<T: Txn>(
 ) -> Result<bool, T::Error> {
     // Held so two replicas starting at once do not both add a first key.
     tx.audit_tree(true).await?;
+    super::keys::check_sealing(tx, secret, false).await?;
     let keys = tx.audit_keys().await?;
     let retirements: Vec<_> = keys.iter().map(|k| k.retired_at).collect();
     let Some(retire_at) = audit::key_change(&retirements, replace, now) else { return Ok(false) };
@@ -81,7 +94,7 @@ pub async fn add_key<T: Txn>(
     let name = keys.first().map(|k| k.name.clone()).unwrap_or_else(|| key.name.clone());
     let key = AuditKeyRecord { name, ..key.clone() };
     tx.retire_audit_keys(retire_at).await?;
-    tx.insert_audit_key(&key).await?;
+    tx.insert_audit_key(&crate::at_rest::seal_audit_key(secret, &key)).await?;
     if replace {
         let subject = format!("{:08x}", key.key_id);
         tx.append_audit(&AuditEvent::new(AuditKind::AuditKeyAdded, Some(actor), Some(&subject)), now).await?;

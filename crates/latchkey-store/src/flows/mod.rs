@@ -13,6 +13,7 @@ pub mod devices;
 pub mod enrollment;
 pub mod events;
 pub mod grants;
+pub mod keys;
 pub mod pairings;
 pub mod passkeys;
 pub mod sign_ins;

@@ -1,6 +1,7 @@
 //! `latchkey admin ...`: direct administration of the data store.
 
 mod audit;
+mod secret;
 mod users;
 
 use crate::settings::DataArgs;
@@ -32,6 +33,11 @@ pub enum AdminCommand {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// The server secret key that encrypts the stored keys.
+    Secret {
+        #[command(subcommand)]
+        command: SecretCommand,
     },
     /// Inspect the audit log.
     Audit {
@@ -206,6 +212,22 @@ pub enum KeysCommand {
     List,
 }
 
+/// `admin secret`.
+#[derive(Subcommand, Debug)]
+pub enum SecretCommand {
+    /// Print a new secret key (for PostgreSQL replicas, or a key file); changes nothing.
+    Generate,
+    /// Re-encrypt every stored key under a new secret key, in one transaction. Stop every
+    /// server first, and restart them all with the new key.
+    Rotate {
+        /// Take the new key from FILE, or write a new one there if it does not exist. Without
+        /// it: on SQLite with the data directory's secret.key, that file is replaced (the old
+        /// one kept as secret.key.<its ID>); otherwise the new key is printed.
+        #[arg(long, value_name = "FILE")]
+        new_key_file: Option<PathBuf>,
+    },
+}
+
 /// `admin audit`.
 #[derive(Subcommand, Debug)]
 pub enum AuditCommand {
@@ -257,7 +279,11 @@ pub async fn run(data: DataArgs, command: AdminCommand) -> anyhow::Result<ExitCo
         ),
         _ => {}
     }
-    let store = crate::storage::open(&resolved).await?;
+    if let AdminCommand::Secret { command: SecretCommand::Generate } = &command {
+        return Ok(secret::generate());
+    }
+    let source = crate::secret_key::Source::from_settings(settings.secret_key_file.as_deref())?;
+    let store = crate::storage::open(&resolved, &source).await?;
     let store = store.as_ref();
     match command {
         AdminCommand::User { command: UserCommand::Add { name, admin } } => add_user(store, &name, admin).await,
@@ -271,6 +297,10 @@ pub async fn run(data: DataArgs, command: AdminCommand) -> anyhow::Result<ExitCo
         }
         AdminCommand::Audit { command: AuditCommand::Checkpoint } => audit::checkpoint(store).await,
         AdminCommand::Audit { command: AuditCommand::RotateKey } => audit::rotate_key(store).await,
+        AdminCommand::Secret { command: SecretCommand::Rotate { new_key_file } } => {
+            secret::rotate(store, &resolved, &source, new_key_file.as_deref()).await
+        }
+        AdminCommand::Secret { command: SecretCommand::Generate } => Ok(secret::generate()),
         AdminCommand::EnrollKey { command } => enroll_key(store, command).await,
         AdminCommand::Device { command: DeviceCommand::Revoke { id } } => revoke_device(store, &id).await,
         // Answered above, before the store opened.
@@ -324,7 +354,9 @@ fn restore(data_dir: &Path, file: &Path) -> anyhow::Result<ExitCode> {
         checked.schema_version
     );
     println!(
-        "Start the server on it with --data-dir {}; `latchkey admin audit verify` checks the audit chain.",
+        "Put the server secret key of the backup's time in place ({} or LATCHKEY_SECRET_KEY), then start the \
+         server on it with --data-dir {}; `latchkey admin audit verify` checks the audit chain.",
+        crate::secret_key::default_file(data_dir).display(),
         data_dir.display()
     );
     Ok(ExitCode::SUCCESS)

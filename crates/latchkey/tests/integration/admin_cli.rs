@@ -5,7 +5,8 @@ use std::process::{Command, Stdio};
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_latchkey"));
-    c.env_remove("LATCHKEY_DATABASE").env("LATCHKEY_LOG", "warn");
+    // SQLite in a fresh data directory: the binary makes its own secret.key there.
+    c.env_remove("LATCHKEY_DATABASE").env_remove("LATCHKEY_SECRET_KEY").env("LATCHKEY_LOG", "warn");
     c
 }
 

@@ -13,6 +13,8 @@ async fn admin(dir: &Path, args: &[&str]) -> (bool, String, String) {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_latchkey"))
         .env_remove("LATCHKEY_DATABASE")
         .env_remove("LATCHKEY_CONFIG")
+        // The data directories are test servers', unlocked with the test key.
+        .env("LATCHKEY_SECRET_KEY", &*test_secret_key().to_text())
         .env("LATCHKEY_LOG", "warn")
         .arg("admin")
         .arg("--data-dir")

@@ -20,7 +20,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
-const PASSWORD: &str = "crash-test-password-1";
+pub(crate) const PASSWORD: &str = "crash-test-password-1";
 
 /// Where the killed server keeps its data: a fresh SQLite directory, or a fresh PostgreSQL schema.
 pub(crate) enum Data {
@@ -49,8 +49,12 @@ impl Data {
         let mut c = Command::new(env!("CARGO_BIN_EXE_latchkey"));
         c.arg(command);
         match self {
-            Data::Sqlite(dir) => c.arg("--data-dir").arg(dir),
-            Data::Postgres(url) => c.arg("--database").arg(url),
+            // SQLite makes its own secret.key in the data directory.
+            Data::Sqlite(dir) => c.arg("--data-dir").arg(dir).env_remove("LATCHKEY_SECRET_KEY"),
+            // Every PostgreSQL replica is given the same key.
+            Data::Postgres(url) => {
+                c.arg("--database").arg(url).env("LATCHKEY_SECRET_KEY", &*crate::support::test_secret_key().to_text())
+            }
         };
         c.args(args).env("LATCHKEY_LOG", "warn").kill_on_drop(true);
         c
@@ -59,9 +63,15 @@ impl Data {
 
 /// Starts `latchkey serve` on `listen` (port 0: a free one) with `extra` flags; the child and its URL.
 pub(crate) async fn serve(data: &Data, listen: &str, extra: &[&str]) -> (Child, String) {
+    serve_with(data, listen, extra, &[]).await
+}
+
+/// [`serve`] with environment variables set (or replaced) for the server.
+pub(crate) async fn serve_with(data: &Data, listen: &str, extra: &[&str], env: &[(&str, &str)]) -> (Child, String) {
     let args: Vec<&str> = ["--listen", listen].into_iter().chain(extra.iter().copied()).collect();
-    let mut child = data
-        .latchkey("serve", &args)
+    let mut command = data.latchkey("serve", &args);
+    command.envs(env.iter().copied());
+    let mut child = command
         // One address sends every login; the per-network limit is not what is tested.
         .env("LATCHKEY_DEVICE_AUTH_PER_MINUTE", "0")
         .stdin(Stdio::null())
@@ -86,7 +96,12 @@ pub(crate) async fn serve(data: &Data, listen: &str, extra: &[&str]) -> (Child, 
 }
 
 /// A device login of the CLI app with its own key: (client, tokens), or None if the server went away.
-async fn login(url: &str, session: &str, name: &str, approved: &Mutex<Vec<String>>) -> Option<(Client, TokenResponse)> {
+pub(crate) async fn login(
+    url: &str,
+    session: &str,
+    name: &str,
+    approved: &Mutex<Vec<String>>,
+) -> Option<(Client, TokenResponse)> {
     let cli = AppCredentials::public(latchkey_proto::CLI_CLIENT_ID);
     let client = Client::new(url).ok()?.with_device_key(Arc::new(DeviceKey::generate().ok()?));
     let auth = client.device_authorization(&cli, "openid", Some(name)).await.ok()?;

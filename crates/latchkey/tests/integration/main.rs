@@ -25,6 +25,7 @@ mod events;
 mod events_cli;
 mod hardening;
 mod instant_approval;
+mod keys_at_rest;
 mod load_balancer;
 mod observability;
 mod pages;

@@ -172,7 +172,23 @@ pub fn test_config() -> ServerConfig {
     c
 }
 
+/// The server secret key of every test server (as `LATCHKEY_SECRET_KEY` would give it).
+pub fn test_secret_key() -> latchkey_domain::at_rest::SecretKey {
+    latchkey_domain::at_rest::SecretKey::from_bytes([0x5e; 32])
+}
+
+/// Unlocks a test store with [`test_secret_key`], as `latchkey serve` does at start.
+pub async fn unlock(store: &dyn Store) {
+    store.secure_keys(test_secret_key(), now()).await.expect("unlock the store with the test secret key");
+}
+
 async fn open(backend: &Backend) -> (Arc<dyn Store>, Storage) {
+    let (store, storage) = open_locked(backend).await;
+    unlock(store.as_ref()).await;
+    (store, storage)
+}
+
+async fn open_locked(backend: &Backend) -> (Arc<dyn Store>, Storage) {
     match backend {
         Backend::Sqlite => {
             let dir = std::env::temp_dir().join(format!("latchkey-test-{}", uuid::Uuid::new_v4().simple()));
@@ -205,6 +221,7 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut ServerConf
 /// which it deletes when dropped.
 pub async fn spawn_app_on_sqlite_dir(dir: PathBuf, tweak: impl FnOnce(&mut ServerConfig)) -> TestApp {
     let store = SqliteStore::open(dir.join("latchkey.sqlite3"), Durability::Normal).await.expect("open SQLite");
+    unlock(&store).await;
     start(Arc::new(store), Storage::Sqlite(dir), Checks::Validate, tweak).await
 }
 
@@ -289,6 +306,7 @@ impl TestApp {
     pub async fn replica(&self) -> TestApp {
         let Storage::Postgres { url, schema } = &self.storage else { panic!("replicas need PostgreSQL") };
         let store: Arc<dyn Store> = Arc::new(PgStore::connect(url, Some(schema)).await.expect("replica store"));
+        unlock(store.as_ref()).await;
         // Replicas sit behind one load balancer: one public URL, one issuer.
         let issuer = self.url.clone();
         start(store, Storage::Shared, Checks::Validate, move |c| c.public_url = issuer).await

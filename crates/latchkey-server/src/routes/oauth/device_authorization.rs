@@ -14,7 +14,7 @@ use latchkey_domain::device::{parse_tag, Location};
 use latchkey_domain::device_grant::GrantState;
 use latchkey_domain::names::DisplayName;
 use latchkey_domain::scope::Scope;
-use latchkey_domain::secret::{Secret, SecretHash, SecretKind};
+use latchkey_domain::secret::{Secret, SecretKind};
 use latchkey_domain::slug::Slug;
 use latchkey_domain::user_code::UserCode;
 use latchkey_proto::oauth::DeviceAuthorization;
@@ -108,6 +108,8 @@ pub async fn handle(
     let device = device_request(&p, proof)?;
     let c = &state.config;
 
+    // User codes are stored as an HMAC under the server secret key.
+    let secret = state.store.secret_key()?;
     // A user code may collide with a live one (20^8 codes); draw again.
     for _ in 0..4 {
         let t = now();
@@ -118,7 +120,7 @@ pub async fn handle(
             client_id: app.client_id.clone(),
             scope: scope.to_string(),
             device_code_hash: device_code.hash(),
-            user_code_hash: SecretHash::of(&user_code.canonical()),
+            user_code_hash: user_code.stored_hash(&secret),
             state: GrantState::new(t, c.device_code_lifetime_secs(), c.poll_interval_secs()),
             requester: Requester {
                 ip: ip.to_string(),
