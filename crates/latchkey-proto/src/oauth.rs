@@ -164,15 +164,23 @@ pub struct Discovery {
 /// One public key in a JWK Set (RFC 7517, OKP keys per RFC 8037).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Jwk {
-    /// Key type: `OKP`.
+    /// Key type: `OKP` (Ed25519) or `RSA`.
     pub kty: String,
-    /// Curve: `Ed25519`.
+    /// Curve: `Ed25519` (OKP keys).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub crv: String,
-    /// Public key, base64url.
+    /// Public key, base64url (OKP keys).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub x: String,
+    /// Modulus, base64url (RSA keys).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub n: String,
+    /// Public exponent, base64url (RSA keys).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub e: String,
     /// Key ID, as in JWT headers.
     pub kid: String,
-    /// Algorithm: `EdDSA`.
+    /// Algorithm: `EdDSA` or `RS256`.
     pub alg: String,
     /// Use: `sig`.
     #[serde(rename = "use")]

@@ -72,6 +72,17 @@ pub struct IdTokenExtras {
     pub nonce: Option<String>,
     /// Authentication methods (RFC 8176), such as `pwd`.
     pub amr: Vec<String>,
+    /// How the app wants its ID tokens signed.
+    pub alg: latchkey_store::IdTokenAlg,
+}
+
+/// What ID tokens for `app` need: its signing algorithm, with an RSA key made
+/// first if it is the first RS256 app to sign anyone in.
+pub async fn extras_for(state: &AppState, app: &latchkey_store::AppRecord) -> ApiResult<IdTokenExtras> {
+    if app.id_token_alg == latchkey_store::IdTokenAlg::RS256 {
+        state.keys.ensure_rsa(state.store.as_ref()).await?;
+    }
+    Ok(IdTokenExtras { alg: app.id_token_alg, ..IdTokenExtras::default() })
 }
 
 /// A fresh refresh token and the record to store for it.
@@ -145,7 +156,7 @@ pub fn respond_with(
             nonce: extras.nonce.as_deref(),
             amr: &extras.amr,
         };
-        Some(state.keys.sign(&id, "JWT")?)
+        Some(state.keys.sign_with(&id, "JWT", extras.alg)?)
     } else {
         None
     };

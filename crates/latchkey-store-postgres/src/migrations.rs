@@ -18,6 +18,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (12, include_str!("../migrations/0012_web_sign_in.sql")),
     (13, include_str!("../migrations/0013_keys_at_rest.sql")),
     (14, include_str!("../migrations/0014_passkeys.sql")),
+    (15, include_str!("../migrations/0015_rsa_id_tokens.sql")),
 ];
 
 /// Advisory-lock class for migrations; the second key is the schema's hash,

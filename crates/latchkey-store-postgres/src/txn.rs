@@ -177,18 +177,19 @@ impl<C: GenericClient + Sync> Txn for Pg<'_, C> {
     }
     async fn signing_keys(&self) -> DbResult<Vec<StoredSigningKey>> {
         // Byte order on ties, as SQLite sorts, whatever the database's collation.
-        let sql = "SELECT kid, private_sealed, public_key, created_at, retired_at FROM signing_keys
+        let sql = "SELECT kid, private_sealed, public_key, created_at, retired_at, alg FROM signing_keys
                    ORDER BY created_at DESC, kid COLLATE \"C\"";
         all(self.0, sql, &[], |r| rows::signing_key(r)).await
     }
-    async fn retire_signing_keys(&self, at: Timestamp) -> DbResult<()> {
-        // Serialises rotations across replicas, so exactly one key is left unretired.
+    async fn retire_signing_keys(&self, alg: IdTokenAlg, at: Timestamp) -> DbResult<()> {
+        // Serialises rotations across replicas, so exactly one key per algorithm is left unretired.
         self.0.batch_execute("LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE").await?;
-        exec(self.0, sql::RETIRE_SIGNING_KEYS, &[&at.as_millis()]).await?;
+        exec(self.0, sql::RETIRE_SIGNING_KEYS, &[&at.as_millis(), &alg.as_str()]).await?;
         Ok(())
     }
     async fn insert_signing_key(&self, k: &StoredSigningKey) -> DbResult<()> {
-        let p: &Params<'_> = &[&k.kid, &k.sealed_private, &k.public_key, &k.created_at.as_millis()];
+        let alg = k.alg.as_str();
+        let p: &Params<'_> = &[&k.kid, &k.sealed_private, &k.public_key, &k.created_at.as_millis(), &alg];
         insert(self.0, sql::INSERT_SIGNING_KEY, p, "signing key").await
     }
     async fn set_signing_key_sealed(&self, kid: &str, sealed: &[u8]) -> DbResult<()> {

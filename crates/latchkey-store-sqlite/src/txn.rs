@@ -135,16 +135,16 @@ impl Txn for Sql<'_> {
         Ok(())
     }
     async fn signing_keys(&self) -> StoreResult<Vec<StoredSigningKey>> {
-        let sql = "SELECT kid, private_sealed, public_key, created_at, retired_at FROM signing_keys
+        let sql = "SELECT kid, private_sealed, public_key, created_at, retired_at, alg FROM signing_keys
                    ORDER BY created_at DESC, kid";
         all(self.0, sql, [], |r| rows::signing_key(r))
     }
-    async fn retire_signing_keys(&self, at: Timestamp) -> StoreResult<()> {
-        exec(self.0, sql::RETIRE_SIGNING_KEYS, [at.as_millis()])?;
+    async fn retire_signing_keys(&self, alg: IdTokenAlg, at: Timestamp) -> StoreResult<()> {
+        exec(self.0, sql::RETIRE_SIGNING_KEYS, params![at.as_millis(), alg.as_str()])?;
         Ok(())
     }
     async fn insert_signing_key(&self, k: &StoredSigningKey) -> StoreResult<()> {
-        let p = params![k.kid, k.sealed_private, k.public_key, k.created_at.as_millis()];
+        let p = params![k.kid, k.sealed_private, k.public_key, k.created_at.as_millis(), k.alg.as_str()];
         insert(self.0, sql::INSERT_SIGNING_KEY, p, "signing key")
     }
     async fn set_signing_key_sealed(&self, kid: &str, sealed: &[u8]) -> StoreResult<()> {

@@ -7,7 +7,7 @@
 //! every operation that reads or writes a private key goes through it after that.
 
 use crate::audit_records::AuditKeyRecord;
-use crate::records::SigningKeyRecord;
+use crate::records::{IdTokenAlg, SigningKeyRecord};
 use crate::StoreError;
 use latchkey_domain::at_rest::{self, AtRestError, SecretKey};
 use latchkey_domain::Timestamp;
@@ -20,12 +20,14 @@ pub struct StoredSigningKey {
     pub kid: String,
     /// The private key's PKCS#8 document, in an envelope (plaintext only before migration 13 was secured).
     pub sealed_private: Vec<u8>,
-    /// Raw 32-byte public key.
+    /// The public key: raw 32 bytes (Ed25519), or PKCS#1 DER (RSA).
     pub public_key: Vec<u8>,
     /// When it was made.
     pub created_at: Timestamp,
     /// When a newer key replaced it for signing.
     pub retired_at: Option<Timestamp>,
+    /// What it signs with.
+    pub alg: IdTokenAlg,
 }
 
 impl std::fmt::Debug for StoredSigningKey {
@@ -96,6 +98,7 @@ pub fn seal_signing_key(secret: &SecretKey, k: &SigningKeyRecord) -> StoredSigni
         public_key: k.public_key.clone(),
         created_at: k.created_at,
         retired_at: k.retired_at,
+        alg: k.alg,
     }
 }
 
@@ -109,6 +112,7 @@ pub fn open_signing_key(secret: &SecretKey, k: StoredSigningKey) -> Result<Signi
         public_key: k.public_key,
         created_at: k.created_at,
         retired_at: k.retired_at,
+        alg: k.alg,
     })
 }
 

@@ -550,14 +550,16 @@ pub struct RefreshTokenRecord {
 pub struct SigningKeyRecord {
     /// Key ID (`kid`).
     pub kid: String,
-    /// PKCS#8 v2 document of the private key.
+    /// PKCS#8 document of the private key.
     pub private_pkcs8: Vec<u8>,
-    /// Raw 32-byte public key.
+    /// The public key: raw 32 bytes (Ed25519), or PKCS#1 DER (RSA).
     pub public_key: Vec<u8>,
     /// When it was made.
     pub created_at: Timestamp,
-    /// When a newer key replaced it for signing (it stays published until its tokens expire).
+    /// When a newer key of its algorithm replaced it for signing (it stays published until its tokens expire).
     pub retired_at: Option<Timestamp>,
+    /// What it signs with: EdDSA (Ed25519; every access token) or RS256 (ID tokens of apps that ask).
+    pub alg: IdTokenAlg,
 }
 
 impl std::fmt::Debug for SigningKeyRecord {

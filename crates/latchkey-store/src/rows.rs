@@ -310,7 +310,7 @@ pub fn location_change(r: &impl Columns) -> StoreResult<LocationChange> {
     Ok(LocationChange { location: r.opt_text(0)?, effective_at: r.at(1)? })
 }
 
-/// A stored signing key from `kid, private_sealed, public_key, created_at, retired_at`.
+/// A stored signing key from `kid, private_sealed, public_key, created_at, retired_at, alg`.
 pub fn signing_key(r: &impl Columns) -> StoreResult<crate::at_rest::StoredSigningKey> {
     Ok(crate::at_rest::StoredSigningKey {
         kid: r.text(0)?,
@@ -318,6 +318,10 @@ pub fn signing_key(r: &impl Columns) -> StoreResult<crate::at_rest::StoredSignin
         public_key: r.bytes(2)?,
         created_at: r.at(3)?,
         retired_at: r.opt_at(4)?,
+        alg: {
+            let alg = r.text(5)?;
+            IdTokenAlg::parse(&alg).ok_or_else(|| corrupt("signing key algorithm", &alg))?
+        },
     })
 }
 

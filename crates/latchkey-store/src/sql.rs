@@ -318,10 +318,10 @@ pub const ENROLLMENT_KEYS: &str = concat!(
 // ---- signing keys, housekeeping ----
 
 /// Retires the active signing key.
-pub const RETIRE_SIGNING_KEYS: &str = "UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL";
+pub const RETIRE_SIGNING_KEYS: &str = "UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL AND alg = $2";
 /// Adds a signing key.
 pub const INSERT_SIGNING_KEY: &str =
-    "INSERT INTO signing_keys (kid, private_sealed, public_key, created_at) VALUES ($1, $2, $3, $4)";
+    "INSERT INTO signing_keys (kid, private_sealed, public_key, created_at, alg) VALUES ($1, $2, $3, $4, $5)";
 /// Replaces a signing key's stored private key (sealing it, or sealing it again).
 pub const SET_SIGNING_KEY_SEALED: &str = "UPDATE signing_keys SET private_sealed = $1 WHERE kid = $2";
 /// Replaces an audit key's stored seed (sealing it, or sealing it again).

@@ -129,7 +129,7 @@ pub trait Txn {
     async fn signing_keys(&self) -> Result<Vec<StoredSigningKey>, Self::Error>;
     /// Retires every signing key that has none, from `at` (PostgreSQL: after locking
     /// the table, so concurrent rotations leave exactly one key unretired).
-    async fn retire_signing_keys(&self, at: Timestamp) -> Result<(), Self::Error>;
+    async fn retire_signing_keys(&self, alg: IdTokenAlg, at: Timestamp) -> Result<(), Self::Error>;
     /// Adds a signing key (its private key sealed).
     async fn insert_signing_key(&self, key: &StoredSigningKey) -> Result<(), Self::Error>;
     /// Replaces a signing key's stored private key.

@@ -42,7 +42,7 @@ pub async fn add_signing_key<T: Txn>(
     now: Timestamp,
 ) -> Result<(), T::Error> {
     check_sealing(tx, secret, false).await?;
-    tx.retire_signing_keys(now).await?;
+    tx.retire_signing_keys(key.alg, now).await?;
     let stored = at_rest::seal_signing_key(secret, &SigningKeyRecord { created_at: now, ..key.clone() });
     tx.insert_signing_key(&stored).await?;
     tx.append_audit(&events::key_rotated(&key.kid, actor), now).await

@@ -12,6 +12,7 @@ pub async fn signing_keys_rotation(store: Arc<dyn Store>) {
         public_key: vec![n; 32],
         created_at: created,
         retired_at: None,
+        alg: IdTokenAlg::EdDSA,
     };
     s.add_signing_key(key("k1", 1, at(0)), None, at(0)).await.unwrap();
     assert_last_event(s, &events::key_rotated("k1", None), at(0)).await;
@@ -27,6 +28,19 @@ pub async fn signing_keys_rotation(store: Arc<dyn Store>) {
         s.signing_keys().await.unwrap(),
         vec![key("k3", 3, at(2000)), retired(key("k2", 2, at(1000)), at(2000)), retired(key("k1", 1, at(0)), at(1000)),]
     );
+    // Each algorithm has its own active key: an RSA key retires only RSA keys.
+    let rsa = |kid: &str, n: u8, created| SigningKeyRecord { alg: IdTokenAlg::RS256, ..key(kid, n, created) };
+    s.add_signing_key(rsa("r1", 4, at(3000)), None, at(3000)).await.unwrap();
+    s.add_signing_key(rsa("r2", 5, at(4000)), None, at(4000)).await.unwrap();
+    let active: Vec<(String, IdTokenAlg)> = s
+        .signing_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|k| k.retired_at.is_none())
+        .map(|k| (k.kid, k.alg))
+        .collect();
+    assert_eq!(active, vec![("r2".to_string(), IdTokenAlg::RS256), ("k3".to_string(), IdTokenAlg::EdDSA)]);
     verify_audit_log(s).await;
 }
 
@@ -55,6 +69,7 @@ pub async fn secret_key_checked_and_rotated(store: Arc<dyn Store>) {
         public_key: vec![9; 32],
         created_at: at(10),
         retired_at: None,
+        alg: IdTokenAlg::EdDSA,
     };
     s.add_signing_key(key.clone(), None, at(10)).await.unwrap();
     s.add_audit_key(test_audit_key(), false, "system".into(), at(10)).await.unwrap();

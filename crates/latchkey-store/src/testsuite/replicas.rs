@@ -54,6 +54,7 @@ pub async fn key_rotation_across_replicas(a: Arc<dyn Store>, b: Arc<dyn Store>) 
                 public_key: vec![4; 32],
                 created_at: at(i as i64),
                 retired_at: None,
+                alg: IdTokenAlg::EdDSA,
             };
             store.add_signing_key(key, None, at(i as i64)).await.unwrap();
         }

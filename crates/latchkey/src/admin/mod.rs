@@ -11,7 +11,7 @@ use latchkey_domain::app_settings;
 use latchkey_domain::names::{check_password, ClientId, Username};
 use latchkey_domain::secret::{Secret, SecretKind};
 use latchkey_store::{Actor, DeviceId, EnrollmentKeyId};
-use latchkey_store::{AppRecord, ClientKind, GrantType, NewUser, Store};
+use latchkey_store::{AppRecord, ClientKind, GrantType, IdTokenAlg, NewUser, Store};
 use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -435,6 +435,10 @@ async fn add_app(store: &dyn Store, add: AppAdd) -> anyhow::Result<ExitCode> {
         post_logout_redirect_uris: settings.post_logout_redirect_uris,
         id_token_alg: settings.id_token_alg,
     };
+    if app.id_token_alg == IdTokenAlg::RS256 {
+        // Made now, so it is published before any relying party reads the key set.
+        latchkey_server::keys::ensure_rsa_key(store).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
     store.create_app(app, Some("admin-cli".into()), now()).await?;
     println!("Registered app {id}");
     if let Some(s) = secret {
@@ -477,19 +481,28 @@ async fn list_apps(store: &dyn Store, json: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Makes a new Ed25519 key active, and a new RSA key too when RS256 ID tokens are in use.
 async fn rotate_keys(store: &dyn Store) -> anyhow::Result<ExitCode> {
-    let key = latchkey_server::keys::generate_key(now()).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let kid = key.kid.clone();
-    store.add_signing_key(key, Some("admin-cli".into()), now()).await?;
-    println!("New signing key {kid} is active. Previous keys stay published until the tokens they signed expire.");
-    println!("Running servers switch to it within a minute.");
+    let rsa_in_use = store.signing_keys().await?.iter().any(|k| k.alg == IdTokenAlg::RS256 && k.retired_at.is_none());
+    let mut keys = vec![latchkey_server::keys::generate_key(now()).map_err(|e| anyhow::anyhow!("{e}"))?];
+    if rsa_in_use {
+        keys.push(latchkey_server::keys::generate_rsa_key(now()).map_err(|e| anyhow::anyhow!("{e}"))?);
+    }
+    for key in keys {
+        let (kid, alg) = (key.kid.clone(), key.alg);
+        store.add_signing_key(key, Some("admin-cli".into()), now()).await?;
+        println!("New {} signing key {kid} is active.", alg.as_str());
+    }
+    println!(
+        "Previous keys stay published until the tokens they signed expire. Running servers switch within a minute."
+    );
     Ok(ExitCode::SUCCESS)
 }
 
 async fn list_keys(store: &dyn Store) -> anyhow::Result<ExitCode> {
     for k in store.signing_keys().await? {
         let state = if k.retired_at.is_some() { "retired" } else { "active" };
-        println!("{}  {state}", k.kid);
+        println!("{}  {:<5}  {state}", k.kid, k.alg.as_str());
     }
     Ok(ExitCode::SUCCESS)
 }

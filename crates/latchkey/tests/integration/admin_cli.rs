@@ -96,18 +96,20 @@ fn admin_commands_manage_users_apps_keys_and_audit() {
     let (ok, out, _) = admin(&dir, &["keys", "rotate"], "");
     assert!(ok, "{out}");
     let (_, keys, _) = admin(&dir, &["keys", "list"], "");
-    assert_eq!(keys.lines().filter(|l| l.ends_with("active")).count(), 1);
-    assert_eq!(keys.lines().filter(|l| l.ends_with("retired")).count(), 1);
+    // One active key per algorithm (the RS256 app brought an RSA key); each rotation replaced both.
+    let count = |alg: &str, state: &str| keys.lines().filter(|l| l.contains(alg) && l.ends_with(state)).count();
+    assert_eq!((count("EdDSA", "active"), count("RS256", "active")), (1, 1), "{keys}");
+    assert_eq!((count("EdDSA", "retired"), count("RS256", "retired")), (1, 2), "{keys}");
 
     let (ok, out, _) = admin(&dir, &["audit", "verify"], "");
-    assert!(ok && out.contains("audit log intact: 6 entries sealed"), "{out}");
+    assert!(ok && out.contains("audit log intact: 9 entries sealed"), "{out}");
     let conn = rusqlite::Connection::open(dir.0.join("latchkey.sqlite3")).expect("open");
     conn.execute("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2", []).expect("tamper");
     let (ok, out, _) = admin(&dir, &["audit", "verify"], "");
     assert!(!ok, "tampering makes verify fail");
     assert!(out.contains("entry 2 (leaf 1) does not match what was sealed there"), "{out}");
     let (ok, note, _) = admin(&dir, &["audit", "checkpoint"], "");
-    assert!(ok && note.lines().nth(1) == Some("6"), "the signed checkpoint, size 6: {note}");
+    assert!(ok && note.lines().nth(1) == Some("9"), "the signed checkpoint, size 9: {note}");
 }
 
 #[test]

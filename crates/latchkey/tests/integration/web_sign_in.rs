@@ -26,6 +26,7 @@ backend_tests!(
     codes_are_bound_to_their_app_redirect_uri_and_verifier,
     prompt_and_max_age_are_honoured,
     consent_can_be_withdrawn_and_ends_the_apps_sign_ins,
+    an_app_can_have_rs256_id_tokens,
 );
 
 pub(crate) const REDIRECT: &str = "http://127.0.0.1:9/callback";
@@ -580,4 +581,99 @@ async fn consent_can_be_withdrawn_and_ends_the_apps_sign_ins(backend: Backend) {
     )
     .await;
     assert!(page.html.contains("sign you in?"), "{}", page.html);
+}
+
+async fn an_app_can_have_rs256_id_tokens(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.add_user("alice", false).await;
+    add_web_app(&app, "eddsa", ClientKind::Public, None).await;
+    add_web_app(&app, "legacy", ClientKind::Public, None).await;
+    // An admin chooses RS256 on the Apps page; the RSA key is made then, so it is
+    // published before any relying party reads the key set (some read it once).
+    app.add_user("root", true).await;
+    let admin = browser();
+    let csrf = crate::web_pages::sign_in(&app, &admin, "root").await;
+    let uris = format!("{REDIRECT}\nhttps://app.example/cb?tenant=1");
+    let saved = post(
+        &admin,
+        &format!("{}/apps/legacy/edit", app.url),
+        &[
+            ("csrf", csrf.as_str()),
+            ("display_name", "Legacy"),
+            ("grant_authorization_code", "yes"),
+            ("redirect_uris", uris.as_str()),
+            ("id_token_alg", "RS256"),
+        ],
+    )
+    .await;
+    assert_eq!(saved.status, 303, "{}", saved.html);
+    let legacy = app.store.app(AppId("legacy")).await.expect("read").expect("legacy");
+    assert_eq!(legacy.id_token_alg, latchkey_store::IdTokenAlg::RS256);
+    let http = rp_http();
+    let jwks = |http: reqwest::Client| {
+        let url = format!("{}/oauth/jwks", app.url);
+        async move { http.get(url).send().await.expect("jwks").json::<serde_json::Value>().await.expect("json") }
+    };
+
+    // A library left at its defaults (RS256 only, as OIDC Core's baseline) validates the legacy app's ID token.
+    let provider = CoreProviderMetadata::discover_async(IssuerUrl::new(app.url.clone()).expect("issuer"), &http)
+        .await
+        .expect("discovery");
+    let client = CoreClient::from_provider_metadata(provider, ClientId::new("legacy".into()), None)
+        .set_redirect_uri(RedirectUrl::new(REDIRECT.into()).expect("redirect"));
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (auth_url, _, nonce) = client
+        .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
+        .set_pkce_challenge(challenge)
+        .url();
+    let browser = browser();
+    let page = get(&browser, auth_url.as_str()).await;
+    let consent = sign_in_on_form(&browser, &app.url, &page, "alice").await;
+    let back = decide_consent(&browser, &app.url, &consent, "allow").await;
+    let code = param(&location(&back), "code").expect("code");
+    let tokens = client
+        .exchange_code(AuthorizationCode::new(code))
+        .expect("token endpoint")
+        .set_pkce_verifier(verifier)
+        .request_async(&http)
+        .await
+        .expect("the code redeems");
+    let id_token = tokens.id_token().expect("ID token");
+    let claims = id_token.claims(&client.id_token_verifier(), &nonce).expect("the RS256 ID token validates");
+    let alice = app.store.user_by_name("alice").await.expect("read").expect("alice");
+    assert_eq!(claims.subject().as_str(), alice.id);
+    let header: serde_json::Value = serde_json::from_slice(
+        &base64::Engine::decode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            id_token.to_string().split('.').next().expect("header"),
+        )
+        .expect("base64"),
+    )
+    .expect("header json");
+    assert_eq!(header["alg"], "RS256");
+    let published = jwks(http.clone()).await;
+    let rsa: Vec<&serde_json::Value> =
+        published["keys"].as_array().expect("keys").iter().filter(|k| k["kty"] == "RSA").collect();
+    assert_eq!(rsa.len(), 1, "the RSA key is published: {published}");
+    assert_eq!((rsa[0]["alg"].as_str(), rsa[0]["kid"].as_str()), (Some("RS256"), header["kid"].as_str()));
+
+    // The access token stays EdDSA, and other apps' ID tokens too.
+    let access_header = tokens.access_token().secret().split('.').next().expect("header").to_string();
+    assert!(String::from_utf8_lossy(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, access_header).expect("b64")
+    )
+    .contains("EdDSA"));
+    let (challenge, verifier) = pkce();
+    let code = code_for(&app, &browser, "eddsa", &challenge).await;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("client_id", "eddsa"),
+        ("code_verifier", verifier.as_str()),
+    ];
+    let (_, body, _) = token_request(&app, &form).await;
+    let other = body["id_token"].as_str().expect("ID token").split('.').next().expect("header").to_string();
+    let other = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, other).expect("b64");
+    assert!(String::from_utf8_lossy(&other).contains("EdDSA"));
 }

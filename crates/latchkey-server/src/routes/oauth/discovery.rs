@@ -43,7 +43,7 @@ pub async fn metadata(State(state): State<AppState>) -> Json<Discovery> {
         revocation_endpoint_auth_methods_supported: auth_methods(),
 
         subject_types_supported: vec!["public".into()],
-        id_token_signing_alg_values_supported: vec!["EdDSA".into()],
+        id_token_signing_alg_values_supported: vec!["EdDSA".into(), "RS256".into()],
         dpop_signing_alg_values_supported: vec!["EdDSA".into(), "ES256".into()],
         latchkey_device_wait_endpoint: c.url(paths::DEVICE_WAIT),
         latchkey_enroll_endpoint: c.url(paths::ENROLL),

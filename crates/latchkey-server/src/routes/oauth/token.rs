@@ -93,7 +93,7 @@ async fn redeem_code(state: &AppState, app: &AppRecord, p: Params, jkt: Option<S
     };
     match state.store.redeem_authorization_code(redeem, t).await? {
         CodeRedeemed::Tokens { subject, nonce, amr } => {
-            let extras = tokens::IdTokenExtras { nonce, amr };
+            let extras = tokens::IdTokenExtras { nonce, amr, ..tokens::extras_for(state, app).await? };
             Ok(no_store(tokens::respond_with(state, &subject, refresh, t, &extras)?))
         }
         CodeRedeemed::Unknown => Err(ApiError::invalid_grant("unknown authorization code")),
@@ -136,7 +136,10 @@ pub(crate) async fn redeem_once(
     let redeem =
         Redeem { device_code_hash: SecretHash::of(code), client_id: app.client_id.clone(), mode, presented_jkt, mint };
     match state.store.redeem_device_grant(redeem, t).await? {
-        Redeemed::Tokens(subject) => Ok(Step::Tokens(no_store(tokens::respond(state, &subject, refresh, t)?))),
+        Redeemed::Tokens(subject) => {
+            let extras = tokens::extras_for(state, app).await?;
+            Ok(Step::Tokens(no_store(tokens::respond_with(state, &subject, refresh, t, &extras)?)))
+        }
         Redeemed::Pending { grant_id, expires_at } => Ok(Step::Pending { grant_id, expires_at }),
         Redeemed::SlowDown { interval_secs } => Err(ApiError::slow_down(format!(
             "polling too fast; wait at least {interval_secs} seconds between requests"
@@ -179,7 +182,10 @@ async fn refresh(state: &AppState, app: &AppRecord, token: &str, presented_jkt: 
         presented_jkt,
     };
     match state.store.rotate_refresh_token(rotate, t).await? {
-        Rotated::Tokens(subject) => Ok(no_store(tokens::respond(state, &subject, Some(secret), t)?)),
+        Rotated::Tokens(subject) => {
+            let extras = tokens::extras_for(state, app).await?;
+            Ok(no_store(tokens::respond_with(state, &subject, Some(secret), t, &extras)?))
+        }
         Rotated::ReuseDetected => Err(ApiError::invalid_grant(
             "this refresh token was already used; every token of this sign-in is now revoked, sign in again",
         )),

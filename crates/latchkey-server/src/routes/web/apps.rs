@@ -15,7 +15,7 @@ use latchkey_domain::app_settings;
 use latchkey_domain::names::ClientId;
 use latchkey_domain::secret::{Secret, SecretKind};
 use latchkey_store::{Actor, AppId};
-use latchkey_store::{AppRecord, AppUpdate, ClientKind, GrantType, StoreError};
+use latchkey_store::{AppRecord, AppUpdate, ClientKind, GrantType, IdTokenAlg, StoreError};
 use serde::Deserialize;
 
 /// An app as the pages show it.
@@ -264,6 +264,9 @@ pub async fn create(State(state): State<AppState>, Admin(w): Admin, Form(f): For
         post_logout_redirect_uris: settings.post_logout_redirect_uris,
         id_token_alg: settings.id_token_alg,
     };
+    if app.id_token_alg == IdTokenAlg::RS256 {
+        state.keys.ensure_rsa(state.store.as_ref()).await?;
+    }
     match state.store.create_app(app.clone(), Some(w.user.id.clone()), now()).await {
         Ok(()) => {}
         Err(StoreError::Conflict(_)) => {
@@ -354,6 +357,9 @@ pub async fn edit(
         Ok(u) => u,
         Err(msg) => return Ok(edit_page(&w, &state, StatusCode::BAD_REQUEST, app, f, Some(msg), false)),
     };
+    if update.id_token_alg == IdTokenAlg::RS256 {
+        state.keys.ensure_rsa(state.store.as_ref()).await?;
+    }
     let updated =
         state.store.update_app(AppId(&client_id), update, Actor(&w.user.id), now()).await.map_err(ApiError::from)?;
     state.store.notifier().notify_all();
