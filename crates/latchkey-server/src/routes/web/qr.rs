@@ -106,16 +106,13 @@ fn page<T: Template>(status: StatusCode, t: &T) -> ApiResult<Response> {
     Ok(resp)
 }
 
-/// `GET /apps/{client_id}/qr-sign-in?return_to=…`: the hosted desktop page.
-pub async fn desktop_page(
-    State(state): State<AppState>,
-    Path(client_id): Path<String>,
-    ClientIp(ip): ClientIp,
-    UserAgent(ua): UserAgent,
-    Query(q): Query<StartQuery>,
-) -> PageResult {
-    let tab = new_tab();
-    let (code, cookie) = start_code(&state, &client_id, ip, ua, q.return_to.as_deref(), &tab).await?;
+/// The desktop page for a started code of page `tab`, setting its pairing cookie.
+fn desktop_page_for(
+    code: DesktopCode,
+    cookie: Option<HeaderValue>,
+    tab: &str,
+    fresh_url: String,
+) -> ApiResult<Response> {
     let mut resp = page(
         StatusCode::OK,
         &DesktopPage {
@@ -126,7 +123,7 @@ pub async fn desktop_page(
             svg: code.svg,
             phone_url: code.phone_url,
             wait_url: format!("{}?tab={tab}", latchkey_proto::paths::PAIRING_WAIT),
-            fresh_url: fresh_url(&client_id, q.return_to.as_deref(), &tab),
+            fresh_url,
             expires_in: code.expires_in,
         },
     )?;
@@ -134,6 +131,19 @@ pub async fn desktop_page(
         resp.headers_mut().append(header::SET_COOKIE, v);
     }
     Ok(resp)
+}
+
+/// `GET /apps/{client_id}/qr-sign-in?return_to=…`: the hosted desktop page.
+pub async fn desktop_page(
+    State(state): State<AppState>,
+    Path(client_id): Path<String>,
+    ClientIp(ip): ClientIp,
+    UserAgent(ua): UserAgent,
+    Query(q): Query<StartQuery>,
+) -> PageResult {
+    let tab = new_tab();
+    let (code, cookie) = start_code(&state, &client_id, ip, ua, q.return_to.as_deref(), &tab).await?;
+    Ok(desktop_page_for(code, cookie, &tab, fresh_url(&client_id, q.return_to.as_deref(), &tab))?)
 }
 
 /// `POST /apps/{client_id}/qr-sign-in/fresh?return_to=…`: a new code for the desktop
@@ -182,24 +192,7 @@ pub async fn web_page(
     let r = web::read(&state, web::pairs_of(&q.request)).await?;
     let tab = new_tab();
     let (code, cookie) = show_code(&state, qr_flow::start_web(&state, &r, ip, ua).await?, &tab)?;
-    let mut resp = page(
-        StatusCode::OK,
-        &DesktopPage {
-            signed_in_as: None,
-            csrf: String::new(),
-            is_admin: false,
-            app_name: code.app_name,
-            svg: code.svg,
-            phone_url: code.phone_url,
-            wait_url: format!("{}?tab={tab}", latchkey_proto::paths::PAIRING_WAIT),
-            fresh_url: web_fresh_url(&r.raw, &tab),
-            expires_in: code.expires_in,
-        },
-    )?;
-    if let Some(v) = cookie {
-        resp.headers_mut().append(header::SET_COOKIE, v);
-    }
-    Ok(resp)
+    Ok(desktop_page_for(code, cookie, &tab, web_fresh_url(&r.raw, &tab))?)
 }
 
 /// `POST /oauth/authorize/phone/fresh?request=…&tab=…`: a new code for that page.
