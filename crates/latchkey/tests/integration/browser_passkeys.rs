@@ -34,21 +34,21 @@ impl WebDriverCompatibleCommand for AddVirtualAuthenticator {
 }
 
 /// A server whose public URL names a host (browsers refuse an IP address as a passkey's site).
-async fn spawn_on_localhost(b: Backend) -> (TestApp, String) {
+pub(crate) async fn spawn_on_localhost(b: Backend) -> (TestApp, String) {
     let app = spawn_app_with(b, |c| c.public_url = c.public_url.replace("127.0.0.1", "localhost")).await;
     let url = app.url.replace("127.0.0.1", "localhost");
     (app, url)
 }
 
 /// A browser with a virtual platform authenticator that verifies its user.
-async fn browser_with_authenticator(chrome: &Chrome) -> Browser {
+pub(crate) async fn browser_with_authenticator(chrome: &Chrome) -> Browser {
     let b = chrome.browser(DESKTOP).await;
     b.webdriver().issue_cmd(AddVirtualAuthenticator).await.expect("add a virtual authenticator");
     b
 }
 
 /// Adds a passkey named `name` on the Security page.
-async fn add_passkey(b: &Browser, url: &str, name: &str) {
+pub(crate) async fn add_passkey(b: &Browser, url: &str, name: &str) {
     b.goto(&format!("{url}/security")).await;
     b.type_into("#passkey-name", name).await;
     b.click("#add-passkey").await;
@@ -57,12 +57,13 @@ async fn add_passkey(b: &Browser, url: &str, name: &str) {
 }
 
 /// Presses "Sign in with a passkey" on the sign-in page it shows.
-async fn passkey_sign_in(b: &Browser) {
+pub(crate) async fn passkey_sign_in(b: &Browser) {
     b.wait_text("h1", "Sign in").await;
     b.click("#passkey-sign-in").await;
 }
 
-async fn sign_out(b: &Browser) {
+/// Signs out of Latchkey from the page shown (one with the sign-out form).
+pub(crate) async fn sign_out(b: &Browser) {
     b.click("form[action='/signout'] button").await;
     b.wait_text("h1", "Sign in").await;
 }

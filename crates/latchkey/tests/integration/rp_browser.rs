@@ -6,10 +6,13 @@
 //! tests assert on that.
 //!
 //! The browser steps are small helpers ([`starts_sign_in`], [`signs_in_with_password`],
-//! [`answers_consent`], [`rp_outcome`]): a test of another sign-in method (a
-//! passkey, a QR code) swaps the password step and keeps the rest.
+//! [`answers_consent`], [`rp_outcome`]): a test of another sign-in method swaps
+//! the password step and keeps the rest. A passkey (Chromium's virtual
+//! authenticator) and "Sign in with your phone" (a second browser as the phone,
+//! the QR read off the desktop's screenshot with a real decoder) do so here.
 
 use crate::backend_tests;
+use crate::browser_passkeys::{add_passkey, browser_with_authenticator, passkey_sign_in, sign_out, spawn_on_localhost};
 use crate::browser_support::*;
 use crate::support::*;
 use latchkey_proto::paths;
@@ -26,6 +29,9 @@ backend_tests!(
     a_relying_party_signs_a_person_in_with_a_password,
     denying_on_the_consent_page_tells_the_relying_party,
     a_second_sign_in_goes_straight_back_to_the_relying_party,
+    a_relying_party_signs_a_person_in_with_a_passkey,
+    a_relying_party_signs_a_person_in_with_their_phone,
+    a_phone_that_cancels_signs_nobody_in_to_the_relying_party,
 );
 
 const APP_NAME: &str = "Node RP";
@@ -58,6 +64,8 @@ struct RelyingParty {
     child: Child,
     /// `http://127.0.0.1:<port>`.
     url: String,
+    /// The issuer it discovered Latchkey at (Latchkey's public URL).
+    issuer: String,
     /// What it printed after its first line, and its stderr: for failure messages.
     output: Arc<Mutex<String>>,
 }
@@ -67,12 +75,19 @@ impl RelyingParty {
     /// `secret` is given). It listens on a port of its own choosing and prints it:
     /// no port is picked here that someone else could take in between.
     async fn start(app: &TestApp, client_id: &str, secret: Option<&str>) -> RelyingParty {
+        Self::start_for(&app.url, client_id, secret).await
+    }
+
+    /// [`RelyingParty::start`] for a server whose public URL is `issuer` (a passkey
+    /// test's server is `http://localhost:<port>`, and discovery checks that the
+    /// issuer it names is the one asked for).
+    async fn start_for(issuer: &str, client_id: &str, secret: Option<&str>) -> RelyingParty {
         let dir = rp_dir();
         assert!(dir.join("node_modules/openid-client").is_dir(), "{} has no node_modules; {NPM_HINT}", dir.display());
         let mut cmd = Command::new(node());
         cmd.arg("server.mjs")
             .current_dir(&dir)
-            .env("ISSUER", &app.url)
+            .env("ISSUER", issuer)
             .env("CLIENT_ID", client_id)
             .env("PORT", "0")
             .stdin(Stdio::null())
@@ -98,7 +113,7 @@ impl RelyingParty {
             panic!("the relying party did not start ({first:?}); it said:\n{}", output.lock().expect("log"));
         };
         collect(stdout.into_inner(), output.clone());
-        RelyingParty { child, url: format!("http://127.0.0.1:{port}"), output }
+        RelyingParty { child, url: format!("http://127.0.0.1:{port}"), issuer: issuer.to_string(), output }
     }
 
     /// Its redirect URI, which the app must register exactly.
@@ -159,11 +174,11 @@ fn new_secret() -> String {
 }
 
 /// The person opens the relying party's sign-in link and lands on Latchkey's sign-in page for it.
-async fn starts_sign_in(b: &Browser, app: &TestApp, rp: &RelyingParty) {
+async fn starts_sign_in(b: &Browser, rp: &RelyingParty) {
     b.goto(&rp.login_url()).await;
     b.wait_text("h1", &format!("Sign in to continue to {APP_NAME}")).await;
     let at = b.url().await;
-    assert!(at.starts_with(&format!("{}{}?", app.url, paths::AUTHORIZE)), "on Latchkey's page: {at}");
+    assert!(at.starts_with(&format!("{}{}?", rp.issuer, paths::AUTHORIZE)), "on Latchkey's page: {at}");
 }
 
 /// The person types their username and password on Latchkey's sign-in page.
@@ -171,6 +186,41 @@ async fn signs_in_with_password(b: &Browser, username: &str, password: &str) {
     b.type_into("#username", username).await;
     b.type_into("#password", password).await;
     b.click(&format!("form[action='{}'] button[type='submit']", paths::AUTHORIZE_SIGN_IN)).await;
+}
+
+/// The person, who added a passkey earlier (Chromium's virtual authenticator
+/// holds it), presses "Sign in with a passkey" on Latchkey's sign-in page.
+async fn signs_in_with_passkey(b: &Browser) {
+    passkey_sign_in(b).await;
+}
+
+/// The person picks "Sign in with your phone" on Latchkey's sign-in page; the
+/// desktop shows a QR. Returns what the QR on screen says, read from a screenshot
+/// with a real decoder (as a phone's camera would), which must be the link the
+/// page also prints for those who cannot scan.
+async fn signs_in_with_phone(desk: &Browser, rp: &RelyingParty) -> String {
+    desk.click("#sign-in-with-phone").await;
+    desk.wait_text("h1", &format!("Sign in to {APP_NAME} with your phone")).await;
+    desk.wait_text("#qr-status", "Waiting for your phone").await;
+    assert!(desk.has("#qr-image svg").await, "the QR is drawn on the page");
+    let at = desk.url().await;
+    assert!(at.starts_with(&format!("{}{}?", rp.issuer, paths::AUTHORIZE_PHONE)), "on Latchkey's QR page: {at}");
+    let scanned = decode_qr(&desk.screenshot().await);
+    let link = desk.find("#phone-link").await.attr("href").await.expect("href").expect("#phone-link has an href");
+    assert_eq!(scanned, vec![link], "one QR on screen, carrying the phone link the page shows");
+    scanned.into_iter().next().unwrap_or_default()
+}
+
+/// The phone opens the scanned link, signs in there as `username` (it is sent to
+/// the sign-in page first), and answers the approval page: `"approve"` or `"deny"`.
+async fn phone_answers(phone: &Browser, phone_url: &str, username: &str, decision: &str) {
+    phone.goto(phone_url).await;
+    let at = phone.wait_url("http").await;
+    assert!(at.contains("/signin?next="), "a signed-out phone is sent to sign in first: {at}");
+    phone.sign_in(username, PASSWORD).await;
+    phone.wait_text("h1", &format!("Sign in to {APP_NAME} on the computer?")).await;
+    phone.click(&format!("button[name='decision'][value='{decision}']")).await;
+    phone.wait_text("h1", if decision == "approve" { "Signed in" } else { "Cancelled" }).await;
 }
 
 /// The person answers Latchkey's consent page: `"allow"` or `"deny"`.
@@ -227,7 +277,7 @@ async fn a_relying_party_signs_a_person_in_with_a_password(backend: Backend) {
     let chrome = Chrome::start().await;
     let b = chrome.browser(DESKTOP).await;
 
-    starts_sign_in(&b, &app, &rp).await;
+    starts_sign_in(&b, &rp).await;
     signs_in_with_password(&b, "alice", PASSWORD).await;
     answers_consent(&b, "allow").await;
     let (shown, userinfo) = rp_signed_in(&b, &rp).await;
@@ -268,7 +318,7 @@ async fn denying_on_the_consent_page_tells_the_relying_party(backend: Backend) {
     let chrome = Chrome::start().await;
     let b = chrome.browser(DESKTOP).await;
 
-    starts_sign_in(&b, &app, &rp).await;
+    starts_sign_in(&b, &rp).await;
     signs_in_with_password(&b, "alice", PASSWORD).await;
     answers_consent(&b, "deny").await;
     let error = match rp_outcome(&b, &rp).await {
@@ -294,7 +344,7 @@ async fn a_second_sign_in_goes_straight_back_to_the_relying_party(backend: Backe
     let chrome = Chrome::start().await;
     let b = chrome.browser(DESKTOP).await;
 
-    starts_sign_in(&b, &app, &rp).await;
+    starts_sign_in(&b, &rp).await;
     signs_in_with_password(&b, "alice", PASSWORD).await;
     answers_consent(&b, "allow").await;
     let (first, _) = rp_signed_in(&b, &rp).await;
@@ -310,6 +360,98 @@ async fn a_second_sign_in_goes_straight_back_to_the_relying_party(backend: Backe
     assert_ne!(two["nonce"], one["nonce"], "a new request, with a new nonce");
     assert_eq!(two["auth_time"], one["auth_time"], "no new authentication: the same sign-in's time");
     assert!(amr(two).contains(&"pwd"), "{second}");
+
+    chrome.stop().await;
+    rp.stop().await;
+}
+
+async fn a_relying_party_signs_a_person_in_with_a_passkey(backend: Backend) {
+    // A passkey's site must be a host name, not an IP address: the server's public
+    // URL, and so the issuer the relying party discovers, is http://localhost:<port>.
+    let (app, issuer) = spawn_on_localhost(backend).await;
+    let alice = app.add_user("alice", false).await;
+    let secret = new_secret();
+    let rp = RelyingParty::start_for(&issuer, "node-rp", Some(&secret)).await;
+    register(&app, &rp, "node-rp", Some(&secret)).await;
+    let chrome = Chrome::start().await;
+    let b = browser_with_authenticator(&chrome).await;
+
+    // Alice added a passkey on another day (after a password sign-in) and signed out,
+    // so this sign-in is the passkey's alone.
+    b.goto(&format!("{issuer}/security")).await;
+    b.sign_in("alice", PASSWORD).await;
+    add_passkey(&b, &issuer, "Laptop").await;
+    sign_out(&b).await;
+
+    starts_sign_in(&b, &rp).await;
+    signs_in_with_passkey(&b).await;
+    answers_consent(&b, "allow").await;
+    let (shown, userinfo) = rp_signed_in(&b, &rp).await;
+
+    let id = &shown["id_token"];
+    assert_eq!(id["sub"], alice, "{shown}");
+    assert_eq!(id["iss"], issuer.as_str(), "{shown}");
+    // A hardware-bound key that verified its user (RFC 8176), and no password.
+    assert_eq!(amr(id), vec!["hwk", "user"], "{shown}");
+    assert_eq!(shown["nonce_valid"], true, "{shown}");
+    let auth_time = id["auth_time"].as_i64().expect("auth_time");
+    assert!((now().as_secs() - auth_time).abs() < 60, "auth_time is the passkey sign-in's: {shown}");
+    assert_eq!(userinfo.expect("the relying party fetched userinfo")["sub"], alice);
+
+    chrome.stop().await;
+    rp.stop().await;
+}
+
+async fn a_relying_party_signs_a_person_in_with_their_phone(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.add_user("alice", false).await;
+    let secret = new_secret();
+    let rp = RelyingParty::start(&app, "node-rp", Some(&secret)).await;
+    register(&app, &rp, "node-rp", Some(&secret)).await;
+    let chrome = Chrome::start().await;
+    // Two browsers, two cookie jars: the computer alice signs in on, and her phone.
+    let desk = chrome.browser(DESKTOP).await;
+    let phone = chrome.browser(PHONE).await;
+
+    starts_sign_in(&desk, &rp).await;
+    let phone_url = signs_in_with_phone(&desk, &rp).await;
+    phone_answers(&phone, &phone_url, "alice", "approve").await;
+    // The desktop's page goes on by itself once the phone approved: to consent, then the app.
+    answers_consent(&desk, "allow").await;
+    let (shown, userinfo) = rp_signed_in(&desk, &rp).await;
+
+    let id = &shown["id_token"];
+    assert_eq!(id["sub"], alice, "{shown}");
+    // Signed in over a second channel (RFC 8176 "mca"); no password was typed on the desktop.
+    assert_eq!(amr(id), vec!["mca"], "{shown}");
+    assert_eq!(shown["nonce_valid"], true, "{shown}");
+    assert_eq!(userinfo.expect("the relying party fetched userinfo")["sub"], alice);
+
+    chrome.stop().await;
+    rp.stop().await;
+}
+
+async fn a_phone_that_cancels_signs_nobody_in_to_the_relying_party(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.add_user("alice", false).await;
+    let secret = new_secret();
+    let rp = RelyingParty::start(&app, "node-rp", Some(&secret)).await;
+    register(&app, &rp, "node-rp", Some(&secret)).await;
+    let chrome = Chrome::start().await;
+    let desk = chrome.browser(DESKTOP).await;
+    let phone = chrome.browser(PHONE).await;
+
+    starts_sign_in(&desk, &rp).await;
+    let phone_url = signs_in_with_phone(&desk, &rp).await;
+    phone_answers(&phone, &phone_url, "alice", "deny").await;
+
+    desk.wait_text("#qr-status", "cancelled").await;
+    // The page has stopped waiting; had it been going to the app, it would have by now.
+    let at = desk.url().await;
+    assert!(at.starts_with(&format!("{}{}?", app.url, paths::AUTHORIZE_PHONE)), "the desktop stays put: {at}");
+    assert!(!at.starts_with(&rp.url), "nothing reaches the relying party: {at}");
+    // And the desktop was not signed in to Latchkey: starting again asks who it is.
+    starts_sign_in(&desk, &rp).await;
 
     chrome.stop().await;
     rp.stop().await;
