@@ -90,6 +90,17 @@ pub enum PairingError {
     WrongChannel,
 }
 
+/// Whether a pairing may be collected this way: one that continues a web
+/// sign-in only as the browser's session, a native one only as tokens (a
+/// web sign-in's desktop must never get tokens it would put in a page).
+pub fn check_channel(continues_web_sign_in: bool, as_session: bool) -> Result<(), PairingError> {
+    if continues_web_sign_in == as_session {
+        Ok(())
+    } else {
+        Err(PairingError::WrongChannel)
+    }
+}
+
 /// A pairing's status and expiry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PairingState {
@@ -198,6 +209,14 @@ pub fn check_return_to(return_to: &str, app_url: Option<&str>) -> Result<String,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_kind_of_pairing_is_collected_only_its_own_way() {
+        assert_eq!(check_channel(true, true), Ok(()));
+        assert_eq!(check_channel(false, false), Ok(()));
+        assert_eq!(check_channel(true, false), Err(PairingError::WrongChannel));
+        assert_eq!(check_channel(false, true), Err(PairingError::WrongChannel));
+    }
 
     fn t(s: i64) -> Timestamp {
         Timestamp::from_millis(s * 1000)

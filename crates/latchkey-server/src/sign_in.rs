@@ -169,6 +169,32 @@ pub async fn change_password(
     ip: IpAddr,
 ) -> ApiResult<()> {
     latchkey_domain::names::check_password(new).map_err(|e| ApiError::invalid_request(e.to_string()))?;
+    let permit = check_current(state, user, current, ip).await?;
+    let hash = passwords::hash(new.to_string()).await?;
+    drop(permit);
+    let me = UserId(&user.id);
+    if !state.store.change_password(me, &hash, keep, Actor(&user.id), now()).await? {
+        return Err(ApiError::Internal("the signed-in account no longer exists".into()));
+    }
+    Ok(())
+}
+
+/// Checks `user`'s current password to re-confirm them (before removing it);
+/// wrong ones count against the sign-in rate limits, as for a password change.
+pub async fn confirm_password(state: &AppState, user: &UserRecord, current: &str, ip: IpAddr) -> ApiResult<()> {
+    check_current(state, user, current, ip).await.map(drop)
+}
+
+/// Checks that `current` is `user`'s password. A wrong one counts against the
+/// sign-in rate limits (so a stolen session guesses no faster than sign-in);
+/// a right one is refunded. The hashing slot is handed back to the caller, so a
+/// new password's hash is made inside the same slot.
+async fn check_current(
+    state: &AppState,
+    user: &UserRecord,
+    current: &str,
+    ip: IpAddr,
+) -> ApiResult<tokio::sync::OwnedSemaphorePermit> {
     let wrong = || ApiError::forbidden("the current password is wrong");
     if current.len() > 1024 {
         return Err(wrong());
@@ -186,40 +212,8 @@ pub async fn change_password(
     if !passwords::verify(current.to_string(), Some(user.password_hash.clone())).await? {
         return Err(wrong());
     }
-    let hash = passwords::hash(new.to_string()).await?;
-    drop(permit);
     state.limits.sign_in.refund(&keys, now());
-    let me = UserId(&user.id);
-    if !state.store.change_password(me, &hash, keep, Actor(&user.id), now()).await? {
-        return Err(ApiError::Internal("the signed-in account no longer exists".into()));
-    }
-    Ok(())
-}
-
-/// Checks `user`'s current password to re-confirm them (before removing it);
-/// wrong ones count against the sign-in rate limits, as for a password change.
-pub async fn confirm_password(state: &AppState, user: &UserRecord, current: &str, ip: IpAddr) -> ApiResult<()> {
-    let wrong = || ApiError::forbidden("the current password is wrong");
-    if current.len() > 1024 {
-        return Err(wrong());
-    }
-    let net = network_key(ip);
-    let keys = [user.username.as_str(), net.as_str()];
-    if !state.limits.sign_in.try_take(&keys, now()) {
-        state.metrics.rate_limited(Limit::SignIn);
-        return Err(ApiError::too_many_requests("too many wrong passwords; wait a few minutes and try again"));
-    }
-    let permit = tokio::time::timeout(HASH_QUEUE_WAIT, state.password_checks.clone().acquire_owned())
-        .await
-        .map_err(|_| busy())?
-        .map_err(|_| busy())?;
-    let ok = passwords::verify(current.to_string(), Some(user.password_hash.clone())).await?;
-    drop(permit);
-    if !ok {
-        return Err(wrong());
-    }
-    state.limits.sign_in.refund(&keys, now());
-    Ok(())
+    Ok(permit)
 }
 
 /// Checks a password someone else chose for an account (an admin's reset) against

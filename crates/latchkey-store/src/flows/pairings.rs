@@ -144,8 +144,8 @@ async fn consume<T: Txn>(
 ) -> Result<Result<Box<PairingRecord>, Collected>, T::Error> {
     // Checked before anything is consumed: a stopped account's sign-in stays uncollected.
     if let Some(p) = tx.pairing(PairingCode::Desktop, desktop, true).await? {
-        if p.continues.is_some() != session {
-            return Ok(Err(Collected::Refused(PairingError::WrongChannel)));
+        if let Err(e) = latchkey_domain::pairing::check_channel(p.continues.is_some(), session) {
+            return Ok(Err(Collected::Refused(e)));
         }
         if let Some(approver) = &p.user_id {
             if let Err(refusal) = accounts::check(tx, approver, now).await? {

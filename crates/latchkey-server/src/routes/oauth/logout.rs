@@ -7,7 +7,7 @@
 use crate::credential::Caller;
 use crate::error::ApiError;
 use crate::extract::Form;
-use crate::routes::web::pages::{render, PageResult};
+use crate::routes::web::pages::{render, DonePage, PageResult};
 use crate::session::{set_cookie, SESSION_COOKIE};
 use crate::state::AppState;
 use crate::web_sign_in::{allow_form_to, pairs_of};
@@ -29,16 +29,6 @@ struct ConfirmPage {
     action: &'static str,
     request: String,
     app_name: Option<String>,
-}
-
-#[derive(Template)]
-#[template(path = "device_done.html")]
-struct DonePage {
-    signed_in_as: Option<String>,
-    csrf: String,
-    is_admin: bool,
-    heading: String,
-    message: String,
 }
 
 /// The claims of an `id_token_hint` that matter here.

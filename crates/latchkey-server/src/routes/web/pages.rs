@@ -156,14 +156,15 @@ struct DeviceConfirmPage {
     requested_at: When,
 }
 
+/// A page that only says how something ended (a heading and a sentence).
 #[derive(Template)]
 #[template(path = "device_done.html")]
-struct DeviceDonePage {
-    signed_in_as: Option<String>,
-    csrf: String,
-    is_admin: bool,
-    heading: String,
-    message: String,
+pub(crate) struct DonePage {
+    pub signed_in_as: Option<String>,
+    pub csrf: String,
+    pub is_admin: bool,
+    pub heading: String,
+    pub message: String,
 }
 
 /// Only local paths may be redirect targets (no open redirects): visible ASCII
@@ -487,7 +488,7 @@ pub async fn device_decide(
     };
     Ok(render(
         StatusCode::OK,
-        &DeviceDonePage {
+        &DonePage {
             signed_in_as: Some(w.user.username.clone()),
             csrf: w.csrf(),
             is_admin: w.user.is_admin,

@@ -6,7 +6,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{ClientIp, Form, Query, UserAgent};
 use crate::qr_flow;
 use crate::routes::api::pairings::{pairing_cookie, PAIRING_COOKIE};
-use crate::routes::web::pages::PageResult;
+use crate::routes::web::pages::{DonePage, PageResult};
 use crate::session::set_cookie;
 use crate::state::{now, AppState};
 use crate::web_sign_in::{self as web, StepResult, Stop};
@@ -275,16 +275,6 @@ struct PhonePage {
     desktop_user_agent: String,
     requested_at: String,
     different_network: bool,
-}
-
-#[derive(Template)]
-#[template(path = "device_done.html")]
-struct DonePage {
-    signed_in_as: Option<String>,
-    csrf: String,
-    is_admin: bool,
-    heading: String,
-    message: String,
 }
 
 /// `GET /pair/{code}`: what the phone shows before approving.
