@@ -9,8 +9,8 @@ use latchkey_proto::paths;
 
 impl Client {
     /// Starts a QR sign-in to `client_id` from a desktop app.
-    pub async fn start_pairing(&self, client_id: &str, return_to: Option<&str>) -> ClientResult<PairingStarted> {
-        let body = StartPairing { client_id: client_id.into(), return_to: return_to.map(str::to_string) };
+    pub async fn start_pairing(&self, client_id: &str) -> ClientResult<PairingStarted> {
+        let body = StartPairing { client_id: client_id.into(), return_to: None };
         Self::decode(self.http.post(self.url(paths::PAIRINGS)).json(&body).send().await?).await
     }
 

@@ -83,12 +83,9 @@ pub enum AppSettingsError {
     /// The app URL is not an http(s) origin.
     #[error("the app URL must be an http(s) URL, like https://app.example.com")]
     AppUrl,
-    /// QR sign-in without an app URL.
-    #[error("QR sign-in needs an app URL: it is the only place QR sign-in may send people back to")]
-    QrNeedsAppUrl,
     /// QR sign-in with required DPoP.
     #[error(
-        "QR sign-in and Require DPoP cannot both be on: QR sign-in hands a web page tokens that are not bound to a key"
+        "QR sign-in and Require DPoP cannot both be on: a native app's QR sign-in collects tokens that are not bound to a key"
     )]
     QrWithDpop,
     /// A bad redirect URI.
@@ -122,9 +119,6 @@ pub fn check(input: &AppSettingsInput<'_>) -> Result<AppSettings, AppSettingsErr
     } else {
         Some(url.to_string())
     };
-    if input.qr_sign_in && app_url.is_none() {
-        return Err(AppSettingsError::QrNeedsAppUrl);
-    }
     if input.qr_sign_in && input.require_dpop {
         return Err(AppSettingsError::QrWithDpop);
     }
@@ -194,7 +188,6 @@ mod tests {
         let cases: Vec<Case> = vec![
             (AppSettingsInput { display_name: "", ..input() }, |e| matches!(e, AppSettingsError::DisplayName(_))),
             (AppSettingsInput { app_url: "ftp://x", ..input() }, |e| *e == AppSettingsError::AppUrl),
-            (AppSettingsInput { qr_sign_in: true, ..input() }, |e| *e == AppSettingsError::QrNeedsAppUrl),
             (AppSettingsInput { qr_sign_in: true, require_dpop: true, app_url: "https://a.example", ..input() }, |e| {
                 *e == AppSettingsError::QrWithDpop
             }),

@@ -159,20 +159,6 @@ pub fn phone_code(desktop_secret: &str) -> String {
     format!("lkp_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest))
 }
 
-/// Why a `return_to` URL is refused.
-#[derive(Debug, Clone, Error, PartialEq, Eq)]
-pub enum ReturnToError {
-    /// The app has no URL configured, so nothing may be returned to.
-    #[error("this app has no app URL configured, so it cannot be returned to")]
-    NoAppUrl,
-    /// Not http(s), or malformed.
-    #[error("return_to must be an http or https URL")]
-    NotHttp,
-    /// Another scheme, host or port than the app's URL.
-    #[error("return_to must be on the app's own origin ({0})")]
-    OtherOrigin(String),
-}
-
 /// The origin (`scheme://host[:port]`, lowercased) of an http(s) URL, or `None`.
 pub fn origin(url: &str) -> Option<String> {
     let (scheme, rest) = url.split_once("://")?;
@@ -188,22 +174,6 @@ pub fn origin(url: &str) -> Option<String> {
     let default = if scheme == "https" { ":443" } else { ":80" };
     let authority = authority.strip_suffix(default).unwrap_or(&authority).to_string();
     Some(format!("{scheme}://{authority}"))
-}
-
-/// Checks a `return_to` against the app's URL: same scheme, host and port; never
-/// `javascript:` or `data:`; nothing at all when the app has no URL.
-pub fn check_return_to(return_to: &str, app_url: Option<&str>) -> Result<String, ReturnToError> {
-    let app = app_url.ok_or(ReturnToError::NoAppUrl)?;
-    if return_to.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err(ReturnToError::NotHttp);
-    }
-    let want = origin(app).ok_or(ReturnToError::NoAppUrl)?;
-    let got = origin(return_to).ok_or(ReturnToError::NotHttp)?;
-    if got != want {
-        return Err(ReturnToError::OtherOrigin(want));
-    }
-    // The fragment is where the tokens go: drop any the caller supplied.
-    Ok(return_to.split('#').next().unwrap_or(return_to).to_string())
 }
 
 #[cfg(test)]
@@ -253,23 +223,5 @@ mod tests {
         assert_eq!(phone_code("lkq_a"), phone_code("lkq_a"));
         assert_ne!(phone_code("lkq_a"), phone_code("lkq_b"));
         assert!(phone_code("lkq_a").starts_with("lkp_") && phone_code("lkq_a").len() == 47);
-    }
-
-    #[test]
-    fn return_to_rules() {
-        let app = Some("https://app.example.com/");
-        assert_eq!(
-            check_return_to("https://app.example.com/after?x=1#old", app),
-            Ok("https://app.example.com/after?x=1".into())
-        );
-        assert_eq!(check_return_to("https://APP.example.com:443/", app), Ok("https://APP.example.com:443/".into()));
-        assert!(matches!(check_return_to("https://evil.example/", app), Err(ReturnToError::OtherOrigin(_))));
-        assert!(matches!(check_return_to("http://app.example.com/", app), Err(ReturnToError::OtherOrigin(_))));
-        assert!(matches!(check_return_to("https://app.example.com:8443/", app), Err(ReturnToError::OtherOrigin(_))));
-        assert!(check_return_to("https://app.example.com@evil.example/", app).is_err());
-        assert_eq!(check_return_to("javascript:alert(1)", app), Err(ReturnToError::NotHttp));
-        assert_eq!(check_return_to("data:text/html,x", app), Err(ReturnToError::NotHttp));
-        assert_eq!(check_return_to("https://app.example.com/", None), Err(ReturnToError::NoAppUrl));
-        assert_eq!(check_return_to("https://app.example.com/\n", app), Err(ReturnToError::NotHttp));
     }
 }

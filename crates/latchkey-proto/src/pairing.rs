@@ -11,7 +11,9 @@ pub const AUTH_SCHEME: &str = "Pairing";
 pub struct StartPairing {
     /// The app to sign in to (its QR sign-in must be switched on).
     pub client_id: String,
-    /// Where the hosted page sends the desktop afterwards (on the app URL's origin).
+    /// Retired: earlier versions sent the desktop here with tokens in the URL
+    /// fragment. Kept only so a request that still sends it is refused with a
+    /// pointer to web sign-in, rather than silently ignored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub return_to: Option<String>,
 }

@@ -122,10 +122,8 @@ pub const API_OTHER: &str = "/api/v1/{*rest}";
 pub const VERIFICATION: &str = crate::VERIFICATION_PATH;
 /// The phone page a QR code opens.
 pub const PHONE_PAGE: &str = "/pair/{code}";
-/// The hosted desktop page of an app's QR sign-in.
+/// The retired hosted desktop page of an app's QR sign-in (answers 410 with a way on).
 pub const QR_DESKTOP_PAGE: &str = "/apps/{client_id}/qr-sign-in";
-/// A fresh code for the hosted desktop page, when its code expired (`POST`, JSON).
-pub const QR_DESKTOP_FRESH: &str = "/apps/{client_id}/qr-sign-in/fresh";
 
 /// Fills the `{…}` placeholder of a route template with `segment` (already percent-encoded).
 pub fn with_id(template: &str, segment: &str) -> String {

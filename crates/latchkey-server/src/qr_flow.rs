@@ -1,9 +1,13 @@
-//! QR cross-device sign-in: the one implementation behind the hosted desktop
-//! page, the phone page and the JSON API (start, wait, collect, decide, cancel).
+//! QR cross-device sign-in: the one implementation behind "Sign in with your
+//! phone" on the web sign-in page, the phone page and the native JSON API
+//! (start, wait, collect, decide, cancel).
 //!
 //! The desktop holds a secret; the QR carries the phone URL with a one-time
-//! code derived from it. Only hashes of both are stored. While an app's switch
-//! is off, every part of the flow answers 404, in-flight ones too.
+//! code derived from it. Only hashes of both are stored. While an app's QR
+//! switch is off, every part of the flow answers 404, in-flight ones too.
+//! No token is ever put in a URL: a native app collects its tokens in the
+//! wait's JSON answer, and a web sign-in's browser collects a Latchkey
+//! session and goes on to the authorization code redirect.
 
 use crate::credential::{looks_like_phone_code, Caller, Credential};
 use crate::error::{ApiError, ApiResult};
@@ -11,7 +15,7 @@ use crate::metrics::{Limit, Outcome};
 use crate::state::{now, AppState};
 use crate::tokens;
 use latchkey_domain::device::DeviceStatus;
-use latchkey_domain::pairing::{self, check_return_to, PairingError, PairingState, PairingStatus, PairingView};
+use latchkey_domain::pairing::{self, PairingError, PairingState, PairingStatus, PairingView};
 use latchkey_domain::secret::{Secret, SecretHash, SecretKind};
 use latchkey_proto::pairing::PairingWait;
 use latchkey_proto::paths;
@@ -53,15 +57,21 @@ fn used() -> ApiError {
 }
 
 /// The app, if it exists and has QR sign-in switched on. An app that requires
-/// DPoP never has: QR sign-in hands a web page tokens it cannot bind to a key.
+/// DPoP never has: a native QR sign-in collects tokens it cannot bind to a key.
 pub async fn enabled_app(state: &AppState, client_id: &str) -> ApiResult<AppRecord> {
     if latchkey_domain::names::ClientId::parse(client_id).is_err() {
         return Err(off());
     }
     match state.store.app(AppId(client_id)).await? {
-        Some(app) if app.qr_sign_in && app.app_url.is_some() && !app.require_dpop => Ok(app),
+        Some(app) if app.qr_sign_in && !app.require_dpop => Ok(app),
         _ => Err(off()),
     }
+}
+
+/// Whether "Sign in with your phone" is offered in `app`'s web sign-in: its
+/// QR switch is on and it may still use web sign-in.
+pub fn offers_phone(app: &AppRecord) -> bool {
+    app.qr_sign_in && !app.require_dpop && app.allows(latchkey_store::GrantType::AuthorizationCode)
 }
 
 /// The phone URL the QR for `secret` carries.
@@ -69,33 +79,26 @@ pub fn phone_url(state: &AppState, secret: &str) -> String {
     state.config.url(&paths::with_id(paths::PHONE_PAGE, &pairing::phone_code(secret)))
 }
 
-/// Starts a pairing: the app's switch, rate limits, the `return_to` check, storage.
-pub async fn start(
-    state: &AppState,
-    client_id: &str,
-    ip: IpAddr,
-    user_agent: String,
-    return_to: Option<&str>,
-) -> ApiResult<Started> {
+/// Starts a native app's pairing: the app's switch, rate limits, storage.
+pub async fn start(state: &AppState, client_id: &str, ip: IpAddr, user_agent: String) -> ApiResult<Started> {
     let app = enabled_app(state, client_id).await?;
-    let return_to = return_to
-        .map(|r| check_return_to(r, app.app_url.as_deref()))
-        .transpose()
-        .map_err(|e| ApiError::invalid_request(e.to_string()))?;
-    create(state, app, ip, user_agent, return_to, None).await
+    create(state, app, ip, user_agent, None).await
 }
 
-/// Starts a QR sign-in that continues the web sign-in `r` in this browser: a
-/// method of the sign-in page for any app that may use web sign-in (its QR
-/// switch is about the native pairing API). On approval the browser opens a
-/// Latchkey session and the authorization request goes on to its code redirect.
+/// Starts a QR sign-in that continues the web sign-in `r` in this browser, a
+/// method of the sign-in page while the app offers it ([`offers_phone`]). On
+/// approval the browser opens a Latchkey session and the authorization request
+/// goes on to its code redirect.
 pub async fn start_web(
     state: &AppState,
     r: &crate::web_sign_in::Request,
     ip: IpAddr,
     user_agent: String,
 ) -> ApiResult<Started> {
-    create(state, r.app.clone(), ip, user_agent, None, Some(r.raw.clone())).await
+    if !offers_phone(&r.app) {
+        return Err(off());
+    }
+    create(state, r.app.clone(), ip, user_agent, Some(r.raw.clone())).await
 }
 
 async fn create(
@@ -103,7 +106,6 @@ async fn create(
     app: AppRecord,
     ip: IpAddr,
     user_agent: String,
-    return_to: Option<String>,
     continues: Option<String>,
 ) -> ApiResult<Started> {
     let net = crate::rate_limit::network_key(ip);
@@ -120,7 +122,6 @@ async fn create(
         phone_code_hash: SecretHash::of(&pairing::phone_code(secret.expose())),
         state: PairingState::new(t),
         requester: Requester { ip: ip.to_string(), user_agent, device_name: None },
-        return_to,
         continues,
     };
     state.store.create_pairing(p.clone(), t).await?;
@@ -141,13 +142,13 @@ pub async fn live_pairing(state: &AppState, secret: &str) -> ApiResult<PairingRe
 }
 
 /// The app a pairing signs in to, while it still allows that kind of pairing:
-/// web sign-in for one that continues a web sign-in, the QR switch otherwise.
+/// the QR switch, and web sign-in for one that continues a web sign-in.
 async fn app_of(state: &AppState, p: &PairingRecord) -> ApiResult<AppRecord> {
     if p.continues.is_none() {
         return enabled_app(state, &p.client_id).await;
     }
     match state.store.app(AppId(&p.client_id)).await? {
-        Some(app) if app.allows(latchkey_store::GrantType::AuthorizationCode) => Ok(app),
+        Some(app) if offers_phone(&app) => Ok(app),
         _ => Err(off()),
     }
 }
@@ -190,24 +191,13 @@ pub async fn wait(state: &AppState, ip: IpAddr, secret: &str, tab: Option<&str>)
 /// Exchanges an approved pairing for tokens, exactly once.
 pub async fn collect(state: &AppState, secret: &str) -> ApiResult<PairingWait> {
     let t = now();
-    // Browser apps get no refresh token in a URL, so none is minted or stored.
+    // A QR sign-in gets no refresh token: it lasts as long as its access token,
+    // and a machine that should stay signed in registers as a device instead.
     let (_, mint) = tokens::new_family(state, t, false);
     match state.store.collect_pairing(&SecretHash::of(secret), mint, t).await? {
-        Collected::Tokens(subject, p) => {
-            // Browser apps get no refresh token in a URL; they come back through QR or their own session.
+        Collected::Tokens(subject, _) => {
             let tokens = tokens::respond(state, &subject, None, t)?;
-            let redirect_to = p.return_to.as_ref().map(|r| {
-                let mut frag = vec![
-                    ("access_token", tokens.access_token.clone()),
-                    ("token_type", tokens.token_type.clone()),
-                    ("expires_in", tokens.expires_in.to_string()),
-                ];
-                if let Some(id) = &tokens.id_token {
-                    frag.push(("id_token", id.clone()));
-                }
-                format!("{r}#{}", serde_urlencoded::to_string(frag).unwrap_or_default())
-            });
-            Ok(PairingWait { status: "approved".into(), redirect_to, tokens: Some(tokens) })
+            Ok(PairingWait { status: "approved".into(), redirect_to: None, tokens: Some(tokens) })
         }
         Collected::NotFound => Err(no_such_pairing()),
         Collected::Refused(_) | Collected::Session(_) => Ok(status("consumed")),

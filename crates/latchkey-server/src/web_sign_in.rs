@@ -183,11 +183,14 @@ pub fn sign_in_page(
         next: String::new(),
         request: Some(r.raw.clone()),
         app_name: Some(r.app.display_name.clone()),
-        phone_url: Some(format!(
-            "{}?{}",
-            paths::AUTHORIZE_PHONE,
-            serde_urlencoded::to_string([("request", r.raw.as_str())]).unwrap_or_default()
-        )),
+        // Offered only while the app's QR switch allows it.
+        phone_url: crate::qr_flow::offers_phone(&r.app).then(|| {
+            format!(
+                "{}?{}",
+                paths::AUTHORIZE_PHONE,
+                serde_urlencoded::to_string([("request", r.raw.as_str())]).unwrap_or_default()
+            )
+        }),
     };
     let resp = crate::routes::web::pages::signin_page_for(state, status, target, username, error);
     allow_form_to(resp, &r.req.redirect_uri)

@@ -661,7 +661,6 @@ impl<C: GenericClient + Sync> Txn for Pg<'_, C> {
                 &p.state.expires_at.as_millis(),
                 &p.requester.ip,
                 &p.requester.user_agent,
-                &p.return_to,
                 &p.continues,
             ],
             "a pairing with this code",

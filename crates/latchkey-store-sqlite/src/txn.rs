@@ -597,7 +597,6 @@ impl Txn for Sql<'_> {
                 p.state.expires_at.as_millis(),
                 p.requester.ip,
                 p.requester.user_agent,
-                p.return_to,
                 p.continues,
             ],
             "a pairing with this code",

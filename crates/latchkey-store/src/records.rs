@@ -886,9 +886,6 @@ pub struct NewPairing {
     pub state: latchkey_domain::pairing::PairingState,
     /// The desktop's IP and browser.
     pub requester: Requester,
-    /// Where the hosted page sends the desktop with tokens in the fragment
-    /// (deprecated: web sign-in replaces it; checked against the app URL).
-    pub return_to: Option<String>,
     /// The web sign-in (authorization request, as its query) this QR sign-in
     /// continues in the desktop's browser; `None` for the native pairing API,
     /// whose desktop collects tokens.
@@ -908,8 +905,6 @@ pub struct PairingRecord {
     pub created_at: Timestamp,
     /// The desktop's IP and browser.
     pub requester: Requester,
-    /// Where to return (deprecated; see [`NewPairing::return_to`]).
-    pub return_to: Option<String>,
     /// The web sign-in it continues (see [`NewPairing::continues`]).
     pub continues: Option<String>,
     /// Who decided, once decided.

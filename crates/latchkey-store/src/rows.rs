@@ -143,10 +143,9 @@ pub fn pairing(r: &impl Columns) -> StoreResult<PairingRecord> {
         state: PairingState { status, expires_at: r.at(4)? },
         created_at: r.at(3)?,
         requester: Requester { ip: r.text(5)?, user_agent: r.text(6)?, device_name: None },
-        return_to: r.opt_text(7)?,
-        user_id: r.opt_text(8)?,
-        decided_at: r.opt_at(9)?,
-        continues: r.opt_text(10)?,
+        user_id: r.opt_text(7)?,
+        decided_at: r.opt_at(8)?,
+        continues: r.opt_text(9)?,
     })
 }
 

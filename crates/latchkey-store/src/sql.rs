@@ -29,8 +29,7 @@ macro_rules! device_columns {
 /// Columns of `pairings`, as [`crate::rows::pairing`] reads them.
 macro_rules! pairing_columns {
     () => {
-        "id, client_id, status, created_at, expires_at, requester_ip, requester_user_agent, return_to, user_id, decided_at,
-         continues"
+        "id, client_id, status, created_at, expires_at, requester_ip, requester_user_agent, user_id, decided_at, continues"
     };
 }
 
@@ -281,8 +280,8 @@ pub const REVOKE_WEB_FAMILY: &str = "UPDATE token_families SET revoked_at = $1
 
 /// Creates a pairing.
 pub const INSERT_PAIRING: &str = "INSERT INTO pairings (id, client_id, desktop_secret_hash, phone_code_hash, status,
-        created_at, expires_at, requester_ip, requester_user_agent, return_to, continues)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+        created_at, expires_at, requester_ip, requester_user_agent, continues)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 /// The pairing behind the phone's code.
 pub const PAIRING_BY_PHONE_CODE: &str =
     concat!("SELECT ", pairing_columns!(), " FROM pairings WHERE phone_code_hash = $1");

@@ -198,7 +198,6 @@ fn new_pairing(tag: &str, now: Timestamp) -> NewPairing {
             user_agent: "Mozilla/5.0 (desktop)".to_string(),
             device_name: None,
         },
-        return_to: Some(format!("https://app.example.com/after?t={tag}")),
         continues: None,
     }
 }
@@ -211,7 +210,6 @@ fn pending_pairing(p: &NewPairing, now: Timestamp) -> PairingRecord {
         state: p.state,
         created_at: now,
         requester: p.requester.clone(),
-        return_to: p.return_to.clone(),
         continues: p.continues.clone(),
         user_id: None,
         decided_at: None,

@@ -1,8 +1,9 @@
 //! Tested as a person would: Debian's chromium, headless, against the real server.
 //!
-//! A device login approved by typing its code; a QR sign-in with two browsers
-//! (a desktop and a phone, separate cookie jars) whose QR is decoded with a
-//! real decoder; the QR switch turned off while the desktop waits (from the
+//! A device login approved by typing its code; "Sign in with your phone" on a
+//! web app's sign-in page with two browsers (a desktop and a phone, separate
+//! cookie jars) whose QR is decoded with a real decoder, ending in the app's
+//! code redirect; the QR switch turned off while the desktop waits (from the
 //! store, and from the Apps page); a denial on the phone; a device revoked on
 //! the Devices page, whose token then stops working; an admin disabling, enabling,
 //! resetting, revoking and deleting an account on the Users page. With `LATCHKEY_SCREENSHOTS=1` the tests also
@@ -13,14 +14,9 @@ use crate::browser_support::*;
 use crate::support::*;
 use latchkey_store::{Actor, AppId};
 use latchkey_store::{AppRecord, AppUpdate, ClientKind, GrantType};
-use std::collections::HashMap;
 
 const QR_APP: &str = "demo-dashboard";
 const QR_APP_NAME: &str = "Demo Dashboard";
-
-fn urlencode(s: &str) -> String {
-    serde_urlencoded::to_string([("x", s)]).unwrap_or_default().trim_start_matches("x=").to_string()
-}
 
 /// Checks the page with axe-core; then saves it at desktop width, then at phone width (the same page, resized).
 async fn keep_both_widths(b: &Browser, keep: bool, name: &str) {
@@ -34,15 +30,20 @@ async fn keep_both_widths(b: &Browser, keep: bool, name: &str) {
     b.resize(DESKTOP).await;
 }
 
-/// Registers a browser app whose URL is the server's own, with QR sign-in on.
+/// The web app's callback (a page of the server's own that answers "ok").
+fn callback(app: &TestApp) -> String {
+    format!("{}/healthz", app.url)
+}
+
+/// Registers a web app (authorization code, public) with QR sign-in on.
 async fn add_qr_app(app: &TestApp) {
     let record = AppRecord {
         client_id: QR_APP.into(),
         display_name: QR_APP_NAME.into(),
         kind: ClientKind::Public,
         secret_hash: None,
-        grant_types: vec![GrantType::RefreshToken],
-        redirect_uris: vec![],
+        grant_types: vec![GrantType::AuthorizationCode],
+        redirect_uris: vec![callback(app)],
         app_url: Some(app.url.clone()),
         qr_sign_in: true,
         require_dpop: false,
@@ -53,15 +54,29 @@ async fn add_qr_app(app: &TestApp) {
     app.store.create_app(record, None, now()).await.expect("create app");
 }
 
-/// Where the app sends people to sign in with their phone, and where they come back to.
-fn qr_page(app: &TestApp) -> (String, String) {
-    let return_to = format!("{}/healthz", app.url);
-    (format!("{}/apps/{QR_APP}/qr-sign-in?return_to={}", app.url, urlencode(&return_to)), return_to)
+/// Where the app sends people to sign in (an authorization request), and its PKCE verifier.
+fn sign_in_url(app: &TestApp) -> (String, String) {
+    let (challenge, verifier) = crate::web_sign_in::pkce();
+    let q = serde_urlencoded::to_string([
+        ("client_id", QR_APP),
+        ("redirect_uri", callback(app).as_str()),
+        ("response_type", "code"),
+        ("scope", "openid profile"),
+        ("state", "st-1"),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ])
+    .expect("query");
+    (format!("{}/oauth/authorize?{q}", app.url), verifier)
 }
 
-/// Opens the desktop page and waits until it shows the QR and waits; returns the phone URL.
-async fn open_qr_page(app: &TestApp, desk: &Browser) -> String {
-    desk.goto(&qr_page(app).0).await;
+/// Opens the app's sign-in, picks "Sign in with your phone", and waits until
+/// the page shows the QR and waits; returns the phone URL and the PKCE verifier.
+async fn open_qr_page(app: &TestApp, desk: &Browser) -> (String, String) {
+    let (url, verifier) = sign_in_url(app);
+    desk.goto(&url).await;
+    desk.wait_text("h1", &format!("Sign in to continue to {QR_APP_NAME}")).await;
+    desk.click("#sign-in-with-phone").await;
     desk.wait_text("h1", &format!("Sign in to {QR_APP_NAME} with your phone")).await;
     desk.wait_text("#qr-status", "Waiting for your phone").await;
     let link = desk.find("#phone-link").await;
@@ -73,7 +88,7 @@ async fn open_qr_page(app: &TestApp, desk: &Browser) -> String {
     // currently overrides `hidden`, so the link is still drawn while waiting.)
     let restart = desk.find("#qr-restart").await;
     assert_eq!(restart.prop("hidden").await.expect("hidden").as_deref(), Some("true"), "no restart while waiting");
-    phone_url
+    (phone_url, verifier)
 }
 
 /// Opens the phone URL on the phone, signs in there, and waits for the approval page.
@@ -82,7 +97,7 @@ async fn phone_signs_in_and_sees(phone: &Browser, phone_url: &str) {
     let at = phone.wait_url("http").await;
     assert!(at.contains("/signin?next="), "a signed-out phone is sent to sign in first: {at}");
     // The phone's sign-in page must not offer "sign in with your phone" to itself.
-    assert!(!phone.has(".qr, #phone-link, a[href*='qr-sign-in']").await, "sign-in page offers QR sign-in to a phone");
+    assert!(!phone.has(".qr, #phone-link, #sign-in-with-phone").await, "sign-in page offers QR sign-in to a phone");
     phone.sign_in("alice", PASSWORD).await;
     phone.wait_text("h1", &format!("Sign in to {QR_APP_NAME} on the computer?")).await;
     assert_eq!(phone.url().await, phone_url, "back on the phone URL after signing in");
@@ -160,9 +175,8 @@ async fn qr_sign_in_with_a_desktop_and_a_phone(b: Backend) {
     let chrome = Chrome::start().await;
     let desk = chrome.browser(DESKTOP).await;
     let phone = chrome.browser(PHONE).await;
-    let (_, return_to) = qr_page(&app);
 
-    let phone_url = open_qr_page(&app, &desk).await;
+    let (phone_url, verifier) = open_qr_page(&app, &desk).await;
     keep_both_widths(&desk, keep, "qr-sign-in").await;
 
     // The QR image from the API, with the desktop's own pairing cookie: exactly the phone URL.
@@ -207,17 +221,31 @@ async fn qr_sign_in_with_a_desktop_and_a_phone(b: Backend) {
     phone.assert_accessible("qr-phone-approved").await;
     phone.keep_screenshot(keep, "qr-phone-approved").await;
 
-    // The desktop is sent back to the app with the tokens in the fragment.
-    let landed = desk.wait_url(&format!("{return_to}#")).await;
-    let fragment = landed.split_once('#').map(|(_, f)| f).unwrap_or_default();
-    let fields: HashMap<String, String> = serde_urlencoded::from_str(fragment).expect("fragment is form-encoded");
-    assert_eq!(fields.get("token_type").map(String::as_str), Some("Bearer"), "{fields:?}");
-    assert!(fields.get("expires_in").and_then(|s| s.parse::<u64>().ok()).is_some_and(|s| s > 0), "{fields:?}");
-    assert!(!fields.contains_key("refresh_token"), "no refresh token in a URL");
-    let access = fields.get("access_token").expect("access_token in the fragment");
+    // The desktop is signed in to Latchkey, asked once to let the app in, and
+    // sent back to the app with a code; no token is in any URL.
+    desk.wait_text("h1", &format!("Let {QR_APP_NAME} sign you in?")).await;
+    desk.click("button[value='allow']").await;
+    let landed = desk.wait_url(&callback(&app)).await;
+    assert!(!landed.contains('#') && !landed.contains("token"), "{landed}");
+    let query = url::Url::parse(&landed).expect("url");
+    let param = |name: &str| query.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.to_string());
+    assert_eq!(param("state").as_deref(), Some("st-1"));
+    let code = param("code").expect("a code");
+    assert_eq!(desk.body_text().await.trim(), "ok", "the app's page loaded");
+    let redirect_uri = callback(&app);
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", redirect_uri.as_str()),
+        ("client_id", QR_APP),
+        ("code_verifier", verifier.as_str()),
+    ];
+    let r = reqwest::Client::new().post(format!("{}/oauth/token", app.url)).form(&form).send().await.expect("token");
+    assert_eq!(r.status(), 200);
+    let tokens: serde_json::Value = r.json().await.expect("json");
+    let access = tokens["access_token"].as_str().expect("an access token");
     let me = app.client.userinfo(access).await.expect("the server accepts the token");
     assert_eq!(me.preferred_username, "alice");
-    assert_eq!(desk.body_text().await.trim(), "ok", "the app's page loaded");
 
     // The code was used: opening it again on the phone does not approve anything.
     phone.goto(&phone_url).await;
@@ -232,7 +260,7 @@ async fn qr_switch_turned_off_stops_the_waiting_desktop(b: Backend) {
     add_qr_app(&app).await;
     let chrome = Chrome::start().await;
     let desk = chrome.browser(DESKTOP).await;
-    let phone_url = open_qr_page(&app, &desk).await;
+    let (phone_url, _) = open_qr_page(&app, &desk).await;
 
     // The page is waiting on the long poll (bounded wait for it to be in flight).
     let deadline = std::time::Instant::now() + PATIENCE;
@@ -249,7 +277,7 @@ async fn qr_switch_turned_off_stops_the_waiting_desktop(b: Backend) {
         app_url: before.app_url,
         qr_sign_in: false,
         require_dpop: false,
-        redirect_uris: vec![],
+        redirect_uris: before.redirect_uris,
         post_logout_redirect_uris: Vec::new(),
         id_token_alg: Default::default(),
     };
@@ -271,9 +299,10 @@ async fn qr_switch_turned_off_stops_the_waiting_desktop(b: Backend) {
     phone.goto(&phone_url).await;
     assert!(phone.body_text().await.contains("not available"), "{}", phone.body_text().await);
     assert!(!phone.has("button[value='approve']").await);
-    // So is the desktop page itself.
-    let resp = reqwest::get(&qr_page(&app).0).await.expect("desktop page");
-    assert_eq!(resp.status(), 404);
+    // And the app's sign-in page no longer offers it.
+    desk.goto(&sign_in_url(&app).0).await;
+    desk.wait_text("h1", &format!("Sign in to continue to {QR_APP_NAME}")).await;
+    assert!(!desk.has("#sign-in-with-phone").await, "the phone method is gone while the switch is off");
     chrome.stop().await;
 }
 
@@ -285,8 +314,8 @@ async fn qr_cancelled_on_the_phone_tells_the_desktop(b: Backend) {
     let chrome = Chrome::start().await;
     let desk = chrome.browser(DESKTOP).await;
     let phone = chrome.browser(PHONE).await;
-    let page_url = qr_page(&app).0;
-    let phone_url = open_qr_page(&app, &desk).await;
+    let (phone_url, _) = open_qr_page(&app, &desk).await;
+    let page_url = desk.url().await;
 
     phone_signs_in_and_sees(&phone, &phone_url).await;
     phone.click("button[name='decision'][value='deny']").await;
@@ -297,7 +326,6 @@ async fn qr_cancelled_on_the_phone_tells_the_desktop(b: Backend) {
     let status = desk.wait_text("#qr-status", "cancelled on the phone").await;
     assert!(!status.contains("Waiting"), "{status}");
     assert_eq!(desk.url().await, page_url, "the desktop stays put: nobody was signed in");
-    assert!(!desk.url().await.contains("access_token"));
     desk.keep_screenshot(keep, "qr-sign-in-cancelled-desktop").await;
 
     // "Show a new code" starts over with a fresh QR.
@@ -426,21 +454,16 @@ async fn switching_qr_off_on_the_apps_page_stops_the_waiting_desktop(b: Backend)
     let admin = chrome.browser(DESKTOP).await;
     let desk = chrome.browser(DESKTOP).await;
 
-    // The admin finds the hosted QR sign-in URL on the Apps page, ready to copy.
+    // The admin sees the app on the Apps page, QR sign-in on.
     admin.goto(&format!("{}/apps", app.url)).await;
     admin.sign_in("root", PASSWORD).await;
     admin.wait_text("main h1", "Apps").await;
     let card = admin.text(&format!("section[aria-labelledby='app-{QR_APP}']")).await;
     assert!(card.contains(QR_APP_NAME) && card.contains("QR sign-in on"), "{card}");
-    let hosted = admin.find(&format!("#qr-url-{QR_APP}")).await.prop("value").await.expect("value").expect("a URL");
-    let expected = format!("{}/apps/{QR_APP}/qr-sign-in?return_to={}", app.url, urlencode(&app.url));
-    assert_eq!(hosted, expected, "the hosted URL is correct for the public URL");
     keep_both_widths(&admin, keep, "apps").await;
 
-    // Someone opens it on a computer and waits.
-    desk.goto(&hosted).await;
-    desk.wait_text("#qr-status", "Waiting for your phone").await;
-    let phone_url = desk.find("#phone-link").await.attr("href").await.expect("href").expect("href");
+    // Someone signing in to the app on a computer picks their phone and waits.
+    let (phone_url, _) = open_qr_page(&app, &desk).await;
 
     // The admin switches QR sign-in off.
     admin.click(&format!("a[href='/apps/{QR_APP}/edit']")).await;
@@ -583,8 +606,8 @@ async fn qr_code_refreshes_itself_after_it_expires(b: Backend) {
     let chrome = Chrome::start().await;
     let desk = chrome.browser(DESKTOP).await;
     let phone = chrome.browser(PHONE).await;
-    let (page_url, return_to) = qr_page(&app);
-    let first = open_qr_page(&app, &desk).await;
+    let (first, _) = open_qr_page(&app, &desk).await;
+    let page_url = desk.url().await;
     desk.wait_text("#qr-countdown", "This code expires in 1:").await;
 
     // The code runs out (its 90 seconds, made to pass at once).
@@ -608,7 +631,7 @@ async fn qr_code_refreshes_itself_after_it_expires(b: Backend) {
     phone_signs_in_and_sees(&phone, &fresh).await;
     phone.click("button[name='decision'][value='approve']").await;
     phone.wait_text("h1", "Signed in").await;
-    desk.wait_url(&format!("{return_to}#")).await;
+    desk.wait_text("h1", &format!("Let {QR_APP_NAME} sign you in?")).await;
     chrome.stop().await;
 }
 

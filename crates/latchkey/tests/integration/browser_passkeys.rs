@@ -3,15 +3,23 @@
 //! verification): a person adds a passkey on the Security page, signs out and
 //! back in with it, goes passwordless; an OAuth authorization request is
 //! completed with a passkey and its ID token says `hwk`; and the refusals: a
-//! challenge answered twice, a removed passkey, a disabled account.
+//! passkey's answer that claims another account (its user handle, or the other
+//! account's credential ID), a challenge answered twice, a removed passkey, a
+//! disabled account.
 
 use crate::backend_tests;
 use crate::browser_support::*;
 use crate::support::*;
+use base64::Engine;
 use fantoccini::wd::WebDriverCompatibleCommand;
 use latchkey_store::{Actor, AppRecord, ClientKind, GrantType, UserId};
+use serde_json::Value;
 
-backend_tests!(a_person_signs_in_with_a_passkey_and_goes_passwordless, an_app_sign_in_with_a_passkey_says_hwk);
+backend_tests!(
+    a_person_signs_in_with_a_passkey_and_goes_passwordless,
+    an_app_sign_in_with_a_passkey_says_hwk,
+    a_passkey_never_speaks_for_another_account_nor_twice,
+);
 
 /// `POST /session/{id}/webauthn/authenticator` (W3C WebAuthn §11.3).
 #[derive(Debug)]
@@ -182,5 +190,130 @@ async fn an_app_sign_in_with_a_passkey_says_hwk(backend: Backend) {
         serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("base64url"))
             .expect("claims");
     assert_eq!(claims["amr"], serde_json::json!(["hwk", "user"]), "{claims}");
+    chrome.stop().await;
+}
+
+/// Opens the sign-in page and runs its passkey ceremony inside the page, as its
+/// script does (options fetched with the form's CSRF token, the authenticator
+/// answers); returns the answer without submitting it.
+async fn passkey_answer(b: &Browser, url: &str) -> Value {
+    b.goto(&format!("{url}/signin")).await;
+    const SCRIPT: &str = r#"
+        const done = arguments[arguments.length - 1];
+        const bytes = (s) => {
+            let b64 = s.replace(/-/g, "+").replace(/_/g, "/");
+            while (b64.length % 4) b64 += "=";
+            return Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)).buffer;
+        };
+        const text = (buf) => btoa(String.fromCharCode(...new Uint8Array(buf)))
+            .replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+        (async () => {
+            const form = document.querySelector("form.passkey-sign-in");
+            const url = form.querySelector("[data-passkey-assert]").dataset.passkeyAssert;
+            const r = await fetch(url, { method: "POST", headers: { "X-CSRF-Token": form.elements.csrf.value } });
+            const pk = (await r.json()).publicKey;
+            pk.challenge = bytes(pk.challenge);
+            const c = await navigator.credentials.get({ publicKey: pk });
+            return {
+                id: c.id, rawId: text(c.rawId), type: c.type, extensions: {},
+                response: {
+                    authenticatorData: text(c.response.authenticatorData),
+                    clientDataJSON: text(c.response.clientDataJSON),
+                    signature: text(c.response.signature),
+                    userHandle: c.response.userHandle ? text(c.response.userHandle) : null,
+                },
+            };
+        })().then(done, (e) => done({ failed: String(e) }));
+    "#;
+    let answer = b.webdriver().execute_async(SCRIPT, vec![]).await.expect("run the ceremony");
+    assert!(answer.get("failed").is_none(), "the authenticator did not answer: {answer}");
+    answer
+}
+
+/// Submits `answer` on the sign-in page's passkey form, as the page would;
+/// the status (0 for the redirect of a sign-in that worked) and the page.
+async fn submit_answer(b: &Browser, answer: &Value) -> (u64, String) {
+    const SCRIPT: &str = r#"
+        const [answer, done] = [arguments[0], arguments[arguments.length - 1]];
+        const form = document.querySelector("form.passkey-sign-in");
+        const body = new URLSearchParams({ csrf: form.elements.csrf.value, next: "/", credential: JSON.stringify(answer) });
+        fetch(form.action, { method: "POST", body, redirect: "manual" })
+            .then(async (r) => done([r.status, await r.text()]), (e) => done([-1, String(e)]));
+    "#;
+    let got = b.webdriver().execute_async(SCRIPT, vec![answer.clone()]).await.expect("submit");
+    (got[0].as_u64().unwrap_or(999), got[1].as_str().unwrap_or_default().to_string())
+}
+
+/// A user ID as WebAuthn carries it (the user handle): the UUID's 16 bytes, base64url.
+fn user_handle(user_id: &str) -> String {
+    let id = uuid::Uuid::parse_str(user_id).expect("user IDs are UUIDs");
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id.as_bytes())
+}
+
+/// The kinds and details of the failed sign-ins recorded so far.
+async fn refusals(app: &TestApp) -> Vec<String> {
+    let entries = app.store.audit_entries(0, 10_000).await.expect("audit");
+    entries.iter().filter(|e| e.kind.as_str() == "signin.failed").map(|e| e.detail.clone()).collect()
+}
+
+async fn a_passkey_never_speaks_for_another_account_nor_twice(backend: Backend) {
+    let (app, url) = spawn_on_localhost(backend).await;
+    let alice = app.add_user("alice", false).await;
+    let bob = app.add_user("bob", false).await;
+    let chrome = Chrome::start().await;
+    // Two machines, each with its own authenticator: alice's and bob's passkeys.
+    let (a, b) = (browser_with_authenticator(&chrome).await, browser_with_authenticator(&chrome).await);
+    for (browser, name) in [(&a, "alice"), (&b, "bob")] {
+        browser.goto(&format!("{url}/security")).await;
+        browser.sign_in(name, PASSWORD).await;
+        add_passkey(browser, &url, &format!("{name}'s key")).await;
+        sign_out(browser).await;
+    }
+    let bobs = app.store.passkeys(UserId(&bob)).await.expect("bob's passkeys");
+    let bobs_credential = bobs[0].credential_id.clone();
+
+    // Alice's passkey claiming to be bob (the user handle is not signed): refused, recorded against alice's key.
+    let mut claim = passkey_answer(&a, &url).await;
+    assert_eq!(claim["response"]["userHandle"], user_handle(&alice), "the authenticator names alice");
+    claim["response"]["userHandle"] = user_handle(&bob).into();
+    let (status, page) = submit_answer(&a, &claim).await;
+    assert_eq!(status, 401, "{page}");
+    assert!(page.contains("The passkey was not accepted") || page.contains("the passkey was not accepted"), "{page}");
+    let seen = refusals(&app).await;
+    assert!(seen.iter().any(|d| d.contains("user handle of another account")), "recorded: {seen:?}");
+
+    // The same challenge answered again, now honestly: refused, it was spent.
+    let honest = passkey_answer(&a, &url).await;
+    let (status, _) = submit_answer(&a, &honest).await;
+    assert_eq!(status, 0, "a fresh challenge answered honestly signs alice in");
+    // Replayed from a signed-out page that still holds the ceremony's cookie.
+    sign_out_or_home(&a, &url).await;
+    a.cookie(latchkey_server::passkeys::CEREMONY_COOKIE).await;
+    let (status, page) = submit_answer(&a, &honest).await;
+    assert_eq!(status, 400, "an answer is good once: {page}");
+    assert!(page.contains("expired or was used already"), "{page}");
+
+    // Alice's signature presented as bob's credential, naming bob: the signature does not verify.
+    let mut swapped = passkey_answer(&a, &url).await;
+    swapped["id"] = bobs_credential.clone().into();
+    swapped["rawId"] = bobs_credential.into();
+    swapped["response"]["userHandle"] = user_handle(&bob).into();
+    let (status, page) = submit_answer(&a, &swapped).await;
+    assert_eq!(status, 401, "{page}");
+    assert!(refusals(&app).await.iter().any(|d| d.contains("assertion not valid")), "recorded");
+    let entries = app.store.audit_entries(0, 10_000).await.expect("audit");
+    let bob_in = entries.iter().filter(|e| e.kind.as_str() == "signin.succeeded" && e.subject.as_deref() == Some(&bob));
+    assert_eq!(bob_in.count(), 1, "bob signed in once, with his password, never by alice's passkey");
+
+    // A removed passkey opens nothing, though the authenticator still holds it.
+    a.goto(&format!("{url}/security")).await;
+    a.sign_in("alice", PASSWORD).await;
+    a.wait_text("h1", "Security").await;
+    a.click(".passkeys button.danger").await;
+    a.wait_text(".notice", "Passkey removed").await;
+    sign_out(&a).await;
+    passkey_sign_in(&a).await;
+    a.wait_text(".error", "not accepted").await;
+    assert!(refusals(&app).await.iter().any(|d| d.contains("unknown passkey")), "recorded");
     chrome.stop().await;
 }

@@ -139,7 +139,7 @@ async fn replicas_behind_haproxy_share_logins_qr_revocation_and_survive_a_kill()
         .expect("tokens from the other replica");
 
     // QR sign-in: the desktop waits on one replica, the phone approves on the other.
-    let started = via_one.start_pairing(APP, None).await.expect("start a QR sign-in");
+    let started = via_one.start_pairing(APP).await.expect("start a QR sign-in");
     let desk = {
         let (client, secret) = (via_one.clone(), started.pairing_secret.clone());
         tokio::spawn(async move { client.wait_pairing(&secret).await })

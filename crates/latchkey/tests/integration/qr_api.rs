@@ -2,6 +2,7 @@
 
 use crate::backend_tests;
 use crate::support::*;
+use crate::web_sign_in::{add_web_app, phone_page_url};
 use latchkey_client::dpop::DeviceKey;
 use latchkey_client::{AppCredentials, Auth, Client, ClientError};
 use latchkey_domain::pairing::PairingStatus;
@@ -67,7 +68,7 @@ async fn native_desktop_is_signed_in_when_the_phone_approves(b: Backend) {
     let app = spawn_app(b).await;
     qr_app(&app, "tray", true).await;
     let session = app.signed_in("alice").await;
-    let r = start(&app, "tray", Some(&format!("{}/after?x=1", app.url))).await;
+    let r = start(&app, "tray", None).await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["cache-control"], "no-store");
     let started: Value = r.json().await.expect("json");
@@ -98,7 +99,7 @@ async fn native_desktop_is_signed_in_when_the_phone_approves(b: Backend) {
     let r = http.get(format!("{}/api/v1/pairings/qr", app.url)).send().await.expect("send");
     assert_eq!(r.status(), 401, "no secret, no image");
 
-    // The desktop waits; the phone approves; the desktop wakes with tokens and where to go.
+    // The desktop waits; the phone approves; the desktop wakes with its tokens, in the answer only.
     let waiter = {
         let (url, secret) = (app.url.clone(), secret.clone());
         tokio::spawn(async move {
@@ -118,12 +119,11 @@ async fn native_desktop_is_signed_in_when_the_phone_approves(b: Backend) {
     assert_eq!(r.status(), 200);
     let done = tokio::time::timeout(Duration::from_secs(15), waiter).await.expect("woken").expect("task");
     assert_eq!(done["status"], "approved");
-    let redirect = done["redirect_to"].as_str().expect("redirect");
-    assert!(redirect.starts_with(&format!("{}/after?x=1#access_token=", app.url)), "{redirect}");
+    assert!(done["redirect_to"].is_null(), "no URL to carry tokens: {done}");
     let access = done["tokens"]["access_token"].as_str().expect("token");
     let me = app.client.userinfo(access).await.expect("the token works");
     assert_eq!(me.preferred_username, "alice");
-    assert!(done["tokens"]["refresh_token"].is_null(), "no refresh token travels through a browser");
+    assert!(done["tokens"]["refresh_token"].is_null(), "a QR sign-in is not a device: no refresh token");
     // Collected once: a second wait hears it was used.
     let again: Value = wait(&app, &secret).await.json().await.expect("json");
     assert_eq!(again["status"], "consumed");
@@ -135,7 +135,7 @@ async fn the_client_library_speaks_the_pairing_api(b: Backend) {
     let app = spawn_app(b).await;
     qr_app(&app, "tray", true).await;
     let session = app.signed_in("alice").await;
-    let started = app.client.start_pairing("tray", None).await.expect("start");
+    let started = app.client.start_pairing("tray").await.expect("start");
     let code = started.phone_url.rsplit('/').next().unwrap_or_default().to_string();
     app.client.decide_pairing(&session, &code, true).await.expect("approve");
     let done = app.client.wait_pairing(&started.pairing_secret).await.expect("wait");
@@ -145,19 +145,35 @@ async fn the_client_library_speaks_the_pairing_api(b: Backend) {
     let again = app.client.wait_pairing(&started.pairing_secret).await.expect("wait");
     assert_eq!(again.status, "consumed");
 
-    let started = app.client.start_pairing("tray", None).await.expect("start");
+    let started = app.client.start_pairing("tray").await.expect("start");
     app.client.cancel_pairing(&started.pairing_secret).await.expect("cancel");
     assert_eq!(app.client.wait_pairing(&started.pairing_secret).await.expect("wait").status, "cancelled");
 }
 
-async fn return_to_must_be_the_apps_own_origin(b: Backend) {
+/// The retired fragment delivery: `return_to` is refused with a way on, and the
+/// hosted page answers old links with 410 and what to do instead.
+async fn return_to_and_the_hosted_page_are_retired(b: Backend) {
     let app = spawn_app(b).await;
     qr_app(&app, "tray", true).await;
-    for bad in ["https://evil.example/", "javascript:alert(1)", "data:text/html,hi", "http://127.0.0.2:1/"] {
-        let r = start(&app, "tray", Some(bad)).await;
-        assert_eq!(r.status(), 400, "{bad}");
+    for any in [app.url.as_str(), "https://evil.example/", "javascript:alert(1)"] {
+        let r = start(&app, "tray", Some(any)).await;
+        assert_eq!(r.status(), 400, "{any}");
+        let body: Value = r.json().await.expect("json");
+        assert_eq!(body["error"], "invalid_request", "{body}");
+        let why = body["error_description"].as_str().unwrap_or_default();
+        assert!(why.contains("/oauth/authorize") && why.contains("/api/v1/pairings/wait"), "{why}");
     }
     assert_eq!(start(&app, "tray", None).await.status(), 200, "native apps need no return_to");
+    for url in
+        [format!("{}/apps/tray/qr-sign-in?return_to={}", app.url, app.url), format!("{}/apps/nope/qr-sign-in", app.url)]
+    {
+        let r = reqwest::get(&url).await.expect("send");
+        assert_eq!(r.status(), 410, "{url}");
+        assert_eq!(r.headers()["cache-control"], "no-store");
+        let page = r.text().await.expect("text");
+        assert!(page.contains("This sign-in link was retired") && page.contains("Sign in with your phone"), "{page}");
+        assert!(!page.contains("lkp_"), "no QR sign-in was started: {page}");
+    }
 }
 
 async fn the_switch_turns_every_part_off(b: Backend) {
@@ -167,8 +183,6 @@ async fn the_switch_turns_every_part_off(b: Backend) {
     assert_eq!(start(&app, "dark", None).await.status(), 404, "off by default");
     assert_eq!(start(&app, "nope", None).await.status(), 404);
     let http = reqwest::Client::new();
-    let page = http.get(format!("{}/apps/dark/qr-sign-in", app.url)).send().await.expect("send");
-    assert_eq!(page.status(), 404);
 
     let session = app.signed_in("alice").await;
     let started: Value = start(&app, "tray", None).await.json().await.expect("json");
@@ -244,7 +258,7 @@ async fn a_token_of_another_app_cannot_approve(b: Backend) {
     qr_app(&app, "tray", true).await;
     app.add_app("other", ClientKind::Public, None, &[GrantType::DeviceCode]).await;
     let session = app.signed_in("alice").await;
-    let started = app.client.start_pairing("tray", None).await.expect("start");
+    let started = app.client.start_pairing("tray").await.expect("start");
     // Even a key-bound token of a registered device: app B's token never approves a sign-in to app A.
     let (device, tokens) = keyed_device(&app, &session, &AppCredentials::public("other"), "other phone").await;
     let e = device.decide_pairing(Auth::Access(&tokens.access_token), &code_of(&started.phone_url), true).await;
@@ -260,7 +274,7 @@ async fn a_qr_minted_token_cannot_approve_the_next_pairing(b: Backend) {
     qr_app(&app, "tray", true).await;
     let session = app.signed_in("alice").await;
     // One honest QR sign-in, approved by a signed-in session: the desktop gets a bearer token.
-    let first = app.client.start_pairing("tray", None).await.expect("start");
+    let first = app.client.start_pairing("tray").await.expect("start");
     app.client.decide_pairing(&session, &code_of(&first.phone_url), true).await.expect("approve");
     let done = app.client.wait_pairing(&first.pairing_secret).await.expect("wait");
     let minted = done.tokens.expect("tokens");
@@ -268,7 +282,7 @@ async fn a_qr_minted_token_cannot_approve_the_next_pairing(b: Backend) {
     app.client.userinfo(&minted.access_token).await.expect("the QR token works for the app");
 
     // The chain: the holder starts a new pairing and approves it with that token.
-    let next = app.client.start_pairing("tray", None).await.expect("start");
+    let next = app.client.start_pairing("tray").await.expect("start");
     let code = code_of(&next.phone_url);
     for approve in [true, false] {
         let e = app.client.decide_pairing(Auth::Access(&minted.access_token), &code, approve).await;
@@ -290,7 +304,7 @@ async fn a_bare_bearer_token_cannot_approve(b: Backend) {
     // A latchkey-cli login without a device key: a real device of a real user, but no key binding.
     let tokens = app.login("alice", "").await;
     assert_eq!(tokens.token_type, "Bearer");
-    let started = app.client.start_pairing("tray", None).await.expect("start");
+    let started = app.client.start_pairing("tray").await.expect("start");
     let code = code_of(&started.phone_url);
     let e = app.client.decide_pairing(Auth::Access(&tokens.access_token), &code, true).await;
     let (status, err, description) = refusal(&e.expect_err("bare bearer"));
@@ -314,7 +328,7 @@ async fn a_registered_devices_key_bound_token_approves(b: Backend) {
     let session = app.signed_in("alice").await;
     // The phone that is signed in: a latchkey-cli device with its key approves a sign-in to any app.
     let (phone, tokens) = keyed_device(&app, &session, &cli(), "phone").await;
-    let started = app.client.start_pairing("tray", None).await.expect("start");
+    let started = app.client.start_pairing("tray").await.expect("start");
     let decided = phone
         .decide_pairing(Auth::Access(&tokens.access_token), &code_of(&started.phone_url), true)
         .await
@@ -327,7 +341,7 @@ async fn a_registered_devices_key_bound_token_approves(b: Backend) {
 
     // And the app's own phone app, on a registered device with its key, approves sign-ins to itself.
     let (tray_phone, tray_tokens) = keyed_device(&app, &session, &AppCredentials::public("tray"), "tray phone").await;
-    let started = app.client.start_pairing("tray", None).await.expect("start");
+    let started = app.client.start_pairing("tray").await.expect("start");
     tray_phone
         .decide_pairing(Auth::Access(&tray_tokens.access_token), &code_of(&started.phone_url), true)
         .await
@@ -343,7 +357,7 @@ async fn a_revoked_devices_token_cannot_approve(b: Backend) {
     let id = app.client.devices(&session).await.expect("devices").into_iter().find(|d| d.name == "phone");
     let id = id.expect("the phone is registered").id;
     app.client.revoke_device(&session, &id).await.expect("revoke");
-    let started = app.client.start_pairing("tray", None).await.expect("start");
+    let started = app.client.start_pairing("tray").await.expect("start");
     let code = code_of(&started.phone_url);
     let e = phone.decide_pairing(Auth::Access(&tokens.access_token), &code, true).await.expect_err("revoked");
     // Revoking a device revokes its tokens: refused as an invalid token, before any rule about approvers.
@@ -393,9 +407,9 @@ async fn denial_and_cancellation_are_reported(b: Backend) {
 
 async fn pages_that_approve_cannot_be_framed_and_codes_are_not_cached(b: Backend) {
     let app = spawn_app(b).await;
-    qr_app(&app, "tray", true).await;
+    add_web_app(&app, "web", ClientKind::Public, None).await;
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-    let r = http.get(format!("{}/apps/tray/qr-sign-in?return_to={}/", app.url, app.url)).send().await.expect("send");
+    let r = http.get(phone_page_url(&app.url, "web")).send().await.expect("send");
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-frame-options"], "DENY");
     assert!(r.headers()["content-security-policy"].to_str().unwrap_or("").contains("frame-ancestors 'none'"));
@@ -429,7 +443,7 @@ async fn web_sign_ins_are_listed_and_ended(b: Backend) {
     let other_browser = app.client.sign_in("alice", PASSWORD).await.expect("second sign-in").session_token;
     let device = app.login("bob", "openid").await;
     app.client.userinfo(&device.access_token).await.expect("bob's device works");
-    let started = app.client.start_pairing("tray", None).await.expect("start");
+    let started = app.client.start_pairing("tray").await.expect("start");
     app.client.decide_pairing(&session, &code_of(&started.phone_url), true).await.expect("approve");
     let qr = app.client.wait_pairing(&started.pairing_secret).await.expect("wait").tokens.expect("tokens");
     app.client.userinfo(&qr.access_token).await.expect("the QR sign-in works");
@@ -480,11 +494,11 @@ async fn starting_pairings_is_rate_limited(b: Backend) {
 /// page's cookie does not replace the first's, and each page waits on its own.
 async fn two_qr_pages_in_one_browser_keep_their_own_codes(b: Backend) {
     let app = spawn_app_with(b, |c| c.wait_timeout = Duration::from_secs(1)).await;
-    qr_app(&app, "tray", true).await;
+    add_web_app(&app, "web", ClientKind::Public, None).await;
     let session = app.signed_in("alice").await;
     let web = browser();
     let open = || {
-        let (web, url) = (web.clone(), format!("{}/apps/tray/qr-sign-in?return_to={}/", app.url, app.url));
+        let (web, url) = (web.clone(), phone_page_url(&app.url, "web"));
         async move {
             let html = web.get(url).send().await.expect("page").text().await.expect("html");
             let phone = html.split("id=\"phone-link\">").nth(1).and_then(|s| s.split('<').next()).expect("link");
@@ -513,7 +527,7 @@ backend_tests!(
     two_qr_pages_in_one_browser_keep_their_own_codes,
     the_client_library_speaks_the_pairing_api,
     native_desktop_is_signed_in_when_the_phone_approves,
-    return_to_must_be_the_apps_own_origin,
+    return_to_and_the_hosted_page_are_retired,
     the_switch_turns_every_part_off,
     a_token_of_another_app_cannot_approve,
     a_qr_minted_token_cannot_approve_the_next_pairing,

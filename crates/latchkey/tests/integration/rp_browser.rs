@@ -149,7 +149,8 @@ fn collect(from: impl AsyncRead + Unpin + Send + 'static, into: Arc<Mutex<String
     });
 }
 
-/// Registers the relying party as app `client_id` with its redirect URI, for the authorization code grant.
+/// Registers the relying party as app `client_id` with its redirect URI, for the
+/// authorization code grant, with "Sign in with your phone" on.
 async fn register(app: &TestApp, rp: &RelyingParty, client_id: &str, secret: Option<&str>) {
     let record = AppRecord {
         client_id: client_id.into(),
@@ -159,7 +160,7 @@ async fn register(app: &TestApp, rp: &RelyingParty, client_id: &str, secret: Opt
         grant_types: vec![GrantType::AuthorizationCode],
         redirect_uris: vec![rp.redirect_uri()],
         app_url: Some(rp.url.clone()),
-        qr_sign_in: false,
+        qr_sign_in: true,
         require_dpop: false,
         created_at: now(),
         post_logout_redirect_uris: Vec::new(),

@@ -323,8 +323,7 @@ async fn admin_creates_and_edits_apps(b: Backend) {
     )
     .await;
     assert_eq!(p.status, 201);
-    let hosted = format!("{}/apps/tray/qr-sign-in?return_to=https%3A%2F%2Ftray.example.com", app.url);
-    assert!(p.html.contains(&hosted), "the hosted QR sign-in URL, ready to copy");
+    assert!(!p.html.contains("/qr-sign-in"), "no hosted QR page (retired): {}", p.html);
     assert!(!p.html.contains("Client secret"), "public apps have no secret");
     let tray = app.store.app(AppId("tray")).await.expect("load").expect("tray");
     assert_eq!(tray.display_name, "Tray App");
@@ -355,7 +354,7 @@ async fn admin_creates_and_edits_apps(b: Backend) {
     assert_eq!(billing.grant_types, vec![GrantType::RefreshToken]);
     let list = get(&c, &apps).await.html;
     assert!(!list.contains(&secret), "never shown again");
-    assert!(list.contains("Tray App") && list.contains("Billing") && list.contains(&hosted));
+    assert!(list.contains("Tray App") && list.contains("Billing"));
 
     // Mistakes are explained and keep what was typed.
     let p =
@@ -376,7 +375,6 @@ async fn admin_creates_and_edits_apps(b: Backend) {
     let p = get(&c, &edit).await;
     assert_eq!(p.status, 200);
     assert!(p.html.contains("value=\"Tray App\"") && p.html.contains("value=\"https://tray.example.com\""));
-    assert!(p.html.contains(&hosted));
     let p = post(
         &c,
         &edit,
@@ -392,8 +390,6 @@ async fn admin_creates_and_edits_apps(b: Backend) {
     assert_eq!((p.status, p.location()), (303, "/apps/tray/edit?saved=1"));
     let p = get(&c, &format!("{}{}", app.url, p.location())).await;
     assert!(p.html.contains("Saved."));
-    let new_hosted = format!("{}/apps/tray/qr-sign-in?return_to=https%3A%2F%2Ftray.example.org%3A8443", app.url);
-    assert!(p.html.contains(&new_hosted));
     let tray = app.store.app(AppId("tray")).await.expect("load").expect("tray");
     assert_eq!(tray.display_name, "Tray");
     assert_eq!(tray.grant_types, vec![GrantType::DeviceCode, GrantType::RefreshToken]);
@@ -413,7 +409,9 @@ fn audit_filter(kind: Option<&str>) -> latchkey_store::AuditFilter {
     latchkey_store::AuditFilter { kind: kind.map(str::to_string), limit: 100, ..Default::default() }
 }
 
-async fn qr_switch_needs_an_app_url(b: Backend) {
+/// The QR switch's rules on the Apps page (not with Require DPoP; a bad app URL
+/// is refused), and switching it off stops a QR sign-in already waiting.
+async fn qr_switch_rules_and_switching_it_off(b: Backend) {
     let app = spawn_app(b).await;
     let (c, csrf, _) = admin_browser(&app).await;
     let apps = format!("{}/apps", app.url);
@@ -437,9 +435,6 @@ async fn qr_switch_needs_an_app_url(b: Backend) {
             .await
         }
     };
-    let p = create("").await;
-    assert_eq!(p.status, 400);
-    assert!(p.html.contains("QR sign-in needs an app URL"), "a clear error");
     for bad in ["javascript:alert(1)", "data:text/html,hi", "ftp://files.example", "https://", "https://a b.example"] {
         let p = create(bad).await;
         assert_eq!(p.status, 400, "{bad}");
@@ -447,33 +442,33 @@ async fn qr_switch_needs_an_app_url(b: Backend) {
     }
     assert!(app.store.app(AppId("web")).await.expect("load").is_none());
 
-    // Editing: switching on without a URL is refused and changes nothing.
+    // Editing: switching on together with Require DPoP is refused and changes nothing.
     app.add_app("tray", ClientKind::Public, None, &[GrantType::DeviceCode]).await;
     let edit = format!("{apps}/tray/edit");
     let p = post(
         &c,
         &edit,
-        &[("csrf", &csrf), ("display_name", "Renamed"), ("grant_device_code", "yes"), ("qr_sign_in", "yes")],
+        &[
+            ("csrf", &csrf),
+            ("display_name", "Renamed"),
+            ("grant_device_code", "yes"),
+            ("qr_sign_in", "yes"),
+            ("require_dpop", "yes"),
+        ],
     )
     .await;
     assert_eq!(p.status, 400);
-    assert!(p.html.contains("QR sign-in needs an app URL"));
+    assert!(p.html.contains("QR sign-in and Require DPoP cannot both be on"), "a clear error");
     assert!(p.html.contains("value=\"Renamed\""), "what was typed is kept");
     let tray = app.store.app(AppId("tray")).await.expect("load").expect("tray");
     assert!(!tray.qr_sign_in && tray.display_name == "App tray");
 
-    // With a URL it goes on; a QR sign-in waiting on it stops the moment it is switched off.
-    let on = [
-        ("csrf", csrf.as_str()),
-        ("display_name", "Tray"),
-        ("grant_device_code", "yes"),
-        ("app_url", app.url.as_str()),
-        ("qr_sign_in", "yes"),
-    ];
+    // A native app needs no app URL to switch it on; a QR sign-in waiting on it stops the moment it is switched off.
+    let on = [("csrf", csrf.as_str()), ("display_name", "Tray"), ("grant_device_code", "yes"), ("qr_sign_in", "yes")];
     assert_eq!(post(&c, &edit, &on).await.status, 303);
     let started: serde_json::Value = reqwest::Client::new()
         .post(format!("{}/api/v1/pairings", app.url))
-        .json(&serde_json::json!({"client_id": "tray", "return_to": app.url}))
+        .json(&serde_json::json!({"client_id": "tray"}))
         .send()
         .await
         .expect("start")
@@ -495,12 +490,7 @@ async fn qr_switch_needs_an_app_url(b: Backend) {
         }
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let off = [
-        ("csrf", csrf.as_str()),
-        ("display_name", "Tray"),
-        ("grant_device_code", "yes"),
-        ("app_url", app.url.as_str()),
-    ];
+    let off = [("csrf", csrf.as_str()), ("display_name", "Tray"), ("grant_device_code", "yes")];
     assert_eq!(post(&c, &edit, &off).await.status, 303);
     let (status, took) = waiting.await.expect("waiter");
     assert_eq!(status, 404, "the waiting desktop is told QR sign-in is off");
@@ -733,7 +723,7 @@ backend_tests!(
     enrollment_key_is_shown_once,
     apps_pages_are_for_admins_only,
     admin_creates_and_edits_apps,
-    qr_switch_needs_an_app_url,
+    qr_switch_rules_and_switching_it_off,
     audit_page_lists_filters_and_pages,
     users_pages_are_for_admins_only,
     users_page_refuses_what_it_must,

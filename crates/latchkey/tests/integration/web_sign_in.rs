@@ -42,7 +42,7 @@ pub(crate) async fn add_web_app(app: &TestApp, client_id: &str, kind: ClientKind
         grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
         redirect_uris: vec![REDIRECT.into(), "https://app.example/cb?tenant=1".into()],
         app_url: None,
-        qr_sign_in: false,
+        qr_sign_in: true,
         require_dpop: false,
         created_at: now(),
         post_logout_redirect_uris: vec![AFTER_LOGOUT.into()],
@@ -101,6 +101,22 @@ pub(crate) fn html_unescape(s: &str) -> String {
 /// A hand-made authorization URL (for the refusals the library would never send).
 pub(crate) fn authorize_url(url: &str, params: &[(&str, &str)]) -> String {
     format!("{url}/oauth/authorize?{}", serde_urlencoded::to_string(params).expect("query"))
+}
+
+/// The "Sign in with your phone" page of a new authorization request by `client_id`.
+pub(crate) fn phone_page_url(url: &str, client_id: &str) -> String {
+    let (challenge, _) = pkce();
+    let request = serde_urlencoded::to_string([
+        ("client_id", client_id),
+        ("redirect_uri", REDIRECT),
+        ("response_type", "code"),
+        ("scope", "openid"),
+        ("state", "st"),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ])
+    .expect("query");
+    format!("{url}/oauth/authorize/phone?{}", serde_urlencoded::to_string([("request", request)]).expect("query"))
 }
 
 /// A PKCE pair from the relying-party library (not from our own code).

@@ -8,9 +8,13 @@ use crate::browser_support::decode_qr;
 use crate::support::*;
 use crate::web_pages::{get, post, sign_in, Page};
 use crate::web_sign_in::*;
-use latchkey_store::ClientKind;
+use latchkey_store::{Actor, AppId, AppUpdate, ClientKind};
 
-backend_tests!(a_phone_signs_the_desktop_in_and_the_app_gets_a_code, a_cancelled_or_reused_qr_signs_nobody_in,);
+backend_tests!(
+    a_phone_signs_the_desktop_in_and_the_app_gets_a_code,
+    a_cancelled_or_reused_qr_signs_nobody_in,
+    the_apps_qr_switch_governs_the_phone_method,
+);
 
 /// The desktop starts a web sign-in, picks "Sign in with your phone" and reads the QR.
 /// Returns the QR page's tab and the phone URL the QR carries.
@@ -175,4 +179,40 @@ async fn a_cancelled_or_reused_qr_signs_nobody_in(backend: Backend) {
         .iter()
         .all(|c| !c.to_str().unwrap_or("").starts_with("latchkey_session=")));
     assert_ne!(get(&desktop, &format!("{}/devices", app.url)).await.status, 200, "the desktop is not signed in");
+}
+
+/// With the app's QR switch off, its sign-in page offers no phone, and the QR page is not there.
+async fn the_apps_qr_switch_governs_the_phone_method(backend: Backend) {
+    let app = spawn_app(backend).await;
+    add_web_app(&app, "web", ClientKind::Public, None).await;
+    let before = app.store.app(AppId("web")).await.expect("read").expect("web");
+    let update = AppUpdate {
+        display_name: before.display_name,
+        grant_types: before.grant_types,
+        app_url: before.app_url,
+        qr_sign_in: false,
+        require_dpop: false,
+        redirect_uris: before.redirect_uris,
+        post_logout_redirect_uris: before.post_logout_redirect_uris,
+        id_token_alg: before.id_token_alg,
+    };
+    app.store.update_app(AppId("web"), update, Actor("admin"), now()).await.expect("update").expect("exists");
+    let desktop = browser();
+    let (challenge, _) = pkce();
+    let url = authorize_url(
+        &app.url,
+        &[
+            ("client_id", "web"),
+            ("redirect_uri", REDIRECT),
+            ("response_type", "code"),
+            ("scope", "openid"),
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "S256"),
+        ],
+    );
+    let signin = get(&desktop, &url).await;
+    assert_eq!(signin.status, 200, "{}", signin.html);
+    assert!(signin.html.contains("passkey") && !signin.html.contains("sign-in-with-phone"), "{}", signin.html);
+    let page = get(&desktop, &phone_page_url(&app.url, "web")).await;
+    assert_eq!(page.status, 404, "{}", page.html);
 }

@@ -61,6 +61,11 @@ pub(crate) fn desktop_secret(state: &AppState, headers: &HeaderMap, tab: &TabQue
         .ok_or_else(|| ApiError::unauthenticated("send the pairing secret as Authorization: Pairing <secret>"))
 }
 
+/// Why `return_to` is refused, and what to do instead.
+pub const RETURN_TO_RETIRED: &str = "return_to is no longer supported: tokens are never put in a URL. A web app signs \
+     in with OpenID Connect at /oauth/authorize, where people can pick \"Sign in with your phone\"; a native app reads \
+     its tokens from the answer to POST /api/v1/pairings/wait";
+
 /// `POST /api/v1/pairings`: start a pairing from a native desktop app.
 pub async fn start_api(
     State(state): State<AppState>,
@@ -68,7 +73,10 @@ pub async fn start_api(
     UserAgent(ua): UserAgent,
     Json(req): Json<StartPairing>,
 ) -> ApiResult<Response> {
-    let started = qr_flow::start(&state, &req.client_id, ip, ua, req.return_to.as_deref()).await?;
+    if req.return_to.is_some() {
+        return Err(ApiError::invalid_request(RETURN_TO_RETIRED));
+    }
+    let started = qr_flow::start(&state, &req.client_id, ip, ua).await?;
     Ok(no_store(PairingStarted {
         pairing_secret: started.secret.expose().to_string(),
         phone_url: started.phone_url,

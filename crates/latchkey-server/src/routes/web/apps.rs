@@ -28,17 +28,14 @@ struct AppRow {
     app_url: Option<String>,
     qr_sign_in: bool,
     require_dpop: bool,
-    /// The hosted QR sign-in page, when the app has a URL to return to.
-    qr_url: Option<String>,
     builtin: bool,
     /// When it was registered.
     created: When,
 }
 
 impl AppRow {
-    fn new(state: &AppState, a: AppRecord) -> Self {
+    fn new(a: AppRecord) -> Self {
         AppRow {
-            qr_url: a.app_url.as_deref().map(|u| qr_sign_in_url(state, &a.client_id, u)),
             builtin: a.client_id == latchkey_proto::CLI_CLIENT_ID,
             created: When::from_now(a.created_at.as_millis()),
             kind: a.kind.as_str(),
@@ -51,13 +48,6 @@ impl AppRow {
             require_dpop: a.require_dpop,
         }
     }
-}
-
-/// `{public_url}/apps/{client_id}/qr-sign-in?return_to={app_url}`: the link an app puts behind its
-/// "Sign in with your phone" button.
-pub fn qr_sign_in_url(state: &AppState, client_id: &str, app_url: &str) -> String {
-    let q = serde_urlencoded::to_string([("return_to", app_url)]).unwrap_or_default();
-    state.config.url(&format!("/apps/{client_id}/qr-sign-in?{q}"))
 }
 
 /// The create and edit forms (checkboxes are absent when unticked).
@@ -224,7 +214,7 @@ async fn list_page(
             signed_in_as: Some(w.user.username.clone()),
             csrf: w.csrf(),
             is_admin: true,
-            apps: apps.into_iter().map(|a| AppRow::new(state, a)).collect(),
+            apps: apps.into_iter().map(AppRow::new).collect(),
             form,
             error,
         },
@@ -281,7 +271,7 @@ pub async fn create(State(state): State<AppState>, Admin(w): Admin, Form(f): For
             signed_in_as: Some(w.user.username.clone()),
             csrf: w.csrf(),
             is_admin: true,
-            app: AppRow::new(&state, app),
+            app: AppRow::new(app),
             secret: secret.map(|s| s.expose().to_string()),
         },
     ))
@@ -304,7 +294,6 @@ async fn editable(state: &AppState, client_id: &str) -> Result<AppRecord, ApiErr
 
 fn edit_page(
     w: &Caller,
-    state: &AppState,
     status: StatusCode,
     app: AppRecord,
     form: AppForm,
@@ -317,7 +306,7 @@ fn edit_page(
             signed_in_as: Some(w.user.username.clone()),
             csrf: w.csrf(),
             is_admin: true,
-            app: AppRow::new(state, app),
+            app: AppRow::new(app),
             form,
             error,
             saved,
@@ -340,7 +329,7 @@ pub async fn edit_form(
 ) -> PageResult {
     let app = editable(&state, &client_id).await?;
     let form = AppForm::from_app(&app);
-    Ok(edit_page(&w, &state, StatusCode::OK, app, form, None, q.saved.is_some()))
+    Ok(edit_page(&w, StatusCode::OK, app, form, None, q.saved.is_some()))
 }
 
 /// `POST /apps/{client_id}/edit`. Switching QR sign-in off stops pairings in flight:
@@ -355,7 +344,7 @@ pub async fn edit(
     let app = editable(&state, &client_id).await?;
     let update = match f.settings() {
         Ok(u) => u,
-        Err(msg) => return Ok(edit_page(&w, &state, StatusCode::BAD_REQUEST, app, f, Some(msg), false)),
+        Err(msg) => return Ok(edit_page(&w, StatusCode::BAD_REQUEST, app, f, Some(msg), false)),
     };
     if update.id_token_alg == IdTokenAlg::RS256 {
         state.keys.ensure_rsa(state.store.as_ref()).await?;

@@ -1,5 +1,6 @@
-//! QR sign-in's pages: the hosted desktop page that shows the QR and waits,
-//! and the phone page that approves. The rules live in `qr_flow.rs`.
+//! QR sign-in's pages: "Sign in with your phone" on the web sign-in page (the
+//! desktop page that shows the QR and waits), the phone page that approves,
+//! and the retired hosted page's answer. The rules live in `qr_flow.rs`.
 
 use crate::credential::Caller;
 use crate::error::{ApiError, ApiResult};
@@ -40,18 +41,6 @@ struct DesktopCode {
     expires_in: i64,
 }
 
-/// Starts a QR sign-in for the hosted desktop page: what to show, and the cookie that carries its secret.
-async fn start_code(
-    state: &AppState,
-    client_id: &str,
-    ip: std::net::IpAddr,
-    ua: String,
-    return_to: Option<&str>,
-    tab: &str,
-) -> ApiResult<(DesktopCode, Option<HeaderValue>)> {
-    show_code(state, qr_flow::start(state, client_id, ip, ua, return_to).await?, tab)
-}
-
 /// What a desktop page shows for a started QR sign-in, and the cookie that carries its secret.
 fn show_code(state: &AppState, started: qr_flow::Started, tab: &str) -> ApiResult<(DesktopCode, Option<HeaderValue>)> {
     let url = started.phone_url;
@@ -74,24 +63,6 @@ fn show_code(state: &AppState, started: qr_flow::Started, tab: &str) -> ApiResul
         expires_in: started.expires_in,
     };
     Ok((code, HeaderValue::from_str(&cookie).ok()))
-}
-
-/// Where the page asks for a fresh code: the same app, `return_to` and page.
-fn fresh_url(client_id: &str, return_to: Option<&str>, tab: &str) -> String {
-    let path = latchkey_proto::paths::with_id(latchkey_proto::paths::QR_DESKTOP_FRESH, client_id);
-    let mut q = vec![("tab", tab)];
-    if let Some(r) = return_to {
-        q.push(("return_to", r));
-    }
-    format!("{path}?{}", serde_urlencoded::to_string(q).unwrap_or_default())
-}
-
-/// Query of the hosted desktop page (and of its fresh codes: which page, `tab`).
-#[derive(Deserialize)]
-pub struct StartQuery {
-    return_to: Option<String>,
-    #[serde(default)]
-    tab: Option<String>,
 }
 
 /// A new page's handle: 8 hex digits naming its pairing cookie (not a secret).
@@ -133,36 +104,24 @@ fn desktop_page_for(
     Ok(resp)
 }
 
-/// `GET /apps/{client_id}/qr-sign-in?return_to=…`: the hosted desktop page.
-pub async fn desktop_page(
-    State(state): State<AppState>,
-    Path(client_id): Path<String>,
-    ClientIp(ip): ClientIp,
-    UserAgent(ua): UserAgent,
-    Query(q): Query<StartQuery>,
-) -> PageResult {
-    let tab = new_tab();
-    let (code, cookie) = start_code(&state, &client_id, ip, ua, q.return_to.as_deref(), &tab).await?;
-    Ok(desktop_page_for(code, cookie, &tab, fresh_url(&client_id, q.return_to.as_deref(), &tab))?)
-}
-
-/// `POST /apps/{client_id}/qr-sign-in/fresh?return_to=…`: a new code for the desktop
-/// page whose code expired, as JSON, without reloading it. Started like the page's
-/// own, so the same limits apply.
-pub async fn desktop_fresh(
-    State(state): State<AppState>,
-    Path(client_id): Path<String>,
-    ClientIp(ip): ClientIp,
-    UserAgent(ua): UserAgent,
-    Query(q): Query<StartQuery>,
-) -> ApiResult<Response> {
-    let tab = q.tab.filter(|t| pairing_cookie(t).is_some()).unwrap_or_else(new_tab);
-    let (code, cookie) = start_code(&state, &client_id, ip, ua, q.return_to.as_deref(), &tab).await?;
-    let mut resp = crate::routes::no_store(code);
-    if let Some(v) = cookie {
-        resp.headers_mut().append(header::SET_COOKIE, v);
-    }
-    Ok(resp)
+/// `GET /apps/{client_id}/qr-sign-in`: the retired hosted desktop page, which
+/// put tokens in the URL fragment. Old links get 410 and a way on: QR sign-in
+/// is now "Sign in with your phone" on the sign-in page an app opens.
+pub async fn retired_desktop_page(who: Option<Caller>) -> PageResult {
+    let message = "This sign-in link is out of date. To sign in with your phone, open the app again and choose \
+                   \"Sign in with your phone\" on the sign-in page it shows. If the app still sends you here, \
+                   tell its developers that the hosted QR page was replaced by OpenID Connect sign-in."
+        .to_string();
+    Ok(page(
+        StatusCode::GONE,
+        &DonePage {
+            csrf: who.as_ref().map(|w| w.csrf()).unwrap_or_default(),
+            is_admin: who.as_ref().is_some_and(|w| w.user.is_admin),
+            signed_in_as: who.map(|w| w.user.username),
+            heading: "This sign-in link was retired".into(),
+            message,
+        },
+    )?)
 }
 
 // ---- "Sign in with your phone" on the web sign-in page ----
