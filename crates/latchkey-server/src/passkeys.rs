@@ -21,7 +21,7 @@ use base64::Engine;
 use latchkey_domain::audit::{AuditEvent, AuditKind};
 use latchkey_domain::passkey::{ceremony_expires, CeremonyKind, SignInMethod, CEREMONY_LIFETIME_MS};
 use latchkey_domain::secret::{Secret, SecretHash, SecretKind};
-use latchkey_store::{NewCeremony, NewPasskey, NewSession, PasskeySignIn, StoreError, UserId, UserRecord};
+use latchkey_store::{NewCeremony, NewPasskey, NewSession, PasskeySignIn, PasskeyUse, StoreError, UserId, UserRecord};
 use std::net::IpAddr;
 use webauthn_rs::prelude::{
     DiscoverableAuthentication, DiscoverableKey, Passkey, PasskeyAuthentication, PasskeyRegistration,
@@ -261,13 +261,14 @@ pub async fn start_reauth(state: &AppState, user: &UserRecord) -> ApiResult<Star
     keep(state, CeremonyKind::Reauth, ceremony, Some(user.id.clone()), options).await
 }
 
-/// Checks that `user` just confirmed with one of their passkeys.
+/// Checks that `user` just confirmed with one of their passkeys; returns that
+/// passkey's new state (its counter), to be stored with the change it confirms.
 pub async fn finish_reauth(
     state: &AppState,
     headers: &HeaderMap,
     user: &UserRecord,
     credential: &PublicKeyCredential,
-) -> ApiResult<()> {
+) -> ApiResult<PasskeyUse> {
     let rp = rp(state)?;
     let taken = take(state, headers, CeremonyKind::Reauth).await?;
     if taken.user_id.as_deref() != Some(user.id.as_str()) {
@@ -278,5 +279,10 @@ pub async fn finish_reauth(
     if !result.user_verified() {
         return Err(refused());
     }
-    Ok(())
+    let answered = credential_id(result.cred_id().as_ref());
+    let stored = state.store.passkeys(UserId(&user.id)).await?.into_iter().find(|p| p.credential_id == answered);
+    let Some(stored) = stored else { return Err(refused()) };
+    let mut key: Passkey = serde_json::from_str(&stored.passkey).map_err(internal("stored passkey"))?;
+    key.update_credential(&result);
+    Ok(PasskeyUse { passkey_id: stored.id, passkey: serde_json::to_string(&key).map_err(internal("passkey"))? })
 }

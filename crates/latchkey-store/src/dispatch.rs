@@ -242,10 +242,16 @@ macro_rules! impl_store {
             async fn remove_password(
                 &self,
                 user: $crate::UserId<'_>,
+                confirmed_with: Option<$crate::PasskeyUse>,
                 now: $crate::__private::Timestamp,
             ) -> $crate::StoreResult<Result<(), $crate::PasskeyRefusal>> {
                 let u = user.0.to_string();
-                $write!(self, flow [u] |tx| $crate::flows::passkeys::remove_password(tx, &u, now))
+                $write!(self, flow [u, confirmed_with] |tx| $crate::flows::passkeys::remove_password(
+                    tx,
+                    &u,
+                    confirmed_with.as_ref(),
+                    now
+                ))
             }
             async fn sign_in_with_passkey(
                 &self,

@@ -196,8 +196,15 @@ pub trait Store: Send + Sync + 'static {
         passkey_id: &str,
         now: Timestamp,
     ) -> StoreResult<Result<(), PasskeyRefusal>>;
-    /// Removes a person's password once they hold a passkey, and records `user.password_removed`.
-    async fn remove_password(&self, user: UserId<'_>, now: Timestamp) -> StoreResult<Result<(), PasskeyRefusal>>;
+    /// Removes a person's password once they hold a passkey, and records
+    /// `user.password_removed`; a passkey that confirmed it has its new state
+    /// stored in the same transaction (refused if it was removed meanwhile).
+    async fn remove_password(
+        &self,
+        user: UserId<'_>,
+        confirmed_with: Option<PasskeyUse>,
+        now: Timestamp,
+    ) -> StoreResult<Result<(), PasskeyRefusal>>;
     /// Records a verified passkey sign-in (the passkey's new state, the session,
     /// `signin.succeeded`) and returns who signed in.
     async fn sign_in_with_passkey(

@@ -78,6 +78,16 @@ pub struct PasskeySignIn {
     pub session: NewSession,
 }
 
+/// A passkey that just answered a re-confirmation, with its new state (counter,
+/// backup state), to store with the change it confirmed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasskeyUse {
+    /// The passkey that answered.
+    pub passkey_id: String,
+    /// Its state after answering.
+    pub passkey: String,
+}
+
 /// Why a passkey operation changed nothing.
 #[derive(Debug, Clone, Copy, Error, PartialEq, Eq)]
 pub enum PasskeyRefusal {

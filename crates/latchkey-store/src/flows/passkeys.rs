@@ -52,10 +52,21 @@ pub async fn remove<T: Txn>(tx: &T, user_id: &str, passkey_id: &str, now: Timest
 }
 
 /// Removes a person's password once they hold a passkey; their sessions stay.
-pub async fn remove_password<T: Txn>(tx: &T, user_id: &str, now: Timestamp) -> Result<Outcome, T::Error> {
+/// The passkey that confirmed it, if one did, keeps its new counter.
+pub async fn remove_password<T: Txn>(
+    tx: &T,
+    user_id: &str,
+    confirmed_with: Option<&PasskeyUse>,
+    now: Timestamp,
+) -> Result<Outcome, T::Error> {
     let Some(m) = methods(tx, user_id).await? else { return Ok(Err(PasskeyRefusal::Unknown)) };
     if let Err(r) = m.may_remove_password() {
         return Ok(Err(r.into()));
+    }
+    if let Some(u) = confirmed_with {
+        if !tx.set_passkey_used(&u.passkey_id, user_id, &u.passkey, now).await? {
+            return Ok(Err(PasskeyRefusal::Unknown));
+        }
     }
     tx.set_password(user_id, "").await?;
     tx.append_audit(&events::password_removed(user_id), now).await?;

@@ -21,7 +21,7 @@ pub async fn passkeys_and_the_last_way_in(store: Arc<dyn Store>) {
     let s = &*store;
     let user = setup(s).await;
     let me = UserId(&user.id);
-    assert_eq!(s.remove_password(me, at(1)).await.unwrap(), Err(MethodRefusal::NoPasskey.into()));
+    assert_eq!(s.remove_password(me, None, at(1)).await.unwrap(), Err(MethodRefusal::NoPasskey.into()));
     s.add_passkey(passkey("a", &user), at(10)).await.unwrap().unwrap();
     let dup = NewPasskey { id: "pk-dup".into(), ..passkey("a", &user) };
     assert!(matches!(s.add_passkey(dup, at(11)).await, Err(StoreError::Conflict(_))));
@@ -31,9 +31,17 @@ pub async fn passkeys_and_the_last_way_in(store: Arc<dyn Store>) {
     let found = s.passkey_by_credential("cred-b").await.unwrap().unwrap();
     assert_eq!((found.user_id.as_str(), found.name.as_str(), found.created_at), (user.id.as_str(), "key b", at(20)));
 
-    s.remove_password(me, at(30)).await.unwrap().unwrap();
+    // Confirmed by a passkey that is not (or no longer) theirs: nothing changes.
+    let gone = PasskeyUse { passkey_id: "pk-gone".into(), passkey: "{}".into() };
+    assert_eq!(s.remove_password(me, Some(gone), at(29)).await.unwrap(), Err(PasskeyRefusal::Unknown));
+    assert!(s.user_by_name("dev").await.unwrap().unwrap().has_password());
+    // Confirmed by passkey b: the password goes and b's new state (its counter) is kept, together.
+    let used = PasskeyUse { passkey_id: "pk-b".into(), passkey: "{\"counter\":7}".into() };
+    s.remove_password(me, Some(used), at(30)).await.unwrap().unwrap();
     assert!(!s.user_by_name("dev").await.unwrap().unwrap().has_password());
-    assert_eq!(s.remove_password(me, at(31)).await.unwrap(), Err(MethodRefusal::NoPassword.into()));
+    let b = s.passkey_by_credential("cred-b").await.unwrap().unwrap();
+    assert_eq!((b.passkey.as_str(), b.last_used_at), ("{\"counter\":7}", Some(at(30))));
+    assert_eq!(s.remove_password(me, None, at(31)).await.unwrap(), Err(MethodRefusal::NoPassword.into()));
     s.remove_passkey(me, "pk-a", at(40)).await.unwrap().unwrap();
     assert_eq!(s.remove_passkey(me, "pk-b", at(41)).await.unwrap(), Err(MethodRefusal::LastMethod.into()));
     let other = s.create_user(new_user("other", false), None, at(0)).await.unwrap();

@@ -189,16 +189,17 @@ pub async fn remove_password(
     w.check_csrf(Some(&f.csrf))?;
     let confirmed = match (&f.credential, &f.current_password) {
         (Some(c), _) if !c.is_empty() => match serde_json::from_str(c) {
-            Ok(answer) => passkeys::finish_reauth(&state, &headers, &w.user, &answer).await,
+            Ok(answer) => passkeys::finish_reauth(&state, &headers, &w.user, &answer).await.map(Some),
             Err(_) => Err(ApiError::invalid_request("the passkey's answer could not be read; try again")),
         },
-        (_, Some(p)) => crate::sign_in::confirm_password(&state, &w.user, p, ip).await,
+        (_, Some(p)) => crate::sign_in::confirm_password(&state, &w.user, p, ip).await.map(|()| None),
         _ => Err(ApiError::invalid_request("confirm with your current password or a passkey")),
     };
-    if let Err(e) = confirmed {
-        return refused(&state, &w, e).await;
-    }
-    match state.store.remove_password(UserId(&w.user.id), now()).await? {
+    let confirmed_with = match confirmed {
+        Ok(used) => used,
+        Err(e) => return refused(&state, &w, e).await,
+    };
+    match state.store.remove_password(UserId(&w.user.id), confirmed_with, now()).await? {
         Ok(()) => Ok(Redirect::to("/security?done=password").into_response()),
         Err(r) => refused(&state, &w, r.into()).await,
     }
