@@ -13,11 +13,15 @@
 #   * not_a_server_error: no 5xx;
 #   * rfc6749_error_shape (scripts/schemathesis_hooks.py): every 4xx is a JSON
 #     object with a string `error` and an optional string `error_description`.
-# Three runs: every operation as the signed-in admin; the device-only
-# operations (events, trust, trusted sessions, pairing decision) with the
-# device token; and signing out and changing the password last (they end the
-# session the other runs use). GET /api/v1/channel is left out: with a valid
-# token it is an endless event stream. Exits non-zero on any failure.
+# Three runs: the device-only operations (events, trust, trusted sessions,
+# pairing decision) with the device token; every other operation as the
+# signed-in admin; and signing in and out, ending sign-ins and changing the
+# password last (they end the session or lock the account the other runs use).
+# GET /api/v1/channel is left out: with a valid token it is an endless event
+# stream. The device token is a plain bearer one, so the trust and
+# trusted-session operations, which need a DPoP-bound device, are exercised
+# only up to that refusal. Exits non-zero on any failed check, on errors in
+# the server log, or if the server died.
 #
 # Tunables (environment): MAX_EXAMPLES (per operation, default 50), SEED,
 # CARGO_TARGET_DIR, VENV (default $CARGO_TARGET_DIR/schemathesis-venv),
@@ -112,21 +116,33 @@ run() { # name bearer-token schemathesis-filters...
     shift 2
     config "$token"
     echo "--- schemathesis: $name"
-    (cd "$WORK" && SCHEMATHESIS_HOOKS=schemathesis_hooks PYTHONPATH="$ROOT/scripts" PYTHONDONTWRITEBYTECODE=1 \
+    if ! (cd "$WORK" && SCHEMATHESIS_HOOKS=schemathesis_hooks PYTHONPATH="$ROOT/scripts" PYTHONDONTWRITEBYTECODE=1 \
         "$VENV/bin/schemathesis" --config-file "$WORK/schemathesis.toml" run "$URL/api/openapi.json" \
         --checks not_a_server_error,rfc6749_error_shape \
         --max-examples "$MAX_EXAMPLES" ${SEED:+--seed "$SEED"} \
         --request-timeout 30 --workers 2 --no-color \
         --report junit --report-dir "$WORK/report-$name" \
-        "$@") || failed=1
+        "$@"); then
+        # A failed check is a finding; an error inside Schemathesis's own test
+        # generation (it has had flaky ones) is reported but is not.
+        if grep -q '<failure' "$WORK/report-$name"/*.xml 2>/dev/null || ! kill -0 "$SERVER_PID" 2>/dev/null; then
+            failed=1
+        else
+            echo "WARNING: Schemathesis reported errors of its own (above), not failed checks" >&2
+        fi
+    fi
 }
 
 start=$(date +%s)
-# One option per filter kind: Schemathesis 4 keeps only the last of a repeated --exclude-operation-id.
-run signed-in "$SESSION" --exclude-operation-id-regex '^(signOut|changePassword|channel)$'
+# One option per filter kind: Schemathesis 4 keeps only the last of a repeated
+# --exclude-operation-id. The device run goes first, and signing in, ending
+# sign-ins, signing out and changing the password last: the fuzzer learns the
+# user's name and sign-in IDs from responses, and wrong passwords lock the
+# account, which would leave the other runs nothing but 401 and 403.
 run device "$DEVICE_TOKEN" --include-tag-regex '^(events|trust|trusted-sessions)$' \
     --include-operation-id pairingDecision --exclude-operation-id channel
-run sign-out "$SESSION" --include-operation-id-regex '^(changePassword|signOut)$'
+run signed-in "$SESSION" --exclude-operation-id-regex '^(signIn|endSignIn|signOut|changePassword|channel)$'
+run sign-out "$SESSION" --include-operation-id-regex '^(signIn|endSignIn|changePassword|signOut)$'
 echo "schemathesis took $(($(date +%s) - start)) s"
 
 if grep -q ' ERROR \| panicked' "$WORK/server.log"; then
