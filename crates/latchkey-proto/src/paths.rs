@@ -115,6 +115,8 @@ pub const TRUSTED_SESSION_LEAVE: &str = "/api/v1/trusted-sessions/{id}/leave";
 pub const TRUSTED_SESSION_MESSAGES: &str = "/api/v1/trusted-sessions/{id}/messages";
 /// The calling device's channel: Server-Sent Events while it is online (`GET`).
 pub const CHANNEL: &str = "/api/v1/channel";
+/// The OpenAPI 3.1 document of the OAuth endpoints and the JSON API (public).
+pub const OPENAPI: &str = "/api/openapi.json";
 /// Every other path under the API (answered with a JSON 404).
 pub const API_OTHER: &str = "/api/v1/{*rest}";
 

@@ -215,6 +215,19 @@ fn utc(t: latchkey_domain::Timestamp) -> String {
 }
 
 impl ApiError {
+    /// A request axum itself refused before a handler ran, with axum's status
+    /// and the code this file uses for that status.
+    pub fn rejected(status: StatusCode, description: String) -> Self {
+        let code = match status {
+            StatusCode::PAYLOAD_TOO_LARGE => "request_too_large",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+            StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+            _ => "invalid_request",
+        };
+        let description = if description.is_empty() { "the request is not valid".into() } else { description };
+        ApiError::Protocol { status, code, description }
+    }
+
     /// Status, code and the description safe to show.
     pub fn parts(&self) -> (StatusCode, &'static str, String) {
         match self {

@@ -230,7 +230,7 @@ fn router(state: AppState) -> Router {
         // Inside routing: hands the matched route template to `metrics::track`.
         .route_layer(axum::middleware::from_fn(metrics::tag_route))
         .fallback(|| async { ApiError::not_found("no such page or endpoint") })
-        .layer(axum::middleware::map_response(json_405))
+        .layer(axum::middleware::map_response(json_rejections))
         // A client that trickles its body ties up a connection; bodies are tiny, so 10 s is plenty.
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(std::time::Duration::from_secs(10)))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track));
@@ -275,19 +275,28 @@ async fn drop_odd_request_id(mut req: axum::extract::Request) -> axum::extract::
     req
 }
 
-/// axum answers a wrong method with an empty 405; give it the same error body as everything else.
-async fn json_405(resp: axum::response::Response) -> axum::response::Response {
+/// axum answers a wrong method with an empty 405, and what its own extractors
+/// cannot read (a path segment that is not UTF-8 once percent-decoded) with a
+/// plain-text 4xx; give both the same error body as everything else.
+async fn json_rejections(resp: axum::response::Response) -> axum::response::Response {
     use axum::response::IntoResponse;
-    if resp.status() != axum::http::StatusCode::METHOD_NOT_ALLOWED {
-        return resp;
-    }
+    let status = resp.status();
+    let plain_text = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/plain"));
     let allow = resp.headers().get(header::ALLOW).cloned();
-    let mut out = ApiError::Protocol {
-        status: axum::http::StatusCode::METHOD_NOT_ALLOWED,
-        code: "method_not_allowed",
-        description: "this endpoint does not take that HTTP method".into(),
-    }
-    .into_response();
+    let description = if status == axum::http::StatusCode::METHOD_NOT_ALLOWED {
+        "this endpoint does not take that HTTP method".to_string()
+    } else if status.is_client_error() && plain_text {
+        // axum's rejection texts say what was wrong and carry nothing secret.
+        let text = axum::body::to_bytes(resp.into_body(), 1024).await.unwrap_or_default();
+        String::from_utf8_lossy(&text).trim().to_string()
+    } else {
+        return resp;
+    };
+    let mut out = ApiError::rejected(status, description).into_response();
     if let Some(a) = allow {
         out.headers_mut().insert(header::ALLOW, a);
     }

@@ -28,6 +28,7 @@ mod instant_approval;
 mod keys_at_rest;
 mod load_balancer;
 mod observability;
+mod openapi;
 mod pages;
 mod qr_api;
 mod replicas;

@@ -9,9 +9,9 @@
 use super::trust::calling_device;
 use crate::credential::{AnyApp, Caller, Credential};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::ClientIp;
+use crate::extract::{ClientIp, Query};
 use crate::state::{now, AppState};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use latchkey_proto::trust::ChannelEvent;
 use latchkey_store::{ChannelBatch, DeviceId, FamilyId, LogEntry, UserId};

@@ -9,6 +9,7 @@ pub mod enroll;
 pub mod enrollment_keys;
 pub mod events;
 pub mod me;
+pub mod openapi;
 pub mod pairings;
 pub mod password;
 pub mod session;
@@ -63,6 +64,7 @@ pub fn router() -> Router<AppState> {
         .route(paths::TRUSTED_SESSION_LEAVE, post(trusted_sessions::leave))
         .route(paths::TRUSTED_SESSION_MESSAGES, post(trusted_sessions::send))
         .route(paths::CHANNEL, get(channel::channel))
+        .route(paths::OPENAPI, get(openapi::document))
         .route(paths::API_OTHER, any(not_found))
 }
 
