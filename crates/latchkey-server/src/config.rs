@@ -405,7 +405,8 @@ pub struct ServerConfig {
     pub code_entry_limits: CodeEntryLimits,
     /// Limits on failed sign-ins.
     pub sign_in_limits: SignInLimits,
-    /// QR sign-ins started per client network per minute (per app: 20 times that; 0: unlimited).
+    /// QR sign-ins started per client network per minute (0: unlimited); per app a budget of 20 times
+    /// that, past which each network may start a tenth of this (`rate_limit::pairing`).
     pub pairings_per_minute: u32,
     /// Password hashes computed at once (each takes ~19 MiB); more wait briefly, then get 503.
     pub concurrent_password_checks: usize,
@@ -433,22 +434,36 @@ impl DerefMut for ServerConfig {
 /// Wrong user-code guesses allowed, per window. RFC 8628 §5.1: with 20^8 ≈ 2^34.5
 /// codes, 5 wrong guesses per user per code lifetime keeps one attacker's chance
 /// of hitting a given live code near 2^-32; the network and global limits bound
-/// what many accounts together can try.
+/// what many accounts together can try. The global budget refuses nobody by
+/// itself: once spent, users and networks may only go on while they have used
+/// less than their `*_while_spent` allowance, so those who spent it are stopped
+/// and everyone else is not (`latchkey_domain::rate_limit`).
 #[derive(Debug, Clone, Copy)]
 pub struct CodeEntryLimits {
     /// Wrong entries per signed-in user.
     pub per_user: u32,
     /// Wrong entries per client network (IPv4 address, IPv6 /64).
     pub per_network: u32,
-    /// Wrong entries across the whole server.
+    /// Wrong entries across the whole server, before the allowances below apply.
     pub global: u32,
+    /// Wrong entries a user may have made and still go on while the global budget is spent (one typo and a retry).
+    pub per_user_while_spent: u32,
+    /// Wrong entries a network may have made and still go on while the global budget is spent.
+    pub per_network_while_spent: u32,
     /// Window length in seconds.
     pub window_secs: i64,
 }
 
 impl Default for CodeEntryLimits {
     fn default() -> Self {
-        Self { per_user: 5, per_network: 20, global: 200, window_secs: 600 }
+        Self {
+            per_user: 5,
+            per_network: 20,
+            global: 200,
+            per_user_while_spent: 2,
+            per_network_while_spent: 2,
+            window_secs: 600,
+        }
     }
 }
 

@@ -34,9 +34,20 @@ pub fn required_by(app: &latchkey_store::AppRecord, jkt: Option<String>) -> ApiR
     Ok(jkt)
 }
 
-/// Verifies the request's `DPoP` header, if it has one. `access_token` is the token
-/// the proof must name (`ath`) at resource endpoints. `status` is what a bad
-/// proof answers: 400 at the token endpoint, 401 at resources.
+/// A proof whose signature and claims checked out, not yet recorded as used.
+#[derive(Debug, Clone)]
+pub struct CheckedProof {
+    /// What it proves.
+    pub proof: VerifiedProof,
+    jti: String,
+    checked_at: latchkey_domain::Timestamp,
+    status: StatusCode,
+}
+
+/// Verifies the request's `DPoP` header, if it has one, and records it as used
+/// (a replay is refused). `access_token` is the token the proof must name
+/// (`ath`) at resource endpoints. `status` is what a bad proof answers: 400 at
+/// the token endpoint, 401 at resources.
 pub async fn verify(
     state: &AppState,
     headers: &HeaderMap,
@@ -45,6 +56,22 @@ pub async fn verify(
     access_token: Option<&str>,
     status: StatusCode,
 ) -> ApiResult<Option<VerifiedProof>> {
+    match check(state, headers, method, path, access_token, status)? {
+        Some(checked) => Ok(Some(record(state, checked).await?)),
+        None => Ok(None),
+    }
+}
+
+/// Verifies the request's `DPoP` header, if it has one, without recording it:
+/// the caller must [`record`] it before acting on the request.
+pub fn check(
+    state: &AppState,
+    headers: &HeaderMap,
+    method: &Method,
+    path: &str,
+    access_token: Option<&str>,
+    status: StatusCode,
+) -> ApiResult<Option<CheckedProof>> {
     let mut values = headers.get_all("dpop").iter();
     let Some(value) = values.next() else { return Ok(None) };
     let bad = |e: DpopError| invalid_proof(e, status);
@@ -76,14 +103,29 @@ pub async fn verify(
     let t = now();
     let url = state.config.url(path);
     dpop::check(&claims, &Expected { method: method.as_str(), url: &url, access_token, now: t }).map_err(bad)?;
-    state.dpop_replay.lock().unwrap_or_else(|p| p.into_inner()).admit(&jkt, &claims.jti, t).map_err(bad)?;
+    Ok(Some(CheckedProof {
+        proof: VerifiedProof { jkt, jwk: jwk_json.to_string() },
+        jti: claims.jti,
+        checked_at: t,
+        status,
+    }))
+}
+
+/// Records a checked proof as used; `Err(Replayed)` when it was already. The
+/// memory admit and the database insert are each atomic (one lock, one
+/// primary key), so of two requests racing with the same proof exactly one
+/// gets past this call.
+pub async fn record(state: &AppState, checked: CheckedProof) -> ApiResult<VerifiedProof> {
+    let CheckedProof { proof, jti, checked_at: t, status } = checked;
+    let bad = |e: DpopError| invalid_proof(e, status);
+    state.dpop_replay.lock().unwrap_or_else(|p| p.into_inner()).admit(&proof.jkt, &jti, t).map_err(bad)?;
     if state.store.shared_by_processes() {
         // Another replica may have seen it: the database remembers for all of them.
-        let key: [u8; 32] = Sha256::digest(format!("dpop:{jkt}:{}", claims.jti)).into();
+        let key: [u8; 32] = Sha256::digest(format!("dpop:{}:{jti}", proof.jkt)).into();
         let until = t.plus_secs(dpop::MAX_AGE_SECS + dpop::MAX_SKEW_SECS);
         if !state.store.first_use(key, until, t).await? {
             return Err(bad(DpopError::Replayed));
         }
     }
-    Ok(Some(VerifiedProof { jkt, jwk: jwk_json.to_string() }))
+    Ok(proof)
 }

@@ -25,6 +25,8 @@ pub const QR_SIGN_INS: &str = "latchkey_qr_sign_ins_total";
 pub const WAITING: &str = "latchkey_waiting_devices";
 /// Requests refused by a rate limit, by limit.
 pub const RATE_LIMITED: &str = "latchkey_rate_limited_total";
+/// Password sign-ins refused for a username that does not exist (not audited: anyone can send them).
+pub const UNKNOWN_USERNAME_SIGN_INS: &str = "latchkey_sign_ins_unknown_username_total";
 /// SQLite: operations waiting for the writer thread.
 pub const SQLITE_QUEUE: &str = "latchkey_sqlite_writer_queue";
 /// SQLite: transactions the writer committed.
@@ -142,6 +144,10 @@ impl Metrics {
                 "Requests waiting on the instant endpoints (device logins, QR desktops)."
             );
             metrics::describe_counter!(RATE_LIMITED, "Requests refused by a rate limit, by limit.");
+            metrics::describe_counter!(
+                UNKNOWN_USERNAME_SIGN_INS,
+                "Password sign-ins refused for a username that does not exist."
+            );
             metrics::describe_gauge!(SQLITE_QUEUE, "SQLite: operations waiting for the writer thread.");
             metrics::describe_counter!(SQLITE_COMMITS, "SQLite: transactions the writer committed.");
             metrics::describe_gauge!(
@@ -188,6 +194,11 @@ impl Metrics {
     /// Counts a device login reaching `outcome`.
     pub fn device_login(&self, outcome: Outcome) {
         self.record(|| metrics::counter!(DEVICE_LOGINS, "outcome" => outcome.as_str()).increment(1));
+    }
+
+    /// Counts a password sign-in refused for a username that does not exist.
+    pub fn unknown_username_sign_in(&self) {
+        self.record(|| metrics::counter!(UNKNOWN_USERNAME_SIGN_INS).increment(1));
     }
 
     /// Counts a QR sign-in reaching `outcome`.

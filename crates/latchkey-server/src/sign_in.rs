@@ -96,17 +96,13 @@ async fn check(
     let user = match user {
         Some(u) if ok => u,
         user => {
-            // Only a username that exists is recorded: people type passwords into the wrong field,
-            // and the audit chain cannot forget.
-            let detail = match (&user, name) {
-                (Some(_), Some(n)) => serde_json::json!({"username": n.as_str(), "ip": ip.to_string()}),
-                _ => serde_json::json!({"unknown_username": true, "ip": ip.to_string()}),
-            };
-            let actor = user.as_ref().map(|u| u.id.as_str());
-            let failure = AuditEvent::new(AuditKind::SignInFailed, actor, actor).with_detail(detail.to_string());
             match &user {
-                // Counted towards a lock in the transaction that records it.
+                // Counted towards a lock in the transaction that records it (the
+                // per-username limit bounds how many entries one account gets).
                 Some(u) => {
+                    let detail = serde_json::json!({"username": name.map(|n| n.as_str()), "ip": ip.to_string()});
+                    let who = Some(u.id.as_str());
+                    let failure = AuditEvent::new(AuditKind::SignInFailed, who, who).with_detail(detail.to_string());
                     let policy = state.config.lock_policy();
                     let net = network_key(ip);
                     if let Some(until) =
@@ -115,7 +111,13 @@ async fn check(
                         tracing::info!(user = %u.id, until = until.as_millis(), "account locked after repeated wrong passwords");
                     }
                 }
-                None => state.store.append_audit(failure, t).await?,
+                // No account, so nothing of value changed: counted and logged, never
+                // audited. Anyone can send these, and the audit log is never pruned;
+                // the name itself is not logged either (people type passwords into it).
+                None => {
+                    state.metrics.unknown_username_sign_in();
+                    tracing::info!(ip = %ip, "sign-in refused: no such username");
+                }
             }
             return Err(ApiError::invalid_credentials("wrong username or password"));
         }

@@ -403,6 +403,12 @@ macro_rules! impl_store {
                 let found = $read!(self, flow [h] |tx| $crate::txn::Txn::refresh_token(tx, &h, false))?;
                 Ok(found.map(|(t, _)| t))
             }
+            async fn issued_to(
+                &self,
+                credential: $crate::PresentedCredential,
+            ) -> $crate::StoreResult<Option<String>> {
+                $read!(self, flow [credential] |tx| $crate::flows::tokens::issued_to(tx, &credential))
+            }
             async fn sign_ins(
                 &self,
                 user: $crate::UserId<'_>,

@@ -1,6 +1,6 @@
 //! The audit entries storage operations record, built once for every backend.
 
-use crate::records::{AppRecord, GrantDecision, NewDeviceGrant, NewUser, RefreshTokenRecord, RevokedAll};
+use crate::records::{AppRecord, DeviceGrantRecord, GrantDecision, NewUser, RefreshTokenRecord, RevokedAll};
 use latchkey_domain::audit::{AuditEvent, AuditKind};
 use latchkey_domain::device_grant::Decision;
 use serde_json::json;
@@ -79,14 +79,18 @@ pub fn sign_in_ended(user_id: &str, family_id: &str, client_id: &str, actor: &st
         .with_detail(json!({"user_id": user_id, "client_id": client_id}).to_string())
 }
 
-/// `grant.requested`.
-pub fn grant_requested(g: &NewDeviceGrant) -> AuditEvent {
+/// `grant.requested`: what the device asked for and from where. Written in the
+/// decision's transaction, just before `grant.approved` or `grant.denied`:
+/// a request nobody decides changes nothing, and anonymous requests must not
+/// grow a log that is never pruned (a start is still counted in metrics).
+pub fn grant_requested(g: &DeviceGrantRecord) -> AuditEvent {
     AuditEvent::new(AuditKind::GrantRequested, Some(&g.client_id), Some(&g.id)).with_detail(
         json!({
             "scope": g.scope,
             "ip": g.requester.ip,
             "user_agent": g.requester.user_agent,
             "device_name": g.requester.device_name,
+            "requested_at_ms": g.created_at.as_millis(),
         })
         .to_string(),
     )
@@ -184,10 +188,14 @@ pub fn app_updated(client_id: &str, u: &crate::records::AppUpdate, actor: &str) 
     )
 }
 
-/// `qr.requested`.
-pub fn pairing_requested(p: &crate::records::NewPairing) -> AuditEvent {
-    AuditEvent::new(AuditKind::PairingRequested, Some(&p.client_id), Some(&p.id))
-        .with_detail(json!({"ip": p.requester.ip, "user_agent": p.requester.user_agent}).to_string())
+/// `qr.requested`: the desktop that showed the QR code. Written in the phone's
+/// decision's transaction, just before `qr.approved` or `qr.denied`, for the
+/// reason given at [`grant_requested`].
+pub fn pairing_requested(p: &crate::records::PairingRecord) -> AuditEvent {
+    AuditEvent::new(AuditKind::PairingRequested, Some(&p.client_id), Some(&p.id)).with_detail(
+        json!({"ip": p.requester.ip, "user_agent": p.requester.user_agent, "requested_at_ms": p.created_at.as_millis()})
+            .to_string(),
+    )
 }
 
 /// `qr.approved` / `qr.denied` by the phone's user.

@@ -277,6 +277,9 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke_family(&self, family_id: FamilyId<'_>, client_id: AppId<'_>, now: Timestamp) -> StoreResult<bool>;
     /// Looks up a refresh token (for introspection).
     async fn refresh_token(&self, token_hash: &SecretHash) -> StoreResult<Option<RefreshTokenRecord>>;
+    /// The app a token-endpoint credential was issued to, if it exists (spent, expired
+    /// or revoked ones included): read before a DPoP proof sent with it is recorded.
+    async fn issued_to(&self, credential: PresentedCredential) -> StoreResult<Option<String>>;
     /// The user's live sign-ins that are not devices (browser sessions, and app sign-ins
     /// such as QR sign-ins), newest first. An app sign-in without a working refresh
     /// token counts while started since `live_since` (its access tokens may still work).

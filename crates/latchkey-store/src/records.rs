@@ -1086,3 +1086,14 @@ pub enum CodeRedeemed {
     /// The account is stopped; nothing was issued.
     AccountStopped(latchkey_domain::account::AccountRefusal),
 }
+
+/// A credential a client presents at the token endpoint, by its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PresentedCredential {
+    /// An RFC 8628 device code.
+    DeviceCode(SecretHash),
+    /// A refresh token.
+    RefreshToken(SecretHash),
+    /// An authorization code.
+    AuthorizationCode(SecretHash),
+}

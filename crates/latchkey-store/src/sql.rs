@@ -240,17 +240,33 @@ pub const FAMILY_LIVENESS: &str = "SELECT f.revoked_at IS NULL, u.disabled_at, u
 pub const DEVICE_SIGN_INS_BY_DAY: &str = "SELECT device_id, created_at / 86400000, COUNT(*) FROM token_families
      WHERE user_id = $1 AND device_id IS NOT NULL AND created_at >= $2
      GROUP BY device_id, created_at / 86400000 ORDER BY 1, 2";
-/// Device logins requested, approved and denied since `$1`, counted per audit kind and hour since the epoch.
-pub const LOGINS_BY_HOUR: &str = "SELECT kind, at / 3600000, COUNT(*) FROM audit_log
-     WHERE kind IN ('grant.requested', 'grant.approved', 'grant.denied') AND at >= $1
-     GROUP BY kind, at / 3600000 ORDER BY 2, 1";
+/// Device logins per audit kind and hour (since the epoch), since `$1`. A
+/// request's `grant.requested` entry is written when it is decided (older logs
+/// wrote it when it was made); a request nobody decided yet is counted from its
+/// grant row, while the row is held.
+pub const LOGINS_BY_HOUR: &str = "SELECT kind, hour, CAST(SUM(n) AS BIGINT) FROM (
+       SELECT kind, at / 3600000 AS hour, COUNT(*) AS n FROM audit_log
+        WHERE kind IN ('grant.requested', 'grant.approved', 'grant.denied') AND at >= $1
+        GROUP BY kind, at / 3600000
+       UNION ALL
+       SELECT 'grant.requested', created_at / 3600000, COUNT(*) FROM device_grants
+        WHERE status = 'pending' AND created_at >= $1
+        GROUP BY created_at / 3600000
+     ) t GROUP BY kind, hour ORDER BY 2, 1";
 /// Device logins requested since `$1` and before `$2` (so past their lifetime) that nobody
-/// approved or denied, counted per hour (since the epoch) of the request.
-pub const EXPIRED_LOGINS_BY_HOUR: &str = "SELECT r.at / 3600000, COUNT(*) FROM audit_log r
-     WHERE r.kind = 'grant.requested' AND r.at >= $1 AND r.at < $2
-       AND NOT EXISTS (SELECT 1 FROM audit_log d WHERE d.subject = r.subject
-                       AND d.kind IN ('grant.approved', 'grant.denied'))
-     GROUP BY r.at / 3600000 ORDER BY 1";
+/// approved or denied, counted per hour (since the epoch) of the request: undecided grant
+/// rows (until the sweep deletes them), and requests older logs recorded with no decision.
+pub const EXPIRED_LOGINS_BY_HOUR: &str = "SELECT hour, CAST(SUM(n) AS BIGINT) FROM (
+       SELECT r.at / 3600000 AS hour, COUNT(*) AS n FROM audit_log r
+        WHERE r.kind = 'grant.requested' AND r.at >= $1 AND r.at < $2
+          AND NOT EXISTS (SELECT 1 FROM audit_log d WHERE d.subject = r.subject
+                          AND d.kind IN ('grant.approved', 'grant.denied'))
+        GROUP BY r.at / 3600000
+       UNION ALL
+       SELECT created_at / 3600000, COUNT(*) FROM device_grants
+        WHERE status = 'pending' AND created_at >= $1 AND created_at < $2
+        GROUP BY created_at / 3600000
+     ) t GROUP BY hour ORDER BY 1";
 /// How many devices are active and how many accounts are enabled, server-wide.
 pub const ACTIVE_TOTALS: &str = "SELECT (SELECT COUNT(*) FROM devices WHERE status = 'active'),
         (SELECT COUNT(*) FROM users WHERE disabled_at IS NULL)";

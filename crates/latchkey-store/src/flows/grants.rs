@@ -8,10 +8,10 @@ use latchkey_domain::device::{DeviceStatus, RegisteredVia};
 use latchkey_domain::device_grant::{default_device_name, plan_redeem, Decision, Presenter, RedeemPlan, Redeemable};
 use latchkey_domain::Timestamp;
 
-/// Stores a new pending grant and records `grant.requested`.
+/// Stores a new pending grant. Its `grant.requested` entry is written when a
+/// person decides it ([`decide`]): anyone may ask, so asking alone is no entry.
 pub async fn create<T: Txn>(tx: &T, grant: &NewDeviceGrant, now: Timestamp) -> Result<(), T::Error> {
-    tx.insert_grant(grant, now).await?;
-    tx.append_audit(&events::grant_requested(grant), now).await
+    tx.insert_grant(grant, now).await
 }
 
 /// Approves or denies the grant behind a user code. Approving registers the
@@ -51,6 +51,7 @@ pub async fn decide<T: Txn>(tx: &T, d: GrantDecision, now: Timestamp) -> Result<
     g.user_id = Some(d.user_id.clone());
     g.decided_at = Some(now);
     tx.set_grant_decided(&g).await?;
+    tx.append_audit(&events::grant_requested(&g), now).await?;
     tx.append_audit(&events::grant_decided(&d, &g.id), now).await?;
     tx.announce_decided(&g.id).await?;
     Ok(DecideResult::Decided(Box::new(g)))

@@ -8,10 +8,10 @@ use latchkey_domain::pairing::{PairingAction, PairingError, SIGN_IN_SCOPE};
 use latchkey_domain::secret::SecretHash;
 use latchkey_domain::Timestamp;
 
-/// Stores a new pairing and records `qr.requested`.
+/// Stores a new pairing. Its `qr.requested` entry is written when the phone
+/// decides it ([`decide`]): any desktop may start one, so starting alone is no entry.
 pub async fn create<T: Txn>(tx: &T, p: &NewPairing, now: Timestamp) -> Result<(), T::Error> {
-    tx.insert_pairing(p, now).await?;
-    tx.append_audit(&events::pairing_requested(p), now).await
+    tx.insert_pairing(p, now).await
 }
 
 /// Applies `action` to the pairing behind `code`, on the status it was loaded with.
@@ -55,6 +55,7 @@ pub async fn decide<T: Txn>(
     let action = if approve { PairingAction::Approve } else { PairingAction::Deny };
     let result = transition(tx, PairingCode::Phone, phone, action, Some(user_id), now).await?;
     if let PairingResult::Done(p) = &result {
+        tx.append_audit(&events::pairing_requested(p), now).await?;
         tx.append_audit(&events::pairing_decided(&p.id, user_id, approve), now).await?;
         tx.announce_decided(&p.id).await?;
     }

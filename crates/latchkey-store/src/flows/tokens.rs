@@ -3,7 +3,7 @@
 use crate::events;
 use crate::flows::accounts;
 use crate::records::*;
-use crate::txn::{NewFamily, Txn};
+use crate::txn::{GrantCode, NewFamily, Txn};
 use latchkey_domain::dpop::{self, Binding};
 use latchkey_domain::refresh::{RefreshOutcome, RefreshState};
 use latchkey_domain::secret::SecretHash;
@@ -120,4 +120,13 @@ pub async fn revoke_by_id<T: Txn>(tx: &T, family_id: &str, client_id: &str, now:
     tx.set_family_revoked(family_id, now).await?;
     tx.append_audit(&events::family_revoked(family_id, &user, client_id), now).await?;
     Ok(true)
+}
+
+/// The app `credential` was issued to, if it exists: a read, so looking it up changes nothing.
+pub async fn issued_to<T: Txn>(tx: &T, credential: &PresentedCredential) -> Result<Option<String>, T::Error> {
+    Ok(match credential {
+        PresentedCredential::DeviceCode(h) => tx.grant(GrantCode::Device, h, false).await?.map(|g| g.client_id),
+        PresentedCredential::RefreshToken(h) => tx.refresh_token(h, false).await?.map(|(t, _)| t.client_id),
+        PresentedCredential::AuthorizationCode(h) => tx.authorization_code(h, false).await?.map(|c| c.code.client_id),
+    })
 }

@@ -30,8 +30,9 @@ async fn every_step_of_a_login_is_recorded_in_order(b: Backend) {
         "app.created", // the tests' device app
         "user.created",
         "signin.succeeded",
-        "grant.requested",
+        // A device's request is recorded with the decision on it, not when anyone asks.
         "device.registered",
+        "grant.requested",
         "grant.approved",
         "grant.consumed",
         "signin.failed",
@@ -195,7 +196,42 @@ fn b64_32(s: &str) -> [u8; 32] {
     v.try_into().expect("32 bytes")
 }
 
+/// Anonymous requests write no audit entries: device authorizations, QR
+/// starts, sign-ins with names nobody has. Those are counted in metrics; a real
+/// account's failed sign-in is still recorded, and a decided request is
+/// recorded with its decision.
+async fn anonymous_requests_write_no_audit_entries(b: Backend) {
+    let app = spawn_app_with(b, |c| c.metrics_listen = Some("127.0.0.1:0".into())).await;
+    crate::qr_api::qr_app(&app, "tray", true).await;
+    app.add_user("alice", false).await;
+    let before = kinds(&app).await.len();
+    for i in 0..5 {
+        app.start_login("").await;
+        app.client.start_pairing("tray", None).await.expect("QR start");
+        let e = app.client.sign_in(&format!("nobody{i}"), "guess").await.expect_err("no such user");
+        assert_eq!(e.status(), Some(401));
+    }
+    assert_eq!(kinds(&app).await.len(), before, "nothing anonymous reached the audit log");
+    let metrics = reqwest::get(format!("{}/metrics", app.metrics_url.as_deref().expect("metrics")))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(metrics.contains("latchkey_sign_ins_unknown_username_total 5"), "{metrics}");
+    assert!(metrics.contains("latchkey_device_logins_total{outcome=\"started\"} 5"), "{metrics}");
+
+    let _ = app.client.sign_in("alice", "wrong password").await.expect_err("wrong");
+    let auth = app.start_login("").await;
+    let session = app.client.sign_in("alice", PASSWORD).await.expect("sign in").session_token;
+    app.client.decide_device_login(&session, &auth.user_code, false).await.expect("deny");
+    let k = kinds(&app).await;
+    assert_eq!(k[before..], ["signin.failed", "signin.succeeded", "grant.requested", "grant.denied"]);
+    assert_eq!(breaks(&app).await, Vec::<String>::new());
+}
+
 backend_tests!(
+    anonymous_requests_write_no_audit_entries,
     every_step_of_a_login_is_recorded_in_order,
     editing_any_row_is_named,
     deleting_a_row_or_the_tail_is_named,

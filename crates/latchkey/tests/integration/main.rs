@@ -26,6 +26,7 @@ mod events_cli;
 mod hardening;
 mod instant_approval;
 mod keys_at_rest;
+mod limits;
 mod load_balancer;
 mod observability;
 mod openapi;

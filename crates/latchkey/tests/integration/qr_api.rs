@@ -17,7 +17,8 @@ use std::time::Duration;
 /// What the server says to a credential that may never approve QR sign-ins.
 const NOT_A_DEVICE: &str = "approve QR sign-ins from a signed-in browser or a registered device";
 
-async fn qr_app(app: &TestApp, id: &str, on: bool) {
+/// Registers app `id` with QR sign-in `on` or off.
+pub(crate) async fn qr_app(app: &TestApp, id: &str, on: bool) {
     let rec = AppRecord {
         client_id: id.into(),
         display_name: format!("App {id}"),

@@ -85,6 +85,7 @@ pub struct TestApp {
     pub metrics_url: Option<String>,
     storage: Storage,
     waiters: Arc<latchkey_server::long_poll::NetworkWaiters>,
+    dpop_replay: Arc<std::sync::Mutex<latchkey_domain::dpop::ReplayWindow>>,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -256,6 +257,7 @@ async fn start(
     let server = Server::new(store.clone(), config).await.expect("server");
     let metrics_url = server.metrics_addr().map(|a| format!("http://{a}"));
     let waiters = server.state().waiters.clone();
+    let dpop_replay = server.state().dpop_replay.clone();
     let device_app = AppRecord {
         client_id: DEVICE_APP.into(),
         display_name: DEVICE_APP_NAME.into(),
@@ -286,6 +288,7 @@ async fn start(
         metrics_url,
         storage,
         waiters,
+        dpop_replay,
         shutdown: Some(tx),
         handle: Some(handle),
     }
@@ -300,6 +303,11 @@ impl TestApp {
     /// Networks holding at least one long-poll or channel on this server now.
     pub fn waiting_networks(&self) -> usize {
         self.waiters.networks()
+    }
+
+    /// DPoP proofs this server's replay memory holds now.
+    pub fn dpop_remembered(&self) -> usize {
+        self.dpop_replay.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     /// A second server (replica) over the same PostgreSQL schema.
@@ -467,6 +475,24 @@ impl TestApp {
     pub async fn verify_audit(&self, given: Vec<(String, String)>) -> latchkey_server::audit_log::VerifyReport {
         let keys = latchkey_server::audit_log::verifiers(&self.store.audit_keys().await.expect("keys"));
         latchkey_server::audit_log::verify(self.store.as_ref(), &keys, given).await.expect("verify")
+    }
+
+    /// How many rows `table` of the test's own database holds.
+    pub async fn rows(&self, table: &str) -> i64 {
+        let sql = format!("SELECT COUNT(*) FROM {table}");
+        match &self.storage {
+            Storage::Sqlite(dir) => {
+                let conn = rusqlite::Connection::open(dir.join("latchkey.sqlite3")).expect("open");
+                conn.query_row(&sql, [], |r| r.get(0)).expect("count")
+            }
+            Storage::Shared => panic!("rows on a replica"),
+            Storage::Postgres { url, schema } => {
+                let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect");
+                tokio::spawn(conn);
+                client.batch_execute(&format!("SET search_path TO {schema}")).await.expect("schema");
+                client.query_one(sql.as_str(), &[]).await.expect("count").get(0)
+            }
+        }
     }
 
     /// Runs SQL against the test's own database (for tampering tests).

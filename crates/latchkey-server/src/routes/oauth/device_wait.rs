@@ -6,7 +6,7 @@
 //! token endpoint (tokens, or `authorization_pending` to call again). Waiting
 //! does not count as polling, so it never earns `slow_down`.
 
-use super::token::{proof_key, redeem_once, Step};
+use super::token::{admit, checked_proof, redeem_once, Step};
 use crate::client_auth::{authenticate, FormCredentials};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ClientIp, Form};
@@ -14,7 +14,8 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
-use latchkey_store::{GrantType, RedeemMode};
+use latchkey_domain::secret::SecretHash;
+use latchkey_store::{GrantType, PresentedCredential, RedeemMode};
 use serde::Deserialize;
 
 /// The form body.
@@ -37,7 +38,8 @@ pub async fn handle(
         return Err(ApiError::unauthorized_client(format!("the app {:?} may not use device login", app.client_id)));
     }
     let code = p.device_code.as_deref().ok_or_else(|| ApiError::invalid_request("device_code is required"))?;
-    let jkt = crate::dpop::required_by(&app, proof_key(&state, &headers, latchkey_proto::paths::DEVICE_WAIT).await?)?;
+    let proof = checked_proof(&state, &headers, latchkey_proto::paths::DEVICE_WAIT)?;
+    let jkt = admit(&state, &app, PresentedCredential::DeviceCode(SecretHash::of(code)), proof).await?;
     let (grant_id, expires_at) = match redeem_once(&state, &app, code, RedeemMode::Wait, jkt.clone()).await? {
         Step::Tokens(resp) => return Ok(resp),
         Step::Pending { grant_id, expires_at } => (grant_id, expires_at),

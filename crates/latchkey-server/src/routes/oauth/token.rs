@@ -7,6 +7,7 @@
 //! that requires DPoP is refused any token request without one.
 
 use crate::client_auth::{authenticate, FormCredentials};
+use crate::dpop::CheckedProof;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Form;
 use crate::routes::no_store;
@@ -19,7 +20,8 @@ use latchkey_domain::dpop::DpopError;
 use latchkey_domain::secret::SecretHash;
 use latchkey_domain::Timestamp;
 use latchkey_store::{
-    AppRecord, CodeRedeemed, GrantType, Redeem, RedeemCode, RedeemMode, Redeemed, RotateRefresh, Rotated,
+    AppRecord, CodeRedeemed, GrantType, PresentedCredential, Redeem, RedeemCode, RedeemMode, Redeemed, RotateRefresh,
+    Rotated,
 };
 use serde::Deserialize;
 
@@ -49,11 +51,11 @@ pub async fn handle(State(state): State<AppState>, headers: HeaderMap, Form(p): 
             app.client_id
         )));
     }
-    let proof = proof_key(&state, &headers, latchkey_proto::paths::TOKEN).await?;
+    let proof = checked_proof(&state, &headers, latchkey_proto::paths::TOKEN)?;
     match grant {
         GrantType::DeviceCode => {
             let code = p.device_code.as_deref().ok_or_else(|| ApiError::invalid_request("device_code is required"))?;
-            let jkt = crate::dpop::required_by(&app, proof)?;
+            let jkt = admit(&state, &app, PresentedCredential::DeviceCode(SecretHash::of(code)), proof).await?;
             match redeem_once(&state, &app, code, RedeemMode::Poll, jkt).await? {
                 Step::Tokens(resp) => Ok(resp),
                 Step::Pending { .. } => {
@@ -64,23 +66,22 @@ pub async fn handle(State(state): State<AppState>, headers: HeaderMap, Form(p): 
         GrantType::RefreshToken => {
             let token =
                 p.refresh_token.as_deref().ok_or_else(|| ApiError::invalid_request("refresh_token is required"))?;
-            refresh(&state, &app, token, crate::dpop::required_by(&app, proof)?).await
+            let jkt = admit(&state, &app, PresentedCredential::RefreshToken(SecretHash::of(token)), proof).await?;
+            refresh(&state, &app, token, jkt).await
         }
-        GrantType::AuthorizationCode => {
-            let jkt = crate::dpop::required_by(&app, proof)?;
-            redeem_code(&state, &app, p, jkt).await
-        }
+        GrantType::AuthorizationCode => redeem_code(&state, &app, p, proof).await,
     }
 }
 
 /// The authorization code grant (RFC 6749 §4.1.3, RFC 7636 §4.5). A DPoP
 /// proof on the request binds the tokens to its key (RFC 9449 §5).
-async fn redeem_code(state: &AppState, app: &AppRecord, p: Params, jkt: Option<String>) -> ApiResult<Response> {
+async fn redeem_code(state: &AppState, app: &AppRecord, p: Params, proof: Option<CheckedProof>) -> ApiResult<Response> {
     let code =
         p.code.as_deref().filter(|c| !c.is_empty()).ok_or_else(|| ApiError::invalid_request("code is required"))?;
     if code.len() > 128 {
-        return Err(ApiError::invalid_grant("unknown authorization code"));
+        return Err(unknown_code());
     }
+    let jkt = admit(state, app, PresentedCredential::AuthorizationCode(SecretHash::of(code)), proof).await?;
     let t = now();
     let (refresh, mint) = tokens::new_family(state, t, app.allows(GrantType::RefreshToken));
     let redeem = RedeemCode {
@@ -96,16 +97,63 @@ async fn redeem_code(state: &AppState, app: &AppRecord, p: Params, jkt: Option<S
             let extras = tokens::IdTokenExtras { nonce, amr, ..tokens::extras_for(state, app).await? };
             Ok(no_store(tokens::respond_with(state, &subject, refresh, t, &extras)?))
         }
-        CodeRedeemed::Unknown => Err(ApiError::invalid_grant("unknown authorization code")),
+        CodeRedeemed::Unknown => Err(unknown_code()),
         CodeRedeemed::Refused(why) => Err(ApiError::invalid_grant(why.to_string())),
         CodeRedeemed::AccountStopped(r) => Err(ApiError::invalid_grant(r.to_string())),
     }
 }
 
-/// The thumbprint of the key behind the request's DPoP proof, if it carries one.
-pub(crate) async fn proof_key(state: &AppState, headers: &HeaderMap, path: &str) -> ApiResult<Option<String>> {
-    let proof = crate::dpop::verify(state, headers, &Method::POST, path, None, StatusCode::BAD_REQUEST).await?;
-    Ok(proof.map(|p| p.jkt))
+/// The request's DPoP proof, if it carries one: checked, not yet recorded (see [`admit`]).
+pub(crate) fn checked_proof(state: &AppState, headers: &HeaderMap, path: &str) -> ApiResult<Option<CheckedProof>> {
+    crate::dpop::check(state, headers, &Method::POST, path, None, StatusCode::BAD_REQUEST)
+}
+
+/// Records the request's DPoP proof once the credential it came with is known
+/// to be this app's, and gives the key it proves (refusing a request without
+/// one when the app requires DPoP).
+///
+/// Not recorded before the lookup: anyone can sign proofs with keys of their
+/// own, and each recorded proof takes room in the replay memory and a row of
+/// PostgreSQL's `once_used` for 65 s. A proof sent with a code or token that
+/// does not exist (or is another app's) now costs nothing, so recorded proofs
+/// are bounded by the credentials that exist.
+///
+/// Not recorded after the redemption either: the redemption is the change the
+/// proof guards. The lookup only reads, so nothing has changed when the proof
+/// is recorded, and recording is atomic (one lock in memory, one primary key
+/// in the database). Of two requests racing with one proof, both may pass the
+/// lookup, but exactly one is recorded and goes on to redeem; the other is
+/// refused as a replay before it touches anything. A credential spent or
+/// revoked between the lookup and the redemption is refused by the
+/// redemption's own transaction, as ever.
+pub(crate) async fn admit(
+    state: &AppState,
+    app: &AppRecord,
+    credential: PresentedCredential,
+    proof: Option<CheckedProof>,
+) -> ApiResult<Option<String>> {
+    let Some(proof) = proof else { return crate::dpop::required_by(app, None) };
+    let unknown = match &credential {
+        PresentedCredential::DeviceCode(_) => unknown_device_code(),
+        PresentedCredential::RefreshToken(_) => unknown_refresh_token(),
+        PresentedCredential::AuthorizationCode(_) => unknown_code(),
+    };
+    if state.store.issued_to(credential).await?.as_deref() != Some(app.client_id.as_str()) {
+        return Err(unknown);
+    }
+    Ok(Some(crate::dpop::record(state, proof).await?.jkt))
+}
+
+fn unknown_device_code() -> ApiError {
+    ApiError::invalid_grant("unknown device code for this client")
+}
+
+fn unknown_refresh_token() -> ApiError {
+    ApiError::invalid_grant("the refresh token is unknown, expired or revoked")
+}
+
+fn unknown_code() -> ApiError {
+    ApiError::invalid_grant("unknown authorization code")
 }
 
 /// Where one redemption left a device code.
@@ -150,7 +198,7 @@ pub(crate) async fn redeem_once(
             Err(ApiError::expired_token("the code expired before it was approved; start again"))
         }
         Redeemed::Spent => Err(ApiError::invalid_grant("tokens were already issued for this device code")),
-        Redeemed::Unknown => Err(ApiError::invalid_grant("unknown device code for this client")),
+        Redeemed::Unknown => Err(unknown_device_code()),
         Redeemed::WrongKey => Err(wrong_key()),
         Redeemed::AccountStopped(r) => Err(ApiError::access_denied(r.to_string())),
     }
@@ -189,7 +237,7 @@ async fn refresh(state: &AppState, app: &AppRecord, token: &str, presented_jkt: 
         Rotated::ReuseDetected => Err(ApiError::invalid_grant(
             "this refresh token was already used; every token of this sign-in is now revoked, sign in again",
         )),
-        Rotated::Invalid => Err(ApiError::invalid_grant("the refresh token is unknown, expired or revoked")),
+        Rotated::Invalid => Err(unknown_refresh_token()),
         Rotated::WrongKey => Err(wrong_key()),
         Rotated::NotKeyBound => Err(not_key_bound("the sign-in behind this refresh token")),
         Rotated::AccountStopped(r) => Err(ApiError::invalid_grant(r.to_string())),
