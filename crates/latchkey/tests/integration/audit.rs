@@ -207,7 +207,7 @@ async fn anonymous_requests_write_no_audit_entries(b: Backend) {
     let before = kinds(&app).await.len();
     for i in 0..5 {
         app.start_login("").await;
-        app.client.start_pairing("tray", None).await.expect("QR start");
+        app.client.start_pairing("tray").await.expect("QR start");
         let e = app.client.sign_in(&format!("nobody{i}"), "guess").await.expect_err("no such user");
         assert_eq!(e.status(), Some(401));
     }

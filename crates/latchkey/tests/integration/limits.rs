@@ -79,13 +79,13 @@ async fn twenty_networks_cannot_spend_an_apps_qr_budget_for_everyone(b: Backend)
     for n in 0..20 {
         let bot = client_on(&app, &format!("203.0.113.{n}"));
         for _ in 0..3 {
-            bot.start_pairing("tray", None).await.expect("within the network's share");
+            bot.start_pairing("tray").await.expect("within the network's share");
         }
     }
-    assert_eq!(status(client_on(&app, "203.0.113.0").start_pairing("tray", None).await), Some(429));
+    assert_eq!(status(client_on(&app, "203.0.113.0").start_pairing("tray").await), Some(429));
     let desktop = client_on(&app, "198.51.100.7");
-    desktop.start_pairing("tray", None).await.expect("another network still starts a QR sign-in");
-    assert_eq!(status(desktop.start_pairing("tray", None).await), Some(429), "its share while the app's is spent");
+    desktop.start_pairing("tray").await.expect("another network still starts a QR sign-in");
+    assert_eq!(status(desktop.start_pairing("tray").await), Some(429), "its share while the app's is spent");
 }
 
 /// A form POST to the token endpoint with `proof` in its `DPoP` header.
