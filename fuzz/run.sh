@@ -6,6 +6,8 @@
 #
 #   bash fuzz/run.sh [SECONDS_PER_TARGET] [TARGET...]    (default: 60 s, every target)
 #
+# Targets run FUZZ_JOBS at a time (default: one per core).
+#
 # A crash or a broken property leaves its input in fuzz/artifacts/<target>/ and
 # the script exits non-zero once every target has run. Reproduce one with
 #   fuzz/target/<host>/release/<target> fuzz/artifacts/<target>/<file>
@@ -27,20 +29,33 @@ export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4
 # --target keeps these flags off build scripts and proc macros, which must not be instrumented.
 cargo build --release --locked --target "$host" "${targets[@]/#/--bin=}"
 
+# One target per core at a time: each libFuzzer process is single-threaded.
+jobs="${FUZZ_JOBS:-$(nproc)}"
+run_one() {
+  local t="$1" work="target/corpus/$1"
+  mkdir -p "$work" "artifacts/$t"
+  # New inputs go to the first directory (not committed); the seeds are only read.
+  if "target/$host/release/$t" "$work" "corpus/$t" \
+    -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=8192 \
+    -artifact_prefix="artifacts/$t/" -print_final_stats=1 >"target/$t.log" 2>&1; then
+    echo "--- fuzz $t (${seconds}s): ok"
+    grep -E 'stat::number_of_executed_units|stat::peak_rss' "target/$t.log" || true
+  else
+    echo "--- fuzz $t (${seconds}s): FAILED"
+    tail -n 40 "target/$t.log"
+    touch "target/$t.failed"
+  fi
+}
+rm -f target/*.failed
+for t in "${targets[@]}"; do
+  while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || true; done
+  run_one "$t" &
+done
+wait
+
 failed=()
 for t in "${targets[@]}"; do
-  work="target/corpus/$t"
-  mkdir -p "$work" "artifacts/$t"
-  echo "--- fuzz $t (${seconds}s)"
-  # New inputs go to the first directory (not committed); the seeds are read only.
-  if ! "target/$host/release/$t" "$work" "corpus/$t" \
-    -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=8192 \
-    -artifact_prefix="artifacts/$t/" -print_final_stats=1 2>"target/$t.log"; then
-    failed+=("$t")
-    tail -n 40 "target/$t.log"
-  else
-    grep -E '^#[0-9]+ +DONE|stat::number_of_executed_units|stat::peak_rss' "target/$t.log" || true
-  fi
+  [ -e "target/$t.failed" ] && failed+=("$t")
 done
 
 if [ ${#failed[@]} -gt 0 ]; then
