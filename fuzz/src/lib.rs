@@ -9,7 +9,7 @@
 #[path = "../../crates/latchkey-server/src/jws.rs"]
 pub mod jws;
 
-/// The input as text, if it is UTF-8 (what every HTTP layer in front of the parsers ensures).
+/// The input as text, if it is UTF-8: these parsers take `&str`, which the layers in front of them ensure.
 pub fn text(data: &[u8]) -> Option<&str> {
     std::str::from_utf8(data).ok()
 }
