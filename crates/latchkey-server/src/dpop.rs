@@ -1,11 +1,11 @@
-//! DPoP proofs (RFC 9449) on requests: signature checked here with the key the
-//! proof carries, everything else by `latchkey_domain::dpop`.
+//! DPoP proofs (RFC 9449) on requests: signature checked by [`crate::jws`] with the
+//! key the proof carries, claims by `latchkey_domain::dpop`, replays here.
 
 use crate::error::{ApiError, ApiResult};
+use crate::jws::SignedProof;
 use crate::state::{now, AppState};
 use axum::http::{HeaderMap, Method, StatusCode};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use latchkey_domain::dpop::{self, DpopError, Expected, ProofClaims};
+use latchkey_domain::dpop::{self, DpopError, Expected};
 use sha2::{Digest, Sha256};
 
 /// A proof that verified: the key it was signed with.
@@ -79,32 +79,12 @@ pub fn check(
         return Err(bad(DpopError::Malformed("send exactly one DPoP header".into())));
     }
     let proof = value.to_str().map_err(|_| bad(DpopError::Malformed("the header is not text".into())))?;
-    if proof.len() > 4096 {
-        return Err(bad(DpopError::Malformed("the proof is too long".into())));
-    }
-    let header = jsonwebtoken::decode_header(proof).map_err(|e| bad(DpopError::Malformed(e.to_string())))?;
-    if header.typ.as_deref() != Some("dpop+jwt") {
-        return Err(bad(DpopError::Malformed("typ must be dpop+jwt".into())));
-    }
-    if !matches!(header.alg, Algorithm::EdDSA | Algorithm::ES256) {
-        return Err(bad(DpopError::Malformed("alg must be EdDSA or ES256".into())));
-    }
-    let jwk = header.jwk.ok_or_else(|| bad(DpopError::Malformed("the proof carries no jwk".into())))?;
-    let jwk_json = serde_json::to_value(&jwk).map_err(|e| bad(DpopError::Malformed(e.to_string())))?;
-    let jkt = dpop::thumbprint(&jwk_json).map_err(bad)?;
-    let key = DecodingKey::from_jwk(&jwk).map_err(|e| bad(DpopError::Malformed(format!("unusable key: {e}"))))?;
-    let mut v = Validation::new(header.alg);
-    v.validate_exp = false;
-    v.validate_aud = false;
-    v.required_spec_claims.clear();
-    let claims = jsonwebtoken::decode::<ProofClaims>(proof, &key, &v)
-        .map_err(|e| bad(DpopError::Malformed(format!("signature or claims: {e}"))))?
-        .claims;
+    let SignedProof { claims, jkt, jwk } = crate::jws::read_proof(proof).map_err(bad)?;
     let t = now();
     let url = state.config.url(path);
     dpop::check(&claims, &Expected { method: method.as_str(), url: &url, access_token, now: t }).map_err(bad)?;
     Ok(Some(CheckedProof {
-        proof: VerifiedProof { jkt, jwk: jwk_json.to_string() },
+        proof: VerifiedProof { jkt, jwk: jwk.to_string() },
         jti: claims.jti,
         checked_at: t,
         status,

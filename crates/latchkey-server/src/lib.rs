@@ -16,6 +16,7 @@ pub mod dpop;
 pub mod error;
 pub mod extract;
 pub mod janitor;
+pub mod jws;
 pub mod keys;
 pub mod long_poll;
 pub mod metrics;
