@@ -83,6 +83,8 @@ pub enum Limit {
     Pairing,
     /// Long-polls and channels held at once (per network).
     WaitersPerNetwork,
+    /// Passkey sign-ins started (per network).
+    PasskeyStart,
 }
 
 impl Limit {
@@ -93,6 +95,7 @@ impl Limit {
             Self::DeviceAuthorization => "device_authorization",
             Self::Pairing => "pairing",
             Self::WaitersPerNetwork => "waiters_per_network",
+            Self::PasskeyStart => "passkey_start",
         }
     }
 }
@@ -196,7 +199,8 @@ impl Metrics {
         self.record(|| metrics::counter!(DEVICE_LOGINS, "outcome" => outcome.as_str()).increment(1));
     }
 
-    /// Counts a password sign-in refused for a username that does not exist.
+    /// Counts a sign-in refused because it names no account: an unknown username,
+    /// or a passkey nobody registered.
     pub fn unknown_username_sign_in(&self) {
         self.record(|| metrics::counter!(UNKNOWN_USERNAME_SIGN_INS).increment(1));
     }

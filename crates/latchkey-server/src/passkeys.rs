@@ -151,7 +151,13 @@ pub async fn finish_registration(
 }
 
 /// Starts a discoverable sign-in: nobody is known until the passkey answers.
-pub async fn start_sign_in(state: &AppState) -> ApiResult<Started> {
+/// Anyone may ask, so each network may start only a few a minute.
+pub async fn start_sign_in(state: &AppState, ip: IpAddr) -> ApiResult<Started> {
+    let net = network_key(ip);
+    if !state.limits.passkey_start.try_take(&[net.as_str()], now()) {
+        state.metrics.rate_limited(Limit::PasskeyStart);
+        return Err(ApiError::too_many_requests("too many passkey sign-ins started; wait a minute"));
+    }
     let (mut rcr, auth) = rp(state)?.start_discoverable_authentication()?;
     // A button press, not the autofill (conditional) prompt.
     rcr.mediation = None;
@@ -236,7 +242,15 @@ async fn verify_sign_in(
 }
 
 /// Records a refused passkey sign-in and returns the refusal to answer with.
+/// A passkey nobody registered names no account: like an unknown username, it
+/// is counted and logged but not written to the audit log, so anonymous
+/// traffic cannot grow the log.
 async fn failed(state: &AppState, user_id: Option<&str>, ip: IpAddr, why: &str) -> ApiError {
+    if user_id.is_none() {
+        state.metrics.unknown_username_sign_in();
+        tracing::info!(%ip, why, "a passkey sign-in named no account");
+        return refused();
+    }
     let detail = serde_json::json!({"ip": ip.to_string(), "method": "passkey", "refused": why}).to_string();
     let event = AuditEvent::new(AuditKind::SignInFailed, user_id, user_id).with_detail(detail);
     match state.store.append_audit(event, now()).await {

@@ -82,6 +82,15 @@ pub fn device_authorization(per_minute: u32) -> LimiterSet {
     LimiterSet::new(vec![KeyedLimiter::own(per_minute, 60)])
 }
 
+/// Passkey sign-ins started per network per minute (each one stores a
+/// challenge). A person needs one or two; the rows live 5 minutes.
+pub fn passkey_start() -> LimiterSet {
+    LimiterSet::new(vec![KeyedLimiter::own(PASSKEY_STARTS_PER_MINUTE, 60)])
+}
+
+/// Passkey sign-ins one network may start in a minute.
+pub const PASSKEY_STARTS_PER_MINUTE: u32 = 30;
+
 /// QR sign-ins started per minute: per client network, and a budget of 20 times
 /// that per app. While an app's budget is spent, each network may start a tenth
 /// of its usual share (rounded up): a few busy networks slow themselves down,

@@ -52,6 +52,8 @@ pub struct Limits {
     pub device_authorization: LimiterSet,
     /// QR sign-ins started: per network, per app.
     pub pairing: LimiterSet,
+    /// Passkey sign-ins started: per network.
+    pub passkey_start: LimiterSet,
 }
 
 impl Limits {
@@ -62,6 +64,7 @@ impl Limits {
             sign_in: crate::rate_limit::sign_in(&c.sign_in_limits),
             device_authorization: crate::rate_limit::device_authorization(c.device_auth_per_minute),
             pairing: crate::rate_limit::pairing(c.pairings_per_minute),
+            passkey_start: crate::rate_limit::passkey_start(),
         }
     }
 
@@ -71,5 +74,6 @@ impl Limits {
         self.sign_in.prune(now);
         self.device_authorization.prune(now);
         self.pairing.prune(now);
+        self.passkey_start.prune(now);
     }
 }

@@ -199,8 +199,10 @@ async fn ten_thousand_idle_connections_do_not_stop_real_requests() {
         .collect()
         .await;
     assert_eq!(held.len(), idle);
-    // Every one was accepted and is held by the server (nothing has been said on any).
-    until_held(pid, baseline + idle - 16).await;
+    // The server accepted and holds them (nothing has been said on any). Not
+    // necessarily every one: on a busy machine the kernel's accept queue can
+    // overflow, and a handshake it dropped stays half-open on our side only.
+    until_held(pid, baseline + idle * 9 / 10).await;
 
     let auth = client.device_authorization(&cli(), "openid", Some("during")).await.expect("served while they wait");
     assert!(!auth.user_code.is_empty());
@@ -225,7 +227,35 @@ async fn until_held(pid: u32, n: usize) {
     panic!("the server holds {} descriptors, not {n}", open_files(pid));
 }
 
+/// Starting a passkey sign-in stores a challenge for anyone who asks, so one
+/// network may start only a few a minute; past that, 429 and nothing stored.
+async fn passkey_sign_ins_started_are_limited_per_network(b: Backend) {
+    let (app, url) = crate::browser_passkeys::spawn_on_localhost(b).await;
+    let web = browser();
+    let page = web.get(format!("{url}/signin")).send().await.expect("sign-in page").text().await.expect("html");
+    let csrf = form_field(&page, "csrf");
+    let start = || async {
+        let r = web
+            .post(format!("{url}/signin/passkey/options"))
+            .header("x-csrf-token", &csrf)
+            .send()
+            .await
+            .expect("options");
+        (r.status().as_u16(), r.json::<serde_json::Value>().await.unwrap_or_default())
+    };
+    let allowed = latchkey_server::rate_limit::PASSKEY_STARTS_PER_MINUTE;
+    for _ in 0..allowed {
+        let (status, body) = start().await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body["publicKey"]["challenge"].is_string(), "{body}");
+    }
+    let (status, body) = start().await;
+    assert_eq!((status, body["error"].as_str()), (429, Some("too_many_requests")), "{body}");
+    assert_eq!(app.rows("webauthn_ceremonies").await, i64::from(allowed), "the refused start stored nothing");
+}
+
 backend_tests!(
+    passkey_sign_ins_started_are_limited_per_network,
     a_few_accounts_cannot_spend_code_entry_for_everyone,
     twenty_networks_cannot_spend_an_apps_qr_budget_for_everyone,
     dpop_proofs_are_recorded_only_for_real_credentials,

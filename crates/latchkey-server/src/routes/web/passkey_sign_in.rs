@@ -33,11 +33,11 @@ pub(crate) fn options_response(started: Started) -> Response {
 
 /// `POST /signin/passkey/options`: a discoverable sign-in challenge; the
 /// sign-in page's CSRF token comes as `X-CSRF-Token`.
-pub async fn options(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+pub async fn options(State(state): State<AppState>, ClientIp(ip): ClientIp, headers: HeaderMap) -> ApiResult<Response> {
     if !signin_csrf_ok(&state, &headers, csrf_header(&headers).unwrap_or("")) {
         return Err(ApiError::forbidden("the sign-in form expired; reload the page"));
     }
-    Ok(options_response(passkeys::start_sign_in(&state).await?))
+    Ok(options_response(passkeys::start_sign_in(&state, ip).await?))
 }
 
 /// Reads the passkey's answer a form carried and signs in with it.
