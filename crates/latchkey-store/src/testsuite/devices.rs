@@ -92,10 +92,12 @@ pub async fn device_registered_on_approval(store: Arc<dyn Store>) {
         jkt: None,
     };
     assert_eq!(d, want);
+    // Registered, then the request recorded with its decision, in one transaction.
     assert_last_events(
         s,
         &[
             events::device_registered(&want, "device_login"),
+            events::grant_requested(&grant(s, "a").await),
             events::grant_decided(&decision("a", &user, Decision::Approve), "grant-a"),
         ],
         at(1000),

@@ -12,8 +12,8 @@
 use crate::backend_tests;
 use crate::browser_support::*;
 use crate::support::*;
-use latchkey_store::{Actor, AppId};
-use latchkey_store::{AppRecord, AppUpdate, ClientKind, GrantType};
+use latchkey_store::AppId;
+use latchkey_store::{AppRecord, ClientKind, GrantType};
 
 const QR_APP: &str = "demo-dashboard";
 const QR_APP_NAME: &str = "Demo Dashboard";
@@ -256,7 +256,7 @@ async fn qr_sign_in_with_a_desktop_and_a_phone(b: Backend) {
 async fn qr_switch_turned_off_stops_the_waiting_desktop(b: Backend) {
     let keep = keep_screenshots(&b);
     let app = spawn_app(b).await;
-    let admin = app.add_user("root", true).await;
+    app.add_user("root", true).await;
     add_qr_app(&app).await;
     let chrome = Chrome::start().await;
     let desk = chrome.browser(DESKTOP).await;
@@ -270,19 +270,7 @@ async fn qr_switch_turned_off_stops_the_waiting_desktop(b: Backend) {
     }
 
     // An admin turns QR sign-in off (what the Apps page does).
-    let before = app.store.app(AppId(QR_APP)).await.expect("app").expect("exists");
-    let update = AppUpdate {
-        display_name: before.display_name,
-        grant_types: before.grant_types,
-        app_url: before.app_url,
-        qr_sign_in: false,
-        require_dpop: false,
-        redirect_uris: before.redirect_uris,
-        post_logout_redirect_uris: Vec::new(),
-        id_token_alg: Default::default(),
-    };
-    app.store.update_app(AppId(QR_APP), update, Actor(&admin), now()).await.expect("update").expect("app exists");
-    app.store.notifier().notify_all();
+    app.change_app(QR_APP, |u| u.qr_sign_in = false).await;
 
     // The desktop says so, clearly, and offers a way on.
     let status = desk.wait_text("#qr-status", "QR sign-in is turned off").await;

@@ -8,8 +8,7 @@ use latchkey_client::{AppCredentials, Auth, Client, ClientError};
 use latchkey_domain::pairing::PairingStatus;
 use latchkey_domain::secret::SecretHash;
 use latchkey_proto::oauth::TokenResponse;
-use latchkey_store::{Actor, AppId};
-use latchkey_store::{AppRecord, AppUpdate, ClientKind, GrantType};
+use latchkey_store::{AppRecord, ClientKind, GrantType};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
@@ -202,18 +201,7 @@ async fn the_switch_turns_every_part_off(b: Backend) {
         })
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let update = AppUpdate {
-        display_name: "App tray".into(),
-        grant_types: vec![],
-        app_url: Some(app.url.clone()),
-        qr_sign_in: false,
-        require_dpop: false,
-        redirect_uris: vec![],
-        post_logout_redirect_uris: Vec::new(),
-        id_token_alg: Default::default(),
-    };
-    app.store.update_app(AppId("tray"), update, Actor("test"), now()).await.expect("update");
-    app.store.notifier().notify_all();
+    app.change_app("tray", |u| u.qr_sign_in = false).await;
     let status = tokio::time::timeout(Duration::from_secs(15), waiter).await.expect("released").expect("task");
     assert_eq!(status, 404, "the waiting desktop hears the switch at once");
     assert_eq!(decide(&app, &session, &phone_url, "approve").await.status(), 404, "the phone too");

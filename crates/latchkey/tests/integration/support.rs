@@ -362,6 +362,27 @@ impl TestApp {
         self.store.create_app(app, None, now()).await.expect("create app");
     }
 
+    /// Changes an app's settings as an admin would (what the Apps page saves), and
+    /// wakes whatever waits on it.
+    pub async fn change_app(&self, client_id: &str, change: impl FnOnce(&mut latchkey_store::AppUpdate)) {
+        let id = latchkey_store::AppId(client_id);
+        let a = self.store.app(id).await.expect("read the app").expect("the app exists");
+        let mut update = latchkey_store::AppUpdate {
+            display_name: a.display_name,
+            grant_types: a.grant_types,
+            app_url: a.app_url,
+            qr_sign_in: a.qr_sign_in,
+            require_dpop: a.require_dpop,
+            redirect_uris: a.redirect_uris,
+            post_logout_redirect_uris: a.post_logout_redirect_uris,
+            id_token_alg: a.id_token_alg,
+        };
+        change(&mut update);
+        let actor = latchkey_store::Actor("admin");
+        self.store.update_app(id, update, actor, now()).await.expect("update the app").expect("the app exists");
+        self.store.notifier().notify_all();
+    }
+
     /// A client of this server with a fresh device key: every token request and
     /// account call it makes carries a DPoP proof, as `latchkey` does.
     pub fn keyed_client(&self) -> Client {

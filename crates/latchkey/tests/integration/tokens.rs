@@ -184,20 +184,7 @@ async fn an_app_that_requires_dpop_refuses_requests_without_a_proof(b: Backend) 
 
     // Switched on for another app, the same holds there.
     app.add_app("strict", ClientKind::Public, None, &[GrantType::DeviceCode]).await;
-    let mut strict = app.store.app(latchkey_store::AppId("strict")).await.expect("app").expect("exists");
-    strict.require_dpop = true;
-    let update = latchkey_store::AppUpdate {
-        display_name: strict.display_name,
-        grant_types: strict.grant_types,
-        app_url: None,
-        qr_sign_in: false,
-        require_dpop: true,
-        redirect_uris: vec![],
-        post_logout_redirect_uris: Vec::new(),
-        id_token_alg: Default::default(),
-    };
-    let actor = latchkey_store::Actor("test");
-    app.store.update_app(latchkey_store::AppId("strict"), update, actor, now()).await.expect("update");
+    app.change_app("strict", |u| u.require_dpop = true).await;
     let strict = AppCredentials::public("strict");
     let auth = app.client.device_authorization(&strict, "openid", None).await.expect("authorize");
     app.client.decide_device_login(&session, &auth.user_code, true).await.expect("approve");

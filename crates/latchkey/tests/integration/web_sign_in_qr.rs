@@ -8,7 +8,7 @@ use crate::browser_support::decode_qr;
 use crate::support::*;
 use crate::web_pages::{get, post, sign_in, Page};
 use crate::web_sign_in::*;
-use latchkey_store::{Actor, AppId, AppUpdate, ClientKind};
+use latchkey_store::ClientKind;
 
 backend_tests!(
     a_phone_signs_the_desktop_in_and_the_app_gets_a_code,
@@ -185,18 +185,7 @@ async fn a_cancelled_or_reused_qr_signs_nobody_in(backend: Backend) {
 async fn the_apps_qr_switch_governs_the_phone_method(backend: Backend) {
     let app = spawn_app(backend).await;
     add_web_app(&app, "web", ClientKind::Public, None).await;
-    let before = app.store.app(AppId("web")).await.expect("read").expect("web");
-    let update = AppUpdate {
-        display_name: before.display_name,
-        grant_types: before.grant_types,
-        app_url: before.app_url,
-        qr_sign_in: false,
-        require_dpop: false,
-        redirect_uris: before.redirect_uris,
-        post_logout_redirect_uris: before.post_logout_redirect_uris,
-        id_token_alg: before.id_token_alg,
-    };
-    app.store.update_app(AppId("web"), update, Actor("admin"), now()).await.expect("update").expect("exists");
+    app.change_app("web", |u| u.qr_sign_in = false).await;
     let desktop = browser();
     let (challenge, _) = pkce();
     let url = authorize_url(
