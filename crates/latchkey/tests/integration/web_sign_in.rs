@@ -103,19 +103,23 @@ pub(crate) fn authorize_url(url: &str, params: &[(&str, &str)]) -> String {
     format!("{url}/oauth/authorize?{}", serde_urlencoded::to_string(params).expect("query"))
 }
 
-/// The "Sign in with your phone" page of a new authorization request by `client_id`.
-pub(crate) fn phone_page_url(url: &str, client_id: &str) -> String {
-    let (challenge, _) = pkce();
-    let request = serde_urlencoded::to_string([
+/// The query of the plainest valid authorization request by `client_id` (to
+/// [`REDIRECT`], scope `openid`, PKCE `challenge`).
+pub(crate) fn plain_request(client_id: &str, challenge: &str) -> String {
+    serde_urlencoded::to_string([
         ("client_id", client_id),
         ("redirect_uri", REDIRECT),
         ("response_type", "code"),
         ("scope", "openid"),
-        ("state", "st"),
-        ("code_challenge", challenge.as_str()),
+        ("code_challenge", challenge),
         ("code_challenge_method", "S256"),
     ])
-    .expect("query");
+    .expect("query")
+}
+
+/// The "Sign in with your phone" page of a new authorization request by `client_id`.
+pub(crate) fn phone_page_url(url: &str, client_id: &str) -> String {
+    let request = plain_request(client_id, &pkce().0);
     format!("{url}/oauth/authorize/phone?{}", serde_urlencoded::to_string([("request", request)]).expect("query"))
 }
 
@@ -581,21 +585,7 @@ async fn consent_can_be_withdrawn_and_ends_the_apps_sign_ins(backend: Backend) {
     assert_eq!(app.store.consent(UserId(&alice.id), AppId("web")).await.expect("read"), None);
     assert!(app.database_text().await.contains("consent.withdrawn"));
     // Next time, the consent page is shown again.
-    let page = get(
-        &browser,
-        &authorize_url(
-            &app.url,
-            &[
-                ("client_id", "web"),
-                ("redirect_uri", REDIRECT),
-                ("response_type", "code"),
-                ("scope", "openid"),
-                ("code_challenge", challenge.as_str()),
-                ("code_challenge_method", "S256"),
-            ],
-        ),
-    )
-    .await;
+    let page = get(&browser, &format!("{}/oauth/authorize?{}", app.url, plain_request("web", &challenge))).await;
     assert!(page.html.contains("sign you in?"), "{}", page.html);
 }
 

@@ -188,18 +188,7 @@ async fn the_apps_qr_switch_governs_the_phone_method(backend: Backend) {
     app.change_app("web", |u| u.qr_sign_in = false).await;
     let desktop = browser();
     let (challenge, _) = pkce();
-    let url = authorize_url(
-        &app.url,
-        &[
-            ("client_id", "web"),
-            ("redirect_uri", REDIRECT),
-            ("response_type", "code"),
-            ("scope", "openid"),
-            ("code_challenge", challenge.as_str()),
-            ("code_challenge_method", "S256"),
-        ],
-    );
-    let signin = get(&desktop, &url).await;
+    let signin = get(&desktop, &format!("{}/oauth/authorize?{}", app.url, plain_request("web", &challenge))).await;
     assert_eq!(signin.status, 200, "{}", signin.html);
     assert!(signin.html.contains("passkey") && !signin.html.contains("sign-in-with-phone"), "{}", signin.html);
     let page = get(&desktop, &phone_page_url(&app.url, "web")).await;

@@ -121,17 +121,7 @@ async fn without_the_apps_word_the_person_is_asked(backend: Backend) {
     // An ID token of someone else does not vouch for alice either.
     let bobs_browser = crate::support::browser();
     let (challenge, verifier) = pkce();
-    let url_b = authorize_url(
-        &app.url,
-        &[
-            ("client_id", "web"),
-            ("redirect_uri", REDIRECT),
-            ("response_type", "code"),
-            ("scope", "openid"),
-            ("code_challenge", &challenge),
-            ("code_challenge_method", "S256"),
-        ],
-    );
+    let url_b = format!("{}/oauth/authorize?{}", app.url, plain_request("web", &challenge));
     let page = get(&bobs_browser, &url_b).await;
     let consent = sign_in_on_form(&bobs_browser, &app.url, &page, "bob").await;
     let back = decide_consent(&bobs_browser, &app.url, &consent, "allow").await;
